@@ -1,0 +1,45 @@
+// Free-function forms of the DSL ops (like torch.nn.functional), for ops that take several tensors or read better
+// as calls. Each is one IR op; composite helpers are built from them.
+
+import type { JsonValue } from "../ir/attrs.ts";
+import { emit1, type Tensor } from "./tensor.ts";
+
+export interface RopeSpec {
+  /** "neox" = rotate-half (GPT-NeoX, LLaMA), "gptj" = interleaved pairs (GPT-J). */
+  readonly style: "neox" | "gptj";
+  /** Channels of each head that rotate (partial rotary when < head_dim). */
+  readonly rotaryDim: number;
+  readonly theta: number;
+  /** null, {type:"linear", factor} or {type:"llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings}. */
+  readonly scaling: JsonValue;
+}
+
+export const linear = (x: Tensor, weight: Tensor, bias?: Tensor): Tensor => emit1("linear", [x, weight, bias]);
+export const embedding = (table: Tensor, ids: Tensor): Tensor => emit1("embedding", [table, ids]);
+export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number): Tensor => emit1("layer_norm", [x, weight, bias], { eps });
+export const rmsNorm = (x: Tensor, weight: Tensor | undefined, eps: number): Tensor => emit1("rms_norm", [x, weight], { eps });
+export const concat = (xs: Tensor[], axis: number): Tensor => emit1("concat", xs, { axis });
+
+/** x: [batch, seq, heads, head_dim], positions: [batch, seq]. */
+export const rope = (x: Tensor, positions: Tensor, spec: RopeSpec): Tensor =>
+  emit1("rope", [x, positions], { style: spec.style, rotaryDim: spec.rotaryDim, theta: spec.theta, scaling: spec.scaling });
+
+/** q: [batch, seq, heads, d], k/v: [batch, seq, kv_heads, d] -> [batch, seq, heads, d]. */
+export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boolean; scale: number }): Tensor =>
+  emit1("attention", [q, k, v], { causal: opts.causal, scale: opts.scale });
+
+/** Activations by their Hugging Face names; unknown names are rejected where a config is parsed. */
+export const ACTIVATIONS = {
+  gelu: (x: Tensor) => x.gelu("none"),
+  gelu_new: (x: Tensor) => x.gelu("tanh"),
+  gelu_pytorch_tanh: (x: Tensor) => x.gelu("tanh"),
+  gelu_fast: (x: Tensor) => x.gelu("tanh"),
+  silu: (x: Tensor) => x.silu(),
+  swish: (x: Tensor) => x.silu(),
+  relu: (x: Tensor) => x.relu(),
+  tanh: (x: Tensor) => x.tanh(),
+  sigmoid: (x: Tensor) => x.sigmoid(),
+} as const;
+
+export type Activation = keyof typeof ACTIVATIONS;
+export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS) as [Activation, ...Activation[]];

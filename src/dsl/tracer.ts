@@ -1,0 +1,60 @@
+// The tracing context. While a model is traced, exactly one Tracer is active; DSL tensor methods append nodes to
+// its graph builder with the current module scope and the user's source line. Tracing is synchronous, so a
+// module-level "active tracer" is safe; using a tensor outside a trace is an error that says so.
+
+import type { JsonValue } from "../ir/attrs.ts";
+import { GraphBuilder, type ValueId } from "../ir/graph.ts";
+import type { ValueType } from "../ir/ops.ts";
+import { callerLocation } from "./source-loc.ts";
+
+export class Tracer {
+  readonly builder: GraphBuilder;
+  private readonly scopes: string[] = [];
+
+  constructor(name: string) {
+    this.builder = new GraphBuilder(name);
+  }
+
+  get scope(): string {
+    return this.scopes[this.scopes.length - 1] ?? "";
+  }
+
+  withScope<T>(scope: string, fn: () => T): T {
+    this.scopes.push(scope);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  emit(op: string, inputs: readonly ValueId[], attrs: Record<string, unknown> = {}): ValueId[] {
+    const loc = callerLocation();
+    return this.builder.node(op, inputs, attrs, { scope: this.scope, ...(loc && { loc }) });
+  }
+
+  type(v: ValueId): ValueType {
+    return this.builder.type(v);
+  }
+
+  setHints(scope: string, hints: JsonValue): void {
+    this.builder.setHints(scope, hints);
+  }
+}
+
+let active: Tracer | undefined;
+
+export function activeTracer(): Tracer {
+  if (!active) throw new Error("tensor operations can only run while a model is being traced (inside forward)");
+  return active;
+}
+
+export function withTracer<T>(t: Tracer, fn: () => T): T {
+  if (active) throw new Error("a trace is already running; traces cannot nest");
+  active = t;
+  try {
+    return fn();
+  } finally {
+    active = undefined;
+  }
+}

@@ -1,0 +1,18 @@
+// Kiln's public API: what model files (in models/ or a user's own file) import as "kiln".
+export { z } from "zod";
+export { defineModel, type ModelDefinition, type CausalLMModule } from "./dsl/define-model.ts";
+export * as F from "./dsl/functional.ts";
+export { ACTIVATION_NAMES, type Activation, type RopeSpec } from "./dsl/functional.ts";
+export type { Hints } from "./dsl/hints.ts";
+export { Module } from "./dsl/module.ts";
+export { Parameter } from "./dsl/parameter.ts";
+export { Tensor, type Operand } from "./dsl/tensor.ts";
+export { Attention, type AttentionConfig } from "./dsl/modules/attention.ts";
+export { CausalLM, type DecoderLayer } from "./dsl/modules/causal-lm.ts";
+export { Embedding } from "./dsl/modules/embedding.ts";
+export { Linear } from "./dsl/modules/linear.ts";
+export { GatedMLP, MLP } from "./dsl/modules/mlp.ts";
+export { LayerNorm, RMSNorm } from "./dsl/modules/norms.ts";
+export { HFRopeFields, type KilnRope, ropeFromHF } from "./weights/hf-config.ts";
+export { concat, pad, perLayer, repeatInterleave, reshape, slice, src, transpose, type WeightExpr, type WeightMap, type WeightMapSpec, zeros } from "./weights/weight-map.ts";
+export type { DType } from "./ir/dtype.ts";

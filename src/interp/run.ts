@@ -1,0 +1,71 @@
+// Executes an IR graph on the CPU. Symbolic dims are bound from the concrete input shapes (a symbol seen twice
+// must have one size); parameters come from a name -> tensor map. Kernels come from the core table or, for ops
+// registered later (custom ops, target ops), from `registerKernel`. Errors name the node and its source line.
+
+import { describeNode, type Graph, type ValueId } from "../ir/graph.ts";
+import { formatShape } from "../ir/shape.ts";
+import { type Kernel, KERNELS, type KernelContext } from "./kernels.ts";
+import type { RTensor } from "./tensor.ts";
+
+type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
+const extraKernels = new Map<string, AnyKernel>();
+
+export function registerKernel(op: string, k: AnyKernel): void {
+  if (op in KERNELS || extraKernels.has(op)) throw new Error(`a kernel for op '${op}' already exists`);
+  extraKernels.set(op, k);
+}
+
+export function kernelFor(op: string): AnyKernel | undefined {
+  return (KERNELS as Record<string, Kernel<never>>)[op] as AnyKernel | undefined ?? extraKernels.get(op);
+}
+
+export class InterpError extends Error {}
+
+export interface RunOptions {
+  /** Called after each node with its outputs (for tracing values, calibration, debugging). */
+  readonly onNode?: (node: Graph["nodes"][number], outputs: RTensor[]) => void;
+}
+
+function bindSymbols(g: Graph, inputs: ReadonlyMap<string, RTensor>): Map<string, number> {
+  const bindings = new Map<string, number>();
+  for (const i of g.inputs) {
+    const t = inputs.get(i.name);
+    const decl = g.values.get(i.value)!;
+    if (!t) throw new InterpError(`missing graph input '${i.name}'`);
+    if (t.shape.length !== decl.shape.length) throw new InterpError(`input '${i.name}' has shape [${t.shape}], graph expects ${formatShape(decl.shape)}`);
+    decl.shape.forEach((d, k) => {
+      const size = t.shape[k]!;
+      const prev = typeof d === "string" ? bindings.get(d) : d;
+      if (prev !== undefined && prev !== size) throw new InterpError(`input '${i.name}' dim ${k} is ${size}, expected ${prev} (${formatShape(decl.shape)})`);
+      if (typeof d === "string") bindings.set(d, size);
+    });
+  }
+  return bindings;
+}
+
+/** Runs the graph; returns its outputs by name. */
+export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params: ReadonlyMap<string, RTensor>, opts: RunOptions = {}): Map<string, RTensor> {
+  const env = new Map<ValueId, RTensor>();
+  const ctx: KernelContext = { bindings: bindSymbols(g, inputs) };
+  for (const i of g.inputs) env.set(i.value, inputs.get(i.name)!);
+  for (const p of g.params) {
+    const t = params.get(p.name);
+    const decl = g.values.get(p.value)!;
+    if (!t) throw new InterpError(`no weights for parameter '${p.name}'`);
+    if (t.shape.length !== decl.shape.length || t.shape.some((d, k) => d !== decl.shape[k])) throw new InterpError(`parameter '${p.name}' has shape [${t.shape}], graph expects ${formatShape(decl.shape)}`);
+    env.set(p.value, t);
+  }
+  for (const n of g.nodes) {
+    const kernel = kernelFor(n.op);
+    if (!kernel) throw new InterpError(`no interpreter kernel for op '${n.op}' (${describeNode(n)})`);
+    let outs: RTensor[];
+    try {
+      outs = kernel(n.inputs.map((v) => env.get(v)!), n.attrs, ctx);
+    } catch (e) {
+      throw new InterpError(`${describeNode(n)}: ${(e as Error).message}`);
+    }
+    n.outputs.forEach((o, k) => env.set(o, outs[k]!));
+    opts.onNode?.(n, outs);
+  }
+  return new Map(g.outputs.map((o) => [o.name, env.get(o.value)!]));
+}

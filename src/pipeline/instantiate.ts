@@ -1,0 +1,44 @@
+// From a model definition and a Hugging Face directory to a traced, verified graph plus the bound weights:
+// config.json through the model's zod schema, trace with the causal-LM signature, check the weight map against the
+// checkpoint headers (all problems at once), and load parameters for the interpreter.
+
+import type { ModelDefinition } from "../dsl/define-model.ts";
+import { CAUSAL_LM_INPUTS, traceModule } from "../dsl/trace.ts";
+import type { Graph } from "../ir/graph.ts";
+import type { RTensor } from "../interp/tensor.ts";
+import { tensor } from "../interp/tensor.ts";
+import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
+import { type Checkpoint, openCheckpoint } from "../weights/checkpoint.ts";
+import { parseWith, readHFConfigJson } from "../weights/hf-config.ts";
+import type { WeightMapSpec } from "../weights/weight-map.ts";
+
+export interface Instance<C = unknown> {
+  readonly def: ModelDefinition<C>;
+  readonly config: C;
+  readonly graph: Graph;
+  readonly weights: WeightMapSpec;
+}
+
+export function instantiate<C>(def: ModelDefinition<C>, hfConfig: unknown, configPath = "config.json"): Instance<C> {
+  const config = parseWith(def.config, hfConfig, configPath);
+  const graph = traceModule(def.create(config), def.name, CAUSAL_LM_INPUTS);
+  return { def, config, graph, weights: def.weights(config) };
+}
+
+export function instantiateFromDir<C>(def: ModelDefinition<C>, hfDir: string): Instance<C> {
+  return instantiate(def, readHFConfigJson(hfDir), `${hfDir}/config.json`);
+}
+
+/** Checks the weight map against the checkpoint and loads every parameter as float32. */
+export async function loadWeights(inst: Instance, hfDir: string): Promise<Map<string, RTensor>> {
+  const ckpt: Checkpoint = await openCheckpoint(hfDir);
+  try {
+    const params = graphParams(inst.graph);
+    const problems = bindProblems(params, inst.weights, ckpt);
+    if (problems.length) throw new BindError(problems.map((p) => `${hfDir}: ${p}`));
+    const dense = await loadParams(params, inst.weights, ckpt);
+    return new Map([...dense].map(([k, d]) => [k, tensor("f32", d.shape, d.data)]));
+  } finally {
+    await ckpt.close();
+  }
+}

@@ -1,0 +1,70 @@
+// Binding: checks a weight map against the model's parameters and a checkpoint's headers before any numbers are
+// computed, and reports every missing, unused or mis-shaped tensor in one error. Then, for small models, loads the
+// parameters as float32 (in memory) for the interpreter.
+
+import type { Graph } from "../ir/graph.ts";
+import { type Dense, evalExpr, exprShape, exprSources, formatExpr, globToRegExp, WeightMapError, type WeightMapSpec } from "./weight-map.ts";
+
+/** What binding needs from a checkpoint: names, header shapes, and float32 reads. */
+export interface TensorSource {
+  names(): string[];
+  info(name: string): { readonly dtype: string; readonly shape: readonly number[] } | undefined;
+  readF32(name: string): Promise<Float32Array>;
+}
+
+export class BindError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`weights do not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  ${problems.join("\n  ")}`);
+  }
+}
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+export function graphParams(g: Graph): ParamSpec[] {
+  return g.params.map((p) => ({ name: p.name, shape: g.values.get(p.value)!.shape as number[] }));
+}
+
+/** Every problem between parameters, the weight map and the checkpoint; empty when they fit. */
+export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource): string[] {
+  const problems: string[] = [];
+  const shapeOf = (n: string) => source.info(n)?.shape;
+  const used = new Set<string>();
+  const wanted = new Set(params.map((p) => p.name));
+  for (const p of params) {
+    const e = spec.map[p.name];
+    if (!e) {
+      problems.push(`parameter '${p.name}' [${p.shape}] has no entry in the weight map`);
+      continue;
+    }
+    const missing = exprSources(e).filter((s) => !source.info(s));
+    exprSources(e).forEach((s) => used.add(s));
+    if (missing.length) {
+      problems.push(`parameter '${p.name}': checkpoint has no tensor ${missing.map((m) => `'${m}'`).join(", ")}`);
+      continue;
+    }
+    try {
+      const got = exprShape(e, shapeOf);
+      if (got.length !== p.shape.length || got.some((d, i) => d !== p.shape[i])) problems.push(`parameter '${p.name}' is [${p.shape}] but ${formatExpr(e)} gives [${got}]`);
+    } catch (err) {
+      if (!(err instanceof WeightMapError)) throw err;
+      problems.push(`parameter '${p.name}': ${err.message} in ${formatExpr(e)}`);
+    }
+  }
+  for (const target of Object.keys(spec.map)) if (!wanted.has(target)) problems.push(`weight map entry '${target}' is not a parameter of the model`);
+  const ignore = (spec.ignore ?? []).map(globToRegExp);
+  const unused = source.names().filter((n) => !used.has(n) && !ignore.some((r) => r.test(n)));
+  for (const n of unused) problems.push(`checkpoint tensor '${n}' [${shapeOf(n)}] is not used by the model`);
+  return problems;
+}
+
+/** Evaluates every parameter's expression into float32 tensors (small checkpoints only: holds them all). */
+export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource): Promise<Map<string, Dense>> {
+  const problems = bindProblems(params, spec, source);
+  if (problems.length) throw new BindError(problems);
+  const cache = new Map<string, Dense>();
+  for (const p of params) for (const s of exprSources(spec.map[p.name]!)) if (!cache.has(s)) cache.set(s, { shape: source.info(s)!.shape, data: await source.readF32(s) });
+  return new Map(params.map((p) => [p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!)]));
+}

@@ -1,0 +1,79 @@
+// Reading Hugging Face config.json files: the fields every causal-LM config shares, and rotary settings in both
+// transformers 4.x form (`rope_theta` + `rope_scaling`) and 5.x form (`rope_parameters`). Errors name config.json
+// and the field (zod's messages, one line).
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+
+export class ConfigError extends Error {}
+
+export function readHFConfigJson(dir: string): unknown {
+  const path = join(dir, "config.json");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new ConfigError(`${path}: cannot read the Hugging Face config (is --hf a checkpoint directory?)`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`);
+  throw new ConfigError(`${what}: ${issues.join("; ")}`);
+}
+
+const RopeScaling4 = z.looseObject({
+  type: z.string().optional(),
+  rope_type: z.string().optional(),
+  factor: z.number().positive().optional(),
+  low_freq_factor: z.number().optional(),
+  high_freq_factor: z.number().optional(),
+  original_max_position_embeddings: z.number().int().optional(),
+});
+
+/** The rope fields of a HF config; pass through `ropeFromHF`. */
+export const HFRopeFields = {
+  rope_theta: z.number().positive().optional(),
+  rope_scaling: RopeScaling4.nullable().optional(),
+  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional() }).nullable().optional(),
+};
+
+export interface KilnRope {
+  readonly theta: number;
+  /** null, {type:"linear", factor} or {type:"llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings}. */
+  readonly scaling: null | { type: "linear"; factor: number } | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+}
+
+type RopeInput = { rope_theta?: number | undefined; rope_scaling?: z.infer<typeof RopeScaling4> | null | undefined; rope_parameters?: (z.infer<typeof RopeScaling4> & { rope_theta?: number | undefined }) | null | undefined };
+
+export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
+  const p = c.rope_parameters ?? c.rope_scaling ?? undefined;
+  const theta = c.rope_parameters?.rope_theta ?? c.rope_theta ?? defaultTheta;
+  const type = p?.rope_type ?? p?.type ?? "default";
+  const need = (v: number | undefined, field: string) => {
+    if (v === undefined) throw new ConfigError(`config.json: rope scaling '${type}' needs '${field}'`);
+    return v;
+  };
+  if (type === "default") return { theta, scaling: null };
+  if (type === "linear") return { theta, scaling: { type: "linear", factor: need(p?.factor, "factor") } };
+  if (type === "llama3")
+    return {
+      theta,
+      scaling: {
+        type: "llama3",
+        factor: need(p?.factor, "factor"),
+        lowFreqFactor: need(p?.low_freq_factor, "low_freq_factor"),
+        highFreqFactor: need(p?.high_freq_factor, "high_freq_factor"),
+        originalMaxPositionEmbeddings: need(p?.original_max_position_embeddings, "original_max_position_embeddings"),
+      },
+    };
+  throw new ConfigError(`config.json: rope scaling type '${type}' is not supported (supported: default, linear, llama3)`);
+}

@@ -1,0 +1,36 @@
+// Loading the golden files that come with the HF fixtures (made by transformers, not by Kiln): prompts, logits for
+// every position, and greedy continuations.
+
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { SafetensorsFile } from "../src/weights/safetensors.ts";
+
+export const FIXTURES = fileURLToPath(new URL("./fixtures/hf/", import.meta.url));
+export const REAL_TINYSTORIES = fileURLToPath(new URL("../../shared/fixtures/real/tinystories260k/", import.meta.url));
+export const hasRealModel = existsSync(`${REAL_TINYSTORIES}model.safetensors`);
+
+export interface GoldenPrompt {
+  readonly ids: number[];
+  readonly logits: Float32Array;
+  readonly greedy: number[];
+}
+
+export async function readGolden(dir: string): Promise<GoldenPrompt[]> {
+  const f = await SafetensorsFile.open(`${dir}/golden.safetensors`);
+  try {
+    const out: GoldenPrompt[] = [];
+    for (let i = 0; f.info(`input_ids.${i}`); i++)
+      out.push({ ids: [...(await f.readI32(`input_ids.${i}`))], logits: await f.readF32(`logits.${i}`), greedy: [...(await f.readI32(`greedy.${i}`))] });
+    return out;
+  } finally {
+    await f.close();
+  }
+}
+
+/** Each HF fixture with the Kiln model file that reads it. */
+export const FIXTURE_MODELS = [
+  { fixture: "gpt2", model: "gpt2" },
+  { fixture: "gptj", model: "gptj" },
+  { fixture: "llama", model: "llama" },
+  { fixture: "llama3_gqa", model: "llama" },
+] as const;
