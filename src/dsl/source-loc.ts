@@ -1,14 +1,14 @@
 // Finds the line of the user's model file that made a DSL call, from the (source-mapped) stack. The first frame
-// outside Kiln's own src/ wins (the model file); when a whole forward lives in Kiln's module library, the first
+// outside Kiln's own src/ and bin/ (tests excepted) wins (the model file); when a whole forward lives in Kiln's module library, the first
 // library frame is used instead. Paths are reported relative to the working directory.
 
 import { relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { SourceLoc } from "../ir/graph.ts";
 
-const SRC_DIR = fileURLToPath(new URL("..", import.meta.url));
+const INTERNAL_DIRS = [fileURLToPath(new URL("..", import.meta.url)), fileURLToPath(new URL("../../bin/", import.meta.url))];
 const LIBRARY_DIR = fileURLToPath(new URL("./modules/", import.meta.url));
-const FRAME = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/;
+const FRAME = /(?:\(|at )((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/;
 
 function parseFrame(line: string): { file: string; line: number; col: number } | undefined {
   const m = FRAME.exec(line);
@@ -18,6 +18,7 @@ function parseFrame(line: string): { file: string; line: number; col: number } |
 }
 
 const isInternal = (file: string) => file.includes(`${sep}node_modules${sep}`) || file.startsWith("node:");
+const isKiln = (file: string) => INTERNAL_DIRS.some((d) => file.startsWith(d)) && !file.endsWith(".test.ts");
 
 export function callerLocation(): SourceLoc | undefined {
   const saved = Error.stackTraceLimit;
@@ -29,7 +30,7 @@ export function callerLocation(): SourceLoc | undefined {
     const f = parseFrame(line);
     if (!f || isInternal(f.file)) continue;
     const loc = { file: relative(process.cwd(), f.file) || f.file, line: f.line, col: f.col };
-    if (!f.file.startsWith(SRC_DIR)) return loc;
+    if (!isKiln(f.file)) return loc;
     if (!library && f.file.startsWith(LIBRARY_DIR)) library = loc;
   }
   return library;

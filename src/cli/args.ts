@@ -1,0 +1,17 @@
+// Parsing of CLI flag values shared by several commands; each parser throws UsageError naming the flag.
+
+import { UsageError } from "./errors.ts";
+
+export function parseIds(text: string, flag = "--ids"): number[] {
+  const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (!parts.length) throw new UsageError(`${flag}: give comma-separated token ids, e.g. ${flag} 1,2,3`);
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) throw new UsageError(`${flag}: '${p}' is not a non-negative integer token id`);
+    return Number(p);
+  });
+}
+
+export function parseCount(text: string, flag: string, min = 0): number {
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got '${text}'`);
+  return Number(text);
+}

@@ -1,0 +1,45 @@
+// `kiln run <model.ts> --hf DIR --ids ...`: trace the model, bind the HF weights, compute logits for the prompt in
+// the CPU interpreter and generate greedily. Optionally writes all-position logits as safetensors.
+
+import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
+import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
+import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { writeSafetensors } from "../../weights/safetensors.ts";
+import type { Graph } from "../../ir/graph.ts";
+import { parseCount, parseIds } from "../args.ts";
+import { UsageError } from "../errors.ts";
+
+function outputVocab(g: Graph): number {
+  const logits = g.outputs.find((o) => o.name === "logits") ?? g.outputs[0]!;
+  return g.values.get(logits.value)!.shape.at(-1) as number;
+}
+
+export interface RunFlags {
+  readonly hf: string;
+  readonly ids: string;
+  readonly maxNewTokens: string;
+  readonly logitsOut?: string;
+  readonly json?: boolean;
+  readonly typecheck: boolean;
+}
+
+export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
+  const ids = parseIds(flags.ids);
+  const maxNew = parseCount(flags.maxNewTokens, "--max-new-tokens");
+  const t0 = performance.now();
+  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const inst = instantiateFromDir(def, flags.hf);
+  const vocabSize = outputVocab(inst.graph);
+  const bad = ids.find((id) => id >= vocabSize);
+  if (bad !== undefined) throw new UsageError(`--ids: token id ${bad} is out of range for model '${def.name}' (vocabulary of ${vocabSize})`);
+  const params = await loadWeights(inst, flags.hf);
+  const t1 = performance.now();
+  const { logits, vocab } = causalLMLogits(inst.graph, params, ids);
+  const tokens = greedyGenerate(inst.graph, params, ids, maxNew);
+  const t2 = performance.now();
+  if (flags.logitsOut) await writeSafetensors(flags.logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
+  const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
+  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }) };
+  if (flags.json) out(`${JSON.stringify(result)}\n`);
+  else out(`model ${def.name}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
+}

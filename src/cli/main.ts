@@ -1,0 +1,41 @@
+// The `kiln` command line: flag parsing (commander) and dispatch to one function per command. Commands are thin;
+// everything they do is a library call that tests can make directly.
+
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { checkCommand } from "./commands/check.ts";
+import { runCommand } from "./commands/run.ts";
+import { reportError } from "./errors.ts";
+
+export function buildProgram(out: (s: string) => void): Command {
+  const program = new Command("kiln")
+    .description("Compile transformer LLMs written in TypeScript into TensorRT-LLM 1.2.1 models")
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: (s) => process.stderr.write(s) });
+  program
+    .command("check")
+    .description("type-check a model file without running it")
+    .argument("<model>", "model definition (.ts)")
+    .action(async (model) => checkCommand(model, out));
+  program
+    .command("run")
+    .description("run a model on the CPU interpreter with Hugging Face weights: logits and greedy generation")
+    .argument("<model>", "model definition (.ts)")
+    .requiredOption("--hf <dir>", "Hugging Face checkpoint directory (config.json + safetensors)")
+    .requiredOption("--ids <ids>", "prompt token ids, comma-separated")
+    .option("--max-new-tokens <n>", "tokens to generate greedily", "8")
+    .option("--logits-out <file>", "write all-position logits [T, vocab] as safetensors (tensor 'logits', F32)")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => runCommand(model, o, out));
+  return program;
+}
+
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  try {
+    await buildProgram(out).parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
+    return reportError(e);
+  }
+}

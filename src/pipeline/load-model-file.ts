@@ -1,0 +1,73 @@
+// Loading a model file: type-check it with ts-morph first (diagnostics as `file:line:col message`; nothing runs on a
+// type error), then import it and check that its default export is a Kiln model definition. "kiln" resolves to
+// this package for the type checker as for the runtime.
+
+import { existsSync } from "node:fs";
+import { relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Project, ts } from "ts-morph";
+import { isModelDefinition, type ModelDefinition } from "../dsl/define-model.ts";
+
+const KILN_INDEX = fileURLToPath(new URL("../index.ts", import.meta.url));
+
+export class ModelFileError extends Error {}
+
+export interface Diagnostic {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly message: string;
+}
+
+export const formatDiagnostic = (d: Diagnostic): string => `${d.file}:${d.line}:${d.col} ${d.message}`;
+
+export function typecheckModelFile(path: string): Diagnostic[] {
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new ModelFileError(`${path}: model file not found`);
+  const project = new Project({
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      allowImportingTsExtensions: true,
+      noEmit: true,
+      strict: true,
+      skipLibCheck: true,
+      types: ["node"],
+      typeRoots: [fileURLToPath(new URL("../../node_modules/@types", import.meta.url))],
+      paths: { kiln: [KILN_INDEX] },
+    },
+  });
+  const file = project.addSourceFileAtPath(abs);
+  project.resolveSourceFileDependencies();
+  return file.getPreEmitDiagnostics().map((d) => {
+    const f = d.getSourceFile();
+    const start = d.getStart() ?? 0;
+    const { line, column } = f ? f.getLineAndColumnAtPos(start) : { line: 0, column: 0 };
+    const text = d.getMessageText();
+    const message = typeof text === "string" ? text : text.getMessageText();
+    return { file: f ? relative(process.cwd(), f.getFilePath()) : path, line, col: column, message };
+  });
+}
+
+export async function importModelFile(path: string): Promise<ModelDefinition> {
+  const abs = resolve(path);
+  let mod: { default?: unknown };
+  try {
+    mod = await import(pathToFileURL(abs).href);
+  } catch (e) {
+    throw new ModelFileError(`${path}: failed to load: ${(e as Error).message.split("\n")[0]}`);
+  }
+  const exported = isModelDefinition(mod.default) ? mod.default : (mod.default as { default?: unknown } | undefined)?.default;
+  if (!isModelDefinition(exported)) throw new ModelFileError(`${path}: the default export must be a model made with defineModel(...) from "kiln"`);
+  return exported;
+}
+
+/** Type-check, then import. Throws ModelFileError listing the diagnostics when the file does not type-check. */
+export async function loadModelFile(path: string, opts: { typecheck?: boolean } = {}): Promise<ModelDefinition> {
+  if (opts.typecheck ?? true) {
+    const diags = typecheckModelFile(path);
+    if (diags.length) throw new ModelFileError(`${path} does not type-check (${diags.length} error${diags.length > 1 ? "s" : ""}):\n${diags.map(formatDiagnostic).join("\n")}`);
+  }
+  return importModelFile(path);
+}
