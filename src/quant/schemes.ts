@@ -1,0 +1,130 @@
+// The quantization schemes Kiln supports, as data: for each `--quant` / `--kv-cache` choice, TensorRT-LLM 1.2's
+// algorithm name for config.json, the numeric format (implemented in int-quant.ts / per-tensor.ts), and the tensors
+// a checkpoint carries per quantized module. Plus TensorRT-LLM's default `exclude_modules` and its matcher.
+// Sources (shared/docs/trtllm-1.2-facts.md §7 and the files named there):
+//   - Weight-only (W8A16/W4A16): a pre-quantized `.weight` must already be CUTLASS-preprocessed, and that layout
+//     depends on the GPU architecture of the machine that runs the preprocessing (cutlass_preprocessors.cpp,
+//     `preprocess_weights_for_mixed_gemm` reads getSMVersion()). So Kiln writes the weight in the model dtype and
+//     lets `from_checkpoint -> preprocess_weights -> weight_only_quantize_dict` quantize it at load; that only
+//     touches tensors whose name CONTAINS one of `loadTimeQuantizedNames` and adds `.per_channel_scale`.
+//   - FP8 (per-tensor): `.weight` F8_E4M3 plus two F32 [1] scales; `lm_head` usually stays unquantized.
+//   - KV cache: `kv_cache_scaling_factor` F32 [1] on the attention module; TensorRT-LLM derives
+//     `kv_cache_rcp_scaling_factor` itself when absent.
+// Invariant: every scheme's tensors are listed in the order a converter should emit them; shapes are symbolic over
+// the Linear's local `out` / `in` features.
+
+import type { SafetensorsDtype } from "../weights/dtypes.ts";
+import type { KvCacheFormat } from "./per-tensor.ts";
+import { fnmatchCase } from "./fnmatch.ts";
+import { QuantError } from "./quant-error.ts";
+
+export type WeightQuant = "w8a16" | "w4a16" | "fp8";
+export type KvCacheQuant = KvCacheFormat;
+
+/** A tensor stored beside a quantized module: `<module path>.<suffix>`. "model" = the checkpoint's `dtype`. */
+export interface TensorSpec {
+  readonly suffix: string;
+  readonly dtype: SafetensorsDtype | "model";
+  readonly shape: readonly ("out" | "in" | "out/2" | 1)[];
+}
+
+export interface WeightScheme {
+  /** `quantization.quant_algo` in config.json. */
+  readonly quantAlgo: "W8A16" | "W4A16" | "FP8";
+  readonly format: "int8-per-channel" | "int4-per-channel" | "fp8-per-tensor";
+  /** What Kiln writes per quantized Linear. */
+  readonly checkpointTensors: readonly TensorSpec[];
+  /** Substrings that make TensorRT-LLM quantize a tensor at load (weight-only only; empty otherwise). */
+  readonly loadTimeQuantizedNames: readonly string[];
+  /** What the engine holds after load-time quantization, for reference (weight-only only). */
+  readonly engineTensors: readonly TensorSpec[];
+  /** Whether activation statistics are needed (calibration). */
+  readonly needsCalibration: boolean;
+}
+
+export interface KvCacheScheme {
+  /** `quantization.kv_cache_quant_algo` in config.json. */
+  readonly kvCacheQuantAlgo: "INT8" | "FP8";
+  /** Per attention module. */
+  readonly checkpointTensors: readonly TensorSpec[];
+  readonly needsCalibration: true;
+}
+
+const WEIGHT_ONLY_NAMES = ["qkv.weight", "dense.weight", "fc.weight", "proj.weight", "gate.weight"] as const;
+const PLAIN_WEIGHT: TensorSpec = { suffix: "weight", dtype: "model", shape: ["out", "in"] };
+const PER_CHANNEL_SCALE: TensorSpec = { suffix: "per_channel_scale", dtype: "model", shape: ["out"] };
+
+export const WEIGHT_SCHEMES: Readonly<Record<WeightQuant, WeightScheme>> = {
+  w8a16: {
+    quantAlgo: "W8A16",
+    format: "int8-per-channel",
+    checkpointTensors: [PLAIN_WEIGHT],
+    loadTimeQuantizedNames: WEIGHT_ONLY_NAMES,
+    engineTensors: [{ suffix: "weight", dtype: "I8", shape: ["in", "out"] }, PER_CHANNEL_SCALE],
+    needsCalibration: false,
+  },
+  w4a16: {
+    quantAlgo: "W4A16",
+    format: "int4-per-channel",
+    checkpointTensors: [PLAIN_WEIGHT],
+    loadTimeQuantizedNames: WEIGHT_ONLY_NAMES,
+    engineTensors: [{ suffix: "weight", dtype: "I8", shape: ["in", "out/2"] }, PER_CHANNEL_SCALE],
+    needsCalibration: false,
+  },
+  fp8: {
+    quantAlgo: "FP8",
+    format: "fp8-per-tensor",
+    checkpointTensors: [
+      { suffix: "weight", dtype: "F8_E4M3", shape: ["out", "in"] },
+      { suffix: "weights_scaling_factor", dtype: "F32", shape: [1] },
+      { suffix: "activation_scaling_factor", dtype: "F32", shape: [1] },
+    ],
+    loadTimeQuantizedNames: [],
+    engineTensors: [],
+    needsCalibration: true,
+  },
+};
+
+export const KV_CACHE_SCHEMES: Readonly<Record<KvCacheQuant, KvCacheScheme>> = {
+  int8: {
+    kvCacheQuantAlgo: "INT8",
+    checkpointTensors: [{ suffix: "kv_cache_scaling_factor", dtype: "F32", shape: [1] }],
+    needsCalibration: true,
+  },
+  fp8: {
+    kvCacheQuantAlgo: "FP8",
+    checkpointTensors: [{ suffix: "kv_cache_scaling_factor", dtype: "F32", shape: [1] }],
+    needsCalibration: true,
+  },
+};
+
+/**
+ * TensorRT-LLM's `exclude_modules` when config.json gives none (quantization/quantize.py `quantize_layers`).
+ * Weight-only schemes would otherwise also quantize Embedding modules.
+ */
+export const DEFAULT_EXCLUDE_MODULES: readonly string[] = [
+  "*lm_head",
+  "*router",
+  "*vocab_embedding",
+  "*position_embedding",
+  "*block_embedding",
+  "*shared_expert_gate",
+];
+
+/**
+ * Whether TensorRT-LLM 1.2's TensorRT backend leaves `modulePath` unquantized: fnmatchcase of the full dotted
+ * path against any pattern. No ancestor walk and no `re:` patterns: those exist only in the later PyTorch backend.
+ */
+export const matchesExclusion = (modulePath: string, patterns: readonly string[] = DEFAULT_EXCLUDE_MODULES): boolean =>
+  patterns.some((p) => fnmatchCase(modulePath, p));
+
+function parseChoice<K extends string>(table: Readonly<Record<K, unknown>>, flag: string, value: string): K {
+  if (Object.hasOwn(table, value)) return value as K;
+  throw new QuantError(`${flag} ${JSON.stringify(value)} is not one of ${Object.keys(table).join(", ")}`);
+}
+
+/** Validate a `--quant` value. */
+export const parseWeightQuant = (value: string): WeightQuant => parseChoice(WEIGHT_SCHEMES, "--quant", value);
+
+/** Validate a `--kv-cache` value. */
+export const parseKvCacheQuant = (value: string): KvCacheQuant => parseChoice(KV_CACHE_SCHEMES, "--kv-cache", value);
