@@ -7,9 +7,9 @@ import { CAUSAL_LM_INPUTS, traceModule } from "../dsl/trace.ts";
 import type { Graph } from "../ir/graph.ts";
 import type { RTensor } from "../interp/tensor.ts";
 import { tensor } from "../interp/tensor.ts";
-import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
+import { graphParams, loadParams } from "../weights/bind.ts";
 import { type Checkpoint, openCheckpoint } from "../weights/checkpoint.ts";
-import { parseWith, readHFConfigJson } from "../weights/hf-config.ts";
+import { ConfigError, parseWith, readHFConfigJson } from "../weights/hf-config.ts";
 import type { WeightMapSpec } from "../weights/weight-map.ts";
 
 export interface Instance<C = unknown> {
@@ -20,6 +20,9 @@ export interface Instance<C = unknown> {
 }
 
 export function instantiate<C>(def: ModelDefinition<C>, hfConfig: unknown, configPath = "config.json"): Instance<C> {
+  const archs = (hfConfig as { architectures?: unknown } | null)?.architectures;
+  if (def.architectures.length && Array.isArray(archs) && archs.length && !archs.some((a) => def.architectures.includes(a)))
+    throw new ConfigError(`${configPath}: architecture ${archs.map((a) => `'${a}'`).join(", ")} is not one model '${def.name}' reads (it reads ${def.architectures.join(", ")})`);
   const config = parseWith(def.config, hfConfig, configPath);
   const graph = traceModule(def.create(config), def.name, CAUSAL_LM_INPUTS);
   return { def, config, graph, weights: def.weights(config) };
@@ -33,10 +36,7 @@ export function instantiateFromDir<C>(def: ModelDefinition<C>, hfDir: string): I
 export async function loadWeights(inst: Instance, hfDir: string): Promise<Map<string, RTensor>> {
   const ckpt: Checkpoint = await openCheckpoint(hfDir);
   try {
-    const params = graphParams(inst.graph);
-    const problems = bindProblems(params, inst.weights, ckpt);
-    if (problems.length) throw new BindError(problems.map((p) => `${hfDir}: ${p}`));
-    const dense = await loadParams(params, inst.weights, ckpt);
+    const dense = await loadParams(graphParams(inst.graph), inst.weights, ckpt, hfDir);
     return new Map([...dense].map(([k, d]) => [k, tensor("f32", d.shape, d.data)]));
   } finally {
     await ckpt.close();

@@ -13,10 +13,15 @@ export interface TensorSource {
 }
 
 export class BindError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`weights do not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  ${problems.join("\n  ")}`);
+  constructor(
+    readonly problems: string[],
+    where = "",
+  ) {
+    super(`weights${where && ` in ${where}`} do not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  ${problems.join("\n  ")}`);
   }
 }
+
+const fmt = (s: readonly number[] | undefined) => `[${(s ?? []).join(", ")}]`;
 
 export interface ParamSpec {
   readonly name: string;
@@ -36,7 +41,7 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
   for (const p of params) {
     const e = spec.map[p.name];
     if (!e) {
-      problems.push(`parameter '${p.name}' [${p.shape}] has no entry in the weight map`);
+      problems.push(`parameter '${p.name}' ${fmt(p.shape)} has no entry in the weight map`);
       continue;
     }
     const missing = exprSources(e).filter((s) => !source.info(s));
@@ -47,7 +52,7 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
     }
     try {
       const got = exprShape(e, shapeOf);
-      if (got.length !== p.shape.length || got.some((d, i) => d !== p.shape[i])) problems.push(`parameter '${p.name}' is [${p.shape}] but ${formatExpr(e)} gives [${got}]`);
+      if (got.length !== p.shape.length || got.some((d, i) => d !== p.shape[i])) problems.push(`parameter '${p.name}' is ${fmt(p.shape)} but ${formatExpr(e)} gives ${fmt(got)}`);
     } catch (err) {
       if (!(err instanceof WeightMapError)) throw err;
       problems.push(`parameter '${p.name}': ${err.message} in ${formatExpr(e)}`);
@@ -56,14 +61,14 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
   for (const target of Object.keys(spec.map)) if (!wanted.has(target)) problems.push(`weight map entry '${target}' is not a parameter of the model`);
   const ignore = (spec.ignore ?? []).map(globToRegExp);
   const unused = source.names().filter((n) => !used.has(n) && !ignore.some((r) => r.test(n)));
-  for (const n of unused) problems.push(`checkpoint tensor '${n}' [${shapeOf(n)}] is not used by the model`);
+  for (const n of unused) problems.push(`checkpoint tensor '${n}' ${fmt(shapeOf(n))} is not used by the model`);
   return problems;
 }
 
 /** Evaluates every parameter's expression into float32 tensors (small checkpoints only: holds them all). */
-export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource): Promise<Map<string, Dense>> {
+export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource, where = ""): Promise<Map<string, Dense>> {
   const problems = bindProblems(params, spec, source);
-  if (problems.length) throw new BindError(problems);
+  if (problems.length) throw new BindError(problems, where);
   const cache = new Map<string, Dense>();
   for (const p of params) for (const s of exprSources(spec.map[p.name]!)) if (!cache.has(s)) cache.set(s, { shape: source.info(s)!.shape, data: await source.readF32(s) });
   return new Map(params.map((p) => [p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!)]));
