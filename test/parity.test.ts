@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import gpt2 from "../models/gpt2.ts";
 import gptj from "../models/gptj.ts";
 import llama from "../models/llama.ts";
+import primitiveLlama from "../examples/llama_from_primitives.ts";
 import { causalLMLogits, greedyGenerate } from "../src/interp/causal-lm.ts";
 import { relL2 } from "../src/interp/tensor.ts";
 import { instantiateFromDir, loadWeights } from "../src/pipeline/instantiate.ts";
@@ -25,5 +26,6 @@ async function checkParity(def: ModelDefinition<any>, dir: string, eos?: number)
 
 describe("HF parity in the interpreter", () => {
   for (const { fixture, model } of FIXTURE_MODELS) it(`${fixture} (models/${model}.ts)`, () => checkParity(MODELS[model]!, `${FIXTURES}${fixture}`));
+  for (const fixture of ["llama", "llama3_gqa"]) it(`${fixture} (examples/llama_from_primitives.ts, a user-written model)`, () => checkParity(primitiveLlama, `${FIXTURES}${fixture}`));
   it.skipIf(!hasRealModel)("TinyStories 260K (real trained LLaMA)", () => checkParity(llama, REAL_TINYSTORIES));
 });
