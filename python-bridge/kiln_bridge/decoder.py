@@ -1,0 +1,238 @@
+"""One rank of a TensorRT-LLM decoder engine, executed in PyTorch with the engine's layer semantics.
+
+`DecoderProgram(spec)` knows, for a rank of a mapping, (a) exactly which tensors its rank file must hold, with
+shapes (what `PretrainedModel.load` demands: every parameter present, same shape), and (b) how that rank computes
+the logits of a prompt by full causal recompute (no KV cache), talking to its peers only through a comm
+(comm.py). Sharding semantics reproduced from tensorrt_llm/layers and models:
+- ColumnLinear (qkv, fc, gate, lm_head) holds rows [out/tp, in]; lm_head gathers its output columns (gather_output);
+- per-rank fused qkv = [q_r; k_r; v_r], with ceil(KV/tp) kv heads per rank (a replicated head when KV < tp);
+- RowLinear (dense, proj) holds columns [out, in/tp]; partial products are all-reduced, then the WHOLE bias is
+  added once; GPT-J's RowLinears have no tp group: each rank adds its own bias before the block's single
+  all-reduce, and TensorRT-LLM's preprocess_weights zeroes attention.dense.bias / mlp.proj.bias on tp ranks > 0;
+- vocab_embedding is replicated unless use_parallel_embedding (dim 0: row shards + all-reduce, dim 1: column
+  shards + all-gather); tied lm_head: a missing lm_head.weight is taken from vocab_embedding.weight of the same file.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from . import rope
+from .architectures import DecoderSpec
+from .checkpoint import CheckpointLayout
+from .errors import CheckpointError
+from .numerics import Numerics
+
+Shape = Tuple[int, ...]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class DecoderProgram:
+    def __init__(self, spec: DecoderSpec):
+        self.spec = spec
+        self.vocab_size = spec.vocab_size
+        self.logits_dtype = spec.logits_dtype
+
+    # ---- layout -----------------------------------------------------------------------------------------------
+
+    def local_dims(self, tp: int) -> Dict[str, int]:
+        s = self.spec
+        where = "config.json"
+        if s.num_heads % tp:
+            raise CheckpointError(f"{where}: num_attention_heads={s.num_heads} is not divisible by tp_size={tp}")
+        if s.num_heads % s.num_kv_heads:
+            raise CheckpointError(f"{where}: num_attention_heads={s.num_heads} is not a multiple of "
+                                  f"num_key_value_heads={s.num_kv_heads}")
+        kv = s.num_kv_heads
+        if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
+            raise CheckpointError(f"{where}: num_key_value_heads={kv} cannot be split or replicated over tp_size={tp}")
+        fc_out = s.intermediate_size * (2 if (not s.gated_mlp and s.hidden_act in ("swiglu", "gegelu")) else 1)
+        for name, value in (("intermediate_size", s.intermediate_size), ("mlp fc width", fc_out)):
+            if value % tp:
+                raise CheckpointError(f"{where}: {name}={value} is not divisible by tp_size={tp}")
+        return dict(heads=s.num_heads // tp, kv_heads=_ceil_div(kv, tp), ffn=s.intermediate_size // tp,
+                    fc=fc_out // tp, vocab=_ceil_div(s.vocab_size, tp))
+
+    def expected_tensors(self, layout: CheckpointLayout, rank: int) -> Dict[str, Shape]:
+        """name -> shape of every tensor `rank{rank}.safetensors` must hold."""
+        s, tp = self.spec, layout.tp
+        d = self.local_dims(tp)
+        pp_rank = layout.pp_rank(rank)
+        D, hd = s.hidden_size, s.head_size
+        out: Dict[str, Shape] = {}
+        norm = ("weight",) if s.norm == "rms" else ("weight", "bias")
+
+        def put(prefix: str, shape: Shape, bias: Optional[Shape] = None) -> None:
+            out[prefix + ".weight"] = shape
+            if bias is not None:
+                out[prefix + ".bias"] = bias
+
+        if pp_rank == 0:
+            out["transformer.vocab_embedding.weight"] = self._embedding_shape(tp)
+            if s.position == "learned_absolute":
+                out["transformer.position_embedding.weight"] = (s.max_position_embeddings, D)
+        for l in range(len(layout.stage_layers(pp_rank))):
+            p = f"transformer.layers.{l}."
+            for part in norm:
+                out[p + "input_layernorm." + part] = (D,)
+                if not s.parallel_residual:
+                    out[p + "post_layernorm." + part] = (D,)
+            qkv = (d["heads"] + 2 * d["kv_heads"]) * hd
+            put(p + "attention.qkv", (qkv, D), (qkv,) if s.qkv_bias else None)
+            put(p + "attention.dense", (D, d["heads"] * hd), (D,) if s.dense_bias else None)
+            put(p + "mlp.fc", (d["fc"], D), (d["fc"],) if s.mlp_bias else None)
+            if s.gated_mlp:
+                put(p + "mlp.gate", (d["ffn"], D), (d["ffn"],) if s.mlp_bias else None)
+            put(p + "mlp.proj", (D, d["ffn"]), (D,) if s.mlp_bias else None)
+        if pp_rank == layout.pp - 1:
+            for part in norm:
+                out["transformer.ln_f." + part] = (D,)
+            put("lm_head", (d["vocab"], D), (d["vocab"],) if s.lm_head_bias else None)
+        return out
+
+    def _embedding_shape(self, tp: int) -> Shape:
+        s = self.spec
+        if not s.use_parallel_embedding or tp == 1:
+            return (s.vocab_size, s.hidden_size)
+        if s.embedding_sharding_dim == 0:
+            return (_ceil_div(s.vocab_size, tp), s.hidden_size)
+        if s.hidden_size % tp:
+            raise CheckpointError(f"config.json: hidden_size={s.hidden_size} is not divisible by tp_size={tp} "
+                                  "(embedding_sharding_dim=1)")
+        return (s.vocab_size, s.hidden_size // tp)
+
+    def check_weights(self, layout: CheckpointLayout, rank: int, weights: Dict[str, torch.Tensor]) -> List[str]:
+        """Raise CheckpointError on a missing or mis-shaped tensor; return warnings (extra tensors, dtypes)."""
+        path = layout.rank_file(rank)
+        expected = self.expected_tensors(layout, rank)
+        for name, shape in expected.items():
+            source = name
+            if name == "lm_head.weight" and name not in weights and "transformer.vocab_embedding.weight" in weights:
+                source = "transformer.vocab_embedding.weight"  # tied embedding stands in for lm_head
+            if source not in weights:
+                raise CheckpointError(f"{path}: tensor {name!r} missing (expected shape {list(shape)})")
+            if tuple(weights[source].shape) != shape:
+                what = repr(name) if source == name else f"{source!r} (standing in for a tied lm_head.weight)"
+                raise CheckpointError(f"{path}: tensor {what} has shape {list(weights[source].shape)}, "
+                                      f"expected {list(shape)}")
+        warnings = []
+        extra = sorted(set(weights) - set(expected))
+        if extra:
+            warnings.append(f"{os.path.basename(path)}: {len(extra)} tensor(s) the model does not use: "
+                            f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+        want = layout.config.get("dtype")
+        odd = sorted(n for n, t in weights.items() if n in expected and want and str(t.dtype) != f"torch.{want}")
+        if odd:
+            warnings.append(f"{os.path.basename(path)}: {len(odd)} tensor(s) not stored as config dtype {want}, "
+                            f"e.g. {odd[0]} is {weights[odd[0]].dtype}")
+        return warnings
+
+    def prepare(self, layout: CheckpointLayout, rank: int, weights: Dict[str, torch.Tensor], numerics: Numerics,
+                device: str) -> Dict[str, torch.Tensor]:
+        """Checked rank weights as float32 tensors holding compute-dtype values on `device`."""
+        w = {n: numerics.weight(t, device) for n, t in weights.items()}
+        if layout.pp_rank(rank) == layout.pp - 1 and "lm_head.weight" not in w:
+            w["lm_head.weight"] = w["transformer.vocab_embedding.weight"]
+        if self.spec.family == "gptj" and layout.tp_rank(rank) > 0:
+            for n in w:  # preprocess_weights: the parallel block's row-linear bias is added once, by tp rank 0
+                if n.endswith(("attention.dense.bias", "mlp.proj.bias")):
+                    w[n] = torch.zeros_like(w[n])
+        return w
+
+    # ---- execution ----------------------------------------------------------------------------------------------
+
+    def run_rank(self, layout: CheckpointLayout, w: Dict[str, torch.Tensor], comm, input_ids: torch.Tensor,
+                 nm: Numerics) -> Optional[torch.Tensor]:
+        """Logits [T, vocab] (float32) on the last pipeline stage, None on the others. input_ids: [T] int."""
+        s = self.spec
+        T = int(input_ids.shape[0])
+        device = next(iter(w.values())).device
+        ids = input_ids.to(device=device, dtype=torch.long)
+        positions = torch.arange(T, device=device)
+        if comm.pp_rank == 0:
+            h = self._embed(w, comm, ids, positions, nm)
+        else:
+            h = comm.recv_prev(torch.empty(T, s.hidden_size, device=device))
+        cos = sin = None
+        if s.position != "learned_absolute":
+            cos, sin = rope.cos_sin(positions, rope.inv_freq(s.rotary_dim, s.rotary_base, s.rotary_scaling))
+        for l in range(len(layout.stage_layers(comm.pp_rank))):
+            h = self._layer(w, f"transformer.layers.{l}.", h, comm, nm, cos, sin)
+        if comm.pp_rank < comm.pp_size - 1:
+            comm.send_next(h)
+            return None
+        h = self._norm(w, "transformer.ln_f", h, nm, s.ln_f_eps)
+        logits = comm.all_gather(nm.linear(h, w["lm_head.weight"], w.get("lm_head.bias")))  # [T, padded vocab]
+        return Numerics(self.logits_dtype).round(logits[:, : s.vocab_size])
+
+    def _embed(self, w, comm, ids, positions, nm: Numerics) -> torch.Tensor:
+        s = self.spec
+        table = w["transformer.vocab_embedding.weight"]
+        if not s.use_parallel_embedding or comm.tp_size == 1:
+            h = table[ids]
+        elif s.embedding_sharding_dim == 0:
+            rows = table.shape[0]
+            local = ids - comm.tp_rank * rows
+            inside = (local >= 0) & (local < rows)
+            h = nm.round(comm.all_reduce(table[local.clamp(0, rows - 1)] * inside[:, None]))
+        else:
+            h = comm.all_gather(table[ids])
+        if s.position == "learned_absolute":
+            if int(positions[-1]) >= s.max_position_embeddings:
+                raise CheckpointError(f"prompt of {len(positions)} tokens exceeds max_position_embeddings="
+                                      f"{s.max_position_embeddings}")
+            h = nm.add(h, w["transformer.position_embedding.weight"][positions])
+        return h
+
+    def _norm(self, w, prefix: str, x: torch.Tensor, nm: Numerics, eps: float) -> torch.Tensor:
+        if self.spec.norm == "rms":
+            return nm.rms_norm(x, w[prefix + ".weight"], eps)
+        return nm.layer_norm(x, w[prefix + ".weight"], w[prefix + ".bias"], eps)
+
+    def _row_linear(self, w, prefix: str, x, comm, nm: Numerics, reduce: bool) -> torch.Tensor:
+        y = nm.linear(x, w[prefix + ".weight"])
+        if reduce:
+            y = nm.round(comm.all_reduce(y))
+        bias = w.get(prefix + ".bias")
+        return y if bias is None else nm.add(y, bias)
+
+    def _layer(self, w, p: str, h, comm, nm: Numerics, cos, sin) -> torch.Tensor:
+        s = self.spec
+        x = self._norm(w, p + "input_layernorm", h, nm, s.norm_eps)
+        if s.parallel_residual:
+            y = nm.add(self._attention(w, p, x, comm, nm, cos, sin, reduce=False), self._mlp(w, p, x, comm, nm, False))
+            return nm.add(nm.round(comm.all_reduce(y)), h)
+        h = nm.add(h, self._attention(w, p, x, comm, nm, cos, sin, reduce=True))
+        x = self._norm(w, p + "post_layernorm", h, nm, s.norm_eps)
+        return nm.add(h, self._mlp(w, p, x, comm, nm, True))
+
+    def _attention(self, w, p: str, x, comm, nm: Numerics, cos, sin, reduce: bool) -> torch.Tensor:
+        s = self.spec
+        d = self.local_dims(comm.tp_size)
+        T, hd = x.shape[0], s.head_size
+        qkv = nm.linear(x, w[p + "attention.qkv.weight"], w.get(p + "attention.qkv.bias"))
+        q, k, v = qkv.split([d["heads"] * hd, d["kv_heads"] * hd, d["kv_heads"] * hd], dim=-1)
+        q, k, v = q.reshape(T, -1, hd), k.reshape(T, -1, hd), v.reshape(T, -1, hd)  # [T, heads, hd]
+        if cos is not None:
+            q = nm.round(rope.apply(q, cos, sin, s.rotary_dim, s.position))
+            k = nm.round(rope.apply(k, cos, sin, s.rotary_dim, s.position))
+        group = d["heads"] // d["kv_heads"]  # query heads sharing one kv head (GQA / MQA)
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        scores = torch.einsum("thd,shd->hts", q, k) / (math.sqrt(hd) * s.q_scaling)  # [heads, T, T], fp32
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        probs = nm.round(torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1))
+        ctx = nm.round(torch.einsum("hts,shd->thd", probs, v)).reshape(T, d["heads"] * hd)
+        return self._row_linear(w, p + "attention.dense", ctx, comm, nm, reduce)
+
+    def _mlp(self, w, p: str, x, comm, nm: Numerics, reduce: bool) -> torch.Tensor:
+        s = self.spec
+        a = nm.act(s.hidden_act, nm.linear(x, w[p + "mlp.fc.weight"], w.get(p + "mlp.fc.bias")))
+        if s.gated_mlp:
+            a = nm.round(a * nm.linear(x, w[p + "mlp.gate.weight"], w.get(p + "mlp.gate.bias")))
+        return self._row_linear(w, p + "mlp.proj", a, comm, nm, reduce)
