@@ -16,3 +16,11 @@ export { LayerNorm, RMSNorm } from "./dsl/modules/norms.ts";
 export { HFRopeFields, type KilnRope, ropeFromHF } from "./weights/hf-config.ts";
 export { concat, pad, perLayer, repeatInterleave, reshape, slice, src, transpose, type WeightExpr, type WeightMap, type WeightMapSpec, zeros } from "./weights/weight-map.ts";
 export type { DType } from "./ir/dtype.ts";
+// Graph transformations: patterns, rules, passes, and the GPU-free equivalence check.
+export { ANY, pattern, type Match, type Pattern } from "./passes/pattern.ts";
+export { rule, rulePass, type Rule, type RewriteArgs } from "./passes/rule.ts";
+export type { Pass, PassResult, NearMiss } from "./passes/pass.ts";
+export { runPasses } from "./passes/manager.ts";
+export { DEFAULT_PIPELINE } from "./passes/pipeline.ts";
+export { structuralSignature } from "./passes/signature.ts";
+export { checkEquivalence, type EquivalenceOptions, type EquivalenceReport } from "./interp/equivalence.ts";

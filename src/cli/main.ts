@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { checkCommand } from "./commands/check.ts";
+import { passesCommand } from "./commands/passes.ts";
 import { runCommand } from "./commands/run.ts";
 import { reportError } from "./errors.ts";
 
@@ -27,6 +28,15 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => runCommand(model, o, out));
+  program
+    .command("passes")
+    .description("run the pass pipeline and show what each pass changed (op counts, rewrites, near misses)")
+    .argument("<model>", "model definition (.ts)")
+    .requiredOption("--hf <dir>", "Hugging Face checkpoint directory (its config.json sizes the model)")
+    .option("--explain", "also print hints in effect and patterns that almost matched, with the reason")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => passesCommand(model, o, out));
   return program;
 }
 

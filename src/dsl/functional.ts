@@ -24,6 +24,9 @@ export const concat = (xs: Tensor[], axis: number): Tensor => emit1("concat", xs
 export const rope = (x: Tensor, positions: Tensor, spec: RopeSpec): Tensor =>
   emit1("rope", [x, positions], { style: spec.style, rotaryDim: spec.rotaryDim, theta: spec.theta, scaling: spec.scaling });
 
+/** act(x[..., n:]) * x[..., :n] for x[..., 2n] (TensorRT-LLM's fused gated-MLP layout). */
+export const gatedActivation = (x: Tensor, act: "silu" | "gelu" | "gelu_tanh" | "relu"): Tensor => emit1("gated_activation", [x], { act });
+
 /** q: [batch, seq, heads, d], k/v: [batch, seq, kv_heads, d] -> [batch, seq, heads, d]. */
 export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boolean; scale: number }): Tensor =>
   emit1("attention", [q, k, v], { causal: opts.causal, scale: opts.scale });

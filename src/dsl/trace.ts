@@ -4,7 +4,7 @@
 
 import type { JsonValue } from "../ir/attrs.ts";
 import type { DType } from "../ir/dtype.ts";
-import type { Graph } from "../ir/graph.ts";
+import { type Graph, GraphBuilder } from "../ir/graph.ts";
 import type { Dim } from "../ir/shape.ts";
 import { verify } from "../ir/verify.ts";
 import { parseHints } from "./hints.ts";
@@ -22,7 +22,7 @@ export interface TraceInput {
 type Forward = (...args: Tensor[]) => Tensor | Record<string, Tensor>;
 
 export function traceModule(root: Module, name: string, inputs: readonly TraceInput[]): Graph {
-  const tracer = new Tracer(name);
+  const tracer = new Tracer(new GraphBuilder(name));
   const children = walkModule(root);
   const restore: (() => void)[] = [];
   try {

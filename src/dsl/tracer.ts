@@ -3,20 +3,27 @@
 // module-level "active tracer" is safe; using a tensor outside a trace is an error that says so.
 
 import type { JsonValue } from "../ir/attrs.ts";
-import { GraphBuilder, type ValueId } from "../ir/graph.ts";
+import type { GraphBuilder, SourceLoc, ValueId } from "../ir/graph.ts";
 import type { ValueType } from "../ir/ops.ts";
 import { callerLocation } from "./source-loc.ts";
 
+/** Where emitted nodes are attributed when they do not come from user code (rewrites made by passes). */
+export interface FixedOrigin {
+  readonly scope: string;
+  readonly loc?: SourceLoc;
+  readonly meta?: Readonly<Record<string, string>>;
+}
+
 export class Tracer {
-  readonly builder: GraphBuilder;
   private readonly scopes: string[] = [];
 
-  constructor(name: string) {
-    this.builder = new GraphBuilder(name);
-  }
+  constructor(
+    readonly builder: GraphBuilder,
+    private readonly origin?: FixedOrigin,
+  ) {}
 
   get scope(): string {
-    return this.scopes[this.scopes.length - 1] ?? "";
+    return this.scopes[this.scopes.length - 1] ?? this.origin?.scope ?? "";
   }
 
   withScope<T>(scope: string, fn: () => T): T {
@@ -29,8 +36,8 @@ export class Tracer {
   }
 
   emit(op: string, inputs: readonly ValueId[], attrs: Record<string, unknown> = {}): ValueId[] {
-    const loc = callerLocation();
-    return this.builder.node(op, inputs, attrs, { scope: this.scope, ...(loc && { loc }) });
+    const loc = this.origin ? this.origin.loc : callerLocation();
+    return this.builder.node(op, inputs, attrs, { scope: this.scope, ...(loc && { loc }), ...(this.origin?.meta && { meta: this.origin.meta }) });
   }
 
   type(v: ValueId): ValueType {

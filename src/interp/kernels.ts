@@ -79,6 +79,15 @@ function erf(x: number): number {
   return Math.sign(x) * (1 - erfc);
 }
 
+const gelu = (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
+const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+const GATED_ACTS: Record<CoreAttrs<"gated_activation">["act"], (v: number) => number> = {
+  silu: (v) => v / (1 + Math.exp(-v)),
+  gelu,
+  gelu_tanh: geluTanh,
+  relu: (v) => (v > 0 ? v : 0),
+};
+
 const ROUND: Partial<Record<string, (v: number) => number>> = { f32: Math.fround, f16: roundToF16, bf16: roundToBf16, i32: Math.trunc, bool: (v) => (v ? 1 : 0) };
 
 export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
@@ -102,9 +111,8 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   rsqrt: ([x]) => map(x!, (v) => 1 / Math.sqrt(v)),
   relu: ([x]) => map(x!, (v) => (v > 0 ? v : 0)),
   sigmoid: ([x]) => map(x!, (v) => 1 / (1 + Math.exp(-v))),
-  silu: ([x]) => map(x!, (v) => v / (1 + Math.exp(-v))),
-  gelu: ([x], a) =>
-    map(x!, a.approximate === "tanh" ? (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))) : (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))),
+  silu: ([x]) => map(x!, GATED_ACTS.silu),
+  gelu: ([x], a) => map(x!, a.approximate === "tanh" ? geluTanh : gelu),
   matmul: ([a, b]) => {
     const [m, k] = a!.shape.slice(-2) as [number, number];
     const n = b!.shape[b!.shape.length - 1]!;
@@ -275,6 +283,14 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
     for (let base = 0; base < out.length; base += q * k)
       for (let i = 0; i < q; i++) for (let j = i + (k - q) + 1; j < k; j++) out[base + i * k + j] = Number.NEGATIVE_INFINITY;
     return [tensor(x!.dtype, x!.shape, out)];
+  },
+  gated_activation: ([x], a) => {
+    const n = x!.shape[x!.shape.length - 1]! / 2;
+    const rows = x!.data.length / (2 * n);
+    const act = GATED_ACTS[a.act];
+    const out = new Float32Array(rows * n);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) out[r * n + i] = act(x!.data[r * 2 * n + n + i]!) * x!.data[r * 2 * n + i]!;
+    return [tensor(x!.dtype, [...x!.shape.slice(0, -1), n], out)];
   },
   attention: ([q, k, v], a) => {
     const [b, s, h, d] = q!.shape as [number, number, number, number];

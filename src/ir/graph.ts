@@ -167,6 +167,11 @@ export class GraphBuilder {
     return outputs;
   }
 
+  /** The most recently added node (rewrites use it to see what they just emitted). */
+  lastNode(): Node | undefined {
+    return this.nodes[this.nodes.length - 1];
+  }
+
   output(name: string, v: ValueId): void {
     this.type(v);
     this.outputs.push({ name, value: v });

@@ -270,6 +270,18 @@ export const CORE_OPS = {
     },
     doc: "set scores[..., i, j] to -inf where key j is after query i",
   } satisfies OpDef<{}>,
+  gated_activation: {
+    attrs: { act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu"] } },
+    arity: [1, 1],
+    infer: (ins) => {
+      const x = ins[0]!;
+      requireFloat(x, "input");
+      const last = x.shape[x.shape.length - 1]!;
+      if (typeof last !== "number" || last % 2 !== 0) fail(`gated_activation needs an even last dim, got ${formatShape(x.shape)}`);
+      return [t(x.dtype, [...x.shape.slice(0, -1), (last as number) / 2])];
+    },
+    doc: "act(x[..., n:]) * x[..., :n] for x[..., 2n]: TensorRT-LLM's fused gated MLP (swiglu/geglu) layout",
+  } satisfies OpDef<{ act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu"] } }>,
   attention: {
     attrs: { causal: "bool", scale: "number" },
     arity: [3, 3],

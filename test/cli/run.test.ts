@@ -2,7 +2,7 @@
 // --json, and bad input gives one clear line and exit code 1 (never a stack trace).
 
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -110,5 +110,30 @@ export default defineModel({ name: "bad", architectures: [], config: z.object({}
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ model: "llama", prompt: [1, 2, 3], tokens: expect.any(Array) });
     expect(JSON.parse(r.stdout).tokens).toHaveLength(4);
+  });
+});
+
+describe("kiln passes", () => {
+  it("prints one JSON object with op counts before and after each pass", async () => {
+    const r = await kiln(["passes", "models/llama.ts", "--hf", `${FIXTURES}llama`, "--json", "--no-typecheck"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.passes.map((p: { pass: string }) => p.pass)).toEqual(["dce", "cse", "fold-shapes", "recognize-linear", "fold-bias", "recognize-norms", "recognize-attention", "fuse-qkv", "fuse-gated-mlp", "cse", "dce"]);
+    const qkv = j.passes.find((p: { pass: string }) => p.pass === "fuse-qkv");
+    expect(qkv).toMatchObject({ rewrites: 2, before: { linear: 15 }, after: { linear: 11, split: 2 } });
+    const last = j.passes.at(-1);
+    expect(last.after).toMatchObject({ attention: 2, rms_norm: 5, gated_activation: 2, linear: 9 });
+  });
+
+  it("--explain says why attention without a causal mask was not fused, with the model's source line", async () => {
+    // Inside the repository (tmp/ is git-ignored) so the in-process module loader resolves "kiln" by self-reference.
+    mkdirSync("tmp", { recursive: true });
+    const file = join("tmp", "no_mask_llama.ts");
+    writeFileSync(file, readFileSync("examples/llama_from_primitives.ts", "utf8").replace(".causalMask()", ""));
+    const r = await kiln(["passes", file, "--hf", `${FIXTURES}llama`, "--explain", "--no-typecheck"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/hints: none/);
+    expect(r.out).toMatch(/recognize-attention\s+0 rewrites\s+no change/);
+    expect(r.out).toMatch(/near miss causal-attention\(scale=mul\) at transpose in layers\.0 at .*no_mask_llama\.ts:\d+:\d+: matched \d+ of \d+ pattern nodes, then: expected causal_mask, found mul/);
   });
 });

@@ -1,0 +1,395 @@
+// convert.ts: streamed conversion equals in-memory evalExpr + cast for random checkpoints and random expression
+// trees of every transform (tiny blocks force many blocks and odd boundaries); rounding ties of every cast;
+// plan validation; and failures that must leave nothing in the output directory.
+
+import { fc, test as fcTest } from "@fast-check/vitest";
+import { mkdir, mkdtemp, readdir, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { openCheckpoint, type Checkpoint } from "./checkpoint.ts";
+import { ConvertError, writeCheckpointFiles, type RankFilePlan } from "./convert.ts";
+import type { FloatDtype } from "./float-cast.ts";
+import { f32ToBf16, f32ToF16 } from "./half.ts";
+import { SafetensorsFile, writeSafetensors, type TensorWithData } from "./safetensors.ts";
+import { concat, evalExpr, pad, reshape, repeatInterleave, slice, src, transpose, type WeightExpr, zeros } from "./weight-map.ts";
+
+let root: string;
+let counter = 0;
+const newDir = async () => {
+  const dir = join(root, `case-${counter++}`);
+  await mkdir(dir);
+  return dir;
+};
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "kiln-convert-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------- random checkpoints and expressions
+
+/** mulberry32: a small seeded PRNG so a failing case is reproducible from its seed. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)); // inclusive
+  const pick = <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!;
+  return { next, int, pick };
+}
+type Rng = ReturnType<typeof rng>;
+
+const DTYPES: readonly FloatDtype[] = ["F32", "F16", "BF16"];
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Random finite values as raw bits: any exponent but the all-ones one (no Inf, no NaN). */
+function randomData(r: Rng, dtype: FloatDtype, n: number): Uint8Array {
+  if (dtype === "F32") {
+    const a = new Uint32Array(n);
+    for (let i = 0; i < n; i++) a[i] = ((r.int(0, 1) << 31) | (r.int(0, 254) << 23) | r.int(0, 0x7fffff)) >>> 0;
+    return new Uint8Array(a.buffer);
+  }
+  const a = new Uint16Array(n);
+  const [expBits, mantBits] = dtype === "F16" ? [5, 10] : [8, 7];
+  for (let i = 0; i < n; i++) a[i] = (r.int(0, 1) << 15) | (r.int(0, (1 << expBits) - 2) << mantBits) | r.int(0, (1 << mantBits) - 1);
+  return new Uint8Array(a.buffer);
+}
+
+interface Shaped {
+  e: WeightExpr;
+  shape: number[];
+}
+
+/** A random shape with the given element count and 1..3 dims. */
+function factorShape(r: Rng, n: number): number[] {
+  const dims = r.int(1, 3);
+  const shape: number[] = [];
+  let left = n;
+  for (let d = 0; d < dims - 1; d++) {
+    const divisors = Array.from({ length: left }, (_, i) => i + 1).filter((k) => left % k === 0);
+    const k = r.pick(divisors);
+    shape.push(k);
+    left /= k;
+  }
+  return [...shape, left];
+}
+
+const MAX_ELEMENTS = 400;
+
+/** A random expression over `sources`, built so every node is valid; every transform appears at some depth. */
+function randomExpr(r: Rng, sources: readonly Shaped[], depth: number): Shaped {
+  const leaf = (): Shaped => (r.next() < 0.85 ? r.pick(sources) : (({ shape }) => ({ e: zeros(shape), shape }))({ shape: factorShape(r, r.int(1, 12)) }));
+  if (depth === 0) return leaf();
+  const x = randomExpr(r, sources, depth - 1);
+  const dim = r.int(0, x.shape.length - 1);
+  const size = x.shape[dim]!;
+  const withDim = (v: number) => x.shape.map((d, i) => (i === dim ? v : d));
+  const ops: (() => Shaped | undefined)[] = [
+    () => leaf(),
+    () => {
+      if (x.shape.length === 2) return { e: transpose(x.e), shape: [x.shape[1]!, x.shape[0]!] };
+      const n = numel(x.shape);
+      const rows = r.pick(Array.from({ length: n }, (_, i) => i + 1).filter((k) => n % k === 0));
+      const two = [rows, n / rows];
+      return { e: transpose(reshape(x.e, two)), shape: [two[1]!, two[0]!] };
+    },
+    () => {
+      const start = r.int(0, size - 1);
+      const end = r.int(start + 1, size);
+      return { e: slice(x.e, dim, start, end), shape: withDim(end - start) };
+    },
+    () => {
+      const to = size + r.int(0, 3);
+      return numel(withDim(to)) <= MAX_ELEMENTS ? { e: pad(x.e, dim, to), shape: withDim(to) } : undefined;
+    },
+    () => {
+      const k = r.int(1, 3);
+      return numel(withDim(size * k)) <= MAX_ELEMENTS ? { e: repeatInterleave(x.e, dim, k), shape: withDim(size * k) } : undefined;
+    },
+    () => {
+      const shape = factorShape(r, numel(x.shape));
+      return { e: reshape(x.e, shape), shape };
+    },
+    () => {
+      // Parts that fit x on every dim but `dim`: slices of x, x itself, zeros, a sibling expression reshaped.
+      const parts: Shaped[] = [];
+      for (let i = r.int(1, 3); i > 0; i--) {
+        const kind = r.int(0, 2);
+        if (kind === 0) parts.push(x);
+        else if (kind === 1) {
+          const w = r.int(1, 3);
+          parts.push({ e: zeros(withDim(w)), shape: withDim(w) });
+        } else {
+          const start = r.int(0, size - 1);
+          const end = r.int(start + 1, size);
+          parts.push({ e: slice(x.e, dim, start, end), shape: withDim(end - start) });
+        }
+      }
+      const total = parts.reduce((a, p) => a + p.shape[dim]!, 0);
+      return numel(withDim(total)) <= MAX_ELEMENTS ? { e: concat(dim, ...parts.map((p) => p.e)), shape: withDim(total) } : undefined;
+    },
+  ];
+  return r.pick(ops)() ?? x;
+}
+
+interface Fixture {
+  dir: string;
+  tensors: (TensorWithData & { dtype: FloatDtype })[];
+}
+
+/** A checkpoint of random tensors in random dtypes, split over two shards with an index. */
+async function randomCheckpoint(r: Rng): Promise<Fixture> {
+  const dir = await newDir();
+  const tensors = Array.from({ length: r.int(2, 5) }, (_, i) => {
+    const dtype = r.pick(DTYPES);
+    const shape = factorShape(r, r.int(1, 60));
+    return { name: `t${i}`, dtype, shape, data: randomData(r, dtype, numel(shape)) };
+  });
+  const cut = r.int(1, tensors.length - 1);
+  await writeSafetensors(join(dir, "a.safetensors"), tensors.slice(0, cut));
+  await writeSafetensors(join(dir, "b.safetensors"), tensors.slice(cut));
+  const weightMap = Object.fromEntries(tensors.map((t, i) => [t.name, i < cut ? "a.safetensors" : "b.safetensors"]));
+  await writeFile(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+  return { dir, tensors };
+}
+
+/** The oracle: evalExpr in float32, then one cast to the output dtype. */
+function expectedBytes(ckpt: Checkpoint, e: WeightExpr, dtype: FloatDtype): Uint8Array {
+  const { data } = evalExpr(e, (name) => ({ shape: ckpt.info(name)!.shape, data: ckpt.readF32Sync(name) }));
+  const out = dtype === "F32" ? data : dtype === "F16" ? f32ToF16(data) : f32ToBf16(data);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+async function readOutput(path: string): Promise<Map<string, { shape: number[]; dtype: string; bytes: Uint8Array }>> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    const out = new Map<string, { shape: number[]; dtype: string; bytes: Uint8Array }>();
+    for (const t of f.tensors()) out.set(t.name, { shape: t.shape, dtype: t.dtype, bytes: await f.readBytes(t.name) });
+    return out;
+  } finally {
+    await f.close();
+  }
+}
+
+describe("streamed conversion equals evalExpr + cast", () => {
+  fcTest.prop([fc.integer()], { numRuns: 60 })("random checkpoints, expressions and block sizes", async (seed) => {
+    const r = rng(seed);
+    const fixture = await randomCheckpoint(r);
+    const ckpt = await openCheckpoint(fixture.dir);
+    try {
+      const sources = fixture.tensors.map((t): Shaped => ({ e: src(t.name), shape: t.shape }));
+      const plans: RankFilePlan[] = Array.from({ length: r.int(1, 2) }, (_, f) => ({
+        file: `rank${f}.safetensors`,
+        tensors: Array.from({ length: r.int(1, 4) }, (_, i) => ({ name: `out${i}`, dtype: r.pick(DTYPES), expr: randomExpr(r, sources, r.int(0, 4)).e })),
+        metadata: { rank: String(f) },
+      }));
+      const out = await newDir();
+      const blockBytes = r.pick([4, 6, 8, 12, 36, 64, 100, 4096]);
+      const progress: number[] = [];
+      const result = await writeCheckpointFiles(ckpt, plans, out, { blockBytes, onProgress: (done) => progress.push(done) });
+      expect((await readdir(out)).sort()).toEqual(plans.map((p) => p.file).sort());
+      let bytes = 0;
+      for (const plan of plans) {
+        const written = await readOutput(join(out, plan.file));
+        expect([...written.keys()]).toEqual(plan.tensors.map((t) => t.name));
+        for (const t of plan.tensors) {
+          const want = expectedBytes(ckpt, t.expr, t.dtype);
+          const got = written.get(t.name)!;
+          expect(got.dtype).toBe(t.dtype);
+          expect(Buffer.from(got.bytes).equals(Buffer.from(want)), `seed ${seed} ${plan.file}:${t.name} blockBytes ${blockBytes}`).toBe(true);
+          bytes += want.length;
+        }
+      }
+      expect(result).toEqual({ bytesWritten: bytes, tensors: plans.reduce((a, p) => a + p.tensors.length, 0) });
+      expect(progress.at(-1)).toBe(bytes);
+      expect(progress.every((v, i) => i === 0 || v > progress[i - 1]!)).toBe(true);
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  test("a tensor bigger than a block streams in ceil(bytes / blockBytes) blocks and round-trips", async () => {
+    const dir = await newDir();
+    const n = 50_000;
+    const data = new Float32Array(n).map((_, i) => i * 0.25 - 1000);
+    await writeSafetensors(join(dir, "model.safetensors"), [{ name: "w", dtype: "F32", shape: [500, 100], data }]);
+    const ckpt = await openCheckpoint(dir);
+    const out = await newDir();
+    const calls: [number, number, string][] = [];
+    const plan: RankFilePlan = { file: "rank0.safetensors", tensors: [{ name: "w.t", dtype: "F32", expr: transpose(src("w")) }] };
+    await writeCheckpointFiles(ckpt, [plan], out, { blockBytes: 4096, onProgress: (d, t, name) => calls.push([d, t, name]) });
+    await ckpt.close();
+    expect(calls).toHaveLength(Math.ceil((n * 4) / 4096));
+    expect(calls.at(-1)).toEqual([n * 4, n * 4, "w.t"]);
+    const got = new Float32Array((await readOutput(join(out, "rank0.safetensors"))).get("w.t")!.bytes.slice().buffer);
+    // Output [100, 500]: element (j, i) is input (i, j).
+    expect(got[0]).toBe(data[0]);
+    expect(got[1]).toBe(data[100]);
+    expect(got[500 * 37 + 211]).toBe(data[211 * 100 + 37]);
+  });
+
+  test("a block that needs more pieces than a plan may hold is split, and still exact", async () => {
+    const dir = await newDir();
+    const n = 70_000; // repeat on the last dim makes one piece per 2 output elements: 70 000 > the 65 536 cap
+    const data = new Uint16Array(n).map((_, i) => i & 0x7bff);
+    await writeSafetensors(join(dir, "model.safetensors"), [{ name: "v", dtype: "F16", shape: [n], data }]);
+    const ckpt = await openCheckpoint(dir);
+    const out = await newDir();
+    const expr = reshape(repeatInterleave(reshape(src("v"), [n, 1]), 1, 2), [2 * n]);
+    await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors: [{ name: "x", dtype: "F16", expr }] }], out);
+    await ckpt.close();
+    const got = new Uint16Array((await readOutput(join(out, "r.safetensors"))).get("x")!.bytes.slice().buffer);
+    expect(got).toEqual(new Uint16Array(2 * n).map((_, i) => data[i >> 1]!));
+  });
+
+  test("scalars and empty tensors", async () => {
+    const dir = await newDir();
+    await writeSafetensors(join(dir, "model.safetensors"), [{ name: "s", dtype: "BF16", shape: [], data: new Uint16Array([0x3fc0]) }]);
+    const ckpt = await openCheckpoint(dir);
+    const out = await newDir();
+    const plan: RankFilePlan = {
+      file: "r.safetensors",
+      tensors: [
+        { name: "scalar", dtype: "F32", expr: src("s") },
+        { name: "vec", dtype: "F16", expr: repeatInterleave(reshape(src("s"), [1]), 0, 3) },
+        { name: "empty", dtype: "BF16", expr: zeros([0, 4]) },
+      ],
+    };
+    await writeCheckpointFiles(ckpt, [plan], out, { blockBytes: 4 });
+    await ckpt.close();
+    const got = await readOutput(join(out, "r.safetensors"));
+    expect([...new Float32Array(got.get("scalar")!.bytes.slice().buffer)]).toEqual([1.5]);
+    expect([...new Uint16Array(got.get("vec")!.bytes.slice().buffer)]).toEqual([0x3e00, 0x3e00, 0x3e00]);
+    expect(got.get("empty")).toMatchObject({ shape: [0, 4], bytes: new Uint8Array(0) });
+  });
+});
+
+// ---------------------------------------------------------------- casts: round to nearest, ties to even
+
+describe("dtype casts", () => {
+  // Expected bit patterns worked out by hand from the IEEE 754 formats, not computed by Kiln.
+  const CASES: { name: string; from: FloatDtype; to: FloatDtype; in: number[]; out: number[] }[] = [
+    // 1 + 2^-8 is halfway between bf16 1.0 (0x3f80) and 0x3f81: ties go to the even 0x3f80; 1 + 3*2^-8 to 0x3f82.
+    { name: "F32 -> BF16 ties", from: "F32", to: "BF16", in: [1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -8 + 2 ** -20], out: [0x3f80, 0x3f82, 0xbf80, 0x3f81] },
+    // f16 has 10 mantissa bits: 1 + 2^-11 ties to 0x3c00, 1 + 3*2^-11 to 0x3c02; 65520 ties up to Inf; 65519 -> max.
+    { name: "F32 -> F16 ties and overflow", from: "F32", to: "F16", in: [1 + 2 ** -11, 1 + 3 * 2 ** -11, 65520, 65519, 2 ** -25, 3 * 2 ** -25], out: [0x3c00, 0x3c02, 0x7c00, 0x7bff, 0x0000, 0x0002] },
+    // bf16 2^-25 (0x3300) and 1.5 * 2^-24 (0x33c0) are ties between f16 subnormals: 0 and 2 units.
+    { name: "BF16 -> F16 subnormal ties", from: "BF16", to: "F16", in: [0x3300, 0x33c0, 0x3f80, 0x4780], out: [0x0000, 0x0002, 0x3c00, 0x7c00] },
+    // f16 0x3c04 = 1 + 2^-8 ties to bf16 1.0; 0x3c0c = 1 + 3*2^-8 ties to 0x3f82.
+    { name: "F16 -> BF16 ties", from: "F16", to: "BF16", in: [0x3c04, 0x3c0c, 0x7c00], out: [0x3f80, 0x3f82, 0x7f80] },
+    { name: "BF16 -> F32 exact", from: "BF16", to: "F32", in: [0x3f81, 0xc0a0], out: [1 + 2 ** -7, -5] },
+  ];
+
+  for (const c of CASES) {
+    test(c.name, async () => {
+      const dir = await newDir();
+      const data = c.from === "F32" ? new Float32Array(c.in) : new Uint16Array(c.in);
+      await writeSafetensors(join(dir, "model.safetensors"), [{ name: "x", dtype: c.from, shape: [c.in.length], data }]);
+      const ckpt = await openCheckpoint(dir);
+      const out = await newDir();
+      // Concat with itself so the cast also runs on a block that straddles two pieces.
+      await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors: [{ name: "y", dtype: c.to, expr: concat(0, src("x"), src("x")) }] }], out, { blockBytes: 12 });
+      await ckpt.close();
+      const bytes = (await readOutput(join(out, "r.safetensors"))).get("y")!.bytes.slice().buffer;
+      const got = c.to === "F32" ? [...new Float32Array(bytes)] : [...new Uint16Array(bytes)];
+      expect(got).toEqual([...c.out, ...c.out]);
+    });
+  }
+});
+
+// ---------------------------------------------------------------- validation and failures
+
+describe("plan validation", () => {
+  test("every problem is reported at once, naming file and tensor, and nothing is written", async () => {
+    const dir = await newDir();
+    await writeSafetensors(join(dir, "model.safetensors"), [
+      { name: "a", dtype: "F32", shape: [4, 6], data: new Float32Array(24) },
+      { name: "ids", dtype: "I32", shape: [3], data: new Int32Array(3) },
+    ]);
+    const ckpt = await openCheckpoint(dir);
+    const out = join(await newDir(), "out");
+    const plans = [
+      {
+        file: "rank0.safetensors",
+        tensors: [
+          { name: "ok", dtype: "F16", expr: src("a") },
+          { name: "missing", dtype: "F16", expr: src("nope") },
+          { name: "bad-slice", dtype: "F16", expr: slice(src("a"), 1, 2, 9) },
+          { name: "bad-concat", dtype: "F16", expr: concat(0, src("a"), transpose(src("a"))) },
+          { name: "ok", dtype: "F16", expr: src("a") },
+          { name: "ints", dtype: "F32", expr: src("ids") },
+          { name: "i8", dtype: "I8", expr: src("a") },
+        ],
+      },
+      { file: "rank0.safetensors", tensors: [] },
+      { file: "../escape.safetensors", tensors: [] },
+    ] as unknown as RankFilePlan[];
+    const err = await writeCheckpointFiles(ckpt, plans, out).catch((e: unknown) => e);
+    await ckpt.close();
+    expect(err).toBeInstanceOf(ConvertError);
+    expect((err as ConvertError).problems).toEqual([
+      `rank0.safetensors: tensor "missing": source tensor 'nope' is not in the checkpoint`,
+      `rank0.safetensors: tensor "bad-slice": slice [2, 9) out of range for dim 1 of [4,6]`,
+      `rank0.safetensors: tensor "bad-concat": concat on dim 0: [6,4] does not fit [4,6]`,
+      `rank0.safetensors: tensor "ok": tensor name appears twice in this file`,
+      `rank0.safetensors: tensor "ints": source tensor "ids" is I32; only F32, F16 and BF16 sources can be converted`,
+      `rank0.safetensors: tensor "i8": dtype "I8" is not F32, F16 or BF16`,
+      `rank0.safetensors: file name appears in more than one plan`,
+      `../escape.safetensors: file name "../escape.safetensors" must be a plain file name inside the output directory`,
+    ]);
+    expect((err as Error).message).toMatch(/^8 problems in the conversion plan: rank0\.safetensors: tensor "missing"/);
+    await expect(readdir(out)).rejects.toThrow(/ENOENT/); // validation failed before the directory was made
+  });
+
+  test("blockBytes must be a usable size", async () => {
+    const dir = await newDir();
+    await writeSafetensors(join(dir, "model.safetensors"), [{ name: "a", dtype: "F32", shape: [1], data: new Float32Array(1) }]);
+    const ckpt = await openCheckpoint(dir);
+    await expect(writeCheckpointFiles(ckpt, [], dir, { blockBytes: 2 })).rejects.toThrow(/blockBytes must be an integer >= 4, got 2/);
+    await ckpt.close();
+  });
+});
+
+describe("failures leave nothing behind", () => {
+  async function twoFileSetup() {
+    const dir = await newDir();
+    const data = new Uint16Array(4096).map((_, i) => 0x3c00 + (i % 512));
+    await writeSafetensors(join(dir, "model.safetensors"), [{ name: "w", dtype: "F16", shape: [64, 64], data }]);
+    const plans: RankFilePlan[] = [0, 1].map((r) => ({
+      file: `rank${r}.safetensors`,
+      tensors: [{ name: "w", dtype: "BF16", expr: slice(src("w"), 1, 32 * r, 32 * (r + 1)) }],
+    }));
+    return { dir, plans, out: await newDir() };
+  }
+
+  test("an error thrown mid-way (here by onProgress, in the second file) removes every output and temp file", async () => {
+    const { dir, plans, out } = await twoFileSetup();
+    const ckpt = await openCheckpoint(dir);
+    let calls = 0;
+    const onProgress = () => {
+      if (++calls === 5) throw new Error("interrupted");
+    };
+    await expect(writeCheckpointFiles(ckpt, plans, out, { blockBytes: 1024, onProgress })).rejects.toThrow("interrupted");
+    await ckpt.close();
+    expect(calls).toBe(5); // 4 blocks per file: the first file was complete when the error came
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  test("a source file truncated after opening fails with the file and tensor named, leaving nothing", async () => {
+    const { dir, plans, out } = await twoFileSetup();
+    const ckpt = await openCheckpoint(dir);
+    await truncate(join(dir, "model.safetensors"), 4000);
+    const err = await writeCheckpointFiles(ckpt, plans, out, { blockBytes: 1024 }).catch((e: unknown) => e);
+    await ckpt.close();
+    expect((err as Error).message).toMatch(/model\.safetensors: tensor "w": unexpected end of file at byte \d+/);
+    expect(await readdir(out)).toEqual([]);
+  });
+});
