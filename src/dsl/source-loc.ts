@@ -1,6 +1,7 @@
 // Finds the line of the user's model file that made a DSL call, from the (source-mapped) stack. The first frame
 // outside Kiln's own src/ and bin/ (tests excepted) wins (the model file); when a whole forward lives in Kiln's module library, the first
-// library frame is used instead. Paths are reported relative to the working directory.
+// library frame is used instead; frames below the tracer (the code that started the trace) never count. Paths are
+// reported relative to the working directory.
 
 import { relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,6 +9,8 @@ import type { SourceLoc } from "../ir/graph.ts";
 
 const INTERNAL_DIRS = [fileURLToPath(new URL("..", import.meta.url)), fileURLToPath(new URL("../../bin/", import.meta.url))];
 const LIBRARY_DIR = fileURLToPath(new URL("./modules/", import.meta.url));
+/** Frames below the tracer belong to whoever started the trace, not to the model. */
+const TRACE_FILE = fileURLToPath(new URL("./trace.ts", import.meta.url));
 const FRAME = /(?:\(|at )((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/;
 
 function parseFrame(line: string): { file: string; line: number; col: number } | undefined {
@@ -29,6 +32,7 @@ export function callerLocation(): SourceLoc | undefined {
   for (const line of stack.split("\n").slice(1)) {
     const f = parseFrame(line);
     if (!f || isInternal(f.file)) continue;
+    if (f.file === TRACE_FILE) break;
     const loc = { file: relative(process.cwd(), f.file) || f.file, line: f.line, col: f.col };
     if (!isKiln(f.file)) return loc;
     if (!library && f.file.startsWith(LIBRARY_DIR)) library = loc;

@@ -1,0 +1,46 @@
+// Tensor and pipeline parallel layout, with TensorRT-LLM's rules: rank r = pp_rank * tp + tp_rank; pipeline stages
+// split layers like torch.tensor_split (the first L % pp stages get one extra layer); parameters of layer l are
+// stored in their stage's rank files under local index l - first(stage).
+
+export interface Mapping {
+  readonly tp: number;
+  readonly pp: number;
+}
+
+export const worldSize = (m: Mapping): number => m.tp * m.pp;
+export const rankOf = (m: Mapping, ppRank: number, tpRank: number): number => ppRank * m.tp + tpRank;
+
+/** [first, end) layer range of each pipeline stage. */
+export function stageLayers(numLayers: number, pp: number): [number, number][] {
+  const base = Math.floor(numLayers / pp);
+  const extra = numLayers % pp;
+  const out: [number, number][] = [];
+  let at = 0;
+  for (let s = 0; s < pp; s++) {
+    const n = base + (s < extra ? 1 : 0);
+    out.push([at, at + n]);
+    at += n;
+  }
+  return out;
+}
+
+const LAYER_NAME = /^transformer\.layers\.(\d+)\.(.+)$/;
+
+/** Which stage holds a parameter, and its name inside that stage's rank files (local layer index). */
+export function placeParam(name: string, numLayers: number, pp: number): { stage: number; localName: string } {
+  const stages = stageLayers(numLayers, pp);
+  const m = LAYER_NAME.exec(name);
+  if (m) {
+    const layer = Number(m[1]);
+    const stage = stages.findIndex(([a, b]) => layer >= a && layer < b);
+    return { stage, localName: `transformer.layers.${layer - stages[stage]![0]}.${m[2]}` };
+  }
+  const last = name.startsWith("lm_head") || name.startsWith("transformer.ln_f");
+  return { stage: last ? pp - 1 : 0, localName: name };
+}
+
+export function checkMapping(m: Mapping, numLayers: number): void {
+  for (const [k, v] of Object.entries({ tp: m.tp, pp: m.pp }))
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
+  if (m.pp > numLayers) throw new Error(`--pp ${m.pp} is more pipeline stages than the model's ${numLayers} layers`);
+}

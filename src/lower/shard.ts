@@ -1,0 +1,121 @@
+// Per-rank weights: for every TensorRT-LLM parameter, the expression each tensor-parallel rank stores, following
+// TensorRT-LLM's conventions: column-parallel weights and biases split on dim 0, row-parallel weights on dim 1 with
+// the bias whole on every rank (or on rank 0 only where the layer reduces once, GPT-J), the fused QKV split by heads
+// first and concatenated per rank ([q_r; k_r; v_r], key/value heads replicated when fewer than tp), lm_head padded to
+// a multiple of tp then split on dim 0, everything else replicated. Expressions are simplified, so a rank's slice reads
+// only the source rows it needs.
+
+import type { Graph, Node } from "../ir/graph.ts";
+import { simplifyExpr } from "../weights/simplify.ts";
+import { concat, pad, slice, type WeightExpr, type WeightMap, zeros } from "../weights/weight-map.ts";
+import type { LoweredModel } from "./to-trtllm.ts";
+
+export class ShardError extends Error {}
+
+export type Role =
+  | { readonly kind: "replicated" }
+  | { readonly kind: "column" }
+  | { readonly kind: "row" }
+  | { readonly kind: "row_bias"; readonly rank0Only: boolean }
+  | { readonly kind: "qkv"; readonly heads: number; readonly kvHeads: number; readonly headDim: number }
+  | { readonly kind: "lm_head" };
+
+/** The sharding role of every parameter, from the TensorRT-LLM op that reads it. */
+export function paramRoles(g: Graph): Map<string, Role> {
+  const nameOf = new Map(g.params.map((p) => [p.value, p.name]));
+  const roles = new Map<string, Role>();
+  const set = (n: Node, slot: number, role: Role) => {
+    const name = nameOf.get(n.inputs[slot]!);
+    if (name) roles.set(name, role);
+  };
+  for (const n of g.nodes) {
+    const layerReduce = n.attrs.reduce === "layer";
+    if (n.op === "trtllm.attention") {
+      const qkv: Role = { kind: "qkv", heads: n.attrs.heads as number, kvHeads: n.attrs.kvHeads as number, headDim: n.attrs.headDim as number };
+      let slot = 2;
+      set(n, slot++, qkv);
+      if (n.attrs.qkvBias) set(n, slot++, qkv);
+      set(n, slot++, { kind: "row" });
+      if (n.attrs.denseBias) set(n, slot, { kind: "row_bias", rank0Only: layerReduce });
+    } else if (n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp") {
+      const cols = n.op === "trtllm.gated_mlp" ? 2 : 1;
+      for (let k = 0; k < cols; k++) set(n, 1 + k, { kind: "column" });
+      set(n, 1 + cols, { kind: "row" });
+      if (n.attrs.bias) {
+        for (let k = 0; k < cols; k++) set(n, 2 + cols + k, { kind: "column" });
+        set(n, 2 + 2 * cols, { kind: "row_bias", rank0Only: layerReduce });
+      }
+    } else if (n.op === "trtllm.lm_head") {
+      set(n, 1, { kind: "lm_head" });
+      set(n, 2, { kind: "lm_head" });
+    }
+  }
+  for (const p of g.params) if (!roles.has(p.name)) roles.set(p.name, { kind: "replicated" });
+  return roles;
+}
+
+type ShapeOf = (name: string) => readonly number[] | undefined;
+
+function evenSplit(size: number, tp: number, what: string): number {
+  if (size % tp !== 0) throw new ShardError(`${what}: size ${size} is not divisible by tp=${tp}`);
+  return size / tp;
+}
+
+/** Rows of the fused QKV weight that rank r holds: its q heads, then its k heads, then its v heads. */
+export function qkvRankRows(role: Extract<Role, { kind: "qkv" }>, tp: number, r: number, what: string): [number, number][] {
+  const { heads, kvHeads, headDim: hd } = role;
+  const hl = evenSplit(heads, tp, `${what} query heads`);
+  let kvStart: number;
+  let kvl: number;
+  if (kvHeads >= tp) {
+    kvl = evenSplit(kvHeads, tp, `${what} key/value heads`);
+    kvStart = r * kvl;
+  } else {
+    if (tp % kvHeads !== 0) throw new ShardError(`${what}: tp=${tp} is not a multiple of ${kvHeads} key/value heads, so they cannot be replicated evenly`);
+    kvl = 1;
+    kvStart = Math.floor((r * kvHeads) / tp);
+  }
+  const q0 = 0;
+  const k0 = heads * hd;
+  const v0 = (heads + kvHeads) * hd;
+  return [
+    [q0 + r * hl * hd, q0 + (r + 1) * hl * hd],
+    [k0 + kvStart * hd, k0 + (kvStart + kvl) * hd],
+    [v0 + kvStart * hd, v0 + (kvStart + kvl) * hd],
+  ];
+}
+
+export function rankExpr(name: string, e: WeightExpr, role: Role, shape: readonly number[], tp: number, r: number, shapeOf: ShapeOf): WeightExpr {
+  if (tp === 1 && role.kind !== "lm_head") return e;
+  const part = (dim: number) => {
+    const n = evenSplit(shape[dim]!, tp, `${name} dim ${dim}`);
+    return simplifyExpr(slice(e, dim, r * n, (r + 1) * n), shapeOf);
+  };
+  switch (role.kind) {
+    case "replicated":
+      return e;
+    case "column":
+      return part(0);
+    case "row":
+      return part(1);
+    case "row_bias":
+      return role.rank0Only && r > 0 ? zeros(shape) : e;
+    case "qkv":
+      return simplifyExpr(concat(0, ...qkvRankRows(role, tp, r, name).map(([a, b]) => slice(e, 0, a, b))), shapeOf);
+    case "lm_head": {
+      const padded = Math.ceil(shape[0]! / tp) * tp;
+      const full = padded === shape[0] ? e : pad(e, 0, padded);
+      const n = padded / tp;
+      return tp === 1 ? full : simplifyExpr(slice(full, 0, r * n, (r + 1) * n), shapeOf);
+    }
+  }
+}
+
+/** Every rank's expressions for every parameter (global names). */
+export function shardWeights(lowered: LoweredModel, tp: number, shapeOf: ShapeOf): WeightMap[] {
+  const roles = paramRoles(lowered.graph);
+  const shapes = new Map(lowered.graph.params.map((p) => [p.name, lowered.graph.values.get(p.value)!.shape as number[]]));
+  return Array.from({ length: tp }, (_, r) =>
+    Object.fromEntries(Object.entries(lowered.weights).map(([name, e]) => [name, rankExpr(name, e, roles.get(name)!, shapes.get(name)!, tp, r, shapeOf)])),
+  );
+}

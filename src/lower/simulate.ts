@@ -1,0 +1,158 @@
+// Runs a TensorRT-LLM level graph on the CPU with per-rank weights, computing each tensor-parallel rank's part the
+// way TensorRT-LLM's layers do and combining them as its collectives would: all-reduce (sum) after row-parallel
+// projections, all-gather of lm_head columns. Each rank reads its weights exactly as stored (fused QKV as
+// [q_r; k_r; v_r], local heads), so a wrong layout gives wrong numbers. Replicated weights must be identical on all
+// ranks. With one rank per tensor this is also the plain interpreter for lowered graphs.
+
+import { describeNode, type Graph, type Node, type ValueId } from "../ir/graph.ts";
+import { KERNELS } from "../interp/kernels.ts";
+import { registerKernel, runGraph } from "../interp/run.ts";
+import { type RTensor, tensor } from "../interp/tensor.ts";
+import type { CoreAttrs } from "../ir/ops.ts";
+import "./trtllm-ops.ts";
+
+export class SimulationError extends Error {}
+
+const ctx = { bindings: new Map<string, number>() };
+const K = KERNELS;
+
+function sum(ts: RTensor[]): RTensor {
+  const out = new Float32Array(ts[0]!.data.length);
+  for (const t of ts) for (let i = 0; i < out.length; i++) out[i]! += t.data[i]!;
+  return tensor(ts[0]!.dtype, ts[0]!.shape, out);
+}
+
+function reshape(t: RTensor, shape: number[]): RTensor {
+  return tensor(t.dtype, shape, t.data);
+}
+
+function expectShape(t: RTensor, shape: number[], what: string) {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new SimulationError(`${what} is [${t.shape}] on this rank, expected [${shape}]`);
+}
+
+/** Adds a bias that is either whole on every rank (added once after the reduction) or spread over ranks (summed). */
+function addBias(acc: RTensor, biases: RTensor[] | undefined, rank0Only: boolean): RTensor {
+  if (!biases) return acc;
+  const b = rank0Only ? sum(biases) : biases[0]!;
+  return K.add([acc, b], {}, ctx)[0]!;
+}
+
+type AttentionAttrs = Record<string, any>;
+
+function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | undefined, denseW: RTensor, a: AttentionAttrs, tp: number, what: string): RTensor {
+  const [b, s] = x.shape as [number, number];
+  const hl = a.heads / tp;
+  const kvl = a.kvHeads >= tp ? a.kvHeads / tp : 1;
+  const hd = a.headDim;
+  expectShape(qkvW, [(hl + 2 * kvl) * hd, x.shape[2]!], `${what}.qkv.weight`);
+  const qkv = K.linear(qkvB ? [x, qkvW, qkvB] : [x, qkvW], {}, ctx)[0]!;
+  let [q, k, v] = K.split([qkv], { axis: -1, sizes: [hl * hd, kvl * hd, kvl * hd] }, ctx) as [RTensor, RTensor, RTensor];
+  q = reshape(q, [b, s, hl, hd]);
+  k = reshape(k, [b, s, kvl, hd]);
+  v = reshape(v, [b, s, kvl, hd]);
+  if (a.rope !== "none") {
+    const rope = { style: a.rope, rotaryDim: a.rotaryDim, theta: a.ropeTheta, scaling: a.ropeScaling } as CoreAttrs<"rope">;
+    q = K.rope([q, pos], rope, ctx)[0]!;
+    k = K.rope([k, pos], rope, ctx)[0]!;
+  }
+  const out = K.attention([q, k, v], { causal: true, scale: a.scale }, ctx)[0]!;
+  expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
+  return K.linear([reshape(out, [b, s, hl * hd]), denseW], {}, ctx)[0]!;
+}
+
+const GATED: Record<string, (x: RTensor) => RTensor> = {
+  silu: (x) => K.silu([x], {}, ctx)[0]!,
+  relu: (x) => K.relu([x], {}, ctx)[0]!,
+  gelu: (x) => K.gelu([x], { approximate: "none" }, ctx)[0]!,
+  gelu_tanh: (x) => K.gelu([x], { approximate: "tanh" }, ctx)[0]!,
+};
+
+/** Per-rank values of each input: activations are shared, parameters come per rank. */
+type RankInputs = (RTensor | RTensor[])[];
+const perRank = (v: RTensor | RTensor[]): RTensor[] => (Array.isArray(v) ? v : [v]);
+
+const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number) => RTensor> = {
+  "trtllm.attention": (ins, n, tp) => {
+    const a = n.attrs as AttentionAttrs;
+    const [x, pos] = ins as [RTensor, RTensor];
+    const params = ins.slice(2).map(perRank);
+    const [qkvW, qkvB, denseW, denseB] = a.qkvBias ? [params[0]!, params[1], params[2]!, params[3]] : [params[0]!, undefined, params[1]!, params[2]];
+    const partials = Array.from({ length: tp }, (_, r) => attentionRank(x, pos, qkvW[r]!, qkvB?.[r], denseW[r]!, a, tp, `${n.scope} (tp rank ${r})`));
+    return addBias(sum(partials), denseB, a.reduce === "layer");
+  },
+  "trtllm.gated_mlp": (ins, n, tp) => {
+    const x = ins[0] as RTensor;
+    const [fc, gate, proj, fcB, gateB, projB] = ins.slice(1).map(perRank) as RTensor[][];
+    const act = GATED[n.attrs.act as string]!;
+    const partials = Array.from({ length: tp }, (_, r) => {
+      const h = K.mul([act(K.linear(fcB ? [x, fc![r]!, fcB[r]!] : [x, fc![r]!], {}, ctx)[0]!), K.linear(gateB ? [x, gate![r]!, gateB[r]!] : [x, gate![r]!], {}, ctx)[0]!], {}, ctx)[0]!;
+      return K.linear([h, proj![r]!], {}, ctx)[0]!;
+    });
+    return addBias(sum(partials), projB, n.attrs.reduce === "layer");
+  },
+  "trtllm.mlp": (ins, n, tp) => {
+    const x = ins[0] as RTensor;
+    const [fc, proj, fcB, projB] = ins.slice(1).map(perRank) as RTensor[][];
+    const act = GATED[n.attrs.act as string]!;
+    const partials = Array.from({ length: tp }, (_, r) => K.linear([act(K.linear(fcB ? [x, fc![r]!, fcB[r]!] : [x, fc![r]!], {}, ctx)[0]!), proj![r]!], {}, ctx)[0]!);
+    return addBias(sum(partials), projB, n.attrs.reduce === "layer");
+  },
+  "trtllm.lm_head": (ins, n, tp) => {
+    const x = ins[0] as RTensor;
+    const [w, b] = ins.slice(1).map(perRank) as RTensor[][];
+    const parts = Array.from({ length: tp }, (_, r) => K.linear(b ? [x, w![r]!, b[r]!] : [x, w![r]!], {}, ctx)[0]!);
+    const gathered = K.concat(parts, { axis: -1 }, ctx)[0]!;
+    const vocab = n.attrs.vocab as number;
+    return gathered.shape.at(-1) === vocab ? gathered : K.slice([gathered], { axis: -1, start: 0, end: vocab }, ctx)[0]!;
+  },
+};
+
+// Single-rank kernels, so the plain interpreter can run lowered graphs with full (unsharded) weights.
+for (const [op, k] of Object.entries(TP_KERNELS)) registerKernel(op, (ins, attrs) => [k(ins, { op, attrs, inputs: [], outputs: [], scope: op }, 1)]);
+
+function sameTensor(a: RTensor, b: RTensor): boolean {
+  return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => Object.is(v, b.data[i]));
+}
+
+/** Runs the lowered graph with per-rank weights (global parameter names -> one tensor per tp rank). */
+export function simulateTensorParallel(g: Graph, inputs: ReadonlyMap<string, RTensor>, weights: ReadonlyMap<string, RTensor[]>, tp: number): Map<string, RTensor> {
+  const paramOf = new Map(g.params.map((p) => [p.value, p.name]));
+  const env = new Map<ValueId, RTensor | RTensor[]>();
+  const bindings = new Map<string, number>();
+  for (const i of g.inputs) {
+    const t = inputs.get(i.name);
+    if (!t) throw new SimulationError(`missing input '${i.name}'`);
+    g.values.get(i.value)!.shape.forEach((d, k) => typeof d === "string" && bindings.set(d, t.shape[k]!));
+    env.set(i.value, t);
+  }
+  for (const p of g.params) {
+    const ts = weights.get(p.name);
+    if (!ts || ts.length !== tp) throw new SimulationError(`no weights for '${p.name}' on ${tp} rank(s)`);
+    env.set(p.value, ts);
+  }
+  for (const n of g.nodes) {
+    const ins = n.inputs.map((v) => env.get(v)!);
+    let outs: RTensor[];
+    try {
+      if (TP_KERNELS[n.op]) outs = [TP_KERNELS[n.op]!(ins, n, tp)];
+      else {
+        const single = ins.map((v, k) => {
+          if (!Array.isArray(v)) return v;
+          if (v.some((t) => !sameTensor(t, v[0]!))) throw new SimulationError(`replicated parameter '${paramOf.get(n.inputs[k]!)}' differs between tp ranks`);
+          return v[0]!;
+        });
+        outs = KERNELS[n.op as keyof typeof KERNELS](single, n.attrs as never, { bindings });
+      }
+    } catch (e) {
+      if (e instanceof SimulationError) throw new SimulationError(`${describeNode(n)}: ${e.message}`);
+      throw e;
+    }
+    n.outputs.forEach((o, k) => env.set(o, outs[k]!));
+  }
+  return new Map(g.outputs.map((o) => [o.name, env.get(o.value) as RTensor]));
+}
+
+/** Convenience: plain interpreter run of a lowered graph with full weights. */
+export function runLowered(g: Graph, inputs: ReadonlyMap<string, RTensor>, weights: ReadonlyMap<string, RTensor>): Map<string, RTensor> {
+  return runGraph(g, inputs, weights);
+}

@@ -1,0 +1,120 @@
+// Ops of the TensorRT-LLM level IR: one op per TensorRT-LLM layer that fuses several core ops, with that layer's
+// semantics and parameter layout (full, unsharded shapes; sharding is applied per rank when checkpoints are
+// written). Attention = qkv ColumnLinear + rotary + GPT attention plugin + dense RowLinear; GatedMLP = proj(act(fc(x))
+// * gate(x)) with fc the activated side; MLP = proj(act(fc(x))); LMHead = ColumnLinear with gathered output.
+// Everything else in a lowered graph stays a core op (embedding, norms, residual adds, custom glue).
+
+import type { AttrSchema } from "../ir/attrs.ts";
+import { type OpDef, registerOp, ShapeError, type ValueType } from "../ir/ops.ts";
+import { formatShape } from "../ir/shape.ts";
+
+const fail = (msg: string): never => {
+  throw new ShapeError(msg);
+};
+
+const ATTENTION_ATTRS = {
+  heads: "int",
+  kvHeads: "int",
+  headDim: "int",
+  /** "none" (learned absolute positions elsewhere), "neox" (rope_gpt_neox) or "gptj" (rope_gptj). */
+  rope: { oneOf: ["none", "neox", "gptj"] },
+  rotaryDim: "int",
+  ropeTheta: "number",
+  ropeScaling: "json",
+  /** Softmax scale; TensorRT-LLM's q_scaling = 1 / (scale * sqrt(headDim)). */
+  scale: "number",
+  qkvBias: "bool",
+  denseBias: "bool",
+  /** "allreduce": RowLinear reduces, then adds its bias once (TensorRT-LLM default). "layer": no reduction inside the
+   *  layer; the decoder layer sums partials (GPT-J's parallel block), so biases live on rank 0 only. */
+  reduce: { oneOf: ["allreduce", "layer"] },
+} as const satisfies AttrSchema;
+
+const MLP_ATTRS = {
+  act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu"] },
+  bias: "bool",
+  reduce: { oneOf: ["allreduce", "layer"] },
+} as const satisfies AttrSchema;
+
+function matrix(t: ValueType | undefined, rows: number, cols: number, what: string) {
+  if (!t || t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols) fail(`${what} must be [${rows}, ${cols}], got ${t ? formatShape(t.shape) : "nothing"}`);
+}
+function vector(t: ValueType | undefined, n: number, what: string) {
+  if (!t || t.shape.length !== 1 || t.shape[0] !== n) fail(`${what} must be [${n}], got ${t ? formatShape(t.shape) : "nothing"}`);
+}
+const hiddenOf = (x: ValueType) => x.shape[x.shape.length - 1] as number;
+
+export const TRTLLM_OPS = {
+  "trtllm.attention": {
+    attrs: ATTENTION_ATTRS,
+    arity: [4, 6],
+    infer: (ins, a) => {
+      const [x, pos, qkvW, ...rest] = ins as [ValueType, ValueType, ValueType, ...ValueType[]];
+      const d = hiddenOf(x);
+      const qkvRows = (a.heads + 2 * a.kvHeads) * a.headDim;
+      matrix(qkvW, qkvRows, d, "qkv.weight");
+      if (pos.dtype !== "i32") fail(`positions must be i32, got ${pos.dtype}`);
+      const [qkvB, denseW, denseB] = a.qkvBias ? [rest[0], rest[1], rest[2]] : [undefined, rest[0], rest[1]];
+      if (a.qkvBias) vector(qkvB, qkvRows, "qkv.bias");
+      matrix(denseW, d, a.heads * a.headDim, "dense.weight");
+      if (a.denseBias) vector(denseB, d, "dense.bias");
+      if (ins.length !== 4 + Number(a.qkvBias) + Number(a.denseBias)) fail(`attention takes ${4 + Number(a.qkvBias) + Number(a.denseBias)} inputs with these bias flags, got ${ins.length}`);
+      if (a.heads % a.kvHeads !== 0) fail(`${a.heads} heads are not a multiple of ${a.kvHeads} kv heads`);
+      return [{ dtype: x.dtype, shape: [...x.shape] }];
+    },
+    doc: "TensorRT-LLM Attention: fused qkv, rotary, causal GPT attention plugin, dense (inputs: x, positions, qkv.weight, [qkv.bias], dense.weight, [dense.bias])",
+  } satisfies OpDef<typeof ATTENTION_ATTRS>,
+  "trtllm.gated_mlp": {
+    attrs: MLP_ATTRS,
+    arity: [4, 7],
+    infer: (ins, a) => {
+      const [x, fc, gate, proj, ...biases] = ins as [ValueType, ValueType, ValueType, ValueType, ...ValueType[]];
+      const d = hiddenOf(x);
+      const ffn = fc.shape[0] as number;
+      matrix(fc, ffn, d, "fc.weight");
+      matrix(gate, ffn, d, "gate.weight");
+      matrix(proj, d, ffn, "proj.weight");
+      if (biases.length !== (a.bias ? 3 : 0)) fail(`gated_mlp with bias=${a.bias} takes ${a.bias ? 7 : 4} inputs, got ${ins.length}`);
+      if (a.bias) [ffn, ffn, d].forEach((n, i) => vector(biases[i], n, ["fc.bias", "gate.bias", "proj.bias"][i]!));
+      return [{ dtype: x.dtype, shape: [...x.shape] }];
+    },
+    doc: "TensorRT-LLM GatedMLP: proj(act(fc(x)) * gate(x)); fc is the activated side (HF gate_proj), gate is HF up_proj (inputs: x, fc.weight, gate.weight, proj.weight, [fc.bias, gate.bias, proj.bias])",
+  } satisfies OpDef<typeof MLP_ATTRS>,
+  "trtllm.mlp": {
+    attrs: MLP_ATTRS,
+    arity: [3, 5],
+    infer: (ins, a) => {
+      const [x, fc, proj, ...biases] = ins as [ValueType, ValueType, ValueType, ...ValueType[]];
+      const d = hiddenOf(x);
+      const ffn = fc.shape[0] as number;
+      matrix(fc, ffn, d, "fc.weight");
+      matrix(proj, d, ffn, "proj.weight");
+      if (biases.length !== (a.bias ? 2 : 0)) fail(`mlp with bias=${a.bias} takes ${a.bias ? 5 : 3} inputs, got ${ins.length}`);
+      if (a.bias) [ffn, d].forEach((n, i) => vector(biases[i], n, ["fc.bias", "proj.bias"][i]!));
+      return [{ dtype: x.dtype, shape: [...x.shape] }];
+    },
+    doc: "TensorRT-LLM MLP: proj(act(fc(x))) (inputs: x, fc.weight, proj.weight, [fc.bias, proj.bias])",
+  } satisfies OpDef<typeof MLP_ATTRS>,
+  "trtllm.lm_head": {
+    attrs: { vocab: "int" },
+    arity: [2, 3],
+    infer: (ins, a) => {
+      const [x, w, b] = ins as [ValueType, ValueType, ValueType | undefined];
+      matrix(w, a.vocab, hiddenOf(x), "lm_head.weight");
+      if (b) vector(b, a.vocab, "lm_head.bias");
+      return [{ dtype: x.dtype, shape: [...x.shape.slice(0, -1), a.vocab] }];
+    },
+    doc: "TensorRT-LLM lm_head: ColumnLinear(gather_output=True); vocab rows padded to a multiple of tp in checkpoints",
+  } satisfies OpDef<{ vocab: "int" }>,
+} as const;
+
+export type TrtllmOp = keyof typeof TRTLLM_OPS;
+
+let registered = false;
+/** Registers the TensorRT-LLM ops in the op table (idempotent). */
+export function registerTrtllmOps(): void {
+  if (registered) return;
+  for (const [name, def] of Object.entries(TRTLLM_OPS)) registerOp(name, def as unknown as OpDef);
+  registered = true;
+}
+registerTrtllmOps();
