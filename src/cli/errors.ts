@@ -20,6 +20,12 @@ const USER_ERRORS = new Set([
   "HintError",
   "LowerError",
   "EmitError",
+  "ShardError",
+  "SimulationError",
+  "ConvertError",
+  "CheckpointLayoutError",
+  "ShapeInferenceError",
+  "ApiCheckError",
 ]);
 
 export function isUserError(e: unknown): e is Error {

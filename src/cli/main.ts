@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { checkCommand } from "./commands/check.ts";
+import { compileCommand } from "./commands/compile.ts";
 import { passesCommand } from "./commands/passes.ts";
 import { runCommand } from "./commands/run.ts";
 import { reportError } from "./errors.ts";
@@ -28,6 +29,19 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => runCommand(model, o, out));
+  program
+    .command("compile")
+    .description("write a TensorRT-LLM 1.2.1 checkpoint (config.json, rank files, build config, model.py if custom)")
+    .argument("<model>", "model definition (.ts)")
+    .requiredOption("--hf <dir>", "Hugging Face checkpoint directory")
+    .requiredOption("--out <dir>", "output checkpoint directory (replaced atomically)")
+    .option("--dtype <dtype>", "float32 | float16 | bfloat16 (default: the checkpoint's dtype)")
+    .option("--tp <n>", "tensor-parallel size", "1")
+    .option("--pp <n>", "pipeline-parallel size", "1")
+    .option("--custom-code", "emit model.py even when TensorRT-LLM has the architecture built in")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => compileCommand(model, o, out));
   program
     .command("passes")
     .description("run the pass pipeline and show what each pass changed (op counts, rewrites, near misses)")

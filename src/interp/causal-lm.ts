@@ -11,14 +11,18 @@ export interface LogitsResult {
   readonly vocab: number;
 }
 
-export function causalLMLogits(g: Graph, params: ReadonlyMap<string, RTensor>, ids: readonly number[]): LogitsResult {
+/** The causal-LM inputs for one prompt: ids and positions 0..T-1, batch of one. */
+export function causalInputs(ids: readonly number[]): Map<string, RTensor> {
   const T = ids.length;
   if (T === 0) throw new Error("the prompt is empty: give at least one token id");
-  const inputs = new Map([
+  return new Map([
     ["input_ids", i32([1, T], Int32Array.from(ids))],
     ["position_ids", i32([1, T], Int32Array.from({ length: T }, (_, i) => i))],
   ]);
-  const out = runGraph(g, inputs, params).get("logits");
+}
+
+export function causalLMLogits(g: Graph, params: ReadonlyMap<string, RTensor>, ids: readonly number[]): LogitsResult {
+  const out = runGraph(g, causalInputs(ids), params).get("logits");
   if (!out) throw new Error(`graph '${g.name}' has no 'logits' output`);
   return { logits: out.data as Float32Array, vocab: out.shape[out.shape.length - 1]! };
 }

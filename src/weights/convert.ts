@@ -40,7 +40,7 @@ export interface ConvertOptions {
 
 const DEFAULT_BLOCK_BYTES = 16 << 20;
 /** Output blocks in flight: one being filled while the previous one is written. */
-const WRITE_SLOTS = 2;
+const WRITE_SLOTS = Number(process.env.KILN_SLOTS ?? 4);
 
 interface PlannedTensor {
   name: string;
@@ -200,10 +200,10 @@ export async function writeCheckpointFiles(
         for (let start = 0; start < t.elements; start += perBlock) {
           const count = Math.min(perBlock, t.elements - start);
           const slot = await slots.take();
-          if (t.work === t.dtype) await reader.fill(t.node, t.work, [{ start, count, dst: 0 }], slot.buffer);
+          if (t.work === t.dtype) reader.fill(t.node, t.work, [{ start, count, dst: 0 }], slot.buffer);
           else {
             work ??= new ArrayBuffer(blockBytes);
-            await reader.fill(t.node, t.work, [{ start, count, dst: 0 }], work);
+            reader.fill(t.node, t.work, [{ start, count, dst: 0 }], work);
             castFloats(t.work, t.dtype, work, 0, slot.buffer, 0, count);
           }
           slot.writing(writer.write(t.name, new Uint8Array(slot.buffer, 0, count * ob)));

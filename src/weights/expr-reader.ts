@@ -1,13 +1,15 @@
 // Evaluates element ranges of a shaped weight expression into a caller's buffer with positioned reads of the
-// source files: the I/O half of the streaming converter. Results are words of one "work" dtype: the sources'
+// source files: the read half of the streaming converter. Results are words of one "work" dtype: the sources'
 // common dtype (then values are copied bit for bit, never decoded) or F32 when sources mix dtypes (then each
 // source is widened exactly as it is read). Invariants: memory is bounded by the range asked for (plus one
-// reusable scratch buffer); large same-dtype pieces are read straight into the destination; small or
-// dtype-changing pieces of one file are coalesced into one read of their covering span when the gaps between
-// them are small, so a dim-1 slice costs a few big reads, not one syscall per row.
+// reusable scratch buffer); large same-dtype pieces are read straight into the destination; nearby small or
+// dtype-changing pieces of one file are read as one span of at most twice their bytes (so a dim-1 slice costs
+// a few reads, not one per row, and a transpose never rereads a whole tensor per block).
+// Reads are synchronous on purpose: converter blocks are small and the data is usually in the page cache, where
+// a pread costs microseconds and an async round trip through the thread pool costs more than the copy; the
+// converter's writes stay asynchronous, so reading the next block overlaps writing the previous one.
 
 import * as fs from "node:fs";
-import { promisify } from "node:util";
 import { castFloats, FLOAT_BYTES, type FloatDtype } from "./float-cast.ts";
 import { collect, PieceList, PIECES_FULL, type Piece, type ReadPiece, type ShapedExpr, type TransposePiece } from "./expr-pieces.ts";
 
@@ -34,16 +36,14 @@ export interface Segment {
 
 /** A same-dtype piece at least this big is read directly into the destination (no extra copy). */
 const DIRECT_READ_MIN = 64 << 10;
-/** Pieces separated by at most this many bytes are read as one span: cheaper than another syscall. */
-const COALESCE_GAP = 64 << 10;
+/** A gap up to this size, or up to the next piece's size, is read through rather than paying another syscall. */
+const COALESCE_GAP = 4 << 10;
 /** Most pieces planned at once; a range that needs more is split in halves. */
 const PIECE_CAP = 1 << 16;
 
-const fsRead = promisify(fs.read);
-
-async function readFully(slot: SourceSlot, dst: Uint8Array, position: number): Promise<void> {
+function readFully(slot: SourceSlot, dst: Uint8Array, position: number): void {
   for (let done = 0; done < dst.length; ) {
-    const { bytesRead } = await fsRead(slot.fd, dst, done, dst.length - done, position + done);
+    const bytesRead = fs.readSync(slot.fd, dst, done, dst.length - done, position + done);
     if (bytesRead === 0) throw new SourceReadError(`${slot.path}: tensor "${slot.name}": unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
@@ -70,7 +70,7 @@ export class ExprReader {
   }
 
   /** Fills every segment of `node` into `dst` (an ArrayBuffer of `work` words). */
-  async fill(node: ShapedExpr, work: FloatDtype, segments: readonly Segment[], dst: ArrayBuffer): Promise<void> {
+  fill(node: ShapedExpr, work: FloatDtype, segments: readonly Segment[], dst: ArrayBuffer): void {
     const list = new PieceList(PIECE_CAP);
     try {
       for (const s of segments) collect(node, s.start, s.count, s.dst, list);
@@ -84,47 +84,48 @@ export class ExprReader {
               const h = Math.floor(s!.count / 2);
               return [[{ start: s!.start, count: h, dst: s!.dst }], [{ start: s!.start + h, count: s!.count - h, dst: s!.dst + h }]];
             })(segments);
-      for (const half of halves) await this.fill(node, work, half, dst);
+      for (const half of halves) this.fill(node, work, half, dst);
       return;
     }
-    await this.#execute(list.items, work, dst);
+    this.#execute(list.items, work, dst);
   }
 
-  async #execute(pieces: readonly Piece[], work: FloatDtype, dst: ArrayBuffer): Promise<void> {
+  #execute(pieces: readonly Piece[], work: FloatDtype, dst: ArrayBuffer): void {
     const bytes = new Uint8Array(dst);
     const wb = FLOAT_BYTES[work];
-    const direct: Promise<void>[] = [];
     let span: Span | undefined;
     for (const p of pieces) {
       if (p.kind === "zero") bytes.fill(0, p.dst * wb, (p.dst + p.count) * wb);
-      else if (p.kind === "transpose") await this.#transpose(p, work, dst);
+      else if (p.kind === "transpose") this.#transpose(p, work, dst);
       else {
         const slot = this.#sources.get(p.source)!;
         const sb = FLOAT_BYTES[slot.dtype];
         const start = slot.byteOffset + p.srcStart * sb;
         const end = start + p.count * sb;
-        if (slot.dtype === work && end - start >= DIRECT_READ_MIN) {
-          const io = readFully(slot, bytes.subarray(p.dst * wb, p.dst * wb + (end - start)), start);
-          io.catch(() => {}); // observed by Promise.all below; this stops an early failure counting as unhandled
-          direct.push(io);
-        } else if (span && span.slot.fd === slot.fd && start >= span.start && start <= span.end + COALESCE_GAP && end - span.start <= this.#scratch.byteLength) {
+        if (slot.dtype === work && end - start >= DIRECT_READ_MIN) readFully(slot, bytes.subarray(p.dst * wb, p.dst * wb + (end - start)), start);
+        else if (
+          span &&
+          span.slot.fd === slot.fd &&
+          start >= span.start &&
+          start <= span.end + Math.max(COALESCE_GAP, end - start) &&
+          end - span.start <= this.#scratch.byteLength
+        ) {
           span.end = Math.max(span.end, end);
           span.pieces.push(p);
         } else {
-          if (span) await this.#readSpan(span, work, dst);
+          if (span) this.#readSpan(span, work, dst);
           span = { slot, start, end, pieces: [p] };
         }
       }
     }
-    if (span) await this.#readSpan(span, work, dst);
-    await Promise.all(direct);
+    if (span) this.#readSpan(span, work, dst);
   }
 
   /** Reads a span into scratch, then copies (or widens) each of its pieces into place. */
-  async #readSpan(span: Span, work: FloatDtype, dst: ArrayBuffer): Promise<void> {
+  #readSpan(span: Span, work: FloatDtype, dst: ArrayBuffer): void {
     if (span.end - span.start > this.#scratch.byteLength) this.#scratch = new ArrayBuffer(span.end - span.start);
     const scratch = this.#scratch;
-    await readFully(span.slot, new Uint8Array(scratch, 0, span.end - span.start), span.start);
+    readFully(span.slot, new Uint8Array(scratch, 0, span.end - span.start), span.start);
     const wb = FLOAT_BYTES[work];
     for (const p of span.pieces) {
       const slot = this.#sources.get(p.source)!;
@@ -137,14 +138,14 @@ export class ExprReader {
   }
 
   /** Output rows [j0, j1) of a transpose are input columns [j0, j1): read them row by row, then scatter. */
-  async #transpose(p: TransposePiece, work: FloatDtype, dst: ArrayBuffer): Promise<void> {
+  #transpose(p: TransposePiece, work: FloatDtype, dst: ArrayBuffer): void {
     const kid = p.node.kids[0]!;
     const [rows, cols] = kid.shape as [number, number];
     const j0 = Math.floor(p.start / rows);
     const width = Math.ceil((p.start + p.count) / rows) - j0;
     const wb = FLOAT_BYTES[work];
     const temp = new ArrayBuffer(rows * width * wb); // temp[i * width + (j - j0)] = input[i, j]
-    await this.fill(kid, work, Array.from({ length: rows }, (_, i) => ({ start: i * cols + j0, count: width, dst: i * width })), temp);
+    this.fill(kid, work, Array.from({ length: rows }, (_, i) => ({ start: i * cols + j0, count: width, dst: i * width })), temp);
     const from = wordsOf(temp, wb);
     const to = wordsOf(dst, wb);
     const end = p.start + p.count;

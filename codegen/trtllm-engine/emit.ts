@@ -1,0 +1,80 @@
+// The TensorRT-LLM engine target: from a lowered model, everything `trtllm-build` needs in one directory —
+// config.json (PretrainedConfig), rank{r}.safetensors, build_config.json, weights.map.json, model.py when the
+// architecture is not one of TensorRT-LLM's own, and the exact build command. Built-in detection decides between a
+// built-in class and custom code; `customCode` forces custom code.
+
+import type { Hints } from "../../src/dsl/hints.ts";
+import type { JsonValue } from "../../src/ir/attrs.ts";
+import type { Graph } from "../../src/ir/graph.ts";
+import type { Mapping } from "../../src/lower/mapping.ts";
+import { shardWeights } from "../../src/lower/shard.ts";
+import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import type { RankFilePlan } from "../../src/weights/convert.ts";
+import { formatExpr } from "../../src/weights/weight-map.ts";
+import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
+import { buildConfig } from "./build-config.ts";
+import { rankFilePlans } from "./checkpoint-plan.ts";
+import { emitModelPy } from "./model-py.ts";
+import { pretrainedConfig, type TrtDtype } from "./pretrained-config.ts";
+
+export interface EngineEmitOptions {
+  readonly modelName: string;
+  readonly dtype: TrtDtype;
+  readonly mapping: Mapping;
+  readonly hf: Readonly<Record<string, unknown>>;
+  readonly hints: Hints;
+  readonly customCode?: boolean;
+  readonly shapeOf: (name: string) => readonly number[] | undefined;
+  readonly metadata?: Record<string, string>;
+}
+
+export interface EngineEmission {
+  /** The lowered graph as emitted (GPT-J's built-in class reduces once per layer, which changes bias placement). */
+  readonly graph: Graph;
+  readonly architecture: string;
+  readonly builtin?: BuiltinFamily;
+  readonly detection: Detection;
+  /** Small text files to write (name -> content). */
+  readonly files: Record<string, string>;
+  readonly plans: RankFilePlan[];
+  readonly buildCommand: (outDir: string, engineDir: string) => string;
+}
+
+/** GPT-J's TensorRT-LLM layer sums attention and MLP before one all-reduce: biases live on rank 0 only. */
+function withLayerReduce(g: Graph): Graph {
+  return { ...g, nodes: g.nodes.map((n) => (n.op === "trtllm.attention" || n.op === "trtllm.mlp" ? { ...n, attrs: { ...n.attrs, reduce: "layer" } } : n)) };
+}
+
+const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+
+export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): EngineEmission {
+  const detection = detectBuiltin(low.graph);
+  const builtin = !o.customCode && detection.ok ? detection.match.family : undefined;
+  const graph = builtin === "gptj" ? withLayerReduce(low.graph) : low.graph;
+  const lowered = { ...low, graph };
+  const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
+  const architecture = builtin && detection.ok ? detection.match.architecture : custom!.architecture;
+  const config = { ...pretrainedConfig(lowered, architecture, builtin, o), ...(custom?.configFields ?? {}) };
+  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
+  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata);
+  const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
+  const weightsMap = {
+    format: "kiln.weights-map/1",
+    dtype: o.dtype,
+    mapping: config.mapping,
+    files: Object.fromEntries(plans.map((p) => [p.file, Object.fromEntries(p.tensors.map((t) => [t.name, { dtype: t.dtype, from: formatExpr(t.expr), expr: t.expr as unknown as JsonValue }]))])),
+  };
+  const files: Record<string, string> = { "config.json": json(config), "build_config.json": json(build), "weights.map.json": json(weightsMap) };
+  if (custom) files["model.py"] = custom.source;
+  const workers = Math.min(o.mapping.tp * o.mapping.pp, 8);
+  const buildCommand = (outDir: string, engineDir: string) =>
+    [
+      "trtllm-build",
+      `--checkpoint_dir ${outDir}`,
+      `--output_dir ${engineDir}`,
+      `--build_config ${outDir}/build_config.json`,
+      ...(custom ? [`--model_cls_file ${outDir}/model.py`, `--model_cls_name ${custom.className}`] : []),
+      ...(workers > 1 ? [`--workers ${workers}`] : []),
+    ].join(" ");
+  return { graph, architecture, ...(builtin && { builtin }), detection, files, plans, buildCommand };
+}

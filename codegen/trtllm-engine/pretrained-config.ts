@@ -1,0 +1,78 @@
+// config.json of a TensorRT-LLM checkpoint: a PretrainedConfig dict with the fields TensorRT-LLM 1.2.1 reads (facts
+// §2.1), derived from the lowered graph (sizes, heads, rotary settings, activations), the mapping and the dtype, plus
+// the fields a built-in class adds (LLaMA attn_bias/mlp_bias, GPT gpt_variant/bias, GPT-J rotary_dim). Only real
+// field names are written; `mapping` carries world_size/tp_size/pp_size only (older versions reject other keys).
+
+import type { JsonValue } from "../../src/ir/attrs.ts";
+import type { Graph, Node } from "../../src/ir/graph.ts";
+import type { Mapping } from "../../src/lower/mapping.ts";
+import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import type { BuiltinFamily } from "./builtin.ts";
+
+export type TrtDtype = "float32" | "float16" | "bfloat16";
+
+export interface ConfigOptions {
+  readonly dtype: TrtDtype;
+  readonly mapping: Mapping;
+  /** The Hugging Face config.json (for values the graph does not hold, e.g. max_position_embeddings). */
+  readonly hf: Readonly<Record<string, unknown>>;
+  readonly quantization?: Readonly<Record<string, JsonValue>>;
+}
+
+/** Kiln activation -> TensorRT-LLM ACT2FN name per family (TensorRT-LLM's "gelu" is the tanh approximation). */
+const ACT_NAMES: Record<string, string> = { silu: "silu", relu: "relu", gelu_tanh: "gelu", gelu: "gelu" };
+
+const POSITION_TYPES: Record<string, string> = { none: "learned_absolute", neox: "rope_gpt_neox", gptj: "rope_gptj" };
+
+/** TensorRT-LLM's rotary scaling dict (HF key names; `type` is what Attention reads). */
+export function trtRotaryScaling(s: JsonValue): JsonValue {
+  if (s === null || typeof s !== "object" || Array.isArray(s)) return null;
+  const o = s as Record<string, JsonValue>;
+  if (o.type === "linear") return { type: "linear", factor: o.factor! };
+  return { type: "llama3", rope_type: "llama3", factor: o.factor!, low_freq_factor: o.lowFreqFactor!, high_freq_factor: o.highFreqFactor!, original_max_position_embeddings: o.originalMaxPositionEmbeddings! };
+}
+
+const first = (g: Graph, pred: (n: Node) => boolean) => g.nodes.find(pred);
+
+export function pretrainedConfig(low: LoweredModel, architecture: string, family: BuiltinFamily | undefined, o: ConfigOptions): Record<string, JsonValue> {
+  const g = low.graph;
+  const att = first(g, (n) => n.op === "trtllm.attention")!;
+  const a = att.attrs as Record<string, JsonValue>;
+  const mlp = first(g, (n) => n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp");
+  const head = first(g, (n) => n.op === "trtllm.lm_head")!;
+  const norm = first(g, (n) => n.op === "rms_norm" || n.op === "layer_norm");
+  const posTable = first(g, (n) => n.scope === "transformer.position_embedding");
+  const hidden = g.values.get(att.inputs[0]!)!.shape.at(-1) as number;
+  const hfMaxPos = (o.hf.max_position_embeddings ?? o.hf.n_positions) as number | undefined;
+  const maxPos = posTable ? (g.values.get(posTable.inputs[0]!)!.shape[0] as number) : (hfMaxPos ?? 2048);
+  const act = mlp ? (mlp.attrs.act as string) : "silu";
+  const headDim = a.headDim as number;
+  const common: Record<string, JsonValue> = {
+    architecture,
+    dtype: o.dtype,
+    logits_dtype: "float32",
+    vocab_size: head.attrs.vocab as number,
+    hidden_size: hidden,
+    num_hidden_layers: low.numLayers,
+    num_attention_heads: a.heads!,
+    num_key_value_heads: a.kvHeads!,
+    head_size: headDim,
+    intermediate_size: mlp ? (g.values.get(mlp.inputs[1]!)!.shape[0] as number) : 4 * hidden,
+    hidden_act: family === "gpt" && act === "gelu_tanh" ? "gelu_new" : ACT_NAMES[act]!,
+    norm_epsilon: (norm?.attrs.eps as number) ?? 1e-5,
+    position_embedding_type: POSITION_TYPES[a.rope as string]!,
+    max_position_embeddings: maxPos,
+    rotary_base: a.ropeTheta!,
+    rotary_scaling: trtRotaryScaling(a.ropeScaling!),
+    ...(a.rope !== "none" && { rotary_pct: (a.rotaryDim as number) / headDim, rotary_dim: a.rotaryDim! }),
+    mapping: { world_size: o.mapping.tp * o.mapping.pp, tp_size: o.mapping.tp, pp_size: o.mapping.pp },
+    quantization: o.quantization ?? { quant_algo: null, kv_cache_quant_algo: null },
+  };
+  const bias = (mlp?.attrs.bias as boolean) ?? false;
+  const extras: Record<BuiltinFamily, Record<string, JsonValue>> = {
+    llama: { attn_bias: a.qkvBias!, mlp_bias: bias },
+    gpt: { gpt_variant: "gpt2", bias: true, q_scaling: 1.0 },
+    gptj: { rotary_dim: a.rotaryDim! },
+  };
+  return { ...common, ...(family ? extras[family] : {}) };
+}

@@ -1,0 +1,92 @@
+// `kiln compile`: model file + Hugging Face checkpoint -> a TensorRT-LLM 1.2.1 checkpoint directory. Trace, check
+// the weights against the checkpoint headers (every problem at once, before any heavy work), fuse, lower, shard,
+// emit, and stream the rank files. Everything is written into a temporary directory next to the output and renamed
+// into place at the end, so an interrupted run never leaves an output that looks complete.
+
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import type { ModelDefinition } from "../dsl/define-model.ts";
+import { checkHintConsistency, effectiveHints } from "../passes/hints.ts";
+import { checkMapping, type Mapping } from "../lower/mapping.ts";
+import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
+import { serializeGraph } from "../ir/serialize.ts";
+import { BindError, bindProblems, graphParams } from "../weights/bind.ts";
+import { openCheckpoint } from "../weights/checkpoint.ts";
+import { writeCheckpointFiles } from "../weights/convert.ts";
+import { readHFConfigJson } from "../weights/hf-config.ts";
+import { type EngineEmission, emitEngineTarget } from "../../codegen/trtllm-engine/emit.ts";
+import type { TrtDtype } from "../../codegen/trtllm-engine/pretrained-config.ts";
+import { instantiate } from "./instantiate.ts";
+import { optimize } from "./optimize.ts";
+
+export interface CompileOptions {
+  readonly hfDir: string;
+  readonly outDir: string;
+  readonly dtype?: TrtDtype;
+  readonly mapping?: Mapping;
+  readonly customCode?: boolean;
+  readonly onProgress?: (done: number, total: number, tensor: string) => void;
+}
+
+export interface CompileResult {
+  readonly outDir: string;
+  readonly lowered: LoweredModel;
+  readonly emission: EngineEmission;
+  readonly bytesWritten: number;
+  readonly seconds: number;
+}
+
+const HF_DTYPES: Record<string, TrtDtype> = { float32: "float32", float16: "float16", bfloat16: "bfloat16" };
+
+export function defaultDtype(hf: Record<string, unknown>): TrtDtype {
+  return HF_DTYPES[String(hf.torch_dtype ?? hf.dtype ?? "float16")] ?? "float16";
+}
+
+export async function compileModel(def: ModelDefinition, o: CompileOptions): Promise<CompileResult> {
+  const t0 = performance.now();
+  const hf = readHFConfigJson(o.hfDir) as Record<string, unknown>;
+  const inst = instantiate(def, hf, `${o.hfDir}/config.json`);
+  const mapping = o.mapping ?? { tp: 1, pp: 1 };
+  const dtype = o.dtype ?? defaultDtype(hf);
+  checkHintConsistency(inst.graph);
+  const ckpt = await openCheckpoint(o.hfDir);
+  try {
+    const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
+    if (problems.length) throw new BindError(problems, o.hfDir);
+    const shapeOf = (n: string) => ckpt.info(n)?.shape;
+    const opt = optimize(inst);
+    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, shapeOf);
+    checkMapping(mapping, lowered.numLayers);
+    const emission = emitEngineTarget(lowered, {
+      modelName: def.name,
+      dtype,
+      mapping,
+      hf,
+      hints: effectiveHints(inst.graph, ""),
+      ...(o.customCode && { customCode: true }),
+      shapeOf,
+      metadata: { format: "pt", producer: "kiln", model: def.name },
+    });
+    const outDir = resolve(o.outDir);
+    const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    try {
+      const { bytesWritten } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
+      for (const [name, text] of Object.entries(emission.files)) await writeFile(join(tmp, name), text);
+      await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
+      const old = `${tmp}.old`;
+      await rename(outDir, old).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== "ENOENT") throw e;
+      });
+      await rename(tmp, outDir);
+      await rm(old, { recursive: true, force: true });
+      return { outDir, lowered: { ...lowered, graph: emission.graph }, emission, bytesWritten, seconds: (performance.now() - t0) / 1000 };
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  } finally {
+    await ckpt.close();
+  }
+}
