@@ -42,7 +42,7 @@ export function defaultDtype(hf: Record<string, unknown>): TrtDtype {
   return HF_DTYPES[String(hf.torch_dtype ?? hf.dtype ?? "float16")] ?? "float16";
 }
 
-export async function compileModel(def: ModelDefinition, o: CompileOptions): Promise<CompileResult> {
+export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions): Promise<CompileResult> {
   const t0 = performance.now();
   const hf = readHFConfigJson(o.hfDir) as Record<string, unknown>;
   const inst = instantiate(def, hf, `${o.hfDir}/config.json`);
