@@ -26,6 +26,9 @@ const USER_ERRORS = new Set([
   "CheckpointLayoutError",
   "ShapeInferenceError",
   "ApiCheckError",
+  "TritonOptionError",
+  "TritonConfigError",
+  "TritonRepoError",
 ]);
 
 export function isUserError(e: unknown): e is Error {

@@ -2,10 +2,12 @@
 // everything they do is a library call that tests can make directly.
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
+import { buildCommand } from "./commands/build.ts";
 import { checkCommand } from "./commands/check.ts";
 import { compileCommand } from "./commands/compile.ts";
 import { passesCommand } from "./commands/passes.ts";
 import { runCommand } from "./commands/run.ts";
+import { tritonCommand } from "./commands/triton.ts";
 import { reportError } from "./errors.ts";
 
 export function buildProgram(out: (s: string) => void): Command {
@@ -42,6 +44,28 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => compileCommand(model, o, out));
+  program
+    .command("build")
+    .description("build TensorRT engines from a kiln checkpoint (TensorRT-LLM 1.2.1 container or local install)")
+    .argument("<ckpt>", "checkpoint directory written by kiln compile")
+    .requiredOption("--engine-dir <dir>", "where the engines go")
+    .option("--workers <n>", "ranks built in parallel (one GPU each)", "1")
+    .action(async (ckpt, o) => buildCommand(ckpt, o, out));
+  program
+    .command("triton")
+    .description("write a Triton model repository for TensorRT-LLM's in-flight batching backend")
+    .argument("<ckpt>", "checkpoint directory written by kiln compile (for tp/pp)")
+    .requiredOption("--engine-dir <dir>", "engine directory, as tritonserver will see it")
+    .requiredOption("--tokenizer <dir>", "Hugging Face tokenizer directory, as tritonserver will see it")
+    .requiredOption("--repo <dir>", "model repository to write")
+    .option("--max-batch-size <n>", "Triton max_batch_size (default 64)")
+    .option("--streaming", "decoupled mode, required for streamed tokens")
+    .option("--kv-cache-free-gpu-mem-fraction <f>", "share of free GPU memory for the paged KV cache (default 0.9)")
+    .option("--max-tokens-in-paged-kv-cache <n>", "upper bound on KV-cache tokens")
+    .option("--batch-scheduler-policy <p>", "guaranteed_no_evict (default) | max_utilization")
+    .option("--enable-kv-cache-reuse", "reuse KV cache blocks across requests with shared prefixes")
+    .option("--force", "replace an existing repository")
+    .action(async (ckpt, o) => tritonCommand(ckpt, o, out));
   program
     .command("passes")
     .description("run the pass pipeline and show what each pass changed (op counts, rewrites, near misses)")
