@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { checkHintConsistency, effectiveHints } from "../passes/hints.ts";
 import { checkMapping, type Mapping } from "../lower/mapping.ts";
+import { inferSourceShapes } from "../weights/infer-shapes.ts";
 import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
 import { serializeGraph } from "../ir/serialize.ts";
 import { BindError, bindProblems, graphParams } from "../weights/bind.ts";
@@ -42,31 +43,45 @@ export function defaultDtype(hf: Record<string, unknown>): TrtDtype {
   return HF_DTYPES[String(hf.torch_dtype ?? hf.dtype ?? "float16")] ?? "float16";
 }
 
+export interface Prepared {
+  readonly lowered: LoweredModel;
+  readonly emission: EngineEmission;
+}
+
+type ShapeOf = (name: string) => readonly number[] | undefined;
+
+/** Everything but the bytes: trace, fuse, lower, shard, emit. `shapeOf` gives checkpoint tensor shapes. */
+export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress"> & { configPath?: string }): Prepared {
+  const inst = instantiate(def, hf, o.configPath ?? "config.json");
+  checkHintConsistency(inst.graph);
+  const mapping = o.mapping ?? { tp: 1, pp: 1 };
+  const shapes = shapeOf === "infer" ? inferSourceShapes(inst.weights.map, new Map(graphParams(inst.graph).map((p) => [p.name, p.shape]))) : undefined;
+  const shape: ShapeOf = shapeOf === "infer" ? (n) => shapes!.get(n) : shapeOf;
+  const opt = optimize(inst);
+  const lowered = lowerToTrtllm(opt.graph, opt.weights.map, shape);
+  checkMapping(mapping, lowered.numLayers);
+  const emission = emitEngineTarget(lowered, {
+    modelName: def.name,
+    dtype: o.dtype ?? defaultDtype(hf),
+    mapping,
+    hf,
+    hints: effectiveHints(inst.graph, ""),
+    ...(o.customCode && { customCode: true }),
+    shapeOf: shape,
+    metadata: { format: "pt", producer: "kiln", model: def.name },
+  });
+  return { lowered: { ...lowered, graph: emission.graph }, emission };
+}
+
 export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions): Promise<CompileResult> {
   const t0 = performance.now();
   const hf = readHFConfigJson(o.hfDir) as Record<string, unknown>;
-  const inst = instantiate(def, hf, `${o.hfDir}/config.json`);
-  const mapping = o.mapping ?? { tp: 1, pp: 1 };
-  const dtype = o.dtype ?? defaultDtype(hf);
-  checkHintConsistency(inst.graph);
   const ckpt = await openCheckpoint(o.hfDir);
   try {
+    const inst = instantiate(def, hf, `${o.hfDir}/config.json`);
     const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
     if (problems.length) throw new BindError(problems, o.hfDir);
-    const shapeOf = (n: string) => ckpt.info(n)?.shape;
-    const opt = optimize(inst);
-    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, shapeOf);
-    checkMapping(mapping, lowered.numLayers);
-    const emission = emitEngineTarget(lowered, {
-      modelName: def.name,
-      dtype,
-      mapping,
-      hf,
-      hints: effectiveHints(inst.graph, ""),
-      ...(o.customCode && { customCode: true }),
-      shapeOf,
-      metadata: { format: "pt", producer: "kiln", model: def.name },
-    });
+    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, configPath: `${o.hfDir}/config.json` });
     const outDir = resolve(o.outDir);
     const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
@@ -81,7 +96,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       });
       await rename(tmp, outDir);
       await rm(old, { recursive: true, force: true });
-      return { outDir, lowered: { ...lowered, graph: emission.graph }, emission, bytesWritten, seconds: (performance.now() - t0) / 1000 };
+      return { outDir, lowered, emission, bytesWritten, seconds: (performance.now() - t0) / 1000 };
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
