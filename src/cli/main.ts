@@ -7,6 +7,9 @@ import { checkCommand } from "./commands/check.ts";
 import { compileCommand } from "./commands/compile.ts";
 import { passesCommand } from "./commands/passes.ts";
 import { runCommand } from "./commands/run.ts";
+import { graphCommand } from "./commands/graph.ts";
+import { inspectCommand } from "./commands/inspect.ts";
+import { planCommand } from "./commands/plan.ts";
 import { tritonCommand } from "./commands/triton.ts";
 import { reportError } from "./errors.ts";
 
@@ -75,6 +78,45 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => passesCommand(model, o, out));
+  program
+    .command("graph")
+    .description("write the model graph at one stage as ONNX (Netron), Graphviz, an interactive HTML page or text")
+    .argument("<model>", "model definition (.ts)")
+    .option("--hf <dir>", "Hugging Face checkpoint directory (config.json + safetensors)")
+    .option("--config <file>", "a Hugging Face config.json alone (no weights needed)")
+    .option("--stage <stage>", "traced | fused | trtllm", "fused")
+    .requiredOption("--format <format>", "onnx | dot | html | text")
+    .option("--out <file>", "output file (dot and text print to stdout without it)")
+    .option("--with-weights", "onnx: embed the checkpoint's weights as initializers (needs --hf)")
+    .option("--expand", "dot and text: show every layer instead of folding repeated ones")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => graphCommand(model, o, out));
+  program
+    .command("plan")
+    .description("plan GPU memory: weights per GPU, activations, KV cache bytes per token and tokens that fit")
+    .argument("<model>", "model definition (.ts)")
+    .option("--hf <dir>", "Hugging Face checkpoint directory")
+    .option("--config <file>", "a Hugging Face config.json alone (no weights needed)")
+    .option("--dtype <dtype>", "float32 | float16 | bfloat16 (default: the checkpoint's dtype)")
+    .option("--quant <scheme>", "w8a16 | w4a16 | fp8 (quantized Linear weights; lm_head and embeddings stay in dtype)")
+    .option("--kv-cache <format>", "int8 | fp8 (default: the model dtype)")
+    .option("--tp <n>", "tensor-parallel size", "1")
+    .option("--pp <n>", "pipeline-parallel size", "1")
+    .option("--gpu <gpu>", "h100-80gb | h200-141gb | a100-80gb | l40s-48gb | a memory size such as 24GiB", "h100-80gb")
+    .option("--max-batch <n>", "max batch size (TensorRT-LLM build_config)", "8")
+    .option("--max-seq <n>", "max sequence length (default: the config's max_position_embeddings)")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => planCommand(model, o, out));
+  program
+    .command("inspect")
+    .description("parameters per module, op counts per stage, hints in effect and the TensorRT-LLM class, with why")
+    .argument("<model>", "model definition (.ts)")
+    .option("--hf <dir>", "Hugging Face checkpoint directory")
+    .option("--config <file>", "a Hugging Face config.json alone (no weights needed)")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => inspectCommand(model, o, out));
   return program;
 }
 

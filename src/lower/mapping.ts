@@ -26,8 +26,11 @@ export function stageLayers(numLayers: number, pp: number): [number, number][] {
 
 const LAYER_NAME = /^transformer\.layers\.(\d+)\.(.+)$/;
 
-/** Which stage holds a parameter, and its name inside that stage's rank files (local layer index). */
-export function placeParam(name: string, numLayers: number, pp: number): { stage: number; localName: string } {
+/**
+ * Which stage holds a parameter, and its name inside that stage's rank files (local layer index). Model-level
+ * parameters live on the first stage, except ln_f, lm_head and those in `lastStage` (read after the last layer).
+ */
+export function placeParam(name: string, numLayers: number, pp: number, lastStage: ReadonlySet<string> = new Set()): { stage: number; localName: string } {
   const stages = stageLayers(numLayers, pp);
   const m = LAYER_NAME.exec(name);
   if (m) {
@@ -35,7 +38,7 @@ export function placeParam(name: string, numLayers: number, pp: number): { stage
     const stage = stages.findIndex(([a, b]) => layer >= a && layer < b);
     return { stage, localName: `transformer.layers.${layer - stages[stage]![0]}.${m[2]}` };
   }
-  const last = name.startsWith("lm_head") || name.startsWith("transformer.ln_f");
+  const last = name.startsWith("lm_head") || name.startsWith("transformer.ln_f") || lastStage.has(name);
   return { stage: last ? pp - 1 : 0, localName: name };
 }
 

@@ -199,6 +199,14 @@ function analyzeMlp(c: Ctx, down: Node): MlpBlock | undefined {
   return { kind: "mlp", x: fc.inputs[0]!, anchor: down, interior: new Set([mid, fc]), weights: [{ name: "fc", param: fc.inputs[1]! }, { name: "proj", param: down.inputs[1]! }, ...bs], act };
 }
 
+/** Parameters read only after the last decoder layer (they live on the last pipeline stage, with ln_f and lm_head). */
+export function postLayerParams(g: Graph): Set<string> {
+  const lastLayerNode = g.nodes.reduce((at, n, i) => (/^transformer\.layers\.\d+/.test(n.scope) ? i : at), -1);
+  const names = new Map(g.params.map((p) => [p.value, p.name]));
+  const before = new Set(g.nodes.slice(0, lastLayerNode + 1).flatMap((n) => n.inputs));
+  return new Set(g.nodes.slice(lastLayerNode + 1).flatMap((n) => n.inputs.filter((v) => names.has(v) && !before.has(v)).map((v) => names.get(v)!)));
+}
+
 export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): LoweredModel {
   const c = context(g);
   const attentions = g.nodes.filter((n) => n.op === "attention");
@@ -313,18 +321,22 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
     }
     // Everything else keeps its op; parameters get TensorRT-LLM module names.
     let scope: string;
-    if (n.op === "embedding") {
-      const ids = g.inputs.find((i) => i.value === n.inputs[1]);
-      scope = ids?.name === "position_ids" ? "transformer.position_embedding" : ids?.name === "input_ids" ? "transformer.vocab_embedding" : `transformer.${n.scope || "embedding"}`;
-    } else if ((n.op === "rms_norm" || n.op === "layer_norm") && layer !== undefined) scope = normName(n, layer);
-    else if ((n.op === "rms_norm" || n.op === "layer_norm") && n === finalNorm) scope = "transformer.ln_f";
-    else scope = layer !== undefined ? `transformer.layers.${layer}` : "transformer";
+    const ids = n.op === "embedding" ? g.inputs.find((i) => i.value === n.inputs[1])?.name : undefined;
+    const isNorm = n.op === "rms_norm" || n.op === "layer_norm";
+    if (layer === undefined && ids === "input_ids") scope = "transformer.vocab_embedding";
+    else if (layer === undefined && ids === "position_ids") scope = "transformer.position_embedding";
+    else if (isNorm && layer !== undefined) scope = normName(n, layer);
+    else if (isNorm && n === finalNorm) scope = "transformer.ln_f";
+    else if (layer !== undefined) scope = `transformer.layers.${layer}`;
+    else scope = "transformer";
     const root = layerRootOf(n.scope);
     const ownName = (k: number) => {
       const name = c.paramName.get(n.inputs[k]!) ?? "";
       return root && name.startsWith(`${root}.`) ? name.slice(root.length + 1) : name;
     };
-    const suffix = (k: number) => (n.op === "embedding" || n.op.endsWith("norm") ? ["weight", "weight", "bias"][k]! : ownName(k));
+    // Recognized embeddings and norms use TensorRT-LLM's names; any other weight keeps its own (unique) path.
+    const standard = (n.op === "embedding" || isNorm) && scope !== "transformer" && scope !== `transformer.layers.${layer}`;
+    const suffix = (k: number) => (standard ? ["weight", "weight", "bias"][k]! : ownName(k));
     const inputs = n.inputs.map((v, k) => (c.paramName.has(v) ? param(`${scope}.${suffix(k)}`, exprOf(v), shapeOfParam(v), g.values.get(v)!.dtype) : map(v)));
     const out = b.node(n.op, inputs, { ...n.attrs }, opts(scope));
     n.outputs.forEach((o, k) => subst.set(o, out[k]!));

@@ -11,6 +11,7 @@ import type { RTensor } from "../interp/tensor.ts";
 import { tensor } from "../interp/tensor.ts";
 import { placeParam, rankOf, type Mapping } from "../lower/mapping.ts";
 import { simulateTensorParallel } from "../lower/simulate.ts";
+import { postLayerParams } from "../lower/to-trtllm.ts";
 import { SafetensorsFile } from "../weights/safetensors.ts";
 
 export class CheckpointLayoutError extends Error {}
@@ -24,12 +25,13 @@ export async function readMapping(ckptDir: string): Promise<Mapping & { numLayer
 export async function loadRankWeights(ckptDir: string, g: Graph): Promise<{ weights: Map<string, RTensor[]>; mapping: Mapping }> {
   const m = await readMapping(ckptDir);
   const weights = new Map<string, RTensor[]>(g.params.map((p) => [p.name, []]));
+  const lastStage = postLayerParams(g);
   for (let pp = 0; pp < m.pp; pp++)
     for (let tp = 0; tp < m.tp; tp++) {
       const file = join(ckptDir, `rank${rankOf(m, pp, tp)}.safetensors`);
       const f = await SafetensorsFile.open(file);
       try {
-        const expected = g.params.map((p) => ({ global: p.name, ...placeParam(p.name, m.numLayers, m.pp) })).filter((p) => p.stage === pp);
+        const expected = g.params.map((p) => ({ global: p.name, ...placeParam(p.name, m.numLayers, m.pp, lastStage) })).filter((p) => p.stage === pp);
         const names = new Set(f.tensors().map((t) => t.name));
         const missing = expected.filter((p) => !names.has(p.localName)).map((p) => p.localName);
         const extra = [...names].filter((n) => !expected.some((p) => p.localName === n));

@@ -1,0 +1,54 @@
+// `kiln plan <model.ts> --hf DIR|--config FILE [--dtype] [--quant] [--kv-cache] [--tp] [--pp] [--gpu NAME|MEM]
+// [--max-batch N] [--max-seq N] [--json]`: how the compiled model fits on GPUs — weights per GPU, activation estimate,
+// KV cache bytes per token, and the paged KV cache tokens TensorRT-LLM allocates (src/plan/plan.ts). When it does
+// not fit, says why and the smallest tensor-parallel size that does.
+
+import type { TrtDtype } from "../../../codegen/trtllm-engine/pretrained-config.ts";
+import { defaultDtype } from "../../pipeline/compile.ts";
+import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { formatPlan } from "../../plan/format.ts";
+import { GPUS, parseGpu } from "../../plan/gpus.ts";
+import { planMemory } from "../../plan/plan.ts";
+import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
+import { loadModelStages } from "../../views/model-stages.ts";
+import { parseCount } from "../args.ts";
+import { UsageError } from "../errors.ts";
+import { modelSource } from "./model-source.ts";
+
+export interface PlanFlags {
+  readonly hf?: string;
+  readonly config?: string;
+  readonly dtype?: string;
+  readonly quant?: string;
+  readonly kvCache?: string;
+  readonly tp: string;
+  readonly pp: string;
+  readonly gpu: string;
+  readonly maxBatch: string;
+  readonly maxSeq?: string;
+  readonly json?: boolean;
+  readonly typecheck: boolean;
+}
+
+const DTYPES: readonly TrtDtype[] = ["float32", "float16", "bfloat16"];
+const DEFAULT_MAX_SEQ = 2048;
+
+export async function planCommand(file: string, flags: PlanFlags, out: (s: string) => void): Promise<void> {
+  if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
+  const gpu = parseGpu(flags.gpu);
+  if (!gpu) throw new UsageError(`--gpu: expected one of ${Object.keys(GPUS).join(", ")} or a memory size such as 24GiB, got '${flags.gpu}'`);
+  const quant = flags.quant === undefined ? undefined : parseWeightQuant(flags.quant);
+  const kvCache = flags.kvCache === undefined ? undefined : parseKvCacheQuant(flags.kvCache);
+  const tp = parseCount(flags.tp, "--tp", 1);
+  const pp = parseCount(flags.pp, "--pp", 1);
+  const maxBatch = parseCount(flags.maxBatch, "--max-batch", 1);
+  const source = modelSource(flags);
+  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const stages = await loadModelStages(def, source);
+  const hfMaxSeq = (stages.hf.max_position_embeddings ?? stages.hf.n_positions) as number | undefined;
+  const maxSeq = flags.maxSeq === undefined ? (hfMaxSeq ?? DEFAULT_MAX_SEQ) : parseCount(flags.maxSeq, "--max-seq", 1);
+  const dtype = (flags.dtype as TrtDtype | undefined) ?? defaultDtype(stages.hf);
+  const plan = planMemory(stages.lowered(), { dtype, tp, pp, gpu, maxBatch, maxSeq, ...(quant && { quant }), ...(kvCache && { kvCache }) });
+  if (flags.json) return out(`${JSON.stringify({ model: def.name, ...plan })}\n`);
+  out(formatPlan(plan, def.name));
+}
