@@ -6,23 +6,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.ts";
+import { kiln } from "./kiln.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { FIXTURE_MODELS, FIXTURES, readGolden } from "../golden.ts";
 
-async function kiln(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(args, (s) => (out += s));
-    return { code, out, err };
-  } finally {
-    process.stderr.write = origErr;
-  }
-}
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-cli-"));
 

@@ -5,22 +5,10 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.ts";
+import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
 import { FIXTURE_MODELS, FIXTURES } from "../golden.ts";
 
-async function kiln(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(args, (s) => (out += s));
-    return { code, out, err };
-  } finally {
-    process.stderr.write = origErr;
-  }
-}
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-views-"));
 const CONFIGS = new URL("../fixtures/configs/", import.meta.url).pathname;
