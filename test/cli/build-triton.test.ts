@@ -23,22 +23,22 @@ const fakeRun = (answers: Record<string, { status: number; stdout?: string; erro
 
 describe("kiln build", () => {
   it("uses the pinned container when Docker has the NVIDIA runtime", () => {
-    const env = probeBuildEnvironment(fakeRun({ docker: { status: 0, stdout: '{"nvidia":{},"runc":{}}' }, python3: { status: 1 } }));
+    const env = probeBuildEnvironment(fakeRun({ docker: { status: 0, stdout: '{"nvidia":{},"runc":{}}' }, python3: { status: 1 } }), "python3");
     const plan = planBuild(env, "/ckpt/out", "/eng", 2);
     expect(plan.how).toBe("docker");
     expect(plan.argv).toEqual(["docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-v", "/ckpt/out:/ckpt:ro", "-v", "/eng:/engines", BRIDGE_IMAGE, "python3", "-m", "kiln_bridge", "build", "--ckpt", "/ckpt", "--engine-dir", "/engines", "--workers", "2"]);
   });
 
   it("uses a local Python only when its tensorrt_llm is 1.2.x", () => {
-    const ok = probeBuildEnvironment(fakeRun({ docker: { status: 1, error: new Error("ENOENT") }, python3: { status: 0, stdout: "1.2.1\n" } }));
+    const ok = probeBuildEnvironment(fakeRun({ docker: { status: 1, error: new Error("ENOENT") }, python3: { status: 0, stdout: "1.2.1\n" } }), "python3");
     expect(planBuild(ok, "/c", "/e", 1)).toMatchObject({ how: "local", argv: ["python3", "-m", "kiln_bridge", "build", "--ckpt", "/c", "--engine-dir", "/e", "--workers", "1"] });
-    const tooNew = probeBuildEnvironment(fakeRun({ docker: { status: 1, error: new Error("ENOENT") }, python3: { status: 0, stdout: "1.3.0\n" } }));
+    const tooNew = probeBuildEnvironment(fakeRun({ docker: { status: 1, error: new Error("ENOENT") }, python3: { status: 0, stdout: "1.3.0\n" } }), "python3");
     expect(tooNew.python).toBeUndefined();
     expect(tooNew.pythonProblem).toMatch(/has tensorrt_llm 1\.3\.0, not 1\.2\.x/);
   });
 
   it("otherwise says which of the two is missing and prints the commands to run elsewhere", () => {
-    const env = probeBuildEnvironment(fakeRun({ docker: { status: 0, stdout: '{"runc":{}}' }, python3: { status: 1 } }));
+    const env = probeBuildEnvironment(fakeRun({ docker: { status: 0, stdout: '{"runc":{}}' }, python3: { status: 1 } }), "python3");
     expect(() => planBuild(env, "/c", "/e", 1)).toThrow(/Docker has no NVIDIA runtime.*and python3 cannot import tensorrt_llm[\s\S]*docker build -t kiln-bridge:trtllm-1\.2\.1[\s\S]*docker run --rm --gpus all[\s\S]*python3 -m kiln_bridge build --ckpt \/c --engine-dir \/e/);
   });
 });

@@ -21,11 +21,10 @@ export interface BuildEnvironment {
   readonly pythonProblem?: string;
 }
 
-export function probeBuildEnvironment(run = spawnSync): BuildEnvironment {
+export function probeBuildEnvironment(run = spawnSync, py = process.env.KILN_PYTHON ?? "python3"): BuildEnvironment {
   const docker = run("docker", ["info", "--format", "{{json .Runtimes}}"], { encoding: "utf8" });
   const dockerWithNvidia = docker.status === 0 && /nvidia/.test(String(docker.stdout));
   const dockerProblem = docker.error ? "docker is not installed" : docker.status !== 0 ? "the Docker engine is not reachable" : dockerWithNvidia ? undefined : "Docker has no NVIDIA runtime (nvidia-container-toolkit)";
-  const py = process.env.KILN_PYTHON ?? "python3";
   const v = run(py, ["-c", "import tensorrt_llm; print(tensorrt_llm.__version__)"], { encoding: "utf8" });
   const version = String(v.stdout ?? "").trim().split("\n").pop() ?? "";
   const python = v.status === 0 && /^1\.2\./.test(version) ? py : undefined;
@@ -45,7 +44,7 @@ export function buildCommands(ckpt: string, engineDir: string, workers: number):
   return {
     dockerBuild: ["docker", "build", "-t", BRIDGE_IMAGE, BRIDGE_DIR],
     docker: ["docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-v", `${c}:/ckpt:ro`, "-v", `${e}:/engines`, BRIDGE_IMAGE, "python3", ...bridge],
-    local: [process.env.KILN_PYTHON ?? "python3", "-m", "kiln_bridge", "build", "--ckpt", c, "--engine-dir", e, "--workers", String(workers)],
+    local: ["python3", "-m", "kiln_bridge", "build", "--ckpt", c, "--engine-dir", e, "--workers", String(workers)],
   };
 }
 
