@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Provides a Python with torch, numpy and pytest for the bridge's tests, on any machine of this kind: an existing one,
-# else a venv from the machine's local wheel index (never PyPI, which is unreachable), else Debian's packages.
+# Provides a Python with torch, numpy and pytest for the bridge's tests, plus transformers and safetensors for the hf
+# target's tests where the machine has them, on any machine of this kind: an existing one, else a venv from the
+# machine's local wheel index (never PyPI, which is unreachable), else Debian's packages (no transformers there: the
+# hf target tests then skip with a message).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if node scripts/python.mjs torch numpy pytest >/dev/null 2>&1; then exit 0; fi
+if node scripts/python.mjs torch numpy pytest transformers safetensors >/dev/null 2>&1; then exit 0; fi
 if [ -d /opt/pypi/simple ] || [ -d /opt/wheels ]; then
-  python3 -m venv .venv && .venv/bin/pip install -q --index-url file:///opt/pypi/simple --find-links /opt/wheels torch numpy pytest \
-    && node scripts/python.mjs torch numpy pytest >/dev/null 2>&1 && exit 0
+  pip=(.venv/bin/pip install -q --index-url file:///opt/pypi/simple --find-links /opt/wheels)
+  if [ -x .venv/bin/python ] || python3 -m venv .venv; then
+    "${pip[@]}" torch numpy pytest transformers==5.17.0 safetensors || "${pip[@]}" torch numpy pytest
+    node scripts/python.mjs torch numpy pytest >/dev/null 2>&1 && exit 0
+  fi
   rm -rf .venv
 fi
+if node scripts/python.mjs torch numpy pytest >/dev/null 2>&1; then exit 0; fi
 apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy python3-pytest >/dev/null
 node scripts/python.mjs torch numpy pytest >/dev/null

@@ -35,6 +35,9 @@ BODY_ATTRIBUTE_KEYS = ("registered_parameters", "child_modules", "attributes_set
 ENUM_MEMBER_ATTRIBUTES = ("name", "value")
 
 MODULE_BASE = "tensorrt_llm.module.Module"
+# Calling an instance of any of these runs its forward (TensorRT-LLM's Module, and torch.nn.Module for the
+# PyTorch backend's tensorrt_llm._torch modules, whose bases resolve to the external torch class).
+MODULE_BASES = (MODULE_BASE, "torch.nn.Module", "torch.nn.modules.module.Module")
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,10 @@ class ManifestSet:
             head, _, rest = src.partition(".")
             base = self.lookup(f"{mod}.{head}")
             if base is not None and rest:
-                base = self.lookup(f"{base.fq}.{rest}") if base.kind == "module" else external(src)
+                if base.kind == "module":
+                    base = self.lookup(f"{base.fq}.{rest}")
+                else:  # `nn.Module` with `nn` -> torch.nn (external): name the class canonically
+                    base = external(f"{base.fq}.{rest}" if base.kind == "external" else src)
             known = base is not None and base.kind in ("class", "enum", "external")
             out.append(base if known else external(src))
         return out
@@ -304,9 +310,12 @@ class ManifestSet:
         found = self.lookup(f"{owner}.{returns}")
         return found if found is not None and found.kind == "class" else None
 
+    def is_module_class(self, cls: Entity) -> bool:
+        return any(self.is_subclass(cls, base) for base in MODULE_BASES)
+
     def call_method_of_instance(self, cls: Entity) -> Optional[Entity]:
         """What `obj(...)` runs: `forward` for Module subclasses (Module.__call__ forwards), else `__call__`."""
-        name = "forward" if self.is_subclass(cls, MODULE_BASE) else "__call__"
+        name = "forward" if self.is_module_class(cls) else "__call__"
         found = self.class_member(cls, name)
         return found if found is not None and found.kind == "method" else None
 

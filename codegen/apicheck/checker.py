@@ -266,7 +266,7 @@ class Checker:
     def stmt_ClassDef(self, node: ast.ClassDef) -> None:
         for d in node.decorator_list:
             self.expr(d)
-        bases = [self.expr(b) for b in node.bases]
+        bases = [self.class_base(b) for b in node.bases]
         for k in node.keywords:
             self.expr(k.value)
         lc = self.local_classes.get(node)
@@ -278,6 +278,15 @@ class Checker:
         scope = self.scope_for(node, "class", node.body, owner=lc)
         self.in_scope(scope, lambda: [self.stmt(s) for s in node.body])
         self.bind(node.name, lc)
+
+    def class_base(self, node: ast.expr) -> Any:
+        """A base class expression; `Generic[...]`-style subscripts (`DecoderModelForCausalLM[M, C]`) stand for the
+        subscripted class itself, as they do at run time."""
+        if isinstance(node, ast.Subscript):
+            value = self.expr(node.value)
+            self.expr(node.slice)
+            return value if isinstance(value, LocalClass) or (isinstance(value, Entity) and value.kind == "class") else None
+        return self.expr(node)
 
     @staticmethod
     def as_base(value: Any, node: ast.expr) -> Any:
@@ -640,7 +649,7 @@ class Checker:
             return LocalObj(callee)
         if isinstance(callee, LocalObj):
             api_classes = [c for c in self.local_mro(callee.cls) if isinstance(c, Entity) and c.kind == "class"]
-            is_module = any(self.ms.is_subclass(c, MODULE_BASE) for c in api_classes)
+            is_module = any(self.ms.is_module_class(c) for c in api_classes)
             method = self.local_attribute(callee, "forward" if is_module else "__call__",
                                           node.lineno, node.col_offset + 1, False)
             if isinstance(method, MethodRef):

@@ -14,6 +14,7 @@ import { formatExpr } from "../../src/weights/weight-map.ts";
 import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
 import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "./checkpoint-plan.ts";
+import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
 import { emitModelPy } from "./model-py.ts";
 import { pretrainedConfig, type TrtDtype } from "./pretrained-config.ts";
 
@@ -66,9 +67,13 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   };
   const files: Record<string, string> = { "config.json": json(config), "build_config.json": json(build), "weights.map.json": json(weightsMap) };
   if (custom) files["model.py"] = custom.source;
+  // Python plugins of custom ops: a kiln_plugins/ package that must be importable when building and when loading.
+  Object.assign(files, customOpFiles(graph));
+  const needsPlugins = Object.keys(files).some((f) => f.startsWith(`${PLUGIN_PACKAGE}/`));
   const workers = Math.min(o.mapping.tp * o.mapping.pp, 8);
   const buildCommand = (outDir: string, engineDir: string) =>
     [
+      ...(needsPlugins ? [pluginPythonPath(outDir)] : []),
       "trtllm-build",
       `--checkpoint_dir ${outDir}`,
       `--output_dir ${engineDir}`,

@@ -16,6 +16,7 @@ import { stageLayers } from "../../src/lower/mapping.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { isPlainAttribute, Namespace, pascalCase, pyFloat, pyInt, pyString } from "../python/identifiers.ts";
 import { Imports, PyWriter } from "../python/writer.ts";
+import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
 import { constantLiteral, GLUE_OPS, type GlueCtx, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
 import { addNode, type ClassTree, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "./model-py-plan.ts";
@@ -343,7 +344,7 @@ function emitNodes(em: Emitter, b: Body, nodes: readonly Node[]): void {
     const outs = n.outputs.map((o, k) => b.bindAs.get(o) ?? b.vars.create(n.outputs.length > 1 ? `${base}_${k}` : base));
     if (modulePath) emitModuleCall(b, n, modulePath, args, outs[0]!);
     else {
-      const rule = GLUE_OPS[n.op] ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
+      const rule = GLUE_OPS[n.op] ?? customOpGlue(n.op, em.imports) ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
       const ctx: GlueCtx = {
         node: n,
         args: n.inputs.map((v, k) => ({ ...args[k]!, shape: g.values.get(v)!.shape, dtype: g.values.get(v)!.dtype }) satisfies OpArg),

@@ -2,11 +2,17 @@
 // §2.1), derived from the lowered graph (sizes, heads, rotary settings, activations), the mapping and the dtype, plus
 // the fields a built-in class adds (LLaMA attn_bias/mlp_bias, GPT gpt_variant/bias, GPT-J rotary_dim). Only real
 // field names are written; `mapping` carries world_size/tp_size/pp_size only (older versions reject other keys).
+// `quantization` holds QuantConfig fields: quant_algo, kv_cache_quant_algo and, when Linears are quantized,
+// exclude_modules (TensorRT-LLM's defaults plus what hints exclude; src/quant/exclusions.ts); other QuantConfig
+// fields keep TensorRT-LLM's defaults and are not written.
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph, Node } from "../../src/ir/graph.ts";
 import type { Mapping } from "../../src/lower/mapping.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import { excludeModules } from "../../src/quant/exclusions.ts";
+import { KV_CACHE_SCHEMES, WEIGHT_SCHEMES } from "../../src/quant/schemes.ts";
+import type { QuantSpec } from "../../src/quant/spec.ts";
 import type { BuiltinFamily } from "./builtin.ts";
 
 export type TrtDtype = "float32" | "float16" | "bfloat16";
@@ -30,6 +36,15 @@ export function trtRotaryScaling(s: JsonValue): JsonValue {
   const o = s as Record<string, JsonValue>;
   if (o.type === "linear") return { type: "linear", factor: o.factor! };
   return { type: "llama3", rope_type: "llama3", factor: o.factor!, low_freq_factor: o.lowFreqFactor!, high_freq_factor: o.highFreqFactor!, original_max_position_embeddings: o.originalMaxPositionEmbeddings! };
+}
+
+/** config.json `quantization` for a resolved quantization spec (or none). */
+export function quantizationConfig(spec: QuantSpec | undefined, low: LoweredModel, pp: number): Record<string, JsonValue> {
+  const config: Record<string, JsonValue> = {
+    quant_algo: spec?.weight ? WEIGHT_SCHEMES[spec.weight].quantAlgo : null,
+    kv_cache_quant_algo: spec?.kv ? KV_CACHE_SCHEMES[spec.kv].kvCacheQuantAlgo : null,
+  };
+  return spec?.weight ? { ...config, exclude_modules: excludeModules(spec, low.graph, low.numLayers, pp) } : config;
 }
 
 const first = (g: Graph, pred: (n: Node) => boolean) => g.nodes.find(pred);

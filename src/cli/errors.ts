@@ -29,6 +29,9 @@ const USER_ERRORS = new Set([
   "TritonOptionError",
   "TritonConfigError",
   "TritonRepoError",
+  "OpDeclError",
+  "CustomOpEmitError",
+  "ModelPyError",
 ]);
 
 export function isUserError(e: unknown): e is Error {

@@ -11,6 +11,9 @@ import { graphCommand } from "./commands/graph.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { planCommand } from "./commands/plan.ts";
 import { tritonCommand } from "./commands/triton.ts";
+import { verifyOpCommand } from "./commands/verify-op.ts";
+import { calibrateCommand } from "./commands/calibrate.ts";
+import { evalCommand } from "./commands/eval.ts";
 import { reportError } from "./errors.ts";
 
 export function buildProgram(out: (s: string) => void): Command {
@@ -31,15 +34,21 @@ export function buildProgram(out: (s: string) => void): Command {
     .requiredOption("--ids <ids>", "prompt token ids, comma-separated")
     .option("--max-new-tokens <n>", "tokens to generate greedily", "8")
     .option("--logits-out <file>", "write all-position logits [T, vocab] as safetensors (tensor 'logits', F32)")
+    .option("--quant <scheme>", "simulate a quantized engine: w8a16 | w4a16 | fp8")
+    .option("--kv-cache <format>", "simulate a quantized KV cache: int8 | fp8")
+    .option("--dtype <dtype>", "with --quant/--kv-cache: the engine's dtype (default: the checkpoint's if half, else float16)")
+    .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on --prompts)")
+    .option("--prompts <files...>", "calibration prompts, one line of token ids per prompt (default: the built-in prompts)")
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => runCommand(model, o, out));
   program
     .command("compile")
-    .description("write a TensorRT-LLM 1.2.1 checkpoint (config.json, rank files, build config, model.py if custom)")
+    .description("compile for a target: TensorRT-LLM 1.2.1 engine checkpoint (default), TensorRT-LLM PyTorch backend, or Hugging Face remote code")
     .argument("<model>", "model definition (.ts)")
     .requiredOption("--hf <dir>", "Hugging Face checkpoint directory")
-    .requiredOption("--out <dir>", "output checkpoint directory (replaced atomically)")
+    .requiredOption("--out <dir>", "output directory (replaced atomically)")
+    .option("--target <target>", "trtllm-engine | trtllm-torch | hf", "trtllm-engine")
     .option("--dtype <dtype>", "float32 | float16 | bfloat16 (default: the checkpoint's dtype)")
     .option("--tp <n>", "tensor-parallel size", "1")
     .option("--pp <n>", "pipeline-parallel size", "1")
@@ -117,6 +126,37 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => inspectCommand(model, o, out));
+  program
+    .command("verify-op")
+    .description("check a custom op: its reference and shape rule, its lowering, its PyTorch transcription, and (--device) its Triton kernel on a GPU, timed")
+    .argument("<op>", "path/to/op.ts[#op_name], or the name of an example (examples/<name>/op.ts)")
+    .option("--out <dir>", "folder for the exported cases and the runner (default out/verify-op/<op>)")
+    .option("--device", "check and time the Triton kernel on a local CUDA GPU, or print the command for a GPU machine")
+    .option("--python <python>", "Python with torch (and triton for --device); default $KILN_PYTHON, .venv/bin/python, python3")
+    .action(async (op, o) => verifyOpCommand(op, o, out));
+  program
+    .command("calibrate")
+    .description("record activation and KV-cache maxima over calibration prompts (for --quant fp8 and --kv-cache)")
+    .argument("<model>", "model definition (.ts)")
+    .requiredOption("--hf <dir>", "Hugging Face checkpoint directory")
+    .requiredOption("--out <file>", "calibration file to write (JSON)")
+    .option("--prompts <files...>", "prompt files, one line of token ids per prompt (default: the built-in prompts)")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => calibrateCommand(model, o, out));
+  program
+    .command("eval")
+    .description("measure what quantization costs: relative logit error, top-1 agreement and KL divergence against the unquantized model")
+    .argument("<model>", "model definition (.ts)")
+    .requiredOption("--hf <dir>", "Hugging Face checkpoint directory")
+    .option("--quant <scheme>", "w8a16 | w4a16 | fp8")
+    .option("--kv-cache <format>", "int8 | fp8")
+    .option("--dtype <dtype>", "the engine's dtype (default: the checkpoint's if half, else float16)")
+    .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on the prompts)")
+    .option("--prompts <files...>", "calibration and evaluation prompts, one line of token ids per prompt (default: the built-in prompts)")
+    .option("--json", "print one JSON object")
+    .option("--no-typecheck", "skip the TypeScript check of the model file")
+    .action(async (model, o) => evalCommand(model, o, out));
   return program;
 }
 

@@ -3,6 +3,7 @@
 // default export is one of these; `kiln` loads user files that follow the same contract.
 
 import type { z } from "zod";
+import type { Pass } from "../passes/pass.ts";
 import type { WeightMapSpec } from "../weights/weight-map.ts";
 import type { Module } from "./module.ts";
 import type { Tensor } from "./tensor.ts";
@@ -20,6 +21,8 @@ export interface ModelDefinition<C = unknown> {
   readonly config: z.ZodType<C>;
   readonly create: (config: C) => CausalLMModule;
   readonly weights: (config: C) => WeightMapSpec;
+  /** The model's own passes (e.g. fusions into its custom ops), run after Kiln's default pipeline. */
+  readonly passes?: readonly Pass[];
 }
 
 export function defineModel<C>(def: Omit<ModelDefinition<C>, "kind">): ModelDefinition<C> {

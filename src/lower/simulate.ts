@@ -3,15 +3,27 @@
 // projections, all-gather of lm_head columns. Each rank reads its weights exactly as stored (fused QKV as
 // [q_r; k_r; v_r], local heads), so a wrong layout gives wrong numbers. Replicated weights must be identical on all
 // ranks. With one rank per tensor this is also the plain interpreter for lowered graphs.
+// Optional hooks see (and may replace) each Linear's input and the K/V written to the KV cache, per rank, named by
+// TensorRT-LLM module path: calibration observes them, quantization simulation fake-quantizes them.
 
 import { describeNode, type Graph, type Node, type ValueId } from "../ir/graph.ts";
 import { KERNELS } from "../interp/kernels.ts";
-import { registerKernel, runGraph } from "../interp/run.ts";
+import { kernelFor, registerKernel, runGraph } from "../interp/run.ts";
 import { type RTensor, tensor } from "../interp/tensor.ts";
 import type { CoreAttrs } from "../ir/ops.ts";
 import "./trtllm-ops.ts";
 
 export class SimulationError extends Error {}
+
+/** Per-rank views into the layers; each returns what the layer goes on with (the input itself when observing). */
+export interface SimulationHooks {
+  /** The input of Linear `module` (e.g. transformer.layers.0.attention.qkv) on tp rank `rank`, before its GEMM. */
+  readonly linearInput?: (module: string, x: RTensor, rank: number) => RTensor;
+  /** K (after rotary) or V of attention `module` as the KV cache stores it: [batch, seq, local kv heads, head dim]. */
+  readonly kvCache?: (module: string, which: "k" | "v", t: RTensor, rank: number) => RTensor;
+}
+
+const NO_HOOKS: SimulationHooks = {};
 
 const ctx = { bindings: new Map<string, number>() };
 const K = KERNELS;
@@ -39,13 +51,22 @@ function addBias(acc: RTensor, biases: RTensor[] | undefined, rank0Only: boolean
 
 type AttentionAttrs = Record<string, any>;
 
-function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | undefined, denseW: RTensor, a: AttentionAttrs, tp: number, what: string): RTensor {
+/** Applies the hooks of one rank; `at` is the module path of the layer they belong to. */
+function rankHooks(h: SimulationHooks, at: string, rank: number) {
+  return {
+    lin: (name: string, x: RTensor) => (h.linearInput ? h.linearInput(`${at}.${name}`, x, rank) : x),
+    kv: (which: "k" | "v", t: RTensor) => (h.kvCache ? h.kvCache(at, which, t, rank) : t),
+  };
+}
+
+function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | undefined, denseW: RTensor, a: AttentionAttrs, tp: number, what: string, hk: ReturnType<typeof rankHooks>): RTensor {
   const [b, s] = x.shape as [number, number];
   const hl = a.heads / tp;
   const kvl = a.kvHeads >= tp ? a.kvHeads / tp : 1;
   const hd = a.headDim;
   expectShape(qkvW, [(hl + 2 * kvl) * hd, x.shape[2]!], `${what}.qkv.weight`);
-  const qkv = K.linear(qkvB ? [x, qkvW, qkvB] : [x, qkvW], {}, ctx)[0]!;
+  const xq = hk.lin("qkv", x);
+  const qkv = K.linear(qkvB ? [xq, qkvW, qkvB] : [xq, qkvW], {}, ctx)[0]!;
   let [q, k, v] = K.split([qkv], { axis: -1, sizes: [hl * hd, kvl * hd, kvl * hd] }, ctx) as [RTensor, RTensor, RTensor];
   q = reshape(q, [b, s, hl, hd]);
   k = reshape(k, [b, s, kvl, hd]);
@@ -55,9 +76,9 @@ function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | 
     q = K.rope([q, pos], rope, ctx)[0]!;
     k = K.rope([k, pos], rope, ctx)[0]!;
   }
-  const out = K.attention([q, k, v], { causal: true, scale: a.scale }, ctx)[0]!;
+  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale }, ctx)[0]!;
   expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
-  return K.linear([reshape(out, [b, s, hl * hd]), denseW], {}, ctx)[0]!;
+  return K.linear([hk.lin("dense", reshape(out, [b, s, hl * hd])), denseW], {}, ctx)[0]!;
 }
 
 const GATED: Record<string, (x: RTensor) => RTensor> = {
@@ -71,30 +92,40 @@ const GATED: Record<string, (x: RTensor) => RTensor> = {
 type RankInputs = (RTensor | RTensor[])[];
 const perRank = (v: RTensor | RTensor[]): RTensor[] => (Array.isArray(v) ? v : [v]);
 
-const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number) => RTensor> = {
-  "trtllm.attention": (ins, n, tp) => {
+/** `x @ w.T (+ b)` for Linear `name` of the layer, its input passed through the hooks. */
+const linearOf = (hk: ReturnType<typeof rankHooks>, name: string, x: RTensor, w: RTensor, b: RTensor | undefined) => {
+  const xq = hk.lin(name, x);
+  return K.linear(b ? [xq, w, b] : [xq, w], {}, ctx)[0]!;
+};
+
+const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: SimulationHooks) => RTensor> = {
+  "trtllm.attention": (ins, n, tp, h) => {
     const a = n.attrs as AttentionAttrs;
     const [x, pos] = ins as [RTensor, RTensor];
     const params = ins.slice(2).map(perRank);
     const [qkvW, qkvB, denseW, denseB] = a.qkvBias ? [params[0]!, params[1], params[2]!, params[3]] : [params[0]!, undefined, params[1]!, params[2]];
-    const partials = Array.from({ length: tp }, (_, r) => attentionRank(x, pos, qkvW[r]!, qkvB?.[r], denseW[r]!, a, tp, `${n.scope} (tp rank ${r})`));
+    const partials = Array.from({ length: tp }, (_, r) => attentionRank(x, pos, qkvW[r]!, qkvB?.[r], denseW[r]!, a, tp, `${n.scope} (tp rank ${r})`, rankHooks(h, n.scope, r)));
     return addBias(sum(partials), denseB, a.reduce === "layer");
   },
-  "trtllm.gated_mlp": (ins, n, tp) => {
+  "trtllm.gated_mlp": (ins, n, tp, h) => {
     const x = ins[0] as RTensor;
     const [fc, gate, proj, fcB, gateB, projB] = ins.slice(1).map(perRank) as RTensor[][];
     const act = GATED[n.attrs.act as string]!;
     const partials = Array.from({ length: tp }, (_, r) => {
-      const h = K.mul([act(K.linear(fcB ? [x, fc![r]!, fcB[r]!] : [x, fc![r]!], {}, ctx)[0]!), K.linear(gateB ? [x, gate![r]!, gateB[r]!] : [x, gate![r]!], {}, ctx)[0]!], {}, ctx)[0]!;
-      return K.linear([h, proj![r]!], {}, ctx)[0]!;
+      const hk = rankHooks(h, n.scope, r);
+      const inter = K.mul([act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), linearOf(hk, "gate", x, gate![r]!, gateB?.[r])], {}, ctx)[0]!;
+      return linearOf(hk, "proj", inter, proj![r]!, undefined);
     });
     return addBias(sum(partials), projB, n.attrs.reduce === "layer");
   },
-  "trtllm.mlp": (ins, n, tp) => {
+  "trtllm.mlp": (ins, n, tp, h) => {
     const x = ins[0] as RTensor;
     const [fc, proj, fcB, projB] = ins.slice(1).map(perRank) as RTensor[][];
     const act = GATED[n.attrs.act as string]!;
-    const partials = Array.from({ length: tp }, (_, r) => K.linear([act(K.linear(fcB ? [x, fc![r]!, fcB[r]!] : [x, fc![r]!], {}, ctx)[0]!), proj![r]!], {}, ctx)[0]!);
+    const partials = Array.from({ length: tp }, (_, r) => {
+      const hk = rankHooks(h, n.scope, r);
+      return linearOf(hk, "proj", act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), proj![r]!, undefined);
+    });
     return addBias(sum(partials), projB, n.attrs.reduce === "layer");
   },
   "trtllm.lm_head": (ins, n, tp) => {
@@ -108,14 +139,14 @@ const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number) => RTens
 };
 
 // Single-rank kernels, so the plain interpreter can run lowered graphs with full (unsharded) weights.
-for (const [op, k] of Object.entries(TP_KERNELS)) registerKernel(op, (ins, attrs) => [k(ins, { op, attrs, inputs: [], outputs: [], scope: op }, 1)]);
+for (const [op, k] of Object.entries(TP_KERNELS)) registerKernel(op, (ins, attrs) => [k(ins, { op, attrs, inputs: [], outputs: [], scope: op }, 1, NO_HOOKS)]);
 
 function sameTensor(a: RTensor, b: RTensor): boolean {
   return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => Object.is(v, b.data[i]));
 }
 
 /** Runs the lowered graph with per-rank weights (global parameter names -> one tensor per tp rank). */
-export function simulateTensorParallel(g: Graph, inputs: ReadonlyMap<string, RTensor>, weights: ReadonlyMap<string, RTensor[]>, tp: number): Map<string, RTensor> {
+export function simulateTensorParallel(g: Graph, inputs: ReadonlyMap<string, RTensor>, weights: ReadonlyMap<string, RTensor[]>, tp: number, hooks: SimulationHooks = NO_HOOKS): Map<string, RTensor> {
   const paramOf = new Map(g.params.map((p) => [p.value, p.name]));
   const env = new Map<ValueId, RTensor | RTensor[]>();
   const bindings = new Map<string, number>();
@@ -134,14 +165,17 @@ export function simulateTensorParallel(g: Graph, inputs: ReadonlyMap<string, RTe
     const ins = n.inputs.map((v) => env.get(v)!);
     let outs: RTensor[];
     try {
-      if (TP_KERNELS[n.op]) outs = [TP_KERNELS[n.op]!(ins, n, tp)];
+      if (TP_KERNELS[n.op]) outs = [TP_KERNELS[n.op]!(ins, n, tp, hooks)];
       else {
         const single = ins.map((v, k) => {
           if (!Array.isArray(v)) return v;
           if (v.some((t) => !sameTensor(t, v[0]!))) throw new SimulationError(`replicated parameter '${paramOf.get(n.inputs[k]!)}' differs between tp ranks`);
           return v[0]!;
         });
-        outs = KERNELS[n.op as keyof typeof KERNELS](single, n.attrs as never, { bindings });
+        // Core and custom ops (registered kernels) on replicated inputs.
+        const kernel = kernelFor(n.op);
+        if (!kernel) throw new SimulationError(`no interpreter kernel for op '${n.op}'`);
+        outs = kernel(single, n.attrs, { bindings });
       }
     } catch (e) {
       if (e instanceof SimulationError) throw new SimulationError(`${describeNode(n)}: ${e.message}`);

@@ -1,9 +1,12 @@
-// `kiln compile`: model file + Hugging Face checkpoint -> a TensorRT-LLM 1.2.1 checkpoint directory. Trace, check
-// the weights against the checkpoint headers (every problem at once, before any heavy work), fuse, lower, shard,
-// emit, and stream the rank files. Everything is written into a temporary directory next to the output and renamed
-// into place at the end, so an interrupted run never leaves an output that looks complete.
+// `kiln compile`: model file + Hugging Face checkpoint -> an output directory for one code-generation target
+// (codegen/targets.ts: the TensorRT-LLM engine checkpoint by default, the TensorRT-LLM PyTorch backend, or a Hugging
+// Face remote-code model). Trace, check the weights against the checkpoint headers (every problem at once, before
+// any heavy work), fuse, lower, emit through the target, and stream the weight files. Everything is written into a
+// temporary directory next to the output and renamed into place at the end, so an interrupted run never leaves an
+// output that looks complete.
 
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { checkHintConsistency, effectiveHints } from "../passes/hints.ts";
@@ -15,16 +18,18 @@ import { BindError, bindProblems, graphParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { writeCheckpointFiles } from "../weights/convert.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
-import { type EngineEmission, emitEngineTarget } from "../../codegen/trtllm-engine/emit.ts";
-import type { TrtDtype } from "../../codegen/trtllm-engine/pretrained-config.ts";
+import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/target.ts";
+import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
 import { instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
 
 export interface CompileOptions {
   readonly hfDir: string;
   readonly outDir: string;
-  readonly dtype?: TrtDtype;
+  readonly dtype?: OutputDtype;
   readonly mapping?: Mapping;
+  /** Code-generation target (default trtllm-engine). */
+  readonly target?: TargetName;
   readonly customCode?: boolean;
   readonly onProgress?: (done: number, total: number, tensor: string) => void;
 }
@@ -32,25 +37,25 @@ export interface CompileOptions {
 export interface CompileResult {
   readonly outDir: string;
   readonly lowered: LoweredModel;
-  readonly emission: EngineEmission;
+  readonly emission: Emission;
   readonly bytesWritten: number;
   readonly seconds: number;
 }
 
-const HF_DTYPES: Record<string, TrtDtype> = { float32: "float32", float16: "float16", bfloat16: "bfloat16" };
+const HF_DTYPES: Record<string, OutputDtype> = { float32: "float32", float16: "float16", bfloat16: "bfloat16" };
 
-export function defaultDtype(hf: Record<string, unknown>): TrtDtype {
+export function defaultDtype(hf: Record<string, unknown>): OutputDtype {
   return HF_DTYPES[String(hf.torch_dtype ?? hf.dtype ?? "float16")] ?? "float16";
 }
 
 export interface Prepared {
   readonly lowered: LoweredModel;
-  readonly emission: EngineEmission;
+  readonly emission: Emission;
 }
 
 type ShapeOf = (name: string) => readonly number[] | undefined;
 
-/** Everything but the bytes: trace, fuse, lower, shard, emit. `shapeOf` gives checkpoint tensor shapes. */
+/** Everything but the bytes: trace, fuse, lower, emit through the target. `shapeOf` gives checkpoint tensor shapes. */
 export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress"> & { configPath?: string }): Prepared {
   const inst = instantiate(def, hf, o.configPath ?? "config.json");
   checkHintConsistency(inst.graph);
@@ -60,7 +65,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
   const opt = optimize(inst);
   const lowered = lowerToTrtllm(opt.graph, opt.weights.map, shape);
   checkMapping(mapping, lowered.numLayers);
-  const emission = emitEngineTarget(lowered, {
+  const emission = TARGETS[o.target ?? DEFAULT_TARGET].emit(lowered, {
     modelName: def.name,
     dtype: o.dtype ?? defaultDtype(hf),
     mapping,
@@ -70,6 +75,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
     shapeOf: shape,
     metadata: { format: "pt", producer: "kiln", model: def.name },
   });
+  for (const name of [...Object.keys(emission.files), ...emission.plans.map((p) => p.file), ...(emission.copyFromSource ?? [])]) checkRelativePath(name);
   return { lowered: { ...lowered, graph: emission.graph }, emission };
 }
 
@@ -88,7 +94,11 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     await mkdir(tmp, { recursive: true });
     try {
       const { bytesWritten } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
-      for (const [name, text] of Object.entries(emission.files)) await writeFile(join(tmp, name), text);
+      for (const [name, text] of Object.entries(emission.files)) {
+        await mkdir(dirname(join(tmp, name)), { recursive: true });
+        await writeFile(join(tmp, name), text);
+      }
+      for (const name of emission.copyFromSource ?? []) if (existsSync(join(o.hfDir, name))) await copyFile(join(o.hfDir, name), join(tmp, name));
       await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
       const old = `${tmp}.old`;
       await rename(outDir, old).catch((e: NodeJS.ErrnoException) => {

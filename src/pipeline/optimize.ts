@@ -15,7 +15,8 @@ export interface Optimized {
   readonly log: PipelineResult["log"];
 }
 
-export function optimize(inst: Pick<Instance, "graph" | "weights">, passes: readonly Pass[] = DEFAULT_PIPELINE): Optimized {
-  const r = runPasses(inst.graph, passes);
+/** Runs the default pipeline, then the model's own passes (custom-op fusions a model file declares). */
+export function optimize(inst: Pick<Instance, "graph" | "weights"> & { def?: Pick<Instance["def"], "passes"> }, passes?: readonly Pass[]): Optimized {
+  const r = runPasses(inst.graph, passes ?? [...DEFAULT_PIPELINE, ...(inst.def?.passes ?? [])]);
   return { graph: r.graph, weights: { ...inst.weights, map: composeWeightMap(r.params, inst.weights.map) }, log: r.log };
 }

@@ -170,3 +170,19 @@ describe("kiln compile outputs", () => {
     expect(readdirSync(tmp).filter((f) => f.includes("kiln-tmp"))).toEqual([]);
   });
 });
+
+describe("a model with a custom op (examples/llama_fused_norm)", () => {
+  it("compiles to custom code with its Python plugin package, API-checked, and the rank files still match HF at tp=2", async () => {
+    const { default: fused } = await import("../../examples/llama_fused_norm/model.ts");
+    const out = join(tmp, "fused-norm-tp2");
+    const r = await compileModel(fused, { hfDir: `${FIXTURES}llama3_gqa`, outDir: out, mapping: { tp: 2, pp: 1 } });
+    expect(r.lowered.graph.nodes.some((n) => n.op === "fused_add_rms_norm")).toBe(true);
+    expect(readdirSync(join(out, "kiln_plugins")).sort()).toContain("__init__.py");
+    expect(r.emission.buildCommand(out, `${out}/engines`)).toMatch(/^PYTHONPATH=.*trtllm-build .*--model_cls_file/);
+    const api = checkPythonApi(join(out, "model.py"), { manifest: ["codegen/apicheck/trtllm-1.2.json", "codegen/apicheck/trtllm-1.2-python-plugin.json"] });
+    expect(api.problems).toEqual([]);
+    const golden = await readGolden(`${FIXTURES}llama3_gqa`);
+    const logits = await simulateCheckpoint(out, r.lowered.graph, golden.map((g) => g.ids));
+    golden.forEach((g, i) => expect(relL2(logits[i]!, g.logits)).toBeLessThanOrEqual(1e-5));
+  });
+});

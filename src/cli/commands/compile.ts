@@ -1,17 +1,20 @@
-// `kiln compile <model.ts> --hf DIR --out DIR [--dtype] [--tp N] [--pp N] [--custom-code]`: write a TensorRT-LLM
-// 1.2.1 checkpoint (config.json, rank files, build_config.json, weights.map.json, model.py for custom
-// architectures) and print the trtllm-build command that turns it into engines.
+// `kiln compile <model.ts> --hf DIR --out DIR [--target T] [--dtype] [--tp N] [--pp N] [--custom-code]`: write the
+// output of one code-generation target (codegen/targets.ts): a TensorRT-LLM 1.2.1 checkpoint for trtllm-build
+// (default), a checkpoint + package for TensorRT-LLM's PyTorch backend, or a Hugging Face remote-code model; then
+// print what the target says to do next.
 
 import { conversionProgress, formatBytes } from "../../weights/progress.ts";
 import { compileModel } from "../../pipeline/compile.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { parseCount } from "../args.ts";
 import { UsageError } from "../errors.ts";
-import type { TrtDtype } from "../../../codegen/trtllm-engine/pretrained-config.ts";
+import type { OutputDtype } from "../../../codegen/target.ts";
+import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../../codegen/targets.ts";
 
 export interface CompileFlags {
   readonly hf: string;
   readonly out: string;
+  readonly target?: string;
   readonly dtype?: string;
   readonly tp: string;
   readonly pp: string;
@@ -23,6 +26,8 @@ export interface CompileFlags {
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
 
 export async function compileCommand(file: string, flags: CompileFlags, out: (s: string) => void): Promise<void> {
+  const target = flags.target ?? DEFAULT_TARGET;
+  if (!isTargetName(target)) throw new UsageError(`--target: expected one of ${TARGET_NAMES.join(", ")}, got '${target}'`);
   if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
@@ -31,18 +36,18 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     hfDir: flags.hf,
     outDir: flags.out,
     mapping,
-    ...(flags.dtype && { dtype: flags.dtype as TrtDtype }),
+    target,
+    ...(flags.dtype && { dtype: flags.dtype as OutputDtype }),
     ...(flags.customCode && { customCode: true }),
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
-  const command = e.buildCommand(flags.out, `${flags.out.replace(/\/$/, "")}/engines`);
-  const why = e.builtin ? `built-in TensorRT-LLM class (${e.builtin})` : e.detection.ok ? "custom code (--custom-code)" : `custom code: ${Object.entries(e.detection.reasons).map(([f, r]) => `not ${f}: ${r}`).join("; ")}`;
+  const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, architecture: e.architecture, builtin: e.builtin ?? null, reason: why, files: [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort(), bytes: r.bytesWritten, seconds: Number(r.seconds.toFixed(3)), command })}\n`);
+    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, seconds: Number(r.seconds.toFixed(3)), usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
     return;
   }
-  out(`kiln: wrote ${r.outDir} (${e.plans.length} rank file${e.plans.length > 1 ? "s" : ""}, ${formatBytes(r.bytesWritten)}, ${r.seconds.toFixed(2)} s)\n`);
-  out(`  architecture ${e.architecture}: ${why}\n`);
-  out(`Build the engines (TensorRT-LLM 1.2.1, on a GPU machine):\n  ${command}\n`);
+  out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights, ${r.seconds.toFixed(2)} s)\n`);
+  out(`  ${e.summary}\n`);
+  for (const line of e.usage(flags.out)) out(`${line}\n`);
 }

@@ -1,10 +1,17 @@
 // `kiln run <model.ts> --hf DIR --ids ...`: trace the model, bind the HF weights, compute logits for the prompt in
-// the CPU interpreter and generate greedily. Optionally writes all-position logits as safetensors.
+// the CPU interpreter and generate greedily. Optionally writes all-position logits as safetensors. With --quant
+// and/or --kv-cache, runs the lowered model as the quantized TensorRT-LLM engine would compute it (fake
+// quantization with the engine's rounding and scales, src/quant/fake-quant-model.ts), calibrating on the built-in
+// prompts (or --prompts) unless --calibration gives a file.
 
 import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
+import { loadPrompts } from "../../quant/prompts.ts";
+import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../quant/quantized-model.ts";
+import { isQuantized } from "../../quant/spec.ts";
+import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
 import type { Graph } from "../../ir/graph.ts";
 import { parseCount, parseIds } from "../args.ts";
 import { UsageError } from "../errors.ts";
@@ -14,7 +21,7 @@ function outputVocab(g: Graph): number {
   return g.values.get(logits.value)!.shape.at(-1) as number;
 }
 
-export interface RunFlags {
+export interface RunFlags extends QuantFlags {
   readonly hf: string;
   readonly ids: string;
   readonly maxNewTokens: string;
@@ -32,14 +39,25 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   const vocabSize = outputVocab(inst.graph);
   const bad = ids.find((id) => id >= vocabSize);
   if (bad !== undefined) throw new UsageError(`--ids: token id ${bad} is out of range for model '${def.name}' (vocabulary of ${vocabSize})`);
-  const params = await loadWeights(inst, flags.hf);
-  const t1 = performance.now();
-  const { logits, vocab } = causalLMLogits(inst.graph, params, ids);
-  const tokens = greedyGenerate(inst.graph, params, ids, maxNew);
+  const quant = await parseQuantFlags(flags);
+  const dtypeFlag = parseDtypeFlag(flags.dtype);
+  let t1: number;
+  let r: { logits: Float32Array; vocab: number; tokens: number[]; quantized?: string };
+  if (isQuantized(quant)) {
+    const m = await loadQuantizableModel(def, flags.hf);
+    const engine = simulateEngine(m, quant, quantDtype(m.hf, dtypeFlag), await loadPrompts(flags.prompts ?? [], m.vocab));
+    t1 = performance.now();
+    r = { logits: logitsOf(m, ids, engine), vocab: m.vocab, tokens: generateGreedy(m, ids, maxNew, engine), quantized: `${describeQuant(quant)} (${engine.dtype})` };
+  } else {
+    const params = await loadWeights(inst, flags.hf);
+    t1 = performance.now();
+    r = { ...causalLMLogits(inst.graph, params, ids), tokens: greedyGenerate(inst.graph, params, ids, maxNew) };
+  }
+  const { logits, vocab, tokens, quantized } = r;
   const t2 = performance.now();
   if (flags.logitsOut) await writeSafetensors(flags.logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
   const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
-  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }) };
+  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }) };
   if (flags.json) out(`${JSON.stringify(result)}\n`);
-  else out(`model ${def.name}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
+  else out(`model ${def.name}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
 }

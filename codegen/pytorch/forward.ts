@@ -1,0 +1,104 @@
+// forward() bodies for the PyTorch-based targets: a list of lowered-graph nodes becomes one Python statement each,
+// in graph order. Module leaves of the class tree are called through a target-specific hook (the Hugging Face and
+// TensorRT-LLM attention modules take different arguments); every other node goes through the core-op glue table.
+// Local names read like hand-written models: `<module>_output`, `hidden_states` for the residual stream.
+// Invariants: values are bound once; names come from a Namespace, so they are unique, legal and never shadow the
+// function's parameters or the file's own names.
+
+import type { DType } from "../../src/ir/dtype.ts";
+import type { Node, ValueId } from "../../src/ir/graph.ts";
+import { isPlainAttribute, Namespace, pyString } from "../python/identifiers.ts";
+import type { PyWriter } from "../python/writer.ts";
+import { type ClassTree, fail, locText } from "../trtllm-engine/model-py-plan.ts";
+import { TORCH_GLUE_OPS, type TorchArg, type TorchGlueCtx, type TorchHelper, torchConstant } from "./glue-ops.ts";
+import type { TorchPlan } from "./plan.ts";
+
+export interface Val {
+  readonly expr: string;
+  readonly literal: boolean;
+}
+
+export interface Body {
+  readonly plan: TorchPlan;
+  readonly w: PyWriter;
+  readonly vars: Namespace;
+  readonly env: Map<ValueId, Val>;
+  readonly tree: ClassTree;
+  /** Values to bind to a given name (the hidden state handed to the layers). */
+  readonly bindAs: Map<ValueId, string>;
+  /** Attribute path -> Python attribute path (a target may rename modules; identity by default). */
+  readonly attrPath: (path: readonly string[]) => readonly string[];
+  /** Python expression of a per-layer config field for this layer. */
+  readonly layerField: (field: string) => string;
+  readonly helper: (h: TorchHelper) => string;
+  readonly modelDtype: string;
+  /** Emits the call of a module leaf; `out` is the variable to bind. */
+  readonly moduleCall: (b: Body, n: Node, mod: string, args: readonly Val[], out: string) => void;
+  lastLoc?: string;
+}
+
+/** Attribute access along a path; segments that are not plain identifiers go through getattr with a str literal. */
+export function attrChain(base: string, path: readonly string[]): string {
+  return path.reduce((acc, seg) => (isPlainAttribute(seg) ? `${acc}.${seg}` : `getattr(${acc}, ${pyString(seg)})`), base);
+}
+
+/** `self.<path> = value`, through setattr when the last segment is not a plain identifier. */
+export function assignAttr(w: PyWriter, path: readonly string[], callee: string, args: readonly string[]): void {
+  const parent = attrChain("self", path.slice(0, -1));
+  const last = path[path.length - 1]!;
+  if (isPlainAttribute(last)) w.call(`${parent}.${last} = ${callee}`, args);
+  else w.call(`setattr(${parent}, ${pyString(last)}, ${callee}`, args, ")");
+}
+
+export function emitNodes(b: Body, nodes: readonly Node[]): void {
+  const g = b.plan.g;
+  const paramName = new Map(g.params.map((p) => [p.value, p.name]));
+  const paramDtype = g.values.get(g.params[0]!.value)!.dtype as DType;
+  const constant = new Map(g.nodes.filter((n) => n.op === "constant").map((n) => [n.outputs[0]!, n]));
+  const argOf = (v: ValueId, consumer: Node, k: number): Val => {
+    const known = b.env.get(v);
+    if (known) return known;
+    const c = constant.get(v);
+    if (c) {
+      const use = b.plan.slotUse.get(consumer)?.get(k);
+      return { expr: use?.field ? b.layerField(use.field) : torchConstant(use?.uniform ?? (c.attrs.value as number), c.attrs.dtype as DType), literal: true };
+    }
+    const name = paramName.get(v);
+    if (name === undefined) fail(`value %${v} is used before it is computed`);
+    const path = b.tree.paramPath.get(name!) ?? fail(`parameter '${name}' has no attribute in the generated class`);
+    return { expr: attrChain("self", b.attrPath(path)), literal: false };
+  };
+  for (const n of nodes) {
+    if (!b.plan.live.has(n)) continue;
+    const loc = locText(n.loc);
+    if (loc && loc !== b.lastLoc) {
+      b.w.comment(loc);
+      b.lastLoc = loc;
+    }
+    const args = n.inputs.map((v, k) => argOf(v, n, k));
+    const modulePath = b.tree.moduleOf.get(n);
+    const pyPath = modulePath && b.attrPath(modulePath);
+    const base = pyPath ? `${pyPath[pyPath.length - 1]}_output` : n.op === "add" ? "hidden_states" : n.op;
+    const outs = n.outputs.map((o, k) => b.bindAs.get(o) ?? b.vars.create(n.outputs.length > 1 ? `${base}_${k}` : base));
+    if (pyPath) b.moduleCall(b, n, attrChain("self", pyPath), args, outs[0]!);
+    else {
+      const rule = TORCH_GLUE_OPS[n.op] ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
+      const use = b.plan.slotUse.get(n)?.get(-1);
+      const ctx: TorchGlueCtx = {
+        node: n,
+        args: n.inputs.map((v, k) => ({ ...args[k]!, shape: g.values.get(v)!.shape, dtype: g.values.get(v)!.dtype }) satisfies TorchArg),
+        helper: b.helper,
+        ...(use?.field && { slot: b.layerField(use.field) }),
+        modelDtype: b.modelDtype,
+        paramDtype,
+      };
+      b.w.assign(outs.join(", "), rule(ctx));
+    }
+    n.outputs.forEach((o, k) => b.env.set(o, { expr: outs[k]!, literal: false }));
+  }
+}
+
+/** A fresh body whose local names avoid `reserved` (parameters, the file's names, helpers). */
+export function newBody(fields: Omit<Body, "vars" | "env" | "bindAs">, reserved: Iterable<string>): Body {
+  return { ...fields, vars: new Namespace(reserved), env: new Map(), bindAs: new Map() };
+}

@@ -1,0 +1,56 @@
+// Core ops as PyTorch glue: axes relative to the end (one rule for [batch, seq, ...] and packed [tokens, ...]),
+// token dims never reshaped or permuted, casts to the model's own dtype follow its run-time dtype, helpers only when
+// used, and the ops that belong inside attention refused with the node named.
+
+import { describe, expect, it } from "vitest";
+import type { DType } from "../../src/ir/dtype.ts";
+import type { Shape } from "../../src/ir/shape.ts";
+import { orderedTorchHelpers, TORCH_GLUE_OPS, type TorchGlueCtx, type TorchHelper } from "./glue-ops.ts";
+
+function rule(op: string, attrs: Record<string, unknown>, args: { expr: string; shape: Shape; dtype?: DType; literal?: boolean }[]) {
+  const helpers = new Set<TorchHelper>();
+  const ctx: TorchGlueCtx = {
+    node: { op, attrs, inputs: [], outputs: [], scope: "transformer.layers.0", loc: { file: "m.ts", line: 7, col: 1 } },
+    args: args.map((a) => ({ expr: a.expr, shape: a.shape, dtype: a.dtype ?? "f32", literal: a.literal ?? false })),
+    helper: (h) => (helpers.add(h), h),
+    modelDtype: "MODEL_DTYPE",
+    paramDtype: "f32",
+  };
+  return { expr: TORCH_GLUE_OPS[op]!(ctx), helpers: [...helpers] };
+}
+
+const X = { expr: "x", shape: ["batch", "seq", 64] as Shape };
+
+describe("torch glue ops", () => {
+  it("uses negative axes and leaves token dims alone", () => {
+    expect(rule("split", { axis: 2, sizes: [32, 32] }, [X]).expr).toBe("torch.split(x, [32, 32], dim=-1)");
+    expect(rule("reduce_mean", { axes: [2], keepDims: true }, [X]).expr).toBe("torch.mean(x, dim=-1, keepdim=True)");
+    expect(rule("slice", { axis: -1, start: 8, end: 24 }, [X]).expr).toBe("x.narrow(-1, 8, 16)");
+    const r = rule("reshape", { shape: ["batch", "seq", 4, 16] }, [X]);
+    expect(r).toEqual({ expr: "_kiln_reshape_tail(x, 1, [4, 16])", helpers: ["_kiln_reshape_tail"] });
+  });
+
+  it("refuses to reshape, permute or reduce over batch/sequence dims, naming the node", () => {
+    expect(() => rule("reshape", { shape: ["batch", "seq", 64] }, [{ expr: "y", shape: ["seq", "batch", 64] }])).toThrow(/reshape in transformer\.layers\.0 at m\.ts:7:1: .*changes the batch\/sequence dims/);
+    expect(() => rule("transpose", { perm: [1, 0, 2] }, [X])).toThrow(/moves a batch\/sequence dim/);
+    expect(() => rule("softmax", { axis: 1 }, [X])).toThrow(/works on axis 1 of \[batch, seq, 64\], a batch\/sequence dim/);
+  });
+
+  it("casts to the parameter dtype follow the model's run-time dtype; others are literal", () => {
+    expect(rule("cast", { dtype: "f32" }, [X]).expr).toBe("x.to(MODEL_DTYPE)");
+    expect(rule("cast", { dtype: "i32" }, [X]).expr).toBe("x.to(torch.int32)");
+    expect(rule("cast", { dtype: "bf16" }, [X]).expr).toBe("x.to(torch.bfloat16)");
+  });
+
+  it("activations and gated layouts go through helpers only when needed", () => {
+    expect(rule("gelu", { approximate: "none" }, [X])).toEqual({ expr: "F.gelu(x)", helpers: [] });
+    expect(rule("gelu", { approximate: "tanh" }, [X])).toEqual({ expr: "_kiln_gelu_tanh(x)", helpers: ["_kiln_gelu_tanh"] });
+    expect(rule("gated_activation", { act: "silu" }, [{ expr: "h", shape: ["t", 128] }]).expr).toBe("_kiln_gated(h, F.silu)");
+    expect(orderedTorchHelpers(new Set<TorchHelper>(["_kiln_softmax", "_kiln_reshape_tail"]))).toEqual(["_kiln_reshape_tail", "_kiln_softmax"]);
+  });
+
+  it("refuses constant-only binaries and ops that live inside attention", () => {
+    expect(() => rule("add", {}, [{ ...X, expr: "1.0", literal: true }, { ...X, expr: "2.0", literal: true }])).toThrow(/both operands are constants/);
+    for (const op of ["rope", "causal_mask", "attention"]) expect(() => rule(op, {}, [X])).toThrow(new RegExp(`^${op} in transformer\\.layers\\.0`));
+  });
+});

@@ -1,0 +1,39 @@
+// `kiln eval <model.ts> --hf DIR --quant SCHEME [--kv-cache F] [--dtype D] [--calibration FILE] [--prompts FILE...]
+// [--json]`: what quantization costs before any engine is built. Simulates the quantized engine on the CPU
+// (src/quant/fake-quant-model.ts) and compares it with the unquantized model over the calibration prompts: relative
+// logit error, top-1 agreement and KL divergence (src/quant/metrics.ts).
+
+import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { loadPrompts } from "../../quant/prompts.ts";
+import { evaluateQuant, loadQuantizableModel, quantDtype } from "../../quant/quantized-model.ts";
+import { isQuantized } from "../../quant/spec.ts";
+import { UsageError } from "../errors.ts";
+import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
+
+export interface EvalFlags extends QuantFlags {
+  readonly hf: string;
+  readonly json?: boolean;
+  readonly typecheck: boolean;
+}
+
+export async function evalCommand(file: string, flags: EvalFlags, out: (s: string) => void): Promise<void> {
+  const o = await parseQuantFlags(flags);
+  if (!isQuantized(o)) throw new UsageError("give --quant w8a16|w4a16|fp8 and/or --kv-cache int8|fp8 to evaluate");
+  const dtypeFlag = parseDtypeFlag(flags.dtype);
+  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const m = await loadQuantizableModel(def, flags.hf);
+  const dtype = quantDtype(m.hf, dtypeFlag);
+  const prompts = await loadPrompts(flags.prompts ?? [], m.vocab);
+  const { accuracy: a, perPrompt, engine } = evaluateQuant(m, o, dtype, prompts);
+  const quantized = engine.spec.linears.length;
+  if (flags.json) {
+    const result = { model: def.name, quant: o.weight ?? null, kvCache: o.kv ?? null, dtype, prompts: prompts.length, quantizedLinears: quantized, excluded: m.excluded, ...a, perPrompt };
+    return out(`${JSON.stringify(result)}\n`);
+  }
+  const agree = Math.round(a.top1Agreement * a.positions);
+  out(`model ${def.name}, ${describeQuant(o)} (${dtype}) against the unquantized model, ${prompts.length} prompts (${a.positions} positions):\n`);
+  out(`  relative logit error  ${a.relLogitError.toExponential(3)}\n`);
+  out(`  top-1 agreement       ${(100 * a.top1Agreement).toFixed(1)}% (${agree}/${a.positions})\n`);
+  out(`  KL divergence         ${a.klDivergence.toExponential(3)} nats/token\n`);
+  if (o.weight) out(`  ${quantized} Linear${quantized === 1 ? "" : "s"} quantized${m.excluded.length ? `, ${m.excluded.length} kept by quantize: false hints` : ""}; lm_head and embeddings stay unquantized\n`);
+}

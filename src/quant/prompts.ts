@@ -1,0 +1,42 @@
+// Calibration and evaluation prompts as token ids. A prompt file holds one prompt per line, ids separated by
+// commas and/or whitespace; blank lines and lines starting with `#` are skipped. Without files, the built-in
+// prompts are the ones the test fixtures' golden outputs were generated from (test/fixtures/hf/*/golden.safetensors
+// and the real TinyStories model's), all below 512, so they fit every fixture's vocabulary.
+// Invariant: every prompt is non-empty and every id is an integer in [0, vocab).
+
+import { readFile } from "node:fs/promises";
+import { QuantError } from "./quant-error.ts";
+
+export const DEFAULT_PROMPTS: readonly (readonly number[])[] = [
+  [7, 300, 12, 45, 99, 3, 511, 250, 1, 64, 128],
+  [42, 17, 5, 260, 77, 9],
+  [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315],
+  [1],
+];
+
+/** Parses a prompt file's text; `file` names it in errors (with the line). */
+export function parsePromptFile(text: string, file: string): number[][] {
+  const prompts: number[][] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const s = line.trim();
+    if (s === "" || s.startsWith("#")) return;
+    prompts.push(
+      s.split(/[\s,]+/).filter(Boolean).map((tok) => {
+        if (!/^\d+$/.test(tok) || !Number.isSafeInteger(Number(tok))) throw new QuantError(`${file}:${i + 1}: '${tok}' is not a token id`);
+        return Number(tok);
+      }),
+    );
+  });
+  if (!prompts.length) throw new QuantError(`${file}: no prompts (one line of token ids per prompt)`);
+  return prompts;
+}
+
+/** The prompts of every file, in order, or the built-in ones when no file is given; checked against `vocab`. */
+export async function loadPrompts(files: readonly string[], vocab: number): Promise<number[][]> {
+  const prompts = files.length ? (await Promise.all(files.map(async (f) => parsePromptFile(await readFile(f, "utf8"), f)))).flat() : DEFAULT_PROMPTS.map((p) => [...p]);
+  for (const p of prompts) {
+    const bad = p.find((id) => id >= vocab);
+    if (bad !== undefined) throw new QuantError(`prompt token id ${bad} is out of range for a vocabulary of ${vocab}${files.length ? "" : " (the built-in prompts need 512 tokens; give --prompts)"}`);
+  }
+  return prompts;
+}

@@ -1,0 +1,105 @@
+// A model loaded for quantization work on the CPU: traced, fused and lowered exactly as `kiln compile` does, with
+// the lowered weights evaluated in memory (one tensor-parallel rank), so Kiln can calibrate it, simulate a
+// quantized engine (fake-quant-model.ts) and measure what quantization costs (metrics.ts). Small models only:
+// every weight is held as float32.
+// Invariants: the reference is the unquantized lowered model in the same simulator, so the metrics measure
+// quantization alone; hint exclusions and calibration resolve through spec.ts, which rejects gaps by name.
+
+import type { ModelDefinition } from "../dsl/define-model.ts";
+import { argmax, causalInputs } from "../interp/causal-lm.ts";
+import { type RTensor, tensor } from "../interp/tensor.ts";
+import { simulateTensorParallel, type SimulationHooks } from "../lower/simulate.ts";
+import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
+import { checkHintConsistency } from "../passes/hints.ts";
+import { instantiate } from "../pipeline/instantiate.ts";
+import { optimize } from "../pipeline/optimize.ts";
+import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
+import { openCheckpoint } from "../weights/checkpoint.ts";
+import { readHFConfigJson } from "../weights/hf-config.ts";
+import { type Calibration, calibrate } from "./calibration.ts";
+import { hintExclusions } from "./exclusions.ts";
+import { quantHooks, quantizeWeights } from "./fake-quant-model.ts";
+import { type QuantAccuracy, quantAccuracy } from "./metrics.ts";
+import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "./spec.ts";
+
+const HALF_DTYPES: Readonly<Record<string, QuantDtype>> = { float16: "float16", bfloat16: "bfloat16" };
+
+export interface QuantizableModel {
+  readonly name: string;
+  readonly hf: Readonly<Record<string, unknown>>;
+  readonly lowered: LoweredModel;
+  /** Lowered parameter -> [its full tensor] (tensor parallelism 1). */
+  readonly weights: ReadonlyMap<string, RTensor[]>;
+  /** Linears that `quantize: false` hints keep unquantized. */
+  readonly excluded: readonly string[];
+  readonly vocab: number;
+}
+
+export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: string): Promise<QuantizableModel> {
+  const hf = readHFConfigJson(hfDir) as Record<string, unknown>;
+  const inst = instantiate(def, hf, `${hfDir}/config.json`);
+  checkHintConsistency(inst.graph);
+  const ckpt = await openCheckpoint(hfDir);
+  try {
+    const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
+    if (problems.length) throw new BindError(problems, hfDir);
+    const opt = optimize(inst);
+    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => ckpt.info(n)?.shape);
+    const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, ckpt, hfDir);
+    const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
+    const head = lowered.graph.nodes.find((n) => n.op === "trtllm.lm_head")!;
+    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab as number };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** The dtype a quantized engine of this checkpoint runs in: --dtype, else the checkpoint's when half, else float16. */
+export const quantDtype = (hf: Readonly<Record<string, unknown>>, flag?: QuantDtype): QuantDtype => flag ?? HALF_DTYPES[String(hf.torch_dtype ?? hf.dtype)] ?? "float16";
+
+export const calibrateModel = (m: QuantizableModel, prompts: readonly (readonly number[])[]): Calibration => calibrate(m.lowered.graph, m.weights, 1, prompts, m.name);
+
+/** A quantized engine, simulated: quantized weights plus fake-quantizing hooks. */
+export interface SimulatedEngine {
+  readonly spec: QuantSpec;
+  readonly dtype: QuantDtype;
+  readonly weights: ReadonlyMap<string, RTensor[]>;
+  readonly hooks: SimulationHooks;
+}
+
+/**
+ * Resolves `o` (hint exclusions added) and builds the simulated engine. Without a calibration where one is needed,
+ * calibrates on `prompts`.
+ */
+export function simulateEngine(m: QuantizableModel, o: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): SimulatedEngine {
+  checkQuantDtype(o, dtype);
+  const calibration = o.calibration ?? (needsCalibration(o) ? calibrateModel(m, prompts) : undefined);
+  const spec = resolveQuant(m.lowered.graph, { ...o, excluded: [...m.excluded, ...(o.excluded ?? [])], ...(calibration && { calibration }) });
+  return { spec, dtype, weights: quantizeWeights(m.weights, spec, dtype), hooks: quantHooks(spec, dtype) };
+}
+
+/** All-position logits [T, vocab] of one prompt; the unquantized model without an engine. */
+export function logitsOf(m: QuantizableModel, ids: readonly number[], engine?: SimulatedEngine): Float32Array {
+  const out = simulateTensorParallel(m.lowered.graph, causalInputs(ids), engine?.weights ?? m.weights, 1, engine?.hooks);
+  return out.get("logits")!.data as Float32Array;
+}
+
+/** Greedy continuation (recomputing the whole sequence each step, like interp/causal-lm.ts). */
+export function generateGreedy(m: QuantizableModel, prompt: readonly number[], maxNewTokens: number, engine?: SimulatedEngine): number[] {
+  const seq = [...prompt];
+  for (let step = 0; step < maxNewTokens; step++) seq.push(argmax(logitsOf(m, seq, engine).subarray((seq.length - 1) * m.vocab)));
+  return seq.slice(prompt.length);
+}
+
+export interface QuantEvaluation {
+  readonly accuracy: QuantAccuracy;
+  readonly perPrompt: readonly QuantAccuracy[];
+  readonly engine: SimulatedEngine;
+}
+
+/** Accuracy of the simulated engine against the unquantized model over `prompts` (also the calibration prompts). */
+export function evaluateQuant(m: QuantizableModel, o: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): QuantEvaluation {
+  const engine = simulateEngine(m, o, dtype, prompts);
+  const pairs = prompts.map((ids) => [logitsOf(m, ids), logitsOf(m, ids, engine)] as const);
+  return { accuracy: quantAccuracy(pairs, m.vocab), perPrompt: pairs.map((p) => quantAccuracy([p], m.vocab)), engine };
+}

@@ -1,0 +1,56 @@
+// What `--quant`, `--kv-cache` and the DSL's `quantize: false` hints ask for, resolved against one lowered model:
+// which Linears get quantized, which attentions get a KV-cache scale, and the calibration the scales come from.
+// Invariants: FP8 weights and any KV-cache format need a calibration that covers every quantized Linear's input
+// and every attention (checked here, naming what is missing); weight-only schemes need none; TensorRT-LLM's
+// weight-only and FP8 GEMMs take half-precision activations, so a quantized model's dtype is float16 or bfloat16.
+
+import type { Calibration } from "./calibration.ts";
+import { attentionModules, type QuantLinear, quantizableLinears } from "./linears.ts";
+import { QuantError } from "./quant-error.ts";
+import { type KvCacheQuant, KV_CACHE_SCHEMES, WEIGHT_SCHEMES, type WeightQuant } from "./schemes.ts";
+import type { Graph } from "../ir/graph.ts";
+
+export type QuantDtype = "float32" | "float16" | "bfloat16";
+
+export interface QuantOptions {
+  readonly weight?: WeightQuant;
+  readonly kv?: KvCacheQuant;
+  /** Global module paths of Linears that stay unquantized (from hints; see exclusions.ts). */
+  readonly excluded?: readonly string[];
+  readonly calibration?: Calibration;
+}
+
+export interface QuantSpec extends QuantOptions {
+  /** The Linears --quant replaces, in graph order (empty without --quant). */
+  readonly linears: readonly QuantLinear[];
+  /** Attention modules with a KV-cache scale (empty without --kv-cache). */
+  readonly attentions: readonly string[];
+}
+
+export const isQuantized = (o: QuantOptions): boolean => o.weight !== undefined || o.kv !== undefined;
+
+/** The calibration a spec needs, or undefined when it needs none. */
+export const needsCalibration = (o: QuantOptions): boolean => (o.weight !== undefined && WEIGHT_SCHEMES[o.weight].needsCalibration) || (o.kv !== undefined && KV_CACHE_SCHEMES[o.kv].needsCalibration);
+
+export function checkQuantDtype(o: QuantOptions, dtype: QuantDtype): void {
+  if (o.weight !== undefined && dtype === "float32") throw new QuantError(`--quant ${o.weight} needs --dtype float16 or bfloat16: TensorRT-LLM's quantized GEMMs take half-precision activations`);
+}
+
+/** Resolves the options against a lowered graph; throws QuantError naming any module calibration does not cover. */
+export function resolveQuant(g: Graph, o: QuantOptions): QuantSpec {
+  const excluded = new Set(o.excluded ?? []);
+  const all = quantizableLinears(g);
+  for (const m of excluded) if (!all.some((l) => l.module === m)) throw new QuantError(`excluded module '${m}' is not a quantizable Linear of this model`);
+  const linears = o.weight ? all.filter((l) => !excluded.has(l.module)) : [];
+  const attentions = o.kv ? attentionModules(g) : [];
+  if (needsCalibration(o)) {
+    const c = o.calibration;
+    if (!c) throw new QuantError(`${o.weight === "fp8" ? "--quant fp8" : `--kv-cache ${o.kv}`} needs calibration: run kiln calibrate, or let kiln calibrate on its default prompts`);
+    const missing = [
+      ...(o.weight === "fp8" ? linears.filter((l) => c.inputs[l.module] === undefined).map((l) => l.module) : []),
+      ...attentions.filter((a) => c.kvCache[a] === undefined),
+    ];
+    if (missing.length) throw new QuantError(`calibration of model '${c.model}' has no statistics for ${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ` and ${missing.length - 4} more` : ""}`);
+  }
+  return { ...o, linears, attentions };
+}

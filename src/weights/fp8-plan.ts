@@ -1,0 +1,79 @@
+// Quantized tensors in a conversion plan, and the pure pieces of the converter's two-pass FP8 write:
+//   pass 1 streams every F8_E4M3 tensor of a file once and keeps max |x| per scale group (fc and gate of a GatedMLP
+//   share a group; every other quantized Linear is a group of one); pass 2 streams them again and writes
+//   E4M3(x / scale) with scale = amax / 448, and each group's scale as an F32 [1] tensor (`scaleOf`). Calibrated
+//   scales (activation, KV cache) are literal F32 values. Groups are local to a file: each tp rank quantizes its own
+//   shard with its own scale, which TensorRT-LLM reads per rank.
+// Invariants: a group's F8 members and its scale tensor live in the same file, every group has exactly one scale
+// tensor and at least one member; literal values are finite; a NaN or ±Inf weight is an error naming the tensor
+// (the E4M3 encoder would otherwise saturate it silently).
+
+import { f32ToE4M3 } from "../quant/fp8-e4m3.ts";
+import { absMax, fp8WeightScale } from "../quant/per-tensor.ts";
+import type { WeightExpr } from "./weight-map.ts";
+
+/** Written as E4M3FN codes of x / scale, the scale being its group's (amax over the group in this file) / 448. */
+export interface Fp8PlanTensor {
+  readonly name: string;
+  readonly dtype: "F8_E4M3";
+  readonly expr: WeightExpr;
+  readonly scaleGroup: string;
+}
+
+/** The F32 [1] scale of a group, known after pass 1. */
+export interface ScalePlanTensor {
+  readonly name: string;
+  readonly dtype: "F32";
+  readonly scaleOf: string;
+}
+
+/** Literal F32 values, shape [values.length] (calibrated scales). */
+export interface ConstPlanTensor {
+  readonly name: string;
+  readonly dtype: "F32";
+  readonly values: readonly number[];
+}
+
+export type QuantPlanTensor = Fp8PlanTensor | ScalePlanTensor | ConstPlanTensor;
+
+export const isFp8Tensor = (t: object): t is Fp8PlanTensor => "scaleGroup" in t;
+export const isScaleTensor = (t: object): t is ScalePlanTensor => "scaleOf" in t;
+export const isConstTensor = (t: object): t is ConstPlanTensor => "values" in t;
+
+/** Problems with one file's quantized tensors (empty when consistent). */
+export function quantTensorProblems(tensors: readonly object[]): string[] {
+  const members = new Map<string, number>();
+  const scales = new Map<string, number>();
+  const problems: string[] = [];
+  for (const t of tensors) {
+    if (isFp8Tensor(t)) members.set(t.scaleGroup, (members.get(t.scaleGroup) ?? 0) + 1);
+    if (isScaleTensor(t)) scales.set(t.scaleOf, (scales.get(t.scaleOf) ?? 0) + 1);
+    if (isConstTensor(t) && (t.values.length === 0 || !t.values.every(Number.isFinite))) problems.push(`tensor "${t.name}": literal values must be finite and non-empty`);
+  }
+  for (const [g, n] of scales) {
+    if (!members.has(g)) problems.push(`scale group "${g}" has a scale tensor but no F8_E4M3 tensor`);
+    if (n > 1) problems.push(`scale group "${g}" has ${n} scale tensors`);
+  }
+  for (const g of members.keys()) if (!scales.has(g)) problems.push(`scale group "${g}" has no scale tensor`);
+  return problems;
+}
+
+/** Pass 1 state: max |x| per group, fed block by block. */
+export class GroupAmax {
+  readonly #amax = new Map<string, number>();
+
+  add(group: string, block: Float32Array, tensor: string): void {
+    this.#amax.set(group, Math.max(this.#amax.get(group) ?? 0, absMax(block, tensor)));
+  }
+
+  /** Each group's FP8 scale: amax / 448 (an all-zero group gets 1 / 448; see per-tensor.ts). */
+  scales(): Map<string, number> {
+    return new Map([...this.#amax].map(([g, a]) => [g, fp8WeightScale(a)]));
+  }
+}
+
+/** Pass 2: one block's E4M3 codes. */
+export const encodeFp8Block = (block: Float32Array, scale: number, out: Uint8Array = new Uint8Array(block.length)): Uint8Array => f32ToE4M3(block, scale, out);
+
+/** The bytes of a float32 vector (little-endian, as safetensors stores F32). */
+export const f32Bytes = (values: readonly number[]): Uint8Array => new Uint8Array(Float32Array.from(values).buffer);

@@ -1,0 +1,75 @@
+// kiln calibrate / eval / run --quant end to end: the CLI reports exactly what the library computes, calibration
+// files round-trip through --calibration, prompt files are used, and bad input gives one line and exit code 1.
+
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import llama from "../../models/llama.ts";
+import { parseCalibration } from "../../src/quant/calibration.ts";
+import { DEFAULT_PROMPTS } from "../../src/quant/prompts.ts";
+import { evaluateQuant, generateGreedy, loadQuantizableModel, logitsOf, simulateEngine } from "../../src/quant/quantized-model.ts";
+import { SafetensorsFile } from "../../src/weights/safetensors.ts";
+import { FIXTURES } from "../golden.ts";
+import { kiln } from "./kiln.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "kiln-quant-cli-"));
+const LLAMA = `${FIXTURES}llama`;
+
+describe("kiln calibrate + eval", () => {
+  it("eval --json reports the library's metrics; a calibration file gives the same numbers as calibrating in place", async () => {
+    const calib = join(tmp, "calib.json");
+    const c = await kiln(["calibrate", "models/llama.ts", "--hf", LLAMA, "--out", calib, "--no-typecheck"]);
+    expect(c.err).toBe("");
+    expect(c.out).toBe(`kiln: calibrated model llama on 4 prompts (30 tokens, built-in prompts): 10 Linear inputs, 2 KV caches -> ${calib}\n`);
+    expect(Object.keys(parseCalibration(readFileSync(calib, "utf8"), calib).inputs)).toHaveLength(10);
+
+    const runs = await Promise.all([[], ["--calibration", calib]].map((extra) => kiln(["eval", "models/llama.ts", "--hf", LLAMA, "--quant", "fp8", "--kv-cache", "int8", "--json", "--no-typecheck", ...extra])));
+    const [a, b] = runs.map((r) => JSON.parse(r.out));
+    expect(b).toEqual(a);
+    const lib = evaluateQuant(await loadQuantizableModel(llama, LLAMA), { weight: "fp8", kv: "int8" }, "float16", DEFAULT_PROMPTS).accuracy;
+    expect(a).toMatchObject({ model: "llama", quant: "fp8", kvCache: "int8", dtype: "float16", prompts: 4, positions: 30, quantizedLinears: 10, ...lib });
+  });
+
+  it("prints a readable summary and evaluates on --prompts files", async () => {
+    const prompts = join(tmp, "prompts.txt");
+    writeFileSync(prompts, "# two prompts\n5 6 7 8\n9,10\n");
+    const r = await kiln(["eval", "models/llama.ts", "--hf", LLAMA, "--quant", "w8a16", "--prompts", prompts, "--no-typecheck"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^model llama, --quant w8a16 \(float16\) against the unquantized model, 2 prompts \(6 positions\):\n  relative logit error  \d\.\d{3}e-\d\n  top-1 agreement       \d+\.\d% \(\d\/6\)\n  KL divergence         .* nats\/token\n  10 Linears quantized; lm_head and embeddings stay unquantized\n$/);
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ["no scheme", ["eval", "--hf", LLAMA], /^kiln: give --quant w8a16\|w4a16\|fp8 and\/or --kv-cache int8\|fp8 to evaluate$/],
+    ["an unknown scheme", ["eval", "--hf", LLAMA, "--quant", "int3"], /^kiln: --quant "int3" is not one of w8a16, w4a16, fp8$/],
+    ["FP8 in float32", ["eval", "--hf", LLAMA, "--quant", "fp8", "--dtype", "float32"], /^kiln: --quant fp8 needs --dtype float16 or bfloat16/],
+    ["a calibration of another model", ["eval", "--hf", `${FIXTURES}llama3_gqa`, "--kv-cache", "fp8", "--calibration", "CALIB"], /^kiln: calibration of model 'llama' has no statistics for transformer\.layers\.2\.attention$/],
+    ["a missing prompt file", ["run", "--hf", LLAMA, "--ids", "1", "--quant", "fp8", "--prompts", "/nonexistent/p.txt"], /^kiln: .*\/nonexistent\/p\.txt/],
+  ];
+  for (const [what, args, msg] of bad)
+    it(`rejects ${what} with one line`, async () => {
+      const r = await kiln([args[0]!, "models/llama.ts", ...args.slice(1).map((a) => (a === "CALIB" ? join(tmp, "calib.json") : a)), "--no-typecheck"]);
+      expect(r.code).toBe(1);
+      expect(r.err.trim()).toMatch(msg);
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+    });
+});
+
+describe("kiln run --quant", () => {
+  it("writes the simulated engine's logits and greedy tokens", async () => {
+    const file = join(tmp, "q.safetensors");
+    const ids = [7, 300, 12, 45];
+    const r = await kiln(["run", "models/llama.ts", "--hf", LLAMA, "--ids", ids.join(","), "--max-new-tokens", "4", "--quant", "w4a16", "--kv-cache", "fp8", "--logits-out", file, "--json", "--no-typecheck"]);
+    expect(r.err).toBe("");
+    const m = await loadQuantizableModel(llama, LLAMA);
+    const engine = simulateEngine(m, { weight: "w4a16", kv: "fp8" }, "float16", DEFAULT_PROMPTS);
+    const j = JSON.parse(r.out);
+    expect(j.quantized).toBe("--quant w4a16 --kv-cache fp8 (float16)");
+    expect(j.tokens).toEqual(generateGreedy(m, ids, 4, engine));
+    const f = await SafetensorsFile.open(file);
+    expect(await f.readF32("logits")).toEqual(logitsOf(m, ids, engine));
+    await f.close();
+    // Quantization changes the numbers: the unquantized logits differ.
+    expect(logitsOf(m, ids)).not.toEqual(logitsOf(m, ids, engine));
+  });
+});
