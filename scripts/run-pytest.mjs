@@ -18,10 +18,11 @@ if (!py) {
 const env = { ...process.env, KILN_PYTHON: py };
 const pytest = (dir) => spawnSync(py, ["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", dir], { stdio: "inherit", env }).status ?? 1;
 const bridge = pytest("python-bridge/tests");
+let hf = 0;
 try {
   execFileSync(py, ["-c", "import transformers, safetensors"], { stdio: "ignore" });
+  hf = pytest("codegen/hf/tests");
 } catch {
   console.warn(`SKIPPED: hf target tests need transformers and safetensors in ${py} (.ci/setup-python.sh installs them from the local wheel index)`);
 }
-const hf = pytest("codegen/hf/tests");
 process.exit(bridge || hf);
