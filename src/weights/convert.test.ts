@@ -236,6 +236,27 @@ describe("streamed conversion equals evalExpr + cast", () => {
     expect(got[500 * 37 + 211]).toBe(data[211 * 100 + 37]);
   });
 
+  test("large same-dtype pieces (plain copy, dim-0 concat, wide dim-1 slice) are read straight into blocks", async () => {
+    const dir = await newDir();
+    const a = new Uint16Array(4 * 65536).map((_, i) => (i * 7) & 0x7bff);
+    const b = new Uint16Array(3 * 65536).map((_, i) => (i * 13) & 0x7bff);
+    await writeSafetensors(join(dir, "model.safetensors"), [
+      { name: "a", dtype: "F16", shape: [4, 65536], data: a },
+      { name: "b", dtype: "F16", shape: [3, 65536], data: b },
+    ]);
+    const ckpt = await openCheckpoint(dir);
+    const out = await newDir();
+    const tensors: RankFilePlan["tensors"] = [
+      { name: "copy", dtype: "F16", expr: src("a") },
+      { name: "cat", dtype: "F16", expr: concat(0, src("b"), src("a")) },
+      { name: "cols", dtype: "F16", expr: slice(src("a"), 1, 1000, 41000) }, // 80 000-byte row runs
+    ];
+    await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors }], out);
+    const written = await readOutput(join(out, "r.safetensors"));
+    for (const t of tensors) expect(Buffer.from(written.get(t.name)!.bytes).equals(Buffer.from(expectedBytes(ckpt, t.expr, "F16"))), t.name).toBe(true);
+    await ckpt.close();
+  });
+
   test("a block that needs more pieces than a plan may hold is split, and still exact", async () => {
     const dir = await newDir();
     const n = 70_000; // repeat on the last dim makes one piece per 2 output elements: 70 000 > the 65 536 cap
@@ -248,6 +269,25 @@ describe("streamed conversion equals evalExpr + cast", () => {
     await ckpt.close();
     const got = new Uint16Array((await readOutput(join(out, "r.safetensors"))).get("x")!.bytes.slice().buffer);
     expect(got).toEqual(new Uint16Array(2 * n).map((_, i) => data[i >> 1]!));
+  });
+
+  test("mixed source dtypes read in one span, with a BF16 tensor at an odd file offset", async () => {
+    const dir = await newDir();
+    // The 1-byte U8 tensor puts b's data at an odd offset, so its bits need realigning before they can be widened.
+    await writeSafetensors(join(dir, "model.safetensors"), [
+      { name: "a", dtype: "F32", shape: [2], data: Float32Array.of(0.5, -1 - 2 ** -9) },
+      { name: "flag", dtype: "U8", shape: [1], data: Uint8Array.of(7) },
+      { name: "b", dtype: "BF16", shape: [3], data: Uint16Array.of(0x3f80, 0x4000, 0xc040) },
+    ]);
+    const ckpt = await openCheckpoint(dir);
+    expect(ckpt.info("b")!.byteOffset % 2).toBe(1);
+    const out = await newDir();
+    const plan: RankFilePlan = { file: "r.safetensors", tensors: [{ name: "ab", dtype: "BF16", expr: concat(0, src("a"), src("b")) }] };
+    await writeCheckpointFiles(ckpt, [plan], out);
+    await ckpt.close();
+    const got = new Uint16Array((await readOutput(join(out, "r.safetensors"))).get("ab")!.bytes.slice().buffer);
+    // -1 - 2^-9 rounds to bf16 -1 (0xbf80): it is below the halfway point -1 - 2^-8.
+    expect([...got]).toEqual([0x3f00, 0xbf80, 0x3f80, 0x4000, 0xc040]);
   });
 
   test("scalars and empty tensors", async () => {
@@ -269,6 +309,79 @@ describe("streamed conversion equals evalExpr + cast", () => {
     expect([...new Float32Array(got.get("scalar")!.bytes.slice().buffer)]).toEqual([1.5]);
     expect([...new Uint16Array(got.get("vec")!.bytes.slice().buffer)]).toEqual([0x3e00, 0x3e00, 0x3e00]);
     expect(got.get("empty")).toMatchObject({ shape: [0, 4], bytes: new Uint8Array(0) });
+  });
+});
+
+// ---------------------------------------------------------------- many blocks in flight
+
+describe("blocks in flight across files", () => {
+  /** Two ~MiB sources, big enough that reads go through the thread pool and many blocks overlap. */
+  async function bigCheckpoint(): Promise<string> {
+    const dir = await newDir();
+    const r = rng(7);
+    await writeSafetensors(join(dir, "model.safetensors"), [
+      { name: "w", dtype: "BF16", shape: [512, 2048], data: randomData(r, "BF16", 512 * 2048) },
+      { name: "f", dtype: "F32", shape: [64, 2048], data: randomData(r, "F32", 64 * 2048) },
+    ]);
+    return dir;
+  }
+
+  /** Like tp=2 rank files: dim-0 shards (direct reads), dim-1 shards (spans), casts, and a mixed-dtype concat. */
+  const rankPlans = (): RankFilePlan[] =>
+    [0, 1].map((r) => ({
+      file: `rank${r}.safetensors`,
+      tensors: [
+        { name: `col${r}`, dtype: "BF16", expr: slice(src("w"), 0, 256 * r, 256 * (r + 1)) },
+        { name: `row${r}`, dtype: "BF16", expr: slice(src("w"), 1, 1024 * r, 1024 * (r + 1)) },
+        { name: `half${r}`, dtype: "F16", expr: slice(src("w"), 1, 1000 * r, 1000 * r + 1048) },
+        { name: `mixed${r}`, dtype: "F32", expr: concat(0, src("f"), slice(src("w"), 0, 100 * r, 100 * r + 3)) },
+      ],
+    }));
+
+  for (const blockBytes of [undefined, 96 << 10]) {
+    test(`two rank files with ${blockBytes ?? "default (512 KiB)"} byte blocks are byte-exact, and blocks alternate between files`, async () => {
+      const ckpt = await openCheckpoint(await bigCheckpoint());
+      const out = await newDir();
+      const plans = rankPlans();
+      const order: string[] = [];
+      const onProgress = (_d: number, _t: number, tensor: string) => order.push(tensor);
+      await writeCheckpointFiles(ckpt, plans, out, { ...(blockBytes && { blockBytes }), onProgress });
+      for (const plan of plans) {
+        const written = await readOutput(join(out, plan.file));
+        for (const t of plan.tensors) {
+          const want = expectedBytes(ckpt, t.expr, t.dtype);
+          expect(Buffer.from(written.get(t.name)!.bytes).equals(Buffer.from(want)), `${plan.file}:${t.name}`).toBe(true);
+        }
+      }
+      await ckpt.close();
+      // Both files have the same block sequence, so round-robin over files alternates rank 0 and rank 1 blocks.
+      expect(order.length).toBeGreaterThanOrEqual(12);
+      expect(order.every((n, i) => n.endsWith(String(i % 2)))).toBe(true);
+    });
+  }
+
+  test("a source truncated under blocks in flight fails naming file and tensor, leaving nothing", async () => {
+    const dir = await bigCheckpoint();
+    const ckpt = await openCheckpoint(dir);
+    await truncate(join(dir, "model.safetensors"), 1 << 20); // half of "w"; "f" is gone
+    const out = await newDir();
+    const err = await writeCheckpointFiles(ckpt, rankPlans(), out, { blockBytes: 128 << 10 }).catch((e: unknown) => e);
+    await ckpt.close();
+    expect((err as Error).message).toMatch(/model\.safetensors: tensor "w": unexpected end of file at byte \d+/);
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  test("an error thrown while reads and writes of both files are in flight leaves nothing", async () => {
+    const ckpt = await openCheckpoint(await bigCheckpoint());
+    const out = await newDir();
+    let calls = 0;
+    const onProgress = () => {
+      if (++calls === 9) throw new Error("interrupted");
+    };
+    await expect(writeCheckpointFiles(ckpt, rankPlans(), out, { blockBytes: 128 << 10, onProgress })).rejects.toThrow("interrupted");
+    await ckpt.close();
+    expect(calls).toBe(9);
+    expect(await readdir(out)).toEqual([]);
   });
 });
 

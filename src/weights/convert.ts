@@ -1,14 +1,19 @@
 // The streaming checkpoint converter: evaluates per-file plans of {name, dtype, expr} against a source checkpoint
 // and writes one safetensors file per plan. Invariants: every plan is validated (shapes, dtypes, names) before
 // any byte is written, and all problems are reported in one ConvertError; each output tensor is produced in
-// blocks of at most `blockBytes`, so peak memory is a few blocks whatever the model or tensor size; files are
-// written to temp names and renamed only after every file is complete, and on any failure nothing is left
-// behind (no temp files, no finished-looking outputs of this call). Casts round to nearest even.
+// blocks of at most `blockBytes`, at most BLOCKS_IN_FLIGHT at once, so peak memory is a few MiB whatever the model
+// or tensor size; each file's blocks are written in order; files are written to temp names and renamed only
+// after every file is complete, and on any failure nothing is left behind (no temp files, no finished-looking
+// outputs of this call). Casts round to nearest even.
+// Throughput: reads and writes run on libuv's thread pool, so on 2 cores the copy out of the page cache (reads
+// into a block) runs beside the copy into it (writes out of an earlier block); BF16 <-> F16 casts run on a worker
+// thread; the main thread only plans blocks and hands buffers around. Blocks go round-robin over files, so every
+// file's writer stays busy.
 
 import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Checkpoint } from "./checkpoint.ts";
-import { castFloats, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
+import { castFloats, castsOnWorkers, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
 import { shapeTree, type ShapedExpr } from "./expr-pieces.ts";
 import { ExprReader, type SourceSlot } from "./expr-reader.ts";
 import { SafetensorsWriter } from "./safetensors.ts";
@@ -32,15 +37,32 @@ export interface RankFilePlan {
 }
 
 export interface ConvertOptions {
-  /** Called after each block with output bytes so far, the total, and the tensor being written. */
+  /** Called as each block is queued, with output bytes queued so far, the total, and the tensor being written. */
   onProgress?: (bytesDone: number, bytesTotal: number, tensor: string) => void;
-  /** Largest block of one output tensor held in memory at once (default 16 MiB). */
+  /** Largest block of one output tensor held in memory at once (default 512 KiB). */
   blockBytes?: number;
 }
 
-const DEFAULT_BLOCK_BYTES = 16 << 20;
-/** Output blocks in flight: one being filled while the previous one is written. */
-const WRITE_SLOTS = Number(process.env.KILN_SLOTS ?? 4);
+/**
+ * Measured, not derived: on the 2-core benchmark VM (bench/run.ts, same-round ratios to cp), 512 KiB blocks were
+ * the fastest; 384 KiB about as fast, 128-256 KiB up to 1.6x slower (more round trips), 768 KiB-2 MiB 1.3-3.7x
+ * slower, with several times the kernel CPU time spent copying into the page cache.
+ */
+const DEFAULT_BLOCK_BYTES = 512 << 10;
+/** Blocks held at once: being filled (reads on the thread pool), waiting for their write, or being written. */
+const BLOCKS_IN_FLIGHT = 6;
+/**
+ * Writes of one file in flight at once. Writes to one file serialize on its inode lock; the second waits there
+ * and starts the moment the first ends, so the writing thread never waits for the event loop to hand it the
+ * next block (with one, it sat idle about a quarter of the time; three gained nothing; measured).
+ */
+const WRITES_PER_FILE = 2;
+/**
+ * Worker threads for BF16 <-> F16 casts, the one conversion where CPU work, not copying, sets the pace: on a
+ * worker the cast runs beside the I/O threads instead of holding up the main thread's hand-offs (0.28x -> 0.45x
+ * of cp on the 2-core benchmark VM; two or three workers were no faster there, with no core left to use).
+ */
+const CAST_WORKERS = 1;
 
 interface PlannedTensor {
   name: string;
@@ -132,34 +154,165 @@ async function openSources(source: Checkpoint, files: readonly PlannedFile[]) {
   return { slots, close };
 }
 
-/** A fixed ring of output buffers; a buffer is reused only after its write has finished. */
-class WriteSlots {
-  readonly #buffers: ArrayBuffer[];
-  readonly #busy: Promise<void>[];
-  #next = 0;
+/**
+ * One block's buffers: its output, its evaluation buffer when a cast follows, and a reader with its own scratch.
+ * Shared buffers when cast workers run, so a worker casts in place.
+ */
+interface Lane {
+  out: ArrayBufferLike;
+  work: ArrayBufferLike | undefined;
+  reader: ExprReader;
+}
 
-  constructor(bytes: number) {
-    this.#buffers = Array.from({ length: WRITE_SLOTS }, () => new ArrayBuffer(bytes));
-    this.#busy = this.#buffers.map(() => Promise.resolve());
+/** Lanes handed out as they come free; after fail(), every wait rejects, so the producer stops. */
+class LanePool {
+  readonly #free: Lane[];
+  readonly #waiting: { resolve: (l: Lane) => void; reject: (e: unknown) => void }[] = [];
+  #failure: { error: unknown } | undefined;
+
+  constructor(lanes: Lane[]) {
+    this.#free = lanes;
   }
 
-  /** Waits until the next buffer is free; returns it and a function that hands it to a write. */
-  async take(): Promise<{ buffer: ArrayBuffer; writing: (io: Promise<void>) => void }> {
-    const i = this.#next;
-    this.#next = (i + 1) % WRITE_SLOTS;
-    await this.#busy[i];
-    return {
-      buffer: this.#buffers[i]!,
-      writing: (io) => {
-        io.catch(() => {}); // observed by take() or drain(); this stops an early failure counting as unhandled
-        this.#busy[i] = io;
-      },
-    };
+  take(): Promise<Lane> {
+    if (this.#failure) return Promise.reject(this.#failure.error);
+    const lane = this.#free.pop();
+    return lane ? Promise.resolve(lane) : new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
   }
 
-  async drain(): Promise<void> {
-    await Promise.all(this.#busy);
+  give(lane: Lane): void {
+    const w = this.#waiting.shift();
+    if (w) w.resolve(lane);
+    else this.#free.push(lane);
   }
+
+  /** Throws the first failure, if any. */
+  check(): void {
+    if (this.#failure) throw this.#failure.error;
+  }
+
+  fail(error: unknown): void {
+    this.#failure ??= { error };
+    for (const w of this.#waiting.splice(0)) w.reject(this.#failure.error);
+  }
+}
+
+/** Writes of one output file: issued in block order (SafetensorsWriter places chunks in call order). */
+class WriteQueue {
+  #issued: Promise<unknown> = Promise.resolve();
+  readonly #inFlight: Promise<void>[] = [];
+
+  constructor(readonly writer: SafetensorsWriter) {}
+
+  /** Writes the bytes `ready` gives, after every earlier push was issued and while < WRITES_PER_FILE are in flight. */
+  push(name: string, ready: Promise<Uint8Array>): Promise<void> {
+    const gate = this.#inFlight.length === WRITES_PER_FILE ? this.#inFlight.shift() : undefined;
+    // Wrapped, so `issued` settles when the write starts rather than when it ends.
+    const issued = Promise.all([ready, this.#issued, gate]).then(([bytes]) => ({ io: this.writer.write(name, bytes) }));
+    const done = issued.then((s) => s.io);
+    this.#issued = issued;
+    this.#inFlight.push(done);
+    return done;
+  }
+}
+
+interface BlockJob {
+  file: number;
+  t: PlannedTensor;
+  start: number;
+  count: number;
+}
+
+function* fileBlocks(f: PlannedFile, file: number, blockBytes: number): Generator<BlockJob> {
+  for (const t of f.tensors) {
+    const perBlock = Math.max(1, Math.floor(blockBytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
+    for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start) };
+  }
+}
+
+/**
+ * Every block of every file, round-robin over files, each file's blocks in file order. Rank files list the
+ * same tensors in the same order, so both writers stay busy (writes to one file serialize on its inode lock),
+ * and rank r + 1 reads its share of a sliced weight right after rank r read the rows around it (still cached).
+ */
+function* roundRobin(files: readonly PlannedFile[], blockBytes: number): Generator<BlockJob> {
+  let streams = files.map((f, i) => fileBlocks(f, i, blockBytes));
+  while (streams.length > 0) {
+    const next = streams.map((s) => s.next());
+    for (const n of next) if (!n.done) yield n.value;
+    streams = streams.filter((_, i) => !next[i]!.done);
+  }
+}
+
+/**
+ * Evaluates a block into its lane and returns the output bytes. A cast between dtypes of one size (BF16 <-> F16)
+ * runs in place in the output buffer: each word is read before it is written.
+ */
+async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: CastWorkers | undefined): Promise<Uint8Array> {
+  const segments = [{ start, count, dst: 0 }];
+  const inPlace = FLOAT_BYTES[t.work] === FLOAT_BYTES[t.dtype];
+  const work = inPlace ? lane.out : (lane.work ??= newBuffer(lane.out.byteLength, workers));
+  await lane.reader.fill(t.node, t.work, segments, work);
+  if (t.work !== t.dtype) {
+    const shared = (b: ArrayBufferLike) => b as SharedArrayBuffer; // newBuffer gives shared buffers whenever workers exist
+    if (workers && castsOnWorkers(t.work, t.dtype)) await workers.cast(t.work, t.dtype, shared(work), 0, shared(lane.out), 0, count);
+    else castFloats(t.work, t.dtype, work, 0, lane.out, 0, count);
+  }
+  return new Uint8Array(lane.out, 0, count * FLOAT_BYTES[t.dtype]);
+}
+
+const newBuffer = (bytes: number, workers: CastWorkers | undefined): ArrayBufferLike => (workers ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+
+/**
+ * Streams every file's blocks through the lanes and write queues; on failure, removes every output and temp
+ * file of this call before rethrowing. Returns the bytes written.
+ */
+async function streamFiles(
+  files: readonly PlannedFile[],
+  outDir: string,
+  slots: ReadonlyMap<string, SourceSlot>,
+  workers: CastWorkers | undefined,
+  blockBytes: number,
+  opts: ConvertOptions,
+): Promise<number> {
+  const bytesTotal = files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + t.elements * FLOAT_BYTES[t.dtype], 0), 0);
+  const newLane = (): Lane => ({ out: newBuffer(blockBytes, workers), work: undefined, reader: new ExprReader(slots, blockBytes) });
+  const lanes = new LanePool(Array.from({ length: BLOCKS_IN_FLIGHT }, newLane));
+  const writers: SafetensorsWriter[] = [];
+  const renamed: string[] = [];
+  const blocks = new Set<Promise<void>>(); // one per lane in use; each settles once its lane is idle again
+  let bytesDone = 0;
+  try {
+    for (const f of files) {
+      const shapes = f.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.node.shape] }));
+      writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata));
+    }
+    const queues = writers.map((w) => new WriteQueue(w));
+    for (const job of roundRobin(files, blockBytes)) {
+      const lane = await lanes.take();
+      const filled = fillBlock(lane, job, workers);
+      const written = queues[job.file]!.push(job.t.name, filled);
+      // A failed fill also fails its write; waiting for both means no read is still landing in the lane.
+      const block = Promise.allSettled([filled, written]).then(([, w]) => (w.status === "fulfilled" ? lanes.give(lane) : lanes.fail(w.reason)));
+      blocks.add(block);
+      void block.then(() => blocks.delete(block));
+      bytesDone += job.count * FLOAT_BYTES[job.t.dtype];
+      opts.onProgress?.(bytesDone, bytesTotal, job.t.name);
+    }
+    await Promise.all(blocks);
+    lanes.check();
+    for (const w of writers) {
+      await w.finish();
+      renamed.push(w.path);
+    }
+  } catch (e) {
+    lanes.fail(e);
+    await Promise.all(blocks);
+    await Promise.all(writers.map((w) => w.abort()));
+    await Promise.all(renamed.map((p) => rm(p, { force: true })));
+    throw e;
+  }
+  return bytesDone;
 }
 
 /**
@@ -176,54 +329,16 @@ export async function writeCheckpointFiles(
   if (!Number.isSafeInteger(blockBytes) || blockBytes < 4) throw new ConvertError(`blockBytes must be an integer >= 4, got ${blockBytes}`);
   const files = validatePlans(source, plans);
   const all = files.flatMap((f) => f.tensors);
-  const bytesTotal = all.reduce((a, t) => a + t.elements * FLOAT_BYTES[t.dtype], 0);
   await mkdir(outDir, { recursive: true });
-
   const sources = await openSources(source, files);
-  const reader = new ExprReader(sources.slots, blockBytes);
-  const slots = new WriteSlots(blockBytes);
-  let work: ArrayBuffer | undefined; // evaluation buffer for tensors whose work dtype differs from their output
-  const writers: SafetensorsWriter[] = [];
-  const renamed: string[] = [];
-  let bytesDone = 0;
   try {
-    for (const f of files) {
-      const writer = await SafetensorsWriter.create(
-        join(outDir, f.file),
-        f.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.node.shape] })),
-        f.metadata,
-      );
-      writers.push(writer);
-      for (const t of f.tensors) {
-        const ob = FLOAT_BYTES[t.dtype];
-        const perBlock = Math.max(1, Math.floor(blockBytes / Math.max(ob, FLOAT_BYTES[t.work])));
-        for (let start = 0; start < t.elements; start += perBlock) {
-          const count = Math.min(perBlock, t.elements - start);
-          const slot = await slots.take();
-          if (t.work === t.dtype) reader.fill(t.node, t.work, [{ start, count, dst: 0 }], slot.buffer);
-          else {
-            work ??= new ArrayBuffer(blockBytes);
-            reader.fill(t.node, t.work, [{ start, count, dst: 0 }], work);
-            castFloats(t.work, t.dtype, work, 0, slot.buffer, 0, count);
-          }
-          slot.writing(writer.write(t.name, new Uint8Array(slot.buffer, 0, count * ob)));
-          bytesDone += count * ob;
-          opts.onProgress?.(bytesDone, bytesTotal, t.name);
-        }
-      }
-      await slots.drain();
+    const workers = all.some((t) => castsOnWorkers(t.work, t.dtype)) ? new CastWorkers(CAST_WORKERS) : undefined;
+    try {
+      return { bytesWritten: await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts), tensors: all.length };
+    } finally {
+      await workers?.close();
     }
-    for (const w of writers) {
-      await w.finish();
-      renamed.push(w.path);
-    }
-  } catch (e) {
-    await slots.drain().catch(() => {});
-    await Promise.all(writers.map((w) => w.abort()));
-    await Promise.all(renamed.map((p) => rm(p, { force: true })));
-    throw e;
   } finally {
     await sources.close();
   }
-  return { bytesWritten: bytesDone, tensors: all.length };
 }

@@ -1,5 +1,5 @@
 // expr-pieces.ts: the exact pieces planned for each transform, including the fast paths (one read per source
-// for plain, dim-0 slice and dim-0 concat expressions; one read per row for dim-1 slices) and the cap.
+// for plain, dim-0 slice and dim-0 concat expressions; one strided piece for a dim-1 slice) and the cap.
 
 import { describe, expect, test } from "vitest";
 import { collect, PieceList, PIECES_FULL, shapeTree, type Piece } from "./expr-pieces.ts";
@@ -13,7 +13,16 @@ function pieces(e: WeightExpr, start?: number, count?: number): Piece[] {
   collect(node, start ?? 0, count ?? node.shape.reduce((x, y) => x * y, 1), 0, list);
   return list.items;
 }
-const read = (source: string, srcStart: number, count: number, dst: number) => ({ kind: "read", source, srcStart, count, dst });
+const read = (source: string, srcStart: number, count: number, dst: number, rows = 1, srcStride = 0, dstStride = 0) => ({
+  kind: "read",
+  source,
+  srcStart,
+  count,
+  dst,
+  rows,
+  srcStride,
+  dstStride,
+});
 
 describe("pieces", () => {
   test("a plain source, a reshape, a dim-0 slice and a dim-0 concat are one read per source", () => {
@@ -28,8 +37,10 @@ describe("pieces", () => {
     expect(pieces(concat(0, src("a"), src("b")), 10, 4)).toEqual([read("a", 10, 2, 0), read("b", 0, 2, 2)]);
   });
 
-  test("a dim-1 slice reads one run per row", () => {
-    expect(pieces(slice(src("a"), 1, 1, 3))).toEqual([read("a", 1, 2, 0), read("a", 4, 2, 2), read("a", 7, 2, 4), read("a", 10, 2, 6)]);
+  test("a dim-1 slice is one strided piece: 4 rows of 2, 3 apart in the source, 2 apart in the output", () => {
+    expect(pieces(slice(src("a"), 1, 1, 3))).toEqual([read("a", 1, 2, 0, 4, 3, 2)]);
+    // Output elements [3, 7) = a[5], a[7..9), a[10]: rows of unequal length stay separate pieces.
+    expect(pieces(slice(src("a"), 1, 1, 3), 3, 4)).toEqual([read("a", 5, 1, 0), read("a", 7, 2, 1), read("a", 10, 1, 3)]);
   });
 
   test("a dim-1 concat interleaves row runs, and runs that continue each other merge", () => {
@@ -40,7 +51,8 @@ describe("pieces", () => {
   test("pad, zeros and repeat_interleave", () => {
     expect(pieces(pad(src("v"), 0, 8))).toEqual([read("v", 0, 5, 0), { kind: "zero", count: 3, dst: 5 }]);
     expect(pieces(concat(0, zeros([1, 3]), zeros([2, 3])))).toEqual([{ kind: "zero", count: 9, dst: 0 }]);
-    expect(pieces(repeatInterleave(src("b"), 0, 2))).toEqual([read("b", 0, 3, 0), read("b", 0, 6, 3), read("b", 3, 3, 9)]);
+    // Each row of b twice: a strided piece with source stride 0 per row of b.
+    expect(pieces(repeatInterleave(src("b"), 0, 2))).toEqual([read("b", 0, 3, 0, 2, 0, 3), read("b", 3, 3, 6, 2, 0, 3)]);
     expect(pieces(repeatInterleave(src("v"), 0, 2), 3, 3)).toEqual([read("v", 1, 2, 0), read("v", 2, 1, 2)]);
   });
 
@@ -53,10 +65,11 @@ describe("pieces", () => {
 
   test("a list never passes its cap", () => {
     const list = new PieceList(3);
-    const node = shapeTree(slice(src("a"), 1, 0, 1), (n) => SHAPES[n]);
+    // concat1(a, a): each output row reads a row of a twice, one strided piece per row: 4 pieces.
+    const node = shapeTree(concat(1, src("a"), src("a")), (n) => SHAPES[n]);
     let thrown: unknown;
     try {
-      collect(node, 0, 4, 0, list);
+      collect(node, 0, 24, 0, list);
     } catch (e) {
       thrown = e;
     }

@@ -1,10 +1,12 @@
-// Flat element ranges of a weight expression, decomposed into copy pieces: "elements [srcStart, +count) of
-// source s go to dst", "zeros go to dst", or "dst comes from a transpose" (the one transform that is not a copy
-// of contiguous runs; the reader evaluates it). This is the pure planning half of the streaming converter: no
-// bytes are touched here. Invariants: pieces of one call cover exactly [dst, dst + count) with no overlap, in
-// destination order; adjacent pieces that continue each other (same source, contiguous on both sides) are
-// merged, so a plain source or a dim-0 slice/concat of sources yields one piece per source; a list never grows
-// past its cap (it throws PIECES_FULL, and the caller retries with a smaller range).
+// Flat element ranges of a weight expression, decomposed into copy pieces: "rows of `count` elements of source s,
+// `srcStride` apart, go to dst, `dstStride` apart", "zeros go to dst", or "dst comes from a transpose" (the one
+// transform that is not a copy of runs; the reader evaluates it). This is the pure planning half of the
+// streaming converter: no bytes are touched here. Invariants: pieces of one call cover exactly
+// [dst, dst + count) with no overlap, in destination order; a piece that continues the previous one is merged
+// into it, either lengthening it (same source, contiguous on both sides: a plain source or a dim-0 slice or
+// concat of sources is one piece per source) or adding a row (same source and length, same strides: a dim-1
+// slice is one piece, not one per row); a list never grows past its cap (it throws PIECES_FULL, and the
+// caller retries with a smaller range).
 
 import { exprChildren, exprShape, type WeightExpr } from "./weight-map.ts";
 
@@ -19,12 +21,16 @@ export function shapeTree(e: WeightExpr, sourceShape: (name: string) => readonly
   return { expr: e, shape: exprShape(e, sourceShape), kids: exprChildren(e).map((k) => shapeTree(k, sourceShape)) };
 }
 
+/** Row r (0 <= r < rows) copies source elements [srcStart + r * srcStride, + count) to dst + r * dstStride. */
 export interface ReadPiece {
   kind: "read";
   source: string;
   srcStart: number;
   count: number;
   dst: number;
+  rows: number;
+  srcStride: number;
+  dstStride: number;
 }
 export interface ZeroPiece {
   kind: "zero";
@@ -50,8 +56,23 @@ export class PieceList {
 
   read(source: string, srcStart: number, count: number, dst: number): void {
     const last = this.items.at(-1);
-    if (last?.kind === "read" && last.source === source && last.srcStart + last.count === srcStart && last.dst + last.count === dst) last.count += count;
-    else this.#push({ kind: "read", source, srcStart, count, dst });
+    if (last?.kind === "read" && last.source === source) {
+      if (last.rows === 1 && last.srcStart + last.count === srcStart && last.dst + last.count === dst) {
+        last.count += count;
+        return;
+      }
+      if (last.count === count && last.rows === 1 && srcStart >= last.srcStart && dst >= last.dst + count) {
+        last.rows = 2;
+        last.srcStride = srcStart - last.srcStart;
+        last.dstStride = dst - last.dst;
+        return;
+      }
+      if (last.count === count && srcStart === last.srcStart + last.rows * last.srcStride && dst === last.dst + last.rows * last.dstStride) {
+        last.rows++;
+        return;
+      }
+    }
+    this.#push({ kind: "read", source, srcStart, count, dst, rows: 1, srcStride: 0, dstStride: 0 });
   }
 
   zero(count: number, dst: number): void {

@@ -5,12 +5,13 @@
 // reusable scratch buffer); large same-dtype pieces are read straight into the destination; nearby small or
 // dtype-changing pieces of one file are read as one span of at most twice their bytes (so a dim-1 slice costs
 // a few reads, not one per row, and a transpose never rereads a whole tensor per block).
-// Reads are synchronous on purpose: converter blocks are small and the data is usually in the page cache, where
-// a pread costs microseconds and an async round trip through the thread pool costs more than the copy; the
-// converter's writes stay asynchronous, so reading the next block overlaps writing the previous one.
+// Large reads go through libuv's thread pool, so the converter can fill several blocks (each with its own
+// reader) while other threads write: on 2 cores, the copy out of the page cache then runs beside the copy into
+// it. Reads under ASYNC_READ_MIN stay synchronous: from the page cache they cost microseconds, less than a
+// round trip through the pool. One reader runs one fill at a time (it owns its scratch buffer).
 
 import * as fs from "node:fs";
-import { castFloats, FLOAT_BYTES, type FloatDtype } from "./float-cast.ts";
+import { FLOAT_BYTES, floatCast, type FloatDtype } from "./float-cast.ts";
 import { collect, PieceList, PIECES_FULL, type Piece, type ReadPiece, type ShapedExpr, type TransposePiece } from "./expr-pieces.ts";
 
 export class SourceReadError extends Error {
@@ -41,23 +42,51 @@ const COALESCE_GAP = 4 << 10;
 /** Most pieces planned at once; a range that needs more is split in halves. */
 const PIECE_CAP = 1 << 16;
 
-function readFully(slot: SourceSlot, dst: Uint8Array, position: number): void {
+/** Reads this big or bigger are worth a trip through the thread pool. */
+const ASYNC_READ_MIN = 64 << 10;
+
+const readAt = (fd: number, dst: Uint8Array, offset: number, length: number, position: number): Promise<number> =>
+  length < ASYNC_READ_MIN
+    ? Promise.resolve(fs.readSync(fd, dst, offset, length, position))
+    : new Promise((resolve, reject) => fs.read(fd, dst, offset, length, position, (e, n) => (e ? reject(e) : resolve(n))));
+
+async function readFully(slot: SourceSlot, dst: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < dst.length; ) {
-    const bytesRead = fs.readSync(slot.fd, dst, done, dst.length - done, position + done);
+    const bytesRead = await readAt(slot.fd, dst, done, dst.length - done, position + done);
     if (bytesRead === 0) throw new SourceReadError(`${slot.path}: tensor "${slot.name}": unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
 }
 
 /** Integer views copy float bits exactly (a Float32Array round trip could canonicalize NaN payloads). */
-const wordsOf = (buf: ArrayBuffer, bytes: number): Uint16Array | Uint32Array =>
+const wordsOf = (buf: ArrayBufferLike, bytes: number): Uint16Array | Uint32Array =>
   bytes === 4 ? new Uint32Array(buf, 0, buf.byteLength >> 2) : new Uint16Array(buf, 0, buf.byteLength >> 1);
 
-interface Span {
+/** Two halves of the work: half the segments, or half the elements of a single one (one element is one piece). */
+function halve(segments: readonly Segment[]): Segment[][] {
+  if (segments.length > 1) return [segments.slice(0, segments.length >> 1), segments.slice(segments.length >> 1)];
+  const s = segments[0]!;
+  const h = Math.floor(s.count / 2);
+  return [
+    [{ start: s.start, count: h, dst: s.dst }],
+    [{ start: s.start + h, count: s.count - h, dst: s.dst + h }],
+  ];
+}
+
+/** Rows [r0, r1) of a piece that fall in one span. */
+interface SpanRows {
+  p: ReadPiece;
   slot: SourceSlot;
+  r0: number;
+  r1: number;
+}
+
+/** One positioned read [start, end) of a file into scratch, and the piece rows it serves. */
+interface Span {
+  fd: number;
   start: number;
   end: number;
-  pieces: ReadPiece[];
+  rows: SpanRows[];
 }
 
 export class ExprReader {
@@ -70,82 +99,82 @@ export class ExprReader {
   }
 
   /** Fills every segment of `node` into `dst` (an ArrayBuffer of `work` words). */
-  fill(node: ShapedExpr, work: FloatDtype, segments: readonly Segment[], dst: ArrayBuffer): void {
+  async fill(node: ShapedExpr, work: FloatDtype, segments: readonly Segment[], dst: ArrayBufferLike): Promise<void> {
     const list = new PieceList(PIECE_CAP);
     try {
       for (const s of segments) collect(node, s.start, s.count, s.dst, list);
     } catch (e) {
       if (e !== PIECES_FULL) throw e;
-      // One element is always one piece, so halving terminates.
-      const halves: Segment[][] =
-        segments.length > 1
-          ? [segments.slice(0, segments.length >> 1), segments.slice(segments.length >> 1)]
-          : (([s]) => {
-              const h = Math.floor(s!.count / 2);
-              return [[{ start: s!.start, count: h, dst: s!.dst }], [{ start: s!.start + h, count: s!.count - h, dst: s!.dst + h }]];
-            })(segments);
-      for (const half of halves) this.fill(node, work, half, dst);
+      for (const half of halve(segments)) await this.fill(node, work, half, dst);
       return;
     }
-    this.#execute(list.items, work, dst);
+    await this.#execute(list.items, work, dst);
   }
 
-  #execute(pieces: readonly Piece[], work: FloatDtype, dst: ArrayBuffer): void {
+  async #execute(pieces: readonly Piece[], work: FloatDtype, dst: ArrayBufferLike): Promise<void> {
     const bytes = new Uint8Array(dst);
     const wb = FLOAT_BYTES[work];
     let span: Span | undefined;
     for (const p of pieces) {
       if (p.kind === "zero") bytes.fill(0, p.dst * wb, (p.dst + p.count) * wb);
-      else if (p.kind === "transpose") this.#transpose(p, work, dst);
+      else if (p.kind === "transpose") await this.#transpose(p, work, dst);
       else {
         const slot = this.#sources.get(p.source)!;
         const sb = FLOAT_BYTES[slot.dtype];
-        const start = slot.byteOffset + p.srcStart * sb;
-        const end = start + p.count * sb;
-        if (slot.dtype === work && end - start >= DIRECT_READ_MIN) readFully(slot, bytes.subarray(p.dst * wb, p.dst * wb + (end - start)), start);
-        else if (
-          span &&
-          span.slot.fd === slot.fd &&
-          start >= span.start &&
-          start <= span.end + Math.max(COALESCE_GAP, end - start) &&
-          end - span.start <= this.#scratch.byteLength
-        ) {
-          span.end = Math.max(span.end, end);
-          span.pieces.push(p);
-        } else {
-          if (span) this.#readSpan(span, work, dst);
-          span = { slot, start, end, pieces: [p] };
+        const rowBytes = p.count * sb;
+        for (let r = 0; r < p.rows; r++) {
+          const start = slot.byteOffset + (p.srcStart + r * p.srcStride) * sb;
+          const end = start + rowBytes;
+          if (slot.dtype === work && rowBytes >= DIRECT_READ_MIN) {
+            const at = (p.dst + r * p.dstStride) * wb;
+            await readFully(slot, bytes.subarray(at, at + rowBytes), start);
+          } else if (span && span.fd === slot.fd && start >= span.start && start <= span.end + Math.max(COALESCE_GAP, rowBytes) && end - span.start <= this.#scratch.byteLength) {
+            span.end = Math.max(span.end, end);
+            const last = span.rows.at(-1)!;
+            if (last.p === p && last.r1 === r) last.r1++;
+            else span.rows.push({ p, slot, r0: r, r1: r + 1 });
+          } else {
+            if (span) await this.#readSpan(span, work, dst);
+            span = { fd: slot.fd, start, end, rows: [{ p, slot, r0: r, r1: r + 1 }] };
+          }
         }
       }
     }
-    if (span) this.#readSpan(span, work, dst);
+    if (span) await this.#readSpan(span, work, dst);
   }
 
-  /** Reads a span into scratch, then copies (or widens) each of its pieces into place. */
-  #readSpan(span: Span, work: FloatDtype, dst: ArrayBuffer): void {
+  /** Reads a span into scratch, then copies (or widens) each of its rows into place. */
+  async #readSpan(span: Span, work: FloatDtype, dst: ArrayBufferLike): Promise<void> {
     if (span.end - span.start > this.#scratch.byteLength) this.#scratch = new ArrayBuffer(span.end - span.start);
     const scratch = this.#scratch;
-    readFully(span.slot, new Uint8Array(scratch, 0, span.end - span.start), span.start);
+    await readFully(span.rows[0]!.slot, new Uint8Array(scratch, 0, span.end - span.start), span.start);
     const wb = FLOAT_BYTES[work];
-    for (const p of span.pieces) {
-      const slot = this.#sources.get(p.source)!;
+    const from = new Uint8Array(scratch);
+    const to = new Uint8Array(dst);
+    for (const { p, slot, r0, r1 } of span.rows) {
       const sb = FLOAT_BYTES[slot.dtype];
-      const at = slot.byteOffset + p.srcStart * sb - span.start;
-      // Typed views need element-aligned offsets; tensors of mixed dtypes in one file may not be.
-      const [from, fromOffset] = at % sb === 0 ? [scratch, at] : [scratch.slice(at, at + p.count * sb), 0];
-      castFloats(slot.dtype, work, from, fromOffset, dst, p.dst * wb, p.count);
+      const rowBytes = p.count * sb;
+      const cast = slot.dtype === work ? undefined : floatCast(slot.dtype, work);
+      for (let r = r0; r < r1; r++) {
+        const at = slot.byteOffset + (p.srcStart + r * p.srcStride) * sb - span.start;
+        const out = (p.dst + r * p.dstStride) * wb;
+        if (!cast) to.set(from.subarray(at, at + rowBytes), out);
+        // Typed views need element-aligned offsets; odd-sized tensors (U8, I8, BOOL) earlier in a file can break that.
+        else if (at % sb === 0) cast(scratch, at, dst, out, p.count);
+        else cast(scratch.slice(at, at + rowBytes), 0, dst, out, p.count);
+      }
     }
   }
 
   /** Output rows [j0, j1) of a transpose are input columns [j0, j1): read them row by row, then scatter. */
-  #transpose(p: TransposePiece, work: FloatDtype, dst: ArrayBuffer): void {
+  async #transpose(p: TransposePiece, work: FloatDtype, dst: ArrayBufferLike): Promise<void> {
     const kid = p.node.kids[0]!;
     const [rows, cols] = kid.shape as [number, number];
     const j0 = Math.floor(p.start / rows);
     const width = Math.ceil((p.start + p.count) / rows) - j0;
     const wb = FLOAT_BYTES[work];
     const temp = new ArrayBuffer(rows * width * wb); // temp[i * width + (j - j0)] = input[i, j]
-    this.fill(kid, work, Array.from({ length: rows }, (_, i) => ({ start: i * cols + j0, count: width, dst: i * width })), temp);
+    await this.fill(kid, work, Array.from({ length: rows }, (_, i) => ({ start: i * cols + j0, count: width, dst: i * width })), temp);
     const from = wordsOf(temp, wb);
     const to = wordsOf(dst, wb);
     const end = p.start + p.count;
