@@ -10,7 +10,8 @@ import type { JsonValue } from "../src/ir/attrs.ts";
 import type { Graph } from "../src/ir/graph.ts";
 import type { Mapping } from "../src/lower/mapping.ts";
 import type { LoweredModel } from "../src/lower/to-trtllm.ts";
-import type { RankFilePlan } from "../src/weights/convert.ts";
+import type { QuantSpec } from "../src/quant/spec.ts";
+import type { PlanTensor, RankFilePlan } from "../src/weights/convert.ts";
 
 export type OutputDtype = "float32" | "float16" | "bfloat16";
 
@@ -32,6 +33,8 @@ export interface TargetOptions {
   readonly shapeOf: (name: string) => readonly number[] | undefined;
   /** safetensors metadata for written weight files. */
   readonly metadata?: Record<string, string>;
+  /** Engine target only (compileModel rejects it elsewhere): quantized Linears and KV cache, resolved and calibrated. */
+  readonly quant?: QuantSpec;
 }
 
 export interface Emission {
@@ -42,7 +45,7 @@ export interface Emission {
   /** Small text files: relative path -> content. */
   readonly files: Readonly<Record<string, string>>;
   /** Weight files to stream from the source checkpoint. */
-  readonly plans: RankFilePlan[];
+  readonly plans: RankFilePlan<PlanTensor>[];
   /** Files of the source checkpoint directory to copy unchanged when present (tokenizer, generation config). */
   readonly copyFromSource?: readonly string[];
   /** One line on what was emitted and why (shown after "wrote DIR"). */

@@ -9,14 +9,16 @@ import type { Graph } from "../../src/ir/graph.ts";
 import type { Mapping } from "../../src/lower/mapping.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import type { RankFilePlan } from "../../src/weights/convert.ts";
+import type { QuantSpec } from "../../src/quant/spec.ts";
+import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
+import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
 import { formatExpr } from "../../src/weights/weight-map.ts";
 import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
 import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "./checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
 import { emitModelPy } from "./model-py.ts";
-import { pretrainedConfig, type TrtDtype } from "./pretrained-config.ts";
+import { pretrainedConfig, quantizationConfig, type TrtDtype } from "./pretrained-config.ts";
 
 export interface EngineEmitOptions {
   readonly modelName: string;
@@ -27,6 +29,7 @@ export interface EngineEmitOptions {
   readonly customCode?: boolean;
   readonly shapeOf: (name: string) => readonly number[] | undefined;
   readonly metadata?: Record<string, string>;
+  readonly quant?: QuantSpec;
 }
 
 export interface EngineEmission {
@@ -37,13 +40,20 @@ export interface EngineEmission {
   readonly detection: Detection;
   /** Small text files to write (name -> content). */
   readonly files: Record<string, string>;
-  readonly plans: RankFilePlan[];
+  readonly plans: RankFilePlan<PlanTensor>[];
   readonly buildCommand: (outDir: string, engineDir: string) => string;
 }
 
 /** GPT-J's TensorRT-LLM layer sums attention and MLP before one all-reduce: biases live on rank 0 only. */
 function withLayerReduce(g: Graph): Graph {
   return { ...g, nodes: g.nodes.map((n) => (n.op === "trtllm.attention" || n.op === "trtllm.mlp" ? { ...n, attrs: { ...n.attrs, reduce: "layer" } } : n)) };
+}
+
+/** weights.map.json's entry for a rank-file tensor: its source expression, or how Kiln computes it. */
+function weightsMapEntry(t: PlanTensor): JsonValue {
+  if (isScaleTensor(t)) return { dtype: t.dtype, from: `amax(${t.scaleOf} on this rank) / 448` };
+  if (isConstTensor(t)) return { dtype: t.dtype, from: "calibration", values: [...t.values] };
+  return { dtype: t.dtype, from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / scale(${t.scaleGroup}))` : formatExpr(t.expr), expr: t.expr as unknown as JsonValue };
 }
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
@@ -55,15 +65,15 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   const lowered = { ...low, graph };
   const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
   const architecture = builtin && detection.ok ? detection.match.architecture : custom!.architecture;
-  const config = { ...pretrainedConfig(lowered, architecture, builtin, o), ...(custom?.configFields ?? {}) };
+  const config = { ...pretrainedConfig(lowered, architecture, builtin, { ...o, quantization: quantizationConfig(o.quant, lowered, o.mapping.pp) }), ...(custom?.configFields ?? {}) };
   const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
-  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata);
+  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {
     format: "kiln.weights-map/1",
     dtype: o.dtype,
     mapping: config.mapping,
-    files: Object.fromEntries(plans.map((p) => [p.file, Object.fromEntries(p.tensors.map((t) => [t.name, { dtype: t.dtype, from: formatExpr(t.expr), expr: t.expr as unknown as JsonValue }]))])),
+    files: Object.fromEntries(plans.map((p) => [p.file, Object.fromEntries(p.tensors.map((t) => [t.name, weightsMapEntry(t)]))])),
   };
   const files: Record<string, string> = { "config.json": json(config), "build_config.json": json(build), "weights.map.json": json(weightsMap) };
   if (custom) files["model.py"] = custom.source;

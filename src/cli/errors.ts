@@ -30,6 +30,7 @@ const USER_ERRORS = new Set([
   "TritonConfigError",
   "TritonRepoError",
   "OpDeclError",
+  "TargetError",
   "CustomOpEmitError",
   "ModelPyError",
 ]);

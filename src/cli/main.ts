@@ -53,6 +53,10 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--tp <n>", "tensor-parallel size", "1")
     .option("--pp <n>", "pipeline-parallel size", "1")
     .option("--custom-code", "emit model.py even when TensorRT-LLM has the architecture built in")
+    .option("--quant <scheme>", "quantize Linear weights: w8a16 | w4a16 (TensorRT-LLM quantizes at load) | fp8 (calibrated)")
+    .option("--kv-cache <format>", "quantize the KV cache: int8 | fp8 (calibrated)")
+    .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on --prompts)")
+    .option("--prompts <files...>", "calibration prompts, one line of token ids per prompt (default: the built-in prompts)")
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => compileCommand(model, o, out));

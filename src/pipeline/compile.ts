@@ -4,6 +4,10 @@
 // any heavy work), fuse, lower, emit through the target, and stream the weight files. Everything is written into a
 // temporary directory next to the output and renamed into place at the end, so an interrupted run never leaves an
 // output that looks complete.
+// Quantization (engine target only): `quant` resolves against the lowered model with the DSL's `quantize: false`
+// hints; FP8 weights and quantized KV caches need a calibration, which is run here on the CPU (built-in or given
+// prompts) unless one is passed in. Without --dtype, a model with quantized weights compiles to the checkpoint's
+// dtype when that is half precision, else float16.
 
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
@@ -18,6 +22,11 @@ import { BindError, bindProblems, graphParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { writeCheckpointFiles } from "../weights/convert.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
+import { hintExclusions } from "../quant/exclusions.ts";
+import { QuantError } from "../quant/quant-error.ts";
+import { checkPrompts, DEFAULT_PROMPTS } from "../quant/prompts.ts";
+import { calibrateModel, loadQuantizableModel, quantDtype } from "../quant/quantized-model.ts";
+import { checkQuantDtype, isQuantized, needsCalibration, type QuantOptions, resolveQuant } from "../quant/spec.ts";
 import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/target.ts";
 import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
 import { instantiate } from "./instantiate.ts";
@@ -31,6 +40,10 @@ export interface CompileOptions {
   /** Code-generation target (default trtllm-engine). */
   readonly target?: TargetName;
   readonly customCode?: boolean;
+  /** --quant / --kv-cache (and a calibration, else one is made on `calibrationPrompts`). */
+  readonly quant?: QuantOptions;
+  /** Calibration prompts when `quant` needs a calibration and has none (default: the built-in prompts). */
+  readonly calibrationPrompts?: readonly (readonly number[])[];
   readonly onProgress?: (done: number, total: number, tensor: string) => void;
 }
 
@@ -56,7 +69,7 @@ export interface Prepared {
 type ShapeOf = (name: string) => readonly number[] | undefined;
 
 /** Everything but the bytes: trace, fuse, lower, emit through the target. `shapeOf` gives checkpoint tensor shapes. */
-export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress"> & { configPath?: string }): Prepared {
+export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & { configPath?: string }): Prepared {
   const inst = instantiate(def, hf, o.configPath ?? "config.json");
   checkHintConsistency(inst.graph);
   const mapping = o.mapping ?? { tp: 1, pp: 1 };
@@ -65,15 +78,22 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
   const opt = optimize(inst);
   const lowered = lowerToTrtllm(opt.graph, opt.weights.map, shape);
   checkMapping(mapping, lowered.numLayers);
-  const emission = TARGETS[o.target ?? DEFAULT_TARGET].emit(lowered, {
+  const target = o.target ?? DEFAULT_TARGET;
+  const q = o.quant && isQuantized(o.quant) ? o.quant : undefined;
+  if (q && target !== "trtllm-engine") throw new QuantError("--quant and --kv-cache apply to the trtllm-engine target only");
+  const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf));
+  if (q) checkQuantDtype(q, dtype);
+  const quant = q && resolveQuant(lowered.graph, { ...q, excluded: [...hintExclusions(inst.graph, inst.weights.map, lowered), ...(q.excluded ?? [])] });
+  const emission = TARGETS[target].emit(lowered, {
     modelName: def.name,
-    dtype: o.dtype ?? defaultDtype(hf),
+    dtype,
     mapping,
     hf,
     hints: effectiveHints(inst.graph, ""),
     ...(o.customCode && { customCode: true }),
     shapeOf: shape,
     metadata: { format: "pt", producer: "kiln", model: def.name },
+    ...(quant && { quant }),
   });
   for (const name of [...Object.keys(emission.files), ...emission.plans.map((p) => p.file), ...(emission.copyFromSource ?? [])]) checkRelativePath(name);
   return { lowered: { ...lowered, graph: emission.graph }, emission };
@@ -87,7 +107,12 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     const inst = instantiate(def, hf, `${o.hfDir}/config.json`);
     const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
     if (problems.length) throw new BindError(problems, o.hfDir);
-    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, configPath: `${o.hfDir}/config.json` });
+    let quant = o.quant;
+    if (quant && needsCalibration(quant) && !quant.calibration && (o.target ?? DEFAULT_TARGET) === "trtllm-engine") {
+      const m = await loadQuantizableModel(def, o.hfDir);
+      quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
+    }
+    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json` });
     const outDir = resolve(o.outDir);
     const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });

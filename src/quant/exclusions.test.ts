@@ -47,11 +47,11 @@ describe("quantize: false hints", () => {
 describe("exclude_modules", () => {
   it("keeps TensorRT-LLM's defaults and adds the excluded Linears; weight-only also names their weights", async () => {
     const m = await loadQuantizableModel(hinted((x) => (x.layers[0]!.attn.hints = off)), `${FIXTURES}llama3_gqa`);
-    const fp8 = excludeModules(resolveQuant(m.lowered.graph, { weight: "w8a16", excluded: m.excluded }), m.lowered.graph, 3, 1);
-    expect(fp8).toEqual([...DEFAULT_EXCLUDE_MODULES, L(0, "attention.qkv"), `${L(0, "attention.qkv")}.weight`, L(0, "attention.dense"), `${L(0, "attention.dense")}.weight`]);
+    const ex = excludeModules(resolveQuant(m.lowered.graph, { weight: "w8a16", excluded: m.excluded }), m.lowered.graph, 3, 1);
+    expect(ex).toEqual([...DEFAULT_EXCLUDE_MODULES, L(0, "attention.qkv"), `${L(0, "attention.qkv")}.weight`, L(0, "attention.dense"), `${L(0, "attention.dense")}.weight`]);
     // Each pattern does its job under fnmatchcase: the module for quantize_layers, the tensor for the load-time quantizer.
-    expect(fp8.some((p) => fnmatchCase(`${L(0, "attention.qkv")}.weight`, p))).toBe(true);
-    expect(fp8.some((p) => fnmatchCase(`${L(1, "attention.qkv")}.weight`, p))).toBe(false);
+    expect(ex.some((p) => fnmatchCase(`${L(0, "attention.qkv")}.weight`, p))).toBe(true);
+    expect(ex.some((p) => fnmatchCase(`${L(1, "attention.qkv")}.weight`, p))).toBe(false);
     expect(excludeModules(resolveQuant(m.lowered.graph, { weight: "w4a16" }), m.lowered.graph, 3, 1)).toEqual(DEFAULT_EXCLUDE_MODULES);
   });
 

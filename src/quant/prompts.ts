@@ -31,12 +31,20 @@ export function parsePromptFile(text: string, file: string): number[][] {
   return prompts;
 }
 
-/** The prompts of every file, in order, or the built-in ones when no file is given; checked against `vocab`. */
-export async function loadPrompts(files: readonly string[], vocab: number): Promise<number[][]> {
-  const prompts = files.length ? (await Promise.all(files.map(async (f) => parsePromptFile(await readFile(f, "utf8"), f)))).flat() : DEFAULT_PROMPTS.map((p) => [...p]);
+/** Checks every id against the vocabulary; `source` names the prompts in the error. */
+export function checkPrompts<P extends readonly (readonly number[])[]>(prompts: P, vocab: number, source: string): P {
   for (const p of prompts) {
     const bad = p.find((id) => id >= vocab);
-    if (bad !== undefined) throw new QuantError(`prompt token id ${bad} is out of range for a vocabulary of ${vocab}${files.length ? "" : " (the built-in prompts need 512 tokens; give --prompts)"}`);
+    if (bad !== undefined) throw new QuantError(`prompt token id ${bad} is out of range for a vocabulary of ${vocab} (${source})`);
   }
   return prompts;
+}
+
+/** The prompts of every file, in order (not checked against a vocabulary). */
+export const readPromptFiles = async (files: readonly string[]): Promise<number[][]> => (await Promise.all(files.map(async (f) => parsePromptFile(await readFile(f, "utf8"), f)))).flat();
+
+/** The prompts of every file, in order, or the built-in ones when no file is given; checked against `vocab`. */
+export async function loadPrompts(files: readonly string[], vocab: number): Promise<number[][]> {
+  if (!files.length) return checkPrompts(DEFAULT_PROMPTS.map((p) => [...p]), vocab, "the built-in prompts need 512 tokens; give --prompts");
+  return checkPrompts(await readPromptFiles(files), vocab, files.join(", "));
 }

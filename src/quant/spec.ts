@@ -29,7 +29,7 @@ export interface QuantSpec extends QuantOptions {
 
 export const isQuantized = (o: QuantOptions): boolean => o.weight !== undefined || o.kv !== undefined;
 
-/** The calibration a spec needs, or undefined when it needs none. */
+/** Whether the options need a calibration (FP8 activations or a quantized KV cache). */
 export const needsCalibration = (o: QuantOptions): boolean => (o.weight !== undefined && WEIGHT_SCHEMES[o.weight].needsCalibration) || (o.kv !== undefined && KV_CACHE_SCHEMES[o.kv].needsCalibration);
 
 export function checkQuantDtype(o: QuantOptions, dtype: QuantDtype): void {

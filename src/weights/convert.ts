@@ -9,15 +9,21 @@
 // into a block) runs beside the copy into it (writes out of an earlier block); BF16 <-> F16 casts run on a worker
 // thread; the main thread only plans blocks and hands buffers around. Blocks go round-robin over files, so every
 // file's writer stays busy.
+// Quantized tensors (fp8-plan.ts): an F8_E4M3 tensor is evaluated like any other, as F32, then encoded with its
+// scale group's scale; those scales come from a first pass that streams every F8_E4M3 tensor once for its maximum
+// (so FP8 weights are read twice, memory still bounded by one block); scale tensors and calibrated literals are
+// F32 vectors written from memory.
 
 import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Checkpoint } from "./checkpoint.ts";
 import { castFloats, castsOnWorkers, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
+import { encodeFp8Block, f32Bytes, GroupAmax, isConstTensor, isFp8Tensor, isScaleTensor, type QuantPlanTensor, quantTensorProblems } from "./fp8-plan.ts";
 import { shapeTree, type ShapedExpr } from "./expr-pieces.ts";
 import { ExprReader, type SourceSlot } from "./expr-reader.ts";
 import { SafetensorsWriter } from "./safetensors.ts";
-import { exprSources, type WeightExpr } from "./weight-map.ts";
+import type { SafetensorsDtype } from "./dtypes.ts";
+import { exprSources, type WeightExpr, zeros } from "./weight-map.ts";
 
 export class ConvertError extends Error {
   override name = "ConvertError";
@@ -29,10 +35,20 @@ export class ConvertError extends Error {
   }
 }
 
-export interface RankFilePlan {
+/** A tensor evaluated from the source checkpoint and written in a float dtype. */
+export interface FloatPlanTensor {
+  name: string;
+  dtype: FloatDtype;
+  expr: WeightExpr;
+}
+
+export type PlanTensor = FloatPlanTensor | QuantPlanTensor;
+
+/** One output file. Float tensors only unless T says otherwise (quantized plans: RankFilePlan<PlanTensor>). */
+export interface RankFilePlan<T extends PlanTensor = FloatPlanTensor> {
   /** File name inside outDir, e.g. rank0.safetensors. */
   file: string;
-  tensors: { name: string; dtype: FloatDtype; expr: WeightExpr }[];
+  tensors: T[];
   metadata?: Record<string, string>;
 }
 
@@ -66,12 +82,21 @@ const CAST_WORKERS = 1;
 
 interface PlannedTensor {
   name: string;
+  /** dtype the block is cast to (F32 for an F8_E4M3 tensor, which is encoded after). */
   dtype: FloatDtype;
   /** dtype the expression is evaluated in before the final cast (see expr-reader.ts). */
   work: FloatDtype;
   node: ShapedExpr;
   elements: number;
+  /** F8_E4M3: its scale group, and the group's scale once the first pass ran. */
+  fp8?: { group: string; scale?: number };
+  /** F32 written from memory: literal values, or a group's scale (known after the first pass). */
+  literal?: { values?: readonly number[]; scaleOf?: string };
 }
+
+/** The dtype a planned tensor has in the file, and its bytes per element there. */
+const storedDtype = (t: PlannedTensor): SafetensorsDtype => (t.fp8 ? "F8_E4M3" : t.dtype);
+const storedBytes = (t: PlannedTensor) => (t.fp8 ? 1 : FLOAT_BYTES[t.dtype]);
 
 interface PlannedFile {
   file: string;
@@ -89,7 +114,16 @@ function checkFileName(file: unknown): string | undefined {
 }
 
 /** Plans one tensor, or returns why it cannot be converted. */
-function planTensor(source: Checkpoint, t: RankFilePlan["tensors"][number]): PlannedTensor | string {
+function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
+  if (isScaleTensor(t) || isConstTensor(t)) {
+    // Its expression is zeros of its shape, so it flows through the same planning as the rest.
+    const n = isConstTensor(t) ? t.values.length : 1;
+    return { name: t.name, dtype: "F32", work: "F32", node: shapeTree(zeros([n]), () => undefined), elements: n, literal: isConstTensor(t) ? { values: t.values } : { scaleOf: t.scaleOf } };
+  }
+  if (isFp8Tensor(t)) {
+    const p = planTensor(source, { name: t.name, dtype: "F32", expr: t.expr });
+    return typeof p === "string" ? p : { ...p, fp8: { group: t.scaleGroup } };
+  }
   if (!isConvertibleDtype(t.dtype)) return `dtype ${JSON.stringify(t.dtype)} is not F32, F16 or BF16`;
   let node: ShapedExpr;
   try {
@@ -109,7 +143,7 @@ function planTensor(source: Checkpoint, t: RankFilePlan["tensors"][number]): Pla
 }
 
 /** Checks every plan against the checkpoint; throws one ConvertError listing every problem. */
-function validatePlans(source: Checkpoint, plans: readonly RankFilePlan[]): PlannedFile[] {
+function validatePlans(source: Checkpoint, plans: readonly RankFilePlan<PlanTensor>[]): PlannedFile[] {
   const problems: string[] = [];
   const files = new Set<string>();
   const planned = plans.map((plan): PlannedFile => {
@@ -124,6 +158,7 @@ function validatePlans(source: Checkpoint, plans: readonly RankFilePlan[]): Plan
       if (typeof p === "string") problems.push(`${plan.file}: tensor "${t.name}": ${p}`);
       else tensors.push(p);
     }
+    for (const q of quantTensorProblems(plan.tensors)) problems.push(`${plan.file}: ${q}`);
     return { file: plan.file, metadata: plan.metadata, tensors };
   });
   if (problems.length > 0) {
@@ -225,7 +260,7 @@ interface BlockJob {
 
 function* fileBlocks(f: PlannedFile, file: number, blockBytes: number): Generator<BlockJob> {
   for (const t of f.tensors) {
-    const perBlock = Math.max(1, Math.floor(blockBytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
+    const perBlock = t.literal ? t.elements : Math.max(1, Math.floor(blockBytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
     for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start) };
   }
 }
@@ -249,6 +284,7 @@ function* roundRobin(files: readonly PlannedFile[], blockBytes: number): Generat
  * runs in place in the output buffer: each word is read before it is written.
  */
 async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: CastWorkers | undefined): Promise<Uint8Array> {
+  if (t.literal) return f32Bytes(t.literal.values!);
   const segments = [{ start, count, dst: 0 }];
   const inPlace = FLOAT_BYTES[t.work] === FLOAT_BYTES[t.dtype];
   const work = inPlace ? lane.out : (lane.work ??= newBuffer(lane.out.byteLength, workers));
@@ -258,6 +294,8 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
     if (workers && castsOnWorkers(t.work, t.dtype)) await workers.cast(t.work, t.dtype, shared(work), 0, shared(lane.out), 0, count);
     else castFloats(t.work, t.dtype, work, 0, lane.out, 0, count);
   }
+  // In place: code i lands on byte i, which belongs to a float already read.
+  if (t.fp8) return encodeFp8Block(new Float32Array(lane.out, 0, count), t.fp8.scale!, new Uint8Array(lane.out, 0, count));
   return new Uint8Array(lane.out, 0, count * FLOAT_BYTES[t.dtype]);
 }
 
@@ -275,7 +313,7 @@ async function streamFiles(
   blockBytes: number,
   opts: ConvertOptions,
 ): Promise<number> {
-  const bytesTotal = files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + t.elements * FLOAT_BYTES[t.dtype], 0), 0);
+  const bytesTotal = files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + t.elements * storedBytes(t), 0), 0);
   const newLane = (): Lane => ({ out: newBuffer(blockBytes, workers), work: undefined, reader: new ExprReader(slots, blockBytes) });
   const lanes = new LanePool(Array.from({ length: BLOCKS_IN_FLIGHT }, newLane));
   const writers: SafetensorsWriter[] = [];
@@ -284,7 +322,7 @@ async function streamFiles(
   let bytesDone = 0;
   try {
     for (const f of files) {
-      const shapes = f.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.node.shape] }));
+      const shapes = f.tensors.map((t) => ({ name: t.name, dtype: storedDtype(t), shape: [...t.node.shape] }));
       writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata));
     }
     const queues = writers.map((w) => new WriteQueue(w));
@@ -296,7 +334,7 @@ async function streamFiles(
       const block = Promise.allSettled([filled, written]).then(([, w]) => (w.status === "fulfilled" ? lanes.give(lane) : lanes.fail(w.reason)));
       blocks.add(block);
       void block.then(() => blocks.delete(block));
-      bytesDone += job.count * FLOAT_BYTES[job.t.dtype];
+      bytesDone += job.count * storedBytes(job.t);
       opts.onProgress?.(bytesDone, bytesTotal, job.t.name);
     }
     await Promise.all(blocks);
@@ -316,12 +354,42 @@ async function streamFiles(
 }
 
 /**
+ * First pass over the F8_E4M3 tensors: each file's scale groups' maxima, then every FP8 tensor's scale and every
+ * scale tensor's value filled in. One block at a time, evaluated as F32 like the second pass.
+ */
+async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMap<string, SourceSlot>, blockBytes: number): Promise<void> {
+  const quantized = files.filter((f) => f.tensors.some((t) => t.fp8));
+  if (!quantized.length) return;
+  const reader = new ExprReader(slots, blockBytes);
+  const work = new ArrayBuffer(blockBytes);
+  const f32 = new ArrayBuffer(blockBytes);
+  for (const f of quantized) {
+    const amax = new GroupAmax();
+    for (const t of f.tensors) {
+      if (!t.fp8) continue;
+      const perBlock = Math.max(1, Math.floor(blockBytes / 4));
+      for (let start = 0; start < t.elements; start += perBlock) {
+        const count = Math.min(perBlock, t.elements - start);
+        await reader.fill(t.node, t.work, [{ start, count, dst: 0 }], work);
+        castFloats(t.work, "F32", work, 0, f32, 0, count);
+        amax.add(t.fp8.group, new Float32Array(f32, 0, count), `${f.file}: ${t.name}`);
+      }
+    }
+    const scales = amax.scales();
+    for (const t of f.tensors) {
+      if (t.fp8) t.fp8.scale = scales.get(t.fp8.group)!;
+      if (t.literal?.scaleOf !== undefined) t.literal.values = [scales.get(t.literal.scaleOf)!];
+    }
+  }
+}
+
+/**
  * Writes every plan's file into `outDir`. Validates all plans first; then streams each tensor block by block
  * (positioned reads, casts, chunked writes). Files appear only once all of them are complete.
  */
 export async function writeCheckpointFiles(
   source: Checkpoint,
-  plans: readonly RankFilePlan[],
+  plans: readonly RankFilePlan<PlanTensor>[],
   outDir: string,
   opts: ConvertOptions = {},
 ): Promise<{ bytesWritten: number; tensors: number }> {
@@ -334,6 +402,7 @@ export async function writeCheckpointFiles(
   try {
     const workers = all.some((t) => castsOnWorkers(t.work, t.dtype)) ? new CastWorkers(CAST_WORKERS) : undefined;
     try {
+      await resolveFp8Scales(files, sources.slots, blockBytes);
       return { bytesWritten: await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts), tensors: all.length };
     } finally {
       await workers?.close();

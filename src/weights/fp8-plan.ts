@@ -4,13 +4,15 @@
 //   E4M3(x / scale) with scale = amax / 448, and each group's scale as an F32 [1] tensor (`scaleOf`). Calibrated
 //   scales (activation, KV cache) are literal F32 values. Groups are local to a file: each tp rank quantizes its own
 //   shard with its own scale, which TensorRT-LLM reads per rank.
-// Invariants: a group's F8 members and its scale tensor live in the same file, every group has exactly one scale
-// tensor and at least one member; literal values are finite; a NaN or ±Inf weight is an error naming the tensor
+// Scale and literal tensors carry `expr: zeros(shape)` only to state their shape like every other plan tensor; the
+// converter writes their values, never that expression.
+// Invariants: a group's F8 members and its scale tensors live in the same file, every group has at least one
+// member and one scale tensor (fc and gate each carry a copy of their shared scale); literal values are finite; a NaN or ±Inf weight is an error naming the tensor
 // (the E4M3 encoder would otherwise saturate it silently).
 
 import { f32ToE4M3 } from "../quant/fp8-e4m3.ts";
 import { absMax, fp8WeightScale } from "../quant/per-tensor.ts";
-import type { WeightExpr } from "./weight-map.ts";
+import { type WeightExpr, zeros } from "./weight-map.ts";
 
 /** Written as E4M3FN codes of x / scale, the scale being its group's (amax over the group in this file) / 448. */
 export interface Fp8PlanTensor {
@@ -25,6 +27,7 @@ export interface ScalePlanTensor {
   readonly name: string;
   readonly dtype: "F32";
   readonly scaleOf: string;
+  readonly expr: WeightExpr;
 }
 
 /** Literal F32 values, shape [values.length] (calibrated scales). */
@@ -32,9 +35,13 @@ export interface ConstPlanTensor {
   readonly name: string;
   readonly dtype: "F32";
   readonly values: readonly number[];
+  readonly expr: WeightExpr;
 }
 
 export type QuantPlanTensor = Fp8PlanTensor | ScalePlanTensor | ConstPlanTensor;
+
+export const scaleTensor = (name: string, group: string): ScalePlanTensor => ({ name, dtype: "F32", scaleOf: group, expr: zeros([1]) });
+export const constTensor = (name: string, values: readonly number[]): ConstPlanTensor => ({ name, dtype: "F32", values, expr: zeros([values.length]) });
 
 export const isFp8Tensor = (t: object): t is Fp8PlanTensor => "scaleGroup" in t;
 export const isScaleTensor = (t: object): t is ScalePlanTensor => "scaleOf" in t;
@@ -42,19 +49,16 @@ export const isConstTensor = (t: object): t is ConstPlanTensor => "values" in t;
 
 /** Problems with one file's quantized tensors (empty when consistent). */
 export function quantTensorProblems(tensors: readonly object[]): string[] {
-  const members = new Map<string, number>();
-  const scales = new Map<string, number>();
+  const members = new Set<string>();
+  const scales = new Set<string>();
   const problems: string[] = [];
   for (const t of tensors) {
-    if (isFp8Tensor(t)) members.set(t.scaleGroup, (members.get(t.scaleGroup) ?? 0) + 1);
-    if (isScaleTensor(t)) scales.set(t.scaleOf, (scales.get(t.scaleOf) ?? 0) + 1);
+    if (isFp8Tensor(t)) members.add(t.scaleGroup);
+    if (isScaleTensor(t)) scales.add(t.scaleOf);
     if (isConstTensor(t) && (t.values.length === 0 || !t.values.every(Number.isFinite))) problems.push(`tensor "${t.name}": literal values must be finite and non-empty`);
   }
-  for (const [g, n] of scales) {
-    if (!members.has(g)) problems.push(`scale group "${g}" has a scale tensor but no F8_E4M3 tensor`);
-    if (n > 1) problems.push(`scale group "${g}" has ${n} scale tensors`);
-  }
-  for (const g of members.keys()) if (!scales.has(g)) problems.push(`scale group "${g}" has no scale tensor`);
+  for (const g of scales) if (!members.has(g)) problems.push(`scale group "${g}" has a scale tensor but no F8_E4M3 tensor`);
+  for (const g of members) if (!scales.has(g)) problems.push(`scale group "${g}" has no scale tensor`);
   return problems;
 }
 

@@ -28,7 +28,8 @@ describe("kiln calibrate + eval", () => {
     const [a, b] = runs.map((r) => JSON.parse(r.out));
     expect(b).toEqual(a);
     const lib = evaluateQuant(await loadQuantizableModel(llama, LLAMA), { weight: "fp8", kv: "int8" }, "float16", DEFAULT_PROMPTS).accuracy;
-    expect(a).toMatchObject({ model: "llama", quant: "fp8", kvCache: "int8", dtype: "float16", prompts: 4, positions: 30, quantizedLinears: 10, ...lib });
+    expect(a).toMatchObject({ model: "llama", quant: "fp8", kvCache: "int8", dtype: "float16", prompts: 4, quantizedLinears: 10, ...lib });
+    expect(a.positions).toBe(30);
   });
 
   it("prints a readable summary and evaluates on --prompts files", async () => {
@@ -53,6 +54,32 @@ describe("kiln calibrate + eval", () => {
       expect(r.err.trim()).toMatch(msg);
       expect(r.err.trim().split("\n")).toHaveLength(1);
     });
+});
+
+describe("kiln compile --quant", () => {
+  it("writes an FP8 checkpoint calibrated on prompt files and says it is quantized", async () => {
+    const prompts = join(tmp, "calib.txt");
+    writeFileSync(prompts, "1 2 3 4 5\n");
+    const out = join(tmp, "fp8");
+    const r = await kiln(["compile", "models/llama.ts", "--hf", LLAMA, "--out", out, "--quant", "fp8", "--kv-cache", "fp8", "--prompts", prompts, "--no-typecheck"]);
+    expect(r.err).toBe("");
+    expect(r.out).toMatch(/\n  quantized: --quant fp8 --kv-cache fp8 \(config\.json "quantization"; kiln eval shows the accuracy cost\)\n/);
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(config.quantization).toMatchObject({ quant_algo: "FP8", kv_cache_quant_algo: "FP8" });
+    // Calibrated on the one prompt given, not the built-in ones.
+    const m = await loadQuantizableModel(llama, LLAMA);
+    const engine = simulateEngine(m, { weight: "fp8", kv: "fp8" }, "float16", [[1, 2, 3, 4, 5]]);
+    const map = JSON.parse(readFileSync(join(out, "weights.map.json"), "utf8")).files["rank0.safetensors"];
+    expect(map["transformer.layers.0.attention.kv_cache_scaling_factor"]).toEqual({ dtype: "F32", from: "calibration", values: [Math.fround(Math.max(engine.spec.calibration!.kvCache["transformer.layers.0.attention"]!.k, engine.spec.calibration!.kvCache["transformer.layers.0.attention"]!.v) / 448)] });
+    expect(map["transformer.layers.0.mlp.gate.weight"].from).toMatch(/^e4m3\(.* \/ scale\(transformer\.layers\.0\.mlp\.fc\)\)$/);
+    expect(map["transformer.layers.0.mlp.gate.weights_scaling_factor"]).toEqual({ dtype: "F32", from: "amax(transformer.layers.0.mlp.fc on this rank) / 448" });
+  });
+
+  it("rejects --quant for other targets with one line", async () => {
+    const r = await kiln(["compile", "models/llama.ts", "--hf", LLAMA, "--out", join(tmp, "hf"), "--target", "hf", "--quant", "w8a16", "--no-typecheck"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("kiln: --quant and --kv-cache apply to the trtllm-engine target only\n");
+  });
 });
 
 describe("kiln run --quant", () => {
