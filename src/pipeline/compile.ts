@@ -29,7 +29,7 @@ import { calibrateModel, loadQuantizableModel, quantDtype } from "../quant/quant
 import { checkQuantDtype, isQuantized, needsCalibration, type QuantOptions, resolveQuant } from "../quant/spec.ts";
 import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/target.ts";
 import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
-import { instantiate } from "./instantiate.ts";
+import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
 
 export interface CompileOptions {
@@ -69,8 +69,9 @@ export interface Prepared {
 type ShapeOf = (name: string) => readonly number[] | undefined;
 
 /** Everything but the bytes: trace, fuse, lower, emit through the target. `shapeOf` gives checkpoint tensor shapes. */
-export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & { configPath?: string }): Prepared {
-  const inst = instantiate(def, hf, o.configPath ?? "config.json");
+export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & { configPath?: string; instance?: Instance<C> }): Prepared {
+  // Tracing is the costliest step of the prelude; reuse the instance the caller already traced.
+  const inst = o.instance ?? instantiate(def, hf, o.configPath ?? "config.json");
   checkHintConsistency(inst.graph);
   const mapping = o.mapping ?? { tp: 1, pp: 1 };
   const shapes = shapeOf === "infer" ? inferSourceShapes(inst.weights.map, new Map(graphParams(inst.graph).map((p) => [p.name, p.shape]))) : undefined;
@@ -112,7 +113,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       const m = await loadQuantizableModel(def, o.hfDir);
       quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
     }
-    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json` });
+    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
     const outDir = resolve(o.outDir);
     const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
