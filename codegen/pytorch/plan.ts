@@ -9,7 +9,7 @@ import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph, Node, ValueId } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { Namespace } from "../python/identifiers.ts";
-import { addNode, checkSameStructure, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../trtllm-engine/model-py-plan.ts";
+import { addNode, checkSameStructure, layerConfigFields, type SlotUse, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../trtllm-engine/model-py-plan.ts";
 
 /** Attributes and methods of torch.nn.Module (torch 2.x) and of transformers' PreTrainedModel that a generated
  *  attribute must not shadow. */
@@ -27,12 +27,7 @@ export const TORCH_MODULE_ATTRIBUTES: ReadonlySet<string> = new Set(
   ).split(" "),
 );
 
-export interface SlotUse {
-  /** Config field holding one value per layer, when the values differ. */
-  readonly field?: string;
-  /** Layer 0's value (the only value when `field` is absent). */
-  readonly uniform: number;
-}
+export type { SlotUse } from "../trtllm-engine/model-py-plan.ts";
 
 export interface TorchPlan {
   readonly g: Graph;
@@ -66,22 +61,7 @@ export function planTorchModel(low: LoweredModel, o: PlanOptions): TorchPlan {
   const layers = part.layers.map((_, i) => planLayer(g, part, i, layerReserved));
   checkSameStructure(layers);
   const fields = new Namespace(o.configKeys);
-  const slotUse = new Map<Node, Map<number, SlotUse>>();
-  const configFields: Record<string, JsonValue> = {};
-  let constants = 0;
-  layers[0]!.slots.forEach((slot, k) => {
-    const values = layers.map((l) => l.slots[k]!.value);
-    const uses = slotUse.get(slot.node) ?? new Map<number, SlotUse>();
-    slotUse.set(slot.node, uses);
-    if (values.every((v) => Object.is(v, values[0]))) {
-      uses.set(slot.input, { uniform: values[0]! });
-      return;
-    }
-    const base = slot.kind === "q_scaling" ? "q_scaling" : slot.kind === "eps" ? `${(layers[0]!.tree.moduleOf.get(slot.node) ?? ["norm"]).join("_")}_eps` : `layer_constant_${constants++}`;
-    const field = fields.create(base);
-    configFields[field] = values;
-    uses.set(slot.input, { field, uniform: values[0]! });
-  });
+  const { slotUse, configFields } = layerConfigFields(layers, fields);
   const pre = newClassTree("transformer.");
   const post = newClassTree("transformer.");
   for (const n of part.pre) addNode(pre, g, n, modelReserved);

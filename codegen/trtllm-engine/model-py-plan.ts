@@ -7,9 +7,11 @@
 // Invariants: every parameter of the graph lands in exactly one tree; a failure names the node, the tensor or the
 // first differing layer; nothing here prints Python.
 
+import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
 import { describeNode, type Graph, type Node, type SourceLoc, type ValueId } from "../../src/ir/graph.ts";
 import type { Shape } from "../../src/ir/shape.ts";
+import type { Namespace } from "../python/identifiers.ts";
 
 export class ModelPyError extends Error {
   override name = "ModelPyError";
@@ -401,3 +403,32 @@ function firstDifference(a: string, b: string): string {
 }
 
 export const locText = (loc: SourceLoc | undefined): string | undefined => (loc ? `${loc.file}:${loc.line}` : undefined);
+
+/** How a layer's numeric slot is read: inline (`uniform`, the same in every layer) or from a per-layer config list. */
+export interface SlotUse {
+  /** Config field holding one value per layer, when the values differ. */
+  readonly field?: string;
+  /** Layer 0's value (the only value when `field` is absent). */
+  readonly uniform: number;
+}
+
+/** Per-layer numeric attributes: shared values are written inline, differing ones become config lists. */
+export function layerConfigFields(layers: readonly LayerPlan[], fields: Namespace): { slotUse: Map<Node, Map<number, SlotUse>>; configFields: Record<string, JsonValue> } {
+  const slotUse = new Map<Node, Map<number, SlotUse>>();
+  const configFields: Record<string, JsonValue> = {};
+  let constants = 0;
+  layers[0]!.slots.forEach((slot, k) => {
+    const values = layers.map((l) => l.slots[k]!.value);
+    const uses = slotUse.get(slot.node) ?? new Map<number, SlotUse>();
+    slotUse.set(slot.node, uses);
+    if (values.every((v) => Object.is(v, values[0]))) {
+      uses.set(slot.input, { uniform: values[0]! });
+      return;
+    }
+    const base = slot.kind === "q_scaling" ? "q_scaling" : slot.kind === "eps" ? `${(layers[0]!.tree.moduleOf.get(slot.node) ?? ["norm"]).join("_")}_eps` : `layer_constant_${constants++}`;
+    const field = fields.create(base);
+    configFields[field] = values;
+    uses.set(slot.input, { field, uniform: values[0]! });
+  });
+  return { slotUse, configFields };
+}

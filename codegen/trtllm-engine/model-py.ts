@@ -19,7 +19,7 @@ import { Imports, PyWriter } from "../python/writer.ts";
 import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
 import { constantLiteral, GLUE_OPS, type GlueCtx, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
-import { addNode, type ClassTree, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "./model-py-plan.ts";
+import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "./model-py-plan.ts";
 
 export { ModelPyError } from "./model-py-plan.ts";
 
@@ -48,11 +48,6 @@ const DTYPE_NAMES: Record<DType, string> = { f32: "float32", f16: "float16", bf1
 /** Standard PretrainedConfig values (as pretrained-config.ts writes them); code reads config.<key> where they match. */
 type Std = Record<string, JsonValue>;
 
-interface SlotUse {
-  readonly field?: string;
-  readonly uniform: number;
-}
-
 interface Plan {
   readonly g: Graph;
   readonly part: Partition;
@@ -76,22 +71,7 @@ function buildPlan(low: LoweredModel): Plan {
   const std = pretrainedConfig(low, "Kiln", undefined, { dtype: "float16", mapping: { tp: 1, pp: 1 }, hf: {} });
   // Per-layer numeric attributes: shared values are written inline, differing ones become config lists.
   const fields = new Namespace([...PRETRAINED_CONFIG_KEYS]);
-  const slotUse = new Map<Node, Map<number, SlotUse>>();
-  const configFields: Record<string, JsonValue> = {};
-  let constants = 0;
-  layers[0]!.slots.forEach((slot, k) => {
-    const values = layers.map((l) => l.slots[k]!.value);
-    const uses = slotUse.get(slot.node) ?? new Map<number, SlotUse>();
-    slotUse.set(slot.node, uses);
-    if (values.every((v) => Object.is(v, values[0]))) {
-      uses.set(slot.input, { uniform: values[0]! });
-      return;
-    }
-    const base = slot.kind === "q_scaling" ? "q_scaling" : slot.kind === "eps" ? `${(layers[0]!.tree.moduleOf.get(slot.node) ?? ["norm"]).join("_")}_eps` : `layer_constant_${constants++}`;
-    const field = fields.create(base);
-    configFields[field] = values;
-    uses.set(slot.input, { field, uniform: values[0]! });
-  });
+  const { slotUse, configFields } = layerConfigFields(layers, fields);
   const pre = newClassTree("transformer.");
   const post = newClassTree("transformer.");
   for (const n of part.pre) addNode(pre, g, n, MODEL_ATTRS);
