@@ -3,13 +3,10 @@
 // architecture is not one of TensorRT-LLM's own, and the exact build command. Built-in detection decides between a
 // built-in class and custom code; `customCode` forces custom code.
 
-import type { Hints } from "../../src/dsl/hints.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph } from "../../src/ir/graph.ts";
-import type { Mapping } from "../../src/lower/mapping.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import type { QuantSpec } from "../../src/quant/spec.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
 import { formatExpr } from "../../src/weights/weight-map.ts";
@@ -18,19 +15,11 @@ import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "./checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
 import { emitModelPy } from "./model-py.ts";
+import type { TargetOptions } from "../target.ts";
 import { pretrainedConfig, quantizationConfig, type TrtDtype } from "./pretrained-config.ts";
 
-export interface EngineEmitOptions {
-  readonly modelName: string;
-  readonly dtype: TrtDtype;
-  readonly mapping: Mapping;
-  readonly hf: Readonly<Record<string, unknown>>;
-  readonly hints: Hints;
-  readonly customCode?: boolean;
-  readonly shapeOf: (name: string) => readonly number[] | undefined;
-  readonly metadata?: Record<string, string>;
-  readonly quant?: QuantSpec;
-}
+/** The engine target takes exactly the options every target does (codegen/target.ts). */
+export type EngineEmitOptions = TargetOptions;
 
 export interface EngineEmission {
   /** The lowered graph as emitted (GPT-J's built-in class reduces once per layer, which changes bias placement). */
