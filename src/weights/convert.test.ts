@@ -3,12 +3,14 @@
 // plan validation; and failures that must leave nothing in the output directory.
 
 import { fc, test as fcTest } from "@fast-check/vitest";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.ts";
 import { ConvertError, writeCheckpointFiles, type RankFilePlan } from "./convert.ts";
+import { rangeCopier } from "./copy-ranges.ts";
 import type { FloatDtype } from "./float-cast.ts";
 import { f32ToBf16, f32ToF16 } from "./half.ts";
 import { SafetensorsFile, writeSafetensors, type TensorWithData } from "./safetensors.ts";
@@ -180,7 +182,7 @@ async function readOutput(path: string): Promise<Map<string, { shape: number[]; 
 }
 
 describe("streamed conversion equals evalExpr + cast", () => {
-  fcTest.prop([fc.integer()], { numRuns: 60 })("random checkpoints, expressions and block sizes", async (seed) => {
+  fcTest.prop([fc.integer(), fc.boolean()], { numRuns: 60 })("random checkpoints, expressions and block sizes, with and without kernel copies", async (seed, kernelCopy) => {
     const r = rng(seed);
     const fixture = await randomCheckpoint(r);
     const ckpt = await openCheckpoint(fixture.dir);
@@ -194,7 +196,7 @@ describe("streamed conversion equals evalExpr + cast", () => {
       const out = await newDir();
       const blockBytes = r.pick([4, 6, 8, 12, 36, 64, 100, 4096]);
       const progress: number[] = [];
-      const result = await writeCheckpointFiles(ckpt, plans, out, { blockBytes, onProgress: (done) => progress.push(done) });
+      const result = await writeCheckpointFiles(ckpt, plans, out, { blockBytes, copyBlockBytes: blockBytes, kernelCopy, onProgress: (done) => progress.push(done) });
       expect((await readdir(out)).sort()).toEqual(plans.map((p) => p.file).sort());
       let bytes = 0;
       for (const plan of plans) {
@@ -208,7 +210,8 @@ describe("streamed conversion equals evalExpr + cast", () => {
           bytes += want.length;
         }
       }
-      expect(result).toEqual({ bytesWritten: bytes, tensors: plans.reduce((a, p) => a + p.tensors.length, 0) });
+      expect(result).toMatchObject({ bytesWritten: bytes, tensors: plans.reduce((a, p) => a + p.tensors.length, 0) });
+      expect(result.kernelCopiedBytes).toBeLessThanOrEqual(kernelCopy && rangeCopier() ? bytes : 0);
       expect(progress.at(-1)).toBe(bytes);
       expect(progress.every((v, i) => i === 0 || v > progress[i - 1]!)).toBe(true);
     } finally {
@@ -309,6 +312,80 @@ describe("streamed conversion equals evalExpr + cast", () => {
     expect([...new Float32Array(got.get("scalar")!.bytes.slice().buffer)]).toEqual([1.5]);
     expect([...new Uint16Array(got.get("vec")!.bytes.slice().buffer)]).toEqual([0x3e00, 0x3e00, 0x3e00]);
     expect(got.get("empty")).toMatchObject({ shape: [0, 4], bytes: new Uint8Array(0) });
+  });
+});
+
+// ---------------------------------------------------------------- kernel copies
+
+describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => {
+  /** Shapes like a tp=2 LLaMA layer: q/k/v, o (row-parallel), an lm_head padded to tp, a transposed Conv1D. */
+  async function layerCheckpoint(): Promise<string> {
+    const dir = await newDir();
+    const r = rng(11);
+    const t = (name: string, dtype: FloatDtype, shape: number[]) => ({ name, dtype, shape, data: randomData(r, dtype, numel(shape)) });
+    await writeSafetensors(join(dir, "a.safetensors"), [t("k", "BF16", [32, 4096]), t("o", "BF16", [64, 8192]), t("q", "BF16", [128, 4096])]);
+    await writeSafetensors(join(dir, "b.safetensors"), [t("v", "BF16", [32, 4096]), t("head", "BF16", [999, 64]), t("small", "BF16", [64, 2048]), t("f", "F32", [300, 40])]);
+    await writeFile(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { k: "a.safetensors", o: "a.safetensors", q: "a.safetensors", v: "b.safetensors", head: "b.safetensors", small: "b.safetensors", f: "b.safetensors" } }));
+    return dir;
+  }
+
+  /** Per rank: which tensors are plain copies (kernel) and which must go through memory. */
+  const plans = (): { plan: RankFilePlan; kernel: string[] }[] =>
+    [0, 1].map((r) => ({
+      kernel: [`qkv${r}`, `o${r}`, `head${r}`, `kv_rep${r}`],
+      plan: {
+        file: `rank${r}.safetensors`,
+        tensors: [
+          // [q_r; k_r; v_r] from two source files, each a dim-0 slice: three contiguous runs.
+          { name: `qkv${r}`, dtype: "BF16", expr: concat(0, slice(src("q"), 0, 64 * r, 64 * (r + 1)), slice(src("k"), 0, 16 * r, 16 * (r + 1)), slice(src("v"), 0, 16 * r, 16 * (r + 1))) },
+          // Row-parallel: dim-1 slice, 8 KiB rows.
+          { name: `o${r}`, dtype: "BF16", expr: slice(src("o"), 1, 4096 * r, 4096 * (r + 1)) },
+          // Vocabulary padded to a multiple of tp, then split: the last rank ends in zeros.
+          { name: `head${r}`, dtype: "BF16", expr: slice(pad(src("head"), 0, 1000), 0, 500 * r, 500 * (r + 1)) },
+          // KV heads replicated: repeat_interleave of whole rows.
+          { name: `kv_rep${r}`, dtype: "BF16", expr: repeatInterleave(slice(src("k"), 0, 8 * r, 8 * (r + 1)), 0, 2) },
+          // 2 KiB strided rows: cheaper through memory, so not a kernel copy.
+          { name: `small${r}`, dtype: "BF16", expr: slice(src("small"), 1, 1024 * r, 1024 * (r + 1)) },
+          // A transpose and a cast are not copies.
+          { name: `ft${r}`, dtype: "F32", expr: transpose(src("f")) },
+          { name: `cast${r}`, dtype: "F16", expr: slice(src("q"), 0, 8 * r, 8 * (r + 1)) },
+        ],
+      },
+    }));
+
+  test.each([undefined, 12_346])("rank files are byte-identical with and without kernel copies (block bytes %s), and exact", async (blockBytes) => {
+    const ckpt = await openCheckpoint(await layerCheckpoint());
+    try {
+      const cases = plans();
+      const [viaKernel, viaMemory] = [await newDir(), await newDir()];
+      const opts = blockBytes ? { blockBytes, copyBlockBytes: blockBytes } : {};
+      const k = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaKernel, opts);
+      const m = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaMemory, { ...opts, kernelCopy: false });
+      const kernelBytes = cases.flatMap((c) => c.plan.tensors.filter((t) => c.kernel.includes(t.name)).map((t) => expectedBytes(ckpt, t.expr, t.dtype).length)).reduce((a, b) => a + b, 0);
+      expect(k.kernelCopiedBytes).toBe(kernelBytes);
+      expect(m.kernelCopiedBytes).toBe(0);
+      expect(k.bytesWritten).toBe(m.bytesWritten);
+      for (const { plan } of cases) {
+        const [a, b] = [readFileSync(join(viaKernel, plan.file)), readFileSync(join(viaMemory, plan.file))];
+        expect(a.equals(b), plan.file).toBe(true);
+        const written = await readOutput(join(viaKernel, plan.file));
+        for (const t of plan.tensors) expect(Buffer.from(written.get(t.name)!.bytes).equals(Buffer.from(expectedBytes(ckpt, t.expr, t.dtype))), `${plan.file}:${t.name}`).toBe(true);
+      }
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  test("a source truncated under kernel copies fails naming the source file and tensor, leaving nothing", async () => {
+    const dir = await layerCheckpoint();
+    const ckpt = await openCheckpoint(dir);
+    const out = await newDir();
+    const info = ckpt.info("o")!;
+    await truncate(join(dir, "a.safetensors"), info.byteOffset + 100_000); // inside "o"; "q" is gone
+    const err = await writeCheckpointFiles(ckpt, plans().map((c) => c.plan), out).catch((e: unknown) => e);
+    await ckpt.close();
+    expect((err as Error).message).toMatch(/a\.safetensors: tensor "(q|o)": unexpected end of file at byte \d+/);
+    expect(await readdir(out)).toEqual([]);
   });
 });
 

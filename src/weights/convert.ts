@@ -5,7 +5,10 @@
 // or tensor size; each file's blocks are written in order; files are written to temp names and renamed only
 // after every file is complete, and on any failure nothing is left behind (no temp files, no finished-looking
 // outputs of this call). Casts round to nearest even.
-// Throughput: reads and writes run on libuv's thread pool, so on 2 cores the copy out of the page cache (reads
+// Throughput: a tensor that is a plain copy of source bytes (same dtype, no transpose; copy-plan.ts) is copied by
+// the kernel (copy_file_range through native/, copy-ranges.ts) in large blocks that take no memory, when that
+// helper is built; every other tensor, and every tensor when it is not, goes through memory: reads and writes
+// run on libuv's thread pool, so on 2 cores the copy out of the page cache (reads
 // into a block) runs beside the copy into it (writes out of an earlier block); BF16 <-> F16 casts run on a worker
 // thread; the main thread only plans blocks and hands buffers around. Blocks go round-robin over files, so every
 // file's writer stays busy.
@@ -20,8 +23,10 @@ import type { Checkpoint } from "./checkpoint.ts";
 import { castFloats, castsOnWorkers, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
 import { encodeFp8Block, f32Bytes, GroupAmax, isConstTensor, isFp8Tensor, isScaleTensor, type QuantPlanTensor, quantTensorProblems } from "./fp8-plan.ts";
 import { shapeTree, type ShapedExpr } from "./expr-pieces.ts";
-import { ExprReader, type SourceSlot } from "./expr-reader.ts";
+import { ExprReader, SourceReadError, type SourceSlot } from "./expr-reader.ts";
 import { SafetensorsWriter } from "./safetensors.ts";
+import { blockRanges, isPlainCopy } from "./copy-plan.ts";
+import { rangeCopier, type RangeCopier, type RangeCopyError } from "./copy-ranges.ts";
 import type { SafetensorsDtype } from "./dtypes.ts";
 import { exprSources, type WeightExpr, zeros } from "./weight-map.ts";
 
@@ -57,6 +62,10 @@ export interface ConvertOptions {
   onProgress?: (bytesDone: number, bytesTotal: number, tensor: string) => void;
   /** Largest block of one output tensor held in memory at once (default 512 KiB). */
   blockBytes?: number;
+  /** false: copy every tensor through memory even when the kernel-copy helper is built (default: use it). */
+  kernelCopy?: boolean;
+  /** Block of a kernel-copied tensor (default 16 MiB; it holds no memory). */
+  copyBlockBytes?: number;
 }
 
 /**
@@ -65,6 +74,11 @@ export interface ConvertOptions {
  * slower, with several times the kernel CPU time spent copying into the page cache.
  */
 const DEFAULT_BLOCK_BYTES = 512 << 10;
+/**
+ * Block of a kernel-copied tensor: no memory is held for it, so it is as large as keeps the progress bar moving
+ * and the thread-pool round trips few (one per block).
+ */
+const COPY_BLOCK_BYTES = 16 << 20;
 /** Blocks held at once: being filled (reads on the thread pool), waiting for their write, or being written. */
 const BLOCKS_IN_FLIGHT = 6;
 /**
@@ -92,6 +106,8 @@ interface PlannedTensor {
   fp8?: { group: string; scale?: number };
   /** F32 written from memory: literal values, or a group's scale (known after the first pass). */
   literal?: { values?: readonly number[]; scaleOf?: string };
+  /** Every byte is a source byte or zero (copy-plan.ts): the kernel can copy it when the helper is built. */
+  plainCopy?: boolean;
 }
 
 /** The dtype a planned tensor has in the file, and its bytes per element there. */
@@ -122,7 +138,8 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   }
   if (isFp8Tensor(t)) {
     const p = planTensor(source, { name: t.name, dtype: "F32", expr: t.expr });
-    return typeof p === "string" ? p : { ...p, fp8: { group: t.scaleGroup } };
+    // Encoded after evaluation, so never a plain copy.
+    return typeof p === "string" ? p : { ...p, plainCopy: false, fp8: { group: t.scaleGroup } };
   }
   if (!isConvertibleDtype(t.dtype)) return `dtype ${JSON.stringify(t.dtype)} is not F32, F16 or BF16`;
   let node: ShapedExpr;
@@ -139,7 +156,9 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   }
   // One source dtype: move its bits untouched and cast once at the end. Mixed: widen everything to F32.
   const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 ? ([...dtypes][0] as FloatDtype) : "F32";
-  return { name: t.name, dtype: t.dtype, work, node, elements: numel(node.shape) };
+  const elements = numel(node.shape);
+  const plainCopy = work === t.dtype && isPlainCopy(node, elements, t.dtype, (name) => source.info(name)!.dtype);
+  return { name: t.name, dtype: t.dtype, work, node, elements, ...(plainCopy && { plainCopy }) };
 }
 
 /** Checks every plan against the checkpoint; throws one ConvertError listing every problem. */
@@ -239,11 +258,14 @@ class WriteQueue {
 
   constructor(readonly writer: SafetensorsWriter) {}
 
-  /** Writes the bytes `ready` gives, after every earlier push was issued and while < WRITES_PER_FILE are in flight. */
-  push(name: string, ready: Promise<Uint8Array>): Promise<void> {
+  /**
+   * Starts the write `ready` gives (a writer call), after every earlier push was issued and while fewer than
+   * WRITES_PER_FILE are in flight.
+   */
+  push(ready: Promise<(w: SafetensorsWriter) => Promise<void>>): Promise<void> {
     const gate = this.#inFlight.length === WRITES_PER_FILE ? this.#inFlight.shift() : undefined;
     // Wrapped, so `issued` settles when the write starts rather than when it ends.
-    const issued = Promise.all([ready, this.#issued, gate]).then(([bytes]) => ({ io: this.writer.write(name, bytes) }));
+    const issued = Promise.all([ready, this.#issued, gate]).then(([write]) => ({ io: write(this.writer) }));
     const done = issued.then((s) => s.io);
     this.#issued = issued;
     this.#inFlight.push(done);
@@ -256,12 +278,22 @@ interface BlockJob {
   t: PlannedTensor;
   start: number;
   count: number;
+  /** Copied by the kernel (the tensor is a plain copy and the helper is there). */
+  kernel: boolean;
 }
 
-function* fileBlocks(f: PlannedFile, file: number, blockBytes: number): Generator<BlockJob> {
+/** Block sizes: through memory, and copied by the kernel (undefined: no kernel copies). */
+interface BlockSizes {
+  memory: number;
+  kernel: number | undefined;
+}
+
+function* fileBlocks(f: PlannedFile, file: number, sizes: BlockSizes): Generator<BlockJob> {
   for (const t of f.tensors) {
-    const perBlock = t.literal ? t.elements : Math.max(1, Math.floor(blockBytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
-    for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start) };
+    const kernel = sizes.kernel !== undefined && t.plainCopy === true;
+    const bytes = kernel ? sizes.kernel! : sizes.memory;
+    const perBlock = t.literal ? t.elements : Math.max(1, Math.floor(bytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
+    for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start), kernel };
   }
 }
 
@@ -270,8 +302,8 @@ function* fileBlocks(f: PlannedFile, file: number, blockBytes: number): Generato
  * same tensors in the same order, so both writers stay busy (writes to one file serialize on its inode lock),
  * and rank r + 1 reads its share of a sliced weight right after rank r read the rows around it (still cached).
  */
-function* roundRobin(files: readonly PlannedFile[], blockBytes: number): Generator<BlockJob> {
-  let streams = files.map((f, i) => fileBlocks(f, i, blockBytes));
+function* roundRobin(files: readonly PlannedFile[], sizes: BlockSizes): Generator<BlockJob> {
+  let streams = files.map((f, i) => fileBlocks(f, i, sizes));
   while (streams.length > 0) {
     const next = streams.map((s) => s.next());
     for (const n of next) if (!n.done) yield n.value;
@@ -299,6 +331,21 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
   return new Uint8Array(lane.out, 0, count * FLOAT_BYTES[t.dtype]);
 }
 
+/**
+ * Runs a block's kernel copy; a failure names the files and tensors involved, as the read/write path does (a
+ * source that ends early: the source file and tensor; anything else: the output tensor and its source).
+ */
+async function kernelCopy(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>): Promise<void> {
+  try {
+    await copier.copy(fd, at, block.ranges);
+  } catch (e) {
+    const err = e as RangeCopyError;
+    const src = block.sources[err.range];
+    if (err.code === "EOF" && src) throw new SourceReadError(`${src.path}: tensor "${src.name}": ${err.message}`);
+    throw new ConvertError(`${w.path}: tensor "${name}": ${src ? `copying from ${src.path} (tensor "${src.name}")` : "writing zeros"}: ${err.message} (${err.code})`);
+  }
+}
+
 const newBuffer = (bytes: number, workers: CastWorkers | undefined): ArrayBufferLike => (workers ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
 
 /**
@@ -312,6 +359,7 @@ async function streamFiles(
   workers: CastWorkers | undefined,
   blockBytes: number,
   opts: ConvertOptions,
+  copier: RangeCopier | undefined,
 ): Promise<number> {
   const bytesTotal = files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + t.elements * storedBytes(t), 0), 0);
   const newLane = (): Lane => ({ out: newBuffer(blockBytes, workers), work: undefined, reader: new ExprReader(slots, blockBytes) });
@@ -326,10 +374,16 @@ async function streamFiles(
       writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata));
     }
     const queues = writers.map((w) => new WriteQueue(w));
-    for (const job of roundRobin(files, blockBytes)) {
+    const sizes = { memory: blockBytes, kernel: copier && (opts.copyBlockBytes ?? COPY_BLOCK_BYTES) };
+    for (const job of roundRobin(files, sizes)) {
+      // A kernel copy holds no buffer; its lane only bounds the blocks in flight.
       const lane = await lanes.take();
-      const filled = fillBlock(lane, job, workers);
-      const written = queues[job.file]!.push(job.t.name, filled);
+      const { name, dtype, node } = job.t;
+      const filled = job.kernel ? Promise.resolve(undefined) : fillBlock(lane, job, workers);
+      const write = job.kernel
+        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => kernelCopy(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, dtype, slots))))
+        : filled.then((bytes) => (w: SafetensorsWriter) => w.write(name, bytes!));
+      const written = queues[job.file]!.push(write);
       // A failed fill also fails its write; waiting for both means no read is still landing in the lane.
       const block = Promise.allSettled([filled, written]).then(([, w]) => (w.status === "fulfilled" ? lanes.give(lane) : lanes.fail(w.reason)));
       blocks.add(block);
@@ -392,9 +446,11 @@ export async function writeCheckpointFiles(
   plans: readonly RankFilePlan<PlanTensor>[],
   outDir: string,
   opts: ConvertOptions = {},
-): Promise<{ bytesWritten: number; tensors: number }> {
+): Promise<{ bytesWritten: number; tensors: number; kernelCopiedBytes: number }> {
   const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
-  if (!Number.isSafeInteger(blockBytes) || blockBytes < 4) throw new ConvertError(`blockBytes must be an integer >= 4, got ${blockBytes}`);
+  for (const [key, v] of [["blockBytes", blockBytes], ["copyBlockBytes", opts.copyBlockBytes ?? COPY_BLOCK_BYTES]] as const) {
+    if (!Number.isSafeInteger(v) || v < 4) throw new ConvertError(`${key} must be an integer >= 4, got ${v}`);
+  }
   const files = validatePlans(source, plans);
   const all = files.flatMap((f) => f.tensors);
   await mkdir(outDir, { recursive: true });
@@ -403,7 +459,9 @@ export async function writeCheckpointFiles(
     const workers = all.some((t) => castsOnWorkers(t.work, t.dtype)) ? new CastWorkers(CAST_WORKERS) : undefined;
     try {
       await resolveFp8Scales(files, sources.slots, blockBytes);
-      return { bytesWritten: await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts), tensors: all.length };
+      const copier = opts.kernelCopy === false ? undefined : rangeCopier();
+      const kernelCopiedBytes = copier ? all.reduce((a, t) => a + (t.plainCopy ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0;
+      return { bytesWritten: await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier), tensors: all.length, kernelCopiedBytes };
     } finally {
       await workers?.close();
     }

@@ -413,24 +413,33 @@ export class SafetensorsWriter {
    * Appends the next chunk of a tensor's bytes. Chunks of one tensor go in order; tensors may come in any order.
    * Calls need not be awaited one by one: each claims its file range synchronously.
    */
-  async write(name: string, bytes: Uint8Array): Promise<void> {
+  write(name: string, bytes: Uint8Array): Promise<void> {
+    return this.writeWith(name, bytes.length, (_fd, position) => writeFully(this.#handle, bytes, position));
+  }
+
+  /**
+   * Appends the next `byteLength` bytes of a tensor, written by `io` at absolute `position` of the open temp
+   * file `fd` (e.g. a kernel copy from a source file). Same ordering and bookkeeping as write(): the range is
+   * claimed synchronously, and a failure of `io` fails finish().
+   */
+  async writeWith(name: string, byteLength: number, io: (fd: number, position: number) => Promise<void>): Promise<void> {
     if (this.#state !== "open") throw new SafetensorsError(`${this.path}: write of tensor "${name}" after finish() or abort()`);
     const slot = this.#slots.get(name);
     if (!slot) throw new SafetensorsError(`${this.path}: write of unknown tensor "${name}"`);
-    if (slot.written + bytes.length > slot.length) {
-      throw new SafetensorsError(`${this.path}: tensor "${name}": ${bytes.length} more bytes overflow its ${slot.length} bytes (${slot.written} already written)`);
+    if (slot.written + byteLength > slot.length) {
+      throw new SafetensorsError(`${this.path}: tensor "${name}": ${byteLength} more bytes overflow its ${slot.length} bytes (${slot.written} already written)`);
     }
     const position = slot.position + slot.written;
-    slot.written += bytes.length;
-    const io = writeFully(this.#handle, bytes, position);
-    this.#pending.add(io);
+    slot.written += byteLength;
+    const done = io(this.#handle.fd, position);
+    this.#pending.add(done);
     try {
-      await io;
+      await done;
     } catch (e) {
       this.#failure ??= e;
       throw e;
     } finally {
-      this.#pending.delete(io);
+      this.#pending.delete(done);
     }
   }
 

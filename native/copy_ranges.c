@@ -1,0 +1,221 @@
+/*
+ * kiln_native: byte-range copies between files for the streaming checkpoint converter (src/weights/copy-ranges.ts).
+ *
+ * copyRanges(fdOut, dstBase, ranges[, kernel = true]) -> Promise<void>, where ranges is a Float64Array of quadruples
+ * [fdIn, srcPos, dstOffset, length]: `length` bytes at `srcPos` of fdIn go to `dstBase + dstOffset` of fdOut;
+ * fdIn = -1 writes `length` zero bytes instead. The ranges are copied into C memory when called, then copied on
+ * libuv's thread pool, in order, and the promise settles when all are done or at the first failure (rejected with
+ * an Error carrying errno's code, e.g. "ENOSPC", or "EOF" when a source ends early, and `range`, the index of
+ * the range that failed).
+ *
+ * On Linux the bytes move with copy_file_range(2): the kernel copies page cache to page cache once, where a
+ * read(2)/write(2) pair copies twice through user memory (3x slower on the benchmark VM; bench/run.ts). Where
+ * the kernel refuses it for a pair of files (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP: other file systems, old
+ * kernels), and on other systems, the same range is copied with pread/pwrite through a 1 MiB buffer: the result
+ * is the same bytes either way (kernel = false takes that path from the start; tests use it). Short copies and interrupted calls are retried; positions are explicit, so no
+ * file offset is used or changed.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BOUNCE_BYTES (1 << 20)
+
+typedef struct {
+  int fd_out;
+  int64_t dst_base;
+  int kernel;           /* try copy_file_range first */
+  size_t count;         /* ranges */
+  double *ranges;       /* 4 * count */
+  int err;              /* errno of the failure, 0 if none; -1: unexpected end of file */
+  size_t err_range;     /* index of the range that failed */
+  int64_t err_at;       /* source position (or destination position for writes) of the failure */
+  napi_async_work work;
+  napi_deferred deferred;
+} CopyJob;
+
+static const char zeros[1 << 16];
+
+static int write_all(int fd, const char *buf, size_t n, int64_t pos, int64_t *err_at) {
+  while (n > 0) {
+    ssize_t k = pwrite(fd, buf, n, (off_t)pos);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      *err_at = pos;
+      return errno;
+    }
+    buf += k;
+    n -= (size_t)k;
+    pos += k;
+  }
+  return 0;
+}
+
+/* pread/pwrite through a bounce buffer (allocated on first use). */
+static int bounce_copy(int in, int64_t src, int out, int64_t dst, int64_t len, char **buf, int64_t *err_at) {
+  if (!*buf && !(*buf = malloc(BOUNCE_BYTES))) return ENOMEM;
+  while (len > 0) {
+    size_t want = len < BOUNCE_BYTES ? (size_t)len : BOUNCE_BYTES;
+    ssize_t got = pread(in, *buf, want, (off_t)src);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      *err_at = src;
+      return errno;
+    }
+    if (got == 0) {
+      *err_at = src;
+      return -1;
+    }
+    int e = write_all(out, *buf, (size_t)got, dst, err_at);
+    if (e) return e;
+    src += got;
+    dst += got;
+    len -= got;
+  }
+  return 0;
+}
+
+/* copy_file_range while the kernel accepts it; the rest through the bounce buffer. */
+static int copy_range(int in, int64_t src, int out, int64_t dst, int64_t len, int *kernel_ok, char **buf, int64_t *err_at) {
+#ifdef __linux__
+  while (len > 0 && *kernel_ok) {
+    loff_t s = src, d = dst;
+    ssize_t k = copy_file_range(in, &s, out, &d, (size_t)len, 0);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+        *kernel_ok = 0;
+        break;
+      }
+      *err_at = src;
+      return errno;
+    }
+    if (k == 0) {
+      *err_at = src;
+      return -1;
+    }
+    src += k;
+    dst += k;
+    len -= k;
+  }
+#else
+  *kernel_ok = 0;
+#endif
+  return len > 0 ? bounce_copy(in, src, out, dst, len, buf, err_at) : 0;
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  CopyJob *job = data;
+  int kernel_ok = job->kernel;
+  char *buf = NULL;
+  for (size_t i = 0; i < job->count && !job->err; i++) {
+    const double *r = job->ranges + 4 * i;
+    int64_t dst = job->dst_base + (int64_t)r[2], len = (int64_t)r[3];
+    if (r[0] < 0) {
+      while (len > 0 && !job->err) {
+        size_t n = len < (int64_t)sizeof zeros ? (size_t)len : sizeof zeros;
+        job->err = write_all(job->fd_out, zeros, n, dst, &job->err_at);
+        dst += (int64_t)n;
+        len -= (int64_t)n;
+      }
+    } else {
+      job->err = copy_range((int)r[0], (int64_t)r[1], job->fd_out, dst, len, &kernel_ok, &buf, &job->err_at);
+    }
+    job->err_range = i;
+  }
+  free(buf);
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  CopyJob *job = data;
+  if (status == napi_ok && job->err == 0) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, job->deferred, undefined);
+  } else {
+    char msg[160];
+    const char *code = job->err == -1 ? "EOF" : "EIO";
+    if (job->err == -1) snprintf(msg, sizeof msg, "unexpected end of file at byte %lld", (long long)job->err_at);
+    else if (status != napi_ok) snprintf(msg, sizeof msg, "copy was cancelled");
+    else snprintf(msg, sizeof msg, "%s at byte %lld", strerror(job->err), (long long)job->err_at);
+    napi_value code_v, msg_v, error, range_v;
+    /* strerrorname_np needs glibc 2.32; the numeric errno is enough to name the common ones. */
+    static const struct { int no; const char *name; } names[] = {
+      {ENOSPC, "ENOSPC"}, {EIO, "EIO"}, {EBADF, "EBADF"}, {EFBIG, "EFBIG"}, {EDQUOT, "EDQUOT"}, {ENOMEM, "ENOMEM"}, {EISDIR, "EISDIR"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+      if (names[i].no == job->err) code = names[i].name;
+    napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v);
+    napi_create_error(env, code_v, msg_v, &error);
+    napi_create_int64(env, (int64_t)job->err_range, &range_v);
+    napi_set_named_property(env, error, "range", range_v);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job->ranges);
+  free(job);
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value copy_ranges(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) return throw_type(env, "copyRanges(fdOut, dstBase, ranges[, kernel]) takes 3 or 4 arguments");
+  bool kernel = true;
+  if (argc == 4 && napi_get_value_bool(env, argv[3], &kernel) != napi_ok) return throw_type(env, "copyRanges: kernel must be a boolean");
+  int32_t fd_out;
+  int64_t dst_base;
+  if (napi_get_value_int32(env, argv[0], &fd_out) != napi_ok || fd_out < 0) return throw_type(env, "copyRanges: fdOut must be a file descriptor");
+  if (napi_get_value_int64(env, argv[1], &dst_base) != napi_ok || dst_base < 0) return throw_type(env, "copyRanges: dstBase must be a non-negative integer");
+  bool is_typed;
+  napi_is_typedarray(env, argv[2], &is_typed);
+  if (!is_typed) return throw_type(env, "copyRanges: ranges must be a Float64Array");
+  napi_typedarray_type type;
+  size_t length;
+  void *values;
+  napi_get_typedarray_info(env, argv[2], &type, &length, &values, NULL, NULL);
+  if (type != napi_float64_array || length % 4 != 0) return throw_type(env, "copyRanges: ranges must be a Float64Array of [fdIn, srcPos, dstOffset, length] quadruples");
+  for (size_t i = 0; i < length; i++) {
+    double v = ((double *)values)[i];
+    if (v != (double)(int64_t)v || (v < 0 && !(i % 4 == 0 && v == -1)) || v > 9007199254740991.0) return throw_type(env, "copyRanges: every range value must be a non-negative integer (fdIn may be -1)");
+  }
+  CopyJob *job = calloc(1, sizeof *job);
+  if (!job || !(job->ranges = malloc(length ? length * sizeof(double) : 1))) {
+    free(job);
+    napi_throw_error(env, "ENOMEM", "copyRanges: out of memory");
+    return NULL;
+  }
+  memcpy(job->ranges, values, length * sizeof(double));
+  job->fd_out = fd_out;
+  job->kernel = kernel;
+  job->dst_base = dst_base;
+  job->count = length / 4;
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "kiln.copyRanges", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "copyRanges", NAPI_AUTO_LENGTH, copy_ranges, NULL, &fn);
+  napi_set_named_property(env, exports, "copyRanges", fn);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,73 @@
+// copy-ranges.ts + native/copy_ranges.c: the kernel range copier copies exactly the ranges asked for (any
+// offsets, zeros, a base offset, ranges from several files), leaves other bytes alone, and fails with errno's
+// code and the failing range's index. Skipped when the helper is not built, except under KILN_REQUIRE_NATIVE=1
+// (CI), where a missing helper fails here.
+
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { rangeCopier, type RangeCopyError, ZERO_FD } from "./copy-ranges.ts";
+
+const copier = rangeCopier();
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kiln-copy-ranges-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7 + (i >> 8)) & 0xff);
+
+describe.skipIf(!copier)("kernel range copies", () => {
+  test.each([true, false])("ranges from two files, zeros and a base offset land exactly; bytes outside them are untouched (kernel %s)", async (kernel) => {
+    const a = bytes(3 << 20, 1); // larger than the 1 MiB bounce buffer and several pages
+    const b = bytes(10_001, 2);
+    writeFileSync(join(dir, "a"), a);
+    writeFileSync(join(dir, "b"), b);
+    const out = join(dir, "out");
+    writeFileSync(out, new Uint8Array(8 << 20).fill(0xee));
+    const [fa, fb, fo] = [openSync(join(dir, "a"), "r"), openSync(join(dir, "b"), "r"), openSync(out, "r+")];
+    try {
+      // [fdIn, srcPos, dstOffset, length], dstOffset relative to the base 1000.
+      await copier!.copy(fo, 1000, new Float64Array([fa, 5, 0, a.length - 5, ZERO_FD, 0, a.length - 5, 70_000, fb, 9_999, a.length + 69_995, 2, fb, 0, a.length + 69_997, 3]), kernel);
+    } finally {
+      [fa, fb, fo].forEach(closeSync);
+    }
+    const want = new Uint8Array(8 << 20).fill(0xee);
+    want.set(a.subarray(5), 1000);
+    want.fill(0, 1000 + a.length - 5, 1000 + a.length - 5 + 70_000);
+    want.set(b.subarray(9_999), 1000 + a.length + 69_995);
+    want.set(b.subarray(0, 3), 1000 + a.length + 69_997);
+    expect(Buffer.from(readFileSync(out)).equals(Buffer.from(want))).toBe(true);
+  });
+
+  test.each([true, false])("a source that ends early rejects with EOF and the failing range's index (kernel %s)", async (kernel) => {
+    writeFileSync(join(dir, "short"), bytes(100, 3));
+    const [fi, fo] = [openSync(join(dir, "short"), "r"), openSync(join(dir, "out2"), "w")];
+    try {
+      const err = (await copier!.copy(fo, 0, new Float64Array([fi, 0, 0, 50, fi, 60, 50, 41]), kernel).catch((e: unknown) => e)) as RangeCopyError;
+      expect(err.code).toBe("EOF");
+      expect(err.range).toBe(1);
+      expect(err.message).toBe("unexpected end of file at byte 100");
+    } finally {
+      [fi, fo].forEach(closeSync);
+    }
+  });
+
+  test("a bad descriptor rejects with EBADF; malformed arguments throw at once", async () => {
+    const fi = openSync(join(dir, "short"), "r");
+    try {
+      const err = (await copier!.copy(fi, 0, new Float64Array([fi, 0, 0, 10])).catch((e: unknown) => e)) as RangeCopyError; // fdOut opened read-only
+      expect(err.code).toBe("EBADF");
+      expect(err.range).toBe(0);
+      expect(() => copier!.copy(fi, 0, new Float64Array([fi, 0, 0]))).toThrow(/quadruples/);
+      expect(() => copier!.copy(fi, 0, new Float64Array([fi, 0.5, 0, 1]))).toThrow(/non-negative integer/);
+      expect(() => copier!.copy(fi, -1, new Float64Array([]))).toThrow(/dstBase/);
+    } finally {
+      closeSync(fi);
+    }
+  });
+});

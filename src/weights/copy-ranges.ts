@@ -1,0 +1,47 @@
+// Byte-range copies between open files done by the kernel, through native/ (kiln_native.node, built by
+// `npm ci`; see native/copy_ranges.c). The converter uses it for blocks that are plain copies of source bytes
+// (no cast, no transpose): one page-cache-to-page-cache copy instead of a read into memory and a write out.
+// Invariants: the helper is optional; `rangeCopier()` is undefined when it is not built or KILN_NATIVE=0, and
+// callers then take the read/write path, which writes the same bytes. KILN_REQUIRE_NATIVE=1 (set by CI) turns
+// a missing helper into an error, so the fast path cannot silently disappear there.
+
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+/** [fdIn, srcPos, dstOffset, length] per range; fdIn = -1 writes zeros. Offsets are relative to dstBase. */
+export type CopyRanges = Float64Array;
+
+/** How the helper rejects: errno's name (or "EOF": a source ended early) and the index of the failing range. */
+export interface RangeCopyError extends Error {
+  code: string;
+  range: number;
+}
+
+export interface RangeCopier {
+  /** kernel = false: pread/pwrite only (the helper's fallback for file systems that refuse copy_file_range). */
+  copy(fdOut: number, dstBase: number, ranges: CopyRanges, kernel?: boolean): Promise<void>;
+}
+
+/** fdIn value that means "write zeros". */
+export const ZERO_FD = -1;
+
+const ADDON = fileURLToPath(new URL("../../native/build/Release/kiln_native.node", import.meta.url));
+
+let loaded: { copier: RangeCopier | undefined } | undefined;
+
+function load(): RangeCopier | undefined {
+  if (process.env.KILN_NATIVE === "0") return undefined;
+  if (!existsSync(ADDON)) {
+    if (process.env.KILN_REQUIRE_NATIVE === "1") throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
+    return undefined;
+  }
+  const addon = createRequire(import.meta.url)(ADDON) as { copyRanges: RangeCopier["copy"] };
+  return { copy: (fdOut, dstBase, ranges, kernel = true) => addon.copyRanges(fdOut, dstBase, ranges, kernel) };
+}
+
+/** The kernel range copier, or undefined when the native helper is unavailable or disabled. */
+export function rangeCopier(): RangeCopier | undefined {
+  loaded ??= { copier: load() };
+  return loaded.copier;
+}
