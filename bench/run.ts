@@ -34,6 +34,8 @@ const TIME = "/usr/bin/time";
 
 interface Sample {
   bytes: number;
+  /** Bytes the kernel copied file to file (Kiln with the native helper; 0 for cp, where it is all of them). */
+  kernelBytes: number;
   seconds: number;
   /** Seconds before the first weight block (Kiln only; 0 for cp). */
   preludeSeconds: number;
@@ -48,10 +50,12 @@ interface Summary extends Sample {
   streaming: number;
 }
 
+/** `native: false` runs with KILN_NATIVE=0: every byte through memory, to show what the kernel-copy helper buys. */
 const CASES = [
-  { label: "kiln compile tp=1 BF16->BF16", tp: 1, dtype: "bfloat16" },
-  { label: "kiln compile tp=2 BF16->BF16", tp: 2, dtype: "bfloat16" },
-  { label: "kiln compile tp=1 BF16->F16", tp: 1, dtype: "float16" },
+  { label: "kiln compile tp=1 BF16->BF16", tp: 1, dtype: "bfloat16", native: true },
+  { label: "kiln compile tp=2 BF16->BF16", tp: 2, dtype: "bfloat16", native: true },
+  { label: "kiln compile tp=1 BF16->F16", tp: 1, dtype: "float16", native: true },
+  { label: "  same as tp=1 BF16->BF16, KILN_NATIVE=0", tp: 1, dtype: "bfloat16", native: false },
 ] as const;
 
 async function timeCp(sourceBytes: number): Promise<Sample> {
@@ -66,18 +70,18 @@ async function timeCp(sourceBytes: number): Promise<Sample> {
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`cp -r ${SOURCE} ${dst} failed with status ${r.status}`);
   const maxRssMB = withTime ? Number((await readFile(rssFile, "utf8")).trim().split("\n").at(-1)) / 1024 : undefined;
-  return { bytes: sourceBytes, seconds, preludeSeconds: 0, maxRssMB, otherCpu };
+  return { bytes: sourceBytes, kernelBytes: 0, seconds, preludeSeconds: 0, maxRssMB, otherCpu };
 }
 
-async function timeKiln(tp: number, dtype: string): Promise<Sample> {
+async function timeKiln(tp: number, dtype: string, native: boolean): Promise<Sample> {
   const [out, stale] = setAsideOutput(ROOT);
   const child = join(import.meta.dirname, "convert-child.ts");
   const [r, otherCpu] = withOtherCpu(() =>
-    spawnSync(process.execPath, ["--import", "tsx", child, SOURCE, out, String(tp), dtype, stale], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }),
+    spawnSync(process.execPath, ["--import", "tsx", child, SOURCE, out, String(tp), dtype, stale], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, KILN_NATIVE: native ? "1" : "0" } }),
   );
   if (r.status !== 0) throw new Error(`conversion tp=${tp} ${dtype} failed with status ${r.status}`);
-  const { bytes, seconds, preludeSeconds, maxRssMB } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Sample;
-  return { bytes, seconds, preludeSeconds, maxRssMB, otherCpu };
+  const { bytes, kernelBytes, seconds, preludeSeconds, maxRssMB } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Sample;
+  return { bytes, kernelBytes, seconds, preludeSeconds, maxRssMB, otherCpu };
 }
 
 let reruns = 0;
@@ -104,6 +108,7 @@ function summarize(samples: Sample[]): Summary {
   const seconds = samples.map((s) => s.seconds);
   return {
     bytes: samples[0]!.bytes,
+    kernelBytes: samples[0]!.kernelBytes,
     seconds: median(seconds),
     best: Math.min(...seconds),
     preludeSeconds: median(samples.map((s) => s.preludeSeconds)),
@@ -120,10 +125,11 @@ function summarize(samples: Sample[]): Summary {
 function table(rows: [string, Summary][], cp: Summary): string {
   const rate = (s: Summary) => s.bytes / s.seconds;
   const bestRate = (s: Summary) => s.bytes / s.best;
-  const head = ["case", "bytes", "median s", "best s", "GB/s", "x cp", "x cp (best)", "prelude s", "x cp w/o prelude", "peak RSS"];
+  const head = ["case", "bytes", "kernel-copied", "median s", "best s", "GB/s", "x cp", "x cp (best)", "prelude s", "x cp w/o prelude", "peak RSS"];
   const body = rows.map(([label, s]) => [
     label,
     formatBytes(s.bytes),
+    s === cp ? "-" : `${((100 * s.kernelBytes) / s.bytes).toFixed(0)} %`,
     s.seconds.toFixed(2),
     s.best.toFixed(2),
     (rate(s) / 1e9).toFixed(2),
@@ -148,7 +154,7 @@ async function main(): Promise<void> {
   const kilnSamples = CASES.map((): Sample[] => []);
   for (let round = 0; round < ROUNDS; round++) {
     cpSamples.push(await quietRun(() => timeCp(bytes)));
-    for (const [i, c] of CASES.entries()) kilnSamples[i]!.push(await quietRun(() => timeKiln(c.tp, c.dtype)));
+    for (const [i, c] of CASES.entries()) kilnSamples[i]!.push(await quietRun(() => timeKiln(c.tp, c.dtype, c.native)));
     console.error(`round ${round + 1}/${ROUNDS}: cp ${cpSamples.at(-1)!.seconds.toFixed(2)} s, ${CASES.map((c, i) => `${c.label} ${kilnSamples[i]!.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`);
   }
   for (const dir of ["out", "out.stale"]) await rm(join(ROOT, dir), { recursive: true, force: true });

@@ -40,21 +40,26 @@ export type AttrsOf<S extends AttrSchema> = { [P in keyof S]: KindType<S[P]> };
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 
+const isInt = (x: unknown): boolean => typeof x === "number" && Number.isInteger(x);
+const isDim = (d: unknown): boolean => (isInt(d) && (d as number) >= 0) || (typeof d === "string" && d.length > 0);
+const JSON_TYPES = ["boolean", "number", "string", "object"];
+
+/** Whether a value fits each named kind (the `oneOf` kind is checked against its list). */
+const FITS: Record<Exclude<AttrKind, object>, (v: unknown) => boolean> = {
+  number: (v) => typeof v === "number" && Number.isFinite(v),
+  int: isInt,
+  bool: (v) => typeof v === "boolean",
+  string: (v) => typeof v === "string",
+  ints: (v) => Array.isArray(v) && v.every(isInt),
+  dims: (v) => Array.isArray(v) && v.every(isDim),
+  dtype: (v) => (DTYPES as readonly unknown[]).includes(v),
+  json: (v) => v === null || JSON_TYPES.includes(typeof v),
+};
+
 /** Returns a reason the value does not fit the kind, or undefined when it does. */
 export function checkAttr(kind: AttrKind, v: unknown): string | undefined {
-  const isInt = (x: unknown) => typeof x === "number" && Number.isInteger(x);
   if (typeof kind === "object") return kind.oneOf.includes(v as string) ? undefined : `expected one of ${kind.oneOf.join("|")}`;
-  const ok: Record<Exclude<AttrKind, object>, () => boolean> = {
-    number: () => typeof v === "number" && Number.isFinite(v),
-    int: () => isInt(v),
-    bool: () => typeof v === "boolean",
-    string: () => typeof v === "string",
-    ints: () => Array.isArray(v) && v.every(isInt),
-    dims: () => Array.isArray(v) && v.every((d) => (isInt(d) && (d as number) >= 0) || (typeof d === "string" && d.length > 0)),
-    dtype: () => (DTYPES as readonly unknown[]).includes(v),
-    json: () => v === null || ["boolean", "number", "string", "object"].includes(typeof v),
-  };
-  return ok[kind]() ? undefined : `expected ${kind}`;
+  return FITS[kind](v) ? undefined : `expected ${kind}`;
 }
 
 export function checkAttrs(schema: AttrSchema, attrs: Record<string, unknown>): string | undefined {

@@ -105,9 +105,11 @@ export class GraphBuilder {
 
   /** Copies a node and its output types verbatim (ids kept); used by passes that keep most of a graph. */
   adoptNode(n: Node, from: Graph): void {
-    for (const o of n.outputs) this.values.set(o, from.values.get(o)!);
+    for (const o of n.outputs) {
+      this.values.set(o, from.values.get(o)!);
+      if (o >= this.nextId) this.nextId = o + 1;
+    }
     this.nodes.push(n);
-    this.nextId = Math.max(this.nextId, ...n.outputs.map((o) => o + 1));
   }
 
   private fresh(type: ValueType): ValueId {
@@ -183,9 +185,12 @@ export class GraphBuilder {
 
   build(): Graph {
     // Keep only the value types that are still reachable from the graph's lists, so dropped nodes leave no trace.
-    const used = new Set<ValueId>([...this.inputs, ...this.params].map((x) => x.value));
-    for (const n of this.nodes) n.outputs.forEach((o) => used.add(o));
-    const values = new Map([...this.values].filter(([id]) => used.has(id)));
+    const used = new Set<ValueId>();
+    for (const x of this.inputs) used.add(x.value);
+    for (const x of this.params) used.add(x.value);
+    for (const n of this.nodes) for (const o of n.outputs) used.add(o);
+    const values = new Map<ValueId, ValueType>();
+    for (const [id, t] of this.values) if (used.has(id)) values.set(id, t);
     return { name: this.name, values, inputs: [...this.inputs], params: [...this.params], nodes: [...this.nodes], outputs: [...this.outputs], hints: { ...this.hints } };
   }
 }

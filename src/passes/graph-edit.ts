@@ -26,12 +26,23 @@ export function rebuild(g: Graph, replace: (n: Node, r: Rebuilder) => ValueId[] 
       n.outputs.forEach((o, k) => subst.set(o, out[k]!));
       continue;
     }
-    const inputs = n.inputs.map(r.map);
-    const same = inputs.every((v, k) => v === n.inputs[k]);
-    b.adoptNode(same ? n : { ...n, inputs }, g);
+    const inputs = remapped(n.inputs, subst);
+    b.adoptNode(inputs ? { ...n, inputs } : n, g);
   }
   for (const o of g.outputs) b.output(o.name, r.map(o.value));
   return b.build();
+}
+
+/** A node's inputs after substitution, or undefined when none of them changed (the node is then kept as is). */
+function remapped(inputs: readonly ValueId[], subst: ReadonlyMap<ValueId, ValueId>): ValueId[] | undefined {
+  if (!subst.size) return undefined;
+  let out: ValueId[] | undefined;
+  for (let k = 0; k < inputs.length; k++) {
+    const v = subst.get(inputs[k]!) ?? inputs[k]!;
+    if (v !== inputs[k] && !out) out = inputs.slice(0, k);
+    out?.push(v);
+  }
+  return out;
 }
 
 export function eliminateDeadCode(g: Graph): { graph: Graph; removed: number } {

@@ -1,12 +1,13 @@
 // The pass manager: runs named passes in order, verifies the IR after each one, composes the parameter
 // derivations (so the final weight map still names checkpoint tensors), and records per pass the op counts before
-// and after, the number of rewrites and the near misses — the data behind `kiln passes --explain`.
+// and after, the number of rewrites and the near misses — the data behind `kiln passes --explain`. Op counts are
+// computed when the log is first read, not while compiling.
 
 import { opCounts, type Graph } from "../ir/graph.ts";
 import { verify } from "../ir/verify.ts";
 import type { WeightExpr } from "../weights/weight-map.ts";
 import { checkHintConsistency } from "./hints.ts";
-import { composeParams, keepParams, type NearMiss, type Pass, PassError } from "./pass.ts";
+import { composeParams, keepParams, type NearMiss, type Pass, PassError, type PassResult } from "./pass.ts";
 
 export interface PassLogEntry {
   readonly pass: string;
@@ -25,6 +26,34 @@ export interface PipelineResult {
   readonly log: PassLogEntry[];
 }
 
+/** Once-computed op counts of a graph. */
+function counter(g: Graph): () => Record<string, number> {
+  let counts: Record<string, number> | undefined;
+  return () => (counts ??= opCounts(g));
+}
+
+/**
+ * A log entry whose op counts are computed on first read (then kept): sorting op names loads ICU's collator, a
+ * cost a compile that never reads the log should not pay. Graphs are immutable, so the counts are the same.
+ */
+function logEntry(pass: Pass, before: Graph, r: PassResult, ms: number): PassLogEntry {
+  const countBefore = counter(before);
+  const countAfter = counter(r.graph);
+  return {
+    pass: pass.name,
+    description: pass.description,
+    get before() {
+      return countBefore();
+    },
+    get after() {
+      return countAfter();
+    },
+    rewrites: r.rewrites,
+    nearMisses: r.nearMisses,
+    ms,
+  };
+}
+
 export function runPasses(g: Graph, passes: readonly Pass[]): PipelineResult {
   checkHintConsistency(g);
   let graph = verify(g);
@@ -38,7 +67,7 @@ export function runPasses(g: Graph, passes: readonly Pass[]): PipelineResult {
     } catch (e) {
       throw new PassError(`pass '${pass.name}' produced an invalid graph: ${(e as Error).message}`);
     }
-    log.push({ pass: pass.name, description: pass.description, before: opCounts(graph), after: opCounts(r.graph), rewrites: r.rewrites, nearMisses: r.nearMisses, ms: performance.now() - t0 });
+    log.push(logEntry(pass, graph, r, performance.now() - t0));
     params = composeParams(r.params, params);
     graph = r.graph;
   }

@@ -51,18 +51,17 @@ function applyOnce(g: Graph, rules: readonly Rule[], nearMisses: NearMiss[], der
   const graph = rebuild(g, (n, rb) => {
     for (const r of byRoot.get(n.op) ?? []) {
       const m = matchAt(r.pattern, ix, n);
-      const at = describeNode(n);
       if (!isMatch(m)) {
-        if (m.matched >= NEAR_MISS_MIN_NODES) nearMisses.push({ rule: r.name, at, reason: `matched ${m.matched} of ${patternSize(r.pattern)} pattern nodes, then: ${m.reason}`, matched: m.matched });
+        if (m.matched >= NEAR_MISS_MIN_NODES) nearMisses.push({ rule: r.name, at: describeNode(n), reason: `matched ${m.matched} of ${patternSize(r.pattern)} pattern nodes, then: ${m.reason}`, matched: m.matched });
         continue;
       }
       if (r.hint && !fusionEnabled(g, n.scope, r.hint)) {
-        nearMisses.push({ rule: r.name, at, reason: `disabled by hint fuse.${r.hint}=false`, matched: m.nodes.length });
+        nearMisses.push({ rule: r.name, at: describeNode(n), reason: `disabled by hint fuse.${r.hint}=false`, matched: m.nodes.length });
         continue;
       }
       const why = r.check?.(m, g);
       if (why) {
-        nearMisses.push({ rule: r.name, at, reason: `check rejected: ${why}`, matched: m.nodes.length });
+        nearMisses.push({ rule: r.name, at: describeNode(n), reason: `check rejected: ${why}`, matched: m.nodes.length });
         continue;
       }
       const tracer = new Tracer(rb.builder, { scope: n.scope, ...(n.loc && { loc: n.loc }), ...(r.enables && { meta: { trtllm: r.enables } }) });
@@ -75,7 +74,7 @@ function applyOnce(g: Graph, rules: readonly Rule[], nearMisses: NearMiss[], der
           graph: g,
           paramName: (v) => paramNames.get(m.values[v]) ?? "?",
           newParam: (name, type, derive) => {
-            if (rb.builder.paramNamed(name) !== undefined) throw new PassError(`rule ${r.name}: parameter '${name}' already exists (at ${at})`);
+            if (rb.builder.paramNamed(name) !== undefined) throw new PassError(`rule ${r.name}: parameter '${name}' already exists (at ${describeNode(n)})`);
             derived[name] = substitute(derive, derived);
             return new Tensor(rb.builder.param(name, type));
           },
