@@ -56,3 +56,39 @@ export function blockRanges(node: ShapedExpr, start: number, count: number, dtyp
   }
   return { ranges: Float64Array.from(quads), sources };
 }
+
+/** A copied tensor of an output file: its expression and where its data starts relative to the data section. */
+export interface PlacedCopy {
+  node: ShapedExpr;
+  elements: number;
+  dtype: FloatDtype;
+  /** Byte offset of the tensor inside the output file's data section. */
+  at: number;
+}
+
+/**
+ * The data-section start residue (modulo DATA_ALIGN, a multiple of 8) that puts the most copied bytes at the same
+ * page offset as their source bytes, or undefined when nothing is copied. Rows of a strided piece count only
+ * when both strides keep the page offset (otherwise each row lands differently and no choice helps them all).
+ */
+export function bestDataResidue(copies: readonly PlacedCopy[], slots: ReadonlyMap<string, SourceSlot>, align: number): number | undefined {
+  const weight = new Map<number, number>();
+  for (const c of copies) {
+    const list = new PieceList(CHECK_CAP);
+    collect(c.node, 0, c.elements, 0, list);
+    const b = FLOAT_BYTES[c.dtype];
+    for (const p of list.items) {
+      if (p.kind !== "read" || (p.rows > 1 && ((p.srcStride * b) % align !== 0 || (p.dstStride * b) % align !== 0))) continue;
+      const src = slots.get(p.source)!.byteOffset + p.srcStart * b;
+      const residue = (((src - c.at - p.dst * b) % align) + align) % align;
+      // ^ data start D must satisfy D + at + dst ≡ src (mod align).
+      weight.set(residue, (weight.get(residue) ?? 0) + p.count * b * p.rows);
+    }
+  }
+  // Headers are padded in steps of 8, so only multiples of 8 are possible: a residue counts for the one below it.
+  const rounded = new Map<number, number>();
+  for (const [r, bytes] of weight) rounded.set(r - (r % 8), (rounded.get(r - (r % 8)) ?? 0) + bytes);
+  let best: number | undefined;
+  for (const [r, bytes] of rounded) if (best === undefined || bytes > rounded.get(best)! || (bytes === rounded.get(best)! && r < best)) best = r;
+  return best;
+}

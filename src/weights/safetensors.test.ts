@@ -1,6 +1,7 @@
 // safetensors.ts: writer -> reader round trips over every dtype, the real HF fixtures (values taken from the files
 // with Python's struct module), one test per malformed-header rule, and writer atomicity (no file until finish).
 
+import { writeSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -291,6 +292,46 @@ describe("streaming writer", () => {
     expect(await f.readBytes("b")).toEqual(new Uint8Array([1, 2, 3, 4, 5, 6]));
     await f.close();
     await expect(w.write("a", new Uint8Array(1))).rejects.toThrow(/write of tensor "a" after finish\(\) or abort\(\)/);
+  });
+
+  test.each([0, 8, 1592, 4088])("dataOffsetResidue %i pads the header with spaces so the data starts at that page offset", async (residue) => {
+    const path = tmp();
+    const w = await SafetensorsWriter.create(path, [{ name: "a", dtype: "F16", shape: [3] }], { k: "v" }, { dataOffsetResidue: residue });
+    await w.write("a", Uint8Array.of(1, 2, 3, 4, 5, 6));
+    await w.finish();
+    const bytes = await readFile(path);
+    const n = Number(bytes.readBigUInt64LE(0));
+    expect(n % 8).toBe(0);
+    expect((8 + n) % 4096).toBe(residue);
+    const json = `{"__metadata__":{"k":"v"},"a":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}}`;
+    // The smallest padding that reaches the residue: less than one page of spaces after the JSON.
+    expect(n - json.length).toBeLessThan(4096 + 8);
+    expect(bytes.subarray(8, 8 + n).toString("latin1")).toBe(json.padEnd(n, " "));
+    const f = await SafetensorsFile.open(path);
+    expect(await f.readBytes("a")).toEqual(Uint8Array.of(1, 2, 3, 4, 5, 6));
+    await f.close();
+  });
+
+  test("a residue that is not a multiple of 8 below 4096 is refused", async () => {
+    for (const bad of [4, 4096, -8, 1.5]) {
+      await expect(SafetensorsWriter.create(tmp(), [], undefined, { dataOffsetResidue: bad })).rejects.toThrow(/data offset residue must be a multiple of 8 in \[0, 4096\)/);
+    }
+  });
+
+  test("writeWith hands the writer's descriptor and the claimed position to the caller, in claim order; its failure fails finish", async () => {
+    const path = tmp();
+    const w = await SafetensorsWriter.create(path, [{ name: "a", dtype: "U8", shape: [6] }]);
+    const seen: number[] = [];
+    await Promise.all([
+      w.writeWith("a", 2, async (fd, at) => void seen.push(at, writeSync(fd, Uint8Array.of(1, 2), 0, 2, at))),
+      w.write("a", Uint8Array.of(3, 4)),
+    ]);
+    await expect(w.writeWith("a", 3, async () => {})).rejects.toThrow(/3 more bytes overflow its 6 bytes \(4 already written\)/);
+    await expect(w.writeWith("a", 2, () => Promise.reject(new Error("disk on fire")))).rejects.toThrow("disk on fire");
+    await expect(w.finish()).rejects.toThrow(/a write failed: disk on fire/);
+    // The first claim starts the data section, right after the 8-byte prefix and the 8-padded JSON header.
+    expect(seen[0]).toBe(8 + Math.ceil(`{"a":{"dtype":"U8","shape":[6],"data_offsets":[0,6]}}`.length / 8) * 8);
+    expect(await missing(path)).toBe(true);
   });
 
   test("an interrupted (aborted) writer leaves no file and no temp file", async () => {

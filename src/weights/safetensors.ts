@@ -347,8 +347,23 @@ interface Slot {
   written: number;
 }
 
+/** Page size the data section can be aligned to (see WriterOptions.dataOffsetResidue). */
+export const DATA_ALIGN = 4096;
+
+export interface WriterOptions {
+  /**
+   * Pad the header with spaces (as the format allows) so the data section starts at a file offset congruent to
+   * this modulo DATA_ALIGN; a multiple of 8 below DATA_ALIGN. The converter picks the residue that puts copied
+   * tensors at the same page offset as in their source file, so the kernel copies whole pages.
+   */
+  dataOffsetResidue?: number;
+}
+
 /** The padded header bytes and each tensor's absolute slot, in entry order. Validates the entries. */
-function layout(path: string, entries: readonly TensorSpec[], metadata: Record<string, string> | undefined) {
+function layout(path: string, entries: readonly TensorSpec[], metadata: Record<string, string> | undefined, residue: number | undefined) {
+  if (residue !== undefined && (!Number.isInteger(residue) || residue < 0 || residue >= DATA_ALIGN || residue % 8 !== 0)) {
+    throw new SafetensorsError(`${path}: data offset residue must be a multiple of 8 in [0, ${DATA_ALIGN}), got ${residue}`);
+  }
   const parts: string[] = [];
   if (metadata !== undefined) parts.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(checkMetadata(path, metadata))}`);
   const relative = new Map<string, [number, number]>();
@@ -369,7 +384,9 @@ function layout(path: string, entries: readonly TensorSpec[], metadata: Record<s
     offset = end;
   }
   const json = Buffer.from(`{${parts.join(",")}}`, "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
+  // The smallest multiple of 8 that holds the JSON (and puts the data start, 8 + padded, at the residue).
+  const eight = Math.ceil(json.length / 8) * 8;
+  const padded = residue === undefined ? eight : eight + ((((residue - 8 - eight) % DATA_ALIGN) + DATA_ALIGN) % DATA_ALIGN);
   const header = Buffer.alloc(8 + padded, 0x20); // pad with spaces, like the reference writer
   header.writeBigUInt64LE(BigInt(padded), 0);
   json.copy(header, 8);
@@ -395,8 +412,8 @@ export class SafetensorsWriter {
   }
 
   /** Lays out the whole file from `entries` (data in this order) and writes the header to a temp file. */
-  static async create(path: string, entries: readonly TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
-    const { header, slots } = layout(path, entries, metadata);
+  static async create(path: string, entries: readonly TensorSpec[], metadata?: Record<string, string>, opts: WriterOptions = {}): Promise<SafetensorsWriter> {
+    const { header, slots } = layout(path, entries, metadata, opts.dataOffsetResidue);
     const tempPath = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
     const handle = await openFile(tempPath, "wx");
     try {
