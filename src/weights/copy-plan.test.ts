@@ -5,9 +5,9 @@ import { describe, expect, test } from "vitest";
 import { bestDataResidue, blockRanges, isPlainCopy } from "./copy-plan.ts";
 import { shapeTree } from "./expr-pieces.ts";
 import type { SourceSlot } from "./expr-reader.ts";
-import { concat, pad, repeatInterleave, slice, src, transpose, type WeightExpr } from "./weight-map.ts";
+import { concat, pad, repeatInterleave, reshape, slice, src, transpose, type WeightExpr } from "./weight-map.ts";
 
-const SHAPES: Record<string, number[]> = { q: [8, 4096], k: [2, 4096], small: [4, 64], w: [4, 8192] };
+const SHAPES: Record<string, number[]> = { q: [8, 4096], k: [2, 4096], small: [4, 64], w: [4, 32768] };
 const DTYPES: Record<string, string> = { q: "BF16", k: "BF16", small: "BF16", w: "BF16", f: "F32" };
 const node = (e: WeightExpr) => shapeTree(e, (n) => SHAPES[n]);
 const slot = (name: string, fd: number, byteOffset: number): [string, SourceSlot] => [name, { name, path: `${name}.st`, fd, byteOffset, dtype: "BF16" }];
@@ -20,9 +20,10 @@ describe("isPlainCopy", () => {
     expect(plain(src("q"))).toBe(true);
     expect(plain(concat(0, slice(src("q"), 0, 0, 4), src("k")))).toBe(true);
     expect(plain(pad(src("k"), 0, 3))).toBe(true);
-    expect(plain(repeatInterleave(src("k"), 0, 2))).toBe(true);
-    expect(plain(slice(src("w"), 1, 4096, 8192))).toBe(true); // 8 KiB rows
-    expect(plain(slice(src("q"), 1, 0, 1024))).toBe(false); // 2 KiB rows
+    expect(plain(repeatInterleave(reshape(src("k"), [1, 8192]), 0, 2))).toBe(true); // whole 16 KiB rows, repeated
+    expect(plain(repeatInterleave(src("k"), 0, 2))).toBe(false); // 8 KiB rows, each read twice
+    expect(plain(slice(src("w"), 1, 16384, 32768))).toBe(true); // 32 KiB rows
+    expect(plain(slice(src("w"), 1, 0, 4096))).toBe(false); // 8 KiB rows
     expect(plain(transpose(src("small")))).toBe(false);
     expect(plain(src("q"), "F16")).toBe(false);
   });
@@ -38,8 +39,8 @@ describe("blockRanges", () => {
   });
 
   test("strided rows become one range each; padding becomes a zero range (fd -1)", () => {
-    const cols = blockRanges(node(slice(src("w"), 1, 4096, 8192)), 0, 2 * 4096, "BF16", SLOTS).ranges;
-    expect([...cols]).toEqual([3, 1592 + 65536 + 8192, 0, 8192, 3, 1592 + 65536 + 16384 + 8192, 8192, 8192]);
+    const cols = blockRanges(node(slice(src("w"), 1, 16384, 32768)), 0, 2 * 16384, "BF16", SLOTS).ranges;
+    expect([...cols]).toEqual([3, 1592 + 65536 + 32768, 0, 32768, 3, 1592 + 65536 + 65536 + 32768, 32768, 32768]);
     const padded = blockRanges(node(pad(src("k"), 0, 3)), 4096, 8192, "BF16", SLOTS);
     expect([...padded.ranges]).toEqual([4, 152 + 8192, 0, 8192, -1, 0, 8192, 8192]);
     expect(padded.sources).toEqual([SLOTS.get("k"), undefined]);
@@ -60,7 +61,10 @@ describe("bestDataResidue", () => {
   });
 
   test("strided rows count only when both strides keep the page offset", () => {
-    // w's dim-1 half: 8 KiB rows, source stride 16 KiB, destination stride 8 KiB: every row lands alike.
-    expect(bestDataResidue([placed(slice(src("w"), 1, 4096, 8192), 0)], SLOTS, 4096)).toBe((1592 + 65536 + 8192) % 4096);
+    // w's dim-1 half: 32 KiB rows, source stride 64 KiB, destination stride 32 KiB: every row lands alike.
+    expect(bestDataResidue([placed(slice(src("w"), 1, 16384, 32768), 0)], SLOTS, 4096)).toBe((1592 + 65536 + 32768) % 4096);
+    // Rows whose destination stride shifts the page offset row by row do not count.
+    const shifted = { ...placed(slice(src("w"), 1, 16384, 32768 - 2), 0) };
+    expect(bestDataResidue([shifted], SLOTS, 4096)).toBeUndefined();
   });
 });

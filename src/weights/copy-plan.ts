@@ -3,7 +3,7 @@
 // it is written in the dtype its sources already have (no cast, no FP8 encoding) and its expression is made of
 // slices, concats, pads, reshapes and zeros only (no transpose): then every output byte is a source byte or a
 // zero. Invariants: ranges of one block cover [0, block bytes) exactly once, in destination order; a tensor
-// whose strided rows are shorter than MIN_ROW_BYTES is not a copy (one kernel call per tiny row costs more than
+// whose strided rows are shorter than MIN_ROW_BYTES is not a copy (one kernel call per short row costs more than
 // reading the rows in bulk, which the read/write path does).
 
 import { FLOAT_BYTES, type FloatDtype } from "./float-cast.ts";
@@ -12,11 +12,12 @@ import type { SourceSlot } from "./expr-reader.ts";
 import { ZERO_FD, type CopyRanges } from "./copy-ranges.ts";
 
 /**
- * Strided rows shorter than this go through memory instead. Measured on the 2-core benchmark VM (copying half
- * of every row of a 760 MB file into two files): 4 KiB rows copy as fast either way, 16 KiB rows 10% faster
- * with copy_file_range.
+ * Strided rows shorter than this go through memory instead (each row is one kernel call; the memory path reads
+ * many rows with one call). Measured on the 2-core benchmark VM: in C, copying half of every row of a 760 MB file
+ * into two files, 4 KiB rows were as fast either way and 16 KiB rows 10% faster with copy_file_range; in Kiln,
+ * tp=2 of the benchmark LLaMA (down_proj halves of 5.5 KiB rows) was 10% faster with those rows through memory.
  */
-const MIN_ROW_BYTES = 4 << 10;
+const MIN_ROW_BYTES = 16 << 10;
 /** Pieces a whole-tensor check may list before the tensor is declared not a copy. */
 const CHECK_CAP = 1 << 12;
 
