@@ -34,7 +34,7 @@ const TIME = "/usr/bin/time";
 
 interface Sample {
   bytes: number;
-  /** Bytes the kernel copied file to file (Kiln with the native helper; 0 for cp, where it is all of them). */
+  /** Bytes the native helper handled: kernel copies and table casts (Kiln with the helper; 0 for cp). */
   kernelBytes: number;
   seconds: number;
   /** Seconds before the first weight block (Kiln only; 0 for cp). */
@@ -125,7 +125,7 @@ function summarize(samples: Sample[]): Summary {
 function table(rows: [string, Summary][], cp: Summary): string {
   const rate = (s: Summary) => s.bytes / s.seconds;
   const bestRate = (s: Summary) => s.bytes / s.best;
-  const head = ["case", "bytes", "kernel-copied", "median s", "best s", "GB/s", "x cp", "x cp (best)", "prelude s", "x cp w/o prelude", "peak RSS"];
+  const head = ["case", "bytes", "native", "median s", "best s", "GB/s", "x cp", "x cp (best)", "prelude s", "x cp w/o prelude", "peak RSS"];
   const body = rows.map(([label, s]) => [
     label,
     formatBytes(s.bytes),

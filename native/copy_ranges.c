@@ -1,7 +1,7 @@
 /*
  * kiln_native: byte-range copies between files for the streaming checkpoint converter (src/weights/copy-ranges.ts).
  *
- * copyRanges(fdOut, dstBase, ranges[, kernel = true]) -> Promise<void>, where ranges is a Float64Array of quadruples
+ * copyRanges(fdOut, dstBase, ranges[, kernel = true[, table]]) -> Promise<void>, where ranges is a Float64Array of quadruples
  * [fdIn, srcPos, dstOffset, length]: `length` bytes at `srcPos` of fdIn go to `dstBase + dstOffset` of fdOut;
  * fdIn = -1 writes `length` zero bytes instead. The ranges are copied into C memory when called, then copied on
  * libuv's thread pool, in order, and the promise settles when all are done or at the first failure (rejected with
@@ -12,7 +12,12 @@
  * read(2)/write(2) pair copies twice through user memory (3x slower on the benchmark VM; bench/run.ts). Where
  * the kernel refuses it for a pair of files (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP: other file systems, old
  * kernels), and on other systems, the same range is copied with pread/pwrite through a 1 MiB buffer: the result
- * is the same bytes either way (kernel = false takes that path from the start; tests use it). Short copies and interrupted calls are retried; positions are explicit, so no
+ * is the same bytes either way (kernel = false takes that path from the start; tests use it).
+ *
+ * With `table` (a Uint16Array of 65536 entries), every 16-bit little-endian word read is replaced by table[word]
+ * before it is written: a BF16 <-> F16 cast on the thread pool, one read and one write per 1 MiB, with the same
+ * table the JavaScript casts use (so the bits are identical). Ranges are then copied through the buffer only, and
+ * their lengths must be even; zero ranges stay zeros (callers check table[0] == 0). Short copies and interrupted calls are retried; positions are explicit, so no
  * file offset is used or changed.
  */
 #define _GNU_SOURCE
@@ -31,6 +36,7 @@ typedef struct {
   int fd_out;
   int64_t dst_base;
   int kernel;           /* try copy_file_range first */
+  uint16_t *table;      /* 65536 entries, or NULL: copy bytes as they are */
   size_t count;         /* ranges */
   double *ranges;       /* 4 * count */
   int err;              /* errno of the failure, 0 if none; -1: unexpected end of file */
@@ -57,8 +63,8 @@ static int write_all(int fd, const char *buf, size_t n, int64_t pos, int64_t *er
   return 0;
 }
 
-/* pread/pwrite through a bounce buffer (allocated on first use). */
-static int bounce_copy(int in, int64_t src, int out, int64_t dst, int64_t len, char **buf, int64_t *err_at) {
+/* pread/pwrite through a bounce buffer (allocated on first use), translating 16-bit words through `table` if set. */
+static int bounce_copy(int in, int64_t src, int out, int64_t dst, int64_t len, char **buf, const uint16_t *table, int64_t *err_at) {
   if (!*buf && !(*buf = malloc(BOUNCE_BYTES))) return ENOMEM;
   while (len > 0) {
     size_t want = len < BOUNCE_BYTES ? (size_t)len : BOUNCE_BYTES;
@@ -68,9 +74,15 @@ static int bounce_copy(int in, int64_t src, int out, int64_t dst, int64_t len, c
       *err_at = src;
       return errno;
     }
+    /* A cast handles whole words: an odd short read leaves its last byte for the next read. */
+    if (table) got -= got % 2;
     if (got == 0) {
       *err_at = src;
       return -1;
+    }
+    if (table) {
+      uint16_t *w = (uint16_t *)*buf;
+      for (ssize_t i = 0; i < got / 2; i++) w[i] = table[w[i]];
     }
     int e = write_all(out, *buf, (size_t)got, dst, err_at);
     if (e) return e;
@@ -82,7 +94,7 @@ static int bounce_copy(int in, int64_t src, int out, int64_t dst, int64_t len, c
 }
 
 /* copy_file_range while the kernel accepts it; the rest through the bounce buffer. */
-static int copy_range(int in, int64_t src, int out, int64_t dst, int64_t len, int *kernel_ok, char **buf, int64_t *err_at) {
+static int copy_range(int in, int64_t src, int out, int64_t dst, int64_t len, int *kernel_ok, char **buf, const uint16_t *table, int64_t *err_at) {
 #ifdef __linux__
   while (len > 0 && *kernel_ok) {
     loff_t s = src, d = dst;
@@ -107,13 +119,13 @@ static int copy_range(int in, int64_t src, int out, int64_t dst, int64_t len, in
 #else
   *kernel_ok = 0;
 #endif
-  return len > 0 ? bounce_copy(in, src, out, dst, len, buf, err_at) : 0;
+  return len > 0 ? bounce_copy(in, src, out, dst, len, buf, table, err_at) : 0;
 }
 
 static void execute(napi_env env, void *data) {
   (void)env;
   CopyJob *job = data;
-  int kernel_ok = job->kernel;
+  int kernel_ok = job->kernel && !job->table;
   char *buf = NULL;
   for (size_t i = 0; i < job->count && !job->err; i++) {
     const double *r = job->ranges + 4 * i;
@@ -126,7 +138,7 @@ static void execute(napi_env env, void *data) {
         len -= (int64_t)n;
       }
     } else {
-      job->err = copy_range((int)r[0], (int64_t)r[1], job->fd_out, dst, len, &kernel_ok, &buf, &job->err_at);
+      job->err = copy_range((int)r[0], (int64_t)r[1], job->fd_out, dst, len, &kernel_ok, &buf, job->table, &job->err_at);
     }
     job->err_range = i;
   }
@@ -160,6 +172,7 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_reject_deferred(env, job->deferred, error);
   }
   napi_delete_async_work(env, job->work);
+  free(job->table);
   free(job->ranges);
   free(job);
 }
@@ -170,12 +183,23 @@ static napi_value throw_type(napi_env env, const char *msg) {
 }
 
 static napi_value copy_ranges(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "copyRanges(fdOut, dstBase, ranges[, kernel]) takes 3 or 4 arguments");
+  if (argc < 3) return throw_type(env, "copyRanges(fdOut, dstBase, ranges[, kernel[, table]]) takes 3 to 5 arguments");
   bool kernel = true;
-  if (argc == 4 && napi_get_value_bool(env, argv[3], &kernel) != napi_ok) return throw_type(env, "copyRanges: kernel must be a boolean");
+  if (argc >= 4 && napi_get_value_bool(env, argv[3], &kernel) != napi_ok) return throw_type(env, "copyRanges: kernel must be a boolean");
+  void *table_values = NULL;
+  napi_valuetype table_type = napi_undefined;
+  if (argc == 5) napi_typeof(env, argv[4], &table_type);
+  if (table_type != napi_undefined && table_type != napi_null) {
+    bool is_table;
+    napi_typedarray_type ttype;
+    size_t tlength = 0;
+    napi_is_typedarray(env, argv[4], &is_table);
+    if (is_table) napi_get_typedarray_info(env, argv[4], &ttype, &tlength, &table_values, NULL, NULL);
+    if (!is_table || ttype != napi_uint16_array || tlength != 65536) return throw_type(env, "copyRanges: table must be a Uint16Array of 65536 entries");
+  }
   int32_t fd_out;
   int64_t dst_base;
   if (napi_get_value_int32(env, argv[0], &fd_out) != napi_ok || fd_out < 0) return throw_type(env, "copyRanges: fdOut must be a file descriptor");
@@ -191,6 +215,7 @@ static napi_value copy_ranges(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < length; i++) {
     double v = ((double *)values)[i];
     if (v != (double)(int64_t)v || (v < 0 && !(i % 4 == 0 && v == -1)) || v > 9007199254740991.0) return throw_type(env, "copyRanges: every range value must be a non-negative integer (fdIn may be -1)");
+    if (table_values && i % 4 == 3 && (int64_t)v % 2) return throw_type(env, "copyRanges: with a table, every range length must be even");
   }
   CopyJob *job = calloc(1, sizeof *job);
   if (!job || !(job->ranges = malloc(length ? length * sizeof(double) : 1))) {
@@ -199,6 +224,15 @@ static napi_value copy_ranges(napi_env env, napi_callback_info info) {
     return NULL;
   }
   memcpy(job->ranges, values, length * sizeof(double));
+  if (table_values) {
+    if (!(job->table = malloc(65536 * sizeof(uint16_t)))) {
+      free(job->ranges);
+      free(job);
+      napi_throw_error(env, "ENOMEM", "copyRanges: out of memory");
+      return NULL;
+    }
+    memcpy(job->table, table_values, 65536 * sizeof(uint16_t));
+  }
   job->fd_out = fd_out;
   job->kernel = kernel;
   job->dst_base = dst_base;

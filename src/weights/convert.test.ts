@@ -211,7 +211,7 @@ describe("streamed conversion equals evalExpr + cast", () => {
         }
       }
       expect(result).toMatchObject({ bytesWritten: bytes, tensors: plans.reduce((a, p) => a + p.tensors.length, 0) });
-      expect(result.kernelCopiedBytes).toBeLessThanOrEqual(kernelCopy && rangeCopier() ? bytes : 0);
+      expect(result.kernelCopiedBytes + result.nativeCastBytes).toBeLessThanOrEqual(kernelCopy && rangeCopier() ? bytes : 0);
       expect(progress.at(-1)).toBe(bytes);
       expect(progress.every((v, i) => i === 0 || v > progress[i - 1]!)).toBe(true);
     } finally {
@@ -329,10 +329,11 @@ describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => 
     return dir;
   }
 
-  /** Per rank: which tensors are plain copies (kernel) and which must go through memory. */
-  const plans = (): { plan: RankFilePlan; kernel: string[] }[] =>
+  /** Per rank: which tensors are plain copies (kernel), native casts, and which must go through memory. */
+  const plans = (): { plan: RankFilePlan; kernel: string[]; cast: string[] }[] =>
     [0, 1].map((r) => ({
       kernel: [`qkv${r}`, `o${r}`, `head${r}`, `kv_rep${r}`],
+      cast: [`cast${r}`, `cast_cols${r}`],
       plan: {
         file: `rank${r}.safetensors`,
         tensors: [
@@ -346,9 +347,11 @@ describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => 
           { name: `kv_rep${r}`, dtype: "BF16", expr: reshape(repeatInterleave(reshape(slice(src("k"), 0, 8 * r, 8 * (r + 1)), [2, 4 * 4096]), 0, 2), [16, 4096]) },
           // 2 KiB strided rows: cheaper through memory, so not a kernel copy (nor are 8 KiB ones, see copy-plan.ts).
           { name: `small${r}`, dtype: "BF16", expr: slice(src("small"), 1, 1024 * r, 1024 * (r + 1)) },
-          // A transpose and a cast are not copies.
+          // A transpose is not a copy; nor is a cast, but BF16 -> F16 of a plain copy is cast by the helper.
           { name: `ft${r}`, dtype: "F32", expr: transpose(src("f")) },
           { name: `cast${r}`, dtype: "F16", expr: slice(src("q"), 0, 8 * r, 8 * (r + 1)) },
+          { name: `cast_cols${r}`, dtype: "F16", expr: slice(src("o"), 1, 16384 * r, 16384 * (r + 1)) },
+          { name: `widen${r}`, dtype: "F32", expr: slice(src("k"), 0, 8 * r, 8 * (r + 1)) },
         ],
       },
     }));
@@ -361,9 +364,9 @@ describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => 
       const opts = blockBytes ? { blockBytes, copyBlockBytes: blockBytes } : {};
       const k = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaKernel, opts);
       const m = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaMemory, { ...opts, kernelCopy: false });
-      const kernelBytes = cases.flatMap((c) => c.plan.tensors.filter((t) => c.kernel.includes(t.name)).map((t) => expectedBytes(ckpt, t.expr, t.dtype).length)).reduce((a, b) => a + b, 0);
-      expect(k.kernelCopiedBytes).toBe(kernelBytes);
-      expect(m.kernelCopiedBytes).toBe(0);
+      const bytesOf = (kind: "kernel" | "cast") => cases.flatMap((c) => c.plan.tensors.filter((t) => c[kind].includes(t.name)).map((t) => expectedBytes(ckpt, t.expr, t.dtype).length)).reduce((a, b) => a + b, 0);
+      expect([k.kernelCopiedBytes, k.nativeCastBytes]).toEqual([bytesOf("kernel"), bytesOf("cast")]);
+      expect([m.kernelCopiedBytes, m.nativeCastBytes]).toEqual([0, 0]);
       expect(k.bytesWritten).toBe(m.bytesWritten);
       for (const { plan } of cases) {
         const [a, b] = [readFileSync(join(viaKernel, plan.file)), readFileSync(join(viaMemory, plan.file))];

@@ -7,7 +7,9 @@
 // outputs of this call). Casts round to nearest even.
 // Throughput: a tensor that is a plain copy of source bytes (same dtype, no transpose; copy-plan.ts) is copied by
 // the kernel (copy_file_range through native/, copy-ranges.ts) in large blocks that take no memory, when that
-// helper is built; every other tensor, and every tensor when it is not, goes through memory: reads and writes
+// helper is built; one that is a plain copy but for a BF16 <-> F16 cast is read, cast (same table as castFloats)
+// and written by that helper on the thread pool. Every other tensor, and every tensor without the helper, goes
+// through memory: reads and writes
 // run on libuv's thread pool, so on 2 cores the copy out of the page cache (reads
 // into a block) runs beside the copy into it (writes out of an earlier block); BF16 <-> F16 casts run on a worker
 // thread; the main thread only plans blocks and hands buffers around. Blocks go round-robin over files, so every
@@ -21,7 +23,7 @@
 import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Checkpoint } from "./checkpoint.ts";
-import { castFloats, castsOnWorkers, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
+import { castFloats, castsOnWorkers, castTable, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
 import { encodeFp8Block, f32Bytes, GroupAmax, isConstTensor, isFp8Tensor, isScaleTensor, type QuantPlanTensor, quantTensorProblems } from "./fp8-plan.ts";
 import { shapeTree, type ShapedExpr } from "./expr-pieces.ts";
 import { ExprReader, SourceReadError, type SourceSlot } from "./expr-reader.ts";
@@ -107,8 +109,12 @@ interface PlannedTensor {
   fp8?: { group: string; scale?: number };
   /** F32 written from memory: literal values, or a group's scale (known after the first pass). */
   literal?: { values?: readonly number[]; scaleOf?: string };
-  /** Every byte is a source byte or zero (copy-plan.ts): the kernel can copy it when the helper is built. */
-  plainCopy?: boolean;
+  /**
+   * What the native helper can do with it when built: "copy", every byte is a source byte or zero (copy-plan.ts),
+   * copied file to file by the kernel; "cast", the same but in another 16-bit dtype, cast through a table on the
+   * thread pool.
+   */
+  native?: "copy" | "cast";
 }
 
 /** The dtype a planned tensor has in the file, and its bytes per element there. */
@@ -139,8 +145,9 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   }
   if (isFp8Tensor(t)) {
     const p = planTensor(source, { name: t.name, dtype: "F32", expr: t.expr });
-    // Encoded after evaluation, so never a plain copy.
-    return typeof p === "string" ? p : { ...p, plainCopy: false, fp8: { group: t.scaleGroup } };
+    if (typeof p === "string") return p;
+    const { native: _native, ...evaluated } = p; // encoded after evaluation: never copied or cast natively
+    return { ...evaluated, fp8: { group: t.scaleGroup } };
   }
   if (!isConvertibleDtype(t.dtype)) return `dtype ${JSON.stringify(t.dtype)} is not F32, F16 or BF16`;
   let node: ShapedExpr;
@@ -158,8 +165,9 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   // One source dtype: move its bits untouched and cast once at the end. Mixed: widen everything to F32.
   const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 ? ([...dtypes][0] as FloatDtype) : "F32";
   const elements = numel(node.shape);
-  const plainCopy = work === t.dtype && isPlainCopy(node, elements, t.dtype, (name) => source.info(name)!.dtype);
-  return { name: t.name, dtype: t.dtype, work, node, elements, ...(plainCopy && { plainCopy }) };
+  const plain = isPlainCopy(node, elements, work, (name) => source.info(name)!.dtype);
+  const native = !plain ? undefined : work === t.dtype ? "copy" : castTable(work, t.dtype) ? "cast" : undefined;
+  return { name: t.name, dtype: t.dtype, work, node, elements, ...(native && { native }) };
 }
 
 /** Checks every plan against the checkpoint; throws one ConvertError listing every problem. */
@@ -291,7 +299,7 @@ interface BlockSizes {
 
 function* fileBlocks(f: PlannedFile, file: number, sizes: BlockSizes): Generator<BlockJob> {
   for (const t of f.tensors) {
-    const kernel = sizes.kernel !== undefined && t.plainCopy === true;
+    const kernel = sizes.kernel !== undefined && t.native !== undefined;
     const bytes = kernel ? sizes.kernel! : sizes.memory;
     const perBlock = t.literal ? t.elements : Math.max(1, Math.floor(bytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
     for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start), kernel };
@@ -336,9 +344,9 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
  * Runs a block's kernel copy; a failure names the files and tensors involved, as the read/write path does (a
  * source that ends early: the source file and tensor; anything else: the output tensor and its source).
  */
-async function kernelCopy(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>): Promise<void> {
+async function kernelCopy(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined): Promise<void> {
   try {
-    await copier.copy(fd, at, block.ranges);
+    await copier.copy(fd, at, block.ranges, table ? { table } : {});
   } catch (e) {
     const err = e as RangeCopyError;
     const src = block.sources[err.range];
@@ -352,7 +360,7 @@ function placedCopies(f: PlannedFile): PlacedCopy[] {
   let at = 0;
   const copies: PlacedCopy[] = [];
   for (const t of f.tensors) {
-    if (t.plainCopy) copies.push({ node: t.node, elements: t.elements, dtype: t.dtype, at });
+    if (t.native === "copy") copies.push({ node: t.node, elements: t.elements, dtype: t.dtype, at });
     at += t.elements * storedBytes(t);
   }
   return copies;
@@ -391,10 +399,11 @@ async function streamFiles(
     for (const job of roundRobin(files, sizes)) {
       // A kernel copy holds no buffer; its lane only bounds the blocks in flight.
       const lane = await lanes.take();
-      const { name, dtype, node } = job.t;
+      const { name, dtype, work, node } = job.t;
+      const table = job.t.native === "cast" ? castTable(work, dtype) : undefined;
       const filled = job.kernel ? Promise.resolve(undefined) : fillBlock(lane, job, workers);
       const write = job.kernel
-        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => kernelCopy(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, dtype, slots))))
+        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => kernelCopy(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table)))
         : filled.then((bytes) => (w: SafetensorsWriter) => w.write(name, bytes!));
       const written = queues[job.file]!.push(write);
       // A failed fill also fails its write; waiting for both means no read is still landing in the lane.
@@ -459,7 +468,7 @@ export async function writeCheckpointFiles(
   plans: readonly RankFilePlan<PlanTensor>[],
   outDir: string,
   opts: ConvertOptions = {},
-): Promise<{ bytesWritten: number; tensors: number; kernelCopiedBytes: number }> {
+): Promise<{ bytesWritten: number; tensors: number; kernelCopiedBytes: number; nativeCastBytes: number }> {
   const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
   for (const [key, v] of [["blockBytes", blockBytes], ["copyBlockBytes", opts.copyBlockBytes ?? COPY_BLOCK_BYTES]] as const) {
     if (!Number.isSafeInteger(v) || v < 4) throw new ConvertError(`${key} must be an integer >= 4, got ${v}`);
@@ -473,8 +482,9 @@ export async function writeCheckpointFiles(
     try {
       await resolveFp8Scales(files, sources.slots, blockBytes);
       const copier = opts.kernelCopy === false ? undefined : rangeCopier();
-      const kernelCopiedBytes = copier ? all.reduce((a, t) => a + (t.plainCopy ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0;
-      return { bytesWritten: await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier), tensors: all.length, kernelCopiedBytes };
+      const nativeBytes = (kind: PlannedTensor["native"]) => (copier ? all.reduce((a, t) => a + (t.native === kind ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0);
+      const bytesWritten = await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier);
+      return { bytesWritten, tensors: all.length, kernelCopiedBytes: nativeBytes("copy"), nativeCastBytes: nativeBytes("cast") };
     } finally {
       await workers?.close();
     }

@@ -21,7 +21,7 @@ const MIN_ROW_BYTES = 16 << 10;
 /** Pieces a whole-tensor check may list before the tensor is declared not a copy. */
 const CHECK_CAP = 1 << 12;
 
-/** True when every byte of the tensor is a source byte (in `dtype`) or zero, in runs worth a kernel call each. */
+/** True when every element of the tensor is a source element (all sources in `dtype`) or zero, in runs worth a native call each. */
 export function isPlainCopy(node: ShapedExpr, elements: number, dtype: FloatDtype, dtypeOf: (source: string) => string): boolean {
   const list = new PieceList(CHECK_CAP);
   try {

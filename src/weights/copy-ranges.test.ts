@@ -32,7 +32,7 @@ describe.skipIf(!copier)("kernel range copies", () => {
     const [fa, fb, fo] = [openSync(join(dir, "a"), "r"), openSync(join(dir, "b"), "r"), openSync(out, "r+")];
     try {
       // [fdIn, srcPos, dstOffset, length], dstOffset relative to the base 1000.
-      await copier!.copy(fo, 1000, new Float64Array([fa, 5, 0, a.length - 5, ZERO_FD, 0, a.length - 5, 70_000, fb, 9_999, a.length + 69_995, 2, fb, 0, a.length + 69_997, 3]), kernel);
+      await copier!.copy(fo, 1000, new Float64Array([fa, 5, 0, a.length - 5, ZERO_FD, 0, a.length - 5, 70_000, fb, 9_999, a.length + 69_995, 2, fb, 0, a.length + 69_997, 3]), { kernel });
     } finally {
       [fa, fb, fo].forEach(closeSync);
     }
@@ -48,10 +48,41 @@ describe.skipIf(!copier)("kernel range copies", () => {
     writeFileSync(join(dir, "short"), bytes(100, 3));
     const [fi, fo] = [openSync(join(dir, "short"), "r"), openSync(join(dir, "out2"), "w")];
     try {
-      const err = (await copier!.copy(fo, 0, new Float64Array([fi, 0, 0, 50, fi, 60, 50, 41]), kernel).catch((e: unknown) => e)) as RangeCopyError;
+      const err = (await copier!.copy(fo, 0, new Float64Array([fi, 0, 0, 50, fi, 60, 50, 41]), { kernel }).catch((e: unknown) => e)) as RangeCopyError;
       expect(err.code).toBe("EOF");
       expect(err.range).toBe(1);
       expect(err.message).toBe("unexpected end of file at byte 100");
+    } finally {
+      [fi, fo].forEach(closeSync);
+    }
+  });
+
+  test("with a table, every 16-bit word is translated (over the 1 MiB buffer and odd source offsets); zeros stay zeros", async () => {
+    const words = new Uint16Array(600_001).map((_, i) => (i * 40_503) & 0xffff);
+    writeFileSync(join(dir, "words"), Buffer.concat([Buffer.of(9), Buffer.from(words.buffer)])); // odd offset 1
+    const table = Uint16Array.from({ length: 65536 }, (_, i) => (i * 3 + 1) & 0xffff);
+    table[0] = 0;
+    const [fi, fo] = [openSync(join(dir, "words"), "r"), openSync(join(dir, "cast"), "w")];
+    try {
+      await copier!.copy(fo, 0, new Float64Array([fi, 1, 0, words.byteLength, ZERO_FD, 0, words.byteLength, 6]), { table });
+    } finally {
+      [fi, fo].forEach(closeSync);
+    }
+    const got = new Uint16Array(readFileSync(join(dir, "cast")).buffer.slice(0));
+    expect(got.length).toBe(words.length + 3);
+    expect(got.subarray(0, words.length)).toEqual(words.map((w) => table[w]!));
+    expect([...got.subarray(words.length)]).toEqual([0, 0, 0]);
+  });
+
+  test("a cast range whose source ends inside a word rejects with EOF", async () => {
+    writeFileSync(join(dir, "odd"), Buffer.alloc(11, 1));
+    const table = new Uint16Array(65536);
+    const [fi, fo] = [openSync(join(dir, "odd"), "r"), openSync(join(dir, "out3"), "w")];
+    try {
+      const err = (await copier!.copy(fo, 0, new Float64Array([fi, 0, 0, 12]), { table }).catch((e: unknown) => e)) as RangeCopyError;
+      expect([err.code, err.range, err.message]).toEqual(["EOF", 0, "unexpected end of file at byte 10"]);
+      expect(() => copier!.copy(fo, 0, new Float64Array([fi, 0, 0, 3]), { table })).toThrow(/even/);
+      expect(() => copier!.copy(fo, 0, new Float64Array([]), { table: new Uint16Array(10) })).toThrow(/65536 entries/);
     } finally {
       [fi, fo].forEach(closeSync);
     }

@@ -1,6 +1,7 @@
 // Byte-range copies between open files done by the kernel, through native/ (kiln_native.node, built by
 // `npm ci`; see native/copy_ranges.c). The converter uses it for blocks that are plain copies of source bytes
-// (no cast, no transpose): one page-cache-to-page-cache copy instead of a read into memory and a write out.
+// (no cast, no transpose): one page-cache-to-page-cache copy instead of a read into memory and a write out; and
+// for BF16 <-> F16 casts of such tensors, which it casts on the thread pool with the same table as the JS casts.
 // Invariants: the helper is optional; `rangeCopier()` is undefined when it is not built or KILN_NATIVE=0, and
 // callers then take the read/write path, which writes the same bytes. KILN_REQUIRE_NATIVE=1 (set by CI) turns
 // a missing helper into an error, so the fast path cannot silently disappear there.
@@ -18,9 +19,15 @@ export interface RangeCopyError extends Error {
   range: number;
 }
 
+export interface CopyOptions {
+  /** false: pread/pwrite only (the helper's fallback for file systems that refuse copy_file_range). */
+  kernel?: boolean;
+  /** Translate every 16-bit word through this 65536-entry table (a BF16 <-> F16 cast; float-cast.ts castTable). */
+  table?: Uint16Array;
+}
+
 export interface RangeCopier {
-  /** kernel = false: pread/pwrite only (the helper's fallback for file systems that refuse copy_file_range). */
-  copy(fdOut: number, dstBase: number, ranges: CopyRanges, kernel?: boolean): Promise<void>;
+  copy(fdOut: number, dstBase: number, ranges: CopyRanges, opts?: CopyOptions): Promise<void>;
 }
 
 /** fdIn value that means "write zeros". */
@@ -36,8 +43,8 @@ function load(): RangeCopier | undefined {
     if (process.env.KILN_REQUIRE_NATIVE === "1") throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
     return undefined;
   }
-  const addon = createRequire(import.meta.url)(ADDON) as { copyRanges: RangeCopier["copy"] };
-  return { copy: (fdOut, dstBase, ranges, kernel = true) => addon.copyRanges(fdOut, dstBase, ranges, kernel) };
+  const addon = createRequire(import.meta.url)(ADDON) as { copyRanges: (fdOut: number, dstBase: number, ranges: CopyRanges, kernel: boolean, table: Uint16Array | null) => Promise<void> };
+  return { copy: (fdOut, dstBase, ranges, { kernel = true, table } = {}) => addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null) };
 }
 
 /** The kernel range copier, or undefined when the native helper is unavailable or disabled. */

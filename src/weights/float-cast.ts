@@ -61,6 +61,9 @@ const tableOf = (name: CastName): Uint16Array | undefined => {
   return tables.get(name);
 };
 
+/** The 65536-entry table of a 16-bit -> 16-bit cast (BF16 <-> F16), or undefined for other casts. */
+export const castTable = (from: FloatDtype, to: FloatDtype): Uint16Array | undefined => tableOf(`${from}>${to}`);
+
 const tableCast =
   (name: CastName): Cast =>
   (s, so, d, dO, n) =>
