@@ -5,7 +5,8 @@
 // dirty data is synced before it, and the previous run's output is deleted right before the run starts writing
 // (stale-output.ts says why the moment matters on the benchmark VM), so each run writes from the same memory
 // state and none pays for another's writeback.
-// Each case runs ROUNDS times, interleaved with cp; the median and the best run are reported. A run during which
+// Each case runs ROUNDS times, interleaved with cp in an order that rotates every round; the median and the best
+// run are reported. A run during which
 // other processes used more than OTHER_CPU_LIMIT CPU seconds is rerun (other-cpu.ts), whether cp or Kiln. Timings
 // on that VM still swing by up to 2x from one minute to the next, so compare ratios within one bench run.
 // Kiln conversions run in a child process; its time covers `kiln compile` (not Node/tsx startup or module
@@ -35,7 +36,7 @@ const TIME = "/usr/bin/time";
 interface Sample {
   bytes: number;
   /** Bytes the native helper handled: kernel copies and table casts (Kiln with the helper; 0 for cp). */
-  kernelBytes: number;
+  nativeBytes: number;
   seconds: number;
   /** Seconds before the first weight block (Kiln only; 0 for cp). */
   preludeSeconds: number;
@@ -70,7 +71,7 @@ async function timeCp(sourceBytes: number): Promise<Sample> {
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`cp -r ${SOURCE} ${dst} failed with status ${r.status}`);
   const maxRssMB = withTime ? Number((await readFile(rssFile, "utf8")).trim().split("\n").at(-1)) / 1024 : undefined;
-  return { bytes: sourceBytes, kernelBytes: 0, seconds, preludeSeconds: 0, maxRssMB, otherCpu };
+  return { bytes: sourceBytes, nativeBytes: 0, seconds, preludeSeconds: 0, maxRssMB, otherCpu };
 }
 
 async function timeKiln(tp: number, dtype: string, native: boolean): Promise<Sample> {
@@ -80,8 +81,8 @@ async function timeKiln(tp: number, dtype: string, native: boolean): Promise<Sam
     spawnSync(process.execPath, ["--import", "tsx", child, SOURCE, out, String(tp), dtype, stale], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, KILN_NATIVE: native ? "1" : "0" } }),
   );
   if (r.status !== 0) throw new Error(`conversion tp=${tp} ${dtype} failed with status ${r.status}`);
-  const { bytes, kernelBytes, seconds, preludeSeconds, maxRssMB } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Sample;
-  return { bytes, kernelBytes, seconds, preludeSeconds, maxRssMB, otherCpu };
+  const { bytes, nativeBytes, seconds, preludeSeconds, maxRssMB } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Sample;
+  return { bytes, nativeBytes, seconds, preludeSeconds, maxRssMB, otherCpu };
 }
 
 let reruns = 0;
@@ -108,7 +109,7 @@ function summarize(samples: Sample[]): Summary {
   const seconds = samples.map((s) => s.seconds);
   return {
     bytes: samples[0]!.bytes,
-    kernelBytes: samples[0]!.kernelBytes,
+    nativeBytes: samples[0]!.nativeBytes,
     seconds: median(seconds),
     best: Math.min(...seconds),
     preludeSeconds: median(samples.map((s) => s.preludeSeconds)),
@@ -129,7 +130,7 @@ function table(rows: [string, Summary][], cp: Summary): string {
   const body = rows.map(([label, s]) => [
     label,
     formatBytes(s.bytes),
-    s === cp ? "-" : `${((100 * s.kernelBytes) / s.bytes).toFixed(0)} %`,
+    s === cp ? "-" : `${((100 * s.nativeBytes) / s.bytes).toFixed(0)} %`,
     s.seconds.toFixed(2),
     s.best.toFixed(2),
     (rate(s) / 1e9).toFixed(2),
@@ -152,9 +153,15 @@ async function main(): Promise<void> {
   await timeCp(bytes);
   const cpSamples: Sample[] = [];
   const kilnSamples = CASES.map((): Sample[] => []);
+  // Runs rotate: round r starts at entry r of [cp, ...CASES], so no run always follows the same predecessor (on the
+  // benchmark VM a run's speed depends on the memory its predecessor left behind; a fixed order skewed the memory
+  // path by 2x between bench runs).
+  const runs = [() => cpSamples, ...CASES.map((_, i) => () => kilnSamples[i]!)];
   for (let round = 0; round < ROUNDS; round++) {
-    cpSamples.push(await quietRun(() => timeCp(bytes)));
-    for (const [i, c] of CASES.entries()) kilnSamples[i]!.push(await quietRun(() => timeKiln(c.tp, c.dtype, c.native)));
+    for (let k = 0; k < runs.length; k++) {
+      const i = (round + k) % runs.length;
+      runs[i]!().push(await quietRun(() => (i === 0 ? timeCp(bytes) : timeKiln(CASES[i - 1]!.tp, CASES[i - 1]!.dtype, CASES[i - 1]!.native))));
+    }
     console.error(`round ${round + 1}/${ROUNDS}: cp ${cpSamples.at(-1)!.seconds.toFixed(2)} s, ${CASES.map((c, i) => `${c.label} ${kilnSamples[i]!.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`);
   }
   for (const dir of ["out", "out.stale"]) await rm(join(ROOT, dir), { recursive: true, force: true });

@@ -31,13 +31,16 @@ describe.skipIf(!copier)("kernel range copies", () => {
     writeFileSync(out, new Uint8Array(8 << 20).fill(0xee));
     const [fa, fb, fo] = [openSync(join(dir, "a"), "r"), openSync(join(dir, "b"), "r"), openSync(out, "r+")];
     try {
-      // [fdIn, srcPos, dstOffset, length], dstOffset relative to the base 1000.
-      await copier!.copy(fo, 1000, new Float64Array([fa, 5, 0, a.length - 5, ZERO_FD, 0, a.length - 5, 70_000, fb, 9_999, a.length + 69_995, 2, fb, 0, a.length + 69_997, 3]), { kernel });
+      // [fdIn, srcPos, dstOffset, length], dstOffset relative to the base 1000. The first range keeps its page
+      // offset (source 5000 -> destination 1000 + 4000 + 4096), so the kernel may copy it; the others shift bytes
+      // within pages and go through the buffer.
+      await copier!.copy(fo, 1000, new Float64Array([fa, 5000, 8096, 1 << 20, fa, 5, 0, 8091, ZERO_FD, 0, a.length - 5, 70_000, fb, 9_999, a.length + 69_995, 2, fb, 0, a.length + 69_997, 3]), { kernel });
     } finally {
       [fa, fb, fo].forEach(closeSync);
     }
     const want = new Uint8Array(8 << 20).fill(0xee);
-    want.set(a.subarray(5), 1000);
+    want.set(a.subarray(5, 5 + 8091), 1000);
+    want.set(a.subarray(5000, 5000 + (1 << 20)), 1000 + 8096);
     want.fill(0, 1000 + a.length - 5, 1000 + a.length - 5 + 70_000);
     want.set(b.subarray(9_999), 1000 + a.length + 69_995);
     want.set(b.subarray(0, 3), 1000 + a.length + 69_997);
