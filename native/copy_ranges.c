@@ -1,27 +1,30 @@
 /*
  * kiln_native: byte-range copies between files for the streaming checkpoint converter (src/weights/copy-ranges.ts).
  *
- * copyRanges(fdOut, dstBase, ranges[, kernel = true[, table]]) -> Promise<void>, where ranges is a Float64Array of quadruples
- * [fdIn, srcPos, dstOffset, length]: `length` bytes at `srcPos` of fdIn go to `dstBase + dstOffset` of fdOut;
- * fdIn = -1 writes `length` zero bytes instead. The ranges are copied into C memory when called, then copied on
- * libuv's thread pool, in order, and the promise settles when all are done or at the first failure (rejected with
- * an Error carrying errno's code, e.g. "ENOSPC", or "EOF" when a source ends early, and `range`, the index of
- * the range that failed).
+ * copyRanges(fdOut, dstBase, ranges[, kernel = true[, table[, map = false]]]) -> Promise<void>, where ranges is a
+ * Float64Array of quadruples [fdIn, srcPos, dstOffset, length]: `length` bytes at `srcPos` of fdIn go to
+ * `dstBase + dstOffset` of fdOut; fdIn = -1 writes `length` zero bytes instead. The ranges are copied into C
+ * memory when called, then copied on libuv's thread pool, in order, and the promise settles when all are done or
+ * at the first failure (rejected with an Error carrying errno's code, e.g. "ENOSPC", or "EOF" when a source ends
+ * early, and `range`, the index of the range that failed).
  *
- * On Linux a range whose source and destination positions share their offset within a page moves with
- * copy_file_range(2): the kernel copies page cache to page cache once. Any other range goes through a 256 KiB
- * buffer with pread/pwrite: copy_file_range of a range that shifts bytes within pages measured 1.4-1.7x slower
- * than an aligned one, and the buffered copy of such ranges beat it (bench/run.ts protocol, 2-core VM, a 2.25 GB
- * checkpoint of which two thirds could not be aligned: all kernel 1.21 s, all buffered 1.88 s, this split 1.06 s,
- * medians of 5). Where the kernel refuses copy_file_range for a pair of files (EXDEV, EINVAL, ENOSYS,
- * EOPNOTSUPP: other file systems, old kernels), and on other systems, every range is buffered. The result is the
- * same bytes either way (kernel = false buffers everything; tests use it).
+ * How bytes move, fastest first (measured in the bench/run.ts protocol on the 2-core benchmark VM, 2.25 GB BF16
+ * checkpoint, tp=1, medians; cp -r of the same files 0.65-0.75 s in its fast phase):
+ * - map: the destination was preallocated (preallocate() below), so the job maps the window it covers and reads
+ *   each range straight into it: one copy, page offsets irrelevant, and no inode lock, so two jobs fill one file
+ *   at once (0.80-0.93 s).
+ * - copy_file_range(2) for ranges whose source and destination share their page offset (one in-kernel copy) and a
+ *   256 KiB L2-resident buffer with pread/pwrite for the others, whose in-kernel copy shifts bytes within pages
+ *   (1.4-1.7x slower than aligned; this split 1.06 s, copy_file_range for all 1.21 s, the buffer for all 1.88 s).
+ * - kernel = false: the buffer for everything (tests use it; it is also what runs where the kernel refuses
+ *   copy_file_range for a pair of files: EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, and on systems without it).
+ * The bytes written are the same on every path. Short copies and interrupted calls are retried; positions are
+ * explicit, so no file offset is used or changed.
  *
  * With `table` (a Uint16Array of 65536 entries), every 16-bit little-endian word read is replaced by table[word]
- * before it is written: a BF16 <-> F16 cast on the thread pool, one read and one write per 1 MiB, with the same
- * table the JavaScript casts use (so the bits are identical). Ranges are then copied through the buffer only, and
- * their lengths must be even; zero ranges stay zeros (callers check table[0] == 0). Short copies and interrupted calls are retried; positions are explicit, so no
- * file offset is used or changed.
+ * before it lands: a BF16 <-> F16 cast on the thread pool with the table the JavaScript casts use (so the bits are
+ * identical). Cast ranges never use copy_file_range, and their lengths must be even; zero ranges stay zeros
+ * (callers check table[0] == 0).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -32,6 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 /* Small enough to stay in a core's L2 cache between the read and the write (1 MiB doubled the system time). */
 #define BOUNCE_BYTES (256 << 10)
@@ -42,6 +48,7 @@ typedef struct {
   int64_t dst_base;
   int kernel;           /* try copy_file_range first */
   uint16_t *table;      /* 65536 entries, or NULL: copy bytes as they are */
+  int map;              /* the output is preallocated: write through a shared mapping */
   size_t count;         /* ranges */
   double *ranges;       /* 4 * count */
   int err;              /* errno of the failure, 0 if none; -1: unexpected end of file */
@@ -139,9 +146,60 @@ static int copy_range(int in, int64_t src, int out, int64_t dst, int64_t len, in
   return len > 0 ? bounce_copy(in, src, out, dst, len, buf, table, err_at) : 0;
 }
 
+/* Reads exactly `len` bytes at `src` into `p`. */
+static int read_all(int in, char *p, int64_t src, int64_t len, int64_t *err_at) {
+  while (len > 0) {
+    ssize_t got = pread(in, p, (size_t)len, (off_t)src);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      *err_at = src;
+      return got < 0 ? errno : -1;
+    }
+    p += got;
+    src += got;
+    len -= got;
+  }
+  return 0;
+}
+
+/*
+ * The whole job through one shared mapping of the destination window it covers: each range is read straight
+ * into the destination's page cache (one copy, whatever the page offsets), zeros are stored, casts run in place.
+ * Writes through a mapping take no inode lock, so two jobs fill one file at once. Only for preallocated files
+ * (fallocate: blocks reserved, size final), so a store can neither extend the file nor run out of space.
+ * Returns 0 when no mapping could be made (the caller then copies the other way).
+ */
+static int map_copy(CopyJob *job) {
+  int64_t lo = INT64_MAX, hi = 0;
+  for (size_t i = 0; i < job->count; i++) {
+    const double *r = job->ranges + 4 * i;
+    int64_t d = job->dst_base + (int64_t)r[2];
+    if (d < lo) lo = d;
+    if (d + (int64_t)r[3] > hi) hi = d + (int64_t)r[3];
+  }
+  if (hi <= lo) return 0;
+  int64_t page = sysconf(_SC_PAGESIZE);
+  int64_t start = lo - lo % page;
+  struct stat st;
+  if (fstat(job->fd_out, &st) != 0 || st.st_size < hi) return 0;
+  char *m = mmap(NULL, (size_t)(hi - start), PROT_READ | PROT_WRITE, MAP_SHARED, job->fd_out, (off_t)start);
+  if (m == MAP_FAILED) return 0;
+  for (size_t i = 0; i < job->count && !job->err; i++) {
+    const double *r = job->ranges + 4 * i;
+    char *p = m + (job->dst_base + (int64_t)r[2] - start);
+    int64_t len = (int64_t)r[3];
+    if (r[0] < 0) memset(p, 0, (size_t)len);
+    else if (!(job->err = read_all((int)r[0], p, (int64_t)r[1], len, &job->err_at)) && job->table) cast_words((uint16_t *)p, (size_t)len / 2, job->table);
+    job->err_range = i;
+  }
+  munmap(m, (size_t)(hi - start));
+  return 1;
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   CopyJob *job = data;
+  if (job->map && map_copy(job)) return;
   int kernel_ok = job->kernel && !job->table;
   char *buf = NULL;
   for (size_t i = 0; i < job->count && !job->err; i++) {
@@ -204,15 +262,17 @@ static napi_value throw_type(napi_env env, const char *msg) {
 }
 
 static napi_value copy_ranges(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "copyRanges(fdOut, dstBase, ranges[, kernel[, table]]) takes 3 to 5 arguments");
+  if (argc < 3) return throw_type(env, "copyRanges(fdOut, dstBase, ranges[, kernel[, table[, map]]]) takes 3 to 6 arguments");
+  bool map = false;
+  if (argc >= 6 && napi_get_value_bool(env, argv[5], &map) != napi_ok) return throw_type(env, "copyRanges: map must be a boolean");
   bool kernel = true;
   if (argc >= 4 && napi_get_value_bool(env, argv[3], &kernel) != napi_ok) return throw_type(env, "copyRanges: kernel must be a boolean");
   void *table_values = NULL;
   napi_valuetype table_type = napi_undefined;
-  if (argc == 5) napi_typeof(env, argv[4], &table_type);
+  if (argc >= 5) napi_typeof(env, argv[4], &table_type);
   if (table_type != napi_undefined && table_type != napi_null) {
     bool is_table;
     napi_typedarray_type ttype;
@@ -256,6 +316,7 @@ static napi_value copy_ranges(napi_env env, napi_callback_info info) {
   }
   job->fd_out = fd_out;
   job->kernel = kernel;
+  job->map = map;
   job->dst_base = dst_base;
   job->count = length / 4;
   napi_value promise, name;
@@ -266,10 +327,42 @@ static napi_value copy_ranges(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * preallocate(fd, size) -> boolean: reserves the blocks of a file of `size` bytes and sets its size (fallocate),
+ * so it can be written through mappings. false where the file system cannot (the caller writes the usual way);
+ * throws with errno's name (e.g. ENOSPC: the disk cannot hold the file, known before a byte is copied).
+ */
+static napi_value preallocate(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t size;
+  if (argc != 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok || fd < 0 || size < 0) {
+    return throw_type(env, "preallocate(fd, size) takes a file descriptor and a non-negative size");
+  }
+  bool ok = false;
+#ifdef __linux__
+  int e = 0;
+  while ((e = fallocate(fd, 0, 0, (off_t)size) ? errno : 0) == EINTR) {}
+  if (e && e != EOPNOTSUPP && e != ENOSYS && e != EINVAL) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "cannot reserve %lld bytes: %s", (long long)size, strerror(e));
+    napi_throw_error(env, e == ENOSPC ? "ENOSPC" : e == EDQUOT ? "EDQUOT" : e == EFBIG ? "EFBIG" : "EIO", msg);
+    return NULL;
+  }
+  ok = e == 0;
+#endif
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "copyRanges", NAPI_AUTO_LENGTH, copy_ranges, NULL, &fn);
   napi_set_named_property(env, exports, "copyRanges", fn);
+  napi_create_function(env, "preallocate", NAPI_AUTO_LENGTH, preallocate, NULL, &fn);
+  napi_set_named_property(env, exports, "preallocate", fn);
   return exports;
 }
 

@@ -5,16 +5,15 @@
 // or tensor size; each file's blocks are written in order; files are written to temp names and renamed only
 // after every file is complete, and on any failure nothing is left behind (no temp files, no finished-looking
 // outputs of this call). Casts round to nearest even.
-// Throughput: a tensor that is a plain copy of source bytes (same dtype, no transpose; copy-plan.ts) is copied by
-// the kernel (copy_file_range through native/, copy-ranges.ts) in large blocks that take no memory, when that
-// helper is built; one that is a plain copy but for a BF16 <-> F16 cast is read, cast (same table as castFloats)
-// and written by that helper on the thread pool. Every other tensor, and every tensor without the helper, goes
-// through memory: reads and writes
-// run on libuv's thread pool, so on 2 cores the copy out of the page cache (reads
-// into a block) runs beside the copy into it (writes out of an earlier block); BF16 <-> F16 casts run on a worker
-// thread; the main thread only plans blocks and hands buffers around. Blocks go round-robin over files, so every
-// file's writer stays busy. Each file's header is padded so its copied tensors sit at the same page offset as in
-// their sources (copy-plan.ts): a copy that shifts bytes within pages measured 40-60% slower on the benchmark VM.
+// Throughput: a tensor that is a plain copy of source bytes (same dtype, no transpose; copy-plan.ts), or one but
+// for a BF16 <-> F16 cast, is moved by the native helper (native/, copy-ranges.ts) when it is built: each output
+// file is preallocated, and blocks of such tensors (16 MiB, holding no JS memory) are read by the helper straight
+// into a mapping of the destination and cast there if need be (where a file system cannot preallocate: kernel
+// copies, with the header padded so copied tensors keep their source page offsets, copy-plan.ts, and a small
+// buffer for the rest). Every other tensor, and every tensor without the helper, goes through memory: reads and
+// writes run on libuv's thread pool, so on 2 cores the copy out of the page cache (reads into a block) runs beside
+// the copy into it (writes out of an earlier block); BF16 <-> F16 casts run on a worker thread; the main thread
+// only plans blocks and hands buffers around. Blocks go round-robin over files, so every file's writer stays busy.
 // Quantized tensors (fp8-plan.ts): an F8_E4M3 tensor is evaluated like any other, as F32, then encoded with its
 // scale group's scale; those scales come from a first pass that streams every F8_E4M3 tensor once for its maximum
 // (so FP8 weights are read twice, memory still bounded by one block); scale tensors and calibrated literals are
@@ -346,7 +345,7 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
  */
 async function kernelCopy(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined): Promise<void> {
   try {
-    await copier.copy(fd, at, block.ranges, table ? { table } : {});
+    await copier.copy(fd, at, block.ranges, { ...(table && { table }), map: w.preallocated });
   } catch (e) {
     const err = e as RangeCopyError;
     const src = block.sources[err.range];
@@ -392,7 +391,8 @@ async function streamFiles(
     for (const f of files) {
       const shapes = f.tensors.map((t) => ({ name: t.name, dtype: storedDtype(t), shape: [...t.node.shape] }));
       const residue = bestDataResidue(placedCopies(f), slots, DATA_ALIGN);
-      writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata, residue === undefined ? {} : { dataOffsetResidue: residue }));
+      const writerOpts = { ...(residue !== undefined && { dataOffsetResidue: residue }), ...(copier && { preallocate: (fd: number, size: number) => copier.preallocate(fd, size) }) };
+      writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata, writerOpts));
     }
     const queues = writers.map((w) => new WriteQueue(w));
     const sizes = { memory: blockBytes, kernel: copier && (opts.copyBlockBytes ?? COPY_BLOCK_BYTES) };

@@ -3,7 +3,7 @@
 // code and the failing range's index. Skipped when the helper is not built, except under KILN_REQUIRE_NATIVE=1
 // (CI), where a missing helper fails here.
 
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,7 +60,7 @@ describe.skipIf(!copier)("kernel range copies", () => {
     }
   });
 
-  test("with a table, every 16-bit word is translated (over the 1 MiB buffer and odd source offsets); zeros stay zeros", async () => {
+  test("with a table, every 16-bit word is translated (across buffer refills and an odd source offset); zeros stay zeros", async () => {
     const words = new Uint16Array(600_001).map((_, i) => (i * 40_503) & 0xffff);
     writeFileSync(join(dir, "words"), Buffer.concat([Buffer.of(9), Buffer.from(words.buffer)])); // odd offset 1
     const table = Uint16Array.from({ length: 65536 }, (_, i) => (i * 3 + 1) & 0xffff);
@@ -89,6 +89,45 @@ describe.skipIf(!copier)("kernel range copies", () => {
     } finally {
       [fi, fo].forEach(closeSync);
     }
+  });
+
+  test("preallocate sets the final size; map mode then writes ranges, zeros and casts through a mapping", async () => {
+    const a = bytes(600_000, 4);
+    writeFileSync(join(dir, "m-src"), a);
+    const out = join(dir, "m-out");
+    writeFileSync(out, Buffer.from("HEADER"));
+    const table = Uint16Array.from({ length: 65536 }, (_, i) => (i ^ 0x5a5a) & 0xffff);
+    table[0] = 0;
+    const [fi, fo] = [openSync(join(dir, "m-src"), "r"), openSync(out, "r+")];
+    try {
+      expect(copier!.preallocate(fo, 1_000_000)).toBe(true); // ext4/tmpfs under the test's tmpdir
+      expect(statSync(out).size).toBe(1_000_000);
+      // Two jobs at once into one file (adjacent windows share a page), as the converter runs them.
+      await Promise.all([
+        copier!.copy(fo, 6, new Float64Array([fi, 3, 0, 400_000, ZERO_FD, 0, 400_000, 1000]), { map: true }),
+        copier!.copy(fo, 401_006, new Float64Array([fi, 1000, 0, 200_000]), { map: true, table }),
+      ]);
+    } finally {
+      [fi, fo].forEach(closeSync);
+    }
+    const got = readFileSync(out);
+    expect(got.subarray(0, 6).toString()).toBe("HEADER");
+    expect(got.subarray(6, 400_006).equals(a.subarray(3, 400_003))).toBe(true);
+    expect(got.subarray(400_006, 401_006).every((b) => b === 0)).toBe(true);
+    const cast = new Uint16Array(a.buffer.slice(1000, 201_000)).map((w) => table[w]!);
+    expect(got.subarray(401_006, 601_006).equals(Buffer.from(cast.buffer))).toBe(true);
+    expect(got.subarray(601_006).every((b) => b === 0)).toBe(true); // the rest of the reservation reads as zeros
+  });
+
+  test("map mode on a file too short for the window falls back to writing (no SIGBUS)", async () => {
+    writeFileSync(join(dir, "s-src"), bytes(10_000, 5));
+    const [fi, fo] = [openSync(join(dir, "s-src"), "r"), openSync(join(dir, "s-out"), "w")];
+    try {
+      await copier!.copy(fo, 100, new Float64Array([fi, 0, 0, 10_000]), { map: true });
+    } finally {
+      [fi, fo].forEach(closeSync);
+    }
+    expect(readFileSync(join(dir, "s-out")).subarray(100).equals(bytes(10_000, 5))).toBe(true);
   });
 
   test("a bad descriptor rejects with EBADF; malformed arguments throw at once", async () => {

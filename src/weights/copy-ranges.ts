@@ -24,10 +24,14 @@ export interface CopyOptions {
   kernel?: boolean;
   /** Translate every 16-bit word through this 65536-entry table (a BF16 <-> F16 cast; float-cast.ts castTable). */
   table?: Uint16Array;
+  /** fdOut was preallocated (below): read the sources straight into a shared mapping of the destination. */
+  map?: boolean;
 }
 
 export interface RangeCopier {
   copy(fdOut: number, dstBase: number, ranges: CopyRanges, opts?: CopyOptions): Promise<void>;
+  /** Reserves a file's blocks and sets its size (fallocate); false where the file system cannot; throws ENOSPC. */
+  preallocate(fd: number, size: number): boolean;
 }
 
 /** fdIn value that means "write zeros". */
@@ -43,8 +47,14 @@ function load(): RangeCopier | undefined {
     if (process.env.KILN_REQUIRE_NATIVE === "1") throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
     return undefined;
   }
-  const addon = createRequire(import.meta.url)(ADDON) as { copyRanges: (fdOut: number, dstBase: number, ranges: CopyRanges, kernel: boolean, table: Uint16Array | null) => Promise<void> };
-  return { copy: (fdOut, dstBase, ranges, { kernel = true, table } = {}) => addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null) };
+  const addon = createRequire(import.meta.url)(ADDON) as {
+    copyRanges: (fdOut: number, dstBase: number, ranges: CopyRanges, kernel: boolean, table: Uint16Array | null, map: boolean) => Promise<void>;
+    preallocate: (fd: number, size: number) => boolean;
+  };
+  return {
+    copy: (fdOut, dstBase, ranges, { kernel = true, table, map = false } = {}) => addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null, map),
+    preallocate: (fd, size) => addon.preallocate(fd, size),
+  };
 }
 
 /** The kernel range copier, or undefined when the native helper is unavailable or disabled. */

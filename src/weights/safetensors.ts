@@ -357,6 +357,11 @@ export interface WriterOptions {
    * tensors at the same page offset as in their source file, so the kernel copies whole pages.
    */
   dataOffsetResidue?: number;
+  /**
+   * Called once the header is written, with the temp file's descriptor and final size, to reserve its blocks
+   * (copy-ranges.ts preallocate); its result is `preallocated`.
+   */
+  preallocate?: (fd: number, size: number) => boolean;
 }
 
 /** The padded header bytes and each tensor's absolute slot, in entry order. Validates the entries. */
@@ -392,7 +397,7 @@ function layout(path: string, entries: readonly TensorSpec[], metadata: Record<s
   json.copy(header, 8);
   const slots = new Map<string, Slot>();
   for (const [name, [begin, end]] of relative) slots.set(name, { position: header.length + begin, length: end - begin, written: 0 });
-  return { header, slots };
+  return { header, slots, fileSize: header.length + offset };
 }
 
 export class SafetensorsWriter {
@@ -404,7 +409,11 @@ export class SafetensorsWriter {
   #failure: unknown;
   #state: "open" | "finishing" | "done" = "open";
 
-  private constructor(path: string, tempPath: string, handle: FileHandle, slots: Map<string, Slot>) {
+  /** The temp file has its final size and reserved blocks (WriterOptions.preallocate). */
+  readonly preallocated: boolean;
+
+  private constructor(path: string, tempPath: string, handle: FileHandle, slots: Map<string, Slot>, preallocated: boolean) {
+    this.preallocated = preallocated;
     this.path = path;
     this.tempPath = tempPath;
     this.#handle = handle;
@@ -413,17 +422,19 @@ export class SafetensorsWriter {
 
   /** Lays out the whole file from `entries` (data in this order) and writes the header to a temp file. */
   static async create(path: string, entries: readonly TensorSpec[], metadata?: Record<string, string>, opts: WriterOptions = {}): Promise<SafetensorsWriter> {
-    const { header, slots } = layout(path, entries, metadata, opts.dataOffsetResidue);
+    const { header, slots, fileSize } = layout(path, entries, metadata, opts.dataOffsetResidue);
     const tempPath = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
     const handle = await openFile(tempPath, "wx");
+    let preallocated = false;
     try {
       await writeFully(handle, header, 0);
+      preallocated = opts.preallocate?.(handle.fd, fileSize) ?? false;
     } catch (e) {
       await handle.close();
       await rm(tempPath, { force: true });
       throw e;
     }
-    return new SafetensorsWriter(path, tempPath, handle, slots);
+    return new SafetensorsWriter(path, tempPath, handle, slots, preallocated);
   }
 
   /**
