@@ -11,7 +11,9 @@ import type { TraceInput } from "../dsl/trace.ts";
 import { CSE, DCE, FOLD_SHAPES } from "./cleanup.ts";
 import { FUSE_QKV } from "./fuse-qkv.ts";
 import { HintError } from "./hints.ts";
+import { printGraph } from "../ir/print.ts";
 import { runPasses } from "./manager.ts";
+import { keepParams, type Pass, PassError } from "./pass.ts";
 import { FOLD_BIAS_ADD, FUSE_GATED_MLP, RECOGNIZE_ATTENTION, RECOGNIZE_LINEAR, RECOGNIZE_NORMS } from "./pipeline.ts";
 import { applyAndCheck, traceFn } from "./testing.ts";
 
@@ -227,5 +229,35 @@ describe("hints", () => {
     }, (m, x) => x.mul(m.w), X);
     expect(() => runPasses(g, [])).toThrow(HintError);
     expect(() => runPasses(g, [])).toThrow(/plugins\.pagedKvCache needs the GPT attention plugin, but plugins\.gptAttention is false/);
+  });
+});
+
+describe("pass manager verification", () => {
+  const g = traceFn(params({ w: [6, 8], b: [6] }), (m, x) => x.matmul(m.w.transpose([1, 0])).add(m.b), X);
+  /** Drops the graph's first node, so a later node reads a value nothing defines. */
+  const BREAK: Pass = { name: "break", description: "drops a node", run: (h) => ({ graph: { ...h, nodes: h.nodes.slice(1) }, params: keepParams(h), rewrites: 1, nearMisses: [] }) };
+  /** A pass that crashes on a graph with undefined values, as a real pass may. */
+  const TRIP: Pass = {
+    name: "trip",
+    description: "crashes on dangling values",
+    run: (h) => {
+      const defined = new Set([...h.inputs.map((i) => i.value), ...h.params.map((p) => p.value), ...h.nodes.flatMap((n) => n.outputs)]);
+      if (h.nodes.some((n) => n.inputs.some((v) => !defined.has(v)))) throw new TypeError("cannot read the producer of an undefined value");
+      return { graph: h, params: keepParams(h), rewrites: 0, nearMisses: [] };
+    },
+  };
+
+  it("names the pass that broke the graph, also when a later pass crashes on it first", () => {
+    expect(() => runPasses(g, [RECOGNIZE_LINEAR, BREAK, CSE])).toThrow(/^pass 'break' produced an invalid graph: /);
+    expect(() => runPasses(g, [BREAK, TRIP])).toThrow(PassError);
+    expect(() => runPasses(g, [BREAK, TRIP])).toThrow(/^pass 'break' produced an invalid graph: /);
+    expect(() => runPasses(g, [BREAK], { verifyEach: true })).toThrow(/^pass 'break' produced an invalid graph: /);
+  });
+
+  it("a valid pipeline gives the same graph and log with or without verification after each pass", () => {
+    const passes = [DCE, RECOGNIZE_LINEAR, FOLD_BIAS_ADD, CSE];
+    const [lazy, eager] = [runPasses(g, passes), runPasses(g, passes, { verifyEach: true })];
+    expect(printGraph(lazy.graph)).toBe(printGraph(eager.graph));
+    expect(lazy.log.map((e) => [e.pass, e.before, e.after, e.rewrites])).toEqual(eager.log.map((e) => [e.pass, e.before, e.after, e.rewrites]));
   });
 });
