@@ -1,7 +1,8 @@
-// Byte-range copies between open files done by the kernel, through native/ (kiln_native.node, built by
-// `npm ci`; see native/copy_ranges.c). The converter uses it for blocks that are plain copies of source bytes
-// (no cast, no transpose): one page-cache-to-page-cache copy instead of a read into memory and a write out; and
-// for BF16 <-> F16 casts of such tensors, which it casts on the thread pool with the same table as the JS casts.
+// Byte-range copies between open files done natively, through native/ (kiln_native.node, built by `npm ci`; see
+// native/copy_ranges.c for how bytes move and what each way measured). The converter uses it for blocks that are
+// plain copies of source bytes (no transpose), and for BF16 <-> F16 casts of such blocks, which the helper casts
+// on the thread pool with the JS casts' table: the source is read straight into a mapping of the preallocated
+// destination (or copied by the kernel, or through a small buffer), instead of into JS memory and out again.
 // Invariants: the helper is optional; `rangeCopier()` is undefined when it is not built or KILN_NATIVE=0, and
 // callers then take the read/write path, which writes the same bytes. KILN_REQUIRE_NATIVE=1 (set by CI) turns
 // a missing helper into an error, so the fast path cannot silently disappear there.
