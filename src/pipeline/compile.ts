@@ -52,7 +52,7 @@ export interface CompileResult {
   readonly lowered: LoweredModel;
   readonly emission: Emission;
   readonly bytesWritten: number;
-  /** Of bytesWritten, the bytes the kernel copied file to file, and those the native helper cast (0 without it). */
+  /** Of bytesWritten, the bytes the native helper copied file to file, and those it cast (0 without it). */
   readonly kernelCopiedBytes: number;
   readonly nativeCastBytes: number;
   readonly seconds: number;

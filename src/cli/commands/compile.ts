@@ -61,8 +61,8 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   for (const line of e.usage(flags.out)) out(`${line}\n`);
 }
 
-/** ", 2.1 GB copied file to file by the kernel" and/or cast natively; empty without the native helper. */
+/** ", 2.1 GB copied file to file by the native helper" and/or cast by it; empty without the helper. */
 function nativeNote(r: { kernelCopiedBytes: number; nativeCastBytes: number }): string {
-  const parts = [r.kernelCopiedBytes && `${formatBytes(r.kernelCopiedBytes)} copied file to file by the kernel`, r.nativeCastBytes && `${formatBytes(r.nativeCastBytes)} cast by the native helper`];
+  const parts = [r.kernelCopiedBytes && `${formatBytes(r.kernelCopiedBytes)} copied file to file by the native helper`, r.nativeCastBytes && `${formatBytes(r.nativeCastBytes)} cast by the native helper`];
   return parts.filter(Boolean).map((p) => `, ${p}`).join("");
 }
