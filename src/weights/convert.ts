@@ -110,7 +110,7 @@ interface PlannedTensor {
   literal?: { values?: readonly number[]; scaleOf?: string };
   /**
    * What the native helper can do with it when built: "copy", every byte is a source byte or zero (copy-plan.ts),
-   * copied file to file by the kernel; "cast", the same but in another 16-bit dtype, cast through a table on the
+   * copied file to file by the helper; "cast", the same but in another 16-bit dtype, cast through a table on the
    * thread pool.
    */
   native?: "copy" | "cast";
@@ -286,11 +286,11 @@ interface BlockJob {
   t: PlannedTensor;
   start: number;
   count: number;
-  /** Copied by the kernel (the tensor is a plain copy and the helper is there). */
+  /** Moved by the native helper (the tensor is a plain copy or cast and the helper is there). */
   kernel: boolean;
 }
 
-/** Block sizes: through memory, and copied by the kernel (undefined: no kernel copies). */
+/** Block sizes: through memory, and moved by the native helper (undefined: no helper). */
 interface BlockSizes {
   memory: number;
   kernel: number | undefined;
