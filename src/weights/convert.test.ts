@@ -317,7 +317,7 @@ describe("streamed conversion equals evalExpr + cast", () => {
 
 // ---------------------------------------------------------------- kernel copies
 
-describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => {
+describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () => {
   /** Shapes like a tp=2 LLaMA layer: q/k/v, o (row-parallel), an lm_head padded to tp, a transposed Conv1D. */
   async function layerCheckpoint(): Promise<string> {
     const dir = await newDir();
@@ -356,7 +356,7 @@ describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => 
       },
     }));
 
-  test.each([undefined, 12_346])("rank files are byte-identical with and without kernel copies (block bytes %s), and exact", async (blockBytes) => {
+  test.each([undefined, 12_346])("rank files are byte-identical with and without the native helper (block bytes %s), and exact", async (blockBytes) => {
     const ckpt = await openCheckpoint(await layerCheckpoint());
     try {
       const cases = plans();
@@ -379,7 +379,7 @@ describe.skipIf(!rangeCopier())("kernel copies (copy_file_range helper)", () => 
     }
   });
 
-  test("a source truncated under kernel copies fails naming the source file and tensor, leaving nothing", async () => {
+  test("a source truncated under native copies fails naming the source file and tensor, leaving nothing", async () => {
     const dir = await layerCheckpoint();
     const ckpt = await openCheckpoint(dir);
     const out = await newDir();
