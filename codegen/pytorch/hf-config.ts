@@ -5,8 +5,8 @@
 // Invariants: only JSON values; rope_scaling uses HF's own key names (rope_type, factor, low_freq_factor, ...).
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import type { Graph, Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import { decoderFacts } from "../decoder-facts.ts";
 import type { OutputDtype } from "../target.ts";
 
 /** Kiln activation -> transformers ACT2FN name. */
@@ -20,37 +20,29 @@ export function hfRopeScaling(s: JsonValue | undefined): JsonValue {
   return { rope_type: "llama3", factor: o.factor!, low_freq_factor: o.lowFreqFactor!, high_freq_factor: o.highFreqFactor!, original_max_position_embeddings: o.originalMaxPositionEmbeddings! };
 }
 
-const first = (g: Graph, pred: (n: Node) => boolean) => g.nodes.find(pred);
 const TOKEN_KEYS = ["bos_token_id", "eos_token_id", "pad_token_id"] as const;
 
 export function hfStandardConfig(low: LoweredModel, hf: Readonly<Record<string, unknown>>, dtype: OutputDtype): Record<string, JsonValue> {
-  const g = low.graph;
-  const att = first(g, (n) => n.op === "trtllm.attention")!;
-  const a = att.attrs as Record<string, JsonValue>;
-  const mlp = first(g, (n) => n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp");
-  const head = first(g, (n) => n.op === "trtllm.lm_head")!;
-  const norm = first(g, (n) => n.op === "rms_norm" || n.op === "layer_norm");
-  const posTable = first(g, (n) => n.op === "embedding" && n.scope === "transformer.position_embedding");
-  const hidden = g.values.get(att.inputs[0]!)!.shape.at(-1) as number;
-  const hfMaxPos = (hf.max_position_embeddings ?? hf.n_positions) as number | undefined;
+  const f = decoderFacts(low, hf);
+  const a = f.att;
   const headDim = a.headDim as number;
   const rope = a.rope !== "none";
   const tokens = Object.fromEntries(TOKEN_KEYS.filter((k) => hf[k] !== undefined).map((k) => [k, hf[k] as JsonValue]));
   return {
-    vocab_size: head.attrs.vocab as number,
-    hidden_size: hidden,
-    intermediate_size: mlp ? (g.values.get(mlp.inputs[1]!)!.shape[0] as number) : 4 * hidden,
+    vocab_size: f.vocab,
+    hidden_size: f.hidden,
+    intermediate_size: f.intermediate,
     num_hidden_layers: low.numLayers,
     num_attention_heads: a.heads!,
     num_key_value_heads: a.kvHeads!,
     head_dim: headDim,
-    hidden_act: HF_ACT_NAMES[mlp ? (mlp.attrs.act as string) : "silu"]!,
-    max_position_embeddings: posTable ? (g.values.get(posTable.inputs[0]!)!.shape[0] as number) : (hfMaxPos ?? 2048),
-    ...(norm?.op === "rms_norm" ? { rms_norm_eps: norm.attrs.eps as number } : { layer_norm_epsilon: (norm?.attrs.eps as number) ?? 1e-5 }),
+    hidden_act: HF_ACT_NAMES[f.act]!,
+    max_position_embeddings: f.maxPositions,
+    ...(f.norm?.op === "rms_norm" ? { rms_norm_eps: f.norm.attrs.eps as number } : { layer_norm_epsilon: (f.norm?.attrs.eps as number) ?? 1e-5 }),
     ...(rope && { rope_theta: a.ropeTheta!, rope_scaling: hfRopeScaling(a.ropeScaling) }),
     ...(rope && a.rotaryDim !== headDim && { rotary_dim: a.rotaryDim!, partial_rotary_factor: (a.rotaryDim as number) / headDim }),
     attention_bias: a.qkvBias!,
-    mlp_bias: (mlp?.attrs.bias as boolean) ?? false,
+    mlp_bias: f.mlpBias,
     tie_word_embeddings: false,
     initializer_range: 0.02,
     use_cache: true,

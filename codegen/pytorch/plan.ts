@@ -6,7 +6,7 @@
 // Invariants: every graph parameter lands in exactly one class tree; failures are ModelPyError naming the tensor.
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import type { Graph, Node, ValueId } from "../../src/ir/graph.ts";
+import { liveNodes, type Graph, type Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { Namespace } from "../python/identifiers.ts";
 import { addNode, checkSameStructure, layerConfigFields, type SlotUse, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../trtllm-engine/model-py-plan.ts";
@@ -83,19 +83,6 @@ function checkTorchNames(root: Group, prefix: string, what: string): void {
   walk(root, prefix);
 }
 
-export function liveNodes(g: Graph): Set<Node> {
-  const def = new Map<ValueId, Node>();
-  for (const n of g.nodes) n.outputs.forEach((o) => def.set(o, n));
-  const live = new Set<Node>();
-  const stack = g.outputs.map((o) => o.value);
-  while (stack.length) {
-    const n = def.get(stack.pop()!);
-    if (!n || live.has(n)) continue;
-    live.add(n);
-    stack.push(...n.inputs);
-  }
-  return live;
-}
 
 /** The lm_head's parameter names, checked against what a causal-LM head module registers. */
 export function headParams(plan: TorchPlan): { readonly weight: string; readonly bias?: string } {

@@ -11,7 +11,7 @@
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
-import type { Graph, Node, ValueId } from "../../src/ir/graph.ts";
+import { liveNodes, type Graph, type Node, type ValueId } from "../../src/ir/graph.ts";
 import { stageLayers } from "../../src/lower/mapping.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { isPlainAttribute, Namespace, pascalCase, pyFloat, pyInt, pyString } from "../python/identifiers.ts";
@@ -89,19 +89,6 @@ const PRETRAINED_CONFIG_KEYS = [
   "quant_mode", "quant_algo", "kv_dtype", "attn_bias", "mlp_bias", "bias",
 ];
 
-function liveNodes(g: Graph): Set<Node> {
-  const def = new Map<ValueId, Node>();
-  for (const n of g.nodes) n.outputs.forEach((o) => def.set(o, n));
-  const live = new Set<Node>();
-  const stack = g.outputs.map((o) => o.value);
-  while (stack.length) {
-    const n = def.get(stack.pop()!);
-    if (!n || live.has(n)) continue;
-    live.add(n);
-    stack.push(...n.inputs);
-  }
-  return live;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 

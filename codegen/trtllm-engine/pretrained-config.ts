@@ -7,12 +7,12 @@
 // fields keep TensorRT-LLM's defaults and are not written.
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import type { Graph, Node } from "../../src/ir/graph.ts";
 import type { Mapping } from "../../src/lower/mapping.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { excludeModules } from "../../src/quant/exclusions.ts";
 import { KV_CACHE_SCHEMES, WEIGHT_SCHEMES } from "../../src/quant/schemes.ts";
 import type { QuantSpec } from "../../src/quant/spec.ts";
+import { decoderFacts } from "../decoder-facts.ts";
 import type { BuiltinFamily } from "./builtin.ts";
 
 export type TrtDtype = "float32" | "float16" | "bfloat16";
@@ -47,45 +47,33 @@ export function quantizationConfig(spec: QuantSpec | undefined, low: LoweredMode
   return spec?.weight ? { ...config, exclude_modules: excludeModules(spec, low.graph, low.numLayers, pp) } : config;
 }
 
-const first = (g: Graph, pred: (n: Node) => boolean) => g.nodes.find(pred);
-
 export function pretrainedConfig(low: LoweredModel, architecture: string, family: BuiltinFamily | undefined, o: ConfigOptions): Record<string, JsonValue> {
-  const g = low.graph;
-  const att = first(g, (n) => n.op === "trtllm.attention")!;
-  const a = att.attrs as Record<string, JsonValue>;
-  const mlp = first(g, (n) => n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp");
-  const head = first(g, (n) => n.op === "trtllm.lm_head")!;
-  const norm = first(g, (n) => n.op === "rms_norm" || n.op === "layer_norm");
-  const posTable = first(g, (n) => n.scope === "transformer.position_embedding");
-  const hidden = g.values.get(att.inputs[0]!)!.shape.at(-1) as number;
-  const hfMaxPos = (o.hf.max_position_embeddings ?? o.hf.n_positions) as number | undefined;
-  const maxPos = posTable ? (g.values.get(posTable.inputs[0]!)!.shape[0] as number) : (hfMaxPos ?? 2048);
-  const act = mlp ? (mlp.attrs.act as string) : "silu";
+  const f = decoderFacts(low, o.hf);
+  const a = f.att;
   const headDim = a.headDim as number;
   const common: Record<string, JsonValue> = {
     architecture,
     dtype: o.dtype,
     logits_dtype: "float32",
-    vocab_size: head.attrs.vocab as number,
-    hidden_size: hidden,
+    vocab_size: f.vocab,
+    hidden_size: f.hidden,
     num_hidden_layers: low.numLayers,
     num_attention_heads: a.heads!,
     num_key_value_heads: a.kvHeads!,
     head_size: headDim,
-    intermediate_size: mlp ? (g.values.get(mlp.inputs[1]!)!.shape[0] as number) : 4 * hidden,
-    hidden_act: family === "gpt" && act === "gelu_tanh" ? "gelu_new" : ACT_NAMES[act]!,
-    norm_epsilon: (norm?.attrs.eps as number) ?? 1e-5,
+    intermediate_size: f.intermediate,
+    hidden_act: family === "gpt" && f.act === "gelu_tanh" ? "gelu_new" : ACT_NAMES[f.act]!,
+    norm_epsilon: (f.norm?.attrs.eps as number) ?? 1e-5,
     position_embedding_type: POSITION_TYPES[a.rope as string]!,
-    max_position_embeddings: maxPos,
+    max_position_embeddings: f.maxPositions,
     rotary_base: a.ropeTheta!,
     rotary_scaling: trtRotaryScaling(a.ropeScaling!),
     ...(a.rope !== "none" && { rotary_pct: (a.rotaryDim as number) / headDim, rotary_dim: a.rotaryDim! }),
     mapping: { world_size: o.mapping.tp * o.mapping.pp, tp_size: o.mapping.tp, pp_size: o.mapping.pp },
     quantization: o.quantization ?? { quant_algo: null, kv_cache_quant_algo: null },
   };
-  const bias = (mlp?.attrs.bias as boolean) ?? false;
   const extras: Record<BuiltinFamily, Record<string, JsonValue>> = {
-    llama: { attn_bias: a.qkvBias!, mlp_bias: bias },
+    llama: { attn_bias: a.qkvBias!, mlp_bias: f.mlpBias },
     gpt: { gpt_variant: "gpt2", bias: true, q_scaling: 1.0 },
     gptj: { rotary_dim: a.rotaryDim! },
   };

@@ -209,6 +209,20 @@ export function useDef(g: Graph): { def: Map<ValueId, Node>; uses: Map<ValueId, 
   return { def, uses };
 }
 
+/** Nodes the graph's outputs depend on. */
+export function liveNodes(g: Graph): Set<Node> {
+  const { def } = useDef(g);
+  const live = new Set<Node>();
+  const stack = g.outputs.map((o) => o.value);
+  while (stack.length) {
+    const n = def.get(stack.pop()!);
+    if (!n || live.has(n)) continue;
+    live.add(n);
+    stack.push(...n.inputs);
+  }
+  return live;
+}
+
 export function opCounts(g: Graph): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const n of g.nodes) counts[n.op] = (counts[n.op] ?? 0) + 1;
