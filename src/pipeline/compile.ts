@@ -53,7 +53,7 @@ export interface CompileResult {
   readonly emission: Emission;
   readonly bytesWritten: number;
   /** Of bytesWritten, the bytes the native helper copied file to file, and those it cast (0 without it). */
-  readonly kernelCopiedBytes: number;
+  readonly nativeCopiedBytes: number;
   readonly nativeCastBytes: number;
   readonly seconds: number;
 }
@@ -122,7 +122,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     try {
-      const { bytesWritten, kernelCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
+      const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
@@ -135,7 +135,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       });
       await rename(tmp, outDir);
       await rm(old, { recursive: true, force: true });
-      return { outDir, lowered, emission, bytesWritten, kernelCopiedBytes, nativeCastBytes, seconds: (performance.now() - t0) / 1000 };
+      return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, seconds: (performance.now() - t0) / 1000 };
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;

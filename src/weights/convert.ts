@@ -64,9 +64,9 @@ export interface ConvertOptions {
   onProgress?: (bytesDone: number, bytesTotal: number, tensor: string) => void;
   /** Largest block of one output tensor held in memory at once (default 512 KiB). */
   blockBytes?: number;
-  /** false: copy every tensor through memory even when the kernel-copy helper is built (default: use it). */
-  kernelCopy?: boolean;
-  /** Block of a kernel-copied tensor (default 16 MiB; it holds no memory). */
+  /** false: move every tensor through memory even when the native helper is built (default: use it). */
+  nativeHelper?: boolean;
+  /** Block of a tensor the native helper moves (default 16 MiB; it holds no memory). */
   copyBlockBytes?: number;
 }
 
@@ -77,8 +77,8 @@ export interface ConvertOptions {
  */
 const DEFAULT_BLOCK_BYTES = 512 << 10;
 /**
- * Block of a kernel-copied tensor: no memory is held for it, so it is as large as keeps the progress bar moving
- * and the thread-pool round trips few (one per block).
+ * Block of a tensor the native helper moves: no memory is held for it, so it is as large as keeps the progress bar
+ * moving and the thread-pool round trips few (one per block).
  */
 const COPY_BLOCK_BYTES = 16 << 20;
 /** Blocks held at once: being filled (reads on the thread pool), waiting for their write, or being written. */
@@ -287,21 +287,21 @@ interface BlockJob {
   start: number;
   count: number;
   /** Moved by the native helper (the tensor is a plain copy or cast and the helper is there). */
-  kernel: boolean;
+  viaHelper: boolean;
 }
 
 /** Block sizes: through memory, and moved by the native helper (undefined: no helper). */
 interface BlockSizes {
   memory: number;
-  kernel: number | undefined;
+  helper: number | undefined;
 }
 
 function* fileBlocks(f: PlannedFile, file: number, sizes: BlockSizes): Generator<BlockJob> {
   for (const t of f.tensors) {
-    const kernel = sizes.kernel !== undefined && t.native !== undefined;
-    const bytes = kernel ? sizes.kernel! : sizes.memory;
+    const viaHelper = sizes.helper !== undefined && t.native !== undefined;
+    const bytes = viaHelper ? sizes.helper! : sizes.memory;
     const perBlock = t.literal ? t.elements : Math.max(1, Math.floor(bytes / Math.max(FLOAT_BYTES[t.dtype], FLOAT_BYTES[t.work])));
-    for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start), kernel };
+    for (let start = 0; start < t.elements; start += perBlock) yield { file, t, start, count: Math.min(perBlock, t.elements - start), viaHelper };
   }
 }
 
@@ -340,10 +340,10 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
 }
 
 /**
- * Runs a block's kernel copy; a failure names the files and tensors involved, as the read/write path does (a
- * source that ends early: the source file and tensor; anything else: the output tensor and its source).
+ * Runs a block through the native helper; a failure names the files and tensors involved, as the read/write path
+ * does (a source that ends early: the source file and tensor; anything else: the output tensor and its source).
  */
-async function kernelCopy(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined): Promise<void> {
+async function nativeMove(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined): Promise<void> {
   try {
     await copier.copy(fd, at, block.ranges, { ...(table && { table }), map: w.preallocated });
   } catch (e) {
@@ -395,15 +395,15 @@ async function streamFiles(
       writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata, writerOpts));
     }
     const queues = writers.map((w) => new WriteQueue(w));
-    const sizes = { memory: blockBytes, kernel: copier && (opts.copyBlockBytes ?? COPY_BLOCK_BYTES) };
+    const sizes = { memory: blockBytes, helper: copier && (opts.copyBlockBytes ?? COPY_BLOCK_BYTES) };
     for (const job of roundRobin(files, sizes)) {
-      // A kernel copy holds no buffer; its lane only bounds the blocks in flight.
+      // A block the helper moves holds no buffer; its lane only bounds the blocks in flight.
       const lane = await lanes.take();
       const { name, dtype, work, node } = job.t;
       const table = job.t.native === "cast" ? castTable(work, dtype) : undefined;
-      const filled = job.kernel ? Promise.resolve(undefined) : fillBlock(lane, job, workers);
-      const write = job.kernel
-        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => kernelCopy(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table)))
+      const filled = job.viaHelper ? Promise.resolve(undefined) : fillBlock(lane, job, workers);
+      const write = job.viaHelper
+        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => nativeMove(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table)))
         : filled.then((bytes) => (w: SafetensorsWriter) => w.write(name, bytes!));
       const written = queues[job.file]!.push(write);
       // A failed fill also fails its write; waiting for both means no read is still landing in the lane.
@@ -468,7 +468,7 @@ export async function writeCheckpointFiles(
   plans: readonly RankFilePlan<PlanTensor>[],
   outDir: string,
   opts: ConvertOptions = {},
-): Promise<{ bytesWritten: number; tensors: number; kernelCopiedBytes: number; nativeCastBytes: number }> {
+): Promise<{ bytesWritten: number; tensors: number; nativeCopiedBytes: number; nativeCastBytes: number }> {
   const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
   for (const [key, v] of [["blockBytes", blockBytes], ["copyBlockBytes", opts.copyBlockBytes ?? COPY_BLOCK_BYTES]] as const) {
     if (!Number.isSafeInteger(v) || v < 4) throw new ConvertError(`${key} must be an integer >= 4, got ${v}`);
@@ -481,10 +481,10 @@ export async function writeCheckpointFiles(
     const workers = all.some((t) => castsOnWorkers(t.work, t.dtype)) ? new CastWorkers(CAST_WORKERS) : undefined;
     try {
       await resolveFp8Scales(files, sources.slots, blockBytes);
-      const copier = opts.kernelCopy === false ? undefined : rangeCopier();
+      const copier = opts.nativeHelper === false ? undefined : rangeCopier();
       const nativeBytes = (kind: PlannedTensor["native"]) => (copier ? all.reduce((a, t) => a + (t.native === kind ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0);
       const bytesWritten = await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier);
-      return { bytesWritten, tensors: all.length, kernelCopiedBytes: nativeBytes("copy"), nativeCastBytes: nativeBytes("cast") };
+      return { bytesWritten, tensors: all.length, nativeCopiedBytes: nativeBytes("copy"), nativeCastBytes: nativeBytes("cast") };
     } finally {
       await workers?.close();
     }

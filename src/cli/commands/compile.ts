@@ -52,7 +52,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   const e = r.emission;
   const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, kernelCopiedBytes: r.kernelCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
+    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
     return;
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);
@@ -62,7 +62,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
 }
 
 /** ", 2.1 GB copied file to file by the native helper" and/or cast by it; empty without the helper. */
-function nativeNote(r: { kernelCopiedBytes: number; nativeCastBytes: number }): string {
-  const parts = [r.kernelCopiedBytes && `${formatBytes(r.kernelCopiedBytes)} copied file to file by the native helper`, r.nativeCastBytes && `${formatBytes(r.nativeCastBytes)} cast by the native helper`];
+function nativeNote(r: { nativeCopiedBytes: number; nativeCastBytes: number }): string {
+  const parts = [r.nativeCopiedBytes && `${formatBytes(r.nativeCopiedBytes)} copied file to file by the native helper`, r.nativeCastBytes && `${formatBytes(r.nativeCastBytes)} cast by the native helper`];
   return parts.filter(Boolean).map((p) => `, ${p}`).join("");
 }
