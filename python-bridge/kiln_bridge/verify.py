@@ -22,10 +22,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .architectures import resolve_program
+from .architectures import ARCHITECTURES, resolve_program
 from .checkpoint import CheckpointLayout, layout_of
 from .comm import ThreadWorld, TorchDistComm
 from .errors import BridgeError, CheckpointError
+from .generated import Generated, GeneratedCodeError, detect, run_generated
 from .numerics import DTYPES, Numerics
 from .safetensors_io import load_file
 
@@ -134,10 +135,47 @@ def _setup(ckpt_dir: str, hf_dir: str, dtype: str, device: str):
     return layout, resolve_program(layout.config), load_golden(hf_dir), Numerics(dtype)
 
 
+def _check_device(dtype: str, device: str) -> None:
+    if dtype not in DTYPES:
+        raise BridgeError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BridgeError("--device cuda: torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    elif device != "cpu":
+        raise BridgeError(f"--device {device!r} is not cpu or cuda")
+
+
+def verify_generated(g: Generated, hf_dir: str, device: str = "cpu", dtype: str = "float32",
+                     tolerance: Optional[float] = None, kernels: Optional[Dict[str, str]] = None) -> dict:
+    """Execute generated code (model.py or the trtllm-torch package) on the eager TensorRT-LLM, compare with the
+    goldens under the same tolerances as the built-in path."""
+    _check_device(dtype, device)
+    prompts = load_golden(hf_dir)
+    try:
+        logits, seconds = run_generated(g, [ids for ids, _ in prompts], device, dtype, kernels)
+    except BridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - generated code failing at run time: one line naming the directory
+        raise GeneratedCodeError(f"{g.ckpt_dir} ({g.kind}): {type(e).__name__}: {e}") from None
+    result = RankResult(logits=logits, seconds=seconds)
+    report = _report(g, g, prompts, result, [], dtype=dtype, device=device,
+                     transport=f"threads ({g.world_size} simulated ranks)", tolerance=tolerance,
+                     ckpt_dir=g.ckpt_dir, hf_dir=hf_dir)
+    report["executed"] = g.kind
+    return report
+
+
 def verify_checkpoint(ckpt_dir: str, hf_dir: str, device: str = "cpu", dtype: str = "float32",
-                      tolerance: Optional[float] = None) -> dict:
+                      tolerance: Optional[float] = None, kernels: Optional[Dict[str, str]] = None) -> dict:
     """Verify in this process, every rank of the mapping simulated as a thread. Returns the report dict
-    (report['ok'] says whether every prompt is within tolerance); raises BridgeError for a malformed checkpoint."""
+    (report['ok'] says whether every prompt is within tolerance); raises BridgeError for a malformed checkpoint.
+    Generated code (a custom architecture's model.py, a trtllm-torch package) is executed on the eager
+    TensorRT-LLM; built-in architectures run on the independent decoder."""
+    generated = detect(ckpt_dir)
+    if generated is not None and (generated.kind == "trtllm-torch" or generated.architecture not in ARCHITECTURES):
+        return verify_generated(generated, hf_dir, device, dtype, tolerance, kernels)
     layout, program, prompts, nm = _setup(ckpt_dir, hf_dir, dtype, device)
 
     def rank_main(comm) -> RankResult:
@@ -213,10 +251,21 @@ def main(args) -> int:
     """CLI body of `python -m kiln_bridge verify`: 0 pass, 1 outside tolerance (BridgeError -> caller, exit 2)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     run = verify_distributed if world > 1 else verify_checkpoint
-    report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol)
+    kernels = dict(_kernel_arg(k) for k in args.kernel or [])
+    if world > 1:
+        report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol)
+    else:
+        report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol, kernels=kernels)
     if world == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
+
+
+def _kernel_arg(spec: str) -> Tuple[str, str]:
+    stem, sep, file = spec.partition("=")
+    if not sep or not stem or not file:
+        raise BridgeError(f"--kernel {spec!r}: expected MODULE=FILE.py (e.g. fused_add_rms_norm_kernel=ref.py)")
+    return stem, file
 
 
 def add_arguments(parser) -> None:
@@ -228,3 +277,6 @@ def add_arguments(parser) -> None:
                         help="relative L2 tolerance (default by precision: " +
                              ", ".join(f"{k} {v:g}" for k, v in DEFAULT_TOLERANCE.items()) + ")")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--kernel", action="append", metavar="MODULE=FILE",
+                        help="replace a custom op's kernel module (kiln_plugins/MODULE.py) by FILE, which defines the "
+                             "same launch(); e.g. the op's reference in PyTorch on a CPU without Triton")

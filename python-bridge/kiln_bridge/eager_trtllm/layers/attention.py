@@ -1,0 +1,167 @@
+"""Eager Attention with the GPT attention plugin's semantics, context phase only (full causal recompute, no KV cache)
+(tensorrt_llm/layers/attention.py @ 89fd9b74ab7ae753b4c6b3db25a400dca7ea54a0).
+
+- Per rank: num_attention_heads / tp query heads, ceil(num_kv_heads / tp) kv heads (a replicated head when
+  kv < tp); qkv = ColumnLinear(hidden, tp * (h_r + 2 kv_r) * head_size, gather_output=False), so a rank's fused rows
+  are [q_r; k_r; v_r]; dense = RowLinear(tp * h_r * head_size, hidden, bias=dense_bias (defaults to bias)).
+- Softmax scale 1 / (sqrt(head_size) * q_scaling); the mask is causal (or none for bidirectional).
+- RoPE (rope_gpt_neox: rotate-half pairs (i, i + rd/2); rope_gptj: interleaved pairs (2i, 2i+1)) on the first
+  rotary_embedding_dim = int(head_size * rotary_embedding_percentage) channels of q and k. The frequencies come from
+  the model's tables (`create_attention_const_params` from config.rotary_base / rotary_scaling / rotary_pct /
+  rotary_dim, handed over by `fill_attention_params`), as the engine feeds the plugin; a table whose width differs
+  from the layer's rotary dim is an error. Angles and rotation in float32 (kiln_bridge.rope follows
+  RopeEmbeddingUtils of tensorrt_llm/functional.py), softmax in float32, outputs cast to the layer dtype.
+- learned_absolute: no rotation. ALiBi, relative attention, long-rope, yarn, mrope, cross attention, qk layernorm
+  and sliding windows are refused rather than guessed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ... import rope as rope_tables
+from .. import functional as F
+from ..functional import AttentionMaskType, PositionEmbeddingType, Tensor
+from ..module import Module
+from ..parameter import Parameter
+from .linear import ColumnLinear, RowLinear
+
+
+@dataclass
+class AttentionParams:
+    """What `fill_attention_params` hands every Attention: the model's RoPE frequencies (per pair, float32)."""
+
+    rotary_inv_freq: Optional[torch.Tensor] = None
+    positions: Optional[torch.Tensor] = None
+
+
+@dataclass
+class KeyValueCacheParams:
+    past_key_value: Optional[list] = None
+
+
+def _as_position_type(value) -> PositionEmbeddingType:
+    if isinstance(value, PositionEmbeddingType):
+        return value
+    return PositionEmbeddingType.from_string(str(value))
+
+
+class Attention(Module):
+    def __init__(self, *, local_layer_idx, hidden_size, num_attention_heads, num_kv_heads=None,
+                 max_position_embeddings=1024, num_layers=1, apply_query_key_layer_scaling=False,
+                 attention_head_size=None, qk_layernorm=False, layernorm_type=None, layernorm_share=True,
+                 inner_layernorm=False, eps=1e-05, attention_mask_type=AttentionMaskType.padding, bias=True,
+                 dtype=None, position_embedding_type=PositionEmbeddingType.learned_absolute,
+                 rotary_embedding_base=10000.0, rotary_embedding_base_local=1.0, rotary_embedding_scaling=None,
+                 rotary_embedding_percentage=1.0, rope_scaling_short_factors=None, rope_scaling_long_factors=None,
+                 rope_scaling_short_mscale=None, rope_scaling_long_mscale=None, original_max_position_embeddings=1024,
+                 tp_group=None, tp_size=1, tp_rank=0, quant_mode=None, q_scaling=1.0, cross_attention=False,
+                 relative_attention=False, max_distance=0, num_buckets=0, dense_bias=None, clip_qkv=None,
+                 alibi_bias_max=8, skip_cross_kv=False, max_attn_value=0.0, block_sparse_params=None,
+                 use_implicit_relative_attention=False, reorder=False, enable_qkv=True, cp_group=(0,), cp_size=1,
+                 cp_rank=0, max_seqlen_for_logn_scaling=8192, use_logn_scaling=False, is_local=False):
+        super().__init__()
+        refused = {"qk_layernorm": qk_layernorm, "inner_layernorm": inner_layernorm, "cross_attention": cross_attention,
+                   "relative_attention": relative_attention, "clip_qkv": clip_qkv is not None,
+                   "use_logn_scaling": use_logn_scaling, "cp_size>1": cp_size > 1, "is_local": is_local,
+                   "apply_query_key_layer_scaling": apply_query_key_layer_scaling}
+        bad = [k for k, v in refused.items() if v]
+        if bad:
+            raise NotImplementedError(f"eager tensorrt_llm: Attention({', '.join(bad)}) is not modelled")
+        if attention_mask_type not in (AttentionMaskType.causal, AttentionMaskType.bidirectional):
+            raise NotImplementedError(f"eager tensorrt_llm: attention_mask_type {attention_mask_type!r} is not modelled")
+        self.position_embedding_type = _as_position_type(position_embedding_type)
+        if self.position_embedding_type not in (PositionEmbeddingType.learned_absolute,
+                                                PositionEmbeddingType.rope_gpt_neox, PositionEmbeddingType.rope_gptj):
+            raise NotImplementedError(f"eager tensorrt_llm: position_embedding_type "
+                                      f"{self.position_embedding_type.name} is not modelled")
+        if num_attention_heads % tp_size:
+            raise ValueError("num_attention_heads must be divisible by tp_size")
+        self.local_layer_idx = local_layer_idx
+        self.attention_mask_type = attention_mask_type
+        self.attention_head_size = hidden_size // num_attention_heads if attention_head_size is None else attention_head_size
+        self.num_attention_heads = num_attention_heads // tp_size
+        kv = num_attention_heads if num_kv_heads is None else num_kv_heads
+        self.num_attention_kv_heads = (kv + tp_size - 1) // tp_size
+        self.tp_group, self.tp_size, self.tp_rank = tp_group, tp_size, tp_rank
+        self.q_scaling = q_scaling
+        self.norm_factor = math.sqrt(self.attention_head_size)
+        self.rotary_embedding_dim = 0
+        if self.position_embedding_type.is_rope():
+            self.rotary_embedding_dim = int(self.attention_head_size * rotary_embedding_percentage)
+        d = self.attention_head_size
+        self.qkv = ColumnLinear(hidden_size, tp_size * (self.num_attention_heads + 2 * self.num_attention_kv_heads) * d,
+                                bias=bias, dtype=dtype, tp_group=tp_group, tp_size=tp_size, gather_output=False)
+        self.dense = RowLinear(tp_size * self.num_attention_heads * d, hidden_size,
+                               bias=bias if dense_bias is None else dense_bias, dtype=dtype, tp_group=tp_group,
+                               tp_size=tp_size)
+
+    # ---- model-level constants (DecoderModelForCausalLM) ---------------------------------------------------------
+
+    @staticmethod
+    def create_attention_const_params(model_cls, config) -> None:
+        """RoPE frequencies from the config, registered on the top model as a buffer, as upstream does."""
+        pet = _as_position_type(config.position_embedding_type)
+        if not pet.is_rope():
+            return
+        head = config.head_size or config.hidden_size // config.num_attention_heads
+        dim = getattr(config, "rotary_dim", None) or int(head * getattr(config, "rotary_pct", 1.0))
+        freqs = rope_tables.inv_freq(int(dim), getattr(config, "rotary_base", 10000.0),
+                                     getattr(config, "rotary_scaling", None))
+        model_cls.register_parameter("rotary_inv_freq", Parameter(freqs, dtype="float32", is_buffer=True))
+
+    @staticmethod
+    def fill_attention_params(model_cls, attention_params: Optional[AttentionParams]) -> AttentionParams:
+        params = attention_params or AttentionParams()
+        inv = getattr(model_cls, "rotary_inv_freq", None)
+        if isinstance(inv, Parameter):
+            params.rotary_inv_freq = inv.value.t
+        return params
+
+    # ---- forward -------------------------------------------------------------------------------------------------
+
+    def forward(self, hidden_states: Tensor, attention_mask=None, use_cache=False, spec_decoding_params=None,
+                mrope_params=None, kv_cache_params=None, attention_params=None, encoder_output=None,
+                position_embedding=None, norm_before_bmm1=False, lora_layer_params=None, cross_kv_cache_gen=None,
+                cross_kv_reuse=None, all_reduce_params=None, skip_attn=None):
+        if use_cache:
+            raise NotImplementedError("eager tensorrt_llm: the KV cache (use_cache=True) is not modelled")
+        x = hidden_states.t
+        dtype = x.dtype
+        n_tok = x.shape[0]
+        h, kv, d = self.num_attention_heads, self.num_attention_kv_heads, self.attention_head_size
+        qkv = self.qkv(hidden_states).t.float()
+        q, k, v = torch.split(qkv, [h * d, kv * d, kv * d], dim=-1)
+        q, k, v = q.reshape(n_tok, h, d), k.reshape(n_tok, kv, d), v.reshape(n_tok, kv, d)
+        if self.rotary_embedding_dim:
+            q, k = self._rotate(q, k, attention_params, x.device)
+        q, k = q.to(dtype).float(), k.to(dtype).float()  # the plugin stores rotated q/k in the KV dtype
+        v = v.to(dtype).float()
+        group = h // kv if kv <= h else 1
+        k = k.repeat_interleave(group, dim=1)
+        v = v.repeat_interleave(group, dim=1)
+        scores = torch.einsum("qhd,khd->hqk", q, k) / (self.norm_factor * self.q_scaling)
+        if self.attention_mask_type == AttentionMaskType.causal:
+            mask = torch.ones(n_tok, n_tok, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(mask, float("-inf"))
+        probs = torch.softmax(scores, dim=-1).to(dtype).float()
+        ctx = torch.einsum("hqk,khd->qhd", probs, v).reshape(n_tok, h * d).to(dtype)
+        return self.dense(Tensor(ctx))
+
+    def _rotate(self, q, k, attention_params, device):
+        inv = None if attention_params is None else attention_params.rotary_inv_freq
+        if inv is None:
+            raise RuntimeError("eager tensorrt_llm: Attention with RoPE got no rotary_inv_freq (the model must be a "
+                               "DecoderModelForCausalLM, whose tables feed the attention plugin)")
+        rd = self.rotary_embedding_dim
+        if inv.numel() * 2 != rd:
+            raise RuntimeError(f"eager tensorrt_llm: the model's RoPE table covers {inv.numel() * 2} channels but "
+                               f"attention layer {self.local_layer_idx} rotates {rd} "
+                               "(config rotary_dim/rotary_pct disagree with rotary_embedding_percentage)")
+        positions = torch.arange(q.shape[0], device=device)
+        cos, sin = rope_tables.cos_sin(positions, inv.float())
+        style = self.position_embedding_type.name
+        return rope_tables.apply(q, cos, sin, rd, style), rope_tables.apply(k, cos, sin, rd, style)

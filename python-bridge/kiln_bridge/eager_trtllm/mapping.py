@@ -1,0 +1,69 @@
+"""Eager `tensorrt_llm.Mapping` (tensorrt_llm/mapping.py @ b35ac1b64368513d215c57d2ed01d62d910df8da), without
+context or expert parallelism: rank r has tp_rank = r % tp_size and pp_rank = r // tp_size; the tp group of a rank
+is the tp_size ranks of its pipeline stage; stage s holds the layers `torch.tensor_split(range(n), pp_size)[s]`
+(the earlier stages take the remainder), which is what `pp_layers` returns.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+
+
+class Mapping:
+    def __init__(self, world_size: int = 1, rank: int = 0, gpus_per_node: int = 8, *, cp_size: int = 1,
+                 tp_size: int = 1, pp_size: int = 1, moe_tp_size: int = -1, moe_ep_size: int = -1,
+                 moe_cluster_size: int = -1, attn_tp_size: int = -1, attn_cp_size: int = -1, cp_config=None,
+                 enable_attention_dp: bool = False, enable_lm_head_tp_in_adp: bool = False, **_unused):
+        if cp_size != 1:
+            raise NotImplementedError("eager tensorrt_llm: context parallelism (cp_size > 1) is not modelled")
+        if world_size != tp_size * pp_size:
+            raise ValueError(f"world_size must equal to tp_size * pp_size * cp_size, but got {world_size} != "
+                             f"{tp_size} * {pp_size} * {cp_size}")
+        self.world_size, self.rank, self.gpus_per_node = world_size, rank, gpus_per_node
+        self.tp_size, self.pp_size, self.cp_size = tp_size, pp_size, cp_size
+        self.moe_tp_size = tp_size if moe_tp_size == -1 else moe_tp_size
+        self.moe_ep_size = 1 if moe_ep_size == -1 else moe_ep_size
+        self.enable_attention_dp = enable_attention_dp
+
+    @property
+    def tp_rank(self) -> int:
+        return self.rank % self.tp_size
+
+    @property
+    def pp_rank(self) -> int:
+        return self.rank // self.tp_size
+
+    @property
+    def tp_group(self) -> List[int]:
+        start = self.pp_rank * self.tp_size
+        return list(range(start, start + self.tp_size))
+
+    @property
+    def pp_group(self) -> List[int]:
+        return list(range(self.tp_rank, self.world_size, self.tp_size))
+
+    def is_first_pp_rank(self) -> bool:
+        return self.pp_rank == 0
+
+    def is_last_pp_rank(self) -> bool:
+        return self.pp_rank == self.pp_size - 1
+
+    def has_pp(self) -> bool:
+        return self.pp_size > 1
+
+    def has_tp(self) -> bool:
+        return self.tp_size > 1
+
+    def prev_pp_rank(self) -> int:
+        return self.rank - self.tp_size
+
+    def next_pp_rank(self) -> int:
+        return self.rank + self.tp_size
+
+    def pp_layers(self, num_layers: int) -> List[int]:
+        return [int(i) for i in torch.tensor_split(torch.arange(num_layers), self.pp_size)[self.pp_rank].tolist()]
+
+    def to_dict(self) -> dict:
+        return {"world_size": self.world_size, "rank": self.rank, "tp_size": self.tp_size, "pp_size": self.pp_size,
+                "cp_size": self.cp_size}
