@@ -52,8 +52,10 @@ class Generated:
         return self.tp * self.pp
 
 
-def detect(ckpt_dir: str) -> Optional[Generated]:
-    """What the directory holds, or None when it is not generated code (a built-in engine checkpoint)."""
+def detect(ckpt_dir: str, tp: int = 1, pp: int = 1) -> Optional[Generated]:
+    """What the directory holds, or None when it is not generated code (a built-in engine checkpoint). A trtllm-torch
+    checkpoint has no mapping (the runtime picks it), so `tp`/`pp` say which one to simulate; model.py checkpoints
+    carry theirs in config.json."""
     path = os.path.join(ckpt_dir, "config.json")
     if not os.path.exists(path):
         return None
@@ -69,7 +71,7 @@ def detect(ckpt_dir: str) -> Optional[Generated]:
         if len(packages) > 1:
             raise CheckpointError(f"{ckpt_dir}: several packages {packages}; expected one kiln_<name>/")
         config = dict(config, dtype=config.get("torch_dtype", config.get("dtype")))
-        return Generated("trtllm-torch", ckpt_dir, config, config["architectures"][0], 1, 1,
+        return Generated("trtllm-torch", ckpt_dir, config, config["architectures"][0], tp, pp,
                          int(config["vocab_size"]), packages[0])
     if "architecture" in config and os.path.exists(os.path.join(ckpt_dir, "model.py")):
         m = config.get("mapping") or {}

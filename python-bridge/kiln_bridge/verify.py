@@ -168,12 +168,13 @@ def verify_generated(g: Generated, hf_dir: str, device: str = "cpu", dtype: str 
 
 
 def verify_checkpoint(ckpt_dir: str, hf_dir: str, device: str = "cpu", dtype: str = "float32",
-                      tolerance: Optional[float] = None, kernels: Optional[Dict[str, str]] = None) -> dict:
+                      tolerance: Optional[float] = None, kernels: Optional[Dict[str, str]] = None,
+                      tp: int = 1, pp: int = 1) -> dict:
     """Verify in this process, every rank of the mapping simulated as a thread. Returns the report dict
     (report['ok'] says whether every prompt is within tolerance); raises BridgeError for a malformed checkpoint.
     Generated code (a custom architecture's model.py, a trtllm-torch package) is executed on the eager
     TensorRT-LLM; built-in architectures run on the independent decoder."""
-    generated = detect(ckpt_dir)
+    generated = detect(ckpt_dir, tp, pp)
     if generated is not None and (generated.kind == "trtllm-torch" or generated.architecture not in ARCHITECTURES):
         return verify_generated(generated, hf_dir, device, dtype, tolerance, kernels)
     layout, program, prompts, nm = _setup(ckpt_dir, hf_dir, dtype, device)
@@ -255,7 +256,8 @@ def main(args) -> int:
     if world > 1:
         report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol)
     else:
-        report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol, kernels=kernels)
+        report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol, kernels=kernels,
+                     tp=args.tp, pp=args.pp)
     if world == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
@@ -277,6 +279,9 @@ def add_arguments(parser) -> None:
                         help="relative L2 tolerance (default by precision: " +
                              ", ".join(f"{k} {v:g}" for k, v in DEFAULT_TOLERANCE.items()) + ")")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--tp", type=int, default=1, help="trtllm-torch outputs only (their checkpoint has no "
+                        "mapping): the tensor-parallel size to simulate")
+    parser.add_argument("--pp", type=int, default=1, help="trtllm-torch outputs only: the pipeline-parallel size")
     parser.add_argument("--kernel", action="append", metavar="MODULE=FILE",
                         help="replace a custom op's kernel module (kiln_plugins/MODULE.py) by FILE, which defines the "
                              "same launch(); e.g. the op's reference in PyTorch on a CPU without Triton")

@@ -1,0 +1,3 @@
+from .interface import AttentionMetadata, PositionalEmbeddingParams, RopeParams
+
+__all__ = ["AttentionMetadata", "PositionalEmbeddingParams", "RopeParams"]

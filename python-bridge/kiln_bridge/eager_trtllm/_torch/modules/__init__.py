@@ -1,0 +1,1 @@
+"""Eager `tensorrt_llm._torch.modules` (one file per upstream module)."""

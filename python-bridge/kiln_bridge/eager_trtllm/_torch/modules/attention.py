@@ -1,0 +1,73 @@
+"""Eager `tensorrt_llm._torch.modules.attention.Attention` (@ c6d3bb2aae305e0b5ac1b97b7954dcf87d653322, with the
+facts in ../shared/docs/trtllm-pytorch-facts.md "Attention"), backend: plain causal attention over one sequence.
+
+- head_dim = pretrained_config.head_dim, else hidden // heads; per rank heads / tp query heads and ceil(kv / tp) kv
+  heads; qkv_proj = Linear(COLUMN, FUSED_QKV_LINEAR) of [q_r; k_r; v_r]; o_proj = Linear(ROW, bias=dense_bias,
+  which defaults to bias).
+- RoPE from pos_embd_params (RopeParams frequencies; is_neox: rotate-half pairs (i, i + dim/2), else interleaved
+  pairs (2i, 2i+1)) on the first rope.dim channels of q and k, at `position_ids`; None = no rotation.
+- Softmax scale 1 / (sqrt(head_dim) * q_scaling), causal mask, softmax in float32.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .... import rope as rope_tables
+from ..attention_backend.interface import PositionalEmbeddingParams
+from .linear import Linear, TensorParallelMode, WeightMode, WeightsLoadingConfig
+
+
+class Attention(nn.Module):
+    def __init__(self, *, hidden_size, num_attention_heads, num_key_value_heads, max_position_embeddings, bias,
+                 pos_embd_params: Optional[PositionalEmbeddingParams] = None, rope_fusion=None, layer_idx=None,
+                 dtype=None, dense_bias=None, config=None, q_scaling=1.0, attention_chunk_size=None, **_unused):
+        super().__init__()
+        if attention_chunk_size is not None:
+            raise NotImplementedError("eager tensorrt_llm: chunked attention is not modelled")
+        mapping = config.mapping
+        tp = mapping.tp_size
+        pretrained = config.pretrained_config
+        self.head_dim = getattr(pretrained, "head_dim", None) or hidden_size // num_attention_heads
+        if num_attention_heads % tp:
+            raise ValueError(f"num_attention_heads={num_attention_heads} is not divisible by tp_size={tp}")
+        self.num_heads = num_attention_heads // tp
+        self.num_key_value_heads = (num_key_value_heads + tp - 1) // tp
+        self.q_scaling, self.layer_idx = q_scaling, layer_idx
+        self.pos_embd_params = pos_embd_params
+        d = self.head_dim
+        self.qkv_proj = Linear(hidden_size, tp * (self.num_heads + 2 * self.num_key_value_heads) * d, bias=bias,
+                               dtype=dtype, mapping=mapping, tensor_parallel_mode=TensorParallelMode.COLUMN,
+                               weights_loading_config=WeightsLoadingConfig(weight_mode=WeightMode.FUSED_QKV_LINEAR))
+        self.o_proj = Linear(tp * self.num_heads * d, hidden_size, bias=bias if dense_bias is None else dense_bias,
+                             dtype=dtype, mapping=mapping, tensor_parallel_mode=TensorParallelMode.ROW)
+
+    def forward(self, position_ids, hidden_states, attn_metadata, attention_mask=None, mrope_config=None,
+                all_reduce_params=None, lora_params=None, attention_window_size=None, **kwargs):
+        if attention_window_size is not None:
+            raise NotImplementedError("eager tensorrt_llm: attention_window_size is not modelled")
+        x = hidden_states
+        dtype, n = x.dtype, x.shape[0]
+        h, kv, d = self.num_heads, self.num_key_value_heads, self.head_dim
+        q, k, v = torch.split(self.qkv_proj(x).float(), [h * d, kv * d, kv * d], dim=-1)
+        q, k, v = q.reshape(n, h, d), k.reshape(n, kv, d), v.reshape(n, kv, d)
+        p = self.pos_embd_params
+        if p is not None:
+            if p.rope is None:
+                raise NotImplementedError("eager tensorrt_llm: pos_embd_params without RopeParams")
+            if position_ids is None:
+                raise ValueError("Attention with RoPE needs position_ids")
+            cos, sin = rope_tables.cos_sin(position_ids.reshape(-1).to(x.device), p.rope.inv_freq())
+            style = "rope_gpt_neox" if p.is_neox else "rope_gptj"
+            q = rope_tables.apply(q, cos, sin, int(p.rope.dim), style)
+            k = rope_tables.apply(k, cos, sin, int(p.rope.dim), style)
+        q, k, v = q.to(dtype).float(), k.to(dtype).float(), v.to(dtype).float()
+        k, v = k.repeat_interleave(h // kv, dim=1), v.repeat_interleave(h // kv, dim=1)
+        scores = torch.einsum("qhd,khd->hqk", q, k) / (math.sqrt(d) * self.q_scaling)
+        mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+        probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1).to(dtype).float()
+        ctx = torch.einsum("hqk,khd->qhd", probs, v).reshape(n, h * d).to(dtype)
+        return self.o_proj(ctx)

@@ -1,0 +1,70 @@
+"""Build one rank of a trtllm-torch package (kiln_<name>/) on the eager `tensorrt_llm._torch` and return its
+forward: the package is imported (registering its class with register_auto_model), its config class reads
+config.json, ModelConfig gets the rank's Mapping and the compute dtype, and the model loads model.safetensors
+through its own `load_weights`, which slices every tensor for the rank. Runs inside generated.run_generated."""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Callable, Optional
+
+import torch
+
+from .errors import CheckpointError, UnsupportedConfig
+from .eager_trtllm import _rank
+from .numerics import DTYPES
+from .safetensors_io import load_file
+
+
+def torch_rank(g, dtype: str) -> Callable[[int], Callable[[torch.Tensor], Optional[torch.Tensor]]]:
+    from .generated import GeneratedCodeError
+
+    try:
+        pkg = importlib.import_module(g.package)
+    except Exception as e:  # noqa: BLE001 - generated code failing: one line with its directory
+        raise GeneratedCodeError(f"{g.ckpt_dir}/{g.package}: import failed: {type(e).__name__}: {e}") from None
+    from tensorrt_llm._torch.attention_backend.interface import AttentionMetadata
+    from tensorrt_llm._torch.model_config import ModelConfig
+    from tensorrt_llm._torch.models.modeling_utils import MODEL_CLASS_MAPPING
+    from tensorrt_llm.mapping import Mapping
+
+    if g.architecture not in MODEL_CLASS_MAPPING:
+        raise GeneratedCodeError(f"{g.ckpt_dir}/{g.package}: importing it registers no model {g.architecture!r}")
+    model_cls = MODEL_CLASS_MAPPING[g.architecture]
+    config_cls = next((getattr(pkg, n) for n in getattr(pkg, "__all__", []) if n.endswith("Config")), None)
+    if config_cls is None:
+        raise GeneratedCodeError(f"{g.ckpt_dir}/{g.package}: exports no *Config class")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()  # the package's config triggers HF's torch_dtype notices
+    except ImportError:
+        pass
+    weights = load_file(os.path.join(g.ckpt_dir, "model.safetensors"))
+    torch_dtype = DTYPES[dtype]
+
+    def build(rank: int):
+        pretrained = config_cls.from_pretrained(g.ckpt_dir)
+        pretrained.torch_dtype = torch_dtype
+        mapping = Mapping(world_size=g.tp * g.pp, rank=rank, tp_size=g.tp, pp_size=g.pp)
+        model_config = ModelConfig(pretrained_config=pretrained, mapping=mapping)
+        try:
+            with torch.device(_rank.device()):
+                model = model_cls(model_config)
+            model.load_weights(weights)
+        except NotImplementedError as e:
+            raise UnsupportedConfig(f"{g.ckpt_dir}/{g.package}: {e}") from None
+        except ValueError as e:
+            raise CheckpointError(f"{g.ckpt_dir}/model.safetensors (rank {rank}): {e}") from None
+        model.eval()
+
+        def forward(ids: torch.Tensor) -> torch.Tensor:
+            dev = _rank.device()
+            meta = AttentionMetadata(seq_lens=[int(ids.shape[0])])
+            with torch.no_grad():
+                return model.forward(meta, input_ids=ids.to(dev), position_ids=torch.arange(ids.shape[0], device=dev)[None, :],
+                                     return_context_logits=True)
+
+        return forward
+
+    return build
