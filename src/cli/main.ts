@@ -12,6 +12,7 @@ import { inspectCommand } from "./commands/inspect.ts";
 import { planCommand } from "./commands/plan.ts";
 import { tritonCommand } from "./commands/triton.ts";
 import { verifyOpCommand } from "./commands/verify-op.ts";
+import { verifyCommand } from "./commands/verify.ts";
 import { calibrateCommand } from "./commands/calibrate.ts";
 import { evalCommand } from "./commands/eval.ts";
 import { reportError } from "./errors.ts";
@@ -138,6 +139,19 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--device", "check and time the Triton kernel on a local CUDA GPU, or print the command for a GPU machine")
     .option("--python <python>", "Python with torch (and triton for --device); default $KILN_PYTHON, .venv/bin/python, python3")
     .action(async (op, o) => verifyOpCommand(op, o, out));
+  program
+    .command("verify")
+    .description("execute what kiln compile wrote (model.py, the trtllm-torch package, or a built-in checkpoint) in PyTorch and compare with golden logits")
+    .argument("<out>", "directory written by kiln compile")
+    .requiredOption("--hf <dir>", "directory holding golden.safetensors")
+    .option("--device <device>", "cpu | cuda", "cpu")
+    .option("--dtype <dtype>", "float32 | float16 | bfloat16", "float32")
+    .option("--tp <n>", "trtllm-torch only: tensor-parallel size to simulate")
+    .option("--pp <n>", "trtllm-torch only: pipeline-parallel size to simulate")
+    .option("--kernel <module=file...>", "replace a custom op's kernel module by a Python file with the same launch()")
+    .option("--tol <x>", "relative L2 tolerance (default by precision)")
+    .option("--json", "print the report as JSON")
+    .action(async (dir, o) => verifyCommand(dir, o, out));
   program
     .command("calibrate")
     .description("record activation and KV-cache maxima over calibration prompts (for --quant fp8 and --kv-cache)")
