@@ -1,0 +1,177 @@
+"""Execute what `kiln compile` emits (model.py of the engine flow, the trtllm-torch package) on the eager
+TensorRT-LLM and hold its logits to the transformers goldens with the verifier's usual tolerances (float32: 1e-5).
+
+Every fixture x tp in {1, 2, 4} x pp in {1, 2} for model.py (--custom-code forced, built-in families included);
+every fixture x simulated tp in {1, 2, 4} for the trtllm-torch package (its checkpoint has no mapping; the runtime's
+tp is simulated); the examples llama_from_primitives and llama_fused_norm (its custom op run through the op's
+TypeScript reference transcribed to PyTorch, tests/kernels/). Each output is compiled once per session (two at a
+time) and shared. Negative tests plant one wrong emitted line and require the verification to fail.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import FAMILIES, fixture_dir
+from kiln_bridge.errors import BridgeError
+from kiln_bridge.safetensors_io import load_file, save_file
+from kiln_bridge.verify import verify_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "models/llama.ts",
+              "llama3_gqa": "models/llama.ts", "prim": "examples/llama_from_primitives.ts",
+              "fused": "examples/llama_fused_norm/model.ts"}
+HF = {**{f: f for f in FAMILIES}, "prim": "llama", "fused": "llama"}
+REFERENCE_KERNEL = {"fused_add_rms_norm_kernel": str(Path(__file__).parent / "kernels" / "fused_add_rms_norm_reference.py")}
+
+ENGINE_CASES = [(f, tp, pp) for f in FAMILIES for tp in (1, 2, 4) for pp in (1, 2)]
+TORCH_CASES = [(f, tp) for f in FAMILIES for tp in (1, 2, 4)]
+EXAMPLE_CASES = [("prim", 2, 1), ("prim", 2, 2), ("fused", 1, 1), ("fused", 2, 2), ("fused", 4, 1)]
+
+
+def _name(model, target, tp, pp):
+    return f"{model}-{target}-tp{tp}-pp{pp}"
+
+
+def _compile(root: Path, model: str, target: str, tp: int, pp: int) -> str:
+    out = root / _name(model, target, tp, pp)
+    cmd = [shutil.which("node"), "bin/kiln.js", "compile", MODEL_FILE[model], "--hf", fixture_dir(HF[model]), "--out",
+           str(out), "--target", target, "--tp", str(tp), "--pp", str(pp), "--no-typecheck", "--json"]
+    if target == "trtllm-engine":
+        cmd.append("--custom-code")
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def outputs(tmp_path_factory):
+    """Every output this module verifies, compiled once, two kiln processes at a time."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed; `kiln compile` cannot run")
+    root = tmp_path_factory.mktemp("kiln_outputs")
+    jobs = [(f, "trtllm-engine", tp, pp) for f, tp, pp in ENGINE_CASES]
+    jobs += [(f, "trtllm-torch", 1, 1) for f in FAMILIES]
+    jobs += [(m, "trtllm-engine", tp, pp) for m, tp, pp in EXAMPLE_CASES]
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(jobs, pool.map(lambda j: _compile(root, *j), jobs)))
+    return lambda model, target, tp=1, pp=1: done[(model, target, tp, pp)]
+
+
+def _passes(report):
+    assert report["ok"], report
+    assert report["tolerance"] == 1e-5
+    assert all(p["rel_l2"] <= 1e-5 and p["argmax_agree"] == 1.0 for p in report["prompts"]), report
+    return report
+
+
+@pytest.mark.parametrize("family,tp,pp", ENGINE_CASES)
+def test_model_py_matches_transformers(outputs, family, tp, pp):
+    report = _passes(verify_checkpoint(outputs(family, "trtllm-engine", tp, pp), fixture_dir(family)))
+    assert report["executed"] == "model.py" and (report["tp"], report["pp"]) == (tp, pp)
+
+
+@pytest.mark.parametrize("family,tp", TORCH_CASES)
+def test_trtllm_torch_package_matches_transformers(outputs, family, tp):
+    report = _passes(verify_checkpoint(outputs(family, "trtllm-torch"), fixture_dir(family), tp=tp))
+    assert report["executed"] == "trtllm-torch" and report["tp"] == tp
+
+
+@pytest.mark.parametrize("model,tp,pp", EXAMPLE_CASES)
+def test_examples_match_transformers(outputs, model, tp, pp):
+    report = _passes(verify_checkpoint(outputs(model, "trtllm-engine", tp, pp), fixture_dir("llama"),
+                                       kernels=REFERENCE_KERNEL))
+    # llama_from_primitives maps onto TensorRT-LLM's built-in LLaMA unless --custom-code; with it, model.py runs
+    assert report["executed"] == "model.py"
+
+
+def test_half_precision_runs_within_its_tolerance(outputs):
+    for dtype, tol in (("float16", 2e-2), ("bfloat16", 5e-2)):
+        report = verify_checkpoint(outputs("llama3_gqa", "trtllm-engine", 2, 2), fixture_dir("llama3_gqa"), dtype=dtype)
+        assert report["ok"] and report["tolerance"] == tol, report
+        report = verify_checkpoint(outputs("gptj", "trtllm-torch"), fixture_dir("gptj"), dtype=dtype, tp=2)
+        assert report["ok"] and report["tolerance"] == tol, report
+
+
+# ---- negative tests: one planted bug in what Kiln emitted must fail the verification ---------------------------
+
+def _planted(src: str, dst: Path, file: str, old: str, new: str) -> str:
+    shutil.copytree(src, dst)
+    path = dst / file
+    text = path.read_text()
+    assert text.count(old) >= 1, f"{file} no longer contains {old!r}; update the planted bug"
+    path.write_text(text.replace(old, new))
+    return str(dst)
+
+
+def _fails(ckpt: str, hf: str, **kw) -> None:
+    report = verify_checkpoint(ckpt, fixture_dir(hf), **kw)
+    assert not report["ok"], "a planted bug passed verification"
+    assert max(p["rel_l2"] for p in report["prompts"]) > 1e-3
+
+
+def test_wrong_softmax_scale_fails(outputs, tmp_path):
+    _fails(_planted(outputs("llama", "trtllm-engine", 2, 1), tmp_path / "e", "model.py", "q_scaling=1.0", "q_scaling=2.0"), "llama")
+    src = outputs("llama", "trtllm-torch")
+    _fails(_planted(src, tmp_path / "t", "kiln_llama/modeling_kiln_llama.py", "q_scaling=1.0", "q_scaling=2.0"), "llama", tp=2)
+
+
+def test_swapped_rotary_style_fails(outputs, tmp_path):
+    src = outputs("llama", "trtllm-torch")
+    _fails(_planted(src, tmp_path / "t", "kiln_llama/modeling_kiln_llama.py", "is_neox=True", "is_neox=False"), "llama")
+
+
+def test_missing_residual_fails(outputs, tmp_path):
+    src = outputs("gpt2", "trtllm-engine", 2, 1)
+    text = (Path(src) / "model.py").read_text()
+    line = re.search(r"hidden_states_2 = hidden_states_1 \+ mlp_output", text).group(0)
+    _fails(_planted(src, tmp_path / "e", "model.py", line, "hidden_states_2 = mlp_output"), "gpt2")
+
+
+def test_bias_on_every_rank_without_reduce_fails(outputs, tmp_path):
+    # The MLP's RowLinear loses its tp group: each rank adds the whole proj bias to its partial sum, none all-reduced.
+    src = outputs("gpt2", "trtllm-engine", 2, 1)
+    text = (Path(src) / "model.py").read_text()
+    mlp = text[text.index("self.mlp = MLP("):]
+    old = mlp[: mlp.index(")") + 1]
+    _fails(_planted(src, tmp_path / "e", "model.py", old, old.replace("tp_group=config.mapping.tp_group", "tp_group=None")), "gpt2")
+
+
+def test_fc_and_gate_swapped_fails(outputs, tmp_path):
+    dst = tmp_path / "e"
+    shutil.copytree(outputs("llama", "trtllm-engine", 2, 1), dst)
+    for rank in (0, 1):
+        path = dst / f"rank{rank}.safetensors"
+        w = load_file(str(path))
+        for i in range(2):
+            fc, gate = f"transformer.layers.{i}.mlp.fc.weight", f"transformer.layers.{i}.mlp.gate.weight"
+            w[fc], w[gate] = w[gate], w[fc]
+        save_file(w, str(path))
+    _fails(str(dst), "llama")
+
+
+def test_missing_tensor_is_a_one_line_error(outputs, tmp_path):
+    dst = tmp_path / "e"
+    shutil.copytree(outputs("llama", "trtllm-engine", 2, 1), dst)
+    w = load_file(str(dst / "rank1.safetensors"))
+    del w["transformer.layers.1.mlp.gate.weight"]
+    save_file(w, str(dst / "rank1.safetensors"))
+    with pytest.raises(BridgeError, match=r"rank1\.safetensors: Required but not provided tensors: .*mlp\.gate\.weight"):
+        verify_checkpoint(str(dst), fixture_dir("llama"))
+
+
+def test_triton_kernel_without_triton_names_the_module(outputs):
+    try:
+        import triton  # noqa: F401
+        pytest.skip("triton is installed here; the reference kernel is optional")
+    except ImportError:
+        pass
+    with pytest.raises(BridgeError, match=r"model\.py: import failed: ModuleNotFoundError: No module named 'triton'"):
+        verify_checkpoint(outputs("fused", "trtllm-engine", 1, 1), fixture_dir("llama"))
