@@ -58,12 +58,13 @@ def torch_rank(g, dtype: str) -> Callable[[int], Callable[[torch.Tensor], Option
             raise CheckpointError(f"{g.ckpt_dir}/model.safetensors (rank {rank}): {e}") from None
         model.eval()
 
-        def forward(ids: torch.Tensor) -> torch.Tensor:
+        def forward(ids: torch.Tensor) -> Optional[torch.Tensor]:
             dev = _rank.device()
             meta = AttentionMetadata(seq_lens=[int(ids.shape[0])])
             with torch.no_grad():
-                return model.forward(meta, input_ids=ids.to(dev), position_ids=torch.arange(ids.shape[0], device=dev)[None, :],
+                logits = model.forward(meta, input_ids=ids.to(dev), position_ids=torch.arange(ids.shape[0], device=dev)[None, :],
                                      return_context_logits=True)
+            return logits if mapping.is_last_pp_rank() else None
 
         return forward
 

@@ -2,8 +2,8 @@
 TensorRT-LLM and hold its logits to the transformers goldens with the verifier's usual tolerances (float32: 1e-5).
 
 Every fixture x tp in {1, 2, 4} x pp in {1, 2} for model.py (--custom-code forced, built-in families included);
-every fixture x simulated tp in {1, 2, 4} for the trtllm-torch package (its checkpoint has no mapping; the runtime's
-tp is simulated); the examples llama_from_primitives and llama_fused_norm (its custom op run through the op's
+every fixture x simulated tp in {1, 2, 4} x pp in {1, 2} for the trtllm-torch package (its checkpoint has no
+mapping; the runtime's tp/pp is simulated); the examples llama_from_primitives and llama_fused_norm (its custom op run through the op's
 TypeScript reference transcribed to PyTorch, tests/kernels/). Each output is compiled once per session (two at a
 time) and shared. Negative tests plant one wrong emitted line and require the verification to fail.
 """
@@ -31,7 +31,7 @@ HF = {**{f: f for f in FAMILIES}, "prim": "llama", "fused": "llama"}
 REFERENCE_KERNEL = {"fused_add_rms_norm_kernel": str(Path(__file__).parent / "kernels" / "fused_add_rms_norm_reference.py")}
 
 ENGINE_CASES = [(f, tp, pp) for f in FAMILIES for tp in (1, 2, 4) for pp in (1, 2)]
-TORCH_CASES = [(f, tp) for f in FAMILIES for tp in (1, 2, 4)]
+TORCH_CASES = [(f, tp, pp) for f in FAMILIES for tp in (1, 2, 4) for pp in (1, 2)]
 EXAMPLE_CASES = [("prim", 2, 1), ("prim", 2, 2), ("fused", 1, 1), ("fused", 2, 2), ("fused", 4, 1)]
 
 
@@ -78,10 +78,10 @@ def test_model_py_matches_transformers(outputs, family, tp, pp):
     assert report["executed"] == "model.py" and (report["tp"], report["pp"]) == (tp, pp)
 
 
-@pytest.mark.parametrize("family,tp", TORCH_CASES)
-def test_trtllm_torch_package_matches_transformers(outputs, family, tp):
-    report = _passes(verify_checkpoint(outputs(family, "trtllm-torch"), fixture_dir(family), tp=tp))
-    assert report["executed"] == "trtllm-torch" and report["tp"] == tp
+@pytest.mark.parametrize("family,tp,pp", TORCH_CASES)
+def test_trtllm_torch_package_matches_transformers(outputs, family, tp, pp):
+    report = _passes(verify_checkpoint(outputs(family, "trtllm-torch"), fixture_dir(family), tp=tp, pp=pp))
+    assert report["executed"] == "trtllm-torch" and (report["tp"], report["pp"]) == (tp, pp)
 
 
 @pytest.mark.parametrize("model,tp,pp", EXAMPLE_CASES)

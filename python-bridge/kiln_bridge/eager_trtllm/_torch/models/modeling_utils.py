@@ -10,6 +10,11 @@ per ../shared/docs/trtllm-pytorch-facts.md "The default DecoderModelForCausalLM.
   other module with `load_weights` gets its own keys; a module without it has its direct parameters copied by name.
   A missing key or a wrong shape is an error; the lm_head is skipped when tied. Keys no module consumed are an
   error here too (upstream ignores them; for the verifier an unused tensor means the package dropped a weight).
+- Pipeline parallelism (`__pp_init__`, run by the PostInitCaller metaclass after the subclass's __init__, as in
+  modeling_utils.py @ the 1.2-era main read for it): on a stage other than the first, `embed_tokens` is skipped; on
+  one other than the last, `norm` and `lm_head` are; layers outside `mapping.pp_layers` are skipped (pass their
+  hidden states through); the stage's first layer receives its hidden states from the previous stage, its last
+  layer sends them to the next. A DecoderModel without `layers` gets no pipeline parallelism.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Dict, Generic, TypeVar
 import torch
 from torch import nn
 
+from ... import _rank
 from ..modules.embedding import LMHead
 from ..modules.linear import TensorParallelMode
 
@@ -54,26 +60,89 @@ def duplicate_kv_weight(weight: torch.Tensor, num_kv_heads: int, tensor_parallel
     return shaped.repeat_interleave(reps, dim=0).reshape(num_kv_heads * reps * head_dim, *weight.shape[1:])
 
 
+def skip_forward(module: nn.Module) -> None:
+    """The module no longer computes on this stage: it passes its hidden-state input through (an embedding returns
+    zeros [tokens, hidden], which the stage's first layer replaces by what it receives)."""
+    def passthrough(*args, **kwargs):
+        x = kwargs.get("hidden_states", args[1] if len(args) > 1 else args[0] if args else None)
+        if x is None:
+            x = kwargs.get("input") if "input" in kwargs else next(iter(kwargs.values()))
+        if not torch.is_floating_point(x):  # an embedding's token ids
+            return torch.zeros(*x.shape, module.embedding_dim, dtype=module.weight.dtype, device=x.device)
+        return x
+    module.forward = passthrough
+
+
+def forward_after_recv(forward):
+    def wrapped(*args, **kwargs):
+        if "hidden_states" in kwargs:
+            kwargs["hidden_states"] = _rank.comm().recv_prev(kwargs["hidden_states"])
+        else:
+            args = (args[0], _rank.comm().recv_prev(args[1]), *args[2:])
+        return forward(*args, **kwargs)
+    return wrapped
+
+
+def forward_before_send(forward):
+    def wrapped(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        _rank.comm().send_next(out[0] if isinstance(out, tuple) else out)
+        return out
+    return wrapped
+
+
 class DecoderModel(nn.Module):
     def __init__(self, model_config):
         super().__init__()
         self.model_config = model_config
         self.dtype = model_config.pretrained_config.torch_dtype
 
+    def __pp_init__(self) -> None:
+        mapping = self.model_config.mapping
+        if not mapping.has_pp() or not hasattr(self, "layers"):
+            return
+        if hasattr(self, "embed_tokens") and not mapping.is_first_pp_rank():
+            skip_forward(self.embed_tokens)
+        if hasattr(self, "norm") and not mapping.is_last_pp_rank():
+            skip_forward(self.norm)
+        n = self.model_config.pretrained_config.num_hidden_layers
+        local = mapping.pp_layers(n)
+        for idx in range(n):
+            layer = self.layers[idx]
+            if idx not in local:
+                skip_forward(layer)
+            if idx == local[0] and not mapping.is_first_pp_rank():
+                layer.forward = forward_after_recv(layer.forward)
+            if idx == local[-1] and not mapping.is_last_pp_rank():
+                layer.forward = forward_before_send(layer.forward)
 
-class DecoderModelForCausalLM(nn.Module, Generic[TModel, TConfig]):
+
+class PostInitCaller(type):
+    def __call__(cls, *args, **kwargs):
+        obj = type.__call__(cls, *args, **kwargs)
+        obj.__pp_init__()
+        return obj
+
+
+class DecoderModelForCausalLM(nn.Module, Generic[TModel, TConfig], metaclass=PostInitCaller):
     def __init__(self, model, *, config, hidden_size, vocab_size):
         super().__init__()
         self.model_config = config
         self.config = config.pretrained_config
         self.model = model
-        if config.mapping.pp_size > 1:
-            raise NotImplementedError("eager tensorrt_llm: _torch pipeline parallelism is not modelled")
         self.lm_head = LMHead(vocab_size, hidden_size, dtype=self.config.torch_dtype, mapping=config.mapping,
                               tensor_parallel_mode=TensorParallelMode.COLUMN, gather_output=True)
         self.tied = bool(getattr(self.config, "tie_word_embeddings", False))
         if self.tied:
             self.lm_head.weight = model.embed_tokens.weight
+
+    def __pp_init__(self) -> None:
+        mapping = self.model_config.mapping
+        if not mapping.has_pp():
+            return
+        if not mapping.is_last_pp_rank():
+            skip_forward(self.lm_head)
+        self.model.__pp_init__()
 
     def forward(self, attn_metadata, input_ids=None, position_ids=None, inputs_embeds=None,
                 return_context_logits=False, **kwargs):
