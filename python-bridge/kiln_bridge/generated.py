@@ -84,7 +84,8 @@ def detect(ckpt_dir: str, tp: int = 1, pp: int = 1) -> Optional[Generated]:
 
 @contextlib.contextmanager
 def _imported_from(ckpt_dir: str, kernels: Dict[str, str]) -> Iterator[None]:
-    """sys.path gets ckpt_dir (kiln_plugins, kiln_<name>); modules first imported from it are dropped afterwards."""
+    """sys.path gets ckpt_dir (kiln_plugins, kiln_<name>); the modules imported from it (and the kernel
+    replacements) are dropped afterwards, so the next output's packages of the same name load afresh."""
     before = set(sys.modules)
     sys.path.insert(0, os.path.abspath(ckpt_dir))
     try:
@@ -93,8 +94,12 @@ def _imported_from(ckpt_dir: str, kernels: Dict[str, str]) -> Iterator[None]:
         yield
     finally:
         sys.path.remove(os.path.abspath(ckpt_dir))
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
+        root = os.path.abspath(ckpt_dir) + os.sep
+        for name in set(sys.modules) - before:  # only the generated modules; libraries imported meanwhile stay
+            module = sys.modules[name]
+            file = getattr(module, "__file__", None) or ""
+            if name == "kiln_generated_model" or name.split(".")[0] == "kiln_plugins" or file.startswith(root):
+                del sys.modules[name]
 
 
 def _load_module_file(name: str, file: str):
