@@ -4,16 +4,15 @@ TensorRT-LLM and hold its logits to the transformers goldens with the verifier's
 Every fixture x tp in {1, 2, 4} x pp in {1, 2} for model.py (--custom-code forced, built-in families included);
 every fixture x simulated tp in {1, 2, 4} x pp in {1, 2} for the trtllm-torch package (its checkpoint has no
 mapping; the runtime's tp/pp is simulated); the examples llama_from_primitives and llama_fused_norm (its custom op run through the op's
-TypeScript reference transcribed to PyTorch, tests/kernels/). Each output is compiled once per session (two at a
-time) and shared. Negative tests plant one wrong emitted line and require the verification to fail.
+TypeScript reference transcribed to PyTorch, tests/kernels/). Each output is compiled once per session (in two
+Node processes) and shared. Negative tests plant one wrong emitted line and require the verification to fail.
 """
 from __future__ import annotations
 
-import os
+import json
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,30 +38,36 @@ def _name(model, target, tp, pp):
     return f"{model}-{target}-tp{tp}-pp{pp}"
 
 
-def _compile(root: Path, model: str, target: str, tp: int, pp: int) -> str:
-    out = root / _name(model, target, tp, pp)
-    cmd = [shutil.which("node"), "bin/kiln.js", "compile", MODEL_FILE[model], "--hf", fixture_dir(HF[model]), "--out",
-           str(out), "--target", target, "--tp", str(tp), "--pp", str(pp), "--no-typecheck", "--json"]
-    if target == "trtllm-engine":
-        cmd.append("--custom-code")
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
-    return str(out)
+def _args(root: Path, model: str, target: str, tp: int, pp: int) -> list:
+    args = ["compile", MODEL_FILE[model], "--hf", fixture_dir(HF[model]), "--out", str(root / _name(model, target, tp, pp)),
+            "--target", target, "--tp", str(tp), "--pp", str(pp), "--no-typecheck", "--json"]
+    return args + (["--custom-code"] if target == "trtllm-engine" else [])
+
+
+def _compile_all(root: Path, jobs: list) -> None:
+    """`kiln compile` for every job, in two Node processes (tests/kiln_compile_many.mjs: one start-up each)."""
+    procs = []
+    for k in range(2):
+        spec = root / f"jobs{k}.json"
+        spec.write_text(json.dumps([_args(root, *j) for j in jobs[k::2]]))
+        procs.append(subprocess.Popen([shutil.which("node"), str(Path(__file__).parent / "kiln_compile_many.mjs"), str(spec)],
+                                      cwd=REPO, stderr=subprocess.PIPE, text=True))
+    errors = [p.communicate()[1].strip() for p in procs if p.wait() != 0]
+    if errors:
+        raise RuntimeError(errors[0])
 
 
 @pytest.fixture(scope="session")
 def outputs(tmp_path_factory):
-    """Every output this module verifies, compiled once, two kiln processes at a time."""
+    """Every output this module verifies, compiled once."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed; `kiln compile` cannot run")
     root = tmp_path_factory.mktemp("kiln_outputs")
     jobs = [(f, "trtllm-engine", tp, pp) for f, tp, pp in ENGINE_CASES]
     jobs += [(f, "trtllm-torch", 1, 1) for f in FAMILIES]
     jobs += [(m, "trtllm-engine", tp, pp) for m, tp, pp in EXAMPLE_CASES]
-    with ThreadPoolExecutor(2) as pool:
-        done = dict(zip(jobs, pool.map(lambda j: _compile(root, *j), jobs)))
-    return lambda model, target, tp=1, pp=1: done[(model, target, tp, pp)]
+    _compile_all(root, jobs)
+    return lambda model, target, tp=1, pp=1: str(root / _name(model, target, tp, pp))
 
 
 def _passes(report):
@@ -124,6 +129,8 @@ def test_wrong_softmax_scale_fails(outputs, tmp_path):
 
 
 def test_swapped_rotary_style_fails(outputs, tmp_path):
+    src = outputs("llama", "trtllm-engine", 2, 1)
+    _fails(_planted(src, tmp_path / "e", "config.json", '"rope_gpt_neox"', '"rope_gptj"'), "llama")
     src = outputs("llama", "trtllm-torch")
     _fails(_planted(src, tmp_path / "t", "kiln_llama/modeling_kiln_llama.py", "is_neox=True", "is_neox=False"), "llama")
 

@@ -61,16 +61,12 @@ def duplicate_kv_weight(weight: torch.Tensor, num_kv_heads: int, tensor_parallel
 
 
 def skip_forward(module: nn.Module) -> None:
-    """The module no longer computes on this stage: it passes its hidden-state input through (an embedding returns
-    zeros [tokens, hidden], which the stage's first layer replaces by what it receives)."""
-    def passthrough(*args, **kwargs):
-        x = kwargs.get("hidden_states", args[1] if len(args) > 1 else args[0] if args else None)
-        if x is None:
-            x = kwargs.get("input") if "input" in kwargs else next(iter(kwargs.values()))
-        if not torch.is_floating_point(x):  # an embedding's token ids
-            return torch.zeros(*x.shape, module.embedding_dim, dtype=module.weight.dtype, device=x.device)
-        return x
-    module.forward = passthrough
+    """The module no longer computes on this stage: its forward becomes its `skip_forward` (LMHead: an output of
+    the right shape; Embedding: [tokens, hidden]; norms and decoder layers: their hidden-state input)."""
+    if not hasattr(module, "skip_forward"):
+        raise NotImplementedError(f"eager tensorrt_llm: {type(module).__name__} has no skip_forward for "
+                                  "pipeline parallelism")
+    module.forward = module.skip_forward
 
 
 def forward_after_recv(forward):

@@ -45,6 +45,11 @@ class LMHead(Linear):
             out = out[..., : self.num_embeddings]
         return out
 
+    def skip_forward(self, input, **_unused):
+        """Off the last pipeline stage: logits of the right shape, never read (upstream leaves them uninitialised;
+        zeros keep runs deterministic)."""
+        return input.new_zeros(*input.shape[:-1], self.num_embeddings)
+
     def load_weights(self, weights: List[Dict], allow_partial_loading: bool = False) -> None:
         if self.tp_mode == TensorParallelMode.COLUMN and self.tp_rank == self.tp_size - 1 and self.padding_size:
             full = self.weight
@@ -58,6 +63,10 @@ class LMHead(Linear):
 
 
 class Embedding(LMHead):
+    def skip_forward(self, input, **_unused):
+        """Off the first pipeline stage: [tokens, hidden] zeros, replaced by the received hidden states."""
+        return torch.zeros(*input.shape, self.embedding_dim, dtype=self.weight.dtype, device=input.device)
+
     def forward(self, input: torch.Tensor, **_unused) -> torch.Tensor:
         ids = input.long()
         if self.tp_size > 1 and self.tp_mode == TensorParallelMode.COLUMN:

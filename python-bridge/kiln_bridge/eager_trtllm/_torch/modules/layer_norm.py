@@ -15,6 +15,9 @@ class LayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(hidden_size, dtype=dtype, device=dev), requires_grad=False) if has_weights else None
         self.bias = nn.Parameter(torch.zeros(hidden_size, dtype=dtype, device=dev), requires_grad=False) if has_bias else None
 
+    def skip_forward(self, hidden_states, residual=None):
+        return hidden_states if residual is None else (hidden_states, residual)
+
     def forward(self, hidden_states, residual=None):
         if residual is not None:
             hidden_states = hidden_states + residual

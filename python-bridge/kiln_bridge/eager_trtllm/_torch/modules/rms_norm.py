@@ -16,6 +16,9 @@ class RMSNorm(nn.Module):
         self.weight = (nn.Parameter(torch.ones(hidden_size, dtype=dtype, device=_rank.device()), requires_grad=False)
                        if has_weights else None)
 
+    def skip_forward(self, hidden_states, residual=None):
+        return hidden_states if residual is None else (hidden_states, residual)
+
     def forward(self, hidden_states, residual=None):
         if residual is not None:
             hidden_states = hidden_states + residual
