@@ -198,6 +198,10 @@ def verify_distributed(ckpt_dir: str, hf_dir: str, device: str = "cuda", dtype: 
     """Verify as one rank of a torch.distributed world (launched by torchrun). Every rank returns the same report."""
     import torch.distributed as dist
 
+    generated = detect(ckpt_dir)
+    if generated is not None and (generated.kind == "trtllm-torch" or generated.architecture not in ARCHITECTURES):
+        raise BridgeError(f"{ckpt_dir}: generated code ({generated.kind}) runs with simulated ranks in one process; "
+                          "run it without torchrun")
     local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
