@@ -6,7 +6,7 @@ nothing (TensorRT-LLM's `register_parameter(name, None)` placeholders). Calling 
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, Tuple
+from typing import Iterator, Tuple
 
 from .parameter import Parameter
 

@@ -23,7 +23,6 @@ from typing import Optional
 import torch
 
 from ... import rope as rope_tables
-from .. import functional as F
 from ..functional import AttentionMaskType, PositionEmbeddingType, Tensor
 from ..module import Module
 from ..parameter import Parameter
