@@ -2,6 +2,8 @@
 // split layers like torch.tensor_split (the first L % pp stages get one extra layer); parameters of layer l are
 // stored in their stage's rank files under local index l - first(stage).
 
+import { ModelSizeError } from "../io/kiln-error.ts";
+
 export interface Mapping {
   readonly tp: number;
   readonly pp: number;
@@ -44,6 +46,6 @@ export function placeParam(name: string, numLayers: number, pp: number, lastStag
 
 export function checkMapping(m: Mapping, numLayers: number): void {
   for (const [k, v] of Object.entries({ tp: m.tp, pp: m.pp }))
-    if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
-  if (m.pp > numLayers) throw new Error(`--pp ${m.pp} is more pipeline stages than the model's ${numLayers} layers`);
+    if (!Number.isInteger(v) || v < 1) throw new ModelSizeError(`--${k} must be a positive integer, got ${v}`);
+  if (m.pp > numLayers) throw new ModelSizeError(`--pp ${m.pp} is more pipeline stages than the model's ${numLayers} layers`);
 }

@@ -3,15 +3,16 @@
 // Face remote-code model). Trace, check the weights against the checkpoint headers (every problem at once, before
 // any heavy work), fuse, lower, emit through the target, and stream the weight files. Everything is written into a
 // temporary directory next to the output and renamed into place at the end, so an interrupted run never leaves an
-// output that looks complete.
+// output that looks complete; src/io/output-guard.ts decides, before any work, whether --out may be written at all.
 // Quantization (engine target only): `quant` resolves against the lowered model with the DSL's `quantize: false`
 // hints; FP8 weights and quantized KV caches need a calibration, which is run here on the CPU (built-in or given
 // prompts) unless one is passed in. Without --dtype, a model with quantized weights compiles to the checkpoint's
 // dtype when that is half precision, else float16.
 
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { checkOutputDir, writeOutputDir } from "../io/output-guard.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { checkHintConsistency, effectiveHints } from "../passes/hints.ts";
 import { checkMapping, type Mapping } from "../lower/mapping.ts";
@@ -45,6 +46,10 @@ export interface CompileOptions {
   /** Calibration prompts when `quant` needs a calibration and has none (default: the built-in prompts). */
   readonly calibrationPrompts?: readonly (readonly number[])[];
   readonly onProgress?: (done: number, total: number, tensor: string) => void;
+  /** Files read besides the checkpoint (model file, calibration, prompts): --out may never hold them. */
+  readonly inputs?: readonly string[];
+  /** Replace an existing --out that Kiln did not write (output-guard.ts). */
+  readonly force?: boolean;
 }
 
 export interface CompileResult {
@@ -105,6 +110,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
 
 export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions): Promise<CompileResult> {
   const t0 = performance.now();
+  checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
   const hf = readHFConfigJson(o.hfDir) as Record<string, unknown>;
   const ckpt = await openCheckpoint(o.hfDir);
   try {
@@ -117,29 +123,19 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
     }
     const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
-    const outDir = resolve(o.outDir);
-    const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
-    try {
-      const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
+    const outDir = checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
+    const written = await writeOutputDir(outDir, "compile", async (tmp) => {
+      const counts = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
       }
       for (const name of emission.copyFromSource ?? []) if (existsSync(join(o.hfDir, name))) await copyFile(join(o.hfDir, name), join(tmp, name));
       await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
-      const old = `${tmp}.old`;
-      await rename(outDir, old).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== "ENOENT") throw e;
-      });
-      await rename(tmp, outDir);
-      await rm(old, { recursive: true, force: true });
-      return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, seconds: (performance.now() - t0) / 1000 };
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
+      return counts;
+    });
+    const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = written;
+    return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await ckpt.close();
   }

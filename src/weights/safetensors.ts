@@ -7,6 +7,7 @@
 // spaces to a multiple of 8 bytes), streams into a temp file, and renames it into place only when every tensor
 // is complete, so an interrupted write never leaves a file at the target path.
 
+import { removeOnSignal } from "../io/signal-cleanup.ts";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { type FileHandle, open as openFile, rename, rm } from "node:fs/promises";
@@ -412,7 +413,10 @@ export class SafetensorsWriter {
   /** The temp file has its final size and reserved blocks (WriterOptions.preallocate). */
   readonly preallocated: boolean;
 
-  private constructor(path: string, tempPath: string, handle: FileHandle, slots: Map<string, Slot>, preallocated: boolean) {
+  readonly #unregister: () => void;
+
+  private constructor(path: string, tempPath: string, handle: FileHandle, slots: Map<string, Slot>, preallocated: boolean, unregister: () => void) {
+    this.#unregister = unregister;
     this.preallocated = preallocated;
     this.path = path;
     this.tempPath = tempPath;
@@ -425,6 +429,7 @@ export class SafetensorsWriter {
     const { header, slots, fileSize } = layout(path, entries, metadata, opts.dataOffsetResidue);
     const tempPath = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
     const handle = await openFile(tempPath, "wx");
+    const unregister = removeOnSignal(tempPath);
     let preallocated = false;
     try {
       await writeFully(handle, header, 0);
@@ -432,9 +437,10 @@ export class SafetensorsWriter {
     } catch (e) {
       await handle.close();
       await rm(tempPath, { force: true });
+      unregister();
       throw e;
     }
-    return new SafetensorsWriter(path, tempPath, handle, slots, preallocated);
+    return new SafetensorsWriter(path, tempPath, handle, slots, preallocated, unregister);
   }
 
   /**
@@ -495,6 +501,7 @@ export class SafetensorsWriter {
       throw e;
     } finally {
       this.#state = "done";
+      this.#unregister();
     }
   }
 
@@ -510,6 +517,7 @@ export class SafetensorsWriter {
     this.#state = "done";
     await this.#handle.close().catch(() => {});
     await rm(this.tempPath, { force: true });
+    this.#unregister();
   }
 }
 

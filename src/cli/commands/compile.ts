@@ -10,6 +10,7 @@ import { compileModel } from "../../pipeline/compile.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { readPromptFiles } from "../../quant/prompts.ts";
 import { parseCount } from "../args.ts";
+import { checkOutputDir } from "../../io/output-guard.ts";
 import { UsageError } from "../errors.ts";
 import type { OutputDtype } from "../../../codegen/target.ts";
 import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../../codegen/targets.ts";
@@ -25,6 +26,7 @@ export interface CompileFlags extends QuantFlags {
   readonly customCode?: boolean;
   readonly json?: boolean;
   readonly typecheck: boolean;
+  readonly force?: boolean;
 }
 
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
@@ -34,6 +36,9 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   if (!isTargetName(target)) throw new UsageError(`--target: expected one of ${TARGET_NAMES.join(", ")}, got '${target}'`);
   if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
+  const inputs = [file, ...(flags.calibration ? [flags.calibration] : []), ...(flags.prompts ?? [])];
+  const guard = { flag: "--out", inputs: [flags.hf, ...inputs], ...(flags.force && { force: true }) };
+  checkOutputDir(flags.out, guard);
   const quant = await parseQuantFlags(flags);
   const calibrationPrompts = flags.prompts?.length ? await readPromptFiles(flags.prompts) : undefined;
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
@@ -41,6 +46,8 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   const r = await compileModel(def, {
     hfDir: flags.hf,
     outDir: flags.out,
+    inputs,
+    ...(flags.force && { force: true }),
     mapping,
     target,
     ...(flags.dtype && { dtype: flags.dtype as OutputDtype }),

@@ -15,6 +15,7 @@ import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from 
 import type { Graph } from "../../ir/graph.ts";
 import { parseCount, parseIds } from "../args.ts";
 import { UsageError } from "../errors.ts";
+import { checkOutputFile } from "../../io/output-guard.ts";
 
 function outputVocab(g: Graph): number {
   const logits = g.outputs.find((o) => o.name === "logits") ?? g.outputs[0]!;
@@ -33,6 +34,7 @@ export interface RunFlags extends QuantFlags {
 export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
   const ids = parseIds(flags.ids);
   const maxNew = parseCount(flags.maxNewTokens, "--max-new-tokens");
+  const logitsOut = flags.logitsOut === undefined ? undefined : checkOutputFile(flags.logitsOut, { flag: "--logits-out", inputs: [file, flags.hf, flags.calibration, ...(flags.prompts ?? [])] });
   const t0 = performance.now();
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const inst = instantiateFromDir(def, flags.hf);
@@ -55,7 +57,7 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   }
   const { logits, vocab, tokens, quantized } = r;
   const t2 = performance.now();
-  if (flags.logitsOut) await writeSafetensors(flags.logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
+  if (logitsOut) await writeSafetensors(logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
   const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
   const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }) };
   if (flags.json) out(`${JSON.stringify(result)}\n`);
