@@ -22,7 +22,7 @@ import { serializeGraph } from "../ir/serialize.ts";
 import { BindError, bindProblems, graphParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { writeCheckpointFiles } from "../weights/convert.ts";
-import { readHFConfigJson } from "../weights/hf-config.ts";
+import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { hintExclusions } from "../quant/exclusions.ts";
 import { QuantError } from "../quant/quant-error.ts";
 import { checkPrompts, DEFAULT_PROMPTS } from "../quant/prompts.ts";
@@ -50,6 +50,8 @@ export interface CompileOptions {
   readonly inputs?: readonly string[];
   /** Replace an existing --out that Kiln did not write (output-guard.ts). */
   readonly force?: boolean;
+  /** Write Inf/NaN weights instead of failing (src/weights/numerics.ts). */
+  readonly allowNonFinite?: boolean;
 }
 
 export interface CompileResult {
@@ -61,12 +63,22 @@ export interface CompileResult {
   readonly nativeCopiedBytes: number;
   readonly nativeCastBytes: number;
   readonly seconds: number;
+  /** Per-tensor numerics findings: non-finite weights written (only with allowNonFinite) and cast underflows. */
+  readonly numerics: { readonly nonFinite: readonly string[]; readonly underflow: readonly string[] };
 }
 
-const HF_DTYPES: Record<string, OutputDtype> = { float32: "float32", float16: "float16", bfloat16: "bfloat16" };
+/** config.json dtype strings (transformers writes torch dtype names without "torch."; a few aliases are common). */
+const HF_DTYPES: Readonly<Record<string, OutputDtype>> = { float32: "float32", float: "float32", fp32: "float32", float16: "float16", half: "float16", fp16: "float16", bfloat16: "bfloat16", bf16: "bfloat16" };
 
-export function defaultDtype(hf: Record<string, unknown>): OutputDtype {
-  return HF_DTYPES[String(hf.torch_dtype ?? hf.dtype ?? "float16")] ?? "float16";
+/** The checkpoint's dtype from config.json (float16 when it names none); an unknown string is an error, never a guess. */
+export function defaultDtype(hf: Record<string, unknown>, configPath = "config.json"): OutputDtype {
+  const field = hf.torch_dtype !== undefined ? "torch_dtype" : hf.dtype !== undefined ? "dtype" : undefined;
+  if (!field || hf[field] === "auto") return "float16";
+  const raw = hf[field];
+  const name = typeof raw === "string" ? raw.replace(/^torch\./, "") : undefined;
+  const dtype = name !== undefined && Object.hasOwn(HF_DTYPES, name) ? HF_DTYPES[name] : undefined;
+  if (!dtype) throw new ConfigError(`${configPath}: ${field} ${JSON.stringify(raw)?.slice(0, 80)} is not a dtype Kiln knows (float32, float16, bfloat16); fix it or pass --dtype`);
+  return dtype;
 }
 
 export interface Prepared {
@@ -90,7 +102,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
   const target = o.target ?? DEFAULT_TARGET;
   const q = o.quant && isQuantized(o.quant) ? o.quant : undefined;
   if (q && target !== "trtllm-engine") throw new QuantError("--quant and --kv-cache apply to the trtllm-engine target only");
-  const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf));
+  const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf, o.configPath));
   if (q) checkQuantDtype(q, dtype);
   const quant = q && resolveQuant(lowered.graph, { ...q, excluded: [...hintExclusions(inst.graph, inst.weights.map, lowered), ...(q.excluded ?? [])] });
   const emission = TARGETS[target].emit(lowered, {
@@ -125,7 +137,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
     const outDir = checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
     const written = await writeOutputDir(outDir, "compile", async (tmp) => {
-      const counts = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
+      const counts = await writeCheckpointFiles(ckpt, emission.plans, tmp, { ...(o.onProgress && { onProgress: o.onProgress }), ...(o.allowNonFinite && { allowNonFinite: true }) });
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
@@ -134,8 +146,8 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
       return counts;
     });
-    const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = written;
-    return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, seconds: (performance.now() - t0) / 1000 };
+    const { bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics } = written;
+    return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await ckpt.close();
   }

@@ -33,10 +33,10 @@ export function instantiateFromDir<C>(def: ModelDefinition<C>, hfDir: string): I
 }
 
 /** Checks the weight map against the checkpoint and loads every parameter as float32. */
-export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string): Promise<Map<string, RTensor>> {
+export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string, opts: { allowNonFinite?: boolean } = {}): Promise<Map<string, RTensor>> {
   const ckpt: Checkpoint = await openCheckpoint(hfDir);
   try {
-    const dense = await loadParams(graphParams(inst.graph), inst.weights, ckpt, hfDir);
+    const dense = await loadParams(graphParams(inst.graph), inst.weights, ckpt, hfDir, opts);
     return new Map([...dense].map(([k, d]) => [k, tensor("f32", d.shape, d.data)]));
   } finally {
     await ckpt.close();

@@ -27,6 +27,7 @@ export interface CompileFlags extends QuantFlags {
   readonly json?: boolean;
   readonly typecheck: boolean;
   readonly force?: boolean;
+  readonly allowNonfinite?: boolean;
 }
 
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
@@ -48,6 +49,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     outDir: flags.out,
     inputs,
     ...(flags.force && { force: true }),
+    ...(flags.allowNonfinite && { allowNonFinite: true }),
     mapping,
     target,
     ...(flags.dtype && { dtype: flags.dtype as OutputDtype }),
@@ -57,9 +59,10 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
+  for (const w of [...r.numerics.nonFinite.map((p) => `written as asked (--allow-nonfinite): ${p}`), ...r.numerics.underflow]) process.stderr.write(`kiln: warning: ${w}\n`);
   const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
+    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), numerics: r.numerics, ...e.info(flags.out) })}\n`);
     return;
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);
