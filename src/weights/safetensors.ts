@@ -230,9 +230,12 @@ export class SafetensorsFile {
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
-    const handle = await openFile(path, "r");
+    // Non-blocking, so a FIFO cannot hang the open; anything but a regular file is refused before a read.
+    const handle = await openFile(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      const { size } = await handle.stat();
+      const st = await handle.stat();
+      if (!st.isFile()) throw new SafetensorsError(`${path}: is ${st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file"}, not a safetensors file`);
+      const { size } = st;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const prefix = new Uint8Array(8);
       await readFully(path, handle.fd, prefix, 0);
@@ -247,9 +250,11 @@ export class SafetensorsFile {
 
   /** Synchronous open, for small files in synchronous code (the CPU interpreter). Close with closeSync(). */
   static openSync(path: string): SafetensorsFile {
-    const fd = fs.openSync(path, "r");
+    const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      const { size } = fs.fstatSync(fd);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new SafetensorsError(`${path}: is not a regular file, not a safetensors file`);
+      const { size } = st;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const prefix = new Uint8Array(8);
       readFullySync(path, fd, prefix, 0);
