@@ -5,8 +5,14 @@ let kilnUrl;
 export function initialize(data) {
   kilnUrl = data.kiln;
 }
+// tsx marks a file it would load as CommonJS with a query (`?tsx-commonjs-...`, also %3F-encoded into the path, as
+// for a sibling .ts that a model file imports); such a file is loaded from its plain URL as an ES module instead, so
+// its own `import ... from "kiln"` resolves here too (a CommonJS require() would not see this hook).
 export async function resolve(specifier, context, next) {
   const result = await next(specifier === "kiln" ? kilnUrl : specifier, context);
-  if (/\.[cm]?ts$/.test(new URL(result.url).pathname) && !result.url.endsWith(".cts") && result.format === "commonjs") return { ...result, format: "module" };
+  if (result.format !== "commonjs" || !result.url.startsWith("file:")) return result;
+  const plain = new URL(result.url.replace(/%3F.*$/i, ""));
+  plain.search = "";
+  if (/\.m?ts$/.test(plain.pathname)) return { ...result, url: plain.href, format: "module" };
   return result;
 }

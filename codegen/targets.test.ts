@@ -42,7 +42,7 @@ describe("kiln compile --target", () => {
     const out = join(tmp, "hf");
     const r = await run(out, { target: "hf" });
     expect(r).toMatchObject({ target: "hf", architecture: "KilnLlamaForCausalLM", model_type: "kiln_llama" });
-    expect(readdirSync(out).sort()).toEqual(["config.json", "configuration_kiln_llama.py", "generation_config.json", "kiln.lowered.pb", "model.safetensors", "modeling_kiln_llama.py"]);
+    expect(readdirSync(out).sort()).toEqual([".kiln-output", "config.json", "configuration_kiln_llama.py", "generation_config.json", "kiln.lowered.pb", "model.safetensors", "modeling_kiln_llama.py"]);
   });
 
   it("trtllm-torch: checkpoint at the top, importable package below, run and serve commands", async () => {
@@ -51,7 +51,7 @@ describe("kiln compile --target", () => {
     expect(r.files).toContain("kiln_llama/modeling_kiln_llama.py");
     expect(existsSync(join(out, "kiln_llama", "__init__.py"))).toBe(true);
     const usage = r.usage.join("\n");
-    expect(usage).toContain(`import kiln_llama; from tensorrt_llm import LLM; print(LLM(model='${out}', tensor_parallel_size=2)`);
+    expect(usage).toContain(`import kiln_llama; from tensorrt_llm import LLM; print(LLM(model="${out}", tensor_parallel_size=2)`);
     expect(usage).toContain(`trtllm-serve ${out} --custom_module_dirs ${out}/kiln_llama --tp_size 2`);
   });
 

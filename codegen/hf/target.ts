@@ -6,6 +6,7 @@
 // Invariants: one device, no parallelism (tp = pp = 1); the weight plan lists every graph parameter once, in graph
 // order.
 
+import { pyString } from "../python/identifiers.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import { SAFETENSORS_DTYPE } from "../trtllm-engine/checkpoint-plan.ts";
 import { hfStandardConfig } from "../pytorch/hf-config.ts";
@@ -29,7 +30,7 @@ export const hfTarget = {
     const config = configJson(names, { ...std, ...modeling.configFields }, true);
     const dtype = SAFETENSORS_DTYPE[o.dtype];
     const tensors = lowered.graph.params.map((p) => ({ name: p.name, dtype, expr: lowered.weights[p.name]! }));
-    const load = (dir: string) => `AutoModelForCausalLM.from_pretrained(${JSON.stringify(dir)}, trust_remote_code=True)`;
+    const load = (dir: string) => `AutoModelForCausalLM.from_pretrained(${pyString(dir)}, trust_remote_code=True)`;
     return {
       graph: lowered.graph,
       architecture: names.causalLm,

@@ -32,6 +32,58 @@ export const PYTHON_BUILTINS: ReadonlySet<string> = new Set(
   ).split(" "),
 );
 
+// ---------------------------------------------------------------------------------------------------------------
+// Names reserved in generated classes: the one list every target checks a module or parameter attribute against.
+// An attribute set on a generated module must not replace what the base class (or Python) already uses there.
+
+/** Attributes and methods of torch.nn.Module (torch 2.x; public and the private state __setattr__ relies on) and of
+ *  transformers' PreTrainedModel that a generated attribute must not shadow. */
+export const TORCH_MODULE_ATTRIBUTES: ReadonlySet<string> = new Set(
+  (
+    "T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches eval " +
+    "extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict modules mtia " +
+    "named_buffers named_children named_modules named_parameters parameters register_backward_hook register_buffer " +
+    "register_forward_hook register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook " +
+    "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter " +
+    "register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory " +
+    "state_dict to to_empty train training type xpu zero_grad " +
+    "_parameters _buffers _modules _non_persistent_buffers_set _backward_pre_hooks _backward_hooks _is_full_backward_hook " +
+    "_forward_hooks _forward_hooks_with_kwargs _forward_hooks_always_called _forward_pre_hooks _forward_pre_hooks_with_kwargs " +
+    "_state_dict_hooks _state_dict_pre_hooks _load_state_dict_pre_hooks _load_state_dict_post_hooks _version " +
+    "_compiled_call_impl _call_impl _wrapped_call_impl _apply _named_members _get_name _save_to_state_dict " +
+    "_load_from_state_dict _replicate_for_data_parallel " +
+    "base_model base_model_prefix config device dtype generation_config main_input_name name_or_path loss_function " +
+    "post_init get_input_embeddings set_input_embeddings get_output_embeddings set_output_embeddings model_tags"
+  ).split(" "),
+);
+
+/** Attributes of TensorRT-LLM 1.2's Module (tensorrt_llm/module.py @ 000a01de66f0: its __init__, methods, and the
+ *  dicts its __getattr__/__setattr__ route through) that a generated engine-flow attribute must not shadow. */
+export const TRTLLM_MODULE_ATTRIBUTES: ReadonlySet<string> = new Set(
+  (
+    "forward named_modules named_modules_with_parent named_children parameters named_parameters children apply " +
+    "register_parameter register_network_output named_network_outputs update_parameters " +
+    "_modules _parameters _network_outputs _named_members _get_name config"
+  ).split(" "),
+);
+
+export type ClassFamily = "torch" | "trtllm";
+
+const FAMILY_ATTRIBUTES: Readonly<Record<ClassFamily, { names: ReadonlySet<string>; what: string }>> = {
+  torch: { names: TORCH_MODULE_ATTRIBUTES, what: "torch.nn.Module (or PreTrainedModel)" },
+  trtllm: { names: TRTLLM_MODULE_ATTRIBUTES, what: "TensorRT-LLM's Module" },
+};
+
+/** Why `name` cannot be an attribute of a generated `family` class, or undefined when it can. Python keywords and
+ *  other non-identifiers are allowed: emitters set and read them with setattr/getattr (isPlainAttribute), where they
+ *  are ordinary attribute names. */
+export function reservedAttribute(name: string, family: ClassFamily): string | undefined {
+  if (/^__.*__$/.test(name)) return `'${name}' is a Python special (dunder) name`;
+  const f = FAMILY_ATTRIBUTES[family];
+  if (f.names.has(name)) return `'${name}' is an attribute of ${f.what}, which the generated class derives from`;
+  return undefined;
+}
+
 const ASCII_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A name that can appear verbatim as an attribute in Python source: ASCII (Python NFKC-normalizes non-ASCII

@@ -8,24 +8,11 @@
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import { liveNodes, type Graph, type Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import { Namespace } from "../python/identifiers.ts";
+import { Namespace, reservedAttribute, TORCH_MODULE_ATTRIBUTES } from "../python/identifiers.ts";
 import { addNode, checkSameStructure, layerConfigFields, type SlotUse, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../trtllm-engine/model-py-plan.ts";
 
-/** Attributes and methods of torch.nn.Module (torch 2.x) and of transformers' PreTrainedModel that a generated
- *  attribute must not shadow. */
-export const TORCH_MODULE_ATTRIBUTES: ReadonlySet<string> = new Set(
-  (
-    "T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches eval " +
-    "extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict modules mtia " +
-    "named_buffers named_children named_modules named_parameters parameters register_backward_hook register_buffer " +
-    "register_forward_hook register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook " +
-    "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter " +
-    "register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory " +
-    "state_dict to to_empty train training type xpu zero_grad " +
-    "base_model base_model_prefix config device dtype generation_config main_input_name name_or_path loss_function " +
-    "post_init get_input_embeddings set_input_embeddings get_output_embeddings set_output_embeddings model_tags"
-  ).split(" "),
-);
+/** The torch.nn.Module names a generated attribute must not take (one list, in codegen/python/identifiers.ts). */
+export { TORCH_MODULE_ATTRIBUTES };
 
 export type { SlotUse } from "../trtllm-engine/model-py-plan.ts";
 
@@ -76,7 +63,8 @@ export function planTorchModel(low: LoweredModel, o: PlanOptions): TorchPlan {
 function checkTorchNames(root: Group, prefix: string, what: string): void {
   const walk = (grp: Group, at: string) => {
     for (const [name, e] of grp.children) {
-      if (TORCH_MODULE_ATTRIBUTES.has(name)) fail(`tensor path '${at}${name}' uses the attribute '${name}', which torch.nn.Module defines (in the generated ${what} class); rename that module field`);
+      const why = reservedAttribute(name, "torch");
+      if (why) fail(`tensor path '${at}${name}' needs the attribute '${name}' in the generated ${what} class, but ${why}; rename that module field`);
       if (e.kind === "group") walk(e, `${at}${name}.`);
     }
   };

@@ -5,6 +5,8 @@
 // executor workers), and each rank gets its own Python-backend shm prefix.
 // Invariant: paths are shell-quoted, so the strings can be pasted into sh.
 
+import { shellQuote } from "../../src/io/shell.ts";
+
 export interface LaunchCommand {
   worldSize: number;
   /** `python3 scripts/launch_triton_server.py ...`, run from TensorRT-LLM's triton_backend directory. */
@@ -13,12 +15,7 @@ export interface LaunchCommand {
   mpirun: string;
 }
 
-const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
-
-/** POSIX-shell quoting of one word. */
-export function shellQuote(word: string): string {
-  return SAFE_WORD.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
-}
+export { shellQuote };
 
 function rankCommand(rank: number, repo: string): string[] {
   return [

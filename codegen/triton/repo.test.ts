@@ -63,7 +63,7 @@ describe("writeTritonRepo", () => {
     mkdirSync(join(repo, "old_model"), { recursive: true });
     writeFileSync(join(repo, "old_model", "config.pbtxt"), "stale");
     expect(() => writeTritonRepo(opts())).toThrow(TritonRepoError);
-    expect(() => writeTritonRepo(opts())).toThrow(/already exists; pass force/);
+    expect(() => writeTritonRepo(opts())).toThrow(/exists and was not written by Kiln .*pass --force/);
     expect(readFileSync(join(repo, "old_model", "config.pbtxt"), "utf8")).toBe("stale");
     writeTritonRepo(opts({ force: true }));
     expect(existsSync(join(repo, "old_model"))).toBe(false);

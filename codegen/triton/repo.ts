@@ -3,10 +3,12 @@
 // Invariants: nothing is written unless every config passes the schema and the
 // repository checks; files go to a sibling temp directory that is renamed into
 // place at the end, so a repository that exists is always complete; an existing
-// repository is replaced only with `force`.
+// repository is replaced only when Kiln wrote it (its marker file) or with `force`,
+// and never when it is an input, ".", "/" or $HOME (src/io/output-guard.ts).
 
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
+import { checkOutputDir, writeOutputDirSync } from "../../src/io/output-guard.ts";
 import { MODEL_NAMES, TritonConfigError, tritonConfigs } from "./configs.ts";
 import { readEngineFacts, reconcileWithEngine } from "./engine-info.ts";
 import { launchCommand } from "./launch.ts";
@@ -80,30 +82,28 @@ function summaryText(repo: string, opts: ReturnType<typeof resolveTritonOptions>
   ].join("\n");
 }
 
-/** Writes the repository atomically (temp dir + rename) and returns what was written and how to launch it. */
-export function writeTritonRepo(opts: TritonRepoOptions): TritonRepoSummary {
+/** Writes the repository atomically (temp dir + rename, src/io/output-guard.ts) and returns what was written and
+ *  how to launch it. An existing repository is replaced only when Kiln wrote it, or with `force`. */
+export function writeTritonRepo(opts: TritonRepoOptions & { inputs?: readonly string[] }): TritonRepoSummary {
   const resolved = resolveTritonOptions(reconcileWithEngine(opts, readEngineFacts(opts.engineDir)));
   const files = tritonRepoFiles(resolved);
-  const repo = resolve(resolved.repo);
-  if (existsSync(repo) && !resolved.force) {
-    throw new TritonRepoError(`${repo} already exists; pass force to replace it`);
-  }
-  mkdirSync(dirname(repo), { recursive: true });
-  const tmp = mkdtempSync(join(dirname(repo), `.${basename(repo)}.tmp-`));
-  const old = `${tmp}-old`;
+  const guard = { flag: "--repo", inputs: [resolved.engineDir, resolved.tokenizerDir, ...(opts.inputs ?? [])], ...(resolved.force && { force: true }) };
+  let repo: string;
   try {
-    for (const [path, content] of files) {
-      mkdirSync(dirname(join(tmp, path)), { recursive: true });
-      writeFileSync(join(tmp, path), content);
-    }
-    if (existsSync(repo)) renameSync(repo, old);
-    renameSync(tmp, repo);
+    repo = checkOutputDir(resolved.repo, guard);
+  } catch (e) {
+    throw new TritonRepoError((e as Error).message);
+  }
+  try {
+    writeOutputDirSync(repo, "triton", (tmp) => {
+      for (const [path, content] of files) {
+        mkdirSync(dirname(join(tmp, path)), { recursive: true });
+        writeFileSync(join(tmp, path), content);
+      }
+    });
   } catch (err) {
-    if (existsSync(old) && !existsSync(repo)) renameSync(old, repo); // put the previous repository back
-    rmSync(tmp, { recursive: true, force: true });
     throw new TritonRepoError(`writing ${repo} failed: ${(err as Error).message}`);
   }
-  rmSync(old, { recursive: true, force: true });
   const launch = launchCommand({ repo, tp: resolved.tp, pp: resolved.pp });
   return { repo, files: [...files.keys()].sort(), worldSize: launch.worldSize, launch, text: summaryText(repo, resolved, launch) };
 }

@@ -9,6 +9,7 @@
 // Invariants: user strings reach Python only through codegen/python/identifiers; output is deterministic; every
 // failure is a CustomOpEmitError naming the op.
 
+import { shellPrependPath } from "../../src/io/shell.ts";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { JsonValue } from "../../src/ir/attrs.ts";
@@ -33,7 +34,7 @@ export const TRTLLM_MANIFEST = fileURLToPath(new URL("../apicheck/trtllm-1.2.jso
 export const PYTHON_PLUGIN_MANIFEST = fileURLToPath(new URL("../apicheck/trtllm-1.2-python-plugin.json", import.meta.url));
 
 /** Environment prefix for trtllm-build and for every process that loads an engine with Kiln's Python plugins. */
-export const pluginPythonPath = (checkpointDir: string): string => `PYTHONPATH=${checkpointDir}\${PYTHONPATH:+:$PYTHONPATH}`;
+export const pluginPythonPath = (checkpointDir: string): string => shellPrependPath("PYTHONPATH", checkpointDir);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Route 1: existing TensorRT-LLM callables, checked against the manifest

@@ -14,6 +14,7 @@ import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts"
 import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "./checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
+import { shellCommand } from "../../src/io/shell.ts";
 import { emitModelPy } from "./model-py.ts";
 import type { TargetOptions } from "../target.ts";
 import { pretrainedConfig, quantizationConfig, type TrtDtype } from "./pretrained-config.ts";
@@ -70,15 +71,18 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   Object.assign(files, customOpFiles(graph));
   const needsPlugins = Object.keys(files).some((f) => f.startsWith(`${PLUGIN_PACKAGE}/`));
   const workers = Math.min(o.mapping.tp * o.mapping.pp, 8);
+  // Printed for pasting into a shell: every argument quoted (src/io/shell.ts), so a path cannot run anything.
   const buildCommand = (outDir: string, engineDir: string) =>
     [
       ...(needsPlugins ? [pluginPythonPath(outDir)] : []),
-      "trtllm-build",
-      `--checkpoint_dir ${outDir}`,
-      `--output_dir ${engineDir}`,
-      `--build_config ${outDir}/build_config.json`,
-      ...(custom ? [`--model_cls_file ${outDir}/model.py`, `--model_cls_name ${custom.className}`] : []),
-      ...(workers > 1 ? [`--workers ${workers}`] : []),
+      shellCommand([
+        "trtllm-build",
+        "--checkpoint_dir", outDir,
+        "--output_dir", engineDir,
+        "--build_config", `${outDir}/build_config.json`,
+        ...(custom ? ["--model_cls_file", `${outDir}/model.py`, "--model_cls_name", custom.className] : []),
+        ...(workers > 1 ? ["--workers", String(workers)] : []),
+      ]),
     ].join(" ");
   return { graph, architecture, ...(builtin && { builtin }), detection, files, plans, buildCommand };
 }

@@ -7,6 +7,7 @@
 // Invariants: every parameter of the graph lands in exactly one tree; a failure names the node, the tensor or the
 // first differing layer; nothing here prints Python.
 
+import { reservedAttribute, TRTLLM_MODULE_ATTRIBUTES } from "../python/identifiers.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
 import { describeNode, type Graph, type Node, type SourceLoc, type ValueId } from "../../src/ir/graph.ts";
@@ -201,10 +202,7 @@ const OPTIONAL_MODULES: Record<string, ModuleKind> = { rms_norm: "norm", layer_n
 const EMBEDDING_SCOPES = new Set(["transformer.vocab_embedding", "transformer.position_embedding"]);
 
 /** Attribute names of the generated classes and of TensorRT-LLM's Module that a checkpoint name must not take. */
-export const MODULE_ATTRIBUTES = new Set([
-  "forward", "named_modules", "named_modules_with_parent", "named_children", "parameters", "named_parameters", "children", "apply",
-  "register_parameter", "register_network_output", "named_network_outputs", "update_parameters",
-]);
+export const MODULE_ATTRIBUTES: ReadonlySet<string> = TRTLLM_MODULE_ATTRIBUTES;
 
 export interface ClassTree {
   /** Checkpoint-name prefix of this class's attributes ("transformer.layers.3." for a layer, "transformer." for the model). */
@@ -273,6 +271,10 @@ function reachesModuleParam(root: Group, path: readonly string[]): boolean {
 
 function insert(t: ClassTree, path: readonly string[], leaf: ModuleLeaf | ParamLeaf, tensor: string, reserved: ReadonlySet<string>): void {
   if (reserved.has(path[0]!) || path.some((s) => MODULE_ATTRIBUTES.has(s))) fail(`tensor '${tensor}' needs the attribute '${path.find((s) => reserved.has(s) || MODULE_ATTRIBUTES.has(s))}', which the generated module class uses itself; rename that module field`);
+  for (const seg of path) {
+    const why = reservedAttribute(seg, "trtllm");
+    if (why) fail(`tensor '${tensor}' needs the attribute '${seg}' in a generated module class, but ${why}; rename that module field`);
+  }
   let cur = t.root;
   for (const [k, seg] of path.entries()) {
     const existing = cur.children.get(seg);

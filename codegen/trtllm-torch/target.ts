@@ -17,6 +17,8 @@ import { SAFETENSORS_DTYPE } from "../trtllm-engine/checkpoint-plan.ts";
 import { emitTorchModeling, planTorchBackendModel } from "./modeling.ts";
 import { moduleTensors, type TorchTensor, torchPath } from "./checkpoint-names.ts";
 import { emitPackageInit } from "./package.ts";
+import { pyString } from "../python/identifiers.ts";
+import { shellAssign, shellCommand } from "../../src/io/shell.ts";
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
@@ -56,7 +58,7 @@ export const torchTarget = {
     );
     const pkg = names.modelType;
     const mapArgs = [o.mapping.tp > 1 && `tensor_parallel_size=${o.mapping.tp}`, o.mapping.pp > 1 && `pipeline_parallel_size=${o.mapping.pp}`].filter(Boolean);
-    const serveArgs = [o.mapping.tp > 1 && `--tp_size ${o.mapping.tp}`, o.mapping.pp > 1 && `--pp_size ${o.mapping.pp}`].filter(Boolean);
+    const serveArgs = [...(o.mapping.tp > 1 ? ["--tp_size", String(o.mapping.tp)] : []), ...(o.mapping.pp > 1 ? ["--pp_size", String(o.mapping.pp)] : [])];
     return {
       graph: plan.g,
       architecture: names.causalLm,
@@ -71,11 +73,13 @@ export const torchTarget = {
       copyFromSource: HF_SIDE_FILES,
       summary: `TensorRT-LLM PyTorch-backend checkpoint + package ${pkg}/ (architecture ${names.causalLm}, ${tensors.length} tensors, ${o.dtype})`,
       usage: (outDir) => {
-        const dir = outDir.replace(/\/$/, "");
+        const dir = outDir.replace(/(.)\/$/, "$1");
+        // Printed for pasting: the path is a Python string literal inside one shell-quoted -c argument.
+        const script = `import ${pkg}; from tensorrt_llm import LLM; print(LLM(model=${pyString(dir)}${mapArgs.map((a) => `, ${a}`).join("")}).generate(["Hello"]))`;
         return [
           "Run it with TensorRT-LLM 1.2.1 (PyTorch backend, on a GPU machine); the package must be importable in every rank:",
-          `  PYTHONPATH=${dir} python3 -c "import ${pkg}; from tensorrt_llm import LLM; print(LLM(model='${dir}'${mapArgs.map((a) => `, ${a}`).join("")}).generate(['Hello']))"`,
-          `  PYTHONPATH=${dir} trtllm-serve ${dir} --custom_module_dirs ${dir}/${pkg}${serveArgs.map((a) => ` ${a}`).join("")}`,
+          `  ${shellAssign("PYTHONPATH", dir)} ${shellCommand(["python3", "-c", script])}`,
+          `  ${shellAssign("PYTHONPATH", dir)} ${shellCommand(["trtllm-serve", dir, "--custom_module_dirs", `${dir}/${pkg}`, ...serveArgs])}`,
           "  (no tokenizer files in the directory? pass tokenizer=<HF dir> to LLM / --tokenizer <HF dir> to trtllm-serve)",
         ];
       },

@@ -11,7 +11,9 @@ export function parseIds(text: string, flag = "--ids"): number[] {
   });
 }
 
-export function parseCount(text: string, flag: string, min = 0): number {
-  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got '${text}'`);
+/** A non-negative integer flag; at most 2^31 - 1, so no count can size an absurd allocation or loop. */
+export function parseCount(text: string, flag: string, min = 0, max = 2 ** 31 - 1): number {
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got '${text.slice(0, 40)}'`);
+  if (Number(text) > max) throw new UsageError(`${flag}: ${text.slice(0, 40)} is too large (at most ${max.toLocaleString("en-US")})`);
   return Number(text);
 }

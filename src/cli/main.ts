@@ -35,6 +35,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .requiredOption("--ids <ids>", "prompt token ids, comma-separated")
     .option("--max-new-tokens <n>", "tokens to generate greedily", "8")
     .option("--logits-out <file>", "write all-position logits [T, vocab] as safetensors (tensor 'logits', F32)")
+    .option("--allow-nonfinite", "run on weights that hold Inf/NaN instead of failing")
     .option("--quant <scheme>", "simulate a quantized engine: w8a16 | w4a16 | fp8")
     .option("--kv-cache <format>", "simulate a quantized KV cache: int8 | fp8")
     .option("--dtype <dtype>", "with --quant/--kv-cache: the engine's dtype (default: the checkpoint's if half, else float16)")
@@ -48,7 +49,9 @@ export function buildProgram(out: (s: string) => void): Command {
     .description("compile for a target: TensorRT-LLM 1.2.1 engine checkpoint (default), TensorRT-LLM PyTorch backend, or Hugging Face remote code")
     .argument("<model>", "model definition (.ts)")
     .requiredOption("--hf <dir>", "Hugging Face checkpoint directory")
-    .requiredOption("--out <dir>", "output directory (replaced atomically)")
+    .requiredOption("--out <dir>", "output directory (replaced atomically; only an earlier Kiln output unless --force)")
+    .option("--force", "replace an existing --out that Kiln did not write (never an input, '.', '/' or $HOME)")
+    .option("--allow-nonfinite", "write weights that hold Inf/NaN (or overflow the output dtype) instead of failing")
     .option("--target <target>", "trtllm-engine | trtllm-torch | hf", "trtllm-engine")
     .option("--dtype <dtype>", "float32 | float16 | bfloat16 (default: the checkpoint's dtype)")
     .option("--tp <n>", "tensor-parallel size", "1")
@@ -67,6 +70,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .argument("<ckpt>", "checkpoint directory written by kiln compile")
     .requiredOption("--engine-dir <dir>", "where the engines go")
     .option("--workers <n>", "ranks built in parallel (one GPU each)", "1")
+    .option("--force", "build into an existing --engine-dir that Kiln did not write")
     .action(async (ckpt, o) => buildCommand(ckpt, o, out));
   program
     .command("triton")
@@ -81,7 +85,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--max-tokens-in-paged-kv-cache <n>", "upper bound on KV-cache tokens")
     .option("--batch-scheduler-policy <p>", "guaranteed_no_evict (default) | max_utilization")
     .option("--enable-kv-cache-reuse", "reuse KV cache blocks across requests with shared prefixes")
-    .option("--force", "replace an existing repository")
+    .option("--force", "replace an existing repository that Kiln did not write")
     .action(async (ckpt, o) => tritonCommand(ckpt, o, out));
   program
     .command("passes")
@@ -136,6 +140,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .description("check a custom op: its reference and shape rule, its lowering, its PyTorch transcription, and (--device) its Triton kernel on a GPU, timed")
     .argument("<op>", "path/to/op.ts[#op_name], or the name of an example (examples/<name>/op.ts)")
     .option("--out <dir>", "folder for the exported cases and the runner (default out/verify-op/<op>)")
+    .option("--force", "replace an existing --out that Kiln did not write")
     .option("--device", "check and time the Triton kernel on a local CUDA GPU, or print the command for a GPU machine")
     .option("--python <python>", "Python with torch (and triton for --device); default $KILN_PYTHON, .venv/bin/python, python3")
     .action(async (op, o) => verifyOpCommand(op, o, out));

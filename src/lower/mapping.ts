@@ -2,6 +2,8 @@
 // split layers like torch.tensor_split (the first L % pp stages get one extra layer); parameters of layer l are
 // stored in their stage's rank files under local index l - first(stage).
 
+import { ModelSizeError } from "../io/kiln-error.ts";
+
 export interface Mapping {
   readonly tp: number;
   readonly pp: number;
@@ -42,8 +44,12 @@ export function placeParam(name: string, numLayers: number, pp: number, lastStag
   return { stage: last ? pp - 1 : 0, localName: name };
 }
 
+/** More ranks than any TensorRT-LLM deployment uses; bounds the per-rank work of planning and sharding. */
+export const MAX_WORLD_SIZE = 65_536;
+
 export function checkMapping(m: Mapping, numLayers: number): void {
   for (const [k, v] of Object.entries({ tp: m.tp, pp: m.pp }))
-    if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
-  if (m.pp > numLayers) throw new Error(`--pp ${m.pp} is more pipeline stages than the model's ${numLayers} layers`);
+    if (!Number.isInteger(v) || v < 1) throw new ModelSizeError(`--${k} must be a positive integer, got ${v}`);
+  if (m.tp * m.pp > MAX_WORLD_SIZE) throw new ModelSizeError(`--tp ${m.tp} x --pp ${m.pp} is ${m.tp * m.pp} GPUs; Kiln plans at most ${MAX_WORLD_SIZE}`);
+  if (m.pp > numLayers) throw new ModelSizeError(`--pp ${m.pp} is more pipeline stages than the model's ${numLayers} layers`);
 }

@@ -5,7 +5,9 @@
 // Invariants: deterministic (fixed seeds); every case is checked against the shape rule before it is written; the
 // folder needs only python3 + torch (+ triton and CUDA for the kernel) to check, nothing from Kiln.
 
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
+import { checkOutputDir, writeOutputDir } from "../io/output-guard.ts";
+import { shellCommand } from "../io/shell.ts";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { RTensor } from "../interp/tensor.ts";
@@ -60,16 +62,19 @@ export interface VerifyFolder {
   readonly command: string;
 }
 
-/** Writes the folder for `op` into `dir` (replacing it). */
-export async function writeVerifyFolder(op: CustomOp, dir: string): Promise<VerifyFolder> {
+/** Writes the folder for `op` into `dir`, replacing it only by the rules of src/io/output-guard.ts. */
+export async function writeVerifyFolder(op: CustomOp, dir: string, o: { force?: boolean; inputs?: readonly string[] } = {}): Promise<VerifyFolder> {
   const v = spec(op);
   const l = op.decl.lowering;
   if (l?.kind !== "python_plugin") fail(op, "verify-op checks a Triton kernel, and this op's lowering is not a python_plugin");
   const plugin = l as PythonPluginLowering;
   const cases = computeCases(op);
   const dtypes = DTYPE_ORDER.filter((d) => (v.dtypes ?? DTYPE_ORDER).includes(d));
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+  const out = checkOutputDir(dir, { flag: "--out", inputs: [op.kernelPath, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
+  return writeOutputDir(out, "verify-op", async (tmp) => writeFolderContents(op, out, tmp, cases, dtypes, v, plugin));
+}
+
+async function writeFolderContents(op: CustomOp, finalDir: string, dir: string, cases: ReturnType<typeof computeCases>, dtypes: readonly FloatDType[], v: ReturnType<typeof spec>, plugin: PythonPluginLowering): Promise<VerifyFolder> {
   const kernel = basename(op.kernelPath!);
   copyFileSync(op.kernelPath!, join(dir, kernel));
   copyFileSync(RUNNER, join(dir, "verify_op_runner.py"));
@@ -98,5 +103,5 @@ export async function writeVerifyFolder(op: CustomOp, dir: string): Promise<Veri
     bench: (v.bench ?? []).flatMap((b, i) => dtypes.map((dtype) => ({ id: `b${i}-${dtype}`, dtype, attrs: b.attrs, input_shapes: b.shapes, outputs: outputTypes(op, b, dtype) }))),
   };
   writeFileSync(join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 1)}\n`);
-  return { dir, cases: cases.length, bench: manifest.bench.length, command: `python3 ${join(dir, "verify_op_runner.py")}` };
+  return { dir: finalDir, cases: cases.length, bench: manifest.bench.length, command: shellCommand(["python3", join(finalDir, "verify_op_runner.py")]) };
 }

@@ -3,15 +3,16 @@
 // Face remote-code model). Trace, check the weights against the checkpoint headers (every problem at once, before
 // any heavy work), fuse, lower, emit through the target, and stream the weight files. Everything is written into a
 // temporary directory next to the output and renamed into place at the end, so an interrupted run never leaves an
-// output that looks complete.
+// output that looks complete; src/io/output-guard.ts decides, before any work, whether --out may be written at all.
 // Quantization (engine target only): `quant` resolves against the lowered model with the DSL's `quantize: false`
 // hints; FP8 weights and quantized KV caches need a calibration, which is run here on the CPU (built-in or given
 // prompts) unless one is passed in. Without --dtype, a model with quantized weights compiles to the checkpoint's
 // dtype when that is half precision, else float16.
 
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { checkOutputDir, writeOutputDir } from "../io/output-guard.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { checkHintConsistency, effectiveHints } from "../passes/hints.ts";
 import { checkMapping, type Mapping } from "../lower/mapping.ts";
@@ -21,7 +22,7 @@ import { serializeGraph } from "../ir/serialize.ts";
 import { BindError, bindProblems, graphParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { writeCheckpointFiles } from "../weights/convert.ts";
-import { readHFConfigJson } from "../weights/hf-config.ts";
+import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { hintExclusions } from "../quant/exclusions.ts";
 import { QuantError } from "../quant/quant-error.ts";
 import { checkPrompts, DEFAULT_PROMPTS } from "../quant/prompts.ts";
@@ -45,6 +46,12 @@ export interface CompileOptions {
   /** Calibration prompts when `quant` needs a calibration and has none (default: the built-in prompts). */
   readonly calibrationPrompts?: readonly (readonly number[])[];
   readonly onProgress?: (done: number, total: number, tensor: string) => void;
+  /** Files read besides the checkpoint (model file, calibration, prompts): --out may never hold them. */
+  readonly inputs?: readonly string[];
+  /** Replace an existing --out that Kiln did not write (output-guard.ts). */
+  readonly force?: boolean;
+  /** Write Inf/NaN weights instead of failing (src/weights/numerics.ts). */
+  readonly allowNonFinite?: boolean;
 }
 
 export interface CompileResult {
@@ -56,12 +63,22 @@ export interface CompileResult {
   readonly nativeCopiedBytes: number;
   readonly nativeCastBytes: number;
   readonly seconds: number;
+  /** Per-tensor numerics findings: non-finite weights written (only with allowNonFinite) and cast underflows. */
+  readonly numerics: { readonly nonFinite: readonly string[]; readonly underflow: readonly string[] };
 }
 
-const HF_DTYPES: Record<string, OutputDtype> = { float32: "float32", float16: "float16", bfloat16: "bfloat16" };
+/** config.json dtype strings (transformers writes torch dtype names without "torch."; a few aliases are common). */
+const HF_DTYPES: Readonly<Record<string, OutputDtype>> = { float32: "float32", float: "float32", fp32: "float32", float16: "float16", half: "float16", fp16: "float16", bfloat16: "bfloat16", bf16: "bfloat16" };
 
-export function defaultDtype(hf: Record<string, unknown>): OutputDtype {
-  return HF_DTYPES[String(hf.torch_dtype ?? hf.dtype ?? "float16")] ?? "float16";
+/** The checkpoint's dtype from config.json (float16 when it names none); an unknown string is an error, never a guess. */
+export function defaultDtype(hf: Record<string, unknown>, configPath = "config.json"): OutputDtype {
+  const field = hf.torch_dtype !== undefined ? "torch_dtype" : hf.dtype !== undefined ? "dtype" : undefined;
+  if (!field || hf[field] === "auto") return "float16";
+  const raw = hf[field];
+  const name = typeof raw === "string" ? raw.replace(/^torch\./, "") : undefined;
+  const dtype = name !== undefined && Object.hasOwn(HF_DTYPES, name) ? HF_DTYPES[name] : undefined;
+  if (!dtype) throw new ConfigError(`${configPath}: ${field} ${JSON.stringify(raw)?.slice(0, 80)} is not a dtype Kiln knows (float32, float16, bfloat16); fix it or pass --dtype`);
+  return dtype;
 }
 
 export interface Prepared {
@@ -85,7 +102,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
   const target = o.target ?? DEFAULT_TARGET;
   const q = o.quant && isQuantized(o.quant) ? o.quant : undefined;
   if (q && target !== "trtllm-engine") throw new QuantError("--quant and --kv-cache apply to the trtllm-engine target only");
-  const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf));
+  const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf, o.configPath));
   if (q) checkQuantDtype(q, dtype);
   const quant = q && resolveQuant(lowered.graph, { ...q, excluded: [...hintExclusions(inst.graph, inst.weights.map, lowered), ...(q.excluded ?? [])] });
   const emission = TARGETS[target].emit(lowered, {
@@ -105,6 +122,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
 
 export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions): Promise<CompileResult> {
   const t0 = performance.now();
+  checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
   const hf = readHFConfigJson(o.hfDir) as Record<string, unknown>;
   const ckpt = await openCheckpoint(o.hfDir);
   try {
@@ -117,29 +135,19 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
     }
     const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
-    const outDir = resolve(o.outDir);
-    const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
-    try {
-      const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
+    const outDir = checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
+    const written = await writeOutputDir(outDir, "compile", async (tmp) => {
+      const counts = await writeCheckpointFiles(ckpt, emission.plans, tmp, { ...(o.onProgress && { onProgress: o.onProgress }), ...(o.allowNonFinite && { allowNonFinite: true }) });
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
       }
       for (const name of emission.copyFromSource ?? []) if (existsSync(join(o.hfDir, name))) await copyFile(join(o.hfDir, name), join(tmp, name));
       await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
-      const old = `${tmp}.old`;
-      await rename(outDir, old).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== "ENOENT") throw e;
-      });
-      await rename(tmp, outDir);
-      await rm(old, { recursive: true, force: true });
-      return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, seconds: (performance.now() - t0) / 1000 };
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
+      return counts;
+    });
+    const { bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics } = written;
+    return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await ckpt.close();
   }

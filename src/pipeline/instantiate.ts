@@ -11,6 +11,7 @@ import { graphParams, loadParams } from "../weights/bind.ts";
 import { type Checkpoint, openCheckpoint } from "../weights/checkpoint.ts";
 import { ConfigError, parseWith, readHFConfigJson } from "../weights/hf-config.ts";
 import type { WeightMapSpec } from "../weights/weight-map.ts";
+import { checkConfigSizes } from "../weights/config-limits.ts";
 
 export interface Instance<C = unknown> {
   readonly def: ModelDefinition<C>;
@@ -23,6 +24,7 @@ export function instantiate<C>(def: ModelDefinition<C>, hfConfig: unknown, confi
   const archs = (hfConfig as { architectures?: unknown } | null)?.architectures;
   if (def.architectures.length && Array.isArray(archs) && archs.length && !archs.some((a) => def.architectures.includes(a)))
     throw new ConfigError(`${configPath}: architecture ${archs.map((a) => `'${a}'`).join(", ")} is not one model '${def.name}' reads (it reads ${def.architectures.join(", ")})`);
+  checkConfigSizes(hfConfig, configPath); // before tracing: a config alone must not exhaust memory or time
   const config = parseWith(def.config, hfConfig, configPath);
   const graph = traceModule(def.create(config), def.name, CAUSAL_LM_INPUTS);
   return { def, config, graph, weights: def.weights(config) };
@@ -33,10 +35,10 @@ export function instantiateFromDir<C>(def: ModelDefinition<C>, hfDir: string): I
 }
 
 /** Checks the weight map against the checkpoint and loads every parameter as float32. */
-export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string): Promise<Map<string, RTensor>> {
+export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string, opts: { allowNonFinite?: boolean } = {}): Promise<Map<string, RTensor>> {
   const ckpt: Checkpoint = await openCheckpoint(hfDir);
   try {
-    const dense = await loadParams(graphParams(inst.graph), inst.weights, ckpt, hfDir);
+    const dense = await loadParams(graphParams(inst.graph), inst.weights, ckpt, hfDir, opts);
     return new Map([...dense].map(([k, d]) => [k, tensor("f32", d.shape, d.data)]));
   } finally {
     await ckpt.close();

@@ -2,6 +2,7 @@
 // type error), then import it and check that its default export is a Kiln model definition. "kiln" resolves to
 // this package for the type checker as for the runtime.
 
+import { checkInputFile } from "../io/input-file.ts";
 import { existsSync } from "node:fs";
 import { relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -65,6 +66,7 @@ export async function importModelFile(path: string): Promise<ModelDefinition> {
 
 /** Type-check, then import. Throws ModelFileError listing the diagnostics when the file does not type-check. */
 export async function loadModelFile(path: string, opts: { typecheck?: boolean } = {}): Promise<ModelDefinition> {
+  if (existsSync(path)) checkInputFile(path, "the model file");
   if (opts.typecheck ?? true) {
     const diags = typecheckModelFile(path);
     if (diags.length) throw new ModelFileError(`${path} does not type-check (${diags.length} error${diags.length > 1 ? "s" : ""}):\n${diags.map(formatDiagnostic).join("\n")}`);

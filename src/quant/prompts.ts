@@ -5,6 +5,7 @@
 // Invariant: every prompt is non-empty and every id is an integer in [0, vocab).
 
 import { readFile } from "node:fs/promises";
+import { checkInputFile } from "../io/input-file.ts";
 import { QuantError } from "./quant-error.ts";
 
 export const DEFAULT_PROMPTS: readonly (readonly number[])[] = [
@@ -41,7 +42,15 @@ export function checkPrompts<P extends readonly (readonly number[])[]>(prompts: 
 }
 
 /** The prompts of every file, in order (not checked against a vocabulary). */
-export const readPromptFiles = async (files: readonly string[]): Promise<number[][]> => (await Promise.all(files.map(async (f) => parsePromptFile(await readFile(f, "utf8"), f)))).flat();
+export const readPromptFiles = async (files: readonly string[]): Promise<number[][]> =>
+  (
+    await Promise.all(
+      files.map(async (f) => {
+        checkInputFile(f, "the prompt file");
+        return parsePromptFile(await readFile(f, "utf8"), f);
+      }),
+    )
+  ).flat();
 
 /** The prompts of every file, in order, or the built-in ones when no file is given; checked against `vocab`. */
 export async function loadPrompts(files: readonly string[], vocab: number): Promise<number[][]> {

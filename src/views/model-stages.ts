@@ -4,7 +4,8 @@
 // give the source tensor shapes) or by a bare config.json (source shapes inferred from the weight map), so models
 // too large to download can still be viewed and planned. Stages are computed lazily and at most once.
 
-import { readFileSync } from "node:fs";
+import { checkInputFile } from "../io/input-file.ts";
+import { existsSync, readFileSync } from "node:fs";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import type { Graph } from "../ir/graph.ts";
 import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
@@ -39,6 +40,7 @@ export interface ModelStages {
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
+  if (existsSync(file)) checkInputFile(file, "the config (--config)");
   let text: string;
   try {
     text = readFileSync(file, "utf8");

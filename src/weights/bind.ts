@@ -3,6 +3,8 @@
 // parameters as float32 (in memory) for the interpreter.
 
 import type { Graph } from "../ir/graph.ts";
+import { capList } from "../io/kiln-error.ts";
+import { NumericsError } from "./numerics.ts";
 import { type Dense, evalExpr, exprShape, exprSources, formatExpr, globToRegExp, WeightMapError, type WeightMapSpec } from "./weight-map.ts";
 
 /** What binding needs from a checkpoint: names, header shapes, and float32 reads. */
@@ -17,11 +19,12 @@ export class BindError extends Error {
     readonly problems: string[],
     where = "",
   ) {
-    super(`weights${where && ` in ${where}`} do not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  ${problems.join("\n  ")}`);
+    super(`weights${where && ` in ${where}`} do not fit the model (${problems.length.toLocaleString("en-US")} problem${problems.length > 1 ? "s" : ""}):\n  ${capList(problems, 40)}`);
   }
 }
 
 const fmt = (s: readonly number[] | undefined) => `[${(s ?? []).join(", ")}]`;
+const INTEGER_DTYPE = /^(I|U)\d+$|^BOOL$/;
 
 export interface ParamSpec {
   readonly name: string;
@@ -50,6 +53,12 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
       problems.push(`parameter '${p.name}': checkpoint has no tensor ${missing.map((m) => `'${m}'`).join(", ")}`);
       continue;
     }
+    // Integer tensors are never read as weights (a retagged F32 tensor is valid safetensors, but its values are not).
+    const integer = exprSources(e).filter((s) => INTEGER_DTYPE.test(source.info(s)!.dtype));
+    if (integer.length) {
+      problems.push(`parameter '${p.name}': checkpoint tensor ${integer.map((m) => `'${m}' is ${source.info(m)!.dtype}`).join(", ")}; weights must be floating point (F32, F16 or BF16)`);
+      continue;
+    }
     try {
       const got = exprShape(e, shapeOf);
       if (got.length !== p.shape.length || got.some((d, i) => d !== p.shape[i])) problems.push(`parameter '${p.name}' is ${fmt(p.shape)} but ${formatExpr(e)} gives ${fmt(got)}`);
@@ -66,10 +75,25 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
 }
 
 /** Evaluates every parameter's expression into float32 tensors (small checkpoints only: holds them all). */
-export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource, where = ""): Promise<Map<string, Dense>> {
+export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource, where = "", opts: { allowNonFinite?: boolean } = {}): Promise<Map<string, Dense>> {
   const problems = bindProblems(params, spec, source);
   if (problems.length) throw new BindError(problems, where);
   const cache = new Map<string, Dense>();
-  for (const p of params) for (const s of exprSources(spec.map[p.name]!)) if (!cache.has(s)) cache.set(s, { shape: source.info(s)!.shape, data: await source.readF32(s) });
+  const nonFinite: string[] = [];
+  for (const p of params)
+    for (const s of exprSources(spec.map[p.name]!)) {
+      if (cache.has(s)) continue;
+      const data = await source.readF32(s);
+      const n = countNonFiniteF32(data);
+      if (n) nonFinite.push(`tensor "${s}": ${n.toLocaleString("en-US")} non-finite value${n > 1 ? "s" : ""} (Inf/NaN)`);
+      cache.set(s, { shape: source.info(s)!.shape, data });
+    }
+  if (nonFinite.length && !opts.allowNonFinite) throw new NumericsError(`${where || "the checkpoint"}: ${nonFinite.length} weight tensor${nonFinite.length > 1 ? "s hold" : " holds"} non-finite values, so every logit would be NaN: ${capList(nonFinite, 8, "; ")}. Pass --allow-nonfinite to run anyway`);
   return new Map(params.map((p) => [p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!)]));
+}
+
+function countNonFiniteF32(a: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) n++;
+  return n;
 }

@@ -196,7 +196,7 @@ describe("streamed conversion equals evalExpr + cast", () => {
       const out = await newDir();
       const blockBytes = r.pick([4, 6, 8, 12, 36, 64, 100, 4096]);
       const progress: number[] = [];
-      const result = await writeCheckpointFiles(ckpt, plans, out, { blockBytes, copyBlockBytes: blockBytes, nativeHelper: viaHelper, onProgress: (done) => progress.push(done) });
+      const result = await writeCheckpointFiles(ckpt, plans, out, { allowNonFinite: true, blockBytes, copyBlockBytes: blockBytes, nativeHelper: viaHelper, onProgress: (done) => progress.push(done) });
       expect((await readdir(out)).sort()).toEqual(plans.map((p) => p.file).sort());
       let bytes = 0;
       for (const plan of plans) {
@@ -361,7 +361,7 @@ describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () =
     try {
       const cases = plans();
       const [viaKernel, viaMemory] = [await newDir(), await newDir()];
-      const opts = blockBytes ? { blockBytes, copyBlockBytes: blockBytes } : {};
+      const opts = { allowNonFinite: true, ...(blockBytes && { blockBytes, copyBlockBytes: blockBytes }) };
       const k = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaKernel, opts);
       const m = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaMemory, { ...opts, nativeHelper: false });
       const bytesOf = (kind: "kernel" | "cast") => cases.flatMap((c) => c.plan.tensors.filter((t) => c[kind].includes(t.name)).map((t) => expectedBytes(ckpt, t.expr, t.dtype).length)).reduce((a, b) => a + b, 0);
@@ -425,7 +425,7 @@ describe("blocks in flight across files", () => {
       const plans = rankPlans();
       const order: string[] = [];
       const onProgress = (_d: number, _t: number, tensor: string) => order.push(tensor);
-      await writeCheckpointFiles(ckpt, plans, out, { ...(blockBytes && { blockBytes }), onProgress });
+      await writeCheckpointFiles(ckpt, plans, out, { allowNonFinite: true, ...(blockBytes && { blockBytes }), onProgress });
       for (const plan of plans) {
         const written = await readOutput(join(out, plan.file));
         for (const t of plan.tensors) {
@@ -489,7 +489,7 @@ describe("dtype casts", () => {
       const ckpt = await openCheckpoint(dir);
       const out = await newDir();
       // Concat with itself so the cast also runs on a block that straddles two pieces.
-      await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors: [{ name: "y", dtype: c.to, expr: concat(0, src("x"), src("x")) }] }], out, { blockBytes: 12 });
+      await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors: [{ name: "y", dtype: c.to, expr: concat(0, src("x"), src("x")) }] }], out, { blockBytes: 12, allowNonFinite: true });
       await ckpt.close();
       const bytes = (await readOutput(join(out, "r.safetensors"))).get("y")!.bytes.slice().buffer;
       const got = c.to === "F32" ? [...new Float32Array(bytes)] : [...new Uint16Array(bytes)];

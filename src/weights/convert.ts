@@ -31,6 +31,7 @@ import { bestDataResidue, blockRanges, isPlainCopy, type PlacedCopy } from "./co
 import { rangeCopier, type RangeCopier, type RangeCopyError } from "./copy-ranges.ts";
 import type { SafetensorsDtype } from "./dtypes.ts";
 import { exprSources, type WeightExpr, zeros } from "./weight-map.ts";
+import { castLosses, countNonFinite, NumericsTally } from "./numerics.ts";
 
 export class ConvertError extends Error {
   override name = "ConvertError";
@@ -68,6 +69,8 @@ export interface ConvertOptions {
   nativeHelper?: boolean;
   /** Block of a tensor the native helper moves (default 16 MiB; it holds no memory). */
   copyBlockBytes?: number;
+  /** Write Inf/NaN weights (from the source or from overflowing casts) instead of failing (numerics.ts). */
+  allowNonFinite?: boolean;
 }
 
 /**
@@ -323,16 +326,24 @@ function* roundRobin(files: readonly PlannedFile[], sizes: BlockSizes): Generato
  * Evaluates a block into its lane and returns the output bytes. A cast between dtypes of one size (BF16 <-> F16)
  * runs in place in the output buffer: each word is read before it is written.
  */
-async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: CastWorkers | undefined): Promise<Uint8Array> {
+async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: CastWorkers | undefined, tally: NumericsTally): Promise<Uint8Array> {
   if (t.literal) return f32Bytes(t.literal.values!);
   const segments = [{ start, count, dst: 0 }];
   const inPlace = FLOAT_BYTES[t.work] === FLOAT_BYTES[t.dtype];
   const work = inPlace ? lane.out : (lane.work ??= newBuffer(lane.out.byteLength, workers));
   await lane.reader.fill(t.node, t.work, segments, work);
+  // Numerics guard (numerics.ts), on the block while it is in memory: Inf/NaN in the source, and what a cast lost.
+  const tableCast = t.work !== t.dtype && inPlace; // BF16 <-> F16 in place: count the source before it is overwritten
+  const sourceNonFinite = tableCast && !t.fp8 ? countNonFinite(work, 0, count, t.work) : 0;
   if (t.work !== t.dtype) {
     const shared = (b: ArrayBufferLike) => b as SharedArrayBuffer; // newBuffer gives shared buffers whenever workers exist
     if (workers && castsOnWorkers(t.work, t.dtype)) await workers.cast(t.work, t.dtype, shared(work), 0, shared(lane.out), 0, count);
     else castFloats(t.work, t.dtype, work, 0, lane.out, 0, count);
+  }
+  if (!t.fp8) {
+    const nonFinite = countNonFinite(lane.out, 0, count, t.dtype);
+    const losses = t.work === t.dtype ? undefined : tableCast ? { overflow: Math.max(0, nonFinite - sourceNonFinite) } : castLosses(work, 0, t.work, lane.out, 0, t.dtype, count);
+    tally.add(t.name, { nonFinite, ...losses }, { from: t.work, to: t.dtype });
   }
   // In place: code i lands on byte i, which belongs to a float already read.
   if (t.fp8) return encodeFp8Block(new Float32Array(lane.out, 0, count), t.fp8.scale!, new Uint8Array(lane.out, 0, count));
@@ -343,9 +354,11 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
  * Runs a block through the native helper; a failure names the files and tensors involved, as the read/write path
  * does (a source that ends early: the source file and tensor; anything else: the output tensor and its source).
  */
-async function nativeMove(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined): Promise<void> {
+async function nativeMove(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined, t: PlannedTensor, tally: NumericsTally): Promise<void> {
   try {
-    await copier.copy(fd, at, block.ranges, { ...(table && { table }), map: w.preallocated });
+    // The helper counts Inf/NaN in C on the bytes it moves (native/copy_ranges.c), as they land in dtype t.dtype.
+    const nonFinite = await copier.copy(fd, at, block.ranges, { ...(table && { table }), map: w.preallocated, scan: t.dtype });
+    tally.add(name, { nonFinite }, { from: t.work, to: t.dtype, ...(table && { table: true }) });
   } catch (e) {
     const err = e as RangeCopyError;
     const src = block.sources[err.range];
@@ -379,6 +392,7 @@ async function streamFiles(
   blockBytes: number,
   opts: ConvertOptions,
   copier: RangeCopier | undefined,
+  tally: NumericsTally,
 ): Promise<number> {
   const bytesTotal = files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + t.elements * storedBytes(t), 0), 0);
   const newLane = (): Lane => ({ out: newBuffer(blockBytes, workers), work: undefined, reader: new ExprReader(slots, blockBytes) });
@@ -401,9 +415,9 @@ async function streamFiles(
       const lane = await lanes.take();
       const { name, dtype, work, node } = job.t;
       const table = job.t.native === "cast" ? castTable(work, dtype) : undefined;
-      const filled = job.viaHelper ? Promise.resolve(undefined) : fillBlock(lane, job, workers);
+      const filled = job.viaHelper ? Promise.resolve(undefined) : fillBlock(lane, job, workers, tally);
       const write = job.viaHelper
-        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => nativeMove(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table)))
+        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => nativeMove(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table, job.t, tally)))
         : filled.then((bytes) => (w: SafetensorsWriter) => w.write(name, bytes!));
       const written = queues[job.file]!.push(write);
       // A failed fill also fails its write; waiting for both means no read is still landing in the lane.
@@ -415,6 +429,7 @@ async function streamFiles(
     }
     await Promise.all(blocks);
     lanes.check();
+    tally.check(opts.allowNonFinite ?? false, outDir);
     for (const w of writers) {
       await w.finish();
       renamed.push(w.path);
@@ -468,7 +483,7 @@ export async function writeCheckpointFiles(
   plans: readonly RankFilePlan<PlanTensor>[],
   outDir: string,
   opts: ConvertOptions = {},
-): Promise<{ bytesWritten: number; tensors: number; nativeCopiedBytes: number; nativeCastBytes: number }> {
+): Promise<{ bytesWritten: number; tensors: number; nativeCopiedBytes: number; nativeCastBytes: number; numerics: { nonFinite: string[]; underflow: string[] } }> {
   const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
   for (const [key, v] of [["blockBytes", blockBytes], ["copyBlockBytes", opts.copyBlockBytes ?? COPY_BLOCK_BYTES]] as const) {
     if (!Number.isSafeInteger(v) || v < 4) throw new ConvertError(`${key} must be an integer >= 4, got ${v}`);
@@ -483,8 +498,9 @@ export async function writeCheckpointFiles(
       await resolveFp8Scales(files, sources.slots, blockBytes);
       const copier = opts.nativeHelper === false ? undefined : rangeCopier();
       const nativeBytes = (kind: PlannedTensor["native"]) => (copier ? all.reduce((a, t) => a + (t.native === kind ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0);
-      const bytesWritten = await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier);
-      return { bytesWritten, tensors: all.length, nativeCopiedBytes: nativeBytes("copy"), nativeCastBytes: nativeBytes("cast") };
+      const tally = new NumericsTally();
+      const bytesWritten = await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier, tally);
+      return { bytesWritten, tensors: all.length, nativeCopiedBytes: nativeBytes("copy"), nativeCastBytes: nativeBytes("cast"), numerics: { nonFinite: tally.problems(), underflow: tally.warnings() } };
     } finally {
       await workers?.close();
     }

@@ -27,10 +27,15 @@ export interface CopyOptions {
   table?: Uint16Array;
   /** fdOut was preallocated (below): read the sources straight into a shared mapping of the destination. */
   map?: boolean;
+  /** Count Inf/NaN among the bytes written, read as this dtype; copy() resolves with the count (0 without). */
+  scan?: "F16" | "BF16" | "F32";
 }
 
+const SCAN_KIND = { F16: 1, BF16: 2, F32: 3 } as const;
+
 export interface RangeCopier {
-  copy(fdOut: number, dstBase: number, ranges: CopyRanges, opts?: CopyOptions): Promise<void>;
+  /** Resolves with the number of non-finite values found with `scan` (0 without). */
+  copy(fdOut: number, dstBase: number, ranges: CopyRanges, opts?: CopyOptions): Promise<number>;
   /** Reserves a file's blocks and sets its size (fallocate); false where the file system cannot; throws ENOSPC. */
   preallocate(fd: number, size: number): boolean;
 }
@@ -49,11 +54,13 @@ function load(): RangeCopier | undefined {
     return undefined;
   }
   const addon = createRequire(import.meta.url)(ADDON) as {
-    copyRanges: (fdOut: number, dstBase: number, ranges: CopyRanges, kernel: boolean, table: Uint16Array | null, map: boolean) => Promise<void>;
+    copyRanges: (fdOut: number, dstBase: number, ranges: CopyRanges, kernel: boolean, table: Uint16Array | null, map: boolean, scan: number) => Promise<number | undefined>;
     preallocate: (fd: number, size: number) => boolean;
   };
   return {
-    copy: (fdOut, dstBase, ranges, { kernel = true, table, map = false } = {}) => addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null, map),
+    // An addon built before `scan` existed ignores the 7th argument and resolves undefined: no count, so 0.
+    // Malformed arguments still throw at once (not as a rejection).
+    copy: (fdOut, dstBase, ranges, { kernel = true, table, map = false, scan } = {}) => addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null, map, scan ? SCAN_KIND[scan] : 0).then((n) => n ?? 0),
     preallocate: (fd, size) => addon.preallocate(fd, size),
   };
 }

@@ -2,14 +2,17 @@
 // transformers 4.x form (`rope_theta` + `rope_scaling`) and 5.x form (`rope_parameters`). Errors name config.json
 // and the field (zod's messages, one line).
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { checkInputDir, checkInputFile } from "../io/input-file.ts";
 import { join } from "node:path";
 import { z } from "zod";
 
 export class ConfigError extends Error {}
 
 export function readHFConfigJson(dir: string): unknown {
+  if (existsSync(dir)) checkInputDir(dir, "the Hugging Face checkpoint (--hf)");
   const path = join(dir, "config.json");
+  if (existsSync(path)) checkInputFile(path, "the Hugging Face config");
   let text: string;
   try {
     text = readFileSync(path, "utf8");

@@ -7,6 +7,7 @@
 // spaces to a multiple of 8 bytes), streams into a temp file, and renames it into place only when every tensor
 // is complete, so an interrupted write never leaves a file at the target path.
 
+import { removeOnSignal } from "../io/signal-cleanup.ts";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { type FileHandle, open as openFile, rename, rm } from "node:fs/promises";
@@ -229,9 +230,12 @@ export class SafetensorsFile {
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
-    const handle = await openFile(path, "r");
+    // Non-blocking, so a FIFO cannot hang the open; anything but a regular file is refused before a read.
+    const handle = await openFile(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      const { size } = await handle.stat();
+      const st = await handle.stat();
+      if (!st.isFile()) throw new SafetensorsError(`${path}: is ${st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file"}, not a safetensors file`);
+      const { size } = st;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const prefix = new Uint8Array(8);
       await readFully(path, handle.fd, prefix, 0);
@@ -246,9 +250,11 @@ export class SafetensorsFile {
 
   /** Synchronous open, for small files in synchronous code (the CPU interpreter). Close with closeSync(). */
   static openSync(path: string): SafetensorsFile {
-    const fd = fs.openSync(path, "r");
+    const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      const { size } = fs.fstatSync(fd);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new SafetensorsError(`${path}: is not a regular file, not a safetensors file`);
+      const { size } = st;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const prefix = new Uint8Array(8);
       readFullySync(path, fd, prefix, 0);
@@ -412,7 +418,10 @@ export class SafetensorsWriter {
   /** The temp file has its final size and reserved blocks (WriterOptions.preallocate). */
   readonly preallocated: boolean;
 
-  private constructor(path: string, tempPath: string, handle: FileHandle, slots: Map<string, Slot>, preallocated: boolean) {
+  readonly #unregister: () => void;
+
+  private constructor(path: string, tempPath: string, handle: FileHandle, slots: Map<string, Slot>, preallocated: boolean, unregister: () => void) {
+    this.#unregister = unregister;
     this.preallocated = preallocated;
     this.path = path;
     this.tempPath = tempPath;
@@ -425,6 +434,7 @@ export class SafetensorsWriter {
     const { header, slots, fileSize } = layout(path, entries, metadata, opts.dataOffsetResidue);
     const tempPath = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
     const handle = await openFile(tempPath, "wx");
+    const unregister = removeOnSignal(tempPath);
     let preallocated = false;
     try {
       await writeFully(handle, header, 0);
@@ -432,9 +442,10 @@ export class SafetensorsWriter {
     } catch (e) {
       await handle.close();
       await rm(tempPath, { force: true });
+      unregister();
       throw e;
     }
-    return new SafetensorsWriter(path, tempPath, handle, slots, preallocated);
+    return new SafetensorsWriter(path, tempPath, handle, slots, preallocated, unregister);
   }
 
   /**
@@ -495,6 +506,7 @@ export class SafetensorsWriter {
       throw e;
     } finally {
       this.#state = "done";
+      this.#unregister();
     }
   }
 
@@ -510,6 +522,7 @@ export class SafetensorsWriter {
     this.#state = "done";
     await this.#handle.close().catch(() => {});
     await rm(this.tempPath, { force: true });
+    this.#unregister();
   }
 }
 

@@ -8,6 +8,8 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.ts";
+import { checkOutputDir, markOutputDir } from "../../io/output-guard.ts";
+import { shellAssign, shellCommand } from "../../io/shell.ts";
 
 export const BRIDGE_IMAGE = "kiln-bridge:trtllm-1.2.1";
 const BRIDGE_DIR = fileURLToPath(new URL("../../../python-bridge/", import.meta.url));
@@ -52,20 +54,21 @@ export function planBuild(env: BuildEnvironment, ckpt: string, engineDir: string
   const cmds = buildCommands(ckpt, engineDir, workers);
   if (env.dockerWithNvidia) return { how: "docker", argv: cmds.docker };
   if (env.python) return { how: "local", argv: [env.python, ...cmds.local.slice(1)], env: { PYTHONPATH: BRIDGE_DIR } };
-  const shell = (a: string[]) => a.map((x) => (/^[\w./:=@-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`)).join(" ");
   throw new UsageError(
     `cannot build engines on this machine: ${env.dockerProblem ?? "no Docker with the NVIDIA runtime"}, and ${env.pythonProblem ?? "no Python with tensorrt_llm 1.2.x"}.\n` +
-      `On a machine with an NVIDIA GPU, run either\n  ${shell(cmds.dockerBuild)}\n  ${shell(cmds.docker)}\n` +
-      `or, where tensorrt_llm 1.2.1 is installed,\n  PYTHONPATH=${BRIDGE_DIR} ${shell(cmds.local)}`,
+      `On a machine with an NVIDIA GPU, run either\n  ${shellCommand(cmds.dockerBuild)}\n  ${shellCommand(cmds.docker)}\n` +
+      `or, where tensorrt_llm 1.2.1 is installed,\n  ${shellAssign("PYTHONPATH", BRIDGE_DIR)} ${shellCommand(cmds.local)}`,
   );
 }
 
-export function buildCommand(ckpt: string, f: { engineDir: string; workers: string }, out: (s: string) => void): void {
+export function buildCommand(ckpt: string, f: { engineDir: string; workers: string; force?: boolean }, out: (s: string) => void): void {
   if (!existsSync(resolve(ckpt, "config.json"))) throw new UsageError(`${ckpt}/config.json: not a checkpoint written by 'kiln compile'`);
+  const engineDir = checkOutputDir(f.engineDir, { flag: "--engine-dir", inputs: [ckpt], ...(f.force && { force: true }) });
   const workers = Number(f.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: expected an integer >= 1, got '${f.workers}'`);
-  const plan = planBuild(probeBuildEnvironment(), ckpt, f.engineDir, workers);
-  out(`kiln: building engines (${plan.how}): ${plan.argv.join(" ")}\n`);
+  const plan = planBuild(probeBuildEnvironment(), ckpt, engineDir, workers);
+  out(`kiln: building engines (${plan.how}): ${shellCommand(plan.argv)}\n`);
   const r = spawnSync(plan.argv[0]!, plan.argv.slice(1), { stdio: "inherit", env: { ...process.env, ...plan.env } });
   if (r.status !== 0) throw new UsageError(`engine build failed (exit ${r.status ?? r.signal})`);
+  markOutputDir(engineDir, "build");
 }

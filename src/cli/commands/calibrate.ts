@@ -3,7 +3,7 @@
 // FP8 activation scales and KV-cache scales derive from (src/quant/calibration.ts). `kiln compile`, `kiln run` and
 // `kiln eval` take the file with --calibration.
 
-import { writeFile } from "node:fs/promises";
+import { checkOutputFile, writeOutputFile } from "../../io/output-guard.ts";
 import { formatCalibration } from "../../quant/calibration.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
 import { calibrateModel, loadQuantizableModel } from "../../quant/quantized-model.ts";
@@ -18,11 +18,12 @@ export interface CalibrateFlags {
 }
 
 export async function calibrateCommand(file: string, flags: CalibrateFlags, out: (s: string) => void): Promise<void> {
+  const outFile = checkOutputFile(flags.out, { flag: "--out", inputs: [file, flags.hf, ...(flags.prompts ?? [])] });
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const m = await loadQuantizableModel(def, flags.hf);
   const prompts = await loadPrompts(flags.prompts ?? [], m.vocab);
   const c = calibrateModel(m, prompts);
-  await writeFile(flags.out, formatCalibration(c));
+  await writeOutputFile(outFile, formatCalibration(c));
   const linears = Object.keys(c.inputs).length;
   const attentions = Object.keys(c.kvCache).length;
   if (flags.json) return out(`${JSON.stringify({ model: def.name, out: flags.out, prompts: c.prompts, tokens: c.tokens, linears, attentions })}\n`);

@@ -10,6 +10,7 @@ import { compileModel } from "../../pipeline/compile.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { readPromptFiles } from "../../quant/prompts.ts";
 import { parseCount } from "../args.ts";
+import { checkOutputDir } from "../../io/output-guard.ts";
 import { UsageError } from "../errors.ts";
 import type { OutputDtype } from "../../../codegen/target.ts";
 import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../../codegen/targets.ts";
@@ -25,6 +26,8 @@ export interface CompileFlags extends QuantFlags {
   readonly customCode?: boolean;
   readonly json?: boolean;
   readonly typecheck: boolean;
+  readonly force?: boolean;
+  readonly allowNonfinite?: boolean;
 }
 
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
@@ -34,6 +37,9 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   if (!isTargetName(target)) throw new UsageError(`--target: expected one of ${TARGET_NAMES.join(", ")}, got '${target}'`);
   if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
+  const inputs = [file, ...(flags.calibration ? [flags.calibration] : []), ...(flags.prompts ?? [])];
+  const guard = { flag: "--out", inputs: [flags.hf, ...inputs], ...(flags.force && { force: true }) };
+  checkOutputDir(flags.out, guard);
   const quant = await parseQuantFlags(flags);
   const calibrationPrompts = flags.prompts?.length ? await readPromptFiles(flags.prompts) : undefined;
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
@@ -41,6 +47,9 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   const r = await compileModel(def, {
     hfDir: flags.hf,
     outDir: flags.out,
+    inputs,
+    ...(flags.force && { force: true }),
+    ...(flags.allowNonfinite && { allowNonFinite: true }),
     mapping,
     target,
     ...(flags.dtype && { dtype: flags.dtype as OutputDtype }),
@@ -50,9 +59,10 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
+  for (const w of [...r.numerics.nonFinite.map((p) => `written as asked (--allow-nonfinite): ${p}`), ...r.numerics.underflow]) process.stderr.write(`kiln: warning: ${w}\n`);
   const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
+    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), numerics: r.numerics, ...e.info(flags.out) })}\n`);
     return;
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);

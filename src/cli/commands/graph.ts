@@ -4,7 +4,7 @@
 // self-contained interactive page; text is the IR printout. Repeated decoder layers are folded unless --expand
 // (the HTML page holds both views). dot and text go to stdout without --out.
 
-import { writeFileSync } from "node:fs";
+import { checkOutputFile, writeOutputFile } from "../../io/output-guard.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { toDot } from "../../views/dot.ts";
 import { toHtml } from "../../views/html.ts";
@@ -42,6 +42,7 @@ export async function graphCommand(file: string, flags: GraphFlags, out: (s: str
   if (NEEDS_FILE.has(format) && !flags.out) throw new UsageError(`--format ${format} writes a file: give --out FILE`);
   if (flags.withWeights && format !== "onnx") throw new UsageError("--with-weights applies to --format onnx only");
   if (flags.withWeights && !("hfDir" in source)) throw new UsageError("--with-weights needs the checkpoint: give --hf DIR instead of --config");
+  const outFile = flags.out === undefined ? undefined : checkOutputFile(flags.out, { flag: "--out", inputs: [file, flags.hf, flags.config] });
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const stages = await loadModelStages(def, source);
   const g = stages.graph(stage);
@@ -54,7 +55,7 @@ export async function graphCommand(file: string, flags: GraphFlags, out: (s: str
     text: async () => toText(g, { collapse }),
   };
   const content = await render[format]();
-  if (!flags.out) return out(content as string);
-  writeFileSync(flags.out, content);
+  if (!outFile) return out(content as string);
+  await writeOutputFile(outFile, content);
   out(`kiln: wrote ${flags.out} (${format}, ${stage} graph of '${def.name}': ${g.nodes.length} nodes, ${content.length} bytes)\n`);
 }

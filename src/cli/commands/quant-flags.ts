@@ -3,6 +3,7 @@
 // built-in prompts otherwise). Each parser throws a one-line error naming the flag or file.
 
 import { readFile } from "node:fs/promises";
+import { checkInputFile } from "../../io/input-file.ts";
 import { parseCalibration } from "../../quant/calibration.ts";
 import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
 import type { QuantDtype, QuantOptions } from "../../quant/spec.ts";
@@ -27,6 +28,7 @@ export function parseDtypeFlag(dtype: string | undefined): QuantDtype | undefine
 export async function parseQuantFlags(flags: QuantFlags): Promise<QuantOptions> {
   const weight = flags.quant === undefined ? undefined : parseWeightQuant(flags.quant);
   const kv = flags.kvCache === undefined ? undefined : parseKvCacheQuant(flags.kvCache);
+  if (flags.calibration !== undefined) checkInputFile(flags.calibration, "the calibration file (--calibration)");
   const calibration = flags.calibration === undefined ? undefined : parseCalibration(await readFile(flags.calibration, "utf8"), flags.calibration);
   return { ...(weight && { weight }), ...(kv && { kv }), ...(calibration && { calibration }) };
 }

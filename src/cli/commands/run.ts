@@ -15,6 +15,10 @@ import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from 
 import type { Graph } from "../../ir/graph.ts";
 import { parseCount, parseIds } from "../args.ts";
 import { UsageError } from "../errors.ts";
+import { checkOutputFile } from "../../io/output-guard.ts";
+import { checkPromptLength, positionLimit } from "../../pipeline/positions.ts";
+import { readHFConfigJson } from "../../weights/hf-config.ts";
+import { NumericsError } from "../../weights/numerics.ts";
 
 function outputVocab(g: Graph): number {
   const logits = g.outputs.find((o) => o.name === "logits") ?? g.outputs[0]!;
@@ -28,17 +32,21 @@ export interface RunFlags extends QuantFlags {
   readonly logitsOut?: string;
   readonly json?: boolean;
   readonly typecheck: boolean;
+  readonly allowNonfinite?: boolean;
 }
 
 export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
   const ids = parseIds(flags.ids);
   const maxNew = parseCount(flags.maxNewTokens, "--max-new-tokens");
+  const logitsOut = flags.logitsOut === undefined ? undefined : checkOutputFile(flags.logitsOut, { flag: "--logits-out", inputs: [file, flags.hf, flags.calibration, ...(flags.prompts ?? [])] });
   const t0 = performance.now();
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const inst = instantiateFromDir(def, flags.hf);
   const vocabSize = outputVocab(inst.graph);
   const bad = ids.find((id) => id >= vocabSize);
   if (bad !== undefined) throw new UsageError(`--ids: token id ${bad} is out of range for model '${def.name}' (vocabulary of ${vocabSize})`);
+  const positionWarning = checkPromptLength(positionLimit(inst.graph, readHFConfigJson(flags.hf) as Record<string, unknown>), ids.length, maxNew);
+  if (positionWarning) process.stderr.write(`kiln: warning: ${positionWarning}\n`);
   const quant = await parseQuantFlags(flags);
   const dtypeFlag = parseDtypeFlag(flags.dtype);
   let t1: number;
@@ -49,13 +57,15 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
     t1 = performance.now();
     r = { logits: logitsOf(m, ids, engine), vocab: m.vocab, tokens: generateGreedy(m, ids, maxNew, engine), quantized: `${describeQuant(quant)} (${engine.dtype})` };
   } else {
-    const params = await loadWeights(inst, flags.hf);
+    const params = await loadWeights(inst, flags.hf, { ...(flags.allowNonfinite && { allowNonFinite: true }) });
     t1 = performance.now();
     r = { ...causalLMLogits(inst.graph, params, ids), tokens: greedyGenerate(inst.graph, params, ids, maxNew) };
   }
   const { logits, vocab, tokens, quantized } = r;
+  const badLogits = logits.reduce((n, x) => (Number.isFinite(x) ? n : n + 1), 0);
+  if (badLogits && !flags.allowNonfinite) throw new NumericsError(`model '${def.name}': ${badLogits} of ${logits.length} logits are non-finite (Inf/NaN), so the generated tokens would be meaningless; check the weights and config.json (e.g. rope_theta), or pass --allow-nonfinite`);
   const t2 = performance.now();
-  if (flags.logitsOut) await writeSafetensors(flags.logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
+  if (logitsOut) await writeSafetensors(logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
   const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
   const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }) };
   if (flags.json) out(`${JSON.stringify(result)}\n`);

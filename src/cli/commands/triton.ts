@@ -50,6 +50,7 @@ export function tritonCommand(ckpt: string, f: TritonFlags, out: (s: string) => 
     ...(f.batchSchedulerPolicy !== undefined && { batchSchedulerPolicy: f.batchSchedulerPolicy as "guaranteed_no_evict" | "max_utilization" }),
     ...(f.enableKvCacheReuse && { enableKvCacheReuse: true }),
     ...(f.force && { force: true }),
+    inputs: [ckpt],
   });
   out(summary.text.endsWith("\n") ? summary.text : `${summary.text}\n`);
 }

@@ -14,11 +14,13 @@ import { checkLowering, CustomOpEmitError } from "../../../codegen/trtllm-engine
 import { type CustomOp, customOp, isCustomOp, OpDeclError } from "../../ops/custom-op.ts";
 import { writeVerifyFolder } from "../../ops/verify-cases.ts";
 import { UsageError } from "../errors.ts";
+import { shellQuote } from "../../io/shell.ts";
 
 export interface VerifyOpFlags {
   readonly out?: string;
   readonly device?: boolean;
   readonly python?: string;
+  readonly force?: boolean;
 }
 
 /** The declaring file and, when given, the op's name. */
@@ -60,7 +62,7 @@ export async function verifyOpCommand(arg: string, flags: VerifyOpFlags, out: (s
     op = await loadOp(arg);
     checkLowering(op);
     const dir = resolve(flags.out ?? join("out", "verify-op", op.name));
-    folder = await writeVerifyFolder(op, dir);
+    folder = await writeVerifyFolder(op, dir, { inputs: [locate(arg).file], ...(flags.force && { force: true }) });
   } catch (e) {
     if (e instanceof OpDeclError || e instanceof CustomOpEmitError) throw new UsageError(e.message);
     throw e;
@@ -73,7 +75,7 @@ export async function verifyOpCommand(arg: string, flags: VerifyOpFlags, out: (s
   if (!python) {
     if (flags.device) {
       out(`no Python with torch, triton and a CUDA device here. On a GPU machine (python3 with torch and triton), run:\n`);
-      out(`  cd ${rel} && python3 verify_op_runner.py --require-gpu --json results.json --report report.md\n`);
+      out(`  cd ${shellQuote(rel)} && python3 verify_op_runner.py --require-gpu --json results.json --report report.md\n`);
       out(`(the folder is self-contained; copy it there, or run from this checkout)\n`);
     } else out(`no Python with torch found (--python, $KILN_PYTHON, .venv/bin/python, python3): skipped the torch_reference check; --device prints the GPU command\n`);
     return;

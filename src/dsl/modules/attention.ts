@@ -2,6 +2,7 @@
 // heads, optional per-projection biases and optional rotary embedding (full or partial). The core computes one
 // `attention` op; fusion passes later merge q/k/v into one GEMM.
 
+import { ModelSizeError } from "../../io/kiln-error.ts";
 import type { DType } from "../../ir/dtype.ts";
 import { attention, type RopeSpec, rope } from "../functional.ts";
 import { Module } from "../module.ts";
@@ -40,8 +41,8 @@ export class Attention extends Module {
     this.heads = cfg.heads;
     this.kvHeads = cfg.kvHeads ?? cfg.heads;
     this.headDim = cfg.headDim ?? cfg.hidden / cfg.heads;
-    if (!Number.isInteger(this.headDim)) throw new Error(`hidden ${cfg.hidden} is not divisible by ${cfg.heads} heads; give headDim`);
-    if (this.heads % this.kvHeads !== 0) throw new Error(`${this.heads} query heads are not a multiple of ${this.kvHeads} key/value heads`);
+    if (!Number.isInteger(this.headDim)) throw new ModelSizeError(`hidden ${cfg.hidden} is not divisible by ${cfg.heads} heads; give headDim`);
+    if (this.heads % this.kvHeads !== 0) throw new ModelSizeError(`${this.heads} query heads are not a multiple of ${this.kvHeads} key/value heads`);
     const opts = { bias: cfg.qkvBias ?? false, ...(cfg.dtype && { dtype: cfg.dtype }) };
     this.q = new Linear(cfg.hidden, this.heads * this.headDim, opts);
     this.k = new Linear(cfg.hidden, this.kvHeads * this.headDim, opts);

@@ -1,0 +1,133 @@
+// The numerics guard of weight conversion and loading: non-finite values (Inf, NaN) in weights are an error
+// naming the tensor unless allowed (--allow-nonfinite), and a narrowing cast (F32 -> F16/BF16, BF16 -> F16) that
+// turns finite values into Inf (overflow) or non-zero values into zero (underflow) is counted per tensor.
+// Invariants: scans read the bytes already in memory (a block the converter just filled; the native helper counts
+// in C on the bytes it moves, native/copy_ranges.c); an exact count is taken only of blocks that hold a hit, so the
+// common case is one pass of integer tests; never a second read of a tensor.
+
+import { KilnError, capList } from "../io/kiln-error.ts";
+import type { FloatDtype } from "./float-cast.ts";
+
+export class NumericsError extends KilnError {}
+
+/** Exponent field of each float dtype: all ones means Inf or NaN. */
+const EXP_MASK: Readonly<Record<FloatDtype, number>> = { F32: 0x7f800000, F16: 0x7c00, BF16: 0x7f80 };
+
+/** Inf and NaN among `count` floats of `dtype` at `byteOffset` of `buf` (little-endian words, aligned). */
+export function countNonFinite(buf: ArrayBufferLike, byteOffset: number, count: number, dtype: FloatDtype): number {
+  const m = EXP_MASK[dtype];
+  let n = 0;
+  if (dtype === "F32") {
+    const w = new Int32Array(buf, byteOffset, count);
+    for (let i = 0; i < count; i++) if ((w[i]! & m) === m) n++;
+    return n;
+  }
+  // Two 16-bit words per 32-bit load when aligned: a hit in either half is counted exactly below.
+  let i = 0;
+  if (byteOffset % 4 === 0) {
+    const pairs = new Int32Array(buf, byteOffset, count >> 1);
+    const hi = m << 16;
+    let hits = 0;
+    for (let k = 0; k < pairs.length; k++) {
+      const x = pairs[k]!;
+      if ((x & m) === m || (x & hi) === hi) hits++;
+    }
+    i = pairs.length * 2;
+    if (hits === 0) return countTail(buf, byteOffset, i, count, m);
+    i = 0;
+  }
+  return countTail(buf, byteOffset, i, count, m) + n;
+}
+
+function countTail(buf: ArrayBufferLike, byteOffset: number, from: number, count: number, m: number): number {
+  const w = new Uint16Array(buf, byteOffset, count);
+  let n = 0;
+  for (let i = from; i < count; i++) if ((w[i]! & m) === m) n++;
+  return n;
+}
+
+export interface CastLosses {
+  /** Finite source values that became Inf. */
+  overflow: number;
+  /** Non-zero source values that became zero. */
+  underflow: number;
+}
+
+/** Overflow and underflow of a finished cast of `count` floats (src in `from`, dst in `to`, both aligned). */
+export function castLosses(src: ArrayBufferLike, srcOffset: number, from: FloatDtype, dst: ArrayBufferLike, dstOffset: number, to: FloatDtype, count: number): CastLosses {
+  if (from === to || to === "F32" || from === "F16") return { overflow: 0, underflow: 0 }; // widening or exact
+  const sm = EXP_MASK[from];
+  const dm = EXP_MASK[to];
+  const s = from === "F32" ? new Int32Array(src, srcOffset, count) : new Uint16Array(src, srcOffset, count);
+  const sAbs = from === "F32" ? 0x7fffffff : 0x7fff;
+  const d = new Uint16Array(dst, dstOffset, count);
+  let overflow = 0;
+  let underflow = 0;
+  for (let i = 0; i < count; i++) {
+    const y = d[i]!;
+    if ((y & dm) === dm) {
+      if ((s[i]! & sm) !== sm) overflow++;
+    } else if ((y & 0x7fff) === 0 && (s[i]! & sAbs) !== 0) underflow++;
+  }
+  return { overflow, underflow };
+}
+
+interface TensorTally {
+  nonFinite: number;
+  overflow: number;
+  underflow: number;
+  /** The cast, when the tensor was cast ("BF16>F16"). */
+  cast?: string;
+  /** Counted by the native helper after a table cast: overflow and source Inf/NaN are not told apart. */
+  afterTableCast?: boolean;
+}
+
+/** Counts per output tensor over a conversion, and the report or error at its end. */
+export class NumericsTally {
+  readonly #tensors = new Map<string, TensorTally>();
+
+  #of(name: string): TensorTally {
+    let t = this.#tensors.get(name);
+    if (!t) this.#tensors.set(name, (t = { nonFinite: 0, overflow: 0, underflow: 0 }));
+    return t;
+  }
+
+  add(name: string, counts: Partial<Omit<TensorTally, "cast" | "afterTableCast">>, cast?: { from: FloatDtype; to: FloatDtype; table?: boolean }): void {
+    if (!counts.nonFinite && !counts.overflow && !counts.underflow) return;
+    const t = this.#of(name);
+    t.nonFinite += counts.nonFinite ?? 0;
+    t.overflow += counts.overflow ?? 0;
+    t.underflow += counts.underflow ?? 0;
+    if (cast && cast.from !== cast.to) t.cast = `${cast.from} to ${cast.to}`;
+    if (cast?.table) t.afterTableCast = true;
+  }
+
+  /** Tensors whose output holds Inf/NaN (from the source or from overflow): errors unless allowed. */
+  problems(): string[] {
+    return [...this.#tensors]
+      .filter(([, t]) => t.nonFinite > 0)
+      .map(([name, t]) => {
+        const fromSource = t.nonFinite - t.overflow;
+        const parts = [
+          t.afterTableCast ? `${fmt(t.nonFinite)} non-finite value${s(t.nonFinite)} after the cast from ${t.cast} (Inf/NaN in the source, or values beyond the target range)` : fromSource > 0 && `${fmt(fromSource)} non-finite value${s(fromSource)} (Inf/NaN) in the source`,
+          !t.afterTableCast && t.overflow > 0 && `${fmt(t.overflow)} value${s(t.overflow)} overflow${t.overflow === 1 ? "s" : ""} to Inf in the cast from ${t.cast}`,
+        ].filter(Boolean);
+        return `tensor "${name}": ${parts.join(", ")}`;
+      });
+  }
+
+  /** Underflow counts, reported but not errors (the values become zero, which is finite). */
+  warnings(): string[] {
+    return [...this.#tensors].filter(([, t]) => t.underflow > 0).map(([name, t]) => `tensor "${name}": ${fmt(t.underflow)} non-zero value${s(t.underflow)} underflow${t.underflow === 1 ? "s" : ""} to zero in the cast from ${t.cast}`);
+  }
+
+  /** Throws NumericsError listing the problems (capped), unless `allow`. */
+  check(allow: boolean, where: string): void {
+    const p = this.problems();
+    if (p.length === 0 || allow) return;
+    throw new NumericsError(`${where}: ${p.length} tensor${s(p.length)} would hold non-finite weights: ${capList(p, 8, "; ")}. Pass --allow-nonfinite to write them anyway`);
+  }
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US");
+const s = (n: number) => (n === 1 ? "" : "s");

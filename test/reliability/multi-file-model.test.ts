@@ -1,0 +1,23 @@
+// A model file anywhere on disk may import sibling .ts files that import "kiln" themselves (red-team D6): the real
+// `kiln` binary resolves "kiln" for every file, with no package.json beside them.
+
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, expect, it } from "vitest";
+import { FIXTURES } from "../golden.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "kiln-multi-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+it("a two-file model outside the package runs with the real binary, same tokens as models/llama.ts", () => {
+  writeFileSync(join(dir, "helper.ts"), 'import { RMSNorm } from "kiln";\nexport const makeNorm = (d: number, eps: number) => new RMSNorm(d, eps);\n');
+  const source = readFileSync("models/llama.ts", "utf8");
+  const edited = source.replace(/^import \{ ACTIVATION_NAMES/m, 'import { makeNorm } from "./helper.ts";\nimport { ACTIVATION_NAMES').replace("this.postNorm = new RMSNorm(c.hidden, c.eps);", "this.postNorm = makeNorm(c.hidden, c.eps);");
+  expect(edited).toContain("makeNorm(c.hidden");
+  writeFileSync(join(dir, "model.ts"), edited);
+  const r = spawnSync(process.execPath, [resolve("bin/kiln.js"), "run", join(dir, "model.ts"), "--hf", `${FIXTURES}llama`, "--ids", "1,2,3", "--max-new-tokens", "1", "--no-typecheck"], { cwd: tmpdir(), encoding: "utf8" });
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toBe("model llama: prompt [1,2,3] -> generated [343]\n");
+}, 60_000);
