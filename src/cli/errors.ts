@@ -33,6 +33,7 @@ const USER_ERRORS = new Set([
   "TargetError",
   "CustomOpEmitError",
   "ModelPyError",
+  "LoraError",
 ]);
 
 export function isUserError(e: unknown): e is Error {

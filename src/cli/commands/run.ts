@@ -2,7 +2,8 @@
 // the CPU interpreter and generate greedily. Optionally writes all-position logits as safetensors. With --quant
 // and/or --kv-cache, runs the lowered model as the quantized TensorRT-LLM engine would compute it (fake
 // quantization with the engine's rounding and scales, src/quant/fake-quant-model.ts), calibrating on the built-in
-// prompts (or --prompts) unless --calibration gives a file.
+// prompts (or --prompts) unless --calibration gives a file. With --lora DIR, a PEFT LoRA adapter is folded into the
+// weights first (W + s B A; src/lora).
 
 import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
@@ -15,6 +16,7 @@ import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from 
 import type { Graph } from "../../ir/graph.ts";
 import { parseCount, parseIds } from "../args.ts";
 import { UsageError } from "../errors.ts";
+import { readAdapter } from "../../lora/adapter.ts";
 
 function outputVocab(g: Graph): number {
   const logits = g.outputs.find((o) => o.name === "logits") ?? g.outputs[0]!;
@@ -28,6 +30,8 @@ export interface RunFlags extends QuantFlags {
   readonly logitsOut?: string;
   readonly json?: boolean;
   readonly typecheck: boolean;
+  /** A PEFT LoRA adapter directory, folded into the weights (src/lora). */
+  readonly lora?: string;
 }
 
 export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
@@ -40,16 +44,17 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   const bad = ids.find((id) => id >= vocabSize);
   if (bad !== undefined) throw new UsageError(`--ids: token id ${bad} is out of range for model '${def.name}' (vocabulary of ${vocabSize})`);
   const quant = await parseQuantFlags(flags);
+  const adapter = flags.lora === undefined ? undefined : await readAdapter(flags.lora);
   const dtypeFlag = parseDtypeFlag(flags.dtype);
   let t1: number;
   let r: { logits: Float32Array; vocab: number; tokens: number[]; quantized?: string };
   if (isQuantized(quant)) {
-    const m = await loadQuantizableModel(def, flags.hf);
+    const m = await loadQuantizableModel(def, flags.hf, adapter);
     const engine = simulateEngine(m, quant, quantDtype(m.hf, dtypeFlag), await loadPrompts(flags.prompts ?? [], m.vocab));
     t1 = performance.now();
     r = { logits: logitsOf(m, ids, engine), vocab: m.vocab, tokens: generateGreedy(m, ids, maxNew, engine), quantized: `${describeQuant(quant)} (${engine.dtype})` };
   } else {
-    const params = await loadWeights(inst, flags.hf);
+    const params = await loadWeights(inst, flags.hf, adapter);
     t1 = performance.now();
     r = { ...causalLMLogits(inst.graph, params, ids), tokens: greedyGenerate(inst.graph, params, ids, maxNew) };
   }
@@ -57,7 +62,7 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   const t2 = performance.now();
   if (flags.logitsOut) await writeSafetensors(flags.logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
   const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
-  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }) };
+  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }), ...(adapter && { lora: { dir: adapter.dir, modules: adapter.modules.length } }) };
   if (flags.json) out(`${JSON.stringify(result)}\n`);
-  else out(`model ${def.name}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
+  else out(`model ${def.name}${adapter ? ` + LoRA ${adapter.dir} (${adapter.modules.length} modules)` : ""}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
 }
