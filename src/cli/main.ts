@@ -58,6 +58,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--kv-cache <format>", "quantize the KV cache: int8 | fp8 (calibrated)")
     .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on --prompts)")
     .option("--prompts <files...>", "calibration prompts, one line of token ids per prompt (default: the built-in prompts)")
+    .option("--lora <dirs>", "PEFT LoRA adapter directories, comma-separated (docs/lora.md)")
+    .option("--lora-merge", "fold the one --lora adapter into the weights instead of runtime LoRA")
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => compileCommand(model, o, out));

@@ -31,6 +31,8 @@ import { checkRelativePath, type Emission, type OutputDtype } from "../../codege
 import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
 import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
+import type { LoraAdapter } from "../lora/adapter.ts";
+import { mergedLoraRecord, mergeIntoCheckpoint } from "../lora/merge.ts";
 
 export interface CompileOptions {
   readonly hfDir: string;
@@ -45,6 +47,8 @@ export interface CompileOptions {
   /** Calibration prompts when `quant` needs a calibration and has none (default: the built-in prompts). */
   readonly calibrationPrompts?: readonly (readonly number[])[];
   readonly onProgress?: (done: number, total: number, tensor: string) => void;
+  /** --lora DIR --lora-merge: a PEFT adapter folded into the written weights (src/lora/merge.ts). */
+  readonly loraMerge?: LoraAdapter;
 }
 
 export interface CompileResult {
@@ -116,13 +120,22 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       const m = await loadQuantizableModel(def, o.hfDir);
       quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
     }
-    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
+    const prepared = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
+    const { lowered } = prepared;
+    let { emission } = prepared;
     const outDir = resolve(o.outDir);
     const tmp = join(dirname(outDir), `.${basename(outDir)}.kiln-tmp-${process.pid}`);
+    const overlay = `${tmp}.lora-merged.safetensors`;
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     try {
-      const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(ckpt, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {});
+      let source = ckpt;
+      if (o.loraMerge) {
+        const merged = await mergeIntoCheckpoint(ckpt, inst.weights, o.loraMerge, overlay);
+        source = merged.ckpt;
+        emission = recordInWeightsMap(emission, mergedLoraRecord(o.loraMerge, merged.bound));
+      }
+      const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(source, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {}).finally(() => source.close());
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
@@ -139,8 +152,17 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
+    } finally {
+      await rm(overlay, { force: true });
     }
   } finally {
     await ckpt.close();
   }
+}
+
+/** Adds a top-level entry to weights.map.json (targets without one are left as they are). */
+function recordInWeightsMap(e: Emission, lora: unknown): Emission {
+  const text = e.files["weights.map.json"];
+  if (text === undefined) return e;
+  return { ...e, files: { ...e.files, "weights.map.json": `${JSON.stringify({ ...JSON.parse(text), lora }, null, 2)}\n` } };
 }

@@ -3,7 +3,8 @@
 // (default), a checkpoint + package for TensorRT-LLM's PyTorch backend, or a Hugging Face remote-code model; then
 // print what the target says to do next. `--quant w8a16|w4a16|fp8` and `--kv-cache int8|fp8` quantize the engine
 // checkpoint (docs/quantization.md), with `--calibration FILE` from kiln calibrate or `--prompts FILE...` to
-// calibrate on (the built-in prompts otherwise).
+// calibrate on (the built-in prompts otherwise). `--lora DIR --lora-merge` folds a PEFT LoRA adapter into the
+// written weights (docs/lora.md).
 
 import { conversionProgress, formatBytes } from "../../weights/progress.ts";
 import { compileModel } from "../../pipeline/compile.ts";
@@ -11,6 +12,7 @@ import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { readPromptFiles } from "../../quant/prompts.ts";
 import { parseCount } from "../args.ts";
 import { UsageError } from "../errors.ts";
+import { type LoraAdapter, readAdapter } from "../../lora/adapter.ts";
 import type { OutputDtype } from "../../../codegen/target.ts";
 import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../../codegen/targets.ts";
 import { describeQuant, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
@@ -25,6 +27,8 @@ export interface CompileFlags extends QuantFlags {
   readonly customCode?: boolean;
   readonly json?: boolean;
   readonly typecheck: boolean;
+  readonly lora?: string;
+  readonly loraMerge?: boolean;
 }
 
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
@@ -36,6 +40,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
   const quant = await parseQuantFlags(flags);
   const calibrationPrompts = flags.prompts?.length ? await readPromptFiles(flags.prompts) : undefined;
+  const loraMerge = await parseLoraFlags(flags);
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const progress = flags.json ? undefined : conversionProgress();
   const r = await compileModel(def, {
@@ -47,18 +52,33 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     ...(flags.customCode && { customCode: true }),
     quant,
     ...(calibrationPrompts && { calibrationPrompts }),
+    ...(loraMerge && { loraMerge }),
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
   const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
+    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, ...(loraMerge && { loraMerged: loraMerge.dir }), usage: e.usage(flags.out), ...e.info(flags.out) })}\n`);
     return;
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);
   out(`  ${e.summary}\n`);
+  if (loraMerge) out(`  LoRA merged: ${loraMerge.dir} (${loraMerge.modules.length} modules folded into the weights; weights.map.json "lora")\n`);
   if (quant.weight || quant.kv) out(`  quantized: ${describeQuant(quant)} (config.json "quantization"; kiln eval shows the accuracy cost)\n`);
   for (const line of e.usage(flags.out)) out(`${line}\n`);
+}
+
+/** --lora DIR[,DIR...] [--lora-merge]: the adapter to merge (runtime LoRA is not built yet). */
+async function parseLoraFlags(flags: CompileFlags): Promise<LoraAdapter | undefined> {
+  if (flags.lora === undefined) {
+    if (flags.loraMerge) throw new UsageError("--lora-merge needs --lora DIR");
+    return undefined;
+  }
+  const dirs = flags.lora.split(",").filter((d) => d !== "");
+  if (!dirs.length) throw new UsageError("--lora: give an adapter directory");
+  if (!flags.loraMerge) throw new UsageError("--lora without --lora-merge (runtime LoRA) is not supported yet; add --lora-merge to fold the adapter into the weights");
+  if (dirs.length > 1) throw new UsageError(`--lora-merge folds one adapter into the weights, got ${dirs.length} (${dirs.join(", ")})`);
+  return readAdapter(dirs[0]!);
 }
 
 /** ", 2.1 GB copied file to file by the native helper" and/or cast by it; empty without the helper. */
