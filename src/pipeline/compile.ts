@@ -33,6 +33,9 @@ import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { mergedLoraRecord, mergeIntoCheckpoint } from "../lora/merge.ts";
+import { bindAdapter } from "../lora/bind.ts";
+import { LoraError } from "../lora/adapter.ts";
+import { emitRuntimeLora } from "../../codegen/trtllm-engine/lora-runtime.ts";
 
 export interface CompileOptions {
   readonly hfDir: string;
@@ -49,6 +52,8 @@ export interface CompileOptions {
   readonly onProgress?: (done: number, total: number, tensor: string) => void;
   /** --lora DIR --lora-merge: a PEFT adapter folded into the written weights (src/lora/merge.ts). */
   readonly loraMerge?: LoraAdapter;
+  /** --lora DIR[,DIR...]: adapters converted for TensorRT-LLM's runtime LoRA (task ids 1, 2, ... in this order). */
+  readonly loraRuntime?: readonly LoraAdapter[];
 }
 
 export interface CompileResult {
@@ -135,7 +140,19 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
         source = merged.ckpt;
         emission = recordInWeightsMap(emission, mergedLoraRecord(o.loraMerge, merged.bound));
       }
+      let binaries: Readonly<Record<string, Uint8Array>> = {};
+      if (o.loraRuntime?.length) {
+        if ((o.target ?? DEFAULT_TARGET) !== "trtllm-engine") throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine target only (got ${o.target})`);
+        const runtime = emitRuntimeLora(o.loraRuntime.map((adapter) => ({ adapter, bound: bindAdapter(adapter, inst.weights, ckpt) })), lowered.weights, emission.files["build_config.json"]!, JSON.parse(emission.files["config.json"]!).dtype);
+        binaries = runtime.binaries;
+        const e = emission;
+        emission = { ...e, files: { ...e.files, ...runtime.files }, usage: (d) => e.usage(d).map(runtime.patchCommand), info: (d) => ({ ...e.info(d), ...(typeof e.info(d).command === "string" && { command: runtime.patchCommand(e.info(d).command as string) }), lora: { tasks: runtime.tasks.map((t) => ({ ...t })), lora_target_modules: [...runtime.modules], max_lora_rank: runtime.maxRank } }) };
+      }
       const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(source, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {}).finally(() => source.close());
+      for (const [name, bytes] of Object.entries(binaries)) {
+        await mkdir(dirname(join(tmp, name)), { recursive: true });
+        await writeFile(join(tmp, name), bytes);
+      }
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);

@@ -4,7 +4,7 @@
 // print what the target says to do next. `--quant w8a16|w4a16|fp8` and `--kv-cache int8|fp8` quantize the engine
 // checkpoint (docs/quantization.md), with `--calibration FILE` from kiln calibrate or `--prompts FILE...` to
 // calibrate on (the built-in prompts otherwise). `--lora DIR --lora-merge` folds a PEFT LoRA adapter into the
-// written weights (docs/lora.md).
+// written weights; `--lora DIR[,DIR...]` converts adapters for TensorRT-LLM's runtime LoRA (docs/lora.md).
 
 import { conversionProgress, formatBytes } from "../../weights/progress.ts";
 import { compileModel } from "../../pipeline/compile.ts";
@@ -40,7 +40,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
   const quant = await parseQuantFlags(flags);
   const calibrationPrompts = flags.prompts?.length ? await readPromptFiles(flags.prompts) : undefined;
-  const loraMerge = await parseLoraFlags(flags);
+  const { loraMerge, loraRuntime } = await parseLoraFlags(flags);
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const progress = flags.json ? undefined : conversionProgress();
   const r = await compileModel(def, {
@@ -53,6 +53,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     quant,
     ...(calibrationPrompts && { calibrationPrompts }),
     ...(loraMerge && { loraMerge }),
+    ...(loraRuntime && { loraRuntime }),
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
@@ -63,22 +64,24 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);
   out(`  ${e.summary}\n`);
+  if (loraRuntime) out(`  runtime LoRA: ${loraRuntime.map((a, i) => `task ${i + 1} = ${a.dir}`).join(", ")} (lora/<task>/model.lora_{weights,config}.npy; build_config.json lora_config)\n`);
   if (loraMerge) out(`  LoRA merged: ${loraMerge.dir} (${loraMerge.modules.length} modules folded into the weights; weights.map.json "lora")\n`);
   if (quant.weight || quant.kv) out(`  quantized: ${describeQuant(quant)} (config.json "quantization"; kiln eval shows the accuracy cost)\n`);
   for (const line of e.usage(flags.out)) out(`${line}\n`);
 }
 
-/** --lora DIR[,DIR...] [--lora-merge]: the adapter to merge (runtime LoRA is not built yet). */
-async function parseLoraFlags(flags: CompileFlags): Promise<LoraAdapter | undefined> {
+/** --lora DIR[,DIR...] [--lora-merge]: one adapter to merge, or the adapters for runtime LoRA (task ids 1, 2, ...). */
+async function parseLoraFlags(flags: CompileFlags): Promise<{ loraMerge?: LoraAdapter; loraRuntime?: LoraAdapter[] }> {
   if (flags.lora === undefined) {
     if (flags.loraMerge) throw new UsageError("--lora-merge needs --lora DIR");
-    return undefined;
+    return {};
   }
   const dirs = flags.lora.split(",").filter((d) => d !== "");
   if (!dirs.length) throw new UsageError("--lora: give an adapter directory");
-  if (!flags.loraMerge) throw new UsageError("--lora without --lora-merge (runtime LoRA) is not supported yet; add --lora-merge to fold the adapter into the weights");
-  if (dirs.length > 1) throw new UsageError(`--lora-merge folds one adapter into the weights, got ${dirs.length} (${dirs.join(", ")})`);
-  return readAdapter(dirs[0]!);
+  if (flags.loraMerge && dirs.length > 1) throw new UsageError(`--lora-merge folds one adapter into the weights, got ${dirs.length} (${dirs.join(", ")})`);
+  const adapters = [];
+  for (const d of dirs) adapters.push(await readAdapter(d));
+  return flags.loraMerge ? { loraMerge: adapters[0]! } : { loraRuntime: adapters };
 }
 
 /** ", 2.1 GB copied file to file by the native helper" and/or cast by it; empty without the helper. */
