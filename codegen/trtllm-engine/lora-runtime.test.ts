@@ -107,8 +107,8 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
     const json = JSON.parse(r.out);
     expect(json.command).toMatch(/^trtllm-build --lora_plugin float32 --lora_target_modules attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate --max_lora_rank 8 --checkpoint_dir /);
     expect(json.lora.tasks.map((t: { taskId: number }) => t.taskId)).toEqual([1, 2]);
-    const hf = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", join(tmp, "cli-hf"), "--target", "hf", "--lora", adapterDir("llama", "attn_qv"), "--no-typecheck"]);
-    expect(hf.code).toBe(1);
-    expect(hf.err).toMatch(/^kiln: --lora without --lora-merge: runtime LoRA is built for the trtllm-engine target only \(got hf\)\n$/);
+    const torch = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", join(tmp, "cli-torch"), "--target", "trtllm-torch", "--lora", adapterDir("llama", "attn_qv"), "--no-typecheck"]);
+    expect(torch.code).toBe(1);
+    expect(torch.err).toMatch(/^kiln: --lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets \(got trtllm-torch\); use --lora-merge\n$/);
   });
 });

@@ -36,6 +36,8 @@ import { mergedLoraRecord, mergeIntoCheckpoint } from "../lora/merge.ts";
 import { bindAdapter } from "../lora/bind.ts";
 import { LoraError } from "../lora/adapter.ts";
 import { emitRuntimeLora } from "../../codegen/trtllm-engine/lora-runtime.ts";
+import { hfPeftAdapter } from "../../codegen/hf/lora-adapter.ts";
+import { writeSafetensors } from "../weights/safetensors.ts";
 
 export interface CompileOptions {
   readonly hfDir: string;
@@ -141,8 +143,15 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
         emission = recordInWeightsMap(emission, mergedLoraRecord(o.loraMerge, merged.bound));
       }
       let binaries: Readonly<Record<string, Uint8Array>> = {};
-      if (o.loraRuntime?.length) {
-        if ((o.target ?? DEFAULT_TARGET) !== "trtllm-engine") throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine target only (got ${o.target})`);
+      let peftAdapters: ReturnType<typeof hfPeftAdapter>[] = [];
+      const target = o.target ?? DEFAULT_TARGET;
+      if (o.loraRuntime?.length && target === "hf") {
+        peftAdapters = o.loraRuntime.map((adapter) => hfPeftAdapter({ adapter, bound: bindAdapter(adapter, inst.weights, ckpt) }, lowered.weights, (n) => ckpt.info(n)?.shape));
+        const e = emission;
+        const configs = Object.fromEntries(peftAdapters.map((a, i) => [`lora/${i + 1}/adapter_config.json`, a.config]));
+        emission = { ...e, files: { ...e.files, ...configs }, usage: (d) => [...e.usage(d), `LoRA adapters for PEFT (${peftAdapters.length}): from peft import PeftModel; model = PeftModel.from_pretrained(model, ${JSON.stringify(`${d.replace(/\/$/, "")}/lora/1`)})`] };
+      } else if (o.loraRuntime?.length) {
+        if (target !== "trtllm-engine") throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets (got ${target}); use --lora-merge`);
         const runtime = emitRuntimeLora(o.loraRuntime.map((adapter) => ({ adapter, bound: bindAdapter(adapter, inst.weights, ckpt) })), lowered.weights, emission.files["build_config.json"]!, JSON.parse(emission.files["config.json"]!).dtype);
         binaries = runtime.binaries;
         const e = emission;
@@ -152,6 +161,10 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       for (const [name, bytes] of Object.entries(binaries)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), bytes);
+      }
+      for (const [i, a] of peftAdapters.entries()) {
+        await mkdir(join(tmp, "lora", String(i + 1)), { recursive: true });
+        await writeSafetensors(join(tmp, "lora", String(i + 1), "adapter_model.safetensors"), a.tensors.map((t) => ({ ...t, dtype: "F32" as const })));
       }
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
