@@ -8,6 +8,8 @@
 // hints; FP8 weights and quantized KV caches need a calibration, which is run here on the CPU (built-in or given
 // prompts) unless one is passed in. Without --dtype, a model with quantized weights compiles to the checkpoint's
 // dtype when that is half precision, else float16.
+// LoRA: `loraMerge` folds one adapter into the weights through an overlay of the checkpoint (src/lora/merge.ts);
+// `loraRuntime` adds per-target adapter files (lora-outputs.ts). Both bind the adapters before anything is written.
 
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
@@ -33,11 +35,7 @@ import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { mergedLoraRecord, mergeIntoCheckpoint } from "../lora/merge.ts";
-import { bindAdapter } from "../lora/bind.ts";
-import { LoraError } from "../lora/adapter.ts";
-import { emitRuntimeLora } from "../../codegen/trtllm-engine/lora-runtime.ts";
-import { hfPeftAdapter } from "../../codegen/hf/lora-adapter.ts";
-import { writeSafetensors } from "../weights/safetensors.ts";
+import { recordInWeightsMap, runtimeLoraOutputs } from "./lora-outputs.ts";
 
 export interface CompileOptions {
   readonly hfDir: string;
@@ -142,30 +140,10 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
         source = merged.ckpt;
         emission = recordInWeightsMap(emission, mergedLoraRecord(o.loraMerge, merged.bound));
       }
-      let binaries: Readonly<Record<string, Uint8Array>> = {};
-      let peftAdapters: ReturnType<typeof hfPeftAdapter>[] = [];
-      const target = o.target ?? DEFAULT_TARGET;
-      if (o.loraRuntime?.length && target === "hf") {
-        peftAdapters = o.loraRuntime.map((adapter) => hfPeftAdapter({ adapter, bound: bindAdapter(adapter, inst.weights, ckpt) }, lowered.weights, (n) => ckpt.info(n)?.shape));
-        const e = emission;
-        const configs = Object.fromEntries(peftAdapters.map((a, i) => [`lora/${i + 1}/adapter_config.json`, a.config]));
-        emission = { ...e, files: { ...e.files, ...configs }, usage: (d) => [...e.usage(d), `LoRA adapters for PEFT (${peftAdapters.length}): from peft import PeftModel; model = PeftModel.from_pretrained(model, ${JSON.stringify(`${d.replace(/\/$/, "")}/lora/1`)})`] };
-      } else if (o.loraRuntime?.length) {
-        if (target !== "trtllm-engine") throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets (got ${target}); use --lora-merge`);
-        const runtime = emitRuntimeLora(o.loraRuntime.map((adapter) => ({ adapter, bound: bindAdapter(adapter, inst.weights, ckpt) })), lowered.weights, emission.files["build_config.json"]!, JSON.parse(emission.files["config.json"]!).dtype);
-        binaries = runtime.binaries;
-        const e = emission;
-        emission = { ...e, files: { ...e.files, ...runtime.files }, usage: (d) => e.usage(d).map(runtime.patchCommand), info: (d) => ({ ...e.info(d), ...(typeof e.info(d).command === "string" && { command: runtime.patchCommand(e.info(d).command as string) }), lora: { tasks: runtime.tasks.map((t) => ({ ...t })), lora_target_modules: [...runtime.modules], max_lora_rank: runtime.maxRank } }) };
-      }
+      let writeLora = async (_dir: string) => {};
+      if (o.loraRuntime?.length) ({ emission, write: writeLora } = runtimeLoraOutputs(o.target ?? DEFAULT_TARGET, emission, o.loraRuntime, inst.weights, ckpt, lowered));
       const { bytesWritten, nativeCopiedBytes, nativeCastBytes } = await writeCheckpointFiles(source, emission.plans, tmp, o.onProgress ? { onProgress: o.onProgress } : {}).finally(() => source.close());
-      for (const [name, bytes] of Object.entries(binaries)) {
-        await mkdir(dirname(join(tmp, name)), { recursive: true });
-        await writeFile(join(tmp, name), bytes);
-      }
-      for (const [i, a] of peftAdapters.entries()) {
-        await mkdir(join(tmp, "lora", String(i + 1)), { recursive: true });
-        await writeSafetensors(join(tmp, "lora", String(i + 1), "adapter_model.safetensors"), a.tensors.map((t) => ({ ...t, dtype: "F32" as const })));
-      }
+      await writeLora(tmp);
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
@@ -188,11 +166,4 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
   } finally {
     await ckpt.close();
   }
-}
-
-/** Adds a top-level entry to weights.map.json (targets without one are left as they are). */
-function recordInWeightsMap(e: Emission, lora: unknown): Emission {
-  const text = e.files["weights.map.json"];
-  if (text === undefined) return e;
-  return { ...e, files: { ...e.files, "weights.map.json": `${JSON.stringify({ ...JSON.parse(text), lora }, null, 2)}\n` } };
 }
