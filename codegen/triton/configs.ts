@@ -70,6 +70,15 @@ const TRTLLM_INPUTS: Tensor[] = [
   ["streaming", "TYPE_BOOL", [1], ...SCALAR_INPUT],
 ];
 
+/** Runtime LoRA inputs (tensorrt_llm/config.pbtxt @ 2a9abd95): the task id, and on a task's first request its
+ * weights [rows, r*(in+out)] and config [rows, 3] (module id, layer, rank); "LORA" stands for the engine's dtype. */
+const LORA_INPUTS: [name: string, type: DataType | "LORA", dims: number[], ...flags: Flag[]][] = [
+  ["lora_task_id", "TYPE_UINT64", [1], ...SCALAR_INPUT],
+  ["lora_weights", "LORA", [-1, -1], "optional", "ragged"],
+  ["lora_config", "TYPE_INT32", [-1, 3], "optional", "ragged"],
+];
+const LORA_ENSEMBLE_MAP = { lora_task_id: "lora_task_id", lora_weights: "lora_weights", lora_config: "lora_config" };
+
 const TRTLLM_OUTPUTS: Tensor[] = [
   ["output_ids", "TYPE_INT32", [-1, -1]], // [beam, seq] per request
   ["sequence_length", "TYPE_INT32", [-1]], // [beam]
@@ -186,7 +195,7 @@ function stepModels(o: ResolvedTritonOptions): Record<Exclude<ModelName, "ensemb
       name: "tensorrt_llm",
       backend: "tensorrtllm", // the C++ executor backend; it places its own ranks on GPUs, hence KIND_CPU
       max_batch_size: o.maxBatchSize,
-      input: TRTLLM_INPUTS.map((t) => modelInput(t, L)),
+      input: [...TRTLLM_INPUTS.map((t) => modelInput(t, L)), ...(o.lora ? LORA_INPUTS.map(([n, t, d, ...f]) => modelInput([n, t === "LORA" ? o.lora!.weightsDatatype : t, d, ...f], L)) : [])],
       output: TRTLLM_OUTPUTS.map((t) => modelOutput(t, L)),
       instance_group: cpuInstances(1),
       dynamic_batching: queueBatching(o),
@@ -212,10 +221,11 @@ function findTensor<T extends { name: string }>(tensors: T[], name: string, wher
   return found;
 }
 
-function ensembleConfig(models: ReturnType<typeof stepModels>, maxBatchSize: number): ModelConfig {
+function ensembleConfig(models: ReturnType<typeof stepModels>, maxBatchSize: number, lora: boolean): ModelConfig {
   const input: ModelInput[] = [];
   const output: ModelOutput[] = [];
-  const step: EnsembleStep[] = STEPS.map(({ model, inputs, outputs }) => {
+  const steps = lora ? STEPS.map((s) => (s.model === "tensorrt_llm" ? { ...s, inputs: { ...s.inputs, ...LORA_ENSEMBLE_MAP } } : s)) : STEPS;
+  const step: EnsembleStep[] = steps.map(({ model, inputs, outputs }) => {
     for (const [modelTensor, ensembleTensor] of Object.entries(inputs)) {
       if (isInternal(ensembleTensor)) continue;
       const src = findTensor(models[model].input, modelTensor, `${model} input_map`);
@@ -237,5 +247,5 @@ function ensembleConfig(models: ReturnType<typeof stepModels>, maxBatchSize: num
 export function tritonConfigs(opts: TritonRepoOptions): TritonConfigs {
   const o = resolveTritonOptions(opts);
   const models = stepModels(o);
-  return { ensemble: ensembleConfig(models, o.maxBatchSize), ...models };
+  return { ensemble: ensembleConfig(models, o.maxBatchSize, o.lora !== undefined), ...models };
 }

@@ -46,10 +46,22 @@ export interface TritonRepoOptions {
   skipSpecialTokens?: boolean;
   /** Replace an existing `repo` directory instead of refusing. */
   force?: boolean;
+  /** Runtime LoRA (kiln compile --lora): the tensorrt_llm model and the ensemble take lora_task_id, lora_weights and
+   * lora_config, and the repository gets an example request (lora_request.py). */
+  lora?: TritonLoraOptions;
 }
 
-export type ResolvedTritonOptions = Required<Omit<TritonRepoOptions, "maxTokensInPagedKvCache">> & {
+export interface TritonLoraOptions {
+  /** lora_weights' type: the engine's dtype (upstream's template says TYPE_FP16, for fp16 engines). */
+  weightsDatatype: "TYPE_FP32" | "TYPE_FP16" | "TYPE_BF16";
+  /** The compiled checkpoint's lora/ folder as the client sees it (lora/<task id>/model.lora_*.npy). */
+  adaptersDir: string;
+  taskIds: number[];
+}
+
+export type ResolvedTritonOptions = Required<Omit<TritonRepoOptions, "maxTokensInPagedKvCache" | "lora">> & {
   maxTokensInPagedKvCache: number | undefined;
+  lora: TritonLoraOptions | undefined;
   logitsDatatype: DataType;
 };
 
@@ -116,7 +128,11 @@ export function resolveTritonOptions(opts: TritonRepoOptions): ResolvedTritonOpt
   for (const key of BOOL_OPTIONS) if (typeof r[key] !== "boolean") fail(key, r[key], "must be true or false");
   if (!SCHEDULER_POLICIES.includes(r.batchSchedulerPolicy)) fail("batchSchedulerPolicy", r.batchSchedulerPolicy, `must be one of ${SCHEDULER_POLICIES.join(", ")}`);
   if (!LOGITS_TYPES.includes(r.logitsDatatype)) fail("logitsDatatype", r.logitsDatatype, `must be one of ${LOGITS_TYPES.join(", ")}`);
-  return r;
+  if (r.lora !== undefined) {
+    if (!LOGITS_TYPES.includes(r.lora.weightsDatatype)) fail("lora.weightsDatatype", r.lora.weightsDatatype, `must be one of ${LOGITS_TYPES.join(", ")}`);
+    if (!r.lora.taskIds.length || r.lora.taskIds.some((t) => !Number.isInteger(t) || t < 1)) fail("lora.taskIds", r.lora.taskIds, "must be positive integers");
+  }
+  return { ...r, lora: r.lora };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -19,6 +19,7 @@ import type { TritonRepoOptions } from "./options.ts";
 import { printTextFormat } from "./pbtxt.ts";
 import { POSTPROCESSING_MODEL_PY, PREPROCESSING_MODEL_PY } from "./python-models.ts";
 import { repoProblems } from "./repo-check.ts";
+import { loraRequestScript } from "./lora-request.ts";
 
 export { tritonConfigs, TritonConfigError } from "./configs.ts";
 export type { TritonConfigs } from "./configs.ts";
@@ -61,6 +62,7 @@ export function tritonRepoFiles(opts: TritonRepoOptions): Map<string, string> {
   // Triton serves only numbered version directories; these two models have no files of their own there.
   files.set("ensemble/1/.gitkeep", "");
   files.set("tensorrt_llm/1/.gitkeep", "");
+  if (opts.lora) files.set("lora_request.py", loraRequestScript(opts.lora));
   return files;
 }
 

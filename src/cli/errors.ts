@@ -43,6 +43,7 @@ const USER_ERRORS = new Set([
   "CustomOpEmitError",
   "ModelPyError",
   "MappingError",
+  "LoraError",
 ]);
 
 const fsCode = (e: unknown) => (e as NodeJS.ErrnoException).code;

@@ -41,6 +41,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--dtype <dtype>", "with --quant/--kv-cache: the engine's dtype (default: the checkpoint's if half, else float16)")
     .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on --prompts)")
     .option("--prompts <files...>", "calibration prompts, one line of token ids per prompt (default: the built-in prompts)")
+    .option("--lora <dir>", "apply a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)")
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => runCommand(model, o, out));
@@ -61,6 +62,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--kv-cache <format>", "quantize the KV cache: int8 | fp8 (calibrated)")
     .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on --prompts)")
     .option("--prompts <files...>", "calibration prompts, one line of token ids per prompt (default: the built-in prompts)")
+    .option("--lora <dirs>", "PEFT LoRA adapter directories, comma-separated (docs/lora.md)")
+    .option("--lora-merge", "fold the one --lora adapter into the weights instead of runtime LoRA")
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => compileCommand(model, o, out));
@@ -177,6 +180,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--dtype <dtype>", "the engine's dtype (default: the checkpoint's if half, else float16)")
     .option("--calibration <file>", "activation and KV-cache maxima from kiln calibrate (default: calibrate on the prompts)")
     .option("--prompts <files...>", "calibration and evaluation prompts, one line of token ids per prompt (default: the built-in prompts)")
+    .option("--lora <dir>", "a PEFT LoRA adapter: evaluate the adapted model (without --quant: the adapter against the base model)")
     .option("--json", "print one JSON object")
     .option("--no-typecheck", "skip the TypeScript check of the model file")
     .action(async (model, o) => evalCommand(model, o, out));

@@ -21,6 +21,9 @@ export interface SimulationHooks {
   readonly linearInput?: (module: string, x: RTensor, rank: number) => RTensor;
   /** K (after rotary) or V of attention `module` as the KV cache stores it: [batch, seq, local kv heads, head dim]. */
   readonly kvCache?: (module: string, which: "k" | "v", t: RTensor, rank: number) => RTensor;
+  /** The output of Linear `module` on tp rank `rank` given its input, before any all-reduce or bias that comes after
+   * the reduction: where TensorRT-LLM's LoRA plugin adds its low-rank term (lora/plugin-simulation.ts). */
+  readonly linearOutput?: (module: string, x: RTensor, y: RTensor, rank: number) => RTensor;
 }
 
 const NO_HOOKS: SimulationHooks = {};
@@ -56,6 +59,7 @@ function rankHooks(h: SimulationHooks, at: string, rank: number) {
   return {
     lin: (name: string, x: RTensor) => (h.linearInput ? h.linearInput(`${at}.${name}`, x, rank) : x),
     kv: (which: "k" | "v", t: RTensor) => (h.kvCache ? h.kvCache(at, which, t, rank) : t),
+    out: (name: string, x: RTensor, y: RTensor) => (h.linearOutput ? h.linearOutput(`${at}.${name}`, x, y, rank) : y),
   };
 }
 
@@ -66,7 +70,7 @@ function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | 
   const hd = a.headDim;
   expectShape(qkvW, [(hl + 2 * kvl) * hd, x.shape[2]!], `${what}.qkv.weight`);
   const xq = hk.lin("qkv", x);
-  const qkv = K.linear(qkvB ? [xq, qkvW, qkvB] : [xq, qkvW], {}, ctx)[0]!;
+  const qkv = hk.out("qkv", xq, K.linear(qkvB ? [xq, qkvW, qkvB] : [xq, qkvW], {}, ctx)[0]!);
   let [q, k, v] = K.split([qkv], { axis: -1, sizes: [hl * hd, kvl * hd, kvl * hd] }, ctx) as [RTensor, RTensor, RTensor];
   q = reshape(q, [b, s, hl, hd]);
   k = reshape(k, [b, s, kvl, hd]);
@@ -78,7 +82,8 @@ function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | 
   }
   const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale }, ctx)[0]!;
   expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
-  return K.linear([hk.lin("dense", reshape(out, [b, s, hl * hd])), denseW], {}, ctx)[0]!;
+  const xd = hk.lin("dense", reshape(out, [b, s, hl * hd]));
+  return hk.out("dense", xd, K.linear([xd, denseW], {}, ctx)[0]!);
 }
 
 const GATED: Record<string, (x: RTensor) => RTensor> = {
@@ -95,7 +100,7 @@ const perRank = (v: RTensor | RTensor[]): RTensor[] => (Array.isArray(v) ? v : [
 /** `x @ w.T (+ b)` for Linear `name` of the layer, its input passed through the hooks. */
 const linearOf = (hk: ReturnType<typeof rankHooks>, name: string, x: RTensor, w: RTensor, b: RTensor | undefined) => {
   const xq = hk.lin(name, x);
-  return K.linear(b ? [xq, w, b] : [xq, w], {}, ctx)[0]!;
+  return hk.out(name, xq, K.linear(b ? [xq, w, b] : [xq, w], {}, ctx)[0]!);
 };
 
 const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: SimulationHooks) => RTensor> = {

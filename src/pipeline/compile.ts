@@ -8,9 +8,11 @@
 // hints; FP8 weights and quantized KV caches need a calibration, which is run here on the CPU (built-in or given
 // prompts) unless one is passed in. Without --dtype, a model with quantized weights compiles to the checkpoint's
 // dtype when that is half precision, else float16.
+// LoRA: `loraMerge` folds one adapter into the weights through an overlay of the checkpoint (src/lora/merge.ts);
+// `loraRuntime` adds per-target adapter files (lora-outputs.ts). Both bind the adapters before anything is written.
 
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkOutputDir, writeOutputDir } from "../io/output-guard.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
@@ -32,6 +34,9 @@ import { checkRelativePath, type Emission, type OutputDtype } from "../../codege
 import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
 import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
+import type { LoraAdapter } from "../lora/adapter.ts";
+import { mergedLoraRecord, mergeIntoCheckpoint } from "../lora/merge.ts";
+import { recordInWeightsMap, runtimeLoraOutputs } from "./lora-outputs.ts";
 
 export interface CompileOptions {
   readonly hfDir: string;
@@ -52,6 +57,10 @@ export interface CompileOptions {
   readonly force?: boolean;
   /** Write Inf/NaN weights instead of failing (src/weights/numerics.ts). */
   readonly allowNonFinite?: boolean;
+  /** --lora DIR --lora-merge: a PEFT adapter folded into the written weights (src/lora/merge.ts). */
+  readonly loraMerge?: LoraAdapter;
+  /** --lora DIR[,DIR...]: adapters converted for TensorRT-LLM's runtime LoRA (task ids 1, 2, ... in this order). */
+  readonly loraRuntime?: readonly LoraAdapter[];
 }
 
 export interface CompileResult {
@@ -134,17 +143,34 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       const m = await loadQuantizableModel(def, o.hfDir);
       quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
     }
-    const { lowered, emission } = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
-    const outDir = checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? [])], ...(o.force && { force: true }) });
+    const prepared = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
+    const { lowered } = prepared;
+    let { emission } = prepared;
+    const outDir = checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? []), ...(o.loraMerge ? [o.loraMerge.dir] : []), ...(o.loraRuntime ?? []).map((a) => a.dir)], ...(o.force && { force: true }) });
     const written = await writeOutputDir(outDir, "compile", async (tmp) => {
-      const counts = await writeCheckpointFiles(ckpt, emission.plans, tmp, { ...(o.onProgress && { onProgress: o.onProgress }), ...(o.allowNonFinite && { allowNonFinite: true }) });
+      // The merged weights are an overlay file beside the staging directory, removed whatever happens.
+      const overlay = `${tmp}.lora-merged.safetensors`;
+      try {
+        let source = ckpt;
+        if (o.loraMerge) {
+          const merged = await mergeIntoCheckpoint(ckpt, inst.weights, o.loraMerge, overlay);
+          source = merged.ckpt;
+          emission = recordInWeightsMap(emission, mergedLoraRecord(o.loraMerge, merged.bound));
+        }
+        let writeLora = async (_dir: string) => {};
+        if (o.loraRuntime?.length) ({ emission, write: writeLora } = runtimeLoraOutputs(o.target ?? DEFAULT_TARGET, emission, o.loraRuntime, inst.weights, ckpt, lowered));
+        const counts = await writeCheckpointFiles(source, emission.plans, tmp, { ...(o.onProgress && { onProgress: o.onProgress }), ...(o.allowNonFinite && { allowNonFinite: true }) }).finally(() => source !== ckpt && source.close());
+        await writeLora(tmp);
       for (const [name, text] of Object.entries(emission.files)) {
         await mkdir(dirname(join(tmp, name)), { recursive: true });
         await writeFile(join(tmp, name), text);
       }
       for (const name of emission.copyFromSource ?? []) if (existsSync(join(o.hfDir, name))) await copyFile(join(o.hfDir, name), join(tmp, name));
       await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
-      return counts;
+        return counts;
+      } finally {
+        await rm(overlay, { force: true });
+      }
     });
     const { bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics } = written;
     return { outDir, lowered, emission, bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics, seconds: (performance.now() - t0) / 1000 };

@@ -12,6 +12,8 @@ import { type Checkpoint, openCheckpoint } from "../weights/checkpoint.ts";
 import { ConfigError, parseWith, readHFConfigJson } from "../weights/hf-config.ts";
 import type { WeightMapSpec } from "../weights/weight-map.ts";
 import { checkConfigSizes } from "../weights/config-limits.ts";
+import type { LoraAdapter } from "../lora/adapter.ts";
+import { adaptedSource } from "../lora/bind.ts";
 
 export interface Instance<C = unknown> {
   readonly def: ModelDefinition<C>;
@@ -34,11 +36,13 @@ export function instantiateFromDir<C>(def: ModelDefinition<C>, hfDir: string): I
   return instantiate(def, readHFConfigJson(hfDir), `${hfDir}/config.json`);
 }
 
-/** Checks the weight map against the checkpoint and loads every parameter as float32. */
-export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string, opts: { allowNonFinite?: boolean } = {}): Promise<Map<string, RTensor>> {
+/** Checks the weight map against the checkpoint and loads every parameter as float32; with a LoRA adapter, folded in
+ * (W + s B A, src/lora/bind.ts). */
+export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string, opts: { allowNonFinite?: boolean; adapter?: LoraAdapter } = {}): Promise<Map<string, RTensor>> {
   const ckpt: Checkpoint = await openCheckpoint(hfDir);
   try {
-    const dense = await loadParams(graphParams(inst.graph), inst.weights, ckpt, hfDir, opts);
+    const source = opts.adapter ? await adaptedSource(ckpt, inst.weights, opts.adapter) : ckpt;
+    const dense = await loadParams(graphParams(inst.graph), inst.weights, source, hfDir, { ...(opts.allowNonFinite && { allowNonFinite: true }) });
     return new Map([...dense].map(([k, d]) => [k, tensor("f32", d.shape, d.data)]));
   } finally {
     await ckpt.close();

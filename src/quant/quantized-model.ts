@@ -16,6 +16,8 @@ import { optimize } from "../pipeline/optimize.ts";
 import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
+import type { LoraAdapter } from "../lora/adapter.ts";
+import { adaptedSource } from "../lora/bind.ts";
 import { type Calibration, calibrate } from "./calibration.ts";
 import { hintExclusions } from "./exclusions.ts";
 import { quantHooks, quantizeWeights } from "./fake-quant-model.ts";
@@ -35,7 +37,8 @@ export interface QuantizableModel {
   readonly vocab: number;
 }
 
-export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: string): Promise<QuantizableModel> {
+/** With a LoRA adapter, the model is the adapted one (the adapter folded into the weights, src/lora/bind.ts). */
+export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: string, adapter?: LoraAdapter): Promise<QuantizableModel> {
   const hf = readHFConfigJson(hfDir) as Record<string, unknown>;
   const inst = instantiate(def, hf, `${hfDir}/config.json`);
   checkHintConsistency(inst.graph);
@@ -45,7 +48,8 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
     if (problems.length) throw new BindError(problems, hfDir);
     const opt = optimize(inst);
     const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => ckpt.info(n)?.shape);
-    const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, ckpt, hfDir);
+    const source = adapter ? await adaptedSource(ckpt, inst.weights, adapter) : ckpt;
+    const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, source, hfDir);
     const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
     const head = lowered.graph.nodes.find((n) => n.op === "trtllm.lm_head")!;
     return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab as number };

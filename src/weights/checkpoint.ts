@@ -69,6 +69,22 @@ export class Checkpoint {
     await Promise.all(this.#shards.map((s) => s.close()));
   }
 
+  /**
+   * This checkpoint with some tensors served from `overlay` instead (same names; shapes may not change, dtypes may):
+   * how `kiln compile --lora-merge` hands merged weights to the converter without rewriting the checkpoint. The
+   * result owns the overlay file and shares this checkpoint's files: close one of the two (closing is idempotent).
+   */
+  withOverlay(overlay: SafetensorsFile): Checkpoint {
+    const entries = new Map(this.#entries);
+    for (const info of overlay.tensors()) {
+      const base = entries.get(info.name)?.info;
+      if (!base) throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is not in the checkpoint ${this.dir}`);
+      if (base.shape.join() !== info.shape.join()) throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is [${info.shape}], the checkpoint's is [${base.shape}]`);
+      entries.set(info.name, { file: overlay, info: { ...info, file: overlay.path } });
+    }
+    return new Checkpoint(this.dir, [...this.#shards, overlay], entries);
+  }
+
   #file(name: string): SafetensorsFile {
     const entry = this.#entries.get(name);
     if (!entry) throw new CheckpointError(`${this.dir}: checkpoint has no tensor "${name}"`);

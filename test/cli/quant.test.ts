@@ -41,7 +41,7 @@ describe("kiln calibrate + eval", () => {
   });
 
   const bad: [string, string[], RegExp][] = [
-    ["no scheme", ["eval", "--hf", LLAMA], /^kiln: give --quant w8a16\|w4a16\|fp8 and\/or --kv-cache int8\|fp8 to evaluate$/],
+    ["no scheme", ["eval", "--hf", LLAMA], /^kiln: give --quant w8a16\|w4a16\|fp8 and\/or --kv-cache int8\|fp8 \(or --lora DIR\) to evaluate$/],
     ["an unknown scheme", ["eval", "--hf", LLAMA, "--quant", "int3"], /^kiln: --quant "int3" is not one of w8a16, w4a16, fp8$/],
     ["FP8 in float32", ["eval", "--hf", LLAMA, "--quant", "fp8", "--dtype", "float32"], /^kiln: --quant fp8 needs --dtype float16 or bfloat16/],
     ["a calibration of another model", ["eval", "--hf", `${FIXTURES}llama3_gqa`, "--kv-cache", "fp8", "--calibration", "CALIB"], /^kiln: calibration of model 'llama' has no statistics for transformer\.layers\.2\.attention$/],

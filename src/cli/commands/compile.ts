@@ -3,7 +3,8 @@
 // (default), a checkpoint + package for TensorRT-LLM's PyTorch backend, or a Hugging Face remote-code model; then
 // print what the target says to do next. `--quant w8a16|w4a16|fp8` and `--kv-cache int8|fp8` quantize the engine
 // checkpoint (docs/quantization.md), with `--calibration FILE` from kiln calibrate or `--prompts FILE...` to
-// calibrate on (the built-in prompts otherwise).
+// calibrate on (the built-in prompts otherwise). `--lora DIR --lora-merge` folds a PEFT LoRA adapter into the
+// written weights; `--lora DIR[,DIR...]` converts adapters for TensorRT-LLM's runtime LoRA (docs/lora.md).
 
 import { conversionProgress, formatBytes } from "../../weights/progress.ts";
 import { compileModel } from "../../pipeline/compile.ts";
@@ -12,6 +13,7 @@ import { readPromptFiles } from "../../quant/prompts.ts";
 import { parseCount } from "../args.ts";
 import { checkOutputDir } from "../../io/output-guard.ts";
 import { UsageError } from "../errors.ts";
+import { type LoraAdapter, readAdapter } from "../../lora/adapter.ts";
 import type { OutputDtype } from "../../../codegen/target.ts";
 import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../../codegen/targets.ts";
 import { describeQuant, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
@@ -28,6 +30,8 @@ export interface CompileFlags extends QuantFlags {
   readonly typecheck: boolean;
   readonly force?: boolean;
   readonly allowNonfinite?: boolean;
+  readonly lora?: string;
+  readonly loraMerge?: boolean;
 }
 
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
@@ -42,6 +46,7 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
   checkOutputDir(flags.out, guard);
   const quant = await parseQuantFlags(flags);
   const calibrationPrompts = flags.prompts?.length ? await readPromptFiles(flags.prompts) : undefined;
+  const { loraMerge, loraRuntime } = await parseLoraFlags(flags);
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
   const progress = flags.json ? undefined : conversionProgress();
   const r = await compileModel(def, {
@@ -56,19 +61,37 @@ export async function compileCommand(file: string, flags: CompileFlags, out: (s:
     ...(flags.customCode && { customCode: true }),
     quant,
     ...(calibrationPrompts && { calibrationPrompts }),
+    ...(loraMerge && { loraMerge }),
+    ...(loraRuntime && { loraRuntime }),
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
   for (const w of [...r.numerics.nonFinite.map((p) => `written as asked (--allow-nonfinite): ${p}`), ...r.numerics.underflow]) process.stderr.write(`kiln: warning: ${w}\n`);
   const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, usage: e.usage(flags.out), numerics: r.numerics, ...e.info(flags.out) })}\n`);
+    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, ...(loraMerge && { loraMerged: loraMerge.dir }), usage: e.usage(flags.out), numerics: r.numerics, ...e.info(flags.out) })}\n`);
     return;
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);
   out(`  ${e.summary}\n`);
+  if (loraRuntime) out(`  runtime LoRA: ${loraRuntime.map((a, i) => `task ${i + 1} = ${a.dir}`).join(", ")} (lora/<task>/model.lora_{weights,config}.npy; build_config.json lora_config)\n`);
+  if (loraMerge) out(`  LoRA merged: ${loraMerge.dir} (${loraMerge.modules.length} modules folded into the weights; weights.map.json "lora")\n`);
   if (quant.weight || quant.kv) out(`  quantized: ${describeQuant(quant)} (config.json "quantization"; kiln eval shows the accuracy cost)\n`);
   for (const line of e.usage(flags.out)) out(`${line}\n`);
+}
+
+/** --lora DIR[,DIR...] [--lora-merge]: one adapter to merge, or the adapters for runtime LoRA (task ids 1, 2, ...). */
+async function parseLoraFlags(flags: CompileFlags): Promise<{ loraMerge?: LoraAdapter; loraRuntime?: LoraAdapter[] }> {
+  if (flags.lora === undefined) {
+    if (flags.loraMerge) throw new UsageError("--lora-merge needs --lora DIR");
+    return {};
+  }
+  const dirs = flags.lora.split(",").filter((d) => d !== "");
+  if (!dirs.length) throw new UsageError("--lora: give an adapter directory");
+  if (flags.loraMerge && dirs.length > 1) throw new UsageError(`--lora-merge folds one adapter into the weights, got ${dirs.length} (${dirs.join(", ")})`);
+  const adapters = [];
+  for (const d of dirs) adapters.push(await readAdapter(d));
+  return flags.loraMerge ? { loraMerge: adapters[0]! } : { loraRuntime: adapters };
 }
 
 /** ", 2.1 GB copied file to file by the native helper" and/or cast by it; empty without the helper. */

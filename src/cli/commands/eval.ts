@@ -2,10 +2,15 @@
 // [--json]`: what quantization costs before any engine is built. Simulates the quantized engine on the CPU
 // (src/quant/fake-quant-model.ts) and compares it with the unquantized model over the calibration prompts: relative
 // logit error, top-1 agreement and KL divergence (src/quant/metrics.ts).
+// With --lora DIR the evaluated model is the base model with that PEFT adapter folded in (src/lora); --lora without
+// --quant measures the adapter itself: the adapted model against the base model, same metrics.
 
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
-import { evaluateQuant, loadQuantizableModel, quantDtype } from "../../quant/quantized-model.ts";
+import { evaluateQuant, loadQuantizableModel, logitsOf, quantDtype } from "../../quant/quantized-model.ts";
+import { quantAccuracy } from "../../quant/metrics.ts";
+import { readAdapter, type LoraAdapter } from "../../lora/adapter.ts";
+import type { ModelDefinition } from "../../dsl/define-model.ts";
 import { isQuantized } from "../../quant/spec.ts";
 import { UsageError } from "../errors.ts";
 import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
@@ -14,14 +19,17 @@ export interface EvalFlags extends QuantFlags {
   readonly hf: string;
   readonly json?: boolean;
   readonly typecheck: boolean;
+  readonly lora?: string;
 }
 
 export async function evalCommand(file: string, flags: EvalFlags, out: (s: string) => void): Promise<void> {
   const o = await parseQuantFlags(flags);
-  if (!isQuantized(o)) throw new UsageError("give --quant w8a16|w4a16|fp8 and/or --kv-cache int8|fp8 to evaluate");
+  if (!isQuantized(o) && flags.lora === undefined) throw new UsageError("give --quant w8a16|w4a16|fp8 and/or --kv-cache int8|fp8 (or --lora DIR) to evaluate");
   const dtypeFlag = parseDtypeFlag(flags.dtype);
+  const adapter = flags.lora === undefined ? undefined : await readAdapter(flags.lora);
   const def = await loadModelFile(file, { typecheck: flags.typecheck });
-  const m = await loadQuantizableModel(def, flags.hf);
+  if (!isQuantized(o)) return evalAdapter(def, flags, adapter!, out);
+  const m = await loadQuantizableModel(def, flags.hf, adapter);
   const dtype = quantDtype(m.hf, dtypeFlag);
   const prompts = await loadPrompts(flags.prompts ?? [], m.vocab);
   const { accuracy: a, perPrompt, engine } = evaluateQuant(m, o, dtype, prompts);
@@ -31,9 +39,22 @@ export async function evalCommand(file: string, flags: EvalFlags, out: (s: strin
     return out(`${JSON.stringify(result)}\n`);
   }
   const agree = Math.round(a.top1Agreement * a.positions);
-  out(`model ${def.name}, ${describeQuant(o)} (${dtype}) against the unquantized model, ${prompts.length} prompts (${a.positions} positions):\n`);
+  out(`model ${def.name}${adapter ? ` + LoRA ${adapter.dir}` : ""}, ${describeQuant(o)} (${dtype}) against the unquantized model, ${prompts.length} prompts (${a.positions} positions):\n`);
   out(`  relative logit error  ${a.relLogitError.toExponential(3)}\n`);
   out(`  top-1 agreement       ${(100 * a.top1Agreement).toFixed(1)}% (${agree}/${a.positions})\n`);
   out(`  KL divergence         ${a.klDivergence.toExponential(3)} nats/token\n`);
   if (o.weight) out(`  ${quantized} Linear${quantized === 1 ? "" : "s"} quantized${m.excluded.length ? `, ${m.excluded.length} kept by quantize: false hints` : ""}; lm_head and embeddings stay unquantized\n`);
+}
+
+/** The adapted model against the base model over the prompts: what the adapter changes. */
+async function evalAdapter(def: ModelDefinition<unknown>, flags: EvalFlags, adapter: LoraAdapter, out: (s: string) => void): Promise<void> {
+  const base = await loadQuantizableModel(def, flags.hf);
+  const tuned = await loadQuantizableModel(def, flags.hf, adapter);
+  const prompts = await loadPrompts(flags.prompts ?? [], base.vocab);
+  const a = quantAccuracy(prompts.map((ids) => [logitsOf(base, ids), logitsOf(tuned, ids)] as const), base.vocab);
+  if (flags.json) return out(`${JSON.stringify({ model: def.name, lora: adapter.dir, loraModules: adapter.modules.length, prompts: prompts.length, ...a })}\n`);
+  out(`model ${def.name} + LoRA ${adapter.dir} (${adapter.modules.length} modules) against the base model, ${prompts.length} prompts (${a.positions} positions):\n`);
+  out(`  relative logit change ${a.relLogitError.toExponential(3)}\n`);
+  out(`  top-1 agreement       ${(100 * a.top1Agreement).toFixed(1)}% (${Math.round(a.top1Agreement * a.positions)}/${a.positions})\n`);
+  out(`  KL divergence         ${a.klDivergence.toExponential(3)} nats/token\n`);
 }

@@ -2,7 +2,8 @@
 // the CPU interpreter and generate greedily. Optionally writes all-position logits as safetensors. With --quant
 // and/or --kv-cache, runs the lowered model as the quantized TensorRT-LLM engine would compute it (fake
 // quantization with the engine's rounding and scales, src/quant/fake-quant-model.ts), calibrating on the built-in
-// prompts (or --prompts) unless --calibration gives a file.
+// prompts (or --prompts) unless --calibration gives a file. With --lora DIR, a PEFT LoRA adapter is folded into the
+// weights first (W + s B A; src/lora).
 
 import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
@@ -19,6 +20,7 @@ import { checkOutputFile } from "../../io/output-guard.ts";
 import { checkPromptLength, positionLimit } from "../../pipeline/positions.ts";
 import { readHFConfigJson } from "../../weights/hf-config.ts";
 import { NumericsError } from "../../weights/numerics.ts";
+import { readAdapter } from "../../lora/adapter.ts";
 
 function outputVocab(g: Graph): number {
   const logits = g.outputs.find((o) => o.name === "logits") ?? g.outputs[0]!;
@@ -33,6 +35,8 @@ export interface RunFlags extends QuantFlags {
   readonly json?: boolean;
   readonly typecheck: boolean;
   readonly allowNonfinite?: boolean;
+  /** A PEFT LoRA adapter directory, folded into the weights (src/lora). */
+  readonly lora?: string;
 }
 
 export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
@@ -48,16 +52,17 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   const positionWarning = checkPromptLength(positionLimit(inst.graph, readHFConfigJson(flags.hf) as Record<string, unknown>), ids.length, maxNew);
   if (positionWarning) process.stderr.write(`kiln: warning: ${positionWarning}\n`);
   const quant = await parseQuantFlags(flags);
+  const adapter = flags.lora === undefined ? undefined : await readAdapter(flags.lora);
   const dtypeFlag = parseDtypeFlag(flags.dtype);
   let t1: number;
   let r: { logits: Float32Array; vocab: number; tokens: number[]; quantized?: string };
   if (isQuantized(quant)) {
-    const m = await loadQuantizableModel(def, flags.hf);
+    const m = await loadQuantizableModel(def, flags.hf, adapter);
     const engine = simulateEngine(m, quant, quantDtype(m.hf, dtypeFlag), await loadPrompts(flags.prompts ?? [], m.vocab));
     t1 = performance.now();
     r = { logits: logitsOf(m, ids, engine), vocab: m.vocab, tokens: generateGreedy(m, ids, maxNew, engine), quantized: `${describeQuant(quant)} (${engine.dtype})` };
   } else {
-    const params = await loadWeights(inst, flags.hf, { ...(flags.allowNonfinite && { allowNonFinite: true }) });
+    const params = await loadWeights(inst, flags.hf, { ...(flags.allowNonfinite && { allowNonFinite: true }), ...(adapter && { adapter }) });
     t1 = performance.now();
     r = { ...causalLMLogits(inst.graph, params, ids), tokens: greedyGenerate(inst.graph, params, ids, maxNew) };
   }
@@ -67,7 +72,7 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   const t2 = performance.now();
   if (logitsOut) await writeSafetensors(logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
   const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
-  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }) };
+  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }), ...(adapter && { lora: { dir: adapter.dir, modules: adapter.modules.length } }) };
   if (flags.json) out(`${JSON.stringify(result)}\n`);
-  else out(`model ${def.name}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
+  else out(`model ${def.name}${adapter ? ` + LoRA ${adapter.dir} (${adapter.modules.length} modules)` : ""}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
 }

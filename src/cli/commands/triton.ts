@@ -1,11 +1,13 @@
 // `kiln triton OUT --engine-dir ENG --tokenizer DIR --repo REPO`: write a Triton model repository for TensorRT-LLM's
 // in-flight batching backend (ensemble, preprocessing, tensorrt_llm, postprocessing). tp and pp come from the Kiln
-// checkpoint OUT (config.json's mapping), so the launch command starts the right number of ranks.
+// checkpoint OUT (config.json's mapping), so the launch command starts the right number of ranks. A checkpoint
+// compiled with runtime LoRA (lora/adapters.json) gets the LoRA inputs and an example request (lora_request.py).
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeTritonRepo } from "../../../codegen/triton/repo.ts";
 import { UsageError } from "../errors.ts";
+import type { TritonLoraOptions } from "../../../codegen/triton/options.ts";
 
 export interface TritonFlags {
   readonly engineDir: string;
@@ -30,6 +32,18 @@ function mappingOf(ckpt: string): { tp: number; pp: number } {
   return { tp: cfg.mapping?.tp_size ?? 1, pp: cfg.mapping?.pp_size ?? 1 };
 }
 
+const LORA_WIRE: Record<string, TritonLoraOptions["weightsDatatype"]> = { float32: "TYPE_FP32", float16: "TYPE_FP16", bfloat16: "TYPE_BF16" };
+
+/** Runtime LoRA adapters `kiln compile --lora` wrote into the checkpoint (lora/adapters.json), if any. */
+function loraOf(ckpt: string): TritonLoraOptions | undefined {
+  const manifest = join(ckpt, "lora", "adapters.json");
+  if (!existsSync(manifest)) return undefined;
+  const m = JSON.parse(readFileSync(manifest, "utf8")) as { dtype: string; adapters: { task_id: number }[] };
+  const weightsDatatype = LORA_WIRE[m.dtype];
+  if (!weightsDatatype) throw new UsageError(`${manifest}: dtype '${m.dtype}' is not one Triton's lora_weights can take`);
+  return { weightsDatatype, adaptersDir: join(ckpt, "lora"), taskIds: m.adapters.map((a) => a.task_id) };
+}
+
 const num = (v: string | undefined, flag: string) => {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -38,7 +52,9 @@ const num = (v: string | undefined, flag: string) => {
 };
 
 export function tritonCommand(ckpt: string, f: TritonFlags, out: (s: string) => void): void {
+  const lora = loraOf(ckpt);
   const summary = writeTritonRepo({
+    ...(lora && { lora }),
     repo: f.repo,
     engineDir: f.engineDir,
     tokenizerDir: f.tokenizer,
@@ -53,4 +69,5 @@ export function tritonCommand(ckpt: string, f: TritonFlags, out: (s: string) => 
     inputs: [ckpt],
   });
   out(summary.text.endsWith("\n") ? summary.text : `${summary.text}\n`);
+  if (lora) out(`runtime LoRA: tasks ${lora.taskIds.join(", ")} from ${lora.adaptersDir}; example request: ${join(f.repo, "lora_request.py")}\n`);
 }
