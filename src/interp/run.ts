@@ -1,10 +1,11 @@
 // Executes an IR graph on the CPU. Symbolic dims are bound from the concrete input shapes (a symbol seen twice
 // must have one size); parameters come from a name -> tensor map. Kernels come from the core table or, for ops
-// registered later (custom ops, target ops), from `registerKernel`. Errors name the node and its source line.
+// registered later (custom ops, target ops), from `registerKernel`; core ops prefer the fast table (fast/kernels.ts). Errors name the node and its source line.
 
 import { describeNode, type Graph, type ValueId } from "../ir/graph.ts";
 import { formatShape } from "../ir/shape.ts";
 import { type Kernel, KERNELS, type KernelContext } from "./kernels.ts";
+import { FAST_KERNELS } from "./fast/kernels.ts";
 import type { RTensor } from "./tensor.ts";
 
 type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
@@ -15,8 +16,10 @@ export function registerKernel(op: string, k: AnyKernel): void {
   extraKernels.set(op, k);
 }
 
+/** The kernel runGraph uses for an op: the fast one where there is one, else the reference, else a registered one. */
 export function kernelFor(op: string): AnyKernel | undefined {
-  return (KERNELS as Record<string, Kernel<never>>)[op] as AnyKernel | undefined ?? extraKernels.get(op);
+  const table = (t: object) => (t as Record<string, Kernel<never> | undefined>)[op] as AnyKernel | undefined;
+  return table(FAST_KERNELS) ?? table(KERNELS) ?? extraKernels.get(op);
 }
 
 export class InterpError extends Error {}
