@@ -9,8 +9,8 @@
  *
  * One kernel does all the arithmetic: C = A . B^T with both operands contiguous along k (a linear's weight rows, a
  * transposed matmul operand, attention's keys), vectorized along k with GCC vector types. Register tiles of
- * MR rows of A x NR rows of B, k blocked by KC so a tile's operands stay in L1 while it is reused across the rows;
- * work is split over column blocks on plain pthreads (one per core, the caller being one of them).
+ * MR rows of A x NR rows of B, each over the whole k (one horizontal sum per output element; NR rows of B stay
+ * in L1 while every row tile of an MC-row block of A passes over them); work is split over column blocks on plain pthreads (one per core, the caller being one of them).
  *
  * Invariants (tested): every output element is computed by the same sequence of operations whatever the shape
  * of the call around it (row count, tile position, thread split), so a row's result does not depend on the other
@@ -27,7 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KC 256 /* k block: one register tile's operands (MR + NR rows x KC floats) fit in L1 */
 #define NB 48  /* column block: the unit of work handed to a thread */
 #define MC 96  /* row block: the rows of A a column block is swept over while its B rows stay in L2 */
 
@@ -77,9 +76,9 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
 /* ---------------------------------------------------------------- the kernel, once per vector width */
 
 /*
- * GEMM_NT(name, VW, MR, NR): C[i,j] (+)= sum_p A[i*lda+p] * B[j*ldb+p] for a column range, all rows. The tile
- * loop's per-element arithmetic is fixed: VW lanes accumulated over each KC block in order, lanes summed pairwise,
- * the scalar k tail added, and the block's sum added to C (the first block starts from the bias, or 0).
+ * GEMM_NT(name, VW, MR, NR): C[i,j] = bias[j] + sum_p A[i*lda+p] * B[j*ldb+p] for a column range, all rows.
+ * The per-element arithmetic is fixed: VW lanes accumulated over k in order, lanes summed pairwise, the scalar
+ * k tail added, then the bias (or 0).
  */
 #define GEMM_NT(NAME, VW, MR, NR, ATTR)                                                                          \
   typedef float NAME##_v __attribute__((vector_size(VW * 4)));                                                 \
@@ -105,7 +104,10 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
     long p = 0;                                                                                                \
     for (; p + VW <= kc; p += VW) {                                                                            \
       NAME##_v b[NR];                                                                                          \
-      for (int j = 0; j < nr; j++) b[j] = NAME##_ld(B + j * ldb + p);                                          \
+      for (int j = 0; j < nr; j++) {                                                                           \
+        __builtin_prefetch(B + j * ldb + p + 8 * VW);                                                          \
+        b[j] = NAME##_ld(B + j * ldb + p);                                                                     \
+      }                                                                                                        \
       for (int i = 0; i < mr; i++) {                                                                           \
         NAME##_v a = NAME##_ld(A + i * lda + p);                                                               \
         for (int j = 0; j < nr; j++) acc[i][j] += a * b[j];                                                    \
@@ -125,22 +127,19 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
     else if (mr == 1 && nr == NR) NAME##_tile(1, NR, kc, A, lda, B, ldb, C, ldc, first, bias);                 \
     else NAME##_tile(mr, nr, kc, A, lda, B, ldb, C, ldc, first, bias);                                         \
   }                                                                                                            \
-  /* columns [j0, j1) of C, all M rows */                                                                      \
+  /* columns [j0, j1) of C, all M rows: per NR rows of B (read as sequential streams, which the prefetcher      \
+     follows, and then reused from L1 for every row tile of the MC-row block of A, which sits in L2) */                                                                      \
   ATTR static void NAME##_cols(long M, long j0, long j1, long K, const float *A, long lda, const float *B,      \
                                long ldb, float *C, long ldc, const float *bias) {                              \
     for (long i0 = 0; i0 < M; i0 += MC) {                                                                      \
       long i1 = i0 + MC < M ? i0 + MC : M;                                                                     \
-      for (long p0 = 0; p0 < K || p0 == 0; p0 += KC) {                                                         \
-        long kc = K - p0 < KC ? K - p0 : KC;                                                                   \
-        for (long j = j0; j < j1; j += NR) {                                                                   \
-          int nr = j1 - j < NR ? (int)(j1 - j) : NR;                                                           \
-          for (long i = i0; i < i1; i += MR) {                                                                 \
-            int mr = i1 - i < MR ? (int)(i1 - i) : MR;                                                         \
-            NAME##_tile_any(mr, nr, kc, A + i * lda + p0, lda, B + j * ldb + p0, ldb, C + i * ldc + j, ldc,     \
-                            p0 == 0, bias ? bias + j : NULL);                                                  \
-          }                                                                                                    \
+      for (long j = j0; j < j1; j += NR) {                                                                     \
+        int nr = j1 - j < NR ? (int)(j1 - j) : NR;                                                             \
+        for (long i = i0; i < i1; i += MR) {                                                                   \
+          int mr = i1 - i < MR ? (int)(i1 - i) : MR;                                                           \
+          NAME##_tile_any(mr, nr, K, A + i * lda, lda, B + j * ldb, ldb, C + i * ldc + j, ldc, 1,                \
+                          bias ? bias + j : NULL);                                                             \
         }                                                                                                      \
-        if (K == 0) break;                                                                                     \
       }                                                                                                        \
     }                                                                                                          \
   }

@@ -8,7 +8,7 @@ import { type Kernel, KERNELS, type KernelContext } from "./kernels.ts";
 import { FAST_KERNELS } from "./fast/kernels.ts";
 import type { RTensor } from "./tensor.ts";
 
-type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
+export type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
 const extraKernels = new Map<string, AnyKernel>();
 
 export function registerKernel(op: string, k: AnyKernel): void {
@@ -27,6 +27,8 @@ export class InterpError extends Error {}
 export interface RunOptions {
   /** Called after each node with its outputs (for tracing values, calibration, debugging). */
   readonly onNode?: (node: Graph["nodes"][number], outputs: RTensor[]) => void;
+  /** A kernel to use for this node instead of the op's (the KV cache's attention, kv-cache.ts). */
+  readonly kernelOverride?: (node: Graph["nodes"][number]) => AnyKernel | undefined;
 }
 
 function bindSymbols(g: Graph, inputs: ReadonlyMap<string, RTensor>): Map<string, number> {
@@ -59,7 +61,7 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     env.set(p.value, t);
   }
   for (const n of g.nodes) {
-    const kernel = kernelFor(n.op);
+    const kernel = opts.kernelOverride?.(n) ?? kernelFor(n.op);
     if (!kernel) throw new InterpError(`no interpreter kernel for op '${n.op}' (${describeNode(n)})`);
     let outs: RTensor[];
     try {

@@ -4,7 +4,7 @@
 // quantization with the engine's rounding and scales, src/quant/fake-quant-model.ts), calibrating on the built-in
 // prompts (or --prompts) unless --calibration gives a file.
 
-import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
+import { argmax, generate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
@@ -51,7 +51,7 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   } else {
     const params = await loadWeights(inst, flags.hf);
     t1 = performance.now();
-    r = { ...causalLMLogits(inst.graph, params, ids), tokens: greedyGenerate(inst.graph, params, ids, maxNew) };
+    r = generate(inst.graph, params, ids, maxNew);
   }
   const { logits, vocab, tokens, quantized } = r;
   const t2 = performance.now();
