@@ -3,9 +3,10 @@
 // this package for the type checker as for the runtime.
 
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Project, ts } from "ts-morph";
+import type * as TsMorph from "ts-morph";
 import { isModelDefinition, type ModelDefinition } from "../dsl/define-model.ts";
 
 const KILN_INDEX = fileURLToPath(new URL("../index.ts", import.meta.url));
@@ -21,9 +22,13 @@ export interface Diagnostic {
 
 export const formatDiagnostic = (d: Diagnostic): string => `${d.file}:${d.line}:${d.col} ${d.message}`;
 
+/** ts-morph (with the TypeScript compiler) takes about a second to load: only commands that type-check pay it. */
+const loadTsMorph = (): typeof TsMorph => createRequire(import.meta.url)("ts-morph") as typeof TsMorph;
+
 export function typecheckModelFile(path: string): Diagnostic[] {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new ModelFileError(`${path}: model file not found`);
+  const { Project, ts } = loadTsMorph();
   const project = new Project({
     compilerOptions: {
       target: ts.ScriptTarget.ES2022,
