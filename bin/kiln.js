@@ -23,11 +23,14 @@ function distIsFresh() {
 
 const compiled = process.env.KILN_FROM_SOURCE !== "1" && distIsFresh();
 const args = process.argv.slice(2);
-if (!compiled || args.some((a) => /\.[cm]?tsx?$/.test(a))) {
+const needsTs = !compiled || args.some((a) => /\.[cm]?tsx?$/.test(a));
+if (needsTs) process.setSourceMapsEnabled(true);
+// The compiled CLI loads before tsx is registered, so tsx does not transform (and map) the 2 MB bundle again.
+const cli = compiled ? await import("../dist/src/cli/main.js") : undefined;
+if (needsTs) {
   const { register: registerTsx } = await import("tsx/esm/api");
-  process.setSourceMapsEnabled(true);
   registerTsx();
   register("./resolve-kiln.js", import.meta.url, { data: { kiln: new URL(compiled ? "dist/src/index.js" : "src/index.ts", root).href } });
 }
-const { main } = await import(compiled ? "../dist/src/cli/main.js" : "../src/cli/main.ts");
+const { main } = cli ?? (await import("../src/cli/main.ts"));
 process.exitCode = await main(args);

@@ -56,6 +56,7 @@ async function main() {
     // CommonJS dependencies inside ESM output call require(): give them a real one.
     banner: { js: 'import { createRequire as __kilnCreateRequire } from "node:module"; const require = __kilnCreateRequire(import.meta.url);' },
     sourcemap: true,
+    sourcesContent: false,
     chunkNames: "chunks/[name]-[hash]",
     metafile: true,
     logLevel: "silent",

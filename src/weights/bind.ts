@@ -65,11 +65,27 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
   return problems;
 }
 
-/** Evaluates every parameter's expression into float32 tensors (small checkpoints only: holds them all). */
+/**
+ * Evaluates every parameter's expression into float32 tensors (holds them all: the interpreter's weights). Source
+ * tensors are read when a parameter first needs them and dropped after the last parameter that uses them, so
+ * memory peaks at the parameters plus one parameter's sources, not at twice the weights.
+ */
 export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource, where = ""): Promise<Map<string, Dense>> {
   const problems = bindProblems(params, spec, source);
   if (problems.length) throw new BindError(problems, where);
+  const usesLeft = new Map<string, number>();
+  for (const p of params) for (const s of new Set(exprSources(spec.map[p.name]!))) usesLeft.set(s, (usesLeft.get(s) ?? 0) + 1);
   const cache = new Map<string, Dense>();
-  for (const p of params) for (const s of exprSources(spec.map[p.name]!)) if (!cache.has(s)) cache.set(s, { shape: source.info(s)!.shape, data: await source.readF32(s) });
-  return new Map(params.map((p) => [p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!)]));
+  const out = new Map<string, Dense>();
+  for (const p of params) {
+    const sources = [...new Set(exprSources(spec.map[p.name]!))];
+    for (const s of sources) if (!cache.has(s)) cache.set(s, { shape: source.info(s)!.shape, data: await source.readF32(s) });
+    out.set(p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!));
+    for (const s of sources) {
+      const left = usesLeft.get(s)! - 1;
+      usesLeft.set(s, left);
+      if (left === 0) cache.delete(s);
+    }
+  }
+  return out;
 }
