@@ -77,8 +77,8 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
 
 /*
  * GEMM_NT(name, VW, MR, NR): C[i,j] = bias[j] + sum_p A[i*lda+p] * B[j*ldb+p] for a column range, all rows.
- * The per-element arithmetic is fixed: VW lanes accumulated over k in order, lanes summed pairwise, the scalar
- * k tail added, then the bias (or 0).
+ * The per-element arithmetic is fixed: VW float lanes accumulated over k in order, then in double: the lanes
+ * summed pairwise, the scalar k tail (exact products) and the bias (or 0) added, and the sum rounded once.
  */
 #define GEMM_NT(NAME, VW, MR, NR, ATTR)                                                                          \
   typedef float NAME##_v __attribute__((vector_size(VW * 4)));                                                 \
@@ -87,9 +87,9 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
     memcpy(&v, p, sizeof v);                                                                                   \
     return v;                                                                                                  \
   }                                                                                                            \
-  ATTR static inline float NAME##_hsum(NAME##_v v) {                                                           \
-    float lane[VW];                                                                                            \
-    memcpy(lane, &v, sizeof lane);                                                                             \
+  ATTR static inline double NAME##_hsum(NAME##_v v) {                                                          \
+    double lane[VW];                                                                                           \
+    for (int l = 0; l < VW; l++) lane[l] = v[l];                                                               \
     for (int w = VW / 2; w >= 1; w /= 2)                                                                       \
       for (int l = 0; l < w; l++) lane[l] = lane[l] + lane[l + w];                                             \
     return lane[0];                                                                                            \
@@ -115,10 +115,10 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
     }                                                                                                          \
     for (int i = 0; i < mr; i++)                                                                               \
       for (int j = 0; j < nr; j++) {                                                                           \
-        float s = NAME##_hsum(acc[i][j]);                                                                      \
-        for (long q = p; q < kc; q++) s += A[i * lda + q] * B[j * ldb + q];                                    \
+        double s = NAME##_hsum(acc[i][j]);                                                                     \
+        for (long q = p; q < kc; q++) s += (double)A[i * lda + q] * B[j * ldb + q];                            \
         float *c = C + i * ldc + j;                                                                            \
-        *c = first ? (bias ? bias[j] : 0.0f) + s : *c + s;                                                     \
+        *c = (float)(first ? (bias ? bias[j] : 0.0) + s : *c + s);                                             \
       }                                                                                                        \
   }                                                                                                            \
   ATTR static void NAME##_tile_any(int mr, int nr, long kc, const float *A, long lda, const float *B, long ldb, \
@@ -232,7 +232,7 @@ static void att_item(void *ctx, long item) {
   long s = j->s, sk = j->sk, d = j->d, dv = j->dv;
   float *scores = malloc(sizeof(float) * (size_t)(s * sk > 0 ? s * sk : 1));
   double *p = malloc(sizeof(double) * (size_t)(sk > 0 ? sk : 1));
-  float *acc = malloc(sizeof(float) * (size_t)(dv > 0 ? dv : 1));
+  double *acc = malloc(sizeof(double) * (size_t)(dv > 0 ? dv : 1));
   if (!scores || !p || !acc) abort();
   const float *q = j->q + (bi * s * j->h + hi) * d;
   const float *k = j->k + (bi * sk * j->kvh + kh) * d;
@@ -250,7 +250,7 @@ static void att_item(void *ctx, long item) {
     for (long c = 0; c < dv; c++) acc[c] = 0;
     for (long c = 0; c <= last; c++) {
       const float *vr = v + c * j->kvh * dv;
-      float w = (float)p[c];
+      double w = p[c];
       for (long e = 0; e < dv; e++) acc[e] += w * vr[e];
     }
     float *o = j->out + ((bi * s + i) * j->h + hi) * dv;
