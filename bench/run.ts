@@ -1,5 +1,6 @@
-// `npm run bench`: `kiln compile` throughput against `cp -r` of the same files on the same disk, peak RSS, and
-// compile time without weights for LLaMA-3 8B / 70B / 405B.
+// `npm run bench`: `kiln compile` throughput against `cp -r` of the same files on the same disk, peak RSS (in-process
+// conversions, and fresh `npx kiln compile` processes end to end), compile time without weights for LLaMA-3 8B /
+// 70B / 405B, then the CLI's startup and type-check cache and the interpreter's speed (cli-startup.ts, interp.ts).
 // Method: the source files are read from the page cache in every run (a warm-up `cp -r` first loads them, and
 // nothing is dropped). Every run, cp or Kiln, writes into the same fresh directory next to the source; other
 // dirty data is synced before it, and the previous run's output is deleted right before the run starts writing
@@ -20,7 +21,9 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { formatBytes } from "../src/weights/progress.ts";
+import { startupBench, typecheckBench } from "./cli-startup.ts";
 import { compileTimes } from "./compile-time.ts";
+import { interpBench } from "./interp.ts";
 import { withOtherCpu } from "./other-cpu.ts";
 import { dropStale, setAsideOutput } from "./stale-output.ts";
 import { ensureSyntheticLlama } from "./synthetic-llama.ts";
@@ -73,6 +76,29 @@ async function timeCp(sourceBytes: number): Promise<Sample> {
   const maxRssMB = withTime ? Number((await readFile(rssFile, "utf8")).trim().split("\n").at(-1)) / 1024 : undefined;
   return { bytes: sourceBytes, nativeBytes: 0, seconds, preludeSeconds: 0, maxRssMB, otherCpu };
 }
+
+/** `npx kiln compile` as a user runs it: a fresh process (startup, type check, compile), its peak RSS the largest
+ * of its processes' (GNU time). `typecheckCache: false` makes the type check cold (KILN_TYPECHECK_CACHE=0). */
+async function timeKilnCli(sourceBytes: number, typecheckCache: boolean): Promise<Sample> {
+  const [out, stale] = setAsideOutput(ROOT);
+  const rssFile = join(ROOT, "kiln-rss.txt");
+  const cli = ["npx", "kiln", "compile", "models/llama.ts", "--hf", SOURCE, "--out", out, "--dtype", "bfloat16"];
+  const withTime = existsSync(TIME);
+  const [cmd, args] = withTime ? [TIME, ["-f", "%M", "-o", rssFile, ...cli]] : [cli[0]!, cli.slice(1)];
+  dropStale(stale);
+  const t0 = performance.now();
+  const [r, otherCpu] = withOtherCpu(() => spawnSync(cmd, args, { stdio: ["ignore", "ignore", "inherit"], cwd: join(import.meta.dirname, ".."), env: { ...process.env, ...(typecheckCache ? {} : { KILN_TYPECHECK_CACHE: "0" }) } }));
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`${cli.join(" ")} failed with status ${r.status}`);
+  const maxRssMB = withTime ? Number((await readFile(rssFile, "utf8")).trim().split("\n").at(-1)) / 1024 : undefined;
+  return { bytes: sourceBytes, nativeBytes: 0, seconds, preludeSeconds: 0, maxRssMB, otherCpu };
+}
+
+/** End-to-end cases: fresh `npx kiln compile` processes, next to the in-process conversions above. */
+const CLI_CASES = [
+  { label: "npx kiln compile tp=1 BF16 (fresh process, type check cached)", typecheckCache: true },
+  { label: "  same, type check not cached", typecheckCache: false },
+] as const;
 
 async function timeKiln(tp: number, dtype: string, native: boolean): Promise<Sample> {
   const [out, stale] = setAsideOutput(ROOT);
@@ -153,23 +179,28 @@ async function main(): Promise<void> {
   await timeCp(bytes);
   const cpSamples: Sample[] = [];
   const kilnSamples = CASES.map((): Sample[] => []);
+  const cliSamples = CLI_CASES.map((): Sample[] => []);
   // Runs rotate: round r starts at entry r of [cp, ...CASES], so no run always follows the same predecessor (on the
   // benchmark VM a run's speed depends on the memory its predecessor left behind; a fixed order skewed the memory
   // path by 2x between bench runs).
-  const runs = [() => cpSamples, ...CASES.map((_, i) => () => kilnSamples[i]!)];
+  const runs = [() => cpSamples, ...CASES.map((_, i) => () => kilnSamples[i]!), ...CLI_CASES.map((_, i) => () => cliSamples[i]!)];
+  const timeRun = (i: number) =>
+    i === 0 ? timeCp(bytes) : i <= CASES.length ? timeKiln(CASES[i - 1]!.tp, CASES[i - 1]!.dtype, CASES[i - 1]!.native) : timeKilnCli(bytes, CLI_CASES[i - 1 - CASES.length]!.typecheckCache);
   for (let round = 0; round < ROUNDS; round++) {
     for (let k = 0; k < runs.length; k++) {
       const i = (round + k) % runs.length;
-      runs[i]!().push(await quietRun(() => (i === 0 ? timeCp(bytes) : timeKiln(CASES[i - 1]!.tp, CASES[i - 1]!.dtype, CASES[i - 1]!.native))));
+      runs[i]!().push(await quietRun(() => timeRun(i)));
     }
     console.error(`round ${round + 1}/${ROUNDS}: cp ${cpSamples.at(-1)!.seconds.toFixed(2)} s, ${CASES.map((c, i) => `${c.label} ${kilnSamples[i]!.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`);
   }
   for (const dir of ["out", "out.stale"]) await rm(join(ROOT, dir), { recursive: true, force: true });
   const cp = summarize(cpSamples);
-  console.log(table([["cp -r (same files)", cp], ...CASES.map((c, i): [string, Summary] => [c.label, summarize(kilnSamples[i]!)])], cp));
+  console.log(table([["cp -r (same files)", cp], ...CASES.map((c, i): [string, Summary] => [c.label, summarize(kilnSamples[i]!)]), ...CLI_CASES.map((c, i): [string, Summary] => [c.label, summarize(cliSamples[i]!)])], cp));
   console.log(`(${reruns} runs rerun and ${noisyKept} kept after ${MAX_RERUNS} reruns because other processes used > ${OTHER_CPU_LIMIT} CPU s during them)`);
   console.log("\ncompile time without weights (trace, passes, lowering, tp=8 sharding, rank-file plans; median of 3):");
   for (const r of compileTimes()) console.log(`  ${r.model.padEnd(13)} ${r.medianMs.toFixed(0).padStart(5)} ms (best ${r.bestMs.toFixed(0)} ms)  ${r.nodes} lowered nodes, ${r.rankTensors} rank tensors`);
+  console.log("\nCLI and interpreter (issue 16; ratios measured in this run):");
+  console.log([...startupBench(Math.max(ROUNDS, 9)).lines, ...typecheckBench(ROUNDS).lines, ...(await interpBench(ROUNDS)).lines].join("\n"));
 }
 
 await main();

@@ -1,10 +1,36 @@
 #!/usr/bin/env node
-// Entry point of the `kiln` command: enables TypeScript loading (tsx) so Kiln and users' model files run from
-// source, maps the bare specifier "kiln" to this package for model files anywhere on disk, then starts the CLI.
+// Entry point of the `kiln` command. Kiln itself runs compiled (dist/, built by `npm ci`: scripts/build-cli.mjs)
+// when that build matches the sources, else from source through tsx. TypeScript loading (tsx), source-mapped
+// stacks and the mapping of the bare specifier "kiln" to this package (for model files anywhere on disk) are set
+// up only when an argument names a TypeScript file, so commands without one start as fast as Node allows.
+import { readFileSync, statSync } from "node:fs";
 import { register } from "node:module";
-import { register as registerTsx } from "tsx/esm/api";
 
-registerTsx();
-register("./resolve-kiln.js", import.meta.url, { data: { kiln: new URL("../src/index.ts", import.meta.url).href } });
-const { main } = await import("../src/cli/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+const root = new URL("../", import.meta.url);
+
+/** dist/ is usable: built, and every source it was built from still has the size and mtime it had. */
+function distIsFresh() {
+  try {
+    const { files } = JSON.parse(readFileSync(new URL("dist/manifest.json", root), "utf8"));
+    return Object.entries(files).every(([f, [size, mtime]]) => {
+      const s = statSync(new URL(f, root));
+      return s.size === size && s.mtimeMs === mtime;
+    });
+  } catch {
+    return false;
+  }
+}
+
+const compiled = process.env.KILN_FROM_SOURCE !== "1" && distIsFresh();
+const args = process.argv.slice(2);
+const needsTs = !compiled || args.some((a) => /\.[cm]?tsx?$/.test(a));
+if (needsTs) process.setSourceMapsEnabled(true);
+// The compiled CLI loads before tsx is registered, so tsx does not transform (and map) the 2 MB bundle again.
+const cli = compiled ? await import("../dist/src/cli/main.js") : undefined;
+if (needsTs) {
+  const { register: registerTsx } = await import("tsx/esm/api");
+  registerTsx();
+  register("./resolve-kiln.js", import.meta.url, { data: { kiln: new URL(compiled ? "dist/src/index.js" : "src/index.ts", root).href } });
+}
+const { main } = cli ?? (await import("../src/cli/main.ts"));
+process.exitCode = await main(args);

@@ -1,7 +1,9 @@
 // Running a traced causal LM in the interpreter: logits for a prompt (all positions) and greedy generation.
-// Generation recomputes the whole sequence each step (no KV cache): simple and exact, fine for small models.
+// Generation runs the prompt once and then one token per step through a KV cache (kv-cache.ts) where the graph
+// allows it, with logits bit-identical to recomputing the whole sequence; other graphs recompute every step.
 
 import type { Graph } from "../ir/graph.ts";
+import { KvCacheSession, kvCacheSupport } from "./kv-cache.ts";
 import { runGraph } from "./run.ts";
 import { i32, type RTensor } from "./tensor.ts";
 
@@ -33,15 +35,47 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
-export function greedyGenerate(g: Graph, params: ReadonlyMap<string, RTensor>, prompt: readonly number[], maxNewTokens: number, eos?: number): number[] {
+export interface Generation extends LogitsResult {
+  /** The generated token ids (stops after `eos` when given; eos included). */
+  readonly tokens: number[];
+  /** For each generated token, the logits row it was chosen from. */
+  readonly stepLogits: Float32Array[];
+  /** Whether the KV cache was used (else every step recomputed the whole sequence). */
+  readonly cached: boolean;
+}
+
+export interface GenerateOptions {
+  readonly eos?: number;
+  /** "off": recompute the whole sequence every step (the reference the cache is tested against). */
+  readonly cache?: "auto" | "off";
+}
+
+/** Prompt logits (all positions) and greedy generation of up to `maxNewTokens`, in one pass over the prompt. */
+export function generate(g: Graph, params: ReadonlyMap<string, RTensor>, prompt: readonly number[], maxNewTokens: number, opts: GenerateOptions = {}): Generation {
+  if (prompt.length === 0) throw new Error("the prompt is empty: give at least one token id");
+  const cached = opts.cache !== "off" && kvCacheSupport(g).ok;
+  const session = cached ? new KvCacheSession(g, params) : undefined;
+  const first = session ? session.feed(prompt) : undefined;
+  const { logits, vocab } = first ? { logits: first.data as Float32Array, vocab: first.shape.at(-1)! } : causalLMLogits(g, params, prompt);
   const seq = [...prompt];
-  const generated: number[] = [];
+  const tokens: number[] = [];
+  const stepLogits: Float32Array[] = [];
+  let row = logits.subarray((seq.length - 1) * vocab, seq.length * vocab);
   for (let step = 0; step < maxNewTokens; step++) {
-    const { logits, vocab } = causalLMLogits(g, params, seq);
-    const next = argmax(logits.subarray((seq.length - 1) * vocab, seq.length * vocab));
-    generated.push(next);
+    const next = argmax(row);
+    tokens.push(next);
+    stepLogits.push(row);
     seq.push(next);
-    if (next === eos) break;
+    if (next === opts.eos || step + 1 === maxNewTokens) break;
+    if (session) row = session.feed([next]).data as Float32Array;
+    else {
+      const all = causalLMLogits(g, params, seq).logits;
+      row = all.subarray((seq.length - 1) * vocab, seq.length * vocab);
+    }
   }
-  return generated;
+  return { logits, vocab, tokens, stepLogits, cached };
+}
+
+export function greedyGenerate(g: Graph, params: ReadonlyMap<string, RTensor>, prompt: readonly number[], maxNewTokens: number, eos?: number): number[] {
+  return generate(g, params, prompt, maxNewTokens, { eos }).tokens;
 }

@@ -1,13 +1,14 @@
 // Executes an IR graph on the CPU. Symbolic dims are bound from the concrete input shapes (a symbol seen twice
 // must have one size); parameters come from a name -> tensor map. Kernels come from the core table or, for ops
-// registered later (custom ops, target ops), from `registerKernel`. Errors name the node and its source line.
+// registered later (custom ops, target ops), from `registerKernel`; core ops prefer the fast table (fast/kernels.ts). Errors name the node and its source line.
 
 import { describeNode, type Graph, type ValueId } from "../ir/graph.ts";
 import { formatShape } from "../ir/shape.ts";
 import { type Kernel, KERNELS, type KernelContext } from "./kernels.ts";
+import { FAST_KERNELS } from "./fast/kernels.ts";
 import type { RTensor } from "./tensor.ts";
 
-type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
+export type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
 const extraKernels = new Map<string, AnyKernel>();
 
 export function registerKernel(op: string, k: AnyKernel): void {
@@ -15,8 +16,10 @@ export function registerKernel(op: string, k: AnyKernel): void {
   extraKernels.set(op, k);
 }
 
+/** The kernel runGraph uses for an op: the fast one where there is one, else the reference, else a registered one. */
 export function kernelFor(op: string): AnyKernel | undefined {
-  return (KERNELS as Record<string, Kernel<never>>)[op] as AnyKernel | undefined ?? extraKernels.get(op);
+  const table = (t: object) => (t as Record<string, Kernel<never> | undefined>)[op] as AnyKernel | undefined;
+  return table(FAST_KERNELS) ?? table(KERNELS) ?? extraKernels.get(op);
 }
 
 export class InterpError extends Error {}
@@ -24,6 +27,8 @@ export class InterpError extends Error {}
 export interface RunOptions {
   /** Called after each node with its outputs (for tracing values, calibration, debugging). */
   readonly onNode?: (node: Graph["nodes"][number], outputs: RTensor[]) => void;
+  /** A kernel to use for this node instead of the op's (the KV cache's attention, kv-cache.ts). */
+  readonly kernelOverride?: (node: Graph["nodes"][number]) => AnyKernel | undefined;
 }
 
 function bindSymbols(g: Graph, inputs: ReadonlyMap<string, RTensor>): Map<string, number> {
@@ -56,7 +61,7 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     env.set(p.value, t);
   }
   for (const n of g.nodes) {
-    const kernel = kernelFor(n.op);
+    const kernel = opts.kernelOverride?.(n) ?? kernelFor(n.op);
     if (!kernel) throw new InterpError(`no interpreter kernel for op '${n.op}' (${describeNode(n)})`);
     let outs: RTensor[];
     try {

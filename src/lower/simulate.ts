@@ -7,7 +7,7 @@
 // TensorRT-LLM module path: calibration observes them, quantization simulation fake-quantizes them.
 
 import { describeNode, type Graph, type Node, type ValueId } from "../ir/graph.ts";
-import { KERNELS } from "../interp/kernels.ts";
+import { INTERP_KERNELS } from "../interp/fast/kernels.ts";
 import { kernelFor, registerKernel, runGraph } from "../interp/run.ts";
 import { type RTensor, tensor } from "../interp/tensor.ts";
 import type { CoreAttrs } from "../ir/ops.ts";
@@ -29,7 +29,7 @@ export interface SimulationHooks {
 const NO_HOOKS: SimulationHooks = {};
 
 const ctx = { bindings: new Map<string, number>() };
-const K = KERNELS;
+const K = INTERP_KERNELS;
 
 function sum(ts: RTensor[]): RTensor {
   const out = new Float32Array(ts[0]!.data.length);

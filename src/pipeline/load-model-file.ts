@@ -1,13 +1,15 @@
 // Loading a model file: type-check it with ts-morph first (diagnostics as `file:line:col message`; nothing runs on a
-// type error), then import it and check that its default export is a Kiln model definition. "kiln" resolves to
+// type error; the check runs in a child process, typecheck-worker.mjs, and its result is cached by content,
+// typecheck-cache.ts), then import it and check that its default export is a Kiln model definition. "kiln" resolves to
 // this package for the type checker as for the runtime.
 
 import { checkInputFile } from "../io/input-file.ts";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Project, ts } from "ts-morph";
 import { isModelDefinition, type ModelDefinition } from "../dsl/define-model.ts";
+import { cachedTypecheck, type CheckedProgram } from "./typecheck-cache.ts";
 
 const KILN_INDEX = fileURLToPath(new URL("../index.ts", import.meta.url));
 
@@ -22,33 +24,22 @@ export interface Diagnostic {
 
 export const formatDiagnostic = (d: Diagnostic): string => `${d.file}:${d.line}:${d.col} ${d.message}`;
 
+const WORKER = fileURLToPath(new URL("./typecheck-worker.mjs", import.meta.url));
+const TYPE_ROOTS = fileURLToPath(new URL("../../node_modules/@types", import.meta.url));
+
+/** Runs the ts-morph check in a child process (its memory is gone before the command goes on). */
+function checkInChild(abs: string): CheckedProgram<Diagnostic> {
+  const r = spawnSync(process.execPath, [WORKER, abs, KILN_INDEX, TYPE_ROOTS], { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"] });
+  if (r.status !== 0) throw new ModelFileError(`${abs}: the type check failed to run: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split("\n").at(-1)}`);
+  return JSON.parse(r.stdout) as CheckedProgram<Diagnostic>;
+}
+
+/** Type errors of a model file (paths relative to the working directory); cached by content (typecheck-cache.ts). */
 export function typecheckModelFile(path: string): Diagnostic[] {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new ModelFileError(`${path}: model file not found`);
-  const project = new Project({
-    compilerOptions: {
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      allowImportingTsExtensions: true,
-      noEmit: true,
-      strict: true,
-      skipLibCheck: true,
-      types: ["node"],
-      typeRoots: [fileURLToPath(new URL("../../node_modules/@types", import.meta.url))],
-      paths: { kiln: [KILN_INDEX] },
-    },
-  });
-  const file = project.addSourceFileAtPath(abs);
-  project.resolveSourceFileDependencies();
-  return file.getPreEmitDiagnostics().map((d) => {
-    const f = d.getSourceFile();
-    const start = d.getStart() ?? 0;
-    const { line, column } = f ? f.getLineAndColumnAtPos(start) : { line: 0, column: 0 };
-    const text = d.getMessageText();
-    const message = typeof text === "string" ? text : text.getMessageText();
-    return { file: f ? relative(process.cwd(), f.getFilePath()) : path, line, col: column, message };
-  });
+  const { diagnostics } = cachedTypecheck(abs, () => checkInChild(abs));
+  return diagnostics.map((d) => ({ ...d, file: isAbsolute(d.file) ? relative(process.cwd(), d.file) : d.file }));
 }
 
 export async function importModelFile(path: string): Promise<ModelDefinition> {

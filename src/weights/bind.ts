@@ -74,22 +74,38 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
   return problems;
 }
 
-/** Evaluates every parameter's expression into float32 tensors (small checkpoints only: holds them all). */
+/**
+ * Evaluates every parameter's expression into float32 tensors (holds them all: the interpreter's weights). Source
+ * tensors are read when a parameter first needs them and dropped after the last parameter that uses them, so
+ * memory peaks at the parameters plus one parameter's sources, not at twice the weights. Non-finite source values
+ * are an error naming every such tensor (after all are read), unless `allowNonFinite`.
+ */
 export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource, where = "", opts: { allowNonFinite?: boolean } = {}): Promise<Map<string, Dense>> {
   const problems = bindProblems(params, spec, source);
   if (problems.length) throw new BindError(problems, where);
+  const usesLeft = new Map<string, number>();
+  for (const p of params) for (const s of new Set(exprSources(spec.map[p.name]!))) usesLeft.set(s, (usesLeft.get(s) ?? 0) + 1);
   const cache = new Map<string, Dense>();
   const nonFinite: string[] = [];
-  for (const p of params)
-    for (const s of exprSources(spec.map[p.name]!)) {
+  const out = new Map<string, Dense>();
+  for (const p of params) {
+    const sources = [...new Set(exprSources(spec.map[p.name]!))];
+    for (const s of sources) {
       if (cache.has(s)) continue;
       const data = await source.readF32(s);
       const n = countNonFiniteF32(data);
       if (n) nonFinite.push(`tensor "${s}": ${n.toLocaleString("en-US")} non-finite value${n > 1 ? "s" : ""} (Inf/NaN)`);
       cache.set(s, { shape: source.info(s)!.shape, data });
     }
+    out.set(p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!));
+    for (const s of sources) {
+      const left = usesLeft.get(s)! - 1;
+      usesLeft.set(s, left);
+      if (left === 0) cache.delete(s);
+    }
+  }
   if (nonFinite.length && !opts.allowNonFinite) throw new NumericsError(`${where || "the checkpoint"}: ${nonFinite.length} weight tensor${nonFinite.length > 1 ? "s hold" : " holds"} non-finite values, so every logit would be NaN: ${capList(nonFinite, 8, "; ")}. Pass --allow-nonfinite to run anyway`);
-  return new Map(params.map((p) => [p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!)]));
+  return out;
 }
 
 function countNonFiniteF32(a: Float32Array): number {

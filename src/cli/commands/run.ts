@@ -5,7 +5,7 @@
 // prompts (or --prompts) unless --calibration gives a file. With --lora DIR, a PEFT LoRA adapter is folded into the
 // weights first (W + s B A; src/lora).
 
-import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
+import { argmax, generate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
 import { loadModelFile } from "../../pipeline/load-model-file.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
@@ -64,7 +64,7 @@ export async function runCommand(file: string, flags: RunFlags, out: (s: string)
   } else {
     const params = await loadWeights(inst, flags.hf, { ...(flags.allowNonfinite && { allowNonFinite: true }), ...(adapter && { adapter }) });
     t1 = performance.now();
-    r = { ...causalLMLogits(inst.graph, params, ids), tokens: greedyGenerate(inst.graph, params, ids, maxNew) };
+    r = generate(inst.graph, params, ids, maxNew);
   }
   const { logits, vocab, tokens, quantized } = r;
   const badLogits = logits.reduce((n, x) => (Number.isFinite(x) ? n : n + 1), 0);

@@ -1,0 +1,93 @@
+// `npm run bench`, interpreter part: the CPU interpreter's fp32 forward of a 56M-parameter LLaMA over 64 tokens
+// against PyTorch's on the same checkpoint with the same thread count, and KV-cached generation of 32 tokens
+// against one 64-token prefill. Ratios come from one run: Kiln's rounds are split around PyTorch's (run in a
+// child process, bench/torch_forward.py, when scripts/python.mjs finds a Python with torch and transformers), and
+// medians are compared. Runs alone with `npx tsx bench/interp.ts`.
+
+import { spawnSync } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import llama from "../models/llama.ts";
+import { causalLMLogits } from "../src/interp/causal-lm.ts";
+import { nativeKernels } from "../src/interp/fast/native.ts";
+import { KvCacheSession } from "../src/interp/kv-cache.ts";
+import { instantiateFromDir, loadWeights } from "../src/pipeline/instantiate.ts";
+import { ensureInterpLlama } from "./interp-llama.ts";
+
+const DIR = join(import.meta.dirname, ".data", "interp-llama");
+const PROMPT = Array.from({ length: 64 }, (_, i) => (i * 7919 + 17) % 32000);
+const NEW_TOKENS = 32;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
+
+/** The Python scripts/python.mjs picks (a plain .mjs script, so it runs as a child rather than being imported). */
+function findPython(): string | undefined {
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, "../scripts/python.mjs"), "torch", "transformers"], { encoding: "utf8", cwd: join(import.meta.dirname, "..") });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+function torchForward(threads: number, rounds: number): { seconds: number[]; torch: string } | string {
+  const py = findPython();
+  if (!py) return "no Python with torch and transformers found (scripts/python.mjs; .ci/setup-python.sh installs one)";
+  const r = spawnSync(py, [join(import.meta.dirname, "torch_forward.py"), DIR, String(threads), String(rounds), PROMPT.join(",")], { encoding: "utf8" });
+  if (r.status !== 0) return `PyTorch run failed: ${(r.stderr ?? "").trim().split("\n").at(-1)}`;
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { seconds: number[]; torch: string };
+}
+
+export interface InterpReport {
+  readonly lines: string[];
+  readonly forwardVsTorch?: number;
+  readonly generationVsPrefill: number;
+}
+
+export async function interpBench(rounds: number, log: (m: string) => void = (m) => console.error(m)): Promise<InterpReport> {
+  const params = await ensureInterpLlama(DIR, log);
+  const inst = instantiateFromDir(llama, DIR);
+  const weights = await loadWeights(inst, DIR);
+  const native = nativeKernels();
+  const threads = native?.threads() ?? 1;
+  const forward = () => {
+    const t0 = performance.now();
+    causalLMLogits(inst.graph, weights, PROMPT);
+    return (performance.now() - t0) / 1000;
+  };
+  forward(); // warm-up
+  const kiln: number[] = [];
+  const half = Math.ceil(rounds / 2);
+  for (let i = 0; i < half; i++) kiln.push(forward());
+  const torch = torchForward(threads, rounds);
+  for (let i = half; i < rounds; i++) kiln.push(forward());
+
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const s = new KvCacheSession(inst.graph, weights);
+    const t0 = performance.now();
+    const first = s.feed(PROMPT);
+    const t1 = performance.now();
+    let next = 1 + (first.data[first.data.length - 1]! > 0 ? 1 : 0);
+    for (let k = 0; k < NEW_TOKENS; k++) next = 1 + (s.feed([next]).data[0]! > 0 ? 2 : 3);
+    const t2 = performance.now();
+    prefill.push((t1 - t0) / 1000);
+    decode.push((t2 - t1) / 1000);
+  }
+  const ratios = prefill.map((p, i) => decode[i]! / p);
+  const generationVsPrefill = median(ratios);
+  const lines = [
+    `interpreter: ${(params / 1e6).toFixed(1)}M-parameter LLaMA (hidden 512, 8 layers, vocab 32000), fp32, 64-token prompt; ${native ? `native kernels (${native.isa()}, ${threads} threads)` : "JS kernels (no native helper)"}; ${availableParallelism()} CPUs; medians of ${rounds}`,
+  ];
+  let forwardVsTorch: number | undefined;
+  if (typeof torch === "string") lines.push(`  forward: Kiln ${ms(median(kiln))} (best ${ms(Math.min(...kiln))}); PyTorch not run: ${torch}`);
+  else {
+    forwardVsTorch = median(kiln) / median(torch.seconds);
+    lines.push(`  forward: Kiln ${ms(median(kiln))} (best ${ms(Math.min(...kiln))}), PyTorch ${torch.torch} ${ms(median(torch.seconds))} (best ${ms(Math.min(...torch.seconds))}), ${threads} threads each: ${forwardVsTorch.toFixed(2)}x PyTorch's time (goal <= 1.5x)`);
+  }
+  lines.push(`  generation: ${NEW_TOKENS} new tokens with the KV cache ${ms(median(decode))}, one 64-token prefill ${ms(median(prefill))}: ${generationVsPrefill.toFixed(2)}x (median of per-round ratios; goal <= 3x)`);
+  return { lines, forwardVsTorch, generationVsPrefill };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await interpBench(Number(process.env.KILN_BENCH_ROUNDS ?? 5));
+  console.log(r.lines.join("\n"));
+}
