@@ -76,7 +76,7 @@ function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | 
     q = K.rope([q, pos], rope, ctx)[0]!;
     k = K.rope([k, pos], rope, ctx)[0]!;
   }
-  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale }, ctx)[0]!;
+  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale, window: a.window }, ctx)[0]!;
   expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
   return K.linear([hk.lin("dense", reshape(out, [b, s, hl * hd])), denseW], {}, ctx)[0]!;
 }

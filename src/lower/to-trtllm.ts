@@ -142,6 +142,7 @@ function analyzeAttention(c: Ctx, A: Node): AttentionBlock {
       scale: A.attrs.scale,
       qkvBias: qkvB.length > 0,
       denseBias: dense.inputs[2] !== undefined,
+      window: A.attrs.window,
       reduce: "allreduce",
     },
   };

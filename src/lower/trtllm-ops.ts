@@ -25,6 +25,9 @@ const ATTENTION_ATTRS = {
   scale: "number",
   qkvBias: "bool",
   denseBias: "bool",
+  /** Sliding window in tokens (0 = global). TensorRT-LLM 1.2.1 takes it at runtime, per layer, as
+   *  max_attention_window_size; the layer itself is unchanged. */
+  window: "int",
   /** "allreduce": RowLinear reduces, then adds its bias once (TensorRT-LLM default). "layer": no reduction inside the
    *  layer; the decoder layer sums partials (GPT-J's parallel block), so biases live on rank 0 only. */
   reduce: { oneOf: ["allreduce", "layer"] },

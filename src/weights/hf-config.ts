@@ -77,3 +77,35 @@ export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
     };
   throw new ConfigError(`config.json: rope scaling type '${type}' is not supported (supported: default, linear, llama3)`);
 }
+
+/** The sliding-window fields of a HF config (Mistral, Qwen2, Gemma 2/3, ...); pass through `slidingWindowsFromHF`. */
+export const HFSlidingWindowFields = {
+  sliding_window: z.number().int().positive().nullish(),
+  use_sliding_window: z.boolean().optional(),
+  max_window_layers: z.number().int().nonnegative().optional(),
+  layer_types: z.array(z.string()).nullish(),
+};
+
+type SlidingInput = { sliding_window?: number | null | undefined; use_sliding_window?: boolean | undefined; max_window_layers?: number | undefined; layer_types?: string[] | null | undefined };
+
+/**
+ * Per-layer attention window in tokens (0 = global), as transformers decides it: an explicit `layer_types` list
+ * ("sliding_attention" | "full_attention") wins (transformers 5.x writes it for Qwen2, Gemma 2/3, ...); otherwise
+ * `use_sliding_window: false` turns the window off (Qwen2), `max_window_layers` keeps layers below it global
+ * (Qwen2: `i >= max_window_layers` slide, configuration_qwen2.py @ transformers 5.17), and a plain `sliding_window`
+ * applies to every layer (Mistral).
+ */
+export function slidingWindowsFromHF(c: SlidingInput, layers: number): number[] {
+  const w = c.sliding_window ?? 0;
+  if (c.layer_types) {
+    if (c.layer_types.length !== layers) throw new ConfigError(`config.json: layer_types has ${c.layer_types.length} entries for ${layers} layers`);
+    return c.layer_types.map((t, i) => {
+      if (t === "full_attention") return 0;
+      if (t !== "sliding_attention") throw new ConfigError(`config.json: layer_types[${i}] '${t}' is not supported (supported: full_attention, sliding_attention)`);
+      if (!w) throw new ConfigError(`config.json: layer_types[${i}] is sliding_attention but sliding_window is not set`);
+      return w;
+    });
+  }
+  if (!w || c.use_sliding_window === false) return Array.from({ length: layers }, () => 0);
+  return Array.from({ length: layers }, (_, i) => (c.max_window_layers !== undefined && c.use_sliding_window !== undefined && i < c.max_window_layers ? 0 : w));
+}

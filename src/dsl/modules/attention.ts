@@ -1,5 +1,5 @@
 // Multi-head causal self-attention with separate q/k/v/o projections, grouped-query (or multi-query) key/value
-// heads, optional per-projection biases and optional rotary embedding (full or partial). The core computes one
+// heads, optional per-projection biases, optional rotary embedding (full or partial) and an optional sliding window. The core computes one
 // `attention` op; fusion passes later merge q/k/v into one GEMM.
 
 import type { DType } from "../../ir/dtype.ts";
@@ -23,6 +23,8 @@ export interface AttentionConfig {
   /** Softmax scale; defaults to 1/sqrt(headDim). */
   readonly scale?: number;
   readonly causal?: boolean;
+  /** Sliding window in tokens for this layer (Mistral, Qwen2, Gemma 2 local layers); omit or 0 for global. */
+  readonly window?: number;
   readonly dtype?: DType;
 }
 
@@ -59,7 +61,7 @@ export class Attention extends Module {
       q = rope(q, positions, this.cfg.rope);
       k = rope(k, positions, this.cfg.rope);
     }
-    const out = attention(q, k, v, { causal: this.cfg.causal ?? true, scale: this.cfg.scale ?? 1 / Math.sqrt(this.headDim) });
+    const out = attention(q, k, v, { causal: this.cfg.causal ?? true, scale: this.cfg.scale ?? 1 / Math.sqrt(this.headDim), window: this.cfg.window ?? 0 });
     return this.o.forward(out.reshape([b, s, this.heads * this.headDim]));
   }
 }
