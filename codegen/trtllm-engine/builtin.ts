@@ -1,12 +1,12 @@
 // Built-in detection: a lowered model is emitted for one of TensorRT-LLM's own classes (LLaMAForCausalLM,
-// GPTForCausalLM, GPTJForCausalLM) when every decoder layer and the model around it have exactly that class's
+// QWenForCausalLM, GPTForCausalLM, GPTJForCausalLM) when every decoder layer and the model around it have exactly that class's
 // structure and its fixed settings; then `trtllm-build --checkpoint_dir` works without custom code and keeps the
 // fusions TensorRT-LLM applies only to its own classes. Otherwise the reason is reported and custom code is emitted.
 
 import type { Graph, Node } from "../../src/ir/graph.ts";
 import { type LayerProgram, layerPrograms, renderProgram } from "./layer-program.ts";
 
-export type BuiltinFamily = "llama" | "gpt" | "gptj";
+export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj";
 
 export interface BuiltinMatch {
   readonly family: BuiltinFamily;
@@ -46,6 +46,16 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
     args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
     attention: (a) => check(a.rope !== "neox" && "rotary style is not rope_gpt_neox", a.rotaryDim !== a.headDim && "partial rotary", a.qkvBias !== a.denseBias && "q/k/v and output biases differ", defaultScale(a)),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have"),
+    model: (_g, m) => check(m.hasPositionEmbedding && "learned position embedding", m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm", m.head && m.head.inputs.length > 2 && "lm_head has a bias"),
+  },
+  // QWenForCausalLM, qwen2 variant (tensorrt_llm/models/qwen/model.py @ 04a2cacb): LLaMA's layer structure, but its
+  // Attention always has dense_bias=False and bias=attn_bias (True for Qwen2), so q/k/v biases without an output bias.
+  qwen: {
+    architecture: "Qwen2ForCausalLM",
+    ops: ["rms_norm", "trtllm.attention", "add", "rms_norm", "trtllm.gated_mlp", "add"],
+    args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
+    attention: (a) => check(a.rope !== "neox" && "rotary style is not rope_gpt_neox", a.rotaryDim !== a.headDim && "partial rotary", !a.qkvBias && "no q/k/v bias (Qwen2 has one)", a.denseBias && "output bias (QWen's dense has none)", defaultScale(a)),
+    mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have", a.bias && "MLP bias"),
     model: (_g, m) => check(m.hasPositionEmbedding && "learned position embedding", m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm", m.head && m.head.inputs.length > 2 && "lm_head has a bias"),
   },
   gpt: {

@@ -370,6 +370,8 @@ export function planLayer(g: Graph, p: Partition, index: number, reserved: Reado
     });
     const slot = SLOT_ATTRS[n.op];
     const attrs = { ...n.attrs };
+    // A sliding window is a runtime setting (per-layer max_attention_window_size); the layer class is the same.
+    if (n.op === "trtllm.attention") delete attrs.window;
     if (slot) {
       delete attrs[slot.attr];
       const raw = n.attrs[slot.attr] as number;
