@@ -7,6 +7,7 @@
 // Invariants: state_dict() keys are exactly the lowered graph's parameter names (expectedHfParameterNames); output is
 // byte-identical for the same input; every user string reaches Python through codegen/python/identifiers.
 
+import { layerWindows } from "../attention-windows.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
 import type { Node } from "../../src/ir/graph.ts";
@@ -109,6 +110,7 @@ class Emitter {
             `scale=${scale}`,
             "layer_idx=layer_idx",
             ...(rope ? this.ropeArgs(a) : []),
+            ...(layerWindows(g) ? ["sliding_window=config.kiln_attention_windows[layer_idx]"] : []),
           ],
         ];
       }
