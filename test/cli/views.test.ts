@@ -7,7 +7,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
-import { FIXTURE_MODELS, FIXTURES } from "../golden.ts";
+import { FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
+
+/** Every model file with a fixture: the original HF fixtures and the zoo's. */
+const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...ZOO_FIXTURES.map((m) => ({ ...m, dir: ZOO }))];
 
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-views-"));
@@ -16,12 +19,12 @@ const CONFIGS = new URL("../fixtures/configs/", import.meta.url).pathname;
 describe("graph, plan and inspect on every model in models/", () => {
   it("the fixtures cover every model file", () => {
     const files = readdirSync("models").filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")).map((f) => f.replace(/\.ts$/, ""));
-    expect(new Set(FIXTURE_MODELS.map((m) => m.model))).toEqual(new Set(files));
+    expect(new Set(ALL_FIXTURES.map((m) => m.model))).toEqual(new Set(files));
   });
 
-  for (const { fixture, model } of FIXTURE_MODELS)
+  for (const { fixture, model, dir } of ALL_FIXTURES)
     it(`${fixture} (models/${model}.ts)`, async () => {
-      const common = [`models/${model}.ts`, "--hf", `${FIXTURES}${fixture}`, "--no-typecheck"];
+      const common = [`models/${model}.ts`, "--hf", `${dir}${fixture}`, "--no-typecheck"];
       for (const stage of ["traced", "fused", "trtllm"])
         for (const format of ["onnx", "dot", "html", "text"]) {
           const out = join(tmp, `${fixture}-${stage}.${format}`);
