@@ -6,7 +6,7 @@
 
 import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { chooseModel } from "../../pipeline/zoo.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
 import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../quant/quantized-model.ts";
@@ -30,11 +30,11 @@ export interface RunFlags extends QuantFlags {
   readonly typecheck: boolean;
 }
 
-export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
+export async function runCommand(spec: string | undefined, flags: RunFlags, out: (s: string) => void): Promise<void> {
   const ids = parseIds(flags.ids);
   const maxNew = parseCount(flags.maxNewTokens, "--max-new-tokens");
   const t0 = performance.now();
-  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const inst = instantiateFromDir(def, flags.hf);
   const vocabSize = outputVocab(inst.graph);
   const bad = ids.find((id) => id >= vocabSize);
