@@ -49,4 +49,5 @@ export const ACTIVATIONS = {
 } as const;
 
 export type Activation = keyof typeof ACTIVATIONS;
+/** The Hugging Face activation names Kiln knows (for a config schema's `hidden_act`). */
 export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS) as [Activation, ...Activation[]];

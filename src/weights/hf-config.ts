@@ -54,6 +54,7 @@ export interface KilnRope {
 
 type RopeInput = { rope_theta?: number | undefined; rope_scaling?: z.infer<typeof RopeScaling4> | null | undefined; rope_parameters?: (z.infer<typeof RopeScaling4> & { rope_theta?: number | undefined }) | null | undefined };
 
+/** Rotary theta and scaling from either config form; an unsupported scaling type is a one-line ConfigError. */
 export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
   const p = c.rope_parameters ?? c.rope_scaling ?? undefined;
   const theta = c.rope_parameters?.rope_theta ?? c.rope_theta ?? defaultTheta;
