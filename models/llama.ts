@@ -43,6 +43,8 @@ export function llamaConfigFrom(c: z.output<typeof LlamaFields>, windows: readon
     maxPositions: c.max_position_embeddings,
     rope: ropeFromHF(c),
     windows: Array.from({ length: c.num_hidden_layers }, (_, i) => windows[i] ?? 0),
+    /** Per-head q/k RMSNorm before rotary (Qwen3); HF names q_norm / k_norm. */
+    qkNorm: false as boolean,
   };
 }
 
@@ -68,6 +70,7 @@ export class LlamaLayer extends Module {
       outBias: c.outBias,
       rope: { style: "neox", rotaryDim: c.headDim, theta: c.rope.theta, scaling: c.rope.scaling },
       window,
+      ...(c.qkNorm && { qkNorm: { eps: c.eps } }),
     });
     this.postNorm = new RMSNorm(c.hidden, c.eps);
     this.mlp = new GatedMLP(c.hidden, c.ffn, c.act, { bias: c.mlpBias });
@@ -101,6 +104,7 @@ export function llamaWeights(c: LlamaConfig) {
           [`${k}.attn.${p}.weight`]: src(`${hf}.self_attn.${p}_proj.weight`),
           ...bias(p === "o" ? c.outBias : c.qkvBias, `${k}.attn.${p}.bias`, `${hf}.self_attn.${p}_proj.bias`),
         }))),
+        ...(c.qkNorm && { [`${k}.attn.qNorm.weight`]: src(`${hf}.self_attn.q_norm.weight`), [`${k}.attn.kNorm.weight`]: src(`${hf}.self_attn.k_norm.weight`) }),
         [`${k}.postNorm.weight`]: src(`${hf}.post_attention_layernorm.weight`),
         ...Object.assign({}, ...(["gate", "up", "down"] as const).map((p) => ({
           [`${k}.mlp.${p}.weight`]: src(`${hf}.mlp.${p}_proj.weight`),

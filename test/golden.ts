@@ -40,4 +40,5 @@ export const ZOO = fileURLToPath(new URL("./fixtures/zoo/", import.meta.url));
 export const ZOO_FIXTURES = [
   { fixture: "mistral", model: "mistral" },
   { fixture: "qwen2", model: "qwen2" },
+  { fixture: "qwen3", model: "qwen3" },
 ] as const;

@@ -176,7 +176,7 @@ export function ownParams(module: ModuleKind, n: Node): string[] {
   const b = (on: unknown, name: string) => (on ? [name] : []);
   switch (module) {
     case "attention":
-      return ["qkv.weight", ...b(n.attrs.qkvBias, "qkv.bias"), "dense.weight", ...b(n.attrs.denseBias, "dense.bias")];
+      return ["qkv.weight", ...b(n.attrs.qkvBias, "qkv.bias"), "dense.weight", ...b(n.attrs.denseBias, "dense.bias"), ...b(n.attrs.qkNorm, "q_layernorm.weight"), ...b(n.attrs.qkNorm, "k_layernorm.weight")];
     case "mlp": {
       const cols = n.op === "trtllm.gated_mlp" ? ["fc", "gate"] : ["fc"];
       return [...[...cols, "proj"].map((c) => `${c}.weight`), ...(n.attrs.bias ? [...cols, "proj"].map((c) => `${c}.bias`) : [])];

@@ -38,6 +38,10 @@ FIXTURES = {
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE, use_sliding_window=True, sliding_window=5,
                                                       max_window_layers=1, rms_norm_eps=1e-6, rope_theta=1e6,
                                                       tie_word_embeddings=True)),
+    # Qwen3: per-head q/k RMSNorm (QK-norm), no attention biases; head_dim 24 differs from hidden / heads = 16, so a
+    # head size derived from hidden_size would fail.
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=24, rms_norm_eps=1e-6, rope_theta=1e6,
+                                                      tie_word_embeddings=False)),
 }
 
 

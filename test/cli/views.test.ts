@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
+import { ZOO_TRTLLM_CLASS, type ZooName } from "../../src/pipeline/zoo.ts";
 import { FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
 
 /** Every model file with a fixture: the original HF fixtures and the zoo's. */
@@ -50,11 +51,12 @@ describe("graph, plan and inspect on every model in models/", () => {
       const inspect = await kiln(["inspect", ...common, "--json"]);
       expect(inspect.code).toBe(0);
       const r = JSON.parse(inspect.out);
-      expect(r.target.builtin).toBe(true);
+      const builtin = ZOO_TRTLLM_CLASS[model as ZooName].class !== "custom model.py";
+      expect(r.target.builtin).toBe(builtin);
       expect(r.ops.trtllm["trtllm.attention"]).toBe(r.ops.traced.attention);
       const text = await kiln(["inspect", ...common]);
       expect(text.out).toMatch(/^model \w+ \(\w+\): [\d,]+ parameters\nparameters per module:\n/);
-      expect(text.out).toMatch(/\ntarget: built-in \w+ForCausalLM\n {2}why: /);
+      expect(text.out).toMatch(builtin ? /\ntarget: built-in \w+ForCausalLM\n {2}why: / : /\ntarget: custom /);
     });
 
   it("prints dot and text to stdout and folds repeated layers unless --expand", async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { checkPythonApi } from "../../codegen/apicheck/check-api.ts";
 import { tritonConfigs } from "../../codegen/triton/configs.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { compileModel } from "../../src/pipeline/compile.ts";
@@ -17,11 +18,13 @@ import { zooModel } from "./models.ts";
 const tmp = mkdtempSync(join(tmpdir(), "kiln-zoo-"));
 
 /** What TensorRT-LLM 1.2.1 builds each zoo family with, and the per-layer windows its config asks for. */
-const EXPECTED: Record<string, { architecture: string; builtin: string; windows: number[] | undefined }> = {
+const EXPECTED: Record<string, { architecture: string; builtin: string | null; windows: number[] | undefined }> = {
   // MistralForCausalLM maps to LLaMAForCausalLM in 1.2.1's MODEL_MAP; Kiln names it LlamaForCausalLM (reduce_fusion).
   mistral: { architecture: "LlamaForCausalLM", builtin: "llama", windows: [4, 4, 4] },
   // layer 0 is below max_window_layers = 1: global, i.e. the maximum sequence length (max_position_embeddings 128).
   qwen2: { architecture: "Qwen2ForCausalLM", builtin: "qwen", windows: [128, 5, 5] },
+  // QK-norm: custom model.py with Attention(qk_layernorm=True, layernorm_type=RmsNorm, eps=rms_norm_eps).
+  qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
 };
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
@@ -46,11 +49,34 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
       const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
       expect(config.architecture).toBe(e.architecture);
       expect(r.emission.info(out).builtin).toBe(e.builtin);
-      expect(config.runtime_defaults).toEqual({ max_attention_window: e.windows });
-      expect(r.emission.usage(out).join("\n")).toContain(`--max_attention_window_size ${e.windows!.join(" ")}`);
-      const triton = tritonConfigs({ repo: "/r", engineDir: "/e", tokenizerDir: "/t", tp: 2, pp: 1, maxAttentionWindow: config.runtime_defaults.max_attention_window });
-      expect(triton.tensorrt_llm.parameters?.["max_attention_window_size"]).toEqual({ string_value: e.windows!.join(",") });
+      if (!e.windows) {
+        expect(config.runtime_defaults).toBeUndefined();
+        expect(r.emission.usage(out).join("\n")).not.toContain("max_attention_window_size");
+      } else {
+        expect(config.runtime_defaults).toEqual({ max_attention_window: e.windows });
+        expect(r.emission.usage(out).join("\n")).toContain(`--max_attention_window_size ${e.windows.join(" ")}`);
+        const triton = tritonConfigs({ repo: "/r", engineDir: "/e", tokenizerDir: "/t", tp: 2, pp: 1, maxAttentionWindow: config.runtime_defaults.max_attention_window });
+        expect(triton.tensorrt_llm.parameters?.["max_attention_window_size"]).toEqual({ string_value: e.windows.join(",") });
+      }
+      if (e.builtin === null) {
+        // Custom code: it uses only real TensorRT-LLM 1.2 API (the manifest's signatures) and registers its class.
+        const api = checkPythonApi(join(out, "model.py"));
+        expect(api.problems).toEqual([]);
+        expect(readFileSync(join(out, "model.py"), "utf8")).toContain(`MODEL_MAP["${e.architecture}"]`);
+      }
     });
+
+  it("qwen3: the reason for custom code is the QK-norm, and model.py passes its epsilon", async () => {
+    const out = join(tmp, "qwen3-why");
+    const r = await compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    expect(r.emission.info(out).reason).toContain("not llama: layer 0: per-head q/k RMSNorm (QK-norm); not qwen: layer 0: per-head q/k RMSNorm (QK-norm)");
+    const py = readFileSync(join(out, "model.py"), "utf8");
+    expect(py).toContain("qk_layernorm=True");
+    expect(py).toContain("layernorm_type=LayerNormType.RmsNorm");
+    expect(py).toContain("eps=0.000001");
+    const c = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(c.head_size).toBe(24);
+  });
 
   it("qwen2 config carries QWenConfig's fields", async () => {
     const out = join(tmp, "qwen2-fields");
