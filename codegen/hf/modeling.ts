@@ -91,6 +91,7 @@ class Emitter {
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
         this.block("attention");
+        if (a.qkNorm) this.block("rms_norm");
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         const headDim = a.headDim as number;
         const rope = a.rope !== "none";
@@ -111,6 +112,7 @@ class Emitter {
             "layer_idx=layer_idx",
             ...(rope ? this.ropeArgs(a) : []),
             ...(layerWindows(g) ? ["sliding_window=config.kiln_attention_windows[layer_idx]"] : []),
+            ...(a.qkNorm ? [`qk_norm_eps=${pyFloat(a.qkNormEps as number)}`] : []),
           ],
         ];
       }

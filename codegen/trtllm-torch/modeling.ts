@@ -99,6 +99,9 @@ class Emitter {
     switch (leaf.module) {
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
+        // The backend's QK-norm layer (QKNormRoPEAttention) is not in the 1.2.1 API manifest this target is checked
+        // against, so its 1.2.1 constructor is unverified: refuse rather than guess.
+        if (a.qkNorm) fail(`${n.scope}: per-head q/k RMSNorm (QK-norm) is not supported by --target trtllm-torch yet (use --target trtllm-engine or hf)`);
         const use = this.plan.slotUse.get(n)?.get(-1);
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         return [

@@ -85,3 +85,20 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
     expect([c.qwen_type, c.attn_bias, c.mlp_bias, c.tie_word_embeddings, c.rotary_base]).toEqual(["qwen2", true, false, true, 1e6]);
   });
 });
+
+describe("zoo: the PyTorch targets", () => {
+  it("trtllm-torch: the layers pass attention_window_size from the per-layer config list", async () => {
+    const out = join(tmp, "qwen2-torch");
+    await compileModel(zooModel("qwen2"), { hfDir: `${ZOO}qwen2`, outDir: out, mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" });
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).kiln_attention_windows).toEqual([0, 5, 5]);
+    const py = readFileSync(join(out, "kiln_qwen2", "modeling_kiln_qwen2.py"), "utf8");
+    expect(py).toContain("self.attention_window_size = config.kiln_attention_windows[layer_idx] or None");
+    expect(py).toContain("attention_window_size=self.attention_window_size,");
+  });
+
+  it("trtllm-torch refuses QK-norm in one line naming the layer (its QK-norm layer is not in the 1.2.1 manifest)", async () => {
+    await expect(compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: join(tmp, "qwen3-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" })).rejects.toThrow(
+      /^transformer\.layers\.0\.attention: per-head q\/k RMSNorm \(QK-norm\) is not supported by --target trtllm-torch yet/,
+    );
+  });
+});
