@@ -45,6 +45,9 @@ export function llamaConfigFrom(c: z.output<typeof LlamaFields>, windows: readon
     windows: Array.from({ length: c.num_hidden_layers }, (_, i) => windows[i] ?? 0),
     /** Per-head q/k RMSNorm before rotary (Qwen3); HF names q_norm / k_norm. */
     qkNorm: false as boolean,
+    /** Gemma: RMSNorm scales by (offset + w) and embeddings are multiplied by embedScale. */
+    normOffset: 0,
+    embedScale: undefined as number | undefined,
   };
 }
 
@@ -60,7 +63,7 @@ export class LlamaLayer extends Module {
 
   constructor(c: LlamaConfig, window = 0) {
     super();
-    this.inputNorm = new RMSNorm(c.hidden, c.eps);
+    this.inputNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });
     this.attn = new Attention({
       hidden: c.hidden,
       heads: c.heads,
@@ -72,7 +75,7 @@ export class LlamaLayer extends Module {
       window,
       ...(c.qkNorm && { qkNorm: { eps: c.eps } }),
     });
-    this.postNorm = new RMSNorm(c.hidden, c.eps);
+    this.postNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });
     this.mlp = new GatedMLP(c.hidden, c.ffn, c.act, { bias: c.mlpBias });
   }
 
@@ -84,9 +87,9 @@ export class LlamaLayer extends Module {
 
 export function createLlama(c: LlamaConfig): CausalLM<LlamaLayer> {
   return new CausalLM({
-    embed: new Embedding(c.vocab, c.hidden),
+    embed: new Embedding(c.vocab, c.hidden, c.embedScale === undefined ? {} : { scale: c.embedScale }),
     layers: Array.from({ length: c.layers }, (_, i) => new LlamaLayer(c, c.windows[i])),
-    norm: new RMSNorm(c.hidden, c.eps),
+    norm: new RMSNorm(c.hidden, c.eps, { offset: c.normOffset }),
     ...(!c.tied && { lmHead: new Linear(c.hidden, c.vocab) }),
   });
 }

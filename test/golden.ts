@@ -41,4 +41,5 @@ export const ZOO_FIXTURES = [
   { fixture: "mistral", model: "mistral" },
   { fixture: "qwen2", model: "qwen2" },
   { fixture: "qwen3", model: "qwen3" },
+  { fixture: "gemma", model: "gemma" },
 ] as const;

@@ -42,6 +42,9 @@ FIXTURES = {
     # head size derived from hidden_size would fail.
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=24, rms_norm_eps=1e-6, rope_theta=1e6,
                                                       tie_word_embeddings=False)),
+    # Gemma: embeddings * sqrt(hidden), (1 + w) RMSNorms, tanh-GELU gated MLP, tied embeddings, head_dim 24.
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(BASE, head_dim=24, rms_norm_eps=1e-6, rope_theta=10000.0,
+                                                      hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)),
 }
 
 

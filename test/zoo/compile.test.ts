@@ -25,6 +25,8 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   qwen2: { architecture: "Qwen2ForCausalLM", builtin: "qwen", windows: [128, 5, 5] },
   // QK-norm: custom model.py with Attention(qk_layernorm=True, layernorm_type=RmsNorm, eps=rms_norm_eps).
   qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
+  // Embedding scale and (1 + w) norms are glue: custom model.py.
+  gemma: { architecture: "KilnGemmaForCausalLM", builtin: null, windows: undefined },
 };
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {

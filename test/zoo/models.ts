@@ -4,8 +4,9 @@ import type { ModelDefinition } from "../../src/dsl/define-model.ts";
 import mistral from "../../models/mistral.ts";
 import qwen2 from "../../models/qwen2.ts";
 import qwen3 from "../../models/qwen3.ts";
+import gemma from "../../models/gemma.ts";
 
-const ZOO_MODELS: Record<string, ModelDefinition<any>> = { mistral, qwen2, qwen3 };
+const ZOO_MODELS: Record<string, ModelDefinition<any>> = { mistral, qwen2, qwen3, gemma };
 
 export function zooModel(name: string): ModelDefinition<any> {
   const m = ZOO_MODELS[name];

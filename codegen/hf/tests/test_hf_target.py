@@ -22,10 +22,11 @@ REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "test" / "fixtures" / "hf"
 ZOO = REPO / "test" / "fixtures" / "zoo"
 MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "models/llama.ts", "llama3_gqa": "models/llama.ts",
-              "mistral": "models/mistral.ts", "qwen2": "models/qwen2.ts", "qwen3": "models/qwen3.ts"}
+              "mistral": "models/mistral.ts", "qwen2": "models/qwen2.ts", "qwen3": "models/qwen3.ts",
+              "gemma": "models/gemma.ts"}
 # Zoo fixtures (scripts/zoo-fixtures/make.py) live beside the original ones; their sliding windows are shorter than
 # the prompts, so generate() through the KV cache checks the window mask too.
-FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3") else FIXTURES) / f for f in MODEL_FILE}
+FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3", "gemma") else FIXTURES) / f for f in MODEL_FILE}
 GLUE_MODEL = "codegen/hf/tests/glue_model.ts"
 TOLERANCE = 1e-5
 
