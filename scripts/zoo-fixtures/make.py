@@ -45,6 +45,16 @@ FIXTURES = {
     # Gemma: embeddings * sqrt(hidden), (1 + w) RMSNorms, tanh-GELU gated MLP, tied embeddings, head_dim 24.
     "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(BASE, head_dim=24, rms_norm_eps=1e-6, rope_theta=10000.0,
                                                       hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)),
+    # GPT-NeoX / Pythia: parallel residual, partial rotary (rotary_pct 0.5 of head_dim 16), interleaved fused QKV.
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", dict(
+        vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, rotary_pct=0.5,
+        rotary_emb_base=10000, use_parallel_residual=True, tie_word_embeddings=False)),
+    # The same with the sequential residual (use_parallel_residual false).
+    "gpt_neox_seq": ("GPTNeoXConfig", "GPTNeoXForCausalLM", dict(
+        vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, rotary_pct=0.5,
+        rotary_emb_base=10000, use_parallel_residual=False, tie_word_embeddings=False)),
 }
 
 

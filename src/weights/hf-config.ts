@@ -43,7 +43,11 @@ const RopeScaling4 = z.looseObject({
 export const HFRopeFields = {
   rope_theta: z.number().positive().optional(),
   rope_scaling: RopeScaling4.nullable().optional(),
-  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional() }).nullable().optional(),
+  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional(), partial_rotary_factor: z.number().positive().max(1).optional() }).nullable().optional(),
+  /** Partial rotary in its several spellings (transformers 4.x `rotary_pct` / `partial_rotary_factor` / `rotary_dim`). */
+  partial_rotary_factor: z.number().positive().max(1).optional(),
+  rotary_pct: z.number().positive().max(1).optional(),
+  rotary_dim: z.number().int().positive().nullish(),
 };
 
 export interface KilnRope {
@@ -77,6 +81,26 @@ export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
       },
     };
   throw new ConfigError(`config.json: rope scaling type '${type}' is not supported (supported: default, linear, llama3)`);
+}
+
+type PartialRotaryInput = {
+  rope_parameters?: { partial_rotary_factor?: number | undefined } | null | undefined;
+  partial_rotary_factor?: number | undefined;
+  rotary_pct?: number | undefined;
+  rotary_dim?: number | null | undefined;
+};
+
+/**
+ * Rotary channels per head for partial rotary: an explicit `rotary_dim` wins, else int(head_dim * factor) with the
+ * factor from `rope_parameters.partial_rotary_factor` (transformers 5.x), `partial_rotary_factor` or `rotary_pct`
+ * (4.x; GPT-NeoX, Phi, StableLM), else `defaultFactor` (transformers computes `int(head_dim * partial_rotary_factor)`,
+ * modeling_rope_utils.py @ 5.17). The result must be even (rotate-half pairs channels).
+ */
+export function rotaryDimFromHF(c: PartialRotaryInput, headDim: number, defaultFactor = 1): number {
+  const factor = c.rope_parameters?.partial_rotary_factor ?? c.partial_rotary_factor ?? c.rotary_pct ?? defaultFactor;
+  const dim = c.rotary_dim ?? Math.trunc(headDim * factor);
+  if (dim <= 0 || dim > headDim || dim % 2 !== 0) throw new ConfigError(`config.json: partial rotary gives ${dim} rotary channels of head_dim ${headDim}; it must be even and in (0, head_dim]`);
+  return dim;
 }
 
 /** The sliding-window fields of a HF config (Mistral, Qwen2, Gemma 2/3, ...); pass through `slidingWindowsFromHF`. */

@@ -27,6 +27,10 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
   // Embedding scale and (1 + w) norms are glue: custom model.py.
   gemma: { architecture: "KilnGemmaForCausalLM", builtin: null, windows: undefined },
+  // 1.2.1 has GPTNeoXForCausalLM, but built-in detection does not know it yet: custom model.py (parallel and
+  // sequential residual both).
+  gpt_neox: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
+  gpt_neox_seq: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
 };
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
@@ -44,7 +48,7 @@ describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parall
 
 describe("zoo: TensorRT-LLM classes and runtime windows", () => {
   for (const { fixture, model } of ZOO_FIXTURES)
-    it(`${fixture}: ${EXPECTED[fixture]!.architecture}, built in, windows ${EXPECTED[fixture]!.windows}`, async () => {
+    it(`${fixture}: ${EXPECTED[fixture]!.architecture}, ${EXPECTED[fixture]!.builtin ? "built in" : "custom code"}, windows ${EXPECTED[fixture]!.windows ?? "none"}`, async () => {
       const out = join(tmp, `${fixture}-class`);
       const r = await compileModel(zooModel(model), { hfDir: `${ZOO}${fixture}`, outDir: out, mapping: { tp: 2, pp: 1 } });
       const e = EXPECTED[fixture]!;
