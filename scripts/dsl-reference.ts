@@ -59,9 +59,9 @@ export const EXAMPLES: Record<string, string> = {
   "F.ACTIVATIONS": 'F.ACTIVATIONS["gelu_pytorch_tanh"](x)',
   "F.ACTIVATION_NAMES": "hidden_act: z.enum(ACTIVATION_NAMES)",
   Linear: "new Linear(4096, 11008, { bias: false })",
-  Embedding: "new Embedding(vocab, hidden)",
+  Embedding: "new Embedding(vocab, hidden, { scale: Math.sqrt(hidden) }) // Gemma; omit scale for most models",
   LayerNorm: "new LayerNorm(hidden, 1e-5)",
-  RMSNorm: "new RMSNorm(hidden, 1e-6)",
+  RMSNorm: "new RMSNorm(hidden, 1e-6, { offset: 1 }) // Gemma's (1 + w); omit offset for LLaMA",
   MLP: 'new MLP(hidden, 4 * hidden, "gelu_new", { bias: true })',
   GatedMLP: 'new GatedMLP(hidden, ffn, "silu")',
   Attention: 'new Attention({ hidden: 64, heads: 4, kvHeads: 2, rope: { style: "neox", rotaryDim: 16, theta: 1e4, scaling: null }, window: 4 })',
@@ -76,6 +76,7 @@ export const EXAMPLES: Record<string, string> = {
   zeros: "zeros([hidden])",
   perLayer: '...perLayer(c.layers, (i) => ({ [`layers.${i}.norm.weight`]: src(`model.layers.${i}.input_layernorm.weight`) }))',
   ropeFromHF: "rope: ropeFromHF(c) // { theta, scaling } from rope_theta/rope_scaling or rope_parameters",
+  rotaryDimFromHF: "rotaryDim: rotaryDimFromHF(c, headDim, 0.25) // GPT-NeoX: rotary_pct 0.25 unless the config says",
   HFRopeFields: "z.looseObject({ ...HFRopeFields, hidden_size: z.number() })",
   slidingWindowsFromHF: "windows: slidingWindowsFromHF(c, c.num_hidden_layers) // [0, 4096, 4096, ...]",
   HFSlidingWindowFields: "z.looseObject({ ...HFSlidingWindowFields, ...LLAMA_FIELDS })",
@@ -175,7 +176,7 @@ export function collectReference(): Reference {
       { title: "F.* functions", intro: '`import { F } from "kiln"`: ops that take several tensors or read better as calls.', items: functionalItems(file("src/dsl/functional.ts")) },
       { title: "Modules", intro: "Library modules (`Module` subclasses). Parameters are named by attribute path (`layers.3.attn.q.weight`).", items: moduleItems(modules) },
       { title: "Weight-map expressions", intro: "A model's `weights(config)` returns `{ map, ignore }`: for each parameter, an expression over checkpoint tensors, kept as data (fusion and sharding compose with it).", items: weights },
-      { title: "Hugging Face config helpers", intro: "zod field sets and readers for config.json values every family shares (transformers 4.x and 5.x forms).", items: exportedFunctions(file("src/weights/hf-config.ts"), ["HFRopeFields", "ropeFromHF", "HFSlidingWindowFields", "slidingWindowsFromHF"]) },
+      { title: "Hugging Face config helpers", intro: "zod field sets and readers for config.json values every family shares (transformers 4.x and 5.x forms).", items: exportedFunctions(file("src/weights/hf-config.ts"), ["HFRopeFields", "ropeFromHF", "rotaryDimFromHF", "HFSlidingWindowFields", "slidingWindowsFromHF"]) },
     ],
   };
 }
