@@ -4,24 +4,29 @@
 
 import { ACTIVATION_NAMES, Attention, CausalLM, defineModel, Embedding, GatedMLP, HFRopeFields, Linear, Module, perLayer, RMSNorm, ropeFromHF, src, type Tensor, z } from "kiln";
 
-const LlamaConfig = z
-  .looseObject({
-    vocab_size: z.number().int().positive(),
-    hidden_size: z.number().int().positive(),
-    intermediate_size: z.number().int().positive(),
-    num_hidden_layers: z.number().int().positive(),
-    num_attention_heads: z.number().int().positive(),
-    num_key_value_heads: z.number().int().positive().nullish(),
-    head_dim: z.number().int().positive().nullish(),
-    rms_norm_eps: z.number().positive().default(1e-6),
-    hidden_act: z.enum(ACTIVATION_NAMES).default("silu"),
-    attention_bias: z.boolean().default(false),
-    mlp_bias: z.boolean().default(false),
-    tie_word_embeddings: z.boolean().default(false),
-    max_position_embeddings: z.number().int().positive().default(2048),
-    ...HFRopeFields,
-  })
-  .transform((c) => ({
+/** The HF fields a LLaMA-style config has (Mistral and others extend them). */
+export const LLAMA_FIELDS = {
+  vocab_size: z.number().int().positive(),
+  hidden_size: z.number().int().positive(),
+  intermediate_size: z.number().int().positive(),
+  num_hidden_layers: z.number().int().positive(),
+  num_attention_heads: z.number().int().positive(),
+  num_key_value_heads: z.number().int().positive().nullish(),
+  head_dim: z.number().int().positive().nullish(),
+  rms_norm_eps: z.number().positive().default(1e-6),
+  hidden_act: z.enum(ACTIVATION_NAMES).default("silu"),
+  attention_bias: z.boolean().default(false),
+  mlp_bias: z.boolean().default(false),
+  tie_word_embeddings: z.boolean().default(false),
+  max_position_embeddings: z.number().int().positive().default(2048),
+  ...HFRopeFields,
+};
+
+const LlamaFields = z.looseObject(LLAMA_FIELDS);
+
+/** Kiln's LLaMA config from the parsed HF fields; `windows` is the per-layer sliding window (0 = global). */
+export function llamaConfigFrom(c: z.output<typeof LlamaFields>, windows: readonly number[] = []) {
+  return {
     vocab: c.vocab_size,
     hidden: c.hidden_size,
     ffn: c.intermediate_size,
@@ -31,14 +36,24 @@ const LlamaConfig = z
     headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
     eps: c.rms_norm_eps,
     act: c.hidden_act,
-    attnBias: c.attention_bias,
+    qkvBias: c.attention_bias,
+    outBias: c.attention_bias,
     mlpBias: c.mlp_bias,
     tied: c.tie_word_embeddings,
     maxPositions: c.max_position_embeddings,
     rope: ropeFromHF(c),
-  }));
+    windows: Array.from({ length: c.num_hidden_layers }, (_, i) => windows[i] ?? 0),
+    /** Per-head q/k RMSNorm before rotary (Qwen3); HF names q_norm / k_norm. */
+    qkNorm: false as boolean,
+    /** Gemma: RMSNorm scales by (offset + w) and embeddings are multiplied by embedScale. */
+    normOffset: 0,
+    embedScale: undefined as number | undefined,
+  };
+}
 
-export type LlamaConfig = z.output<typeof LlamaConfig>;
+const LlamaConfig = LlamaFields.transform((c) => llamaConfigFrom(c));
+
+export type LlamaConfig = ReturnType<typeof llamaConfigFrom>;
 
 export class LlamaLayer extends Module {
   readonly inputNorm: RMSNorm;
@@ -46,19 +61,21 @@ export class LlamaLayer extends Module {
   readonly postNorm: RMSNorm;
   readonly mlp: GatedMLP;
 
-  constructor(c: LlamaConfig) {
+  constructor(c: LlamaConfig, window = 0) {
     super();
-    this.inputNorm = new RMSNorm(c.hidden, c.eps);
+    this.inputNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });
     this.attn = new Attention({
       hidden: c.hidden,
       heads: c.heads,
       kvHeads: c.kvHeads,
       headDim: c.headDim,
-      qkvBias: c.attnBias,
-      outBias: c.attnBias,
+      qkvBias: c.qkvBias,
+      outBias: c.outBias,
       rope: { style: "neox", rotaryDim: c.headDim, theta: c.rope.theta, scaling: c.rope.scaling },
+      window,
+      ...(c.qkNorm && { qkNorm: { eps: c.eps } }),
     });
-    this.postNorm = new RMSNorm(c.hidden, c.eps);
+    this.postNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });
     this.mlp = new GatedMLP(c.hidden, c.ffn, c.act, { bias: c.mlpBias });
   }
 
@@ -70,9 +87,9 @@ export class LlamaLayer extends Module {
 
 export function createLlama(c: LlamaConfig): CausalLM<LlamaLayer> {
   return new CausalLM({
-    embed: new Embedding(c.vocab, c.hidden),
-    layers: Array.from({ length: c.layers }, () => new LlamaLayer(c)),
-    norm: new RMSNorm(c.hidden, c.eps),
+    embed: new Embedding(c.vocab, c.hidden, c.embedScale === undefined ? {} : { scale: c.embedScale }),
+    layers: Array.from({ length: c.layers }, (_, i) => new LlamaLayer(c, c.windows[i])),
+    norm: new RMSNorm(c.hidden, c.eps, { offset: c.normOffset }),
     ...(!c.tied && { lmHead: new Linear(c.hidden, c.vocab) }),
   });
 }
@@ -88,8 +105,9 @@ export function llamaWeights(c: LlamaConfig) {
         [`${k}.inputNorm.weight`]: src(`${hf}.input_layernorm.weight`),
         ...Object.assign({}, ...(["q", "k", "v", "o"] as const).map((p) => ({
           [`${k}.attn.${p}.weight`]: src(`${hf}.self_attn.${p}_proj.weight`),
-          ...bias(c.attnBias, `${k}.attn.${p}.bias`, `${hf}.self_attn.${p}_proj.bias`),
+          ...bias(p === "o" ? c.outBias : c.qkvBias, `${k}.attn.${p}.bias`, `${hf}.self_attn.${p}_proj.bias`),
         }))),
+        ...(c.qkNorm && { [`${k}.attn.qNorm.weight`]: src(`${hf}.self_attn.q_norm.weight`), [`${k}.attn.kNorm.weight`]: src(`${hf}.self_attn.k_norm.weight`) }),
         [`${k}.postNorm.weight`]: src(`${hf}.post_attention_layernorm.weight`),
         ...Object.assign({}, ...(["gate", "up", "down"] as const).map((p) => ({
           [`${k}.mlp.${p}.weight`]: src(`${hf}.mlp.${p}_proj.weight`),

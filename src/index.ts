@@ -13,7 +13,7 @@ export { Embedding } from "./dsl/modules/embedding.ts";
 export { Linear } from "./dsl/modules/linear.ts";
 export { GatedMLP, MLP } from "./dsl/modules/mlp.ts";
 export { LayerNorm, RMSNorm } from "./dsl/modules/norms.ts";
-export { HFRopeFields, type KilnRope, ropeFromHF } from "./weights/hf-config.ts";
+export { HFRopeFields, HFSlidingWindowFields, type KilnRope, ropeFromHF, rotaryDimFromHF, slidingWindowsFromHF } from "./weights/hf-config.ts";
 export { concat, pad, perLayer, repeatInterleave, reshape, slice, src, transpose, type WeightExpr, type WeightMap, type WeightMapSpec, zeros } from "./weights/weight-map.ts";
 export type { DType } from "./ir/dtype.ts";
 // Graph transformations: patterns, rules, passes, and the GPU-free equivalence check.

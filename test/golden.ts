@@ -34,3 +34,14 @@ export const FIXTURE_MODELS = [
   { fixture: "llama", model: "llama" },
   { fixture: "llama3_gqa", model: "llama" },
 ] as const;
+
+/** The zoo fixtures (made by scripts/zoo-fixtures/make.py with transformers) and the zoo model file for each. */
+export const ZOO = fileURLToPath(new URL("./fixtures/zoo/", import.meta.url));
+export const ZOO_FIXTURES = [
+  { fixture: "mistral", model: "mistral" },
+  { fixture: "qwen2", model: "qwen2" },
+  { fixture: "qwen3", model: "qwen3" },
+  { fixture: "gemma", model: "gemma" },
+  { fixture: "gpt_neox", model: "gpt_neox" },
+  { fixture: "gpt_neox_seq", model: "gpt_neox" },
+] as const;

@@ -7,6 +7,7 @@
 // Invariants: state_dict() keys are exactly the lowered graph's parameter names (expectedHfParameterNames); output is
 // byte-identical for the same input; every user string reaches Python through codegen/python/identifiers.
 
+import { layerWindows } from "../attention-windows.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
 import type { Node } from "../../src/ir/graph.ts";
@@ -90,6 +91,7 @@ class Emitter {
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
         this.block("attention");
+        if (a.qkNorm) this.block("rms_norm");
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         const headDim = a.headDim as number;
         const rope = a.rope !== "none";
@@ -109,6 +111,8 @@ class Emitter {
             `scale=${scale}`,
             "layer_idx=layer_idx",
             ...(rope ? this.ropeArgs(a) : []),
+            ...(layerWindows(g) ? ["sliding_window=config.kiln_attention_windows[layer_idx]"] : []),
+            ...(a.qkNorm ? [`qk_norm_eps=${pyFloat(a.qkNormEps as number)}`] : []),
           ],
         ];
       }

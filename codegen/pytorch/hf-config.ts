@@ -6,6 +6,7 @@
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import { layerWindows } from "../attention-windows.ts";
 import { decoderFacts } from "../decoder-facts.ts";
 import type { OutputDtype } from "../target.ts";
 
@@ -27,6 +28,7 @@ export function hfStandardConfig(low: LoweredModel, hf: Readonly<Record<string, 
   const a = f.att;
   const headDim = a.headDim as number;
   const rope = a.rope !== "none";
+  const windows = layerWindows(low.graph);
   const tokens = Object.fromEntries(TOKEN_KEYS.filter((k) => hf[k] !== undefined).map((k) => [k, hf[k] as JsonValue]));
   return {
     vocab_size: f.vocab,
@@ -41,6 +43,8 @@ export function hfStandardConfig(low: LoweredModel, hf: Readonly<Record<string, 
     ...(f.norm?.op === "rms_norm" ? { rms_norm_eps: f.norm.attrs.eps as number } : { layer_norm_epsilon: (f.norm?.attrs.eps as number) ?? 1e-5 }),
     ...(rope && { rope_theta: a.ropeTheta!, rope_scaling: hfRopeScaling(a.ropeScaling) }),
     ...(rope && a.rotaryDim !== headDim && { rotary_dim: a.rotaryDim!, partial_rotary_factor: (a.rotaryDim as number) / headDim }),
+    // Per-layer sliding windows (0 = global), read by the generated attention layers.
+    ...(windows && { kiln_attention_windows: windows }),
     attention_bias: a.qkvBias!,
     mlp_bias: f.mlpBias,
     tie_word_embeddings: false,

@@ -175,6 +175,8 @@ function tensorrtLlmParameters(o: ResolvedTritonOptions): Record<string, ModelPa
     FORCE_CPU_ONLY_INPUT_TENSORS: str("no"),
   };
   if (o.maxTokensInPagedKvCache !== undefined) params["max_tokens_in_paged_kv_cache"] = str(o.maxTokensInPagedKvCache);
+  // Per-layer list, comma-separated: the backend reads GetParameter<std::vector<int32_t>>("max_attention_window_size").
+  if (o.maxAttentionWindow !== undefined) params["max_attention_window_size"] = str(o.maxAttentionWindow.join(","));
   return params;
 }
 

@@ -29,6 +29,8 @@ export interface TritonRepoOptions {
   kvCacheFreeGpuMemFraction?: number;
   /** Upper bound on tokens in the paged KV cache; unset means bounded by the fraction only. */
   maxTokensInPagedKvCache?: number;
+  /** Per-layer attention window (sliding-window models): the backend's max_attention_window_size, comma-separated. */
+  maxAttentionWindow?: number[];
   batchSchedulerPolicy?: BatchSchedulerPolicy;
   enableKvCacheReuse?: boolean;
   enableChunkedContext?: boolean;
@@ -59,8 +61,9 @@ export interface TritonLoraOptions {
   taskIds: number[];
 }
 
-export type ResolvedTritonOptions = Required<Omit<TritonRepoOptions, "maxTokensInPagedKvCache" | "lora">> & {
+export type ResolvedTritonOptions = Required<Omit<TritonRepoOptions, "maxTokensInPagedKvCache" | "maxAttentionWindow" | "lora">> & {
   maxTokensInPagedKvCache: number | undefined;
+  maxAttentionWindow: number[] | undefined;
   lora: TritonLoraOptions | undefined;
   logitsDatatype: DataType;
 };
@@ -123,6 +126,8 @@ export function resolveTritonOptions(opts: TritonRepoOptions): ResolvedTritonOpt
     if (v === undefined && key === "maxTokensInPagedKvCache") continue;
     if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) fail(key, v, `must be an integer in [${lo}, ${hi}]`);
   }
+  const w = r.maxAttentionWindow;
+  if (w !== undefined && (!Array.isArray(w) || w.length === 0 || !w.every((x) => Number.isInteger(x) && x > 0))) fail("maxAttentionWindow", w, "must be a non-empty list of positive integers (one per layer)");
   const f = r.kvCacheFreeGpuMemFraction;
   if (typeof f !== "number" || !(f > 0 && f <= 1)) fail("kvCacheFreeGpuMemFraction", f, "must be a number in (0, 1]");
   for (const key of BOOL_OPTIONS) if (typeof r[key] !== "boolean") fail(key, r[key], "must be true or false");

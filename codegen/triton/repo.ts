@@ -72,6 +72,7 @@ function summaryText(repo: string, opts: ReturnType<typeof resolveTritonOptions>
     `  models: ${MODEL_NAMES.join(", ")}`,
     `  tensorrt_llm: engine ${opts.engineDir}, max_batch_size ${opts.maxBatchSize}, decoupled ${opts.decoupled}, ` +
       `kv_cache_free_gpu_mem_fraction ${opts.kvCacheFreeGpuMemFraction}, batch_scheduler_policy ${opts.batchSchedulerPolicy}`,
+    ...(opts.maxAttentionWindow ? [`  max_attention_window_size ${opts.maxAttentionWindow.join(",")} (per-layer sliding windows from the checkpoint)`] : []),
     `  tokenizer: ${opts.tokenizerDir}`,
     ...[opts.engineDir, opts.tokenizerDir]
       .filter((p) => !isAbsolute(p))

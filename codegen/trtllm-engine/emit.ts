@@ -10,6 +10,8 @@ import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
 import { formatExpr } from "../../src/weights/weight-map.ts";
+import { maxAttentionWindow } from "../attention-windows.ts";
+import { shellQuote } from "../triton/launch.ts";
 import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
 import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "./checkpoint-plan.ts";
@@ -32,6 +34,10 @@ export interface EngineEmission {
   readonly files: Record<string, string>;
   readonly plans: RankFilePlan<PlanTensor>[];
   readonly buildCommand: (outDir: string, engineDir: string) => string;
+  /** Per-layer attention windows (sliding-window models only), also in config.json's runtime_defaults. */
+  readonly maxAttentionWindow?: number[];
+  /** How to run the engines with TensorRT-LLM's examples/run.py (carries the per-layer windows). */
+  readonly runCommand: (engineDir: string) => string;
 }
 
 /** GPT-J's TensorRT-LLM layer sums attention and MLP before one all-reduce: biases live on rank 0 only. */
@@ -55,7 +61,12 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   const lowered = { ...low, graph };
   const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
   const architecture = builtin && detection.ok ? detection.match.architecture : custom!.architecture;
-  const config = { ...pretrainedConfig(lowered, architecture, builtin, { ...o, quantization: quantizationConfig(o.quant, lowered, o.mapping.pp) }), ...(custom?.configFields ?? {}) };
+  const base = { ...pretrainedConfig(lowered, architecture, builtin, { ...o, quantization: quantizationConfig(o.quant, lowered, o.mapping.pp) }), ...(custom?.configFields ?? {}) };
+  // Sliding windows are a runtime setting in TensorRT-LLM 1.2.1: PretrainedConfig.runtime_defaults becomes
+  // RuntimeDefaults(max_attention_window=[...]) (models/modeling_utils.py create_runtime_defaults), which the
+  // executor uses when the run does not set KvCacheConfig.max_attention_window itself.
+  const windows = maxAttentionWindow(graph, base.max_position_embeddings as number);
+  const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
   const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
   const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
@@ -84,5 +95,14 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
         ...(workers > 1 ? ["--workers", String(workers)] : []),
       ]),
     ].join(" ");
-  return { graph, architecture, ...(builtin && { builtin }), detection, files, plans, buildCommand };
+  const runCommand = (engineDir: string) =>
+    [
+      ...(o.mapping.tp * o.mapping.pp > 1 ? [`mpirun -n ${o.mapping.tp * o.mapping.pp} --allow-run-as-root`] : []),
+      "python3 examples/run.py",
+      `--engine_dir ${shellQuote(engineDir)}`,
+      "--tokenizer_dir HF_DIR",
+      "--max_output_len 32",
+      ...(windows ? [`--max_attention_window_size ${windows.join(" ")}`] : []),
+    ].join(" ");
+  return { graph, architecture, ...(builtin && { builtin }), detection, files, plans, buildCommand, ...(windows && { maxAttentionWindow: windows }), runCommand };
 }

@@ -177,7 +177,7 @@ export function ownParams(module: ModuleKind, n: Node): string[] {
   const b = (on: unknown, name: string) => (on ? [name] : []);
   switch (module) {
     case "attention":
-      return ["qkv.weight", ...b(n.attrs.qkvBias, "qkv.bias"), "dense.weight", ...b(n.attrs.denseBias, "dense.bias")];
+      return ["qkv.weight", ...b(n.attrs.qkvBias, "qkv.bias"), "dense.weight", ...b(n.attrs.denseBias, "dense.bias"), ...b(n.attrs.qkNorm, "q_layernorm.weight"), ...b(n.attrs.qkNorm, "k_layernorm.weight")];
     case "mlp": {
       const cols = n.op === "trtllm.gated_mlp" ? ["fc", "gate"] : ["fc"];
       return [...[...cols, "proj"].map((c) => `${c}.weight`), ...(n.attrs.bias ? [...cols, "proj"].map((c) => `${c}.bias`) : [])];
@@ -372,6 +372,8 @@ export function planLayer(g: Graph, p: Partition, index: number, reserved: Reado
     });
     const slot = SLOT_ATTRS[n.op];
     const attrs = { ...n.attrs };
+    // A sliding window is a runtime setting (per-layer max_attention_window_size); the layer class is the same.
+    if (n.op === "trtllm.attention") delete attrs.window;
     if (slot) {
       delete attrs[slot.attr];
       const raw = n.attrs[slot.attr] as number;

@@ -181,6 +181,8 @@ class Emitter {
             `attention_mask_type=${this.layerCls("AttentionMaskType")}.causal`,
             `bias=${a.qkvBias ? "True" : "False"}`,
             `dense_bias=${a.denseBias ? "True" : "False"}`,
+            // QK-norm: per-head RmsNorm of q and k before rotary; weights q_layernorm / k_layernorm of size head_dim.
+            ...(a.qkNorm ? ["qk_layernorm=True", `layernorm_type=${this.imports.use("tensorrt_llm.functional", "LayerNormType")}.RmsNorm`, `eps=${pyFloat(a.qkNormEps as number)}`] : []),
             "position_embedding_type=config.position_embedding_type",
             ...(rope ? ["rotary_embedding_base=config.rotary_base", "rotary_embedding_scaling=config.rotary_scaling", "rotary_embedding_percentage=config.rotary_pct"] : []),
             `q_scaling=${use?.field ? `config.${use.field}[layer_idx]` : pyFloat(use!.uniform)}`,

@@ -74,6 +74,8 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
   };
   const extras: Record<BuiltinFamily, Record<string, JsonValue>> = {
     llama: { attn_bias: a.qkvBias!, mlp_bias: f.mlpBias },
+    // QWenConfig (tensorrt_llm/models/qwen/config.py @ 0428c188): qwen_type picks the variant; attn_bias is the q/k/v bias.
+    qwen: { qwen_type: "qwen2", attn_bias: a.qkvBias!, mlp_bias: f.mlpBias, tie_word_embeddings: o.hf.tie_word_embeddings === true },
     gpt: { gpt_variant: "gpt2", bias: true, q_scaling: 1.0 },
     gptj: { rotary_dim: a.rotaryDim! },
   };

@@ -25,8 +25,17 @@ export const engineTarget = {
     return {
       ...e,
       summary: `${ranks} rank file${ranks > 1 ? "s" : ""}; architecture ${e.architecture}: ${why}`,
-      usage: (outDir) => ["Build the engines (TensorRT-LLM 1.2.1, on a GPU machine):", `  ${e.buildCommand(outDir, engineDir(outDir))}`],
-      info: (outDir) => ({ builtin: e.builtin ?? null, reason: why, command: e.buildCommand(outDir, engineDir(outDir)) }),
+      usage: (outDir) => [
+        "Build the engines (TensorRT-LLM 1.2.1, on a GPU machine):",
+        `  ${e.buildCommand(outDir, engineDir(outDir))}`,
+        ...(e.maxAttentionWindow ? [`Run them (sliding-window layers: per-layer max_attention_window_size ${e.maxAttentionWindow.join(",")}, also in config.json runtime_defaults and in 'kiln triton'):`, `  ${e.runCommand(engineDir(outDir))}`] : []),
+      ],
+      info: (outDir) => ({
+        builtin: e.builtin ?? null,
+        reason: why,
+        command: e.buildCommand(outDir, engineDir(outDir)),
+        ...(e.maxAttentionWindow && { maxAttentionWindow: e.maxAttentionWindow, runCommand: e.runCommand(engineDir(outDir)) }),
+      }),
     };
   },
 } satisfies Target;

@@ -9,6 +9,7 @@
 // codegen/apicheck/trtllm-torch-1.2.json (the static check in the tests); output is byte-identical for the same
 // input; every user string reaches Python through codegen/python/identifiers.
 
+import { layerWindows } from "../attention-windows.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
@@ -98,6 +99,9 @@ class Emitter {
     switch (leaf.module) {
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
+        // The backend's QK-norm layer (QKNormRoPEAttention) is not in the 1.2.1 API manifest this target is checked
+        // against, so its 1.2.1 constructor is unverified: refuse rather than guess.
+        if (a.qkNorm) fail(`${n.scope}: per-head q/k RMSNorm (QK-norm) is not supported by --target trtllm-torch yet (use --target trtllm-engine or hf)`);
         const use = this.plan.slotUse.get(n)?.get(-1);
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         return [
@@ -191,7 +195,9 @@ class Emitter {
     }
     // Models without RoPE pass no positions (as TensorRT-LLM's OPT does): unfused backends would rotate otherwise.
     const pos = n.attrs.rope === "none" ? "None" : args[1]!.expr === FLAT_POSITIONS ? "position_ids" : `${args[1]!.expr}.view(1, -1)`;
-    b.w.call(`${out} = ${mod}`, [`position_ids=${pos}`, `hidden_states=${args[0]!.expr}`, "attn_metadata=attn_metadata"]);
+    // Sliding windows: Attention.forward's attention_window_size, per layer from the config (None = global).
+    const window = layerWindows(this.plan.g) ? ["attention_window_size=self.attention_window_size"] : [];
+    b.w.call(`${out} = ${mod}`, [`position_ids=${pos}`, `hidden_states=${args[0]!.expr}`, "attn_metadata=attn_metadata", ...window]);
   }
 }
 
@@ -258,6 +264,7 @@ function emitLayer(em: Emitter): PyWriter {
       w.line("config = model_config.pretrained_config");
       w.line("self.model_config = model_config");
       w.line("self.layer_idx = layer_idx");
+      if (layerWindows(plan.g)) w.line("self.attention_window_size = config.kiln_attention_windows[layer_idx] or None");
       em.emitTree(w, l0.tree.root, LAYER_RENAME, true);
     });
     w.blank();

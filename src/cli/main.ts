@@ -7,6 +7,7 @@ import { checkCommand } from "./commands/check.ts";
 import { compileCommand } from "./commands/compile.ts";
 import { passesCommand } from "./commands/passes.ts";
 import { runCommand } from "./commands/run.ts";
+import { modelsCommand } from "./commands/models.ts";
 import { graphCommand } from "./commands/graph.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { planCommand } from "./commands/plan.ts";
@@ -17,11 +18,18 @@ import { calibrateCommand } from "./commands/calibrate.ts";
 import { evalCommand } from "./commands/eval.ts";
 import { reportError } from "./errors.ts";
 
+const MODEL_ARG = "model definition (.ts) or zoo name (kiln models); omitted: picked from config.json's architectures";
+
 export function buildProgram(out: (s: string) => void): Command {
   const program = new Command("kiln")
     .description("Compile transformer LLMs written in TypeScript into TensorRT-LLM 1.2.1 models")
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: (s) => process.stderr.write(s) });
+  program
+    .command("models")
+    .description("list the model zoo: each definition in models/, the Hugging Face architectures it reads, its TensorRT-LLM class")
+    .option("--json", "print one JSON object")
+    .action(async (o) => modelsCommand(o, out));
   program
     .command("check")
     .description("type-check a model file without running it")
@@ -30,7 +38,7 @@ export function buildProgram(out: (s: string) => void): Command {
   program
     .command("run")
     .description("run a model on the CPU interpreter with Hugging Face weights: logits and greedy generation")
-    .argument("<model>", "model definition (.ts)")
+    .argument("[model]", MODEL_ARG)
     .requiredOption("--hf <dir>", "Hugging Face checkpoint directory (config.json + safetensors)")
     .requiredOption("--ids <ids>", "prompt token ids, comma-separated")
     .option("--max-new-tokens <n>", "tokens to generate greedily", "8")
@@ -48,7 +56,7 @@ export function buildProgram(out: (s: string) => void): Command {
   program
     .command("compile")
     .description("compile for a target: TensorRT-LLM 1.2.1 engine checkpoint (default), TensorRT-LLM PyTorch backend, or Hugging Face remote code")
-    .argument("<model>", "model definition (.ts)")
+    .argument("[model]", MODEL_ARG)
     .requiredOption("--hf <dir>", "Hugging Face checkpoint directory")
     .requiredOption("--out <dir>", "output directory (replaced atomically; only an earlier Kiln output unless --force)")
     .option("--force", "replace an existing --out that Kiln did not write (never an input, '.', '/' or $HOME)")
@@ -102,7 +110,7 @@ export function buildProgram(out: (s: string) => void): Command {
   program
     .command("graph")
     .description("write the model graph at one stage as ONNX (Netron), Graphviz, an interactive HTML page or text")
-    .argument("<model>", "model definition (.ts)")
+    .argument("[model]", MODEL_ARG)
     .option("--hf <dir>", "Hugging Face checkpoint directory (config.json + safetensors)")
     .option("--config <file>", "a Hugging Face config.json alone (no weights needed)")
     .option("--stage <stage>", "traced | fused | trtllm", "fused")
@@ -115,7 +123,7 @@ export function buildProgram(out: (s: string) => void): Command {
   program
     .command("plan")
     .description("plan GPU memory: weights per GPU, activations, KV cache bytes per token and tokens that fit")
-    .argument("<model>", "model definition (.ts)")
+    .argument("[model]", MODEL_ARG)
     .option("--hf <dir>", "Hugging Face checkpoint directory")
     .option("--config <file>", "a Hugging Face config.json alone (no weights needed)")
     .option("--dtype <dtype>", "float32 | float16 | bfloat16 (default: the checkpoint's dtype)")
@@ -132,7 +140,7 @@ export function buildProgram(out: (s: string) => void): Command {
   program
     .command("inspect")
     .description("parameters per module, op counts per stage, hints in effect and the TensorRT-LLM class, with why")
-    .argument("<model>", "model definition (.ts)")
+    .argument("[model]", MODEL_ARG)
     .option("--hf <dir>", "Hugging Face checkpoint directory")
     .option("--config <file>", "a Hugging Face config.json alone (no weights needed)")
     .option("--json", "print one JSON object")

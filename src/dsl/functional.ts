@@ -27,9 +27,13 @@ export const rope = (x: Tensor, positions: Tensor, spec: RopeSpec): Tensor =>
 /** act(x[..., n:]) * x[..., :n] for x[..., 2n] (TensorRT-LLM's fused gated-MLP layout). */
 export const gatedActivation = (x: Tensor, act: "silu" | "gelu" | "gelu_tanh" | "relu"): Tensor => emit1("gated_activation", [x], { act });
 
-/** q: [batch, seq, heads, d], k/v: [batch, seq, kv_heads, d] -> [batch, seq, heads, d]. */
-export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boolean; scale: number }): Tensor =>
-  emit1("attention", [q, k, v], { causal: opts.causal, scale: opts.scale });
+/** q: [batch, seq, heads, d], k/v: [batch, seq, kv_heads, d] -> [batch, seq, heads, d]. `window` (tokens, default 0 =
+ *  unlimited) is a sliding window: query i attends to keys i-window+1 .. i. */
+export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boolean; scale: number; window?: number }): Tensor => {
+  const window = opts.window ?? 0;
+  if (!Number.isInteger(window) || window < 0) throw new Error(`attention window must be a whole number of tokens >= 0 (0 = unlimited), got ${window}`);
+  return emit1("attention", [q, k, v], { causal: opts.causal, scale: opts.scale, window });
+};
 
 /** Activations by their Hugging Face names; unknown names are rejected where a config is parsed. */
 export const ACTIVATIONS = {
@@ -45,4 +49,5 @@ export const ACTIVATIONS = {
 } as const;
 
 export type Activation = keyof typeof ACTIVATIONS;
+/** The Hugging Face activation names Kiln knows (for a config schema's `hidden_act`). */
 export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS) as [Activation, ...Activation[]];

@@ -17,14 +17,17 @@ export class Tensor {
     return this.valueId;
   }
 
+  /** Dimensions, each a number or a symbol such as "batch" or "seq". */
   get shape(): Shape {
     return activeTracer().type(this.id).shape;
   }
 
+  /** Element type: f32, f16, bf16, i32 or bool. */
   get dtype(): DType {
     return activeTracer().type(this.id).dtype;
   }
 
+  /** Number of dimensions. */
   get rank(): number {
     return this.shape.length;
   }

@@ -305,8 +305,10 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
         for (let i = 0; i < s; i++) {
           const qo = ((bi * s + i) * h + hi) * d;
           const last = a.causal ? Math.min(sk - 1, i + (sk - s)) : sk - 1;
+          // Sliding window (transformers masking_utils.sliding_window_overlay: kv_idx > q_idx - window).
+          const first = a.window > 0 ? Math.max(0, i + (sk - s) - a.window + 1) : 0;
           let max = Number.NEGATIVE_INFINITY;
-          for (let j = 0; j <= last; j++) {
+          for (let j = first; j <= last; j++) {
             const ko = ((bi * sk + j) * kvh + kh) * d;
             let dot = 0;
             for (let c = 0; c < d; c++) dot += q!.data[qo + c]! * k!.data[ko + c]!;
@@ -314,11 +316,11 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
             if (scores[j]! > max) max = scores[j]!;
           }
           let sum = 0;
-          for (let j = 0; j <= last; j++) sum += scores[j] = Math.exp(scores[j]! - max);
+          for (let j = first; j <= last; j++) sum += scores[j] = Math.exp(scores[j]! - max);
           const oo = ((bi * s + i) * h + hi) * dv;
           for (let c = 0; c < dv; c++) {
             let acc = 0;
-            for (let j = 0; j <= last; j++) acc += scores[j]! * v!.data[((bi * sk + j) * kvh + kh) * dv + c]!;
+            for (let j = first; j <= last; j++) acc += scores[j]! * v!.data[((bi * sk + j) * kvh + kh) * dv + c]!;
             out[oo + c] = acc / sum;
           }
         }

@@ -78,6 +78,13 @@ const ROPE_SCHEMA = {
   scaling: "json",
 } as const satisfies AttrSchema;
 
+const ATTENTION_SCHEMA = {
+  causal: "bool",
+  scale: "number",
+  /** Sliding window in tokens (query i sees keys i-window+1 .. i); 0 = every earlier key. */
+  window: "int",
+} as const satisfies AttrSchema;
+
 export const CORE_OPS = {
   constant: {
     attrs: { value: "number", dtype: "dtype" },
@@ -283,7 +290,7 @@ export const CORE_OPS = {
     doc: "act(x[..., n:]) * x[..., :n] for x[..., 2n]: TensorRT-LLM's fused gated MLP (swiglu/geglu) layout",
   } satisfies OpDef<{ act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu"] } }>,
   attention: {
-    attrs: { causal: "bool", scale: "number" },
+    attrs: ATTENTION_SCHEMA,
     arity: [3, 3],
     infer: (ins) => {
       const [q, k, v] = ins as [ValueType, ValueType, ValueType];
@@ -294,8 +301,8 @@ export const CORE_OPS = {
       if (q.shape[3] !== k.shape[3] || k.shape[1] !== v.shape[1]) fail(`q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)} disagree`);
       return [t(q.dtype, [q.shape[0]!, q.shape[1]!, h, v.shape[3]!])];
     },
-    doc: "scaled dot-product attention with grouped-query heads, optionally causal",
-  } satisfies OpDef<{ causal: "bool"; scale: "number" }>,
+    doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window)",
+  } satisfies OpDef<typeof ATTENTION_SCHEMA>,
 } as const;
 
 export type CoreOp = keyof typeof CORE_OPS;

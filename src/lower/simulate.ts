@@ -63,7 +63,7 @@ function rankHooks(h: SimulationHooks, at: string, rank: number) {
   };
 }
 
-function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | undefined, denseW: RTensor, a: AttentionAttrs, tp: number, what: string, hk: ReturnType<typeof rankHooks>): RTensor {
+function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | undefined, denseW: RTensor, a: AttentionAttrs, tp: number, what: string, hk: ReturnType<typeof rankHooks>, qkNorm?: [RTensor, RTensor]): RTensor {
   const [b, s] = x.shape as [number, number];
   const hl = a.heads / tp;
   const kvl = a.kvHeads >= tp ? a.kvHeads / tp : 1;
@@ -75,12 +75,17 @@ function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | 
   q = reshape(q, [b, s, hl, hd]);
   k = reshape(k, [b, s, kvl, hd]);
   v = reshape(v, [b, s, kvl, hd]);
+  if (qkNorm) {
+    // TensorRT-LLM Attention(qk_layernorm=True, layernorm_type=RmsNorm): per-head norms before the rotary embedding.
+    q = K.rms_norm([q, qkNorm[0]], { eps: a.qkNormEps }, ctx)[0]!;
+    k = K.rms_norm([k, qkNorm[1]], { eps: a.qkNormEps }, ctx)[0]!;
+  }
   if (a.rope !== "none") {
     const rope = { style: a.rope, rotaryDim: a.rotaryDim, theta: a.ropeTheta, scaling: a.ropeScaling } as CoreAttrs<"rope">;
     q = K.rope([q, pos], rope, ctx)[0]!;
     k = K.rope([k, pos], rope, ctx)[0]!;
   }
-  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale }, ctx)[0]!;
+  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale, window: a.window }, ctx)[0]!;
   expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
   const xd = hk.lin("dense", reshape(out, [b, s, hl * hd]));
   return hk.out("dense", xd, K.linear([xd, denseW], {}, ctx)[0]!);
@@ -108,8 +113,13 @@ const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: Simul
     const a = n.attrs as AttentionAttrs;
     const [x, pos] = ins as [RTensor, RTensor];
     const params = ins.slice(2).map(perRank);
-    const [qkvW, qkvB, denseW, denseB] = a.qkvBias ? [params[0]!, params[1], params[2]!, params[3]] : [params[0]!, undefined, params[1]!, params[2]];
-    const partials = Array.from({ length: tp }, (_, r) => attentionRank(x, pos, qkvW[r]!, qkvB?.[r], denseW[r]!, a, tp, `${n.scope} (tp rank ${r})`, rankHooks(h, n.scope, r)));
+    let i = 0;
+    const qkvW = params[i++]!;
+    const qkvB = a.qkvBias ? params[i++] : undefined;
+    const denseW = params[i++]!;
+    const denseB = a.denseBias ? params[i++] : undefined;
+    const qkNorm = a.qkNorm ? [params[i++]!, params[i++]!] : undefined;
+    const partials = Array.from({ length: tp }, (_, r) => attentionRank(x, pos, qkvW[r]!, qkvB?.[r], denseW[r]!, a, tp, `${n.scope} (tp rank ${r})`, rankHooks(h, n.scope, r), qkNorm && [qkNorm[0]![r]!, qkNorm[1]![r]!]));
     return addBias(sum(partials), denseB, a.reduce === "layer");
   },
   "trtllm.gated_mlp": (ins, n, tp, h) => {

@@ -60,6 +60,8 @@ interface AttentionBlock {
   readonly qkvB: ValueId[];
   readonly denseW: ValueId;
   readonly denseB?: ValueId;
+  /** QK-norm weights [q, k], each [head_dim] (TensorRT-LLM q_layernorm / k_layernorm). */
+  readonly qkNormW?: [ValueId, ValueId];
   readonly attrs: Record<string, unknown>;
 }
 
@@ -85,14 +87,24 @@ function analyzeAttention(c: Ctx, A: Node): AttentionBlock {
       interior.add(n);
       n = need(c.def.get(n.inputs[0]!), `${where(rope)}: rope of a graph input`);
     }
+    // QK-norm: a per-head RMSNorm of q / k between the head reshape and the rotary embedding.
+    let norm: Node | undefined;
+    if (n.op === "rms_norm" && n.inputs.length === 2 && (c.users.get(n.outputs[0]!) ?? []).length === 1) {
+      norm = n;
+      interior.add(n);
+      n = need(c.def.get(n.inputs[0]!), `${where(norm)}: rms_norm of a graph input`);
+    }
     need(n.op === "reshape", `${where(A)}: expected reshape to heads before attention, found ${n.op}`);
     interior.add(n);
     const heads = n.attrs.shape as (number | string)[];
     const src = need(c.def.get(n.inputs[0]!), `${where(n)}: reshape of a graph input`);
-    return { rope, heads: heads[2] as number, headDim: heads[3] as number, src };
+    return { rope, norm, heads: heads[2] as number, headDim: heads[3] as number, src };
   });
   const [q, k, v] = parts as [(typeof parts)[0], (typeof parts)[0], (typeof parts)[0]];
   need(!v.rope, `${where(A)}: rope on v is not something TensorRT-LLM's Attention does`);
+  need(!v.norm, `${where(A)}: a norm on v is not something TensorRT-LLM's Attention does`);
+  need(!!q.norm === !!k.norm, `${where(A)}: a norm on only one of q and k (TensorRT-LLM's qk_layernorm normalizes both)`);
+  if (q.norm && k.norm) need(q.norm.attrs.eps === k.norm.attrs.eps, `${where(A)}: q and k norms have different epsilons`);
   need(!!q.rope === !!k.rope, `${where(A)}: rope on only one of q and k`);
   if (q.rope && k.rope) need(JSON.stringify(q.rope.attrs) === JSON.stringify(k.rope.attrs), `${where(A)}: q and k use different rotary settings`);
   let qkvW: ValueId[];
@@ -131,6 +143,7 @@ function analyzeAttention(c: Ctx, A: Node): AttentionBlock {
     qkvB,
     denseW: dense.inputs[1]!,
     ...(dense.inputs[2] !== undefined && { denseB: dense.inputs[2] }),
+    ...(q.norm && k.norm && { qkNormW: [q.norm.inputs[1]!, k.norm.inputs[1]!] as [ValueId, ValueId] }),
     attrs: {
       heads: q.heads,
       kvHeads: k.heads,
@@ -142,6 +155,9 @@ function analyzeAttention(c: Ctx, A: Node): AttentionBlock {
       scale: A.attrs.scale,
       qkvBias: qkvB.length > 0,
       denseBias: dense.inputs[2] !== undefined,
+      window: A.attrs.window,
+      qkNorm: q.norm !== undefined,
+      qkNormEps: (q.norm?.attrs.eps as number | undefined) ?? 1e-6,
       reduce: "allreduce",
     },
   };
@@ -294,6 +310,7 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
       }
       ins.push(param(`${scope}.dense.weight`, exprOf(blk.denseW), shapeOfParam(blk.denseW)));
       if (blk.denseB !== undefined) ins.push(param(`${scope}.dense.bias`, exprOf(blk.denseB), shapeOfParam(blk.denseB)));
+      if (blk.qkNormW) blk.qkNormW.forEach((w, k) => ins.push(param(`${scope}.${["q", "k"][k]}_layernorm.weight`, exprOf(w), shapeOfParam(w))));
       subst.set(n.outputs[0]!, b.node("trtllm.attention", ins, blk.attrs, opts(scope, { trtllm: "Attention" }))[0]!);
       continue;
     }

@@ -25,6 +25,13 @@ const ATTENTION_ATTRS = {
   scale: "number",
   qkvBias: "bool",
   denseBias: "bool",
+  /** Sliding window in tokens (0 = global). TensorRT-LLM 1.2.1 takes it at runtime, per layer, as
+   *  max_attention_window_size; the layer itself is unchanged. */
+  window: "int",
+  /** QK-norm (TensorRT-LLM Attention qk_layernorm with RmsNorm): per-head RMSNorm of q and k before rotary, with
+   *  two trailing inputs q_layernorm.weight and k_layernorm.weight, each [headDim]. */
+  qkNorm: "bool",
+  qkNormEps: "number",
   /** "allreduce": RowLinear reduces, then adds its bias once (TensorRT-LLM default). "layer": no reduction inside the
    *  layer; the decoder layer sums partials (GPT-J's parallel block), so biases live on rank 0 only. */
   reduce: { oneOf: ["allreduce", "layer"] },
@@ -47,7 +54,7 @@ const hiddenOf = (x: ValueType) => x.shape[x.shape.length - 1] as number;
 export const TRTLLM_OPS = {
   "trtllm.attention": {
     attrs: ATTENTION_ATTRS,
-    arity: [4, 6],
+    arity: [4, 8],
     infer: (ins, a) => {
       const [x, pos, qkvW, ...rest] = ins as [ValueType, ValueType, ValueType, ...ValueType[]];
       const d = hiddenOf(x);
@@ -58,11 +65,13 @@ export const TRTLLM_OPS = {
       if (a.qkvBias) vector(qkvB, qkvRows, "qkv.bias");
       matrix(denseW, d, a.heads * a.headDim, "dense.weight");
       if (a.denseBias) vector(denseB, d, "dense.bias");
-      if (ins.length !== 4 + Number(a.qkvBias) + Number(a.denseBias)) fail(`attention takes ${4 + Number(a.qkvBias) + Number(a.denseBias)} inputs with these bias flags, got ${ins.length}`);
+      const count = 4 + Number(a.qkvBias) + Number(a.denseBias) + 2 * Number(a.qkNorm);
+      if (ins.length !== count) fail(`attention takes ${count} inputs with these bias and qkNorm flags, got ${ins.length}`);
+      if (a.qkNorm) ["q_layernorm.weight", "k_layernorm.weight"].forEach((what, k) => vector(ins[count - 2 + k], a.headDim, what));
       if (a.heads % a.kvHeads !== 0) fail(`${a.heads} heads are not a multiple of ${a.kvHeads} kv heads`);
       return [{ dtype: x.dtype, shape: [...x.shape] }];
     },
-    doc: "TensorRT-LLM Attention: fused qkv, rotary, causal GPT attention plugin, dense (inputs: x, positions, qkv.weight, [qkv.bias], dense.weight, [dense.bias])",
+    doc: "TensorRT-LLM Attention: fused qkv, [per-head q/k RMSNorm], rotary, causal GPT attention plugin, dense (inputs: x, positions, qkv.weight, [qkv.bias], dense.weight, [dense.bias], [q_layernorm.weight, k_layernorm.weight])",
   } satisfies OpDef<typeof ATTENTION_ATTRS>,
   "trtllm.gated_mlp": {
     attrs: MLP_ATTRS,

@@ -17,7 +17,7 @@ describe("buildView", () => {
     const ids = new Set(v.nodes.map((n) => n.id));
     for (const e of v.edges) expect(ids.has(e.from) && ids.has(e.to)).toBe(true);
     const add = v.nodes.find((n) => n.label === "add")!;
-    expect(add.detail.loc).toMatch(/^models\/llama\.ts:66:\d+$/);
+    expect(add.detail.loc).toMatch(/^models\/llama\.ts:77:\d+$/);
     expect(add.scope).toBe("layers.0");
     const qkv = v.nodes.find((n) => n.detail.meta?.trtllm?.startsWith("Attention.qkv"))!;
     expect(qkv.detail.inputs.map((i) => i.name)).toEqual(["%24", "layers.0.attn.qkv.weight"]);

@@ -46,7 +46,11 @@ const RopeScaling4 = z.looseObject({
 export const HFRopeFields = {
   rope_theta: z.number().positive().optional(),
   rope_scaling: RopeScaling4.nullable().optional(),
-  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional() }).nullable().optional(),
+  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional(), partial_rotary_factor: z.number().positive().max(1).optional() }).nullable().optional(),
+  /** Partial rotary in its several spellings (transformers 4.x `rotary_pct` / `partial_rotary_factor` / `rotary_dim`). */
+  partial_rotary_factor: z.number().positive().max(1).optional(),
+  rotary_pct: z.number().positive().max(1).optional(),
+  rotary_dim: z.number().int().positive().nullish(),
 };
 
 export interface KilnRope {
@@ -57,6 +61,7 @@ export interface KilnRope {
 
 type RopeInput = { rope_theta?: number | undefined; rope_scaling?: z.infer<typeof RopeScaling4> | null | undefined; rope_parameters?: (z.infer<typeof RopeScaling4> & { rope_theta?: number | undefined }) | null | undefined };
 
+/** Rotary theta and scaling from either config form; an unsupported scaling type is a one-line ConfigError. */
 export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
   const p = c.rope_parameters ?? c.rope_scaling ?? undefined;
   const theta = c.rope_parameters?.rope_theta ?? c.rope_theta ?? defaultTheta;
@@ -79,4 +84,56 @@ export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
       },
     };
   throw new ConfigError(`config.json: rope scaling type '${type}' is not supported (supported: default, linear, llama3)`);
+}
+
+type PartialRotaryInput = {
+  rope_parameters?: { partial_rotary_factor?: number | undefined } | null | undefined;
+  partial_rotary_factor?: number | undefined;
+  rotary_pct?: number | undefined;
+  rotary_dim?: number | null | undefined;
+};
+
+/**
+ * Rotary channels per head for partial rotary: an explicit `rotary_dim` wins, else int(head_dim * factor) with the
+ * factor from `rope_parameters.partial_rotary_factor` (transformers 5.x), `partial_rotary_factor` or `rotary_pct`
+ * (4.x; GPT-NeoX, Phi, StableLM), else `defaultFactor` (transformers computes `int(head_dim * partial_rotary_factor)`,
+ * modeling_rope_utils.py @ 5.17). The result must be even (rotate-half pairs channels).
+ */
+export function rotaryDimFromHF(c: PartialRotaryInput, headDim: number, defaultFactor = 1): number {
+  const factor = c.rope_parameters?.partial_rotary_factor ?? c.partial_rotary_factor ?? c.rotary_pct ?? defaultFactor;
+  const dim = c.rotary_dim ?? Math.trunc(headDim * factor);
+  if (dim <= 0 || dim > headDim || dim % 2 !== 0) throw new ConfigError(`config.json: partial rotary gives ${dim} rotary channels of head_dim ${headDim}; it must be even and in (0, head_dim]`);
+  return dim;
+}
+
+/** The sliding-window fields of a HF config (Mistral, Qwen2, Gemma 2/3, ...); pass through `slidingWindowsFromHF`. */
+export const HFSlidingWindowFields = {
+  sliding_window: z.number().int().positive().nullish(),
+  use_sliding_window: z.boolean().optional(),
+  max_window_layers: z.number().int().nonnegative().optional(),
+  layer_types: z.array(z.string()).nullish(),
+};
+
+type SlidingInput = { sliding_window?: number | null | undefined; use_sliding_window?: boolean | undefined; max_window_layers?: number | undefined; layer_types?: string[] | null | undefined };
+
+/**
+ * Per-layer attention window in tokens (0 = global), as transformers decides it: an explicit `layer_types` list
+ * ("sliding_attention" | "full_attention") wins (transformers 5.x writes it for Qwen2, Gemma 2/3, ...); otherwise
+ * `use_sliding_window: false` turns the window off (Qwen2), `max_window_layers` keeps layers below it global
+ * (Qwen2: `i >= max_window_layers` slide, configuration_qwen2.py @ transformers 5.17), and a plain `sliding_window`
+ * applies to every layer (Mistral).
+ */
+export function slidingWindowsFromHF(c: SlidingInput, layers: number): number[] {
+  const w = c.sliding_window ?? 0;
+  if (c.layer_types) {
+    if (c.layer_types.length !== layers) throw new ConfigError(`config.json: layer_types has ${c.layer_types.length} entries for ${layers} layers`);
+    return c.layer_types.map((t, i) => {
+      if (t === "full_attention") return 0;
+      if (t !== "sliding_attention") throw new ConfigError(`config.json: layer_types[${i}] '${t}' is not supported (supported: full_attention, sliding_attention)`);
+      if (!w) throw new ConfigError(`config.json: layer_types[${i}] is sliding_attention but sliding_window is not set`);
+      return w;
+    });
+  }
+  if (!w || c.use_sliding_window === false) return Array.from({ length: layers }, () => 0);
+  return Array.from({ length: layers }, (_, i) => (c.max_window_layers !== undefined && c.use_sliding_window !== undefined && i < c.max_window_layers ? 0 : w));
 }

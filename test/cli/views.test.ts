@@ -7,7 +7,11 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
-import { FIXTURE_MODELS, FIXTURES } from "../golden.ts";
+import { ZOO_TRTLLM_CLASS, type ZooName } from "../../src/pipeline/zoo.ts";
+import { FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
+
+/** Every model file with a fixture: the original HF fixtures and the zoo's. */
+const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...ZOO_FIXTURES.map((m) => ({ ...m, dir: ZOO }))];
 
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-views-"));
@@ -16,12 +20,12 @@ const CONFIGS = new URL("../fixtures/configs/", import.meta.url).pathname;
 describe("graph, plan and inspect on every model in models/", () => {
   it("the fixtures cover every model file", () => {
     const files = readdirSync("models").filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")).map((f) => f.replace(/\.ts$/, ""));
-    expect(new Set(FIXTURE_MODELS.map((m) => m.model))).toEqual(new Set(files));
+    expect(new Set(ALL_FIXTURES.map((m) => m.model))).toEqual(new Set(files));
   });
 
-  for (const { fixture, model } of FIXTURE_MODELS)
+  for (const { fixture, model, dir } of ALL_FIXTURES)
     it(`${fixture} (models/${model}.ts)`, async () => {
-      const common = [`models/${model}.ts`, "--hf", `${FIXTURES}${fixture}`, "--no-typecheck"];
+      const common = [`models/${model}.ts`, "--hf", `${dir}${fixture}`, "--no-typecheck"];
       for (const stage of ["traced", "fused", "trtllm"])
         for (const format of ["onnx", "dot", "html", "text"]) {
           const out = join(tmp, `${fixture}-${stage}.${format}`);
@@ -47,11 +51,12 @@ describe("graph, plan and inspect on every model in models/", () => {
       const inspect = await kiln(["inspect", ...common, "--json"]);
       expect(inspect.code).toBe(0);
       const r = JSON.parse(inspect.out);
-      expect(r.target.builtin).toBe(true);
+      const builtin = ZOO_TRTLLM_CLASS[model as ZooName].class !== "custom model.py";
+      expect(r.target.builtin).toBe(builtin);
       expect(r.ops.trtllm["trtllm.attention"]).toBe(r.ops.traced.attention);
       const text = await kiln(["inspect", ...common]);
       expect(text.out).toMatch(/^model \w+ \(\w+\): [\d,]+ parameters\nparameters per module:\n/);
-      expect(text.out).toMatch(/\ntarget: built-in \w+ForCausalLM\n {2}why: /);
+      expect(text.out).toMatch(builtin ? /\ntarget: built-in \w+ForCausalLM\n {2}why: / : /\ntarget: custom /);
     });
 
   it("prints dot and text to stdout and folds repeated layers unless --expand", async () => {

@@ -20,7 +20,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "test" / "fixtures" / "hf"
-MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "models/llama.ts", "llama3_gqa": "models/llama.ts"}
+ZOO = REPO / "test" / "fixtures" / "zoo"
+MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "models/llama.ts", "llama3_gqa": "models/llama.ts",
+              "mistral": "models/mistral.ts", "qwen2": "models/qwen2.ts", "qwen3": "models/qwen3.ts",
+              "gemma": "models/gemma.ts", "gpt_neox": "models/gpt_neox.ts", "gpt_neox_seq": "models/gpt_neox.ts"}
+# Zoo fixtures (scripts/zoo-fixtures/make.py) live beside the original ones; their sliding windows are shorter than
+# the prompts, so generate() through the KV cache checks the window mask too.
+FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "gpt_neox_seq") else FIXTURES) / f for f in MODEL_FILE}
 GLUE_MODEL = "codegen/hf/tests/glue_model.ts"
 TOLERANCE = 1e-5
 
@@ -49,7 +55,7 @@ def emitted(tmp_path_factory):
     # Distinct directory names keep transformers' remote-code module caches apart; the compiles run in parallel.
     runs = {
         fixture: subprocess.Popen(
-            [node, "bin/kiln.js", "compile", model, "--hf", str(FIXTURES / fixture), "--out", str(out[fixture]),
+            [node, "bin/kiln.js", "compile", model, "--hf", str(FIXTURE_DIR[fixture]), "--out", str(out[fixture]),
              "--target", "hf", "--no-typecheck", "--json"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for fixture, model in MODEL_FILE.items()
@@ -71,7 +77,7 @@ def kiln(*args: str) -> str:
 
 
 def golden(fixture: str):
-    g = load_file(str(FIXTURES / fixture / "golden.safetensors"))
+    g = load_file(str(FIXTURE_DIR[fixture] / "golden.safetensors"))
     return [(g[f"input_ids.{i}"].long(), g[f"logits.{i}"], g[f"greedy.{i}"].tolist()) for i in range(2)]
 
 
@@ -85,7 +91,7 @@ def test_logits_and_greedy_match_the_original_model(emitted, fixture):
     model, info = load(emitted[fixture], output_loading_info=True)
     assert type(model).__name__.startswith("Kiln") and type(model).__name__.endswith("ForCausalLM")
     assert {k: v for k, v in info.items() if v} == {}
-    original = transformers.AutoModelForCausalLM.from_pretrained(str(FIXTURES / fixture)).eval()
+    original = transformers.AutoModelForCausalLM.from_pretrained(str(FIXTURE_DIR[fixture])).eval()
     for ids, logits, greedy in golden(fixture):
         with torch.no_grad():
             mine = model(ids[None]).logits[0]
@@ -96,7 +102,7 @@ def test_logits_and_greedy_match_the_original_model(emitted, fixture):
         assert out[0, ids.shape[0]:].tolist() == greedy
 
 
-@pytest.mark.parametrize("fixture", ["gpt2", "llama3_gqa"])
+@pytest.mark.parametrize("fixture", ["gpt2", "llama3_gqa", "mistral"])
 def test_left_padded_batch_generates_like_single_prompts(emitted, fixture):
     model = load(emitted[fixture])
     (a, _, greedy_a), (b, _, greedy_b) = golden(fixture)

@@ -6,9 +6,10 @@
 // calibrate on (the built-in prompts otherwise). `--lora DIR --lora-merge` folds a PEFT LoRA adapter into the
 // written weights; `--lora DIR[,DIR...]` converts adapters for TensorRT-LLM's runtime LoRA (docs/lora.md).
 
+import { existsSync } from "node:fs";
 import { conversionProgress, formatBytes } from "../../weights/progress.ts";
 import { compileModel } from "../../pipeline/compile.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { chooseModel } from "../../pipeline/zoo.ts";
 import { readPromptFiles } from "../../quant/prompts.ts";
 import { parseCount } from "../args.ts";
 import { checkOutputDir } from "../../io/output-guard.ts";
@@ -36,18 +37,18 @@ export interface CompileFlags extends QuantFlags {
 
 const DTYPES = ["float32", "float16", "bfloat16"] as const;
 
-export async function compileCommand(file: string, flags: CompileFlags, out: (s: string) => void): Promise<void> {
+export async function compileCommand(spec: string | undefined, flags: CompileFlags, out: (s: string) => void): Promise<void> {
   const target = flags.target ?? DEFAULT_TARGET;
   if (!isTargetName(target)) throw new UsageError(`--target: expected one of ${TARGET_NAMES.join(", ")}, got '${target}'`);
   if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
-  const inputs = [file, ...(flags.calibration ? [flags.calibration] : []), ...(flags.prompts ?? [])];
+  const inputs = [...(spec !== undefined && existsSync(spec) ? [spec] : []), ...(flags.calibration ? [flags.calibration] : []), ...(flags.prompts ?? [])];
   const guard = { flag: "--out", inputs: [flags.hf, ...inputs], ...(flags.force && { force: true }) };
   checkOutputDir(flags.out, guard);
   const quant = await parseQuantFlags(flags);
   const calibrationPrompts = flags.prompts?.length ? await readPromptFiles(flags.prompts) : undefined;
   const { loraMerge, loraRuntime } = await parseLoraFlags(flags);
-  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const progress = flags.json ? undefined : conversionProgress();
   const r = await compileModel(def, {
     hfDir: flags.hf,

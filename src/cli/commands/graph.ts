@@ -4,8 +4,9 @@
 // self-contained interactive page; text is the IR printout. Repeated decoder layers are folded unless --expand
 // (the HTML page holds both views). dot and text go to stdout without --out.
 
+import { existsSync } from "node:fs";
 import { checkOutputFile, writeOutputFile } from "../../io/output-guard.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { chooseModel } from "../../pipeline/zoo.ts";
 import { toDot } from "../../views/dot.ts";
 import { toHtml } from "../../views/html.ts";
 import { loadModelStages, loadStageWeights, type Stage, STAGES } from "../../views/model-stages.ts";
@@ -35,15 +36,15 @@ function choice<T extends string>(flag: string, value: string, options: readonly
   throw new UsageError(`${flag}: expected one of ${options.join(", ")}, got '${value}'`);
 }
 
-export async function graphCommand(file: string, flags: GraphFlags, out: (s: string) => void): Promise<void> {
+export async function graphCommand(spec: string | undefined, flags: GraphFlags, out: (s: string) => void): Promise<void> {
   const stage: Stage = choice("--stage", flags.stage, STAGES);
   const format: Format = choice("--format", flags.format, FORMATS);
   const source = modelSource(flags);
   if (NEEDS_FILE.has(format) && !flags.out) throw new UsageError(`--format ${format} writes a file: give --out FILE`);
   if (flags.withWeights && format !== "onnx") throw new UsageError("--with-weights applies to --format onnx only");
   if (flags.withWeights && !("hfDir" in source)) throw new UsageError("--with-weights needs the checkpoint: give --hf DIR instead of --config");
-  const outFile = flags.out === undefined ? undefined : checkOutputFile(flags.out, { flag: "--out", inputs: [file, flags.hf, flags.config] });
-  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const outFile = flags.out === undefined ? undefined : checkOutputFile(flags.out, { flag: "--out", inputs: [...(spec !== undefined && existsSync(spec) ? [spec] : []), flags.hf, flags.config] });
+  const { def, file } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const stages = await loadModelStages(def, source);
   const g = stages.graph(stage);
   const collapse = !flags.expand;

@@ -1,7 +1,7 @@
 // `kiln inspect <model.ts> --hf DIR|--config FILE [--json]`: parameter counts per module, op counts per stage
 // (traced, fused, trtllm), hints in effect, and the TensorRT-LLM class the model compiles to, with the reason.
 
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { chooseModel } from "../../pipeline/zoo.ts";
 import { formatInspect, inspectModel } from "../../views/inspect.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
 import { modelSource } from "./model-source.ts";
@@ -13,9 +13,9 @@ export interface InspectFlags {
   readonly typecheck: boolean;
 }
 
-export async function inspectCommand(file: string, flags: InspectFlags, out: (s: string) => void): Promise<void> {
+export async function inspectCommand(spec: string | undefined, flags: InspectFlags, out: (s: string) => void): Promise<void> {
   const source = modelSource(flags);
-  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const report = inspectModel(await loadModelStages(def, source));
   out(flags.json ? `${JSON.stringify(report)}\n` : formatInspect(report));
 }

@@ -5,7 +5,7 @@
 
 import type { TrtDtype } from "../../../codegen/trtllm-engine/pretrained-config.ts";
 import { defaultDtype } from "../../pipeline/compile.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { chooseModel } from "../../pipeline/zoo.ts";
 import { formatPlan } from "../../plan/format.ts";
 import { GPUS, parseGpu } from "../../plan/gpus.ts";
 import { planMemory } from "../../plan/plan.ts";
@@ -33,7 +33,7 @@ export interface PlanFlags {
 const DTYPES: readonly TrtDtype[] = ["float32", "float16", "bfloat16"];
 const DEFAULT_MAX_SEQ = 2048;
 
-export async function planCommand(file: string, flags: PlanFlags, out: (s: string) => void): Promise<void> {
+export async function planCommand(spec: string | undefined, flags: PlanFlags, out: (s: string) => void): Promise<void> {
   if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const gpu = parseGpu(flags.gpu);
   if (!gpu) throw new UsageError(`--gpu: expected one of ${Object.keys(GPUS).join(", ")} or a memory size such as 24GiB, got '${flags.gpu}'`);
@@ -43,7 +43,7 @@ export async function planCommand(file: string, flags: PlanFlags, out: (s: strin
   const pp = parseCount(flags.pp, "--pp", 1);
   const maxBatch = parseCount(flags.maxBatch, "--max-batch", 1);
   const source = modelSource(flags);
-  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const stages = await loadModelStages(def, source);
   const hfMaxSeq = (stages.hf.max_position_embeddings ?? stages.hf.n_positions) as number | undefined;
   const maxSeq = flags.maxSeq === undefined ? (hfMaxSeq ?? DEFAULT_MAX_SEQ) : parseCount(flags.maxSeq, "--max-seq", 1);

@@ -5,9 +5,10 @@
 // prompts (or --prompts) unless --calibration gives a file. With --lora DIR, a PEFT LoRA adapter is folded into the
 // weights first (W + s B A; src/lora).
 
+import { existsSync } from "node:fs";
 import { argmax, generate } from "../../interp/causal-lm.ts";
 import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { chooseModel } from "../../pipeline/zoo.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
 import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../quant/quantized-model.ts";
@@ -39,12 +40,12 @@ export interface RunFlags extends QuantFlags {
   readonly lora?: string;
 }
 
-export async function runCommand(file: string, flags: RunFlags, out: (s: string) => void): Promise<void> {
+export async function runCommand(spec: string | undefined, flags: RunFlags, out: (s: string) => void): Promise<void> {
   const ids = parseIds(flags.ids);
   const maxNew = parseCount(flags.maxNewTokens, "--max-new-tokens");
-  const logitsOut = flags.logitsOut === undefined ? undefined : checkOutputFile(flags.logitsOut, { flag: "--logits-out", inputs: [file, flags.hf, flags.calibration, ...(flags.prompts ?? [])] });
+  const logitsOut = flags.logitsOut === undefined ? undefined : checkOutputFile(flags.logitsOut, { flag: "--logits-out", inputs: [...(spec !== undefined && existsSync(spec) ? [spec] : []), flags.hf, flags.calibration, ...(flags.prompts ?? [])] });
   const t0 = performance.now();
-  const def = await loadModelFile(file, { typecheck: flags.typecheck });
+  const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const inst = instantiateFromDir(def, flags.hf);
   const vocabSize = outputVocab(inst.graph);
   const bad = ids.find((id) => id >= vocabSize);

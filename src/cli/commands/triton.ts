@@ -22,14 +22,16 @@ export interface TritonFlags {
   readonly force?: boolean;
 }
 
-function mappingOf(ckpt: string): { tp: number; pp: number } {
-  let cfg: { mapping?: { tp_size?: number; pp_size?: number } };
+/** tp/pp and, for sliding-window models, the per-layer attention windows, from the checkpoint's config.json. */
+function mappingOf(ckpt: string): { tp: number; pp: number; maxAttentionWindow?: number[] } {
+  let cfg: { mapping?: { tp_size?: number; pp_size?: number }; runtime_defaults?: { max_attention_window?: number[] } };
   try {
     cfg = JSON.parse(readFileSync(join(ckpt, "config.json"), "utf8"));
   } catch {
     throw new UsageError(`${ckpt}/config.json: not a checkpoint written by 'kiln compile'`);
   }
-  return { tp: cfg.mapping?.tp_size ?? 1, pp: cfg.mapping?.pp_size ?? 1 };
+  const windows = cfg.runtime_defaults?.max_attention_window;
+  return { tp: cfg.mapping?.tp_size ?? 1, pp: cfg.mapping?.pp_size ?? 1, ...(windows && { maxAttentionWindow: windows }) };
 }
 
 const LORA_WIRE: Record<string, TritonLoraOptions["weightsDatatype"]> = { float32: "TYPE_FP32", float16: "TYPE_FP16", bfloat16: "TYPE_BF16" };

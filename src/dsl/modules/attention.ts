@@ -1,5 +1,5 @@
 // Multi-head causal self-attention with separate q/k/v/o projections, grouped-query (or multi-query) key/value
-// heads, optional per-projection biases and optional rotary embedding (full or partial). The core computes one
+// heads, optional per-projection biases, optional rotary embedding (full or partial), optional per-head QK-norm and an optional sliding window. The core computes one
 // `attention` op; fusion passes later merge q/k/v into one GEMM.
 
 import { ModelSizeError } from "../../io/kiln-error.ts";
@@ -8,6 +8,7 @@ import { attention, type RopeSpec, rope } from "../functional.ts";
 import { Module } from "../module.ts";
 import type { Tensor } from "../tensor.ts";
 import { Linear } from "./linear.ts";
+import { RMSNorm } from "./norms.ts";
 
 export interface AttentionConfig {
   readonly hidden: number;
@@ -24,6 +25,10 @@ export interface AttentionConfig {
   /** Softmax scale; defaults to 1/sqrt(headDim). */
   readonly scale?: number;
   readonly causal?: boolean;
+  /** Per-head RMSNorm of q and k (over head_dim, before the rotary embedding): Qwen3, OLMo2-style QK-norm. */
+  readonly qkNorm?: { readonly eps: number };
+  /** Sliding window in tokens for this layer (Mistral, Qwen2, Gemma 2 local layers); omit or 0 for global. */
+  readonly window?: number;
   readonly dtype?: DType;
 }
 
@@ -32,6 +37,8 @@ export class Attention extends Module {
   readonly k: Linear;
   readonly v: Linear;
   readonly o: Linear;
+  readonly qNorm?: RMSNorm;
+  readonly kNorm?: RMSNorm;
   readonly heads: number;
   readonly kvHeads: number;
   readonly headDim: number;
@@ -48,6 +55,10 @@ export class Attention extends Module {
     this.k = new Linear(cfg.hidden, this.kvHeads * this.headDim, opts);
     this.v = new Linear(cfg.hidden, this.kvHeads * this.headDim, opts);
     this.o = new Linear(this.heads * this.headDim, cfg.hidden, { ...opts, bias: cfg.outBias ?? false });
+    if (cfg.qkNorm) {
+      this.qNorm = new RMSNorm(this.headDim, cfg.qkNorm.eps, cfg.dtype && { dtype: cfg.dtype });
+      this.kNorm = new RMSNorm(this.headDim, cfg.qkNorm.eps, cfg.dtype && { dtype: cfg.dtype });
+    }
   }
 
   /** x: [batch, seq, hidden], positions: [batch, seq] -> [batch, seq, hidden]. */
@@ -56,11 +67,15 @@ export class Attention extends Module {
     let q = this.q.forward(x).reshape([b, s, this.heads, this.headDim]);
     let k = this.k.forward(x).reshape([b, s, this.kvHeads, this.headDim]);
     const v = this.v.forward(x).reshape([b, s, this.kvHeads, this.headDim]);
+    if (this.qNorm && this.kNorm) {
+      q = this.qNorm.forward(q);
+      k = this.kNorm.forward(k);
+    }
     if (this.cfg.rope) {
       q = rope(q, positions, this.cfg.rope);
       k = rope(k, positions, this.cfg.rope);
     }
-    const out = attention(q, k, v, { causal: this.cfg.causal ?? true, scale: this.cfg.scale ?? 1 / Math.sqrt(this.headDim) });
+    const out = attention(q, k, v, { causal: this.cfg.causal ?? true, scale: this.cfg.scale ?? 1 / Math.sqrt(this.headDim), window: this.cfg.window ?? 0 });
     return this.o.forward(out.reshape([b, s, this.heads * this.headDim]));
   }
 }

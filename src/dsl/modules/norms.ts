@@ -27,17 +27,24 @@ export class LayerNorm extends Module {
 
 export class RMSNorm extends Module {
   readonly weight: Parameter;
+  /** Added to the stored weight before scaling (Gemma stores w - 1 and scales by 1 + w); 0 = plain RMSNorm. */
+  readonly offset: number;
 
   constructor(
     dim: number,
     readonly eps = 1e-6,
-    opts: { dtype?: DType } = {},
+    opts: { dtype?: DType; offset?: number } = {},
   ) {
     super();
     this.weight = new Parameter([dim], opts.dtype);
+    this.offset = opts.offset ?? 0;
   }
 
   forward(x: Tensor): Tensor {
-    return rmsNorm(x, this.weight, this.eps);
+    if (!this.offset) return rmsNorm(x, this.weight, this.eps);
+    // x̂ * (offset + w) as x̂ * w + offset * x̂: every op reads the activation, so nothing is a weight-only
+    // computation that pipeline stages or custom code would have to place before the layers.
+    const normed = rmsNorm(x, undefined, this.eps);
+    return normed.mul(this.weight).add(this.offset === 1 ? normed : normed.mul(this.offset));
   }
 }

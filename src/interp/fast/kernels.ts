@@ -94,6 +94,8 @@ const matmul: Kernel<"matmul"> = (ins, attrs, ctx) => {
 const ATTENTION_WHITELIST: Readonly<Record<string, (v: unknown) => boolean>> = {
   causal: (v) => typeof v === "boolean",
   scale: (v) => typeof v === "number" && Number.isFinite(v),
+  // No sliding window (issue 15's window attr): the native kernel attends to every earlier key; window > 0 falls back.
+  window: (v) => v === 0 || v === undefined,
 };
 
 export function fastAttentionUnderstands(attrs: object): boolean {

@@ -1,0 +1,116 @@
+"""Tiny random Hugging Face checkpoints + goldens for Kiln's model zoo (test/fixtures/zoo/<name>/).
+
+Each fixture is built by transformers (the version .ci/setup-python.sh installs) from a small config chosen to
+exercise the family's features: sliding windows shorter than the prompts, vocab sizes not divisible by tp,
+grouped-query heads, biases, tied embeddings. Weights are seeded; 1-D parameters (norm scales, biases) are
+perturbed away from their HF init so that a wrong norm formula or a dropped bias changes the logits.
+
+Files per fixture, in the format of ../shared/fixtures/hf/*: config.json, generation_config.json,
+model.safetensors (float32), golden.safetensors with, per prompt i, input_ids.i (i32 [T]), logits.i (f32 [T, vocab],
+every position) and greedy.i (i32 [8], argmax continuation recomputed over the whole sequence, no EOS stop).
+
+Usage: .venv/bin/python scripts/zoo-fixtures/make.py [--out test/fixtures/zoo] [NAME ...]
+Deterministic: rerunning writes byte-identical files (test/zoo/fixtures.test.ts checks this).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+import transformers
+from safetensors.torch import save_file
+
+PROMPTS = [[7, 300, 12, 45, 99, 3, 500, 250, 1, 64, 128], [42, 17, 5, 260, 77, 9]]
+NEW_TOKENS = 8
+
+# Common small sizes: vocab 509 is odd (lm_head padding at tp 2 and 4); 4 query heads / 2 kv heads allow tp 1, 2.
+BASE = dict(vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=128, initializer_range=0.08,
+            bos_token_id=1, eos_token_id=2, pad_token_id=None)
+
+FIXTURES = {
+    # Mistral: sliding window 4 on every layer (prompts are 6 and 11 tokens long).
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(BASE, sliding_window=4, rms_norm_eps=1e-5,
+                                                            rope_theta=10000.0, tie_word_embeddings=False)),
+    # Qwen2: q/k/v biases (no o bias), tied embeddings, sliding window on layers >= max_window_layers only.
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE, use_sliding_window=True, sliding_window=5,
+                                                      max_window_layers=1, rms_norm_eps=1e-6, rope_theta=1e6,
+                                                      tie_word_embeddings=True)),
+    # Qwen3: per-head q/k RMSNorm (QK-norm), no attention biases; head_dim 24 differs from hidden / heads = 16, so a
+    # head size derived from hidden_size would fail.
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=24, rms_norm_eps=1e-6, rope_theta=1e6,
+                                                      tie_word_embeddings=False)),
+    # Gemma: embeddings * sqrt(hidden), (1 + w) RMSNorms, tanh-GELU gated MLP, tied embeddings, head_dim 24.
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(BASE, head_dim=24, rms_norm_eps=1e-6, rope_theta=10000.0,
+                                                      hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)),
+    # GPT-NeoX / Pythia: parallel residual, partial rotary (rotary_pct 0.5 of head_dim 16), interleaved fused QKV.
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", dict(
+        vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, rotary_pct=0.5,
+        rotary_emb_base=10000, use_parallel_residual=True, tie_word_embeddings=False)),
+    # The same with the sequential residual (use_parallel_residual false).
+    "gpt_neox_seq": ("GPTNeoXConfig", "GPTNeoXForCausalLM", dict(
+        vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, rotary_pct=0.5,
+        rotary_emb_base=10000, use_parallel_residual=False, tie_word_embeddings=False)),
+}
+
+
+def perturb_vectors(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Norm scales 1 + 0.2 N(0,1) (gemma-style zero-centred scales get 0.2 N(0,1)), biases 0.1 N(0,1)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim != 1:
+                continue
+            noise = torch.randn(p.shape, generator=gen)
+            if name.endswith("bias"):
+                p.copy_(0.1 * noise)
+            else:
+                p.copy_(p + 0.2 * noise)
+
+
+def greedy(model, ids: list[int]) -> list[int]:
+    seq = list(ids)
+    for _ in range(NEW_TOKENS):
+        logits = model(torch.tensor([seq])).logits[0, -1]
+        seq.append(int(torch.argmax(logits)))
+    return seq[len(ids):]
+
+
+def make(name: str, out: str) -> None:
+    config_cls, model_cls, fields = FIXTURES[name]
+    torch.manual_seed(0)
+    config = getattr(transformers, config_cls)(**fields)
+    config.architectures = [model_cls]
+    model = getattr(transformers, model_cls)(config).eval().float()
+    perturb_vectors(model, torch.Generator().manual_seed(1))
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    golden = {}
+    with torch.no_grad():
+        for i, ids in enumerate(PROMPTS):
+            golden[f"input_ids.{i}"] = torch.tensor(ids, dtype=torch.int32)
+            golden[f"logits.{i}"] = model(torch.tensor([ids])).logits[0].float().contiguous()
+            golden[f"greedy.{i}"] = torch.tensor(greedy(model, ids), dtype=torch.int32)
+    save_file(golden, os.path.join(d, "golden.safetensors"))
+    print(f"{name}: {model_cls} -> {d}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures", "zoo"))
+    ap.add_argument("names", nargs="*", help=f"fixtures to make (default all: {', '.join(FIXTURES)})")
+    args = ap.parse_args()
+    unknown = [n for n in args.names if n not in FIXTURES]
+    if unknown:
+        sys.exit(f"make.py: unknown fixture(s) {', '.join(unknown)}; known: {', '.join(FIXTURES)}")
+    torch.use_deterministic_algorithms(True)
+    for name in args.names or FIXTURES:
+        make(name, os.path.normpath(args.out))
+
+
+if __name__ == "__main__":
+    main()

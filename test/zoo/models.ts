@@ -1,0 +1,16 @@
+// The zoo model files by name, for tests.
+
+import type { ModelDefinition } from "../../src/dsl/define-model.ts";
+import mistral from "../../models/mistral.ts";
+import qwen2 from "../../models/qwen2.ts";
+import qwen3 from "../../models/qwen3.ts";
+import gemma from "../../models/gemma.ts";
+import gpt_neox from "../../models/gpt_neox.ts";
+
+const ZOO_MODELS: Record<string, ModelDefinition<any>> = { mistral, qwen2, qwen3, gemma, gpt_neox };
+
+export function zooModel(name: string): ModelDefinition<any> {
+  const m = ZOO_MODELS[name];
+  if (!m) throw new Error(`no zoo model '${name}'`);
+  return m;
+}
