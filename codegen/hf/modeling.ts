@@ -19,7 +19,7 @@ import { hfRopeScaling } from "../pytorch/hf-config.ts";
 import { assignLiteral } from "../pytorch/literal.ts";
 import { headParams, planTorchModel, type TorchPlan } from "../pytorch/plan.ts";
 import type { TorchNames } from "../pytorch/names.ts";
-import { type ClassTree, fail, type Group, type ModuleLeaf, treeParamNames } from "../trtllm-engine/model-py-plan.ts";
+import { type ClassTree, fail, type Group, type ModuleLeaf, treeParamNames } from "../common/model-py-plan.ts";
 import { orderedBlocks, RUNTIME_BLOCKS, RUNTIME_NAMES, type RuntimeBlock } from "./runtime.ts";
 
 const LAYER_ATTRS = new Set(["config", "layer_idx"]);

@@ -7,9 +7,9 @@
 // order.
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import { SAFETENSORS_DTYPE } from "../trtllm-engine/checkpoint-plan.ts";
+import { SAFETENSORS_DTYPE } from "../common/checkpoint-plan.ts";
 import { hfStandardConfig } from "../pytorch/hf-config.ts";
-import { type Emission, HF_SIDE_FILES, type Target, TargetError, type TargetOptions } from "../target.ts";
+import { type Emission, HF_SIDE_FILES, type Target, TargetError, type TargetOptions } from "../common/target.ts";
 import { configJson, emitConfiguration } from "../pytorch/configuration.ts";
 import { emitHfModeling, planHfModel } from "./modeling.ts";
 import { torchNames } from "../pytorch/names.ts";

@@ -9,7 +9,7 @@ import type { DType } from "../../src/ir/dtype.ts";
 import type { Node, ValueId } from "../../src/ir/graph.ts";
 import { isPlainAttribute, Namespace, pyString } from "../python/identifiers.ts";
 import type { PyWriter } from "../python/writer.ts";
-import { type ClassTree, fail, locText } from "../trtllm-engine/model-py-plan.ts";
+import { type ClassTree, fail, locText } from "../common/model-py-plan.ts";
 import { TORCH_GLUE_OPS, type TorchArg, type TorchGlueCtx, type TorchHelper, torchConstant } from "./glue-ops.ts";
 import type { TorchPlan } from "./plan.ts";
 

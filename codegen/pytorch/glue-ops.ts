@@ -11,7 +11,7 @@ import { type DType, isFloat } from "../../src/ir/dtype.ts";
 import { describeNode, type Node } from "../../src/ir/graph.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
-import { fail } from "../trtllm-engine/model-py-plan.ts";
+import { fail } from "../common/model-py-plan.ts";
 
 export interface TorchArg {
   readonly expr: string;

@@ -6,8 +6,8 @@
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import { decoderFacts } from "../decoder-facts.ts";
-import type { OutputDtype } from "../target.ts";
+import { decoderFacts } from "../common/decoder-facts.ts";
+import type { OutputDtype } from "../common/target.ts";
 
 /** Kiln activation -> transformers ACT2FN name. */
 export const HF_ACT_NAMES: Record<string, string> = { silu: "silu", relu: "relu", gelu: "gelu", gelu_tanh: "gelu_pytorch_tanh" };

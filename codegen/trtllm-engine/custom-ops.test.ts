@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { FUSED_ADD_RMS_NORM } from "../../examples/fused_add_rms_norm/op.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { Shape } from "../../src/ir/shape.ts";
-import { defineOp } from "../../src/ops/custom-op.ts";
+import { defineOp } from "../../src/custom-ops/custom-op.ts";
 import { checkPythonApi, formatApiProblems } from "../apicheck/check-api.ts";
 import { Imports } from "../python/writer.ts";
 import { checkLowering, CustomOpEmitError, customOpFiles, customOpGlue, PYTHON_PLUGIN_MANIFEST, pluginPythonPath, TRTLLM_MANIFEST } from "./custom-ops.ts";

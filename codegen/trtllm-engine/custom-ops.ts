@@ -1,4 +1,4 @@
-// TensorRT-LLM 1.2.1 emission of custom ops (src/ops/custom-op.ts), by the route each op declares:
+// TensorRT-LLM 1.2.1 emission of custom ops (src/custom-ops/custom-op.ts), by the route each op declares:
 //   "trtllm":        a call of an existing TensorRT-LLM callable, arguments by keyword, checked against the API manifest;
 //   "python_plugin": a `tensorrt_llm.python_plugin` plugin class (PluginBase + @trtllm_plugin) whose forward launches the
 //                    user's Triton kernel; the classes live in a generated package `kiln_plugins/` beside model.py (the
@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph } from "../../src/ir/graph.ts";
-import { type CustomOp, customOp, type PythonPluginLowering, type TrtllmCallLowering } from "../../src/ops/custom-op.ts";
+import { type CustomOp, customOp, type PythonPluginLowering, type TrtllmCallLowering } from "../../src/custom-ops/custom-op.ts";
 import { isPlainAttribute, pascalCase, pyLiteral, pyString } from "../python/identifiers.ts";
 import { Imports, PyWriter } from "../python/writer.ts";
 import type { GlueCtx } from "./model-py-ops.ts";

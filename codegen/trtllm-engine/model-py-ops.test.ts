@@ -6,7 +6,7 @@ import type { DType } from "../../src/ir/dtype.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { Shape } from "../../src/ir/shape.ts";
 import { constantLiteral, GLUE_OPS, type GlueCtx, type HelperName, orderedHelpers } from "./model-py-ops.ts";
-import { ModelPyError } from "./model-py-plan.ts";
+import { ModelPyError } from "../common/model-py-plan.ts";
 
 const node = (op: string, attrs: Record<string, unknown> = {}): Node => ({ op, inputs: [], outputs: [0], attrs, scope: "transformer.layers.0", loc: { file: "m.ts", line: 7, col: 1 } });
 

@@ -10,7 +10,7 @@ import { type DType, isFloat } from "../../src/ir/dtype.ts";
 import { describeNode, type Node } from "../../src/ir/graph.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
-import { fail } from "./model-py-plan.ts";
+import { fail } from "../common/model-py-plan.ts";
 
 export interface OpArg {
   readonly expr: string;

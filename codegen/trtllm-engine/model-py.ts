@@ -19,9 +19,9 @@ import { Imports, PyWriter } from "../python/writer.ts";
 import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
 import { constantLiteral, GLUE_OPS, type GlueCtx, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
-import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "./model-py-plan.ts";
+import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "../common/model-py-plan.ts";
 
-export { ModelPyError } from "./model-py-plan.ts";
+export { ModelPyError } from "../common/model-py-plan.ts";
 
 export interface ModelPyOptions {
   /** The DSL model's name (user input): class names derive from it. */

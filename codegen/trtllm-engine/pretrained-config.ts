@@ -12,7 +12,7 @@ import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { excludeModules } from "../../src/quant/exclusions.ts";
 import { KV_CACHE_SCHEMES, WEIGHT_SCHEMES } from "../../src/quant/schemes.ts";
 import type { QuantSpec } from "../../src/quant/spec.ts";
-import { decoderFacts } from "../decoder-facts.ts";
+import { decoderFacts } from "../common/decoder-facts.ts";
 import type { BuiltinFamily } from "./builtin.ts";
 
 export type TrtDtype = "float32" | "float16" | "bfloat16";

@@ -18,7 +18,7 @@ import { assignAttr, type Body, emitNodes, newBody, type Val } from "../pytorch/
 import { activationFn, orderedTorchHelpers, TORCH_HELPERS, type TorchHelper } from "../pytorch/glue-ops.ts";
 import type { TorchNames } from "../pytorch/names.ts";
 import { headParams, planTorchModel, type TorchPlan } from "../pytorch/plan.ts";
-import { type ClassTree, fail, type Group, type ModuleLeaf } from "../trtllm-engine/model-py-plan.ts";
+import { type ClassTree, fail, type Group, type ModuleLeaf } from "../common/model-py-plan.ts";
 import { checkRenames, LAYER_RENAME, MODEL_RENAME, renameHead } from "./checkpoint-names.ts";
 
 /** Attributes the backend's base classes or the generated classes set themselves. */

@@ -14,8 +14,8 @@
 // Invariants: outputs never hold NaN; a NaN or ±Inf weight is a QuantError naming tensor and [row, col]
 // (TensorRT-LLM would silently emit 127 or garbage for it).
 
-import { QuantError } from "./quant-error.ts";
-import { roundHalfAwayFromZero } from "./rounding.ts";
+import { QuantError } from "../numerics/quant-error.ts";
+import { roundHalfAwayFromZero } from "../numerics/rounding.ts";
 
 interface IntFormat {
   readonly bits: number;

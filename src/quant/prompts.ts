@@ -5,7 +5,7 @@
 // Invariant: every prompt is non-empty and every id is an integer in [0, vocab).
 
 import { readFile } from "node:fs/promises";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 
 export const DEFAULT_PROMPTS: readonly (readonly number[])[] = [
   [7, 300, 12, 45, 99, 3, 511, 250, 1, 64, 128],

@@ -3,9 +3,9 @@
 // (src/quant/fake-quant-model.ts) and compares it with the unquantized model over the calibration prompts: relative
 // logit error, top-1 agreement and KL divergence (src/quant/metrics.ts).
 
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
-import { evaluateQuant, loadQuantizableModel, quantDtype } from "../../quant/quantized-model.ts";
+import { evaluateQuant, loadQuantizableModel, quantDtype } from "../../driver/quantized-model.ts";
 import { isQuantized } from "../../quant/spec.ts";
 import { UsageError } from "../errors.ts";
 import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";

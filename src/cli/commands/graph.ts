@@ -5,7 +5,7 @@
 // (the HTML page holds both views). dot and text go to stdout without --out.
 
 import { writeFileSync } from "node:fs";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 import { toDot } from "../../views/dot.ts";
 import { toHtml } from "../../views/html.ts";
 import { loadModelStages, loadStageWeights, type Stage, STAGES } from "../../views/model-stages.ts";

@@ -1,7 +1,7 @@
 // `kiln inspect <model.ts> --hf DIR|--config FILE [--json]`: parameter counts per module, op counts per stage
 // (traced, fused, trtllm), hints in effect, and the TensorRT-LLM class the model compiles to, with the reason.
 
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 import { formatInspect, inspectModel } from "../../views/inspect.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
 import { modelSource } from "./model-source.ts";

@@ -4,8 +4,8 @@
 // not fit, says why and the smallest tensor-parallel size that does.
 
 import type { TrtDtype } from "../../../codegen/trtllm-engine/pretrained-config.ts";
-import { defaultDtype } from "../../pipeline/compile.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { defaultDtype } from "../../driver/compile.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 import { formatPlan } from "../../plan/format.ts";
 import { GPUS, parseGpu } from "../../plan/gpus.ts";
 import { planMemory } from "../../plan/plan.ts";

@@ -5,11 +5,11 @@
 // prompts (or --prompts) unless --calibration gives a file.
 
 import { argmax, causalLMLogits, greedyGenerate } from "../../interp/causal-lm.ts";
-import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { instantiateFromDir, loadWeights } from "../../driver/instantiate.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
-import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../quant/quantized-model.ts";
+import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../driver/quantized-model.ts";
 import { isQuantized } from "../../quant/spec.ts";
 import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
 import type { Graph } from "../../ir/graph.ts";

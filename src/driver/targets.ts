@@ -1,10 +1,10 @@
 // The registry of code-generation targets: `kiln compile --target NAME`. Adding a target is its own folder under
 // codegen/ plus one line here.
 
-import { hfTarget } from "./hf/target.ts";
-import type { Target } from "./target.ts";
-import { engineTarget } from "./trtllm-engine/target.ts";
-import { torchTarget } from "./trtllm-torch/target.ts";
+import { hfTarget } from "../../codegen/hf/target.ts";
+import type { Target } from "../../codegen/common/target.ts";
+import { engineTarget } from "../../codegen/trtllm-engine/target.ts";
+import { torchTarget } from "../../codegen/trtllm-torch/target.ts";
 
 export const TARGETS = {
   "trtllm-engine": engineTarget,

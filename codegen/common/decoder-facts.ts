@@ -3,9 +3,9 @@
 // from the source config (max positions without a position table) or TensorRT-LLM's defaults (an MLP 4x hidden,
 // silu, norm epsilon 1e-5).
 
-import type { JsonValue } from "../src/ir/attrs.ts";
-import type { Node } from "../src/ir/graph.ts";
-import type { LoweredModel } from "../src/lower/to-trtllm.ts";
+import type { JsonValue } from "../../src/ir/attrs.ts";
+import type { Node } from "../../src/ir/graph.ts";
+import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 
 export interface DecoderFacts {
   /** The attention's attributes (heads, kvHeads, headDim, rope, ropeTheta, rotaryDim, qkvBias, ...). */

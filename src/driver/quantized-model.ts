@@ -11,16 +11,16 @@ import { type RTensor, tensor } from "../interp/tensor.ts";
 import { simulateTensorParallel, type SimulationHooks } from "../lower/simulate.ts";
 import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
 import { checkHintConsistency } from "../passes/hints.ts";
-import { instantiate } from "../pipeline/instantiate.ts";
-import { optimize } from "../pipeline/optimize.ts";
+import { instantiate } from "./instantiate.ts";
+import { optimize } from "./optimize.ts";
 import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
-import { type Calibration, calibrate } from "./calibration.ts";
-import { hintExclusions } from "./exclusions.ts";
-import { quantHooks, quantizeWeights } from "./fake-quant-model.ts";
-import { type QuantAccuracy, quantAccuracy } from "./metrics.ts";
-import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "./spec.ts";
+import { type Calibration, calibrate } from "../quant/calibration.ts";
+import { hintExclusions } from "../quant/exclusions.ts";
+import { quantHooks, quantizeWeights } from "../quant/fake-quant-model.ts";
+import { type QuantAccuracy, quantAccuracy } from "../quant/metrics.ts";
+import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "../quant/spec.ts";
 
 const HALF_DTYPES: Readonly<Record<string, QuantDtype>> = { float16: "float16", bfloat16: "bfloat16" };
 

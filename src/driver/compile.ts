@@ -1,5 +1,5 @@
 // `kiln compile`: model file + Hugging Face checkpoint -> an output directory for one code-generation target
-// (codegen/targets.ts: the TensorRT-LLM engine checkpoint by default, the TensorRT-LLM PyTorch backend, or a Hugging
+// (src/driver/targets.ts: the TensorRT-LLM engine checkpoint by default, the TensorRT-LLM PyTorch backend, or a Hugging
 // Face remote-code model). Trace, check the weights against the checkpoint headers (every problem at once, before
 // any heavy work), fuse, lower, emit through the target, and stream the weight files. Everything is written into a
 // temporary directory next to the output and renamed into place at the end, so an interrupted run never leaves an
@@ -23,12 +23,12 @@ import { openCheckpoint } from "../weights/checkpoint.ts";
 import { writeCheckpointFiles } from "../weights/convert.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import { hintExclusions } from "../quant/exclusions.ts";
-import { QuantError } from "../quant/quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { checkPrompts, DEFAULT_PROMPTS } from "../quant/prompts.ts";
-import { calibrateModel, loadQuantizableModel, quantDtype } from "../quant/quantized-model.ts";
+import { calibrateModel, loadQuantizableModel, quantDtype } from "./quantized-model.ts";
 import { checkQuantDtype, isQuantized, needsCalibration, type QuantOptions, resolveQuant } from "../quant/spec.ts";
-import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/target.ts";
-import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
+import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/common/target.ts";
+import { DEFAULT_TARGET, TARGETS, type TargetName } from "./targets.ts";
 import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
 
