@@ -10,7 +10,7 @@ import type { Node, ValueId } from "../../src/ir/graph.ts";
 import { isPlainAttribute, Namespace, pyString } from "../python/identifiers.ts";
 import type { PyWriter } from "../python/writer.ts";
 import { type ClassTree, fail, locText } from "../common/model-py-plan.ts";
-import { TORCH_GLUE_OPS, type TorchArg, type TorchGlueCtx, type TorchHelper, torchConstant } from "./glue-ops.ts";
+import { type AnyTorchGlueCtx, type TorchArg, torchGlueRuleFor, type TorchHelper, torchConstant } from "./glue-ops.ts";
 import type { TorchPlan } from "./plan.ts";
 
 export interface Val {
@@ -82,9 +82,9 @@ export function emitNodes(b: Body, nodes: readonly Node[]): void {
     const outs = n.outputs.map((o, k) => b.bindAs.get(o) ?? b.vars.create(n.outputs.length > 1 ? `${base}_${k}` : base));
     if (pyPath) b.moduleCall(b, n, attrChain("self", pyPath), args, outs[0]!);
     else {
-      const rule = TORCH_GLUE_OPS[n.op] ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
+      const rule = torchGlueRuleFor(n.op) ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
       const use = b.plan.slotUse.get(n)?.get(-1);
-      const ctx: TorchGlueCtx = {
+      const ctx: AnyTorchGlueCtx = {
         node: n,
         args: n.inputs.map((v, k) => ({ ...args[k]!, shape: g.values.get(v)!.shape, dtype: g.values.get(v)!.dtype }) satisfies TorchArg),
         helper: b.helper,

@@ -16,7 +16,7 @@ import type { Graph } from "../../src/ir/graph.ts";
 import { type CustomOp, customOp, type PythonPluginLowering, type TrtllmCallLowering } from "../../src/custom-ops/custom-op.ts";
 import { isPlainAttribute, pascalCase, pyLiteral, pyString } from "../python/identifiers.ts";
 import { Imports, PyWriter } from "../python/writer.ts";
-import type { GlueCtx } from "./model-py-ops.ts";
+import type { AnyGlueCtx } from "./model-py-ops.ts";
 
 export class CustomOpEmitError extends Error {
   override name = "CustomOpEmitError";
@@ -79,7 +79,7 @@ export function checkLowering(op: CustomOp): void {
   if (missing.length) fail(op.name, `lowering.args leaves out ${l.callee}'s required parameter${missing.length > 1 ? "s" : ""} ${missing.map((p) => `'${p.name}'`).join(", ")}`);
 }
 
-function callGlue(op: CustomOp, l: TrtllmCallLowering, imports: ImportSink): (c: GlueCtx) => string {
+function callGlue(op: CustomOp, l: TrtllmCallLowering, imports: ImportSink): (c: AnyGlueCtx) => string {
   const dot = l.callee.lastIndexOf(".");
   const [mod, name] = [l.callee.slice(0, dot), l.callee.slice(dot + 1)];
   return (c) => {
@@ -229,7 +229,7 @@ export interface ImportSink {
 }
 
 /** How model.py computes a custom op's node (same contract as GLUE_OPS rules); undefined for other ops. */
-export function customOpGlue(opName: string, imports: ImportSink): ((c: GlueCtx) => string) | undefined {
+export function customOpGlue(opName: string, imports: ImportSink): ((c: AnyGlueCtx) => string) | undefined {
   const op = customOp(opName);
   if (!op) return undefined;
   checkLowering(op);

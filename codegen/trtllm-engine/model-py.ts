@@ -18,7 +18,7 @@ import { isPlainAttribute, Namespace, pascalCase, pyFloat, pyInt, pyString } fro
 import { Imports, PyWriter } from "../python/writer.ts";
 import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
-import { constantLiteral, GLUE_OPS, type GlueCtx, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
+import { type AnyGlueCtx, constantLiteral, glueRuleFor, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
 import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "../common/model-py-plan.ts";
 
 export { ModelPyError } from "../common/model-py-plan.ts";
@@ -311,8 +311,8 @@ function emitNodes(em: Emitter, b: Body, nodes: readonly Node[]): void {
     const outs = n.outputs.map((o, k) => b.bindAs.get(o) ?? b.vars.create(n.outputs.length > 1 ? `${base}_${k}` : base));
     if (modulePath) emitModuleCall(b, n, modulePath, args, outs[0]!);
     else {
-      const rule = GLUE_OPS[n.op] ?? customOpGlue(n.op, em.imports) ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
-      const ctx: GlueCtx = {
+      const rule = glueRuleFor(n.op) ?? customOpGlue(n.op, em.imports) ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
+      const ctx: AnyGlueCtx = {
         node: n,
         args: n.inputs.map((v, k) => ({ ...args[k]!, shape: g.values.get(v)!.shape, dtype: g.values.get(v)!.dtype }) satisfies OpArg),
         outShapes: n.outputs.map((o) => g.values.get(o)!.shape),
