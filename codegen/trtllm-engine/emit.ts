@@ -16,7 +16,7 @@ import { rankFilePlans } from "../common/checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
 import { emitModelPy } from "./model-py.ts";
 import type { TargetOptions } from "../common/target.ts";
-import { pretrainedConfig, quantizationConfig, type TrtDtype } from "./pretrained-config.ts";
+import { pretrainedConfig, quantizationConfig } from "./pretrained-config.ts";
 
 /** The engine target takes exactly the options every target does (codegen/common/target.ts). */
 export type EngineEmitOptions = TargetOptions;

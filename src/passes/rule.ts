@@ -72,7 +72,7 @@ function applyOnce(g: Graph, rules: readonly Rule[], nearMisses: NearMiss[], der
           constants: m.constants,
           match: m,
           graph: g,
-          paramName: (v) => paramNames.get(m.values[v]) ?? "?",
+          paramName: (v) => paramNames.get(m.values[v]!) ?? "?",
           newParam: (name, type, derive) => {
             if (rb.builder.paramNamed(name) !== undefined) throw new PassError(`rule ${r.name}: parameter '${name}' already exists (at ${describeNode(n)})`);
             derived[name] = substitute(derive, derived);
