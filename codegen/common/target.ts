@@ -68,9 +68,18 @@ export const HF_SIDE_FILES = [
   "added_tokens.json",
 ] as const;
 
+/** What a target can honour beyond the plain model; the driver and the CLI read these instead of target names. */
+export interface TargetCapabilities {
+  /** `--quant` / `--kv-cache`: quantized Linear weights and KV cache (calibrated where the scheme needs it). */
+  readonly quantization: boolean;
+  /** `--custom-code`: generated model code even for an architecture the runtime has built in. */
+  readonly customCode: boolean;
+}
+
 export interface Target {
   readonly name: string;
   readonly description: string;
+  readonly capabilities: TargetCapabilities;
   emit(lowered: LoweredModel, o: TargetOptions): Emission;
 }
 

@@ -19,6 +19,7 @@ const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 export const hfTarget = {
   name: "hf",
   description: "Hugging Face remote-code model (plain PyTorch; AutoModelForCausalLM with trust_remote_code=True)",
+  capabilities: { quantization: false, customCode: false },
   emit(lowered, o: TargetOptions): Emission {
     if (o.mapping.tp !== 1 || o.mapping.pp !== 1) throw new TargetError(`--tp/--pp: the hf target writes a single-device model (got tp=${o.mapping.tp}, pp=${o.mapping.pp}); shard it with transformers' own tools instead`);
     if (o.customCode) throw new TargetError("--custom-code applies to the trtllm-engine target only");

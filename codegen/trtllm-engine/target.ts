@@ -18,6 +18,7 @@ const engineDir = (outDir: string) => `${outDir.replace(/\/$/, "")}/engines`;
 export const engineTarget = {
   name: "trtllm-engine",
   description: "TensorRT-LLM 1.2.1 checkpoint for trtllm-build (TensorRT engines)",
+  capabilities: { quantization: true, customCode: true },
   emit(lowered, o: TargetOptions): EngineTargetEmission {
     const e = emitEngineTarget(lowered, o);
     const why = reason(e);

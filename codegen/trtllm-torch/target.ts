@@ -32,6 +32,7 @@ function checkTp(std: Readonly<Record<string, JsonValue>>, tp: number): void {
 export const torchTarget = {
   name: "trtllm-torch",
   description: "TensorRT-LLM 1.2.1 PyTorch backend: HF-style checkpoint + importable modeling package",
+  capabilities: { quantization: false, customCode: false },
   emit(lowered, o: TargetOptions): Emission {
     if (o.customCode) throw new TargetError("--custom-code applies to the trtllm-engine target only");
     const names = torchNames(o.modelName);
