@@ -12,6 +12,7 @@ import { describeNode, type Node, type NodeOf } from "../../src/ir/graph.ts";
 import type { CoreOp } from "../../src/ir/ops.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
+import { dependencyOrder } from "../python/dependency-order.ts";
 import { fail } from "../common/model-py-plan.ts";
 
 export interface TorchArg {
@@ -221,13 +222,4 @@ export function torchConstant(value: number, dtype: DType): string {
 }
 
 /** Helpers in dependency order (dependencies first), for the set used. */
-export function orderedTorchHelpers(used: ReadonlySet<TorchHelper>): TorchHelper[] {
-  const out: TorchHelper[] = [];
-  const visit = (h: TorchHelper) => {
-    if (out.includes(h)) return;
-    TORCH_HELPERS[h].deps.forEach(visit);
-    out.push(h);
-  };
-  (Object.keys(TORCH_HELPERS) as TorchHelper[]).filter((h) => used.has(h)).forEach(visit);
-  return out;
-}
+export const orderedTorchHelpers = (used: ReadonlySet<TorchHelper>): TorchHelper[] => dependencyOrder(TORCH_HELPERS, used);

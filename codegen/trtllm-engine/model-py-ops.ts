@@ -11,6 +11,7 @@ import { describeNode, type Node, type NodeOf } from "../../src/ir/graph.ts";
 import type { CoreOp } from "../../src/ir/ops.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
+import { dependencyOrder } from "../python/dependency-order.ts";
 import { fail } from "../common/model-py-plan.ts";
 
 export interface OpArg {
@@ -248,13 +249,4 @@ export function constantLiteral(value: number, dtype: DType): string {
 }
 
 /** Helpers in dependency order (dependencies first), for the set used. */
-export function orderedHelpers(used: ReadonlySet<HelperName>): HelperName[] {
-  const out: HelperName[] = [];
-  const visit = (h: HelperName) => {
-    if (out.includes(h)) return;
-    HELPERS[h].deps.forEach(visit);
-    out.push(h);
-  };
-  (Object.keys(HELPERS) as HelperName[]).filter((h) => used.has(h)).forEach(visit);
-  return out;
-}
+export const orderedHelpers = (used: ReadonlySet<HelperName>): HelperName[] => dependencyOrder(HELPERS, used);
