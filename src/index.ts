@@ -21,7 +21,7 @@ export { ANY, pattern, type Match, type Pattern } from "./passes/pattern.ts";
 export { rule, rulePass, type Rule, type RewriteArgs } from "./passes/rule.ts";
 export type { Pass, PassResult, NearMiss } from "./passes/pass.ts";
 export { runPasses } from "./passes/manager.ts";
-export { DEFAULT_PIPELINE } from "./passes/pipeline.ts";
+export { DEFAULT_PASSES } from "./passes/default-passes.ts";
 export { structuralSignature } from "./passes/signature.ts";
 export { checkEquivalence, type EquivalenceOptions, type EquivalenceReport } from "./interp/equivalence.ts";
 // Custom ops: declaration (shape rule, TypeScript reference, TensorRT-LLM lowering), multi-output fusions, and what
