@@ -306,7 +306,7 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.block("def __init__(self, config):", () => {
       w.line("super().__init__(config)");
       w.line(`self.transformer = ${names.model}(config)`);
-      w.call("self.lm_head = nn.Linear", [em.size(hidden, "hidden_size"), em.size(head.attrs.vocab as number, "vocab_size"), `bias=${hp.bias ? "True" : "False"}`]);
+      w.call("self.lm_head = nn.Linear", [em.size(hidden, "hidden_size"), em.size(head.attrs.vocab, "vocab_size"), `bias=${hp.bias ? "True" : "False"}`]);
       w.line("self.post_init()");
     });
     if (hasVocab) {

@@ -557,7 +557,7 @@ function emitCausalLm(em: Emitter): PyWriter {
       w.call(`transformer = ${names.model}`, ["config"]);
       w.line("tp_size = config.mapping.tp_size");
       w.comment("lm_head rows are padded to a multiple of tp_size, as in the checkpoint.");
-      w.line(`vocab_size = ${em.size(head.attrs.vocab as number, "vocab_size")}`);
+      w.line(`vocab_size = ${em.size(head.attrs.vocab, "vocab_size")}`);
       w.line("vocab_size_padded = (vocab_size + tp_size - 1) // tp_size * tp_size");
       w.block("if config.mapping.is_last_pp_rank():", () => {
         const loc = locText(head.loc);

@@ -338,7 +338,7 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.blank();
     w.blockCall("def __init__", ["self", `model_config: ${mc}[${names.config}]`], () => {
       w.line("config = model_config.pretrained_config");
-      w.call("super().__init__", [`${names.model}(model_config)`, "config=model_config", `hidden_size=${em.size(hidden, "hidden_size")}`, `vocab_size=${em.size(head.attrs.vocab as number, "vocab_size")}`]);
+      w.call("super().__init__", [`${names.model}(model_config)`, "config=model_config", `hidden_size=${em.size(hidden, "hidden_size")}`, `vocab_size=${em.size(head.attrs.vocab, "vocab_size")}`]);
       if (hp.bias) w.call("self.output_bias = KilnOutputBias", ["config.vocab_size", "config.torch_dtype"]);
     });
     if (hp.bias) {

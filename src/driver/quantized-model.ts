@@ -10,6 +10,7 @@ import { argmax, causalInputs } from "../interp/causal-lm.ts";
 import { type RTensor, tensor } from "../interp/tensor.ts";
 import { simulateTensorParallel, type SimulationHooks } from "../lower/simulate.ts";
 import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
+import { isTrtllmOp } from "../lower/trtllm-ops.ts";
 import { checkHintConsistency } from "../passes/hints.ts";
 import { instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
@@ -47,8 +48,8 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
     const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => ckpt.info(n)?.shape);
     const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, ckpt, hfDir);
     const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
-    const head = lowered.graph.nodes.find((n) => n.op === "trtllm.lm_head")!;
-    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab as number };
+    const head = lowered.graph.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!;
+    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab };
   } finally {
     await ckpt.close();
   }
