@@ -17,6 +17,8 @@ import { assignAttr, type Body, emitNodes, newBody } from "../pytorch/forward.ts
 import { activationFn, orderedTorchHelpers, TORCH_HELPERS, type TorchHelper } from "../pytorch/glue-ops.ts";
 import { hfRopeScaling } from "../pytorch/hf-config.ts";
 import { assignLiteral } from "../pytorch/literal.ts";
+import { torchCustomOpFiles, torchCustomOpImports, torchCustomOpNames } from "../pytorch/custom-ops.ts";
+import { type CustomOp, customOps } from "../../src/custom-ops/custom-op.ts";
 import { headParams, planTorchModel, type TorchPlan } from "../pytorch/plan.ts";
 import type { TorchNames } from "../pytorch/names.ts";
 import { type ClassTree, fail, type Group, type ModuleLeaf, treeParamNames } from "../common/model-py-plan.ts";
@@ -35,6 +37,7 @@ export function planHfModel(low: LoweredModel, configKeys: Iterable<string>): To
 class Emitter {
   readonly blocks = new Set<RuntimeBlock>();
   readonly helpers = new Set<TorchHelper>();
+  readonly customOps = new Set<CustomOp>();
   usesMath = false;
   ropeScaling: JsonValue | undefined;
 
@@ -167,7 +170,7 @@ class Emitter {
   }
 
   body(w: PyWriter, tree: ClassTree, params: readonly string[], inLayer: boolean): Body {
-    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "math", ROPE_SCALING_CONST, ...RUNTIME_NAMES, ...Object.keys(TORCH_HELPERS), ...Object.values(this.names)];
+    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "math", ROPE_SCALING_CONST, ...RUNTIME_NAMES, ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...customOps().map((op) => torchCustomOpNames(op).alias)];
     return newBody(
       {
         plan: this.plan,
@@ -177,6 +180,8 @@ class Emitter {
         layerField: (f) => (inLayer ? `self.config.${f}[self.layer_idx]` : fail(`per-layer value '${f}' outside the decoder layers`)),
         helper: this.helper,
         modelDtype: "next(self.parameters()).dtype",
+        target: "hf",
+        useCustomOp: (op) => void this.customOps.add(op),
         moduleCall: (b, n, mod, args, out) => {
           const x = args[n.op === "embedding" ? 1 : 0]!.expr;
           if (n.op === "trtllm.attention") b.w.call(`${out} = ${mod}`, [x, args[1]!.expr, "attention_mask", "past_key_values"]);
@@ -341,6 +346,8 @@ function checkNames(names: TorchNames): void {
 
 export interface Modeling {
   readonly source: string;
+  /** Python modules the modeling file imports (custom ops' PyTorch implementations): file name -> source. */
+  readonly files: Readonly<Record<string, string>>;
   /** Per-layer config fields the layer class reads. */
   readonly configFields: TorchPlan["configFields"];
 }
@@ -366,6 +373,7 @@ export function emitHfModeling(plan: TorchPlan, names: TorchNames, std: Readonly
   imports.line(")");
   imports.line();
   imports.line(`from .${names.configModule} import ${names.config}`);
+  for (const l of torchCustomOpImports(em.customOps)) imports.line(l);
   const constants = new PyWriter();
   if (em.ropeScaling !== undefined) assignLiteral(constants, ROPE_SCALING_CONST, em.ropeScaling as PyJson);
   const lib = [...orderedTorchHelpers(em.helpers).map((h) => TORCH_HELPERS[h].source), ...orderedBlocks(em.blocks).map((b) => RUNTIME_BLOCKS[b].source)].map((src) => {
@@ -374,7 +382,7 @@ export function emitHfModeling(plan: TorchPlan, names: TorchNames, std: Readonly
     return pw;
   });
   const source = `${header.toString()}\n${[imports, ...(em.ropeScaling !== undefined ? [constants] : []), ...lib, ...sections].map((s) => s.toString()).join("\n\n")}`;
-  return { source, configFields: plan.configFields };
+  return { source, configFields: plan.configFields, files: torchCustomOpFiles(em.customOps) };
 }
 
 /** The parameter names the emitted ForCausalLM registers (state_dict keys), in creation order. */

@@ -38,6 +38,7 @@ export const hfTarget = {
         "config.json": json(config),
         [`${names.configModule}.py`]: emitConfiguration(names, config, o.modelName),
         [`${names.modelingModule}.py`]: modeling.source,
+        ...modeling.files,
       },
       plans: [{ file: "model.safetensors", tensors, metadata: { format: "pt", ...(o.metadata ?? {}) } }],
       copyFromSource: HF_SIDE_FILES,

@@ -6,6 +6,8 @@ import type { DType } from "../../src/ir/dtype.ts";
 import type { Node, ValueId } from "../../src/ir/graph.ts";
 import { isPlainAttribute, Namespace, pyString } from "../python/identifiers.ts";
 import type { PyWriter } from "../python/writer.ts";
+import type { CustomOp } from "../../src/custom-ops/custom-op.ts";
+import { torchCustomOpGlue } from "./custom-ops.ts";
 import { emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
 import { type ClassTree, fail } from "../common/model-py-plan.ts";
 import { type TorchArg, torchGlueRuleFor, type TorchHelper, torchConstant } from "./glue-ops.ts";
@@ -24,6 +26,10 @@ export interface Body extends StatementBody {
   readonly modelDtype: string;
   /** Emits the call of a module leaf; `out` is the variable to bind. */
   readonly moduleCall: (b: Body, n: Node, mod: string, args: readonly Val[], out: string) => void;
+  /** The target's name, for messages. */
+  readonly target: string;
+  /** Records a custom op whose PyTorch implementation the modeling file imports. */
+  readonly useCustomOp: (op: CustomOp) => void;
 }
 
 /** Attribute access along a path; segments that are not plain identifiers go through getattr with a str literal. */
@@ -66,7 +72,7 @@ export function emitNodes(b: Body, nodes: readonly Node[]): void {
     },
     moduleCall: (n, path, args, out) => b.moduleCall(b, n, attrChain("self", path), args, out),
     glue: (n, args, loc) => {
-      const rule = torchGlueRuleFor(n.op) ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
+      const rule = torchGlueRuleFor(n.op) ?? torchCustomOpGlue(n.op, b.target, b.useCustomOp) ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
       const use = b.plan.slotUse.get(n)?.get(-1);
       return rule({
         node: n,

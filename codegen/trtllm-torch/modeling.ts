@@ -15,6 +15,8 @@ import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { pyFloat, pyInt, pyString } from "../python/identifiers.ts";
 import { PyWriter } from "../python/writer.ts";
 import { assignAttr, type Body, emitNodes, newBody, type Val } from "../pytorch/forward.ts";
+import { torchCustomOpFiles, torchCustomOpImports, torchCustomOpNames } from "../pytorch/custom-ops.ts";
+import { type CustomOp, customOps } from "../../src/custom-ops/custom-op.ts";
 import { activationFn, orderedTorchHelpers, TORCH_HELPERS, type TorchHelper } from "../pytorch/glue-ops.ts";
 import type { TorchNames } from "../pytorch/names.ts";
 import { headParams, planTorchModel, type TorchPlan } from "../pytorch/plan.ts";
@@ -37,6 +39,7 @@ const SCALING_TYPES: Record<string, string> = { linear: "linear", llama3: "llama
 
 class Emitter {
   readonly helpers = new Set<TorchHelper>();
+  readonly customOps = new Set<CustomOp>();
   readonly imports = new Map<string, Set<string>>();
   usesGatedLinear = false;
   usesBias = false;
@@ -168,7 +171,7 @@ class Emitter {
   }
 
   body(w: PyWriter, tree: ClassTree, table: Readonly<Record<string, string>>, params: readonly string[], inLayer: boolean): Body {
-    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "config", "KilnGatedMLP", "KilnOutputBias", ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...[...this.imports.values()].flatMap((s) => [...s])];
+    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "config", "KilnGatedMLP", "KilnOutputBias", ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...[...this.imports.values()].flatMap((s) => [...s]), ...customOps().map((op) => torchCustomOpNames(op).alias)];
     return newBody(
       {
         plan: this.plan,
@@ -178,6 +181,8 @@ class Emitter {
         layerField: (f) => (inLayer ? `self.model_config.pretrained_config.${f}[self.layer_idx]` : fail(`per-layer value '${f}' outside the decoder layers`)),
         helper: this.helper,
         modelDtype: "self.model_config.pretrained_config.torch_dtype",
+        target: "trtllm-torch",
+        useCustomOp: (op) => void this.customOps.add(op),
         moduleCall: (b, n, mod, args, out) => this.moduleCall(b, n, mod, args, out),
       },
       reserved,
@@ -354,7 +359,8 @@ function emitCausalLm(em: Emitter): PyWriter {
   return w;
 }
 
-export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Readonly<Record<string, unknown>>, modelName: string): string {
+/** The modeling module's source, and the Python modules it imports (custom ops' PyTorch implementations). */
+export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Readonly<Record<string, unknown>>, modelName: string): { readonly source: string; readonly files: Readonly<Record<string, string>> } {
   const em = new Emitter(plan, names, std);
   const sections = [emitLayer(em), emitModel(em), emitCausalLm(em)];
   const header = new PyWriter();
@@ -377,11 +383,13 @@ export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Reado
   }
   imports.line();
   imports.line(`from .${names.configModule} import ${names.config}`);
+  for (const l of torchCustomOpImports(em.customOps)) imports.line(l);
   const lib = orderedTorchHelpers(em.helpers).map((h) => {
     const pw = new PyWriter();
     for (const l of TORCH_HELPERS[h].source) pw.line(l);
     return pw;
   });
   const extra = [...(em.usesGatedLinear ? [emitGatedLinear()] : []), ...(em.usesBias ? [emitOutputBias()] : [])];
-  return `${header.toString()}\n${[imports, ...lib, ...extra, ...sections].map((s) => s.toString()).join("\n\n")}`;
+  const source = `${header.toString()}\n${[imports, ...lib, ...extra, ...sections].map((s) => s.toString()).join("\n\n")}`;
+  return { source, files: torchCustomOpFiles(em.customOps) };
 }
