@@ -4,7 +4,7 @@
 
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { typecheckModelFile } from "../src/pipeline/load-model-file.ts";
+import { typecheckModelFile } from "../src/driver/load-model-file.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

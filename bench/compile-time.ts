@@ -3,7 +3,7 @@
 // bytes). Source tensor shapes are inferred from the weight map, so no checkpoint is needed.
 
 import llama from "../models/llama.ts";
-import { prepareCompile } from "../src/pipeline/compile.ts";
+import { prepareCompile } from "../src/driver/compile.ts";
 
 const LLAMA3_ROPE = { rope_type: "llama3", factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
 const base = { architectures: ["LlamaForCausalLM"], vocab_size: 128256, rms_norm_eps: 1e-5, rope_theta: 500000.0, max_position_embeddings: 131072, rope_scaling: LLAMA3_ROPE, torch_dtype: "bfloat16" };

@@ -6,7 +6,7 @@
 // Usage: tsx bench/convert-child.ts <checkpoint dir> <out dir> <tp> <float32|float16|bfloat16> [<stale dir>]
 
 import llama from "../models/llama.ts";
-import { compileModel } from "../src/pipeline/compile.ts";
+import { compileModel } from "../src/driver/compile.ts";
 import { dropStale } from "./stale-output.ts";
 
 type Dtype = NonNullable<Parameters<typeof compileModel>[1]["dtype"]>;

@@ -11,7 +11,7 @@ import llama from "../models/llama.ts";
 import { causalLMLogits } from "../src/interp/causal-lm.ts";
 import { nativeKernels } from "../src/interp/fast/native.ts";
 import { KvCacheSession } from "../src/interp/kv-cache.ts";
-import { instantiateFromDir, loadWeights } from "../src/pipeline/instantiate.ts";
+import { instantiateFromDir, loadWeights } from "../src/driver/instantiate.ts";
 import { ensureInterpLlama } from "./interp-llama.ts";
 
 const DIR = join(import.meta.dirname, ".data", "interp-llama");

@@ -21,13 +21,13 @@ export { ANY, pattern, type Match, type Pattern } from "./passes/pattern.ts";
 export { rule, rulePass, type Rule, type RewriteArgs } from "./passes/rule.ts";
 export type { Pass, PassResult, NearMiss } from "./passes/pass.ts";
 export { runPasses } from "./passes/manager.ts";
-export { DEFAULT_PIPELINE } from "./passes/pipeline.ts";
+export { DEFAULT_PASSES } from "./passes/default-passes.ts";
 export { structuralSignature } from "./passes/signature.ts";
 export { checkEquivalence, type EquivalenceOptions, type EquivalenceReport } from "./interp/equivalence.ts";
 // Custom ops: declaration (shape rule, TypeScript reference, TensorRT-LLM lowering), multi-output fusions, and what
 // references and shape rules work with.
-export { customOp, defineOp, OpDeclError, type ArgSource, type CustomOp, type OpDecl, type OpLowering, type PythonPluginLowering, type TrtllmCallLowering, type VerifySpec } from "./ops/custom-op.ts";
-export { fusionPass, fusionRule, type FusionArgs, type FusionRule } from "./ops/fusion.ts";
+export { customOp, defineOp, OpDeclError, type ArgSource, type CustomOp, type OpDecl, type OpLowering, type PythonPluginLowering, type TrtllmCallLowering, type VerifySpec } from "./custom-ops/custom-op.ts";
+export { fusionPass, fusionRule, type FusionArgs, type FusionRule } from "./custom-ops/fusion.ts";
 export { type RTensor, tensor as rtensor } from "./interp/tensor.ts";
 export { ShapeError, type ValueType } from "./ir/ops.ts";
 export { layerRootOf } from "./lower/to-trtllm.ts";

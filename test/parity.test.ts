@@ -8,7 +8,7 @@ import llama from "../models/llama.ts";
 import primitiveLlama from "../examples/llama_from_primitives.ts";
 import { causalLMLogits, greedyGenerate } from "../src/interp/causal-lm.ts";
 import { relL2 } from "../src/interp/tensor.ts";
-import { instantiateFromDir, loadWeights } from "../src/pipeline/instantiate.ts";
+import { instantiateFromDir, loadWeights } from "../src/driver/instantiate.ts";
 import type { ModelDefinition } from "../src/dsl/define-model.ts";
 import { FIXTURE_MODELS, FIXTURES, hasRealModel, readGolden, REAL_TINYSTORIES } from "./golden.ts";
 

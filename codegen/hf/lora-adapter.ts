@@ -8,8 +8,8 @@
 
 import { LoraError } from "../../src/lora/adapter.ts";
 import { type Dense, exprShape, type WeightMap } from "../../src/weights/weight-map.ts";
-import type { RuntimeLoraAdapter } from "../trtllm-engine/lora-runtime.ts";
-import { LAYER_MODULES, runtimeLoraRows } from "../trtllm-engine/lora-runtime.ts";
+import type { RuntimeLoraAdapter } from "../common/lora-runtime.ts";
+import { LAYER_MODULES, runtimeLoraRows } from "../common/lora-runtime.ts";
 
 export interface HfAdapterFiles {
   readonly config: string;

@@ -7,7 +7,7 @@
 // Invariants: state_dict() keys are exactly the lowered graph's parameter names (expectedHfParameterNames); output is
 // byte-identical for the same input; every user string reaches Python through codegen/python/identifiers.
 
-import { layerWindows } from "../attention-windows.ts";
+import { layerWindows } from "../common/attention-windows.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
 import type { Node } from "../../src/ir/graph.ts";
@@ -18,9 +18,11 @@ import { assignAttr, type Body, emitNodes, newBody } from "../pytorch/forward.ts
 import { activationFn, orderedTorchHelpers, TORCH_HELPERS, type TorchHelper } from "../pytorch/glue-ops.ts";
 import { hfRopeScaling } from "../pytorch/hf-config.ts";
 import { assignLiteral } from "../pytorch/literal.ts";
+import { torchCustomOpFiles, torchCustomOpImports, torchCustomOpNames } from "../pytorch/custom-ops.ts";
+import { type CustomOp, customOps } from "../../src/custom-ops/custom-op.ts";
 import { headParams, planTorchModel, type TorchPlan } from "../pytorch/plan.ts";
 import type { TorchNames } from "../pytorch/names.ts";
-import { type ClassTree, fail, type Group, type ModuleLeaf, treeParamNames } from "../trtllm-engine/model-py-plan.ts";
+import { type ClassTree, fail, type Group, type ModuleLeaf, treeParamNames } from "../common/model-py-plan.ts";
 import { orderedBlocks, RUNTIME_BLOCKS, RUNTIME_NAMES, type RuntimeBlock } from "./runtime.ts";
 
 const LAYER_ATTRS = new Set(["config", "layer_idx"]);
@@ -36,6 +38,7 @@ export function planHfModel(low: LoweredModel, configKeys: Iterable<string>): To
 class Emitter {
   readonly blocks = new Set<RuntimeBlock>();
   readonly helpers = new Set<TorchHelper>();
+  readonly customOps = new Set<CustomOp>();
   usesMath = false;
   ropeScaling: JsonValue | undefined;
 
@@ -171,7 +174,7 @@ class Emitter {
   }
 
   body(w: PyWriter, tree: ClassTree, params: readonly string[], inLayer: boolean): Body {
-    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "math", ROPE_SCALING_CONST, ...RUNTIME_NAMES, ...Object.keys(TORCH_HELPERS), ...Object.values(this.names)];
+    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "math", ROPE_SCALING_CONST, ...RUNTIME_NAMES, ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...customOps().map((op) => torchCustomOpNames(op).alias)];
     return newBody(
       {
         plan: this.plan,
@@ -181,6 +184,8 @@ class Emitter {
         layerField: (f) => (inLayer ? `self.config.${f}[self.layer_idx]` : fail(`per-layer value '${f}' outside the decoder layers`)),
         helper: this.helper,
         modelDtype: "next(self.parameters()).dtype",
+        target: "hf",
+        useCustomOp: (op) => void this.customOps.add(op),
         moduleCall: (b, n, mod, args, out) => {
           const x = args[n.op === "embedding" ? 1 : 0]!.expr;
           if (n.op === "trtllm.attention") b.w.call(`${out} = ${mod}`, [x, args[1]!.expr, "attention_mask", "past_key_values"]);
@@ -310,7 +315,7 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.block("def __init__(self, config):", () => {
       w.line("super().__init__(config)");
       w.line(`self.transformer = ${names.model}(config)`);
-      w.call("self.lm_head = nn.Linear", [em.size(hidden, "hidden_size"), em.size(head.attrs.vocab as number, "vocab_size"), `bias=${hp.bias ? "True" : "False"}`]);
+      w.call("self.lm_head = nn.Linear", [em.size(hidden, "hidden_size"), em.size(head.attrs.vocab, "vocab_size"), `bias=${hp.bias ? "True" : "False"}`]);
       w.line("self.post_init()");
     });
     if (hasVocab) {
@@ -345,6 +350,8 @@ function checkNames(names: TorchNames): void {
 
 export interface Modeling {
   readonly source: string;
+  /** Python modules the modeling file imports (custom ops' PyTorch implementations): file name -> source. */
+  readonly files: Readonly<Record<string, string>>;
   /** Per-layer config fields the layer class reads. */
   readonly configFields: TorchPlan["configFields"];
 }
@@ -370,6 +377,7 @@ export function emitHfModeling(plan: TorchPlan, names: TorchNames, std: Readonly
   imports.line(")");
   imports.line();
   imports.line(`from .${names.configModule} import ${names.config}`);
+  for (const l of torchCustomOpImports(em.customOps)) imports.line(l);
   const constants = new PyWriter();
   if (em.ropeScaling !== undefined) assignLiteral(constants, ROPE_SCALING_CONST, em.ropeScaling as PyJson);
   const lib = [...orderedTorchHelpers(em.helpers).map((h) => TORCH_HELPERS[h].source), ...orderedBlocks(em.blocks).map((b) => RUNTIME_BLOCKS[b].source)].map((src) => {
@@ -378,7 +386,7 @@ export function emitHfModeling(plan: TorchPlan, names: TorchNames, std: Readonly
     return pw;
   });
   const source = `${header.toString()}\n${[imports, ...(em.ropeScaling !== undefined ? [constants] : []), ...lib, ...sections].map((s) => s.toString()).join("\n\n")}`;
-  return { source, configFields: plan.configFields };
+  return { source, configFields: plan.configFields, files: torchCustomOpFiles(em.customOps) };
 }
 
 /** The parameter names the emitted ForCausalLM registers (state_dict keys), in creation order. */

@@ -6,6 +6,8 @@
 // Invariants: sources are PEP 8, import only math, torch and F (torch.nn.functional); module and parameter names
 // (qkv, dense, fc, gate, proj, weight, bias) are the lowered graph's, so state_dict keys equal its parameter names.
 
+import { dependencyOrder } from "../python/dependency-order.ts";
+
 export type RuntimeBlock = "rope" | "mask" | "attention" | "mlp" | "rms_norm";
 
 export const RUNTIME_BLOCKS: Record<RuntimeBlock, { readonly deps: readonly RuntimeBlock[]; readonly source: readonly string[] }> = {
@@ -225,16 +227,7 @@ export const RUNTIME_BLOCKS: Record<RuntimeBlock, { readonly deps: readonly Runt
 };
 
 /** Blocks in dependency order (dependencies first), for the set used. */
-export function orderedBlocks(used: ReadonlySet<RuntimeBlock>): RuntimeBlock[] {
-  const out: RuntimeBlock[] = [];
-  const visit = (b: RuntimeBlock) => {
-    if (out.includes(b)) return;
-    RUNTIME_BLOCKS[b].deps.forEach(visit);
-    out.push(b);
-  };
-  (Object.keys(RUNTIME_BLOCKS) as RuntimeBlock[]).filter((b) => used.has(b)).forEach(visit);
-  return out;
-}
+export const orderedBlocks = (used: ReadonlySet<RuntimeBlock>): RuntimeBlock[] => dependencyOrder(RUNTIME_BLOCKS, used);
 
 /** Class and function names the blocks define (generated names must avoid them). */
 export const RUNTIME_NAMES = ["KilnAttention", "KilnMLP", "KilnRMSNorm", "_kiln_rope_inv_freq", "_kiln_rope", "_kiln_attention_mask"];

@@ -11,7 +11,7 @@ import gpt2 from "../../models/gpt2.ts";
 import gptj from "../../models/gptj.ts";
 import llama from "../../models/llama.ts";
 import type { ModelDefinition } from "../../src/dsl/define-model.ts";
-import { prepareCompile } from "../../src/pipeline/compile.ts";
+import { prepareCompile } from "../../src/driver/compile.ts";
 import { readHFConfigJson } from "../../src/weights/hf-config.ts";
 import { FIXTURES } from "../../test/golden.ts";
 import { hfStandardConfig } from "../pytorch/hf-config.ts";

@@ -8,9 +8,9 @@
 
 import { pyString } from "../python/identifiers.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import { SAFETENSORS_DTYPE } from "../trtllm-engine/checkpoint-plan.ts";
+import { SAFETENSORS_DTYPE } from "../common/checkpoint-plan.ts";
 import { hfStandardConfig } from "../pytorch/hf-config.ts";
-import { type Emission, HF_SIDE_FILES, type Target, TargetError, type TargetOptions } from "../target.ts";
+import { type Emission, HF_SIDE_FILES, type Target, TargetError, type TargetOptions } from "../common/target.ts";
 import { configJson, emitConfiguration } from "../pytorch/configuration.ts";
 import { emitHfModeling, planHfModel } from "./modeling.ts";
 import { torchNames } from "../pytorch/names.ts";
@@ -20,6 +20,7 @@ const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 export const hfTarget = {
   name: "hf",
   description: "Hugging Face remote-code model (plain PyTorch; AutoModelForCausalLM with trust_remote_code=True)",
+  capabilities: { quantization: false, customCode: false },
   emit(lowered, o: TargetOptions): Emission {
     if (o.mapping.tp !== 1 || o.mapping.pp !== 1) throw new TargetError(`--tp/--pp: the hf target writes a single-device model (got tp=${o.mapping.tp}, pp=${o.mapping.pp}); shard it with transformers' own tools instead`);
     if (o.customCode) throw new TargetError("--custom-code applies to the trtllm-engine target only");
@@ -38,6 +39,7 @@ export const hfTarget = {
         "config.json": json(config),
         [`${names.configModule}.py`]: emitConfiguration(names, config, o.modelName),
         [`${names.modelingModule}.py`]: modeling.source,
+        ...modeling.files,
       },
       plans: [{ file: "model.safetensors", tensors, metadata: { format: "pt", ...(o.metadata ?? {}) } }],
       copyFromSource: HF_SIDE_FILES,

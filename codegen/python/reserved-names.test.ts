@@ -8,9 +8,9 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ModelDefinition } from "../../src/dsl/define-model.ts";
-import { prepareCompile } from "../../src/pipeline/compile.ts";
+import { prepareCompile } from "../../src/driver/compile.ts";
 import { reservedAttribute } from "./identifiers.ts";
-import { TARGET_NAMES } from "../targets.ts";
+import { TARGET_NAMES } from "../../src/driver/targets.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-reserved-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

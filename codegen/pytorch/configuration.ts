@@ -10,7 +10,7 @@ import type { JsonValue } from "../../src/ir/attrs.ts";
 import { isSafeIdentifier, pyLiteral, type PyJson, pyString } from "../python/identifiers.ts";
 import { PyWriter } from "../python/writer.ts";
 import { assignLiteral } from "./literal.ts";
-import { fail } from "../trtllm-engine/model-py-plan.ts";
+import { fail } from "../common/model-py-plan.ts";
 import type { TorchNames } from "./names.ts";
 
 /** Keys PretrainedConfig handles itself; they reach it through **kwargs. */

@@ -1,31 +1,23 @@
-// forward() bodies for the PyTorch-based targets: a list of lowered-graph nodes becomes one Python statement each,
-// in graph order. Module leaves of the class tree are called through a target-specific hook (the Hugging Face and
-// TensorRT-LLM attention modules take different arguments); every other node goes through the core-op glue table.
-// Local names read like hand-written models: `<module>_output`, `hidden_states` for the residual stream.
-// Invariants: values are bound once; names come from a Namespace, so they are unique, legal and never shadow the
-// function's parameters or the file's own names.
+// forward() bodies for the PyTorch-based targets, on the shared emitter skeleton (codegen/common/emit-nodes.ts).
+// Module leaves of the class tree are called through a target-specific hook (the Hugging Face and TensorRT-LLM
+// attention modules take different arguments); every other node goes through the core-op glue table.
 
 import type { DType } from "../../src/ir/dtype.ts";
 import type { Node, ValueId } from "../../src/ir/graph.ts";
 import { isPlainAttribute, Namespace, pyString } from "../python/identifiers.ts";
 import type { PyWriter } from "../python/writer.ts";
-import { type ClassTree, fail, locText } from "../trtllm-engine/model-py-plan.ts";
-import { TORCH_GLUE_OPS, type TorchArg, type TorchGlueCtx, type TorchHelper, torchConstant } from "./glue-ops.ts";
+import type { CustomOp } from "../../src/custom-ops/custom-op.ts";
+import { torchCustomOpGlue } from "./custom-ops.ts";
+import { emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
+import { type ClassTree, fail } from "../common/model-py-plan.ts";
+import { type TorchArg, torchGlueRuleFor, type TorchHelper, torchConstant } from "./glue-ops.ts";
 import type { TorchPlan } from "./plan.ts";
 
-export interface Val {
-  readonly expr: string;
-  readonly literal: boolean;
-}
+export type { Val };
 
-export interface Body {
+export interface Body extends StatementBody {
   readonly plan: TorchPlan;
-  readonly w: PyWriter;
-  readonly vars: Namespace;
-  readonly env: Map<ValueId, Val>;
   readonly tree: ClassTree;
-  /** Values to bind to a given name (the hidden state handed to the layers). */
-  readonly bindAs: Map<ValueId, string>;
   /** Attribute path -> Python attribute path (a target may rename modules; identity by default). */
   readonly attrPath: (path: readonly string[]) => readonly string[];
   /** Python expression of a per-layer config field for this layer. */
@@ -34,7 +26,10 @@ export interface Body {
   readonly modelDtype: string;
   /** Emits the call of a module leaf; `out` is the variable to bind. */
   readonly moduleCall: (b: Body, n: Node, mod: string, args: readonly Val[], out: string) => void;
-  lastLoc?: string;
+  /** The target's name, for messages. */
+  readonly target: string;
+  /** Records a custom op whose PyTorch implementation the modeling file imports. */
+  readonly useCustomOp: (op: CustomOp) => void;
 }
 
 /** Attribute access along a path; segments that are not plain identifiers go through getattr with a str literal. */
@@ -68,34 +63,27 @@ export function emitNodes(b: Body, nodes: readonly Node[]): void {
     const path = b.tree.paramPath.get(name!) ?? fail(`parameter '${name}' has no attribute in the generated class`);
     return { expr: attrChain("self", b.attrPath(path)), literal: false };
   };
-  for (const n of nodes) {
-    if (!b.plan.live.has(n)) continue;
-    const loc = locText(n.loc);
-    if (loc && loc !== b.lastLoc) {
-      b.w.comment(loc);
-      b.lastLoc = loc;
-    }
-    const args = n.inputs.map((v, k) => argOf(v, n, k));
-    const modulePath = b.tree.moduleOf.get(n);
-    const pyPath = modulePath && b.attrPath(modulePath);
-    const base = pyPath ? `${pyPath[pyPath.length - 1]}_output` : n.op === "add" ? "hidden_states" : n.op;
-    const outs = n.outputs.map((o, k) => b.bindAs.get(o) ?? b.vars.create(n.outputs.length > 1 ? `${base}_${k}` : base));
-    if (pyPath) b.moduleCall(b, n, attrChain("self", pyPath), args, outs[0]!);
-    else {
-      const rule = TORCH_GLUE_OPS[n.op] ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
+  emitNodeStatements(b, nodes, {
+    live: b.plan.live,
+    args: (n) => n.inputs.map((v, k) => argOf(v, n, k)),
+    modulePath: (n) => {
+      const path = b.tree.moduleOf.get(n);
+      return path && b.attrPath(path);
+    },
+    moduleCall: (n, path, args, out) => b.moduleCall(b, n, attrChain("self", path), args, out),
+    glue: (n, args, loc) => {
+      const rule = torchGlueRuleFor(n.op) ?? torchCustomOpGlue(n.op, b.target, b.useCustomOp) ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
       const use = b.plan.slotUse.get(n)?.get(-1);
-      const ctx: TorchGlueCtx = {
+      return rule({
         node: n,
         args: n.inputs.map((v, k) => ({ ...args[k]!, shape: g.values.get(v)!.shape, dtype: g.values.get(v)!.dtype }) satisfies TorchArg),
         helper: b.helper,
         ...(use?.field && { slot: b.layerField(use.field) }),
         modelDtype: b.modelDtype,
         paramDtype,
-      };
-      b.w.assign(outs.join(", "), rule(ctx));
-    }
-    n.outputs.forEach((o, k) => b.env.set(o, { expr: outs[k]!, literal: false }));
-  }
+      });
+    },
+  });
 }
 
 /** A fresh body whose local names avoid `reserved` (parameters, the file's names, helpers). */

@@ -5,18 +5,19 @@
 import { describe, expect, it } from "vitest";
 import type { DType } from "../../src/ir/dtype.ts";
 import type { Shape } from "../../src/ir/shape.ts";
-import { orderedTorchHelpers, TORCH_GLUE_OPS, type TorchGlueCtx, type TorchHelper } from "./glue-ops.ts";
+import { CORE_OPS, type CoreOp } from "../../src/ir/ops.ts";
+import { type AnyTorchGlueCtx, orderedTorchHelpers, TORCH_GLUE_OPS, type TorchGlueRule, type TorchHelper, torchGlueRuleFor } from "./glue-ops.ts";
 
 function rule(op: string, attrs: Record<string, unknown>, args: { expr: string; shape: Shape; dtype?: DType; literal?: boolean }[]) {
   const helpers = new Set<TorchHelper>();
-  const ctx: TorchGlueCtx = {
+  const ctx: AnyTorchGlueCtx = {
     node: { op, attrs, inputs: [], outputs: [], scope: "transformer.layers.0", loc: { file: "m.ts", line: 7, col: 1 } },
     args: args.map((a) => ({ expr: a.expr, shape: a.shape, dtype: a.dtype ?? "f32", literal: a.literal ?? false })),
     helper: (h) => (helpers.add(h), h),
     modelDtype: "MODEL_DTYPE",
     paramDtype: "f32",
   };
-  return { expr: TORCH_GLUE_OPS[op]!(ctx), helpers: [...helpers] };
+  return { expr: torchGlueRuleFor(op)!(ctx), helpers: [...helpers] };
 }
 
 const X = { expr: "x", shape: ["batch", "seq", 64] as Shape };
@@ -52,5 +53,14 @@ describe("torch glue ops", () => {
   it("refuses constant-only binaries and ops that live inside attention", () => {
     expect(() => rule("add", {}, [{ ...X, expr: "1.0", literal: true }, { ...X, expr: "2.0", literal: true }])).toThrow(/both operands are constants/);
     for (const op of ["rope", "causal_mask", "attention"]) expect(() => rule(op, {}, [X])).toThrow(new RegExp(`^${op} in transformer\\.layers\\.0`));
+  });
+});
+
+describe("TORCH_GLUE_OPS is complete over the op table", () => {
+  it("does not compile without a rule for every core op", () => {
+    // @ts-expect-error: a table missing any core op (here all but `add`) is a type error, so a new op cannot be forgotten
+    const incomplete: { readonly [K in CoreOp]: TorchGlueRule<K> } = { add: TORCH_GLUE_OPS.add };
+    expect(Object.keys(incomplete)).toEqual(["add"]);
+    expect(Object.keys(TORCH_GLUE_OPS).sort()).toEqual(Object.keys(CORE_OPS).sort());
   });
 });

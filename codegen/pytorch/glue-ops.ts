@@ -8,10 +8,12 @@
 // (torch.nn.functional).
 
 import { type DType, isFloat } from "../../src/ir/dtype.ts";
-import { describeNode, type Node } from "../../src/ir/graph.ts";
+import { describeNode, type Node, type NodeOf } from "../../src/ir/graph.ts";
+import type { CoreOp } from "../../src/ir/ops.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
-import { fail } from "../trtllm-engine/model-py-plan.ts";
+import { dependencyOrder } from "../python/dependency-order.ts";
+import { fail } from "../common/model-py-plan.ts";
 
 export interface TorchArg {
   readonly expr: string;
@@ -21,8 +23,8 @@ export interface TorchArg {
   readonly dtype: DType;
 }
 
-export interface TorchGlueCtx {
-  readonly node: Node;
+export interface TorchGlueCtx<K extends CoreOp = CoreOp> {
+  readonly node: NodeOf<K>;
   readonly args: readonly TorchArg[];
   /** Registers a helper (and its dependencies) and returns its name. */
   helper(name: TorchHelper): string;
@@ -132,8 +134,8 @@ const lastDim = (c: TorchGlueCtx) => c.args[0]!.shape[c.args[0]!.shape.length - 
 const TORCH_DTYPES: Record<DType, string> = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16", i32: "torch.int32", bool: "torch.bool" };
 
 function reduce(fn: string) {
-  return (c: TorchGlueCtx) => {
-    const axes = (c.node.attrs.axes as number[]).map((a) => tailAxis(c, 0, a));
+  return (c: TorchGlueCtx<"reduce_mean" | "reduce_sum" | "reduce_max">) => {
+    const axes = c.node.attrs.axes.map((a) => tailAxis(c, 0, a));
     const dim = axes.length === 1 ? String(axes[0]) : `(${axes.join(", ")})`;
     return `${fn}(${tensor(c, 0)}, dim=${dim}, keepdim=${c.node.attrs.keepDims ? "True" : "False"})`;
   };
@@ -142,7 +144,11 @@ function reduce(fn: string) {
 const unsupported = (why: string) => (c: TorchGlueCtx): string => fail(`${where(c)}: ${why}`);
 
 /** One rule per core op; multi-output ops (split) return a tuple expression. */
-export const TORCH_GLUE_OPS: Record<string, (c: TorchGlueCtx) => string> = {
+/** How the PyTorch targets compute one core op; the table below must have one for every op of the op table. */
+export type TorchGlueRule<K extends CoreOp> = (c: TorchGlueCtx<K>) => string;
+
+export const TORCH_GLUE_OPS: { readonly [K in CoreOp]: TorchGlueRule<K> } = {
+  constant: (c) => torchConstant(c.node.attrs.value, c.node.attrs.dtype),
   add: binary("+"),
   sub: binary("-"),
   mul: binary("*"),
@@ -159,46 +165,55 @@ export const TORCH_GLUE_OPS: Record<string, (c: TorchGlueCtx) => string> = {
   silu: unary("F.silu"),
   gelu: (c) => `${activationFn(c.node.attrs.approximate === "tanh" ? "gelu_tanh" : "gelu", c.helper)}(${tensor(c, 0)})`,
   cast: (c) => {
-    const d = c.node.attrs.dtype as DType;
+    const d = c.node.attrs.dtype;
     return `${tensor(c, 0)}.to(${d === c.paramDtype && isFloat(d) ? c.modelDtype : TORCH_DTYPES[d]})`;
   },
   matmul: (c) => `torch.matmul(${tensor(c, 0)}, ${tensor(c, 1)})`,
   linear: (c) => `F.linear(${c.args.map((_, k) => tensor(c, k)).join(", ")})`,
   embedding: (c) => `F.embedding(${tensor(c, 1)}, ${tensor(c, 0)})`,
-  softmax: (c) => `${c.helper("_kiln_softmax")}(${tensor(c, 0)}, ${tailAxis(c, 0, c.node.attrs.axis as number)})`,
+  softmax: (c) => `${c.helper("_kiln_softmax")}(${tensor(c, 0)}, ${tailAxis(c, 0, c.node.attrs.axis)})`,
   reduce_mean: reduce("torch.mean"),
   reduce_sum: reduce("torch.sum"),
   reduce_max: reduce("torch.amax"),
   reshape: (c) => {
     const from = c.args[0]!.shape;
-    const to = c.node.attrs.shape as Shape;
+    const to = c.node.attrs.shape;
     const [t, u] = [tokenDims(from, where(c)), tokenDims(to, where(c))];
     if (t !== u || from.slice(0, t).some((d, i) => d !== to[i])) fail(`${where(c)}: reshape ${formatShape(from)} -> ${formatShape(to)} changes the batch/sequence dims, which TensorRT-LLM packs into one token dim`);
     return `${c.helper("_kiln_reshape_tail")}(${tensor(c, 0)}, ${from.length - t}, [${to.slice(t).join(", ")}])`;
   },
   transpose: (c) => {
-    const perm = c.node.attrs.perm as number[];
+    const perm = c.node.attrs.perm;
     const t = tokenDims(c.args[0]!.shape, where(c));
     if (perm.slice(0, t).some((p, i) => p !== i)) fail(`${where(c)}: transpose [${perm}] moves a batch/sequence dim, which TensorRT-LLM packs into one token dim`);
     return `${c.helper("_kiln_permute_tail")}(${tensor(c, 0)}, [${perm.slice(t).map((p) => p - t).join(", ")}])`;
   },
-  split: (c) => `torch.split(${tensor(c, 0)}, [${(c.node.attrs.sizes as number[]).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis as number)})`,
-  concat: (c) => `torch.cat([${c.args.map((_, k) => tensor(c, k)).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis as number)})`,
+  split: (c) => `torch.split(${tensor(c, 0)}, [${c.node.attrs.sizes.join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
+  concat: (c) => `torch.cat([${c.args.map((_, k) => tensor(c, k)).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
   slice: (c) => {
-    const [s, e] = [c.node.attrs.start as number, c.node.attrs.end as number];
-    return `${tensor(c, 0)}.narrow(${tailAxis(c, 0, c.node.attrs.axis as number)}, ${pyInt(s)}, ${pyInt(e - s)})`;
+    const [s, e] = [c.node.attrs.start, c.node.attrs.end];
+    return `${tensor(c, 0)}.narrow(${tailAxis(c, 0, c.node.attrs.axis)}, ${pyInt(s)}, ${pyInt(e - s)})`;
   },
-  repeat_interleave: (c) => `${tensor(c, 0)}.repeat_interleave(${pyInt(c.node.attrs.repeats as number)}, dim=${tailAxis(c, 0, c.node.attrs.axis as number)})`,
+  repeat_interleave: (c) => `${tensor(c, 0)}.repeat_interleave(${pyInt(c.node.attrs.repeats)}, dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
   layer_norm: (c) => {
     const [, w, b] = c.args;
-    return `F.layer_norm(${tensor(c, 0)}, (${lastDim(c)},), ${w ? w.expr : "None"}, ${b ? b.expr : "None"}, ${c.slot ?? pyFloat(c.node.attrs.eps as number)})`;
+    return `F.layer_norm(${tensor(c, 0)}, (${lastDim(c)},), ${w ? w.expr : "None"}, ${b ? b.expr : "None"}, ${c.slot ?? pyFloat(c.node.attrs.eps)})`;
   },
-  rms_norm: (c) => `${c.helper("_kiln_rms_norm")}(${tensor(c, 0)}, ${c.args[1] ? c.args[1].expr : "None"}, ${c.slot ?? pyFloat(c.node.attrs.eps as number)})`,
-  gated_activation: (c) => `${c.helper("_kiln_gated")}(${tensor(c, 0)}, ${activationFn(c.node.attrs.act as string, c.helper)})`,
+  rms_norm: (c) => `${c.helper("_kiln_rms_norm")}(${tensor(c, 0)}, ${c.args[1] ? c.args[1].expr : "None"}, ${c.slot ?? pyFloat(c.node.attrs.eps)})`,
+  gated_activation: (c) => `${c.helper("_kiln_gated")}(${tensor(c, 0)}, ${activationFn(c.node.attrs.act, c.helper)})`,
   rope: unsupported("rotary embedding outside attention; lowering fuses q/k rope into trtllm.attention, so a rope left over has no generated equivalent"),
   causal_mask: unsupported("a causal mask outside attention; the generated attention masks internally"),
   attention: unsupported("attention that lowering did not turn into trtllm.attention; the KV cache lives in the generated attention module"),
 };
+
+/** A glue context for a node whose op is only known at run time (the emitters walk untyped graphs). */
+export type AnyTorchGlueCtx = Omit<TorchGlueCtx, "node"> & { readonly node: Node };
+
+/** The rule for a node's op, or undefined for ops outside the core table (custom ops). */
+export function torchGlueRuleFor(op: string): ((c: AnyTorchGlueCtx) => string) | undefined {
+  // The table is complete over CoreOp (checked above); a node carries the attrs of its op, which the verifier ensures.
+  return Object.hasOwn(TORCH_GLUE_OPS, op) ? (TORCH_GLUE_OPS[op as CoreOp] as unknown as (c: AnyTorchGlueCtx) => string) : undefined;
+}
 
 /** A Python literal for a scalar constant of the given dtype. */
 export function torchConstant(value: number, dtype: DType): string {
@@ -207,13 +222,4 @@ export function torchConstant(value: number, dtype: DType): string {
 }
 
 /** Helpers in dependency order (dependencies first), for the set used. */
-export function orderedTorchHelpers(used: ReadonlySet<TorchHelper>): TorchHelper[] {
-  const out: TorchHelper[] = [];
-  const visit = (h: TorchHelper) => {
-    if (out.includes(h)) return;
-    TORCH_HELPERS[h].deps.forEach(visit);
-    out.push(h);
-  };
-  (Object.keys(TORCH_HELPERS) as TorchHelper[]).filter((h) => used.has(h)).forEach(visit);
-  return out;
-}
+export const orderedTorchHelpers = (used: ReadonlySet<TorchHelper>): TorchHelper[] => dependencyOrder(TORCH_HELPERS, used);

@@ -6,9 +6,9 @@
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import { layerWindows } from "../attention-windows.ts";
-import { decoderFacts } from "../decoder-facts.ts";
-import type { OutputDtype } from "../target.ts";
+import { layerWindows } from "../common/attention-windows.ts";
+import { decoderFacts } from "../common/decoder-facts.ts";
+import type { OutputDtype } from "../common/target.ts";
 
 /** Kiln activation -> transformers ACT2FN name. */
 export const HF_ACT_NAMES: Record<string, string> = { silu: "silu", relu: "relu", gelu: "gelu", gelu_tanh: "gelu_pytorch_tanh" };
@@ -40,7 +40,7 @@ export function hfStandardConfig(low: LoweredModel, hf: Readonly<Record<string, 
     head_dim: headDim,
     hidden_act: HF_ACT_NAMES[f.act]!,
     max_position_embeddings: f.maxPositions,
-    ...(f.norm?.op === "rms_norm" ? { rms_norm_eps: f.norm.attrs.eps as number } : { layer_norm_epsilon: (f.norm?.attrs.eps as number) ?? 1e-5 }),
+    ...(f.norm?.op === "rms_norm" ? { rms_norm_eps: f.norm.attrs.eps } : { layer_norm_epsilon: f.norm?.attrs.eps ?? 1e-5 }),
     ...(rope && { rope_theta: a.ropeTheta!, rope_scaling: hfRopeScaling(a.ropeScaling) }),
     ...(rope && a.rotaryDim !== headDim && { rotary_dim: a.rotaryDim!, partial_rotary_factor: (a.rotaryDim as number) / headDim }),
     // Per-layer sliding windows (0 = global), read by the generated attention layers.

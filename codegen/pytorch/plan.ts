@@ -1,6 +1,6 @@
 // The emission plan shared by the PyTorch-based targets (hf, trtllm-torch): the lowered graph cut into pre-layer
 // glue, one decoder-layer program, post-layer glue and the lm_head (the partition and class trees of
-// codegen/trtllm-engine/model-py-plan.ts, reused as they are), numeric attributes that differ between layers as
+// codegen/common/model-py-plan.ts, reused as they are), numeric attributes that differ between layers as
 // config list fields, and a check that no attribute path of the generated modules collides with what
 // torch.nn.Module (or the generated class itself) already uses.
 // Invariants: every graph parameter lands in exactly one class tree; failures are ModelPyError naming the tensor.
@@ -9,12 +9,12 @@ import type { JsonValue } from "../../src/ir/attrs.ts";
 import { liveNodes, type Graph, type Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { Namespace, reservedAttribute, TORCH_MODULE_ATTRIBUTES } from "../python/identifiers.ts";
-import { addNode, checkSameStructure, layerConfigFields, type SlotUse, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../trtllm-engine/model-py-plan.ts";
+import { addNode, checkSameStructure, layerConfigFields, type SlotUse, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../common/model-py-plan.ts";
 
 /** The torch.nn.Module names a generated attribute must not take (one list, in codegen/python/identifiers.ts). */
 export { TORCH_MODULE_ATTRIBUTES };
 
-export type { SlotUse } from "../trtllm-engine/model-py-plan.ts";
+export type { SlotUse } from "../common/model-py-plan.ts";
 
 export interface TorchPlan {
   readonly g: Graph;

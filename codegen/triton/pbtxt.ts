@@ -9,7 +9,7 @@
 
 import protobuf from "protobufjs";
 import type { Enum, Field, FieldBase, MapField, Type } from "protobufjs";
-import { Lexer, TextFormatError, quoteString } from "./pbtxt-lexer.ts";
+import { Lexer, quoteString } from "./pbtxt-lexer.ts";
 import type { Token } from "./pbtxt-lexer.ts";
 import { checkMessage, scalarSpec } from "./schema-check.ts";
 import type { PlainMessage } from "./schema-check.ts";

@@ -4,6 +4,7 @@
 // fusions TensorRT-LLM applies only to its own classes. Otherwise the reason is reported and custom code is emitted.
 
 import type { Graph, Node } from "../../src/ir/graph.ts";
+import { isTrtllmOp } from "../../src/lower/trtllm-ops.ts";
 import { type LayerProgram, layerPrograms, renderProgram } from "./layer-program.ts";
 
 export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj";
@@ -105,13 +106,13 @@ function matchLayer(p: LayerProgram, e: Expected): string | undefined {
 }
 
 function modelParts(g: Graph): ModelParts {
-  const att = g.nodes.find((n) => n.op === "trtllm.attention");
+  const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention"));
   return {
     hasPositionEmbedding: g.nodes.some((n) => n.scope === "transformer.position_embedding"),
     finalNorm: g.nodes.find((n) => n.scope === "transformer.ln_f"),
     head: g.nodes.find((n) => n.op === "trtllm.lm_head"),
-    heads: (att?.attrs.heads as number) ?? 0,
-    headDim: (att?.attrs.headDim as number) ?? 0,
+    heads: att?.attrs.heads ?? 0,
+    headDim: att?.attrs.headDim ?? 0,
     hidden: att ? (g.values.get(att.inputs[0]!)!.shape.at(-1) as number) : 0,
   };
 }

@@ -10,11 +10,11 @@ import { describe, expect, it } from "vitest";
 import { FUSED_ADD_RMS_NORM } from "../../examples/fused_add_rms_norm/op.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { Shape } from "../../src/ir/shape.ts";
-import { defineOp } from "../../src/ops/custom-op.ts";
+import { defineOp } from "../../src/custom-ops/custom-op.ts";
 import { checkPythonApi, formatApiProblems } from "../apicheck/check-api.ts";
 import { Imports } from "../python/writer.ts";
 import { checkLowering, CustomOpEmitError, customOpFiles, customOpGlue, PYTHON_PLUGIN_MANIFEST, pluginPythonPath, TRTLLM_MANIFEST } from "./custom-ops.ts";
-import type { GlueCtx } from "./model-py-ops.ts";
+import type { AnyGlueCtx } from "./model-py-ops.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-custom-ops-"));
 const H: Shape = ["batch", "seq", 64];
@@ -35,7 +35,7 @@ function apiCheck(rel: string, text: string) {
 function glue(op: string, attrs: Record<string, unknown>, args: string[]): { code: string; imports: string[] } {
   const imports = new Imports();
   const node: Node = { op, inputs: [], outputs: [0, 1], attrs, scope: "transformer.layers.0", loc: { file: "m.ts", line: 7, col: 1 } };
-  const ctx: GlueCtx = {
+  const ctx: AnyGlueCtx = {
     node,
     args: args.map((expr) => ({ expr, shape: H, literal: false, dtype: "f16" })),
     outShapes: [H, H],

@@ -1,4 +1,4 @@
-// TensorRT-LLM 1.2.1 emission of custom ops (src/ops/custom-op.ts), by the route each op declares:
+// TensorRT-LLM 1.2.1 emission of custom ops (src/custom-ops/custom-op.ts), by the route each op declares:
 //   "trtllm":        a call of an existing TensorRT-LLM callable, arguments by keyword, checked against the API manifest;
 //   "python_plugin": a `tensorrt_llm.python_plugin` plugin class (PluginBase + @trtllm_plugin) whose forward launches the
 //                    user's Triton kernel; the classes live in a generated package `kiln_plugins/` beside model.py (the
@@ -14,10 +14,10 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph } from "../../src/ir/graph.ts";
-import { type CustomOp, customOp, type PythonPluginLowering, type TrtllmCallLowering } from "../../src/ops/custom-op.ts";
+import { type CustomOp, customOp, type PythonPluginLowering, type TrtllmCallLowering } from "../../src/custom-ops/custom-op.ts";
 import { isPlainAttribute, pascalCase, pyLiteral, pyString } from "../python/identifiers.ts";
 import { Imports, PyWriter } from "../python/writer.ts";
-import type { GlueCtx } from "./model-py-ops.ts";
+import type { AnyGlueCtx } from "./model-py-ops.ts";
 
 export class CustomOpEmitError extends Error {
   override name = "CustomOpEmitError";
@@ -80,7 +80,7 @@ export function checkLowering(op: CustomOp): void {
   if (missing.length) fail(op.name, `lowering.args leaves out ${l.callee}'s required parameter${missing.length > 1 ? "s" : ""} ${missing.map((p) => `'${p.name}'`).join(", ")}`);
 }
 
-function callGlue(op: CustomOp, l: TrtllmCallLowering, imports: ImportSink): (c: GlueCtx) => string {
+function callGlue(op: CustomOp, l: TrtllmCallLowering, imports: ImportSink): (c: AnyGlueCtx) => string {
   const dot = l.callee.lastIndexOf(".");
   const [mod, name] = [l.callee.slice(0, dot), l.callee.slice(dot + 1)];
   return (c) => {
@@ -230,7 +230,7 @@ export interface ImportSink {
 }
 
 /** How model.py computes a custom op's node (same contract as GLUE_OPS rules); undefined for other ops. */
-export function customOpGlue(opName: string, imports: ImportSink): ((c: GlueCtx) => string) | undefined {
+export function customOpGlue(opName: string, imports: ImportSink): ((c: AnyGlueCtx) => string) | undefined {
   const op = customOp(opName);
   if (!op) return undefined;
   checkLowering(op);

@@ -10,18 +10,18 @@ import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
 import { formatExpr } from "../../src/weights/weight-map.ts";
-import { maxAttentionWindow } from "../attention-windows.ts";
-import { shellQuote } from "../triton/launch.ts";
+import { maxAttentionWindow } from "../common/attention-windows.ts";
+import { shellQuote } from "../../src/io/shell.ts";
 import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
 import { buildConfig } from "./build-config.ts";
-import { rankFilePlans } from "./checkpoint-plan.ts";
+import { rankFilePlans } from "../common/checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
 import { shellCommand } from "../../src/io/shell.ts";
 import { emitModelPy } from "./model-py.ts";
-import type { TargetOptions } from "../target.ts";
-import { pretrainedConfig, quantizationConfig, type TrtDtype } from "./pretrained-config.ts";
+import type { TargetOptions } from "../common/target.ts";
+import { pretrainedConfig, quantizationConfig } from "./pretrained-config.ts";
 
-/** The engine target takes exactly the options every target does (codegen/target.ts). */
+/** The engine target takes exactly the options every target does (codegen/common/target.ts). */
 export type EngineEmitOptions = TargetOptions;
 
 export interface EngineEmission {

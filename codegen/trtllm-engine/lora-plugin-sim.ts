@@ -14,7 +14,7 @@ import { tensor } from "../../src/interp/tensor.ts";
 import { LoraError } from "../../src/lora/adapter.ts";
 import type { SimulationHooks } from "../../src/lower/simulate.ts";
 import { decodeNpy } from "../../src/weights/npy.ts";
-import { LAYER_MODULES, LORA_MODULE_IDS, type LoraModuleName, TP_SPLIT } from "./lora-runtime.ts";
+import { LAYER_MODULES, LORA_MODULE_IDS, type LoraModuleName, TP_SPLIT } from "../common/lora-runtime.ts";
 
 /** The engine config fields the runtime sizes LoRA modules from (config.json of the compiled checkpoint). */
 export interface LoraModelDims {

@@ -5,14 +5,15 @@ import { describe, expect, it } from "vitest";
 import type { DType } from "../../src/ir/dtype.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { Shape } from "../../src/ir/shape.ts";
-import { constantLiteral, GLUE_OPS, type GlueCtx, type HelperName, orderedHelpers } from "./model-py-ops.ts";
-import { ModelPyError } from "./model-py-plan.ts";
+import { CORE_OPS, type CoreOp } from "../../src/ir/ops.ts";
+import { type AnyGlueCtx, constantLiteral, GLUE_OPS, type GlueRule, glueRuleFor, type HelperName, orderedHelpers } from "./model-py-ops.ts";
+import { ModelPyError } from "../common/model-py-plan.ts";
 
 const node = (op: string, attrs: Record<string, unknown> = {}): Node => ({ op, inputs: [], outputs: [0], attrs, scope: "transformer.layers.0", loc: { file: "m.ts", line: 7, col: 1 } });
 
 function run(op: string, attrs: Record<string, unknown>, args: [string, Shape, boolean?][], dtype: DType = "f32"): { code: string; helpers: HelperName[] } {
   const helpers: HelperName[] = [];
-  const ctx: GlueCtx = {
+  const ctx: AnyGlueCtx = {
     node: node(op, attrs),
     args: args.map(([expr, shape, literal]) => ({ expr, shape, literal: literal ?? false, dtype })),
     outShapes: [],
@@ -20,7 +21,7 @@ function run(op: string, attrs: Record<string, unknown>, args: [string, Shape, b
     helper: (h) => (helpers.push(h), h),
     dtype: (d) => (d === "f32" ? "self.config.dtype" : `"${d}"`),
   };
-  return { code: GLUE_OPS[op]!(ctx), helpers };
+  return { code: glueRuleFor(op)!(ctx), helpers };
 }
 
 const H: Shape = ["batch", "seq", 64];
@@ -83,5 +84,14 @@ describe("helpers and constants", () => {
 
   it("writes constants by dtype", () => {
     expect([constantLiteral(2, "f32"), constantLiteral(2, "i32"), constantLiteral(1, "bool"), constantLiteral(-0, "bf16")]).toEqual(["2.0", "2", "True", "-0.0"]);
+  });
+});
+
+describe("GLUE_OPS is complete over the op table", () => {
+  it("does not compile without a rule for every core op", () => {
+    // @ts-expect-error: a table missing any core op (here all but `add`) is a type error, so a new op cannot be forgotten
+    const incomplete: { readonly [K in CoreOp]: GlueRule<K> } = { add: GLUE_OPS.add };
+    expect(Object.keys(incomplete)).toEqual(["add"]);
+    expect(Object.keys(GLUE_OPS).sort()).toEqual(Object.keys(CORE_OPS).sort());
   });
 });

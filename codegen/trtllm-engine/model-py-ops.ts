@@ -7,10 +7,12 @@
 // Invariants: rules are pure functions of their context; every helper's source is PEP 8 and uses only `F`.
 
 import { type DType, isFloat } from "../../src/ir/dtype.ts";
-import { describeNode, type Node } from "../../src/ir/graph.ts";
+import { describeNode, type Node, type NodeOf } from "../../src/ir/graph.ts";
+import type { CoreOp } from "../../src/ir/ops.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
-import { fail } from "./model-py-plan.ts";
+import { dependencyOrder } from "../python/dependency-order.ts";
+import { fail } from "../common/model-py-plan.ts";
 
 export interface OpArg {
   readonly expr: string;
@@ -20,8 +22,8 @@ export interface OpArg {
   readonly dtype: DType;
 }
 
-export interface GlueCtx {
-  readonly node: Node;
+export interface GlueCtx<K extends CoreOp = CoreOp> {
+  readonly node: NodeOf<K>;
   readonly args: readonly OpArg[];
   readonly outShapes: readonly Shape[];
   /** `F.<name>`; registers the functional import. */
@@ -147,8 +149,8 @@ const ACT_FN: Record<string, (c: GlueCtx) => string> = {
 };
 
 function reduce(fn: string) {
-  return (c: GlueCtx) => {
-    const axes = (c.node.attrs.axes as number[]).map((a) => tailAxis(c, 0, a));
+  return (c: GlueCtx<"reduce_mean" | "reduce_sum" | "reduce_max">) => {
+    const axes = c.node.attrs.axes.map((a) => tailAxis(c, 0, a));
     const dim = axes.length === 1 ? String(axes[0]) : `(${axes.join(", ")})`;
     return `${c.F(fn)}(${tensor(c, 0)}, dim=${dim}, keepdim=${c.node.attrs.keepDims ? "True" : "False"})`;
   };
@@ -158,7 +160,11 @@ function unsupported(why: string) {
   return (c: GlueCtx): string => fail(`${where(c)}: ${why}`);
 }
 
-export const GLUE_OPS: Record<string, (c: GlueCtx) => string> = {
+/** How model.py computes one core op; the table below must have one for every op of the op table. */
+export type GlueRule<K extends CoreOp> = (c: GlueCtx<K>) => string;
+
+export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
+  constant: (c) => constantLiteral(c.node.attrs.value, c.node.attrs.dtype),
   add: binary("+"),
   sub: binary("-"),
   mul: binary("*"),
@@ -174,58 +180,67 @@ export const GLUE_OPS: Record<string, (c: GlueCtx) => string> = {
   rsqrt: (c) => `${c.F("div")}(1.0, ${c.F("sqrt")}(${tensor(c, 0)}))`,
   erf: (c) => `${c.helper("_kiln_erf")}(${tensor(c, 0)})`,
   gelu: (c) => `${ACT_FN[c.node.attrs.approximate === "tanh" ? "gelu_tanh" : "gelu"]!(c)}(${tensor(c, 0)})`,
-  cast: (c) => `${c.F("cast")}(${tensor(c, 0)}, ${c.dtype(c.node.attrs.dtype as DType)})`,
+  cast: (c) => `${c.F("cast")}(${tensor(c, 0)}, ${c.dtype(c.node.attrs.dtype)})`,
   matmul: (c) => `${c.F("matmul")}(${tensor(c, 0)}, ${tensor(c, 1)})`,
   linear: (c) => `${c.F("matmul")}(${tensor(c, 0)}, ${tensor(c, 1)}, transb=True)${c.args[2] ? ` + ${tensor(c, 2)}` : ""}`,
   embedding: (c) => `${c.F("embedding")}(${tensor(c, 1)}, ${tensor(c, 0)})`,
-  softmax: (c) => `${c.F("softmax")}(${tensor(c, 0)}, dim=${tailAxis(c, 0, c.node.attrs.axis as number)})`,
+  softmax: (c) => `${c.F("softmax")}(${tensor(c, 0)}, dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
   reduce_mean: reduce("mean"),
   reduce_sum: reduce("sum"),
   reduce_max: reduce("max"),
   reshape: (c) => {
     const from = c.args[0]!.shape;
-    const to = c.node.attrs.shape as Shape;
+    const to = c.node.attrs.shape;
     const [t, u] = [tokenDims(from, where(c)), tokenDims(to, where(c))];
     if (t !== u || from.slice(0, t).some((d, i) => d !== to[i])) fail(`${where(c)}: reshape ${formatShape(from)} -> ${formatShape(to)} changes the batch/sequence dims, which TensorRT-LLM packs into one token dim`);
     return `${c.helper("_kiln_view")}(${tensor(c, 0)}, ${from.length - t}, [${to.slice(t).join(", ")}])`;
   },
   transpose: (c) => {
-    const perm = c.node.attrs.perm as number[];
+    const perm = c.node.attrs.perm;
     const t = tokenDims(c.args[0]!.shape, where(c));
     if (perm.slice(0, t).some((p, i) => p !== i)) fail(`${where(c)}: transpose [${perm}] moves a batch/sequence dim, which TensorRT-LLM packs into one token dim`);
     return `${c.helper("_kiln_permute_tail")}(${tensor(c, 0)}, [${perm.slice(t).map((p) => p - t).join(", ")}])`;
   },
-  split: (c) => `${c.F("split")}(${tensor(c, 0)}, [${(c.node.attrs.sizes as number[]).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis as number)})`,
-  concat: (c) => `${c.F("concat")}([${c.args.map((_, k) => tensor(c, k)).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis as number)})`,
+  split: (c) => `${c.F("split")}(${tensor(c, 0)}, [${c.node.attrs.sizes.join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
+  concat: (c) => `${c.F("concat")}([${c.args.map((_, k) => tensor(c, k)).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
   slice: (c) => {
-    const ax = tailAxis(c, 0, c.node.attrs.axis as number);
+    const ax = tailAxis(c, 0, c.node.attrs.axis);
     const size = c.args[0]!.shape[c.args[0]!.shape.length + ax] as number;
-    const [s, e] = [c.node.attrs.start as number, c.node.attrs.end as number];
+    const [s, e] = [c.node.attrs.start, c.node.attrs.end];
     if (s === 0 && e === size) return tensor(c, 0);
     // Slicing through split keeps the token dims symbolic (F.slice needs explicit start/size tensors).
     const pieces = [s, e - s, size - e].filter((n) => n > 0);
     return `${c.F("split")}(${tensor(c, 0)}, [${pieces.join(", ")}], dim=${ax})[${s > 0 ? 1 : 0}]`;
   },
   repeat_interleave: (c) => {
-    const ax = tailAxis(c, 0, c.node.attrs.axis as number);
+    const ax = tailAxis(c, 0, c.node.attrs.axis);
     const x = tensor(c, 0);
-    return `${c.F("repeat_interleave")}(${x}, ${pyInt(c.node.attrs.repeats as number)}, ${x}.ndim() - ${-ax})`;
+    return `${c.F("repeat_interleave")}(${x}, ${pyInt(c.node.attrs.repeats)}, ${x}.ndim() - ${-ax})`;
   },
   layer_norm: (c) => {
     const [, w, b] = c.args;
-    const kw = [w && `weight=${w.expr}`, b && `bias=${b.expr}`, `eps=${c.slot ?? pyFloat(c.node.attrs.eps as number)}`].filter(Boolean);
+    const kw = [w && `weight=${w.expr}`, b && `bias=${b.expr}`, `eps=${c.slot ?? pyFloat(c.node.attrs.eps)}`].filter(Boolean);
     return `${c.F("layer_norm")}(${tensor(c, 0)}, ${lastDim(c)}, ${kw.join(", ")})`;
   },
   rms_norm: (c) => {
     const w = c.args[1];
-    const kw = [w && `weight=${w.expr}`, `eps=${c.slot ?? pyFloat(c.node.attrs.eps as number)}`].filter(Boolean);
+    const kw = [w && `weight=${w.expr}`, `eps=${c.slot ?? pyFloat(c.node.attrs.eps)}`].filter(Boolean);
     return `${c.F("rms_norm")}(${tensor(c, 0)}, ${lastDim(c)}, ${kw.join(", ")})`;
   },
-  gated_activation: (c) => `${c.helper("_kiln_gated")}(${tensor(c, 0)}, ${lastDim(c) / 2}, ${ACT_FN[c.node.attrs.act as string]!(c)})`,
+  gated_activation: (c) => `${c.helper("_kiln_gated")}(${tensor(c, 0)}, ${lastDim(c) / 2}, ${ACT_FN[c.node.attrs.act]!(c)})`,
   rope: unsupported("rotary embedding outside attention; TensorRT-LLM applies RoPE only inside its Attention layer (lowering fuses q/k rope into trtllm.attention)"),
   causal_mask: unsupported("a causal mask outside attention; TensorRT-LLM's attention plugin masks internally"),
   attention: unsupported("attention that lowering did not turn into trtllm.attention; TensorRT-LLM engines need the GPT attention plugin for the KV cache"),
 };
+
+/** A glue context for a node whose op is only known at run time (the emitters walk untyped graphs). */
+export type AnyGlueCtx = Omit<GlueCtx, "node"> & { readonly node: Node };
+
+/** The rule for a node's op, or undefined for ops outside the core table (custom ops). */
+export function glueRuleFor(op: string): ((c: AnyGlueCtx) => string) | undefined {
+  // The table is complete over CoreOp (checked above); a node carries the attrs of its op, which the verifier ensures.
+  return Object.hasOwn(GLUE_OPS, op) ? (GLUE_OPS[op as CoreOp] as unknown as (c: AnyGlueCtx) => string) : undefined;
+}
 
 /** A Python literal for a scalar constant of the given dtype. */
 export function constantLiteral(value: number, dtype: DType): string {
@@ -234,13 +249,4 @@ export function constantLiteral(value: number, dtype: DType): string {
 }
 
 /** Helpers in dependency order (dependencies first), for the set used. */
-export function orderedHelpers(used: ReadonlySet<HelperName>): HelperName[] {
-  const out: HelperName[] = [];
-  const visit = (h: HelperName) => {
-    if (out.includes(h)) return;
-    HELPERS[h].deps.forEach(visit);
-    out.push(h);
-  };
-  (Object.keys(HELPERS) as HelperName[]).filter((h) => used.has(h)).forEach(visit);
-  return out;
-}
+export const orderedHelpers = (used: ReadonlySet<HelperName>): HelperName[] => dependencyOrder(HELPERS, used);

@@ -17,14 +17,14 @@ import type { ModelDefinition } from "../../src/dsl/define-model.ts";
 import type { Graph } from "../../src/ir/graph.ts";
 import { placeParam } from "../../src/lower/mapping.ts";
 import { type LoweredModel, lowerToTrtllm } from "../../src/lower/to-trtllm.ts";
-import { instantiate } from "../../src/pipeline/instantiate.ts";
-import { optimize } from "../../src/pipeline/optimize.ts";
+import { instantiate } from "../../src/driver/instantiate.ts";
+import { optimize } from "../../src/driver/optimize.ts";
 import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { readHFConfigJson } from "../../src/weights/hf-config.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import { exprShape } from "../../src/weights/weight-map.ts";
 import { checkPythonApi } from "../apicheck/check-api.ts";
-import { rankFilePlans } from "./checkpoint-plan.ts";
+import { rankFilePlans } from "../common/checkpoint-plan.ts";
 import { emitModelPy, expectedParameterNames, ModelPyError } from "./model-py.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
 

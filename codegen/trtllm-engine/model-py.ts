@@ -18,10 +18,11 @@ import { isPlainAttribute, Namespace, pascalCase, pyFloat, pyInt, pyString } fro
 import { Imports, PyWriter } from "../python/writer.ts";
 import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
-import { constantLiteral, GLUE_OPS, type GlueCtx, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
-import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "./model-py-plan.ts";
+import { emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
+import { constantLiteral, glueRuleFor, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
+import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "../common/model-py-plan.ts";
 
-export { ModelPyError } from "./model-py-plan.ts";
+export { ModelPyError } from "../common/model-py-plan.ts";
 
 export interface ModelPyOptions {
   /** The DSL model's name (user input): class names derive from it. */
@@ -260,22 +261,11 @@ class Emitter {
 // ---------------------------------------------------------------------------------------------------------------
 // forward() bodies
 
-interface Val {
-  readonly expr: string;
-  readonly literal: boolean;
-}
-
-interface Body {
-  readonly w: PyWriter;
-  readonly vars: Namespace;
-  readonly env: Map<ValueId, Val>;
+interface Body extends StatementBody {
   readonly tree: ClassTree;
   readonly inLayer: boolean;
-  /** Values to bind to a given name (the transformer's hidden_states). */
-  readonly bindAs: Map<ValueId, string>;
   readonly partial: Set<ValueId>;
   readonly reduced: Map<ValueId, string>;
-  lastLoc?: string;
 }
 
 function emitNodes(em: Emitter, b: Body, nodes: readonly Node[]): void {
@@ -296,38 +286,30 @@ function emitNodes(em: Emitter, b: Body, nodes: readonly Node[]): void {
     const path = b.tree.paramPath.get(name!) ?? fail(`parameter '${name}' has no attribute in the generated class`);
     return { expr: `${attrChain("self", path)}.value`, literal: false };
   };
-  for (const n of nodes) {
-    if (!em.plan.live.has(n)) continue;
-    const use = em.plan.slotUse.get(n)?.get(-1);
-    const slotExpr = use?.field ? `self.config.${use.field}[self.layer_idx]` : undefined;
-    const loc = locText(n.loc);
-    if (loc && loc !== b.lastLoc) {
-      b.w.comment(loc);
-      b.lastLoc = loc;
-    }
-    const keepsPartial = n.op === "add" && n.inputs.every((v) => b.partial.has(v));
-    const args = n.inputs.map((v, k) => (b.partial.has(v) && !keepsPartial ? reduceValue(em, b, v) : argOf(v, n, k)));
-    const modulePath = b.tree.moduleOf.get(n);
-    // Names read like TensorRT-LLM's models: <module>_output, hidden_states for the residual stream, else the op.
-    const base = modulePath ? `${modulePath[modulePath.length - 1]}_output` : n.op === "add" ? "hidden_states" : n.op;
-    const outs = n.outputs.map((o, k) => b.bindAs.get(o) ?? b.vars.create(n.outputs.length > 1 ? `${base}_${k}` : base));
-    if (modulePath) emitModuleCall(b, n, modulePath, args, outs[0]!);
-    else {
-      const rule = GLUE_OPS[n.op] ?? customOpGlue(n.op, em.imports) ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
-      const ctx: GlueCtx = {
+  // A residual add of two partial sums stays partial (GPT-J's parallel block reduces once, after the add).
+  const keepsPartial = (n: Node) => n.op === "add" && n.inputs.every((v) => b.partial.has(v));
+  emitNodeStatements(b, nodes, {
+    live: em.plan.live,
+    args: (n) => n.inputs.map((v, k) => (b.partial.has(v) && !keepsPartial(n) ? reduceValue(em, b, v) : argOf(v, n, k))),
+    modulePath: (n) => b.tree.moduleOf.get(n),
+    moduleCall: (n, path, args, out) => emitModuleCall(b, n, path, args, out),
+    glue: (n, args, loc) => {
+      const rule = glueRuleFor(n.op) ?? customOpGlue(n.op, em.imports) ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
+      const use = em.plan.slotUse.get(n)?.get(-1);
+      return rule({
         node: n,
         args: n.inputs.map((v, k) => ({ ...args[k]!, shape: g.values.get(v)!.shape, dtype: g.values.get(v)!.dtype }) satisfies OpArg),
         outShapes: n.outputs.map((o) => g.values.get(o)!.shape),
         F: (name) => em.F(name),
         helper: (name) => em.helper(name),
-        ...(slotExpr !== undefined && { slot: slotExpr }),
+        ...(use?.field && { slot: `self.config.${use.field}[self.layer_idx]` }),
         dtype: (d) => em.dtypeExpr(d, "self.config"),
-      };
-      b.w.assign(outs.join(", "), rule(ctx));
-    }
-    n.outputs.forEach((o, k) => b.env.set(o, { expr: outs[k]!, literal: false }));
-    if ((n.op.startsWith("trtllm.") && n.attrs.reduce === "layer") || keepsPartial) n.outputs.forEach((o) => b.partial.add(o));
-  }
+      });
+    },
+    bound: (n) => {
+      if ((n.op.startsWith("trtllm.") && n.attrs.reduce === "layer") || keepsPartial(n)) n.outputs.forEach((o) => b.partial.add(o));
+    },
+  });
 }
 
 /** The all-reduced copy of a partial sum (attention/MLP with reduce=layer: GPT-J's single all-reduce). */
@@ -559,7 +541,7 @@ function emitCausalLm(em: Emitter): PyWriter {
       w.call(`transformer = ${names.model}`, ["config"]);
       w.line("tp_size = config.mapping.tp_size");
       w.comment("lm_head rows are padded to a multiple of tp_size, as in the checkpoint.");
-      w.line(`vocab_size = ${em.size(head.attrs.vocab as number, "vocab_size")}`);
+      w.line(`vocab_size = ${em.size(head.attrs.vocab, "vocab_size")}`);
       w.line("vocab_size_padded = (vocab_size + tp_size - 1) // tp_size * tp_size");
       w.block("if config.mapping.is_last_pp_rank():", () => {
         const loc = locText(head.loc);

@@ -12,7 +12,7 @@ import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { excludeModules } from "../../src/quant/exclusions.ts";
 import { KV_CACHE_SCHEMES, WEIGHT_SCHEMES } from "../../src/quant/schemes.ts";
 import type { QuantSpec } from "../../src/quant/spec.ts";
-import { decoderFacts } from "../decoder-facts.ts";
+import { decoderFacts } from "../common/decoder-facts.ts";
 import type { BuiltinFamily } from "./builtin.ts";
 
 export type TrtDtype = "float32" | "float16" | "bfloat16";
@@ -63,7 +63,7 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     head_size: headDim,
     intermediate_size: f.intermediate,
     hidden_act: family === "gpt" && f.act === "gelu_tanh" ? "gelu_new" : ACT_NAMES[f.act]!,
-    norm_epsilon: (f.norm?.attrs.eps as number) ?? 1e-5,
+    norm_epsilon: f.norm?.attrs.eps ?? 1e-5,
     position_embedding_type: POSITION_TYPES[a.rope as string]!,
     max_position_embeddings: f.maxPositions,
     rotary_base: a.ropeTheta!,

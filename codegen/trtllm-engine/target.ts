@@ -2,7 +2,7 @@
 // rank files, build_config.json, weights.map.json, model.py for custom architectures) plus what `kiln compile`
 // prints: why built-in or custom code, and the trtllm-build command.
 
-import type { Emission, Target, TargetOptions } from "../target.ts";
+import type { Emission, Target, TargetOptions } from "../common/target.ts";
 import { type EngineEmission, emitEngineTarget } from "./emit.ts";
 
 export type EngineTargetEmission = EngineEmission & Emission;
@@ -18,6 +18,7 @@ const engineDir = (outDir: string) => `${outDir.replace(/\/$/, "")}/engines`;
 export const engineTarget = {
   name: "trtllm-engine",
   description: "TensorRT-LLM 1.2.1 checkpoint for trtllm-build (TensorRT engines)",
+  capabilities: { quantization: true, customCode: true },
   emit(lowered, o: TargetOptions): EngineTargetEmission {
     const e = emitEngineTarget(lowered, o);
     const why = reason(e);

@@ -7,7 +7,7 @@
 // parameter maps to one or more checkpoint tensors whose row ranges tile it exactly.
 
 import type { Node } from "../../src/ir/graph.ts";
-import { fail } from "../trtllm-engine/model-py-plan.ts";
+import { fail } from "../common/model-py-plan.ts";
 
 /** Top-level attributes of the transformer (DecoderModel reads embed_tokens, layers and norm by name). */
 export const MODEL_RENAME: Readonly<Record<string, string>> = { vocab_embedding: "embed_tokens", position_embedding: "embed_positions", ln_f: "norm" };

@@ -9,17 +9,19 @@
 // codegen/apicheck/trtllm-torch-1.2.json (the static check in the tests); output is byte-identical for the same
 // input; every user string reaches Python through codegen/python/identifiers.
 
-import { layerWindows } from "../attention-windows.ts";
+import { layerWindows } from "../common/attention-windows.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { pyFloat, pyInt, pyString } from "../python/identifiers.ts";
 import { PyWriter } from "../python/writer.ts";
 import { assignAttr, type Body, emitNodes, newBody, type Val } from "../pytorch/forward.ts";
+import { torchCustomOpFiles, torchCustomOpImports, torchCustomOpNames } from "../pytorch/custom-ops.ts";
+import { type CustomOp, customOps } from "../../src/custom-ops/custom-op.ts";
 import { activationFn, orderedTorchHelpers, TORCH_HELPERS, type TorchHelper } from "../pytorch/glue-ops.ts";
 import type { TorchNames } from "../pytorch/names.ts";
 import { headParams, planTorchModel, type TorchPlan } from "../pytorch/plan.ts";
-import { type ClassTree, fail, type Group, type ModuleLeaf } from "../trtllm-engine/model-py-plan.ts";
+import { type ClassTree, fail, type Group, type ModuleLeaf } from "../common/model-py-plan.ts";
 import { checkRenames, LAYER_RENAME, MODEL_RENAME, renameHead } from "./checkpoint-names.ts";
 
 /** Attributes the backend's base classes or the generated classes set themselves. */
@@ -38,6 +40,7 @@ const SCALING_TYPES: Record<string, string> = { linear: "linear", llama3: "llama
 
 class Emitter {
   readonly helpers = new Set<TorchHelper>();
+  readonly customOps = new Set<CustomOp>();
   readonly imports = new Map<string, Set<string>>();
   usesGatedLinear = false;
   usesBias = false;
@@ -172,7 +175,7 @@ class Emitter {
   }
 
   body(w: PyWriter, tree: ClassTree, table: Readonly<Record<string, string>>, params: readonly string[], inLayer: boolean): Body {
-    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "config", "KilnGatedMLP", "KilnOutputBias", ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...[...this.imports.values()].flatMap((s) => [...s])];
+    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "config", "KilnGatedMLP", "KilnOutputBias", ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...[...this.imports.values()].flatMap((s) => [...s]), ...customOps().map((op) => torchCustomOpNames(op).alias)];
     return newBody(
       {
         plan: this.plan,
@@ -182,6 +185,8 @@ class Emitter {
         layerField: (f) => (inLayer ? `self.model_config.pretrained_config.${f}[self.layer_idx]` : fail(`per-layer value '${f}' outside the decoder layers`)),
         helper: this.helper,
         modelDtype: "self.model_config.pretrained_config.torch_dtype",
+        target: "trtllm-torch",
+        useCustomOp: (op) => void this.customOps.add(op),
         moduleCall: (b, n, mod, args, out) => this.moduleCall(b, n, mod, args, out),
       },
       reserved,
@@ -345,7 +350,7 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.blank();
     w.blockCall("def __init__", ["self", `model_config: ${mc}[${names.config}]`], () => {
       w.line("config = model_config.pretrained_config");
-      w.call("super().__init__", [`${names.model}(model_config)`, "config=model_config", `hidden_size=${em.size(hidden, "hidden_size")}`, `vocab_size=${em.size(head.attrs.vocab as number, "vocab_size")}`]);
+      w.call("super().__init__", [`${names.model}(model_config)`, "config=model_config", `hidden_size=${em.size(hidden, "hidden_size")}`, `vocab_size=${em.size(head.attrs.vocab, "vocab_size")}`]);
       if (hp.bias) w.call("self.output_bias = KilnOutputBias", ["config.vocab_size", "config.torch_dtype"]);
     });
     if (hp.bias) {
@@ -361,7 +366,8 @@ function emitCausalLm(em: Emitter): PyWriter {
   return w;
 }
 
-export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Readonly<Record<string, unknown>>, modelName: string): string {
+/** The modeling module's source, and the Python modules it imports (custom ops' PyTorch implementations). */
+export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Readonly<Record<string, unknown>>, modelName: string): { readonly source: string; readonly files: Readonly<Record<string, string>> } {
   const em = new Emitter(plan, names, std);
   const sections = [emitLayer(em), emitModel(em), emitCausalLm(em)];
   const header = new PyWriter();
@@ -384,11 +390,13 @@ export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Reado
   }
   imports.line();
   imports.line(`from .${names.configModule} import ${names.config}`);
+  for (const l of torchCustomOpImports(em.customOps)) imports.line(l);
   const lib = orderedTorchHelpers(em.helpers).map((h) => {
     const pw = new PyWriter();
     for (const l of TORCH_HELPERS[h].source) pw.line(l);
     return pw;
   });
   const extra = [...(em.usesGatedLinear ? [emitGatedLinear()] : []), ...(em.usesBias ? [emitOutputBias()] : [])];
-  return `${header.toString()}\n${[imports, ...lib, ...extra, ...sections].map((s) => s.toString()).join("\n\n")}`;
+  const source = `${header.toString()}\n${[imports, ...lib, ...extra, ...sections].map((s) => s.toString()).join("\n\n")}`;
+  return { source, files: torchCustomOpFiles(em.customOps) };
 }

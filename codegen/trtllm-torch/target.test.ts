@@ -14,7 +14,7 @@ import gpt2 from "../../models/gpt2.ts";
 import gptj from "../../models/gptj.ts";
 import llama from "../../models/llama.ts";
 import type { ModelDefinition } from "../../src/dsl/define-model.ts";
-import { compileModel, prepareCompile } from "../../src/pipeline/compile.ts";
+import { compileModel, prepareCompile } from "../../src/driver/compile.ts";
 import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { FIXTURES } from "../../test/golden.ts";
 import { checkPythonApi } from "../apicheck/check-api.ts";

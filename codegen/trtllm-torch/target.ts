@@ -12,8 +12,8 @@ import { slice } from "../../src/weights/weight-map.ts";
 import { configJson, emitConfiguration } from "../pytorch/configuration.ts";
 import { hfStandardConfig } from "../pytorch/hf-config.ts";
 import { torchNames } from "../pytorch/names.ts";
-import { type Emission, HF_SIDE_FILES, type Target, TargetError, type TargetOptions } from "../target.ts";
-import { SAFETENSORS_DTYPE } from "../trtllm-engine/checkpoint-plan.ts";
+import { type Emission, HF_SIDE_FILES, type Target, TargetError, type TargetOptions } from "../common/target.ts";
+import { SAFETENSORS_DTYPE } from "../common/checkpoint-plan.ts";
 import { emitTorchModeling, planTorchBackendModel } from "./modeling.ts";
 import { moduleTensors, type TorchTensor, torchPath } from "./checkpoint-names.ts";
 import { emitPackageInit } from "./package.ts";
@@ -34,6 +34,7 @@ function checkTp(std: Readonly<Record<string, JsonValue>>, tp: number): void {
 export const torchTarget = {
   name: "trtllm-torch",
   description: "TensorRT-LLM 1.2.1 PyTorch backend: HF-style checkpoint + importable modeling package",
+  capabilities: { quantization: false, customCode: false },
   emit(lowered, o: TargetOptions): Emission {
     if (o.customCode) throw new TargetError("--custom-code applies to the trtllm-engine target only");
     const names = torchNames(o.modelName);
@@ -67,7 +68,8 @@ export const torchTarget = {
         [`${names.configModule}.py`]: configuration,
         [`${pkg}/__init__.py`]: emitPackageInit(names, o.modelName),
         [`${pkg}/${names.configModule}.py`]: configuration,
-        [`${pkg}/${names.modelingModule}.py`]: modeling,
+        [`${pkg}/${names.modelingModule}.py`]: modeling.source,
+        ...Object.fromEntries(Object.entries(modeling.files).map(([f, src]) => [`${pkg}/${f}`, src])),
       },
       plans: [{ file: "model.safetensors", tensors, metadata: { format: "pt", ...(o.metadata ?? {}) } }],
       copyFromSource: HF_SIDE_FILES,

@@ -14,15 +14,15 @@ import { simulateTensorParallel } from "../../src/lower/simulate.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import { lowerToTrtllm } from "../../src/lower/to-trtllm.ts";
 import { runPasses } from "../../src/passes/manager.ts";
-import { DEFAULT_PIPELINE } from "../../src/passes/pipeline.ts";
-import { instantiateFromDir, loadWeights } from "../../src/pipeline/instantiate.ts";
-import { optimize } from "../../src/pipeline/optimize.ts";
+import { DEFAULT_PASSES } from "../../src/passes/default-passes.ts";
+import { instantiateFromDir, loadWeights } from "../../src/driver/instantiate.ts";
+import { optimize } from "../../src/driver/optimize.ts";
 import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { evalExpr } from "../../src/weights/weight-map.ts";
 import { FIXTURES, readGolden } from "../../test/golden.ts";
 import { FUSED_ADD_RMS_NORM } from "./op.ts";
 
-const withOwnPasses = [...DEFAULT_PIPELINE, ...(fusedLlama.passes ?? [])];
+const withOwnPasses = [...DEFAULT_PASSES, ...(fusedLlama.passes ?? [])];
 
 async function fused(fixture: string) {
   const dir = `${FIXTURES}${fixture}`;
@@ -45,7 +45,7 @@ describe("llama_fused_norm (LLaMA rewritten to use fused_add_rms_norm)", () => {
 
   it("is equivalent to the unfused graph (bit for bit) and explains the adds it leaves", async () => {
     const { inst } = await fused("llama");
-    const before = runPasses(inst.graph, DEFAULT_PIPELINE).graph;
+    const before = runPasses(inst.graph, DEFAULT_PASSES).graph;
     const r = runPasses(before, fusedLlama.passes!);
     expect(checkEquivalence(before, r.graph, r.params, { tolerance: 0 })).toMatchObject({ ok: true, worst: 0 });
     const misses = r.log[0]!.nearMisses.map((m) => m.reason);

@@ -46,6 +46,8 @@ export const FUSED_ADD_RMS_NORM = defineOp({
     outputLike: [0, 0],
     pluginName: "KilnFusedAddRmsNorm",
   },
+  // The trtllm-torch and hf targets call this plain-PyTorch version (no Triton on their import path).
+  pytorch: { module: new URL("./fused_add_rms_norm_torch.py", import.meta.url), function: "fused_add_rms_norm" },
   verify: {
     cases: [
       { shapes: [[4, 64], [4, 64], [64]], attrs: { eps: 1e-6 } },

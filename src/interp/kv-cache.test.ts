@@ -8,7 +8,7 @@ import gptj from "../../models/gptj.ts";
 import llama from "../../models/llama.ts";
 import primitiveLlama from "../../examples/llama_from_primitives.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
-import { instantiateFromDir, loadWeights } from "../pipeline/instantiate.ts";
+import { instantiateFromDir, loadWeights } from "../driver/instantiate.ts";
 import { FIXTURE_MODELS, FIXTURES, readGolden } from "../../test/golden.ts";
 import { generate } from "./causal-lm.ts";
 import { kvCacheSupport } from "./kv-cache.ts";

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import llama from "../../models/llama.ts";
 import gpt2 from "../../models/gpt2.ts";
-import { instantiate } from "../pipeline/instantiate.ts";
+import { instantiate } from "../driver/instantiate.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import { FIXTURES } from "../../test/golden.ts";
 import { GraphBuilder, type Graph, type Node } from "./graph.ts";

@@ -14,7 +14,7 @@ import { adapterDir, baseDir, LORA_ADAPTERS, readLoraGolden } from "../../test/l
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { causalLMLogits, greedyGenerate } from "../interp/causal-lm.ts";
 import { relL2 } from "../interp/tensor.ts";
-import { instantiateFromDir, loadWeights } from "../pipeline/instantiate.ts";
+import { instantiateFromDir, loadWeights } from "../driver/instantiate.ts";
 import { SafetensorsFile, writeSafetensors } from "../weights/safetensors.ts";
 import { type LoraAdapter, loraScale, patternValue, readAdapter } from "./adapter.ts";
 import { loraDelta } from "./bind.ts";

@@ -13,8 +13,8 @@ import { adapterDir, baseDir, readLoraGolden } from "../../test/lora-fixtures.ts
 import { kiln } from "../../test/cli/kiln.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { relL2 } from "../interp/tensor.ts";
-import { compileModel } from "../pipeline/compile.ts";
-import { simulateCheckpoint } from "../pipeline/simulate-checkpoint.ts";
+import { compileModel } from "../driver/compile.ts";
+import { simulateCheckpoint } from "../driver/simulate-checkpoint.ts";
 import { readAdapter } from "./adapter.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-lora-merge-"));

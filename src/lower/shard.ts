@@ -9,6 +9,7 @@ import type { Graph, Node } from "../ir/graph.ts";
 import { simplifyExpr } from "../weights/simplify.ts";
 import { concat, pad, slice, type WeightExpr, type WeightMap, zeros } from "../weights/weight-map.ts";
 import type { LoweredModel } from "./to-trtllm.ts";
+import { isTrtllmOp } from "./trtllm-ops.ts";
 
 export class ShardError extends Error {}
 
@@ -30,8 +31,8 @@ export function paramRoles(g: Graph): Map<string, Role> {
   };
   for (const n of g.nodes) {
     const layerReduce = n.attrs.reduce === "layer";
-    if (n.op === "trtllm.attention") {
-      const qkv: Role = { kind: "qkv", heads: n.attrs.heads as number, kvHeads: n.attrs.kvHeads as number, headDim: n.attrs.headDim as number };
+    if (isTrtllmOp(n, "trtllm.attention")) {
+      const qkv: Role = { kind: "qkv", heads: n.attrs.heads, kvHeads: n.attrs.kvHeads, headDim: n.attrs.headDim };
       let slot = 2;
       set(n, slot++, qkv);
       if (n.attrs.qkvBias) set(n, slot++, qkv);

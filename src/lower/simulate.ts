@@ -6,12 +6,13 @@
 // Optional hooks see (and may replace) each Linear's input and the K/V written to the KV cache, per rank, named by
 // TensorRT-LLM module path: calibration observes them, quantization simulation fake-quantizes them.
 
-import { describeNode, type Graph, type Node, type ValueId } from "../ir/graph.ts";
+import { describeNode, type Graph, type ValueId } from "../ir/graph.ts";
 import { INTERP_KERNELS } from "../interp/fast/kernels.ts";
 import { kernelFor, registerKernel, runGraph } from "../interp/run.ts";
 import { type RTensor, tensor } from "../interp/tensor.ts";
 import type { CoreAttrs } from "../ir/ops.ts";
-import "./trtllm-ops.ts";
+import "./trtllm-ops.ts"; // registers the TensorRT-LLM ops in the op table
+import type { TrtllmAttrs, TrtllmNodeOf, TrtllmOp } from "./trtllm-ops.ts";
 
 export class SimulationError extends Error {}
 
@@ -52,7 +53,7 @@ function addBias(acc: RTensor, biases: RTensor[] | undefined, rank0Only: boolean
   return K.add([acc, b], {}, ctx)[0]!;
 }
 
-type AttentionAttrs = Record<string, any>;
+type AttentionAttrs = TrtllmAttrs<"trtllm.attention">;
 
 /** Applies the hooks of one rank; `at` is the module path of the layer they belong to. */
 function rankHooks(h: SimulationHooks, at: string, rank: number) {
@@ -108,9 +109,12 @@ const linearOf = (hk: ReturnType<typeof rankHooks>, name: string, x: RTensor, w:
   return hk.out(name, xq, K.linear(b ? [xq, w, b] : [xq, w], {}, ctx)[0]!);
 };
 
-const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: SimulationHooks) => RTensor> = {
+type TpKernel<K extends TrtllmOp> = (ins: RankInputs, n: TrtllmNodeOf<K>, tp: number, h: SimulationHooks) => RTensor;
+
+/** One tensor-parallel kernel per TensorRT-LLM op (complete over the op table of src/lower/trtllm-ops.ts). */
+const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
   "trtllm.attention": (ins, n, tp, h) => {
-    const a = n.attrs as AttentionAttrs;
+    const a = n.attrs;
     const [x, pos] = ins as [RTensor, RTensor];
     const params = ins.slice(2).map(perRank);
     let i = 0;
@@ -125,7 +129,7 @@ const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: Simul
   "trtllm.gated_mlp": (ins, n, tp, h) => {
     const x = ins[0] as RTensor;
     const [fc, gate, proj, fcB, gateB, projB] = ins.slice(1).map(perRank) as RTensor[][];
-    const act = GATED[n.attrs.act as string]!;
+    const act = GATED[n.attrs.act]!;
     const partials = Array.from({ length: tp }, (_, r) => {
       const hk = rankHooks(h, n.scope, r);
       const inter = K.mul([act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), linearOf(hk, "gate", x, gate![r]!, gateB?.[r])], {}, ctx)[0]!;
@@ -136,7 +140,7 @@ const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: Simul
   "trtllm.mlp": (ins, n, tp, h) => {
     const x = ins[0] as RTensor;
     const [fc, proj, fcB, projB] = ins.slice(1).map(perRank) as RTensor[][];
-    const act = GATED[n.attrs.act as string]!;
+    const act = GATED[n.attrs.act]!;
     const partials = Array.from({ length: tp }, (_, r) => {
       const hk = rankHooks(h, n.scope, r);
       return linearOf(hk, "proj", act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), proj![r]!, undefined);
@@ -148,13 +152,16 @@ const TP_KERNELS: Record<string, (ins: RankInputs, n: Node, tp: number, h: Simul
     const [w, b] = ins.slice(1).map(perRank) as RTensor[][];
     const parts = Array.from({ length: tp }, (_, r) => K.linear(b ? [x, w![r]!, b[r]!] : [x, w![r]!], {}, ctx)[0]!);
     const gathered = K.concat(parts, { axis: -1 }, ctx)[0]!;
-    const vocab = n.attrs.vocab as number;
+    const vocab = n.attrs.vocab;
     return gathered.shape.at(-1) === vocab ? gathered : K.slice([gathered], { axis: -1, start: 0, end: vocab }, ctx)[0]!;
   },
 };
 
 // Single-rank kernels, so the plain interpreter can run lowered graphs with full (unsharded) weights.
-for (const [op, k] of Object.entries(TP_KERNELS)) registerKernel(op, (ins, attrs) => [k(ins, { op, attrs, inputs: [], outputs: [], scope: op }, 1, NO_HOOKS)]);
+/** The kernel of a node's op, when it is a TensorRT-LLM op (the node then carries that op's attrs). */
+const tpKernelFor = (op: string): TpKernel<TrtllmOp> | undefined => (Object.hasOwn(TP_KERNELS, op) ? (TP_KERNELS[op as TrtllmOp] as TpKernel<TrtllmOp>) : undefined);
+
+for (const op of Object.keys(TP_KERNELS)) registerKernel(op, (ins, attrs) => [tpKernelFor(op)!(ins, { op, attrs, inputs: [], outputs: [], scope: op } as TrtllmNodeOf<TrtllmOp>, 1, NO_HOOKS)]);
 
 function sameTensor(a: RTensor, b: RTensor): boolean {
   return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => Object.is(v, b.data[i]));
@@ -180,7 +187,8 @@ export function simulateTensorParallel(g: Graph, inputs: ReadonlyMap<string, RTe
     const ins = n.inputs.map((v) => env.get(v)!);
     let outs: RTensor[];
     try {
-      if (TP_KERNELS[n.op]) outs = [TP_KERNELS[n.op]!(ins, n, tp, hooks)];
+      const tpKernel = tpKernelFor(n.op);
+      if (tpKernel) outs = [tpKernel(ins, n as TrtllmNodeOf<TrtllmOp>, tp, hooks)];
       else {
         const single = ins.map((v, k) => {
           if (!Array.isArray(v)) return v;

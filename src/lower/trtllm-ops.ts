@@ -4,7 +4,8 @@
 // * gate(x)) with fc the activated side; MLP = proj(act(fc(x))); LMHead = ColumnLinear with gathered output.
 // Everything else in a lowered graph stays a core op (embedding, norms, residual adds, custom glue).
 
-import type { AttrSchema } from "../ir/attrs.ts";
+import type { AttrSchema, AttrsOf } from "../ir/attrs.ts";
+import type { Node } from "../ir/graph.ts";
 import { type OpDef, registerOp, ShapeError, type ValueType } from "../ir/ops.ts";
 import { formatShape } from "../ir/shape.ts";
 
@@ -118,6 +119,14 @@ export const TRTLLM_OPS = {
 } as const;
 
 export type TrtllmOp = keyof typeof TRTLLM_OPS;
+export type TrtllmAttrs<K extends TrtllmOp> = AttrsOf<(typeof TRTLLM_OPS)[K]["attrs"]>;
+/** A lowered node of a TensorRT-LLM op, with that op's typed attributes. */
+export type TrtllmNodeOf<K extends TrtllmOp> = Node & { readonly op: K; readonly attrs: TrtllmAttrs<K> };
+
+/** Narrows a node to one TensorRT-LLM op (attrs typed by the table above; the verifier checks them). */
+export function isTrtllmOp<K extends TrtllmOp>(n: Node, ...ops: readonly K[]): n is TrtllmNodeOf<K> {
+  return (ops as readonly string[]).includes(n.op);
+}
 
 let registered = false;
 /** Registers the TensorRT-LLM ops in the op table (idempotent). */

@@ -14,7 +14,7 @@ import { HintError } from "./hints.ts";
 import { printGraph } from "../ir/print.ts";
 import { runPasses } from "./manager.ts";
 import { keepParams, type Pass, PassError } from "./pass.ts";
-import { FOLD_BIAS_ADD, FUSE_GATED_MLP, RECOGNIZE_ATTENTION, RECOGNIZE_LINEAR, RECOGNIZE_NORMS } from "./pipeline.ts";
+import { FOLD_BIAS_ADD, FUSE_GATED_MLP, RECOGNIZE_ATTENTION, RECOGNIZE_LINEAR, RECOGNIZE_NORMS } from "./default-passes.ts";
 import { applyAndCheck, traceFn } from "./testing.ts";
 
 const X: TraceInput[] = [{ name: "x", dtype: "f32", shape: ["batch", "seq", 8] }];

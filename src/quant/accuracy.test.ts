@@ -10,7 +10,7 @@ import llama from "../../models/llama.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import { FIXTURES, hasRealModel, REAL_TINYSTORIES } from "../../test/golden.ts";
 import { DEFAULT_PROMPTS } from "./prompts.ts";
-import { evaluateQuant, loadQuantizableModel } from "./quantized-model.ts";
+import { evaluateQuant, loadQuantizableModel } from "../driver/quantized-model.ts";
 import type { QuantOptions } from "./spec.ts";
 
 const SCHEMES: Record<string, QuantOptions> = {

@@ -6,7 +6,7 @@ import { runGraph } from "../interp/run.ts";
 import type { RTensor } from "../interp/tensor.ts";
 import { activationScale, type Calibration, formatCalibration, kvScale, parseCalibration } from "./calibration.ts";
 import { DEFAULT_PROMPTS } from "./prompts.ts";
-import { calibrateModel, loadQuantizableModel, type QuantizableModel } from "./quantized-model.ts";
+import { calibrateModel, loadQuantizableModel, type QuantizableModel } from "../driver/quantized-model.ts";
 
 let m: QuantizableModel;
 let c: Calibration;

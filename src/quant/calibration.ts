@@ -12,8 +12,8 @@ import { causalInputs } from "../interp/causal-lm.ts";
 import type { RTensor } from "../interp/tensor.ts";
 import { simulateTensorParallel } from "../lower/simulate.ts";
 import { attentionModules, quantizableLinears } from "./linears.ts";
-import { AbsMaxObserver, fp8WeightScale, type KvCacheFormat, kvCacheScale } from "./per-tensor.ts";
-import { QuantError } from "./quant-error.ts";
+import { AbsMaxObserver, fp8WeightScale, type KvCacheFormat, kvCacheScale } from "../numerics/per-tensor.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 
 export const CALIBRATION_FORMAT = "kiln.calibration/1";
 

@@ -7,7 +7,7 @@ import type { LlamaLayer } from "../../models/llama.ts";
 import type { CausalLM } from "../dsl/modules/causal-lm.ts";
 import { excludeModules, fnmatchLiteral } from "./exclusions.ts";
 import { fnmatchCase } from "./fnmatch.ts";
-import { loadQuantizableModel } from "./quantized-model.ts";
+import { loadQuantizableModel } from "../driver/quantized-model.ts";
 import { DEFAULT_EXCLUDE_MODULES } from "./schemes.ts";
 import { resolveQuant } from "./spec.ts";
 

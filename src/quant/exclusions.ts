@@ -22,7 +22,7 @@ import type { LoweredModel } from "../lower/to-trtllm.ts";
 import { effectiveHints } from "../passes/hints.ts";
 import { exprSources, type WeightMap } from "../weights/weight-map.ts";
 import { quantizableLinears } from "./linears.ts";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { DEFAULT_EXCLUDE_MODULES, WEIGHT_SCHEMES } from "./schemes.ts";
 import type { QuantSpec } from "./spec.ts";
 

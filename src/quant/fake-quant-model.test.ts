@@ -5,10 +5,10 @@ import { f32, type RTensor } from "../interp/tensor.ts";
 import { roundToBf16, roundToF16 } from "../weights/half.ts";
 import { activationScale, type Calibration, kvScale } from "./calibration.ts";
 import { fp8WeightScales, quantHooks, quantizeWeights } from "./fake-quant-model.ts";
-import { roundToE4M3 } from "./fp8-e4m3.ts";
+import { roundToE4M3 } from "../numerics/fp8-e4m3.ts";
 import { fakeQuantInt4PerChannel, fakeQuantInt8PerChannel } from "./int-quant.ts";
 import { DEFAULT_PROMPTS } from "./prompts.ts";
-import { calibrateModel, loadQuantizableModel, type QuantizableModel } from "./quantized-model.ts";
+import { calibrateModel, loadQuantizableModel, type QuantizableModel } from "../driver/quantized-model.ts";
 import { resolveQuant } from "./spec.ts";
 
 let m: QuantizableModel;

@@ -18,10 +18,10 @@ import { tensor } from "../interp/tensor.ts";
 import type { SimulationHooks } from "../lower/simulate.ts";
 import { roundToBf16, roundToF16 } from "../weights/half.ts";
 import { activationScale, kvScale } from "./calibration.ts";
-import { roundToE4M3 } from "./fp8-e4m3.ts";
+import { roundToE4M3 } from "../numerics/fp8-e4m3.ts";
 import { fakeQuantInt4PerChannel, fakeQuantInt8PerChannel } from "./int-quant.ts";
 import type { QuantLinear } from "./linears.ts";
-import { absMax, fakeQuantFp8, fakeQuantInt8PerTensor, fp8WeightScale } from "./per-tensor.ts";
+import { absMax, fakeQuantFp8, fakeQuantInt8PerTensor, fp8WeightScale } from "../numerics/per-tensor.ts";
 import type { QuantDtype, QuantSpec } from "./spec.ts";
 
 /** Rounding to each model dtype (what a cast to it does to a float32). */

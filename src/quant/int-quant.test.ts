@@ -9,7 +9,7 @@ import {
   quantizeInt8PerChannel,
   unpackInt4,
 } from "./int-quant.ts";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 
 const f32 = (xs: number[]): Float32Array => new Float32Array(xs);
 

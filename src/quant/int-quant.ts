@@ -14,8 +14,8 @@
 // Invariants: outputs never hold NaN; a NaN or ±Inf weight is a QuantError naming tensor and [row, col]
 // (TensorRT-LLM would silently emit 127 or garbage for it).
 
-import { QuantError } from "./quant-error.ts";
-import { roundHalfAwayFromZero } from "./rounding.ts";
+import { QuantError } from "../numerics/quant-error.ts";
+import { roundHalfAwayFromZero } from "../numerics/rounding.ts";
 
 interface IntFormat {
   readonly bits: number;
@@ -120,7 +120,7 @@ export function packInt4(q: Int8Array): Uint8Array {
   for (let i = 0; i < q.length; i++) {
     const v = q[i]!;
     if (v < INT4.qmin || v > INT4.qmax) throw new QuantError(`int4 code ${v} at index ${i} is outside [-8, 7]`);
-    out[i >> 1] |= (v & 0xf) << ((i & 1) * 4);
+    out[i >> 1]! |= (v & 0xf) << ((i & 1) * 4);
   }
   return out;
 }

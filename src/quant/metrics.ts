@@ -5,7 +5,7 @@
 // positions (a long prompt weighs more than a short one); KL >= 0 and 0 exactly when the rows agree.
 
 import { argmax } from "../interp/causal-lm.ts";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 
 export interface QuantAccuracy {
   /** ||q - r||_2 / ||r||_2 over every logit. */

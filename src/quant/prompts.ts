@@ -6,7 +6,7 @@
 
 import { readFile } from "node:fs/promises";
 import { checkInputFile } from "../io/input-file.ts";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 
 export const DEFAULT_PROMPTS: readonly (readonly number[])[] = [
   [7, 300, 12, 45, 99, 3, 511, 250, 1, 64, 128],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import {
   DEFAULT_EXCLUDE_MODULES,
   KV_CACHE_SCHEMES,

@@ -14,9 +14,9 @@
 // the Linear's local `out` / `in` features.
 
 import type { SafetensorsDtype } from "../weights/dtypes.ts";
-import type { KvCacheFormat } from "./per-tensor.ts";
+import type { KvCacheFormat } from "../numerics/per-tensor.ts";
 import { fnmatchCase } from "./fnmatch.ts";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 
 export type WeightQuant = "w8a16" | "w4a16" | "fp8";
 export type KvCacheQuant = KvCacheFormat;

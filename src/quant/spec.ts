@@ -6,7 +6,7 @@
 
 import type { Calibration } from "./calibration.ts";
 import { attentionModules, type QuantLinear, quantizableLinears } from "./linears.ts";
-import { QuantError } from "./quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { type KvCacheQuant, KV_CACHE_SCHEMES, WEIGHT_SCHEMES, type WeightQuant } from "./schemes.ts";
 import type { Graph } from "../ir/graph.ts";
 

@@ -3,8 +3,8 @@
 
 import { describe, expect, it } from "vitest";
 import { FIXTURES } from "../../test/golden.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
-import { instantiate } from "../pipeline/instantiate.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
+import { instantiate } from "../driver/instantiate.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import { findRepeatedLayers, layerOfScope, runBlockLabel } from "./collapse.ts";
 import { loadModelStages } from "./model-stages.ts";

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { FIXTURES } from "../../test/golden.ts";
 import { GraphBuilder } from "../ir/graph.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { toDot } from "./dot.ts";
 import { loadModelStages, STAGES } from "./model-stages.ts";
 import { buildView } from "./view-graph.ts";

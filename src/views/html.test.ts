@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES } from "../../test/golden.ts";
 import { GraphBuilder } from "../ir/graph.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { htmlData, toHtml } from "./html.ts";
 import { loadModelStages } from "./model-stages.ts";
 import { nodeStyle } from "./op-style.ts";

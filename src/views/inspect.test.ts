@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { FIXTURES } from "../../test/golden.ts";
 import type { ModelDefinition } from "../dsl/define-model.ts";
 import type { Module } from "../dsl/module.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { formatInspect, inspectModel } from "./inspect.ts";
 import { loadModelStages } from "./model-stages.ts";
 

@@ -9,7 +9,7 @@ import { GraphBuilder, type Graph, type Node, type ValueId } from "../ir/graph.t
 import { runGraph } from "../interp/run.ts";
 import { relL2, type RTensor, tensor } from "../interp/tensor.ts";
 import { causalInputs } from "../interp/causal-lm.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { loadModelStages, loadStageWeights, STAGES } from "./model-stages.ts";
 import { customOpName, isStandardNode, ONNX_OPSET, reshapeTarget, STANDARD_OPS, toOnnxBytes } from "./onnx.ts";
 import { decodeOnnxModel, type OnnxModel } from "./onnx-proto.ts";

@@ -107,7 +107,7 @@ export function reshapeTarget(from: Shape, to: Shape): number[] | undefined {
 }
 
 /** Standard-op lowering per core op; ops missing here are exported to the kiln domain. */
-export const STANDARD_OPS: Partial<Record<CoreOp, Emit>> = {
+const STANDARD_RULES = {
   constant: (c) => c.emit("Constant", [], outs(c), [{ name: "value", type: ONNX_ATTR.TENSOR, t: { dims: [], data_type: ELEM_TYPE[attr<DType>(c, "dtype")], raw_data: rawData(attr<DType>(c, "dtype"), Float32Array.of(attr<number>(c, "value"))) } }]),
   cast: same("Cast", (c) => [aInt("to", ELEM_TYPE[attr<DType>(c, "dtype")])]),
   add: same("Add"),
@@ -154,7 +154,19 @@ export const STANDARD_OPS: Partial<Record<CoreOp, Emit>> = {
   slice: (c) => c.emit("Slice", [ins(c)[0]!, c.int64([attr<number>(c, "start")]), c.int64([attr<number>(c, "end")]), c.int64([attr<number>(c, "axis")])], outs(c)),
   layer_norm: (c) => c.emit("LayerNormalization", [ins(c)[0]!, normScale(c), ...ins(c).slice(2)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
   rms_norm: (c) => c.emit("RMSNormalization", [ins(c)[0]!, normScale(c)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
-};
+} as const satisfies Partial<Record<CoreOp, Emit>>;
+
+/**
+ * Core ops exported to the `kiln` domain, always (no standard ONNX op has their semantics) or when their operands
+ * do not fit a standard op (reshape with symbolic dims). Together with the rules above they must cover the op table:
+ * `_everyOpDecided` does not compile while an op is in neither.
+ */
+export const KILN_DOMAIN_OPS = ["reshape", "repeat_interleave", "rope", "causal_mask", "gated_activation", "attention"] as const satisfies readonly CoreOp[];
+type UndecidedOps = Exclude<CoreOp, keyof typeof STANDARD_RULES | (typeof KILN_DOMAIN_OPS)[number]>;
+const _everyOpDecided: [UndecidedOps] extends [never] ? true : UndecidedOps = true;
+void _everyOpDecided;
+
+export const STANDARD_OPS: Partial<Record<CoreOp, Emit>> = STANDARD_RULES;
 
 /** Whether a node becomes standard ONNX ops (reshape only when its target is expressible). */
 export function isStandardNode(g: Graph, n: Node): boolean {

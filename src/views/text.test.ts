@@ -3,7 +3,7 @@
 import { expect, it } from "vitest";
 import { FIXTURES } from "../../test/golden.ts";
 import { printGraph } from "../ir/print.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { loadModelStages } from "./model-stages.ts";
 import { toText } from "./text.ts";
 

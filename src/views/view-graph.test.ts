@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { FIXTURES } from "../../test/golden.ts";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { loadModelStages } from "./model-stages.ts";
 import { buildView } from "./view-graph.ts";
 

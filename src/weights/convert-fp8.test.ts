@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { e4m3ToF32, f32ToE4M3 } from "../quant/fp8-e4m3.ts";
+import { e4m3ToF32, f32ToE4M3 } from "../numerics/fp8-e4m3.ts";
 import { openCheckpoint } from "./checkpoint.ts";
 import { ConvertError, type PlanTensor, type RankFilePlan, writeCheckpointFiles } from "./convert.ts";
 import { constTensor, scaleTensor } from "./fp8-plan.ts";

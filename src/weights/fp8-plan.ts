@@ -10,8 +10,8 @@
 // member and one scale tensor (fc and gate each carry a copy of their shared scale); literal values are finite; a NaN or ±Inf weight is an error naming the tensor
 // (the E4M3 encoder would otherwise saturate it silently).
 
-import { f32ToE4M3 } from "../quant/fp8-e4m3.ts";
-import { absMax, fp8WeightScale } from "../quant/per-tensor.ts";
+import { f32ToE4M3 } from "../numerics/fp8-e4m3.ts";
+import { absMax, fp8WeightScale } from "../numerics/per-tensor.ts";
 import { type WeightExpr, zeros } from "./weight-map.ts";
 
 /** Written as E4M3FN codes of x / scale, the scale being its group's (amax over the group in this file) / 448. */

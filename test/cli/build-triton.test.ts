@@ -11,7 +11,7 @@ import { parseTextFormat } from "../../codegen/triton/pbtxt.ts";
 import { modelConfigType } from "../../codegen/triton/model-config.ts";
 import { BRIDGE_IMAGE, planBuild, probeBuildEnvironment } from "../../src/cli/commands/build.ts";
 import { main } from "../../src/cli/main.ts";
-import { compileModel } from "../../src/pipeline/compile.ts";
+import { compileModel } from "../../src/driver/compile.ts";
 import llama from "../../models/llama.ts";
 import { FIXTURES } from "../golden.ts";
 

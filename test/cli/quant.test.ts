@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import llama from "../../models/llama.ts";
 import { parseCalibration } from "../../src/quant/calibration.ts";
 import { DEFAULT_PROMPTS } from "../../src/quant/prompts.ts";
-import { evaluateQuant, generateGreedy, loadQuantizableModel, logitsOf, simulateEngine } from "../../src/quant/quantized-model.ts";
+import { evaluateQuant, generateGreedy, loadQuantizableModel, logitsOf, simulateEngine } from "../../src/driver/quantized-model.ts";
 import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { FIXTURES } from "../golden.ts";
 import { kiln } from "./kiln.ts";

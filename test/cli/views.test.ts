@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
-import { ZOO_TRTLLM_CLASS, type ZooName } from "../../src/pipeline/zoo.ts";
+import { ZOO_TRTLLM_CLASS, type ZooName } from "../../src/driver/zoo.ts";
 import { FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
 
 /** Every model file with a fixture: the original HF fixtures and the zoo's. */

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ZOO_NAMES, ZOO_TRTLLM_CLASS } from "../../src/pipeline/zoo.ts";
+import { ZOO_NAMES, ZOO_TRTLLM_CLASS } from "../../src/driver/zoo.ts";
 import { FIXTURES, ZOO } from "../golden.ts";
 import { kiln } from "./kiln.ts";
 

@@ -13,8 +13,8 @@ import llama from "../../models/llama.ts";
 import { checkPythonApi } from "../../codegen/apicheck/check-api.ts";
 import type { ModelDefinition } from "../../src/dsl/define-model.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
-import { compileModel } from "../../src/pipeline/compile.ts";
-import { simulateCheckpoint } from "../../src/pipeline/simulate-checkpoint.ts";
+import { compileModel } from "../../src/driver/compile.ts";
+import { simulateCheckpoint } from "../../src/driver/simulate-checkpoint.ts";
 import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { FIXTURES, readGolden } from "../golden.ts";
 

@@ -14,8 +14,8 @@ import type { Graph, Node } from "../../src/ir/graph.ts";
 import { causalLMLogits } from "../../src/interp/causal-lm.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { structuralSignature } from "../../src/passes/signature.ts";
-import { instantiateFromDir, loadWeights } from "../../src/pipeline/instantiate.ts";
-import { optimize } from "../../src/pipeline/optimize.ts";
+import { instantiateFromDir, loadWeights } from "../../src/driver/instantiate.ts";
+import { optimize } from "../../src/driver/optimize.ts";
 import { readHFConfigJson, parseWith } from "../../src/weights/hf-config.ts";
 import { FIXTURES, readGolden } from "../golden.ts";
 

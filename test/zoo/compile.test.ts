@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 import { checkPythonApi } from "../../codegen/apicheck/check-api.ts";
 import { tritonConfigs } from "../../codegen/triton/configs.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
-import { compileModel } from "../../src/pipeline/compile.ts";
-import { simulateCheckpoint } from "../../src/pipeline/simulate-checkpoint.ts";
+import { compileModel } from "../../src/driver/compile.ts";
+import { simulateCheckpoint } from "../../src/driver/simulate-checkpoint.ts";
 import { readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
 import { zooModel } from "./models.ts";
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { causalLMLogits, greedyGenerate } from "../../src/interp/causal-lm.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
-import { instantiateFromDir, loadWeights } from "../../src/pipeline/instantiate.ts";
+import { instantiateFromDir, loadWeights } from "../../src/driver/instantiate.ts";
 import { readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
 import { zooModel } from "./models.ts";
 

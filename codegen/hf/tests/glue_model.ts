@@ -47,7 +47,7 @@ class GlueBlock extends Module {
   mixer(x: Tensor): Tensor {
     const [b, s, h] = [x.dim(0), x.dim(1), this.c.hidden];
     const t = x.reshape([b, s, 4, h / 4]).transpose([0, 1, 3, 2]).softmax(-1).transpose([0, 1, 3, 2]).reshape([b, s, h]);
-    const [lo, hi] = t.split([h / 2, h / 2]);
+    const [lo, hi] = t.split([h / 2, h / 2]) as [Tensor, Tensor];
     const g = lo.sigmoid().sub(hi.tanh()).div(2).gelu("tanh");
     return F.concat([g, g.neg()], -1).add(t.mean(-1));
   }

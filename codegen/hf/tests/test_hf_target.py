@@ -169,3 +169,34 @@ def test_custom_glue_model_matches_kiln_interpreter(tmp_path):
         mine = model(ids).logits[0]
     assert rel_l2(mine, load_file(str(logits_file))["logits"]) <= TOLERANCE
     assert model.generate(ids, max_new_tokens=8, do_sample=False)[0, len(prompt):].tolist() == run["tokens"]
+
+
+def test_custom_op_runs_its_pytorch_implementation(tmp_path):
+    """LLaMA with the fused residual-add + RMSNorm custom op (examples/llama_fused_norm): the hf target copies the
+    op's declared PyTorch module next to the modeling file and calls it; logits and greedy tokens match the original
+    transformers model's goldens."""
+    out = tmp_path / "kiln-fused-norm"
+    kiln("compile", "examples/llama_fused_norm/model.ts", "--hf", str(FIXTURES / "llama"), "--out", str(out), "--target", "hf")
+    assert (out / "kiln_op_fused_add_rms_norm.py").read_text() == (REPO / "examples/fused_add_rms_norm/fused_add_rms_norm_torch.py").read_text()
+    modeling = next(out.glob("modeling_*.py")).read_text()
+    assert "from .kiln_op_fused_add_rms_norm import fused_add_rms_norm as _kiln_op_fused_add_rms_norm" in modeling
+    assert "_kiln_op_fused_add_rms_norm([" in modeling
+    model = load(out)
+    for ids, logits, greedy in golden("llama"):
+        with torch.no_grad():
+            mine = model(ids[None]).logits[0]
+        assert rel_l2(mine, logits) <= TOLERANCE
+        assert model.generate(ids[None], max_new_tokens=len(greedy), do_sample=False)[0, ids.shape[0]:].tolist() == greedy
+
+
+def test_a_broken_custom_op_implementation_fails_parity(tmp_path):
+    """Negative control for the test above: the same output with the residual dropped from the op's PyTorch module
+    must miss the goldens (so the test above would catch a wrong implementation)."""
+    out = tmp_path / "kiln-fused-norm-broken"
+    kiln("compile", "examples/llama_fused_norm/model.ts", "--hf", str(FIXTURES / "llama"), "--out", str(out), "--target", "hf")
+    op = out / "kiln_op_fused_add_rms_norm.py"
+    op.write_text(op.read_text().replace("total = x.float() + residual.float()", "total = x.float()"))
+    model = load(out)
+    ids, logits, _ = golden("llama")[0]
+    with torch.no_grad():
+        assert rel_l2(model(ids[None]).logits[0], logits) > 1e-2

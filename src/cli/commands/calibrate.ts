@@ -6,8 +6,8 @@
 import { checkOutputFile, writeOutputFile } from "../../io/output-guard.ts";
 import { formatCalibration } from "../../quant/calibration.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
-import { calibrateModel, loadQuantizableModel } from "../../quant/quantized-model.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { calibrateModel, loadQuantizableModel } from "../../driver/quantized-model.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 
 export interface CalibrateFlags {
   readonly hf: string;

@@ -1,5 +1,5 @@
 // `kiln compile <model.ts> --hf DIR --out DIR [--target T] [--dtype] [--tp N] [--pp N] [--custom-code]`: write the
-// output of one code-generation target (codegen/targets.ts): a TensorRT-LLM 1.2.1 checkpoint for trtllm-build
+// output of one code-generation target (src/driver/targets.ts): a TensorRT-LLM 1.2.1 checkpoint for trtllm-build
 // (default), a checkpoint + package for TensorRT-LLM's PyTorch backend, or a Hugging Face remote-code model; then
 // print what the target says to do next. `--quant w8a16|w4a16|fp8` and `--kv-cache int8|fp8` quantize the engine
 // checkpoint (docs/quantization.md), with `--calibration FILE` from kiln calibrate or `--prompts FILE...` to
@@ -8,15 +8,15 @@
 
 import { existsSync } from "node:fs";
 import { conversionProgress, formatBytes } from "../../weights/progress.ts";
-import { compileModel } from "../../pipeline/compile.ts";
-import { chooseModel } from "../../pipeline/zoo.ts";
+import { compileModel } from "../../driver/compile.ts";
+import { chooseModel } from "../../driver/zoo.ts";
 import { readPromptFiles } from "../../quant/prompts.ts";
 import { parseCount } from "../args.ts";
 import { checkOutputDir } from "../../io/output-guard.ts";
 import { UsageError } from "../errors.ts";
 import { type LoraAdapter, readAdapter } from "../../lora/adapter.ts";
-import type { OutputDtype } from "../../../codegen/target.ts";
-import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../../codegen/targets.ts";
+import type { OutputDtype } from "../../../codegen/common/target.ts";
+import { DEFAULT_TARGET, isTargetName, TARGET_NAMES } from "../../driver/targets.ts";
 import { describeQuant, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
 
 export interface CompileFlags extends QuantFlags {

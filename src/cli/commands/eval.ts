@@ -5,9 +5,9 @@
 // With --lora DIR the evaluated model is the base model with that PEFT adapter folded in (src/lora); --lora without
 // --quant measures the adapter itself: the adapted model against the base model, same metrics.
 
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
-import { evaluateQuant, loadQuantizableModel, logitsOf, quantDtype } from "../../quant/quantized-model.ts";
+import { evaluateQuant, loadQuantizableModel, logitsOf, quantDtype } from "../../driver/quantized-model.ts";
 import { quantAccuracy } from "../../quant/metrics.ts";
 import { readAdapter, type LoraAdapter } from "../../lora/adapter.ts";
 import type { ModelDefinition } from "../../dsl/define-model.ts";

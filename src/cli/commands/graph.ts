@@ -6,7 +6,7 @@
 
 import { existsSync } from "node:fs";
 import { checkOutputFile, writeOutputFile } from "../../io/output-guard.ts";
-import { chooseModel } from "../../pipeline/zoo.ts";
+import { chooseModel } from "../../driver/zoo.ts";
 import { toDot } from "../../views/dot.ts";
 import { toHtml } from "../../views/html.ts";
 import { loadModelStages, loadStageWeights, type Stage, STAGES } from "../../views/model-stages.ts";

@@ -1,7 +1,7 @@
 // `kiln inspect <model.ts> --hf DIR|--config FILE [--json]`: parameter counts per module, op counts per stage
 // (traced, fused, trtllm), hints in effect, and the TensorRT-LLM class the model compiles to, with the reason.
 
-import { chooseModel } from "../../pipeline/zoo.ts";
+import { chooseModel } from "../../driver/zoo.ts";
 import { formatInspect, inspectModel } from "../../views/inspect.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
 import { modelSource } from "./model-source.ts";

@@ -2,7 +2,7 @@
 // itself) and the TensorRT-LLM 1.2.1 class its engine checkpoint uses. `kiln run|compile|... --hf DIR` without a
 // model picks from this list by config.json's `architectures`.
 
-import { loadZoo, ZOO_TRTLLM_CLASS } from "../../pipeline/zoo.ts";
+import { loadZoo, ZOO_TRTLLM_CLASS } from "../../driver/zoo.ts";
 
 export async function modelsCommand(flags: { json?: boolean }, out: (s: string) => void): Promise<void> {
   const rows = (await loadZoo()).map((z) => ({ name: z.name, file: `models/${z.name}.ts`, architectures: [...z.def.architectures], trtllm: ZOO_TRTLLM_CLASS[z.name] }));

@@ -2,9 +2,9 @@
 // did — op counts before and after, rewrites, and with --explain the near misses (patterns that almost matched and
 // why not), plus the hints in effect.
 
-import { instantiateFromDir } from "../../pipeline/instantiate.ts";
-import { loadModelFile } from "../../pipeline/load-model-file.ts";
-import { optimize } from "../../pipeline/optimize.ts";
+import { instantiateFromDir } from "../../driver/instantiate.ts";
+import { loadModelFile } from "../../driver/load-model-file.ts";
+import { optimize } from "../../driver/optimize.ts";
 
 export interface PassesFlags {
   readonly hf: string;

@@ -1,14 +1,14 @@
 // `kiln plan <model.ts> --hf DIR|--config FILE [--dtype] [--quant] [--kv-cache] [--tp] [--pp] [--gpu NAME|MEM]
 // [--max-batch N] [--max-seq N] [--json]`: how the compiled model fits on GPUs — weights per GPU, activation estimate,
-// KV cache bytes per token, and the paged KV cache tokens TensorRT-LLM allocates (src/plan/plan.ts). When it does
+// KV cache bytes per token, and the paged KV cache tokens TensorRT-LLM allocates (src/memory-plan/plan.ts). When it does
 // not fit, says why and the smallest tensor-parallel size that does.
 
 import type { TrtDtype } from "../../../codegen/trtllm-engine/pretrained-config.ts";
-import { defaultDtype } from "../../pipeline/compile.ts";
-import { chooseModel } from "../../pipeline/zoo.ts";
-import { formatPlan } from "../../plan/format.ts";
-import { GPUS, parseGpu } from "../../plan/gpus.ts";
-import { planMemory } from "../../plan/plan.ts";
+import { defaultDtype } from "../../driver/compile.ts";
+import { chooseModel } from "../../driver/zoo.ts";
+import { formatPlan } from "../../memory-plan/format.ts";
+import { GPUS, parseGpu } from "../../memory-plan/gpus.ts";
+import { planMemory } from "../../memory-plan/plan.ts";
 import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
 import { parseCount } from "../args.ts";

@@ -7,18 +7,18 @@
 
 import { existsSync } from "node:fs";
 import { argmax, generate } from "../../interp/causal-lm.ts";
-import { instantiateFromDir, loadWeights } from "../../pipeline/instantiate.ts";
-import { chooseModel } from "../../pipeline/zoo.ts";
+import { instantiateFromDir, loadWeights } from "../../driver/instantiate.ts";
+import { chooseModel } from "../../driver/zoo.ts";
 import { writeSafetensors } from "../../weights/safetensors.ts";
 import { loadPrompts } from "../../quant/prompts.ts";
-import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../quant/quantized-model.ts";
+import { generateGreedy, loadQuantizableModel, logitsOf, quantDtype, simulateEngine } from "../../driver/quantized-model.ts";
 import { isQuantized } from "../../quant/spec.ts";
 import { describeQuant, parseDtypeFlag, parseQuantFlags, type QuantFlags } from "./quant-flags.ts";
 import type { Graph } from "../../ir/graph.ts";
 import { parseCount, parseIds } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { checkOutputFile } from "../../io/output-guard.ts";
-import { checkPromptLength, positionLimit } from "../../pipeline/positions.ts";
+import { checkPromptLength, positionLimit } from "../../driver/positions.ts";
 import { readHFConfigJson } from "../../weights/hf-config.ts";
 import { NumericsError } from "../../weights/numerics.ts";
 import { readAdapter } from "../../lora/adapter.ts";

@@ -11,8 +11,8 @@ import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { checkLowering, CustomOpEmitError } from "../../../codegen/trtllm-engine/custom-ops.ts";
-import { type CustomOp, customOp, isCustomOp, OpDeclError } from "../../ops/custom-op.ts";
-import { writeVerifyFolder } from "../../ops/verify-cases.ts";
+import { type CustomOp, customOp, isCustomOp, OpDeclError } from "../../custom-ops/custom-op.ts";
+import { writeVerifyFolder } from "../../custom-ops/verify-cases.ts";
 import { UsageError } from "../errors.ts";
 import { shellQuote } from "../../io/shell.ts";
 

@@ -14,7 +14,7 @@ import type { QuantSpec } from "../../src/quant/spec.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { constTensor, scaleTensor } from "../../src/weights/fp8-plan.ts";
 import type { WeightMap } from "../../src/weights/weight-map.ts";
-import type { TrtDtype } from "./pretrained-config.ts";
+import type { TrtDtype } from "../trtllm-engine/pretrained-config.ts";
 
 export const SAFETENSORS_DTYPE = { float32: "F32", float16: "F16", bfloat16: "BF16" } as const satisfies Record<TrtDtype, string>;
 

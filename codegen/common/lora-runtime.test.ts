@@ -17,10 +17,10 @@ import type { ModelDefinition } from "../../src/dsl/define-model.ts";
 import { i32, relL2 } from "../../src/interp/tensor.ts";
 import { readAdapter } from "../../src/lora/adapter.ts";
 import { simulateTensorParallel } from "../../src/lower/simulate.ts";
-import { compileModel } from "../../src/pipeline/compile.ts";
-import { loadRankWeights } from "../../src/pipeline/simulate-checkpoint.ts";
+import { compileModel } from "../../src/driver/compile.ts";
+import { loadRankWeights } from "../../src/driver/simulate-checkpoint.ts";
 import { decodeNpy } from "../../src/weights/npy.ts";
-import { loraModelDims, loraPluginHooks, type PluginRow, readRuntimeLora } from "./lora-plugin-sim.ts";
+import { loraModelDims, loraPluginHooks, type PluginRow, readRuntimeLora } from "../trtllm-engine/lora-plugin-sim.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-lora-runtime-"));
 const MODELS: Record<string, ModelDefinition<any>> = { gpt2, llama };

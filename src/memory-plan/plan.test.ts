@@ -3,7 +3,7 @@
 // replicated key/value heads, int8/fp8 caches, and the token count TensorRT-LLM's 0.9 free-memory fraction gives.
 
 import { describe, expect, it } from "vitest";
-import { importModelFile } from "../pipeline/load-model-file.ts";
+import { importModelFile } from "../driver/load-model-file.ts";
 import { loadModelStages } from "../views/model-stages.ts";
 import { formatBytes, formatPlan } from "./format.ts";
 import { GPUS, parseGpu } from "./gpus.ts";

@@ -5,7 +5,7 @@
 import type { Graph } from "../ir/graph.ts";
 import { type PipelineResult, runPasses } from "../passes/manager.ts";
 import { composeWeightMap, type Pass } from "../passes/pass.ts";
-import { DEFAULT_PIPELINE } from "../passes/pipeline.ts";
+import { DEFAULT_PASSES } from "../passes/default-passes.ts";
 import type { WeightMapSpec } from "../weights/weight-map.ts";
 import type { Instance } from "./instantiate.ts";
 
@@ -17,6 +17,6 @@ export interface Optimized {
 
 /** Runs the default pipeline, then the model's own passes (custom-op fusions a model file declares). */
 export function optimize(inst: Pick<Instance, "graph" | "weights"> & { def?: Pick<Instance["def"], "passes"> }, passes?: readonly Pass[]): Optimized {
-  const r = runPasses(inst.graph, passes ?? [...DEFAULT_PIPELINE, ...(inst.def?.passes ?? [])]);
+  const r = runPasses(inst.graph, passes ?? [...DEFAULT_PASSES, ...(inst.def?.passes ?? [])]);
   return { graph: r.graph, weights: { ...inst.weights, map: composeWeightMap(r.params, inst.weights.map) }, log: r.log };
 }

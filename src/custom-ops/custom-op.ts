@@ -1,5 +1,7 @@
-// Custom ops: user-declared IR ops with a shape/dtype rule, a TypeScript reference that the interpreter runs, and a
-// TensorRT-LLM lowering (an existing TensorRT-LLM callable, or a Python plugin around the user's Triton kernel).
+// Custom ops: user-declared IR ops with a shape/dtype rule, a TypeScript reference that the interpreter runs, and one
+// slot per kind of target: `lowering` for the trtllm-engine target (an existing TensorRT-LLM callable, or a Python
+// plugin around the user's Triton kernel) and `pytorch` for the PyTorch-based targets (a plain-PyTorch function).
+// A target whose slot is empty refuses the op with a one-line error naming the slot.
 // `defineOp` checks the declaration, registers the op in the op table and its reference in the interpreter's kernel
 // table, and returns a handle that emits the op while tracing. From then on the op works wherever a built-in one
 // does: tracing, verifier, printer, protobuf, patterns and rewrites, equivalence checks, lowering (kept as it is)
@@ -54,6 +56,18 @@ export interface PythonPluginLowering {
 
 export type OpLowering = TrtllmCallLowering | PythonPluginLowering;
 
+/**
+ * How the PyTorch-based targets (trtllm-torch, hf) compute the op: `function(inputs, **attrs)` in a Python module
+ * that imports only torch, taking the input tensors as a list and returning a list with one tensor per output.
+ * The module is copied into the generated output. Without it those targets refuse the op, naming this field.
+ */
+export interface PytorchImplementation {
+  /** The module: `new URL("./my_op_torch.py", import.meta.url)` or an absolute path. */
+  readonly module: string | URL;
+  /** The function in the module (default "torch_reference"). */
+  readonly function?: string;
+}
+
 export type FloatDType = "f32" | "f16" | "bf16";
 
 export interface VerifyCase<S extends AttrSchema> {
@@ -83,7 +97,10 @@ export interface OpDecl<S extends AttrSchema = AttrSchema> {
   readonly infer: (ins: readonly ValueType[], attrs: AttrsOf<S>) => ValueType[];
   /** Reference implementation the interpreter runs (float32 values, as every interpreter kernel). */
   readonly reference: (ins: readonly RTensor[], attrs: AttrsOf<S>) => RTensor[];
+  /** The trtllm-engine target's route (model.py). */
   readonly lowering?: OpLowering;
+  /** The PyTorch-based targets' implementation (trtllm-torch, hf). */
+  readonly pytorch?: PytorchImplementation;
   readonly verify?: VerifySpec<S>;
 }
 
@@ -94,6 +111,8 @@ export interface CustomOp<S extends AttrSchema = any> {
   readonly decl: OpDecl<S>;
   /** Absolute path of the Python plugin's kernel module, when the lowering is a Python plugin. */
   readonly kernelPath?: string;
+  /** Absolute path of the PyTorch implementation's module, when the declaration has one. */
+  readonly pytorchPath?: string;
   apply(inputs: readonly Tensor[], attrs: AttrsOf<S>): Tensor[];
 }
 
@@ -121,10 +140,10 @@ const isFn = (f: unknown): f is (...a: never[]) => unknown => typeof f === "func
 const fmt = (t: ValueType) => `${t.dtype}${formatShape(t.shape)}`;
 
 /** Resolves a kernel reference to an absolute file path (relative strings are ambiguous: relative to what?). */
-export function resolveKernelPath(op: string, kernel: string | URL): string {
+export function resolveKernelPath(op: string, kernel: string | URL, field = "lowering.kernel"): string {
   const path = typeof kernel !== "string" ? fileURLToPath(kernel) : kernel.startsWith("file:") ? fileURLToPath(kernel) : kernel;
-  if (!isAbsolute(path)) problem(op, `lowering.kernel '${path}' is relative; give new URL("./${path}", import.meta.url) or an absolute path`);
-  if (!existsSync(path)) problem(op, `lowering.kernel ${path} does not exist`);
+  if (!isAbsolute(path)) problem(op, `${field} '${path}' is relative; give new URL("./${path}", import.meta.url) or an absolute path`);
+  if (!existsSync(path)) problem(op, `${field} ${path} does not exist`);
   return path;
 }
 
@@ -250,15 +269,25 @@ function checkVerifySpec(d: OpDecl<any>): void {
   if (mismatch) problem(d.name, `verify.cases[0]: ${mismatch}`);
 }
 
-function fingerprint(d: OpDecl<any>, kernelPath: string | undefined): string {
-  const { infer, reference, lowering, ...rest } = d;
-  return JSON.stringify([rest, lowering && { ...lowering, kernel: kernelPath }, String(infer), String(reference)]);
+function fingerprint(d: OpDecl<any>, kernelPath: string | undefined, pytorchPath: string | undefined): string {
+  const { infer, reference, lowering, pytorch, ...rest } = d;
+  return JSON.stringify([rest, lowering && { ...lowering, kernel: kernelPath }, pytorch && { ...pytorch, module: pytorchPath }, String(infer), String(reference)]);
+}
+
+/** Validates the PyTorch implementation's module and function; returns the module's absolute path. */
+function checkPytorch(op: string, p: PytorchImplementation): string {
+  const path = resolveKernelPath(op, p.module, "pytorch.module");
+  const fn = p.function ?? "torch_reference";
+  if (!FIELD.test(fn)) problem(op, `pytorch.function '${fn}' is not a Python function name`);
+  if (!definesFunction(readFileSync(path, "utf8"), fn)) problem(op, `pytorch.function: ${path} defines no top-level function '${fn}'`);
+  return path;
 }
 
 /** Declares and registers a custom op. Throws OpDeclError for a malformed declaration. */
 export function defineOp<const S extends AttrSchema>(d: OpDecl<S>): CustomOp<S> {
   const kernelPath = checkDecl(d);
-  const print = fingerprint(d, kernelPath);
+  const pytorchPath = d.pytorch && checkPytorch(d.name, d.pytorch);
+  const print = fingerprint(d, kernelPath, pytorchPath);
   const existing = declared.get(d.name);
   if (existing) {
     if (existing.fingerprint === print) return existing.op as CustomOp<S>;
@@ -279,6 +308,7 @@ export function defineOp<const S extends AttrSchema>(d: OpDecl<S>): CustomOp<S> 
     name: d.name,
     decl: d,
     ...(kernelPath && { kernelPath }),
+    ...(pytorchPath && { pytorchPath }),
     apply(inputs, attrs) {
       for (const [k, kind] of Object.entries(d.attrs) as [string, AttrKind][]) {
         const why = checkAttr(kind, (attrs as Record<string, unknown>)[k]);

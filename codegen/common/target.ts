@@ -1,17 +1,17 @@
 // The code-generation target interface. Every target turns the same lowered model (src/lower/to-trtllm.ts) into a
 // set of small text files and weight-file plans; the compile pipeline writes them and streams the weights, so a
 // target never touches the disk or the checkpoint. Targets live in their own folder under codegen/ and are listed
-// once in codegen/targets.ts.
+// once in src/driver/targets.ts.
 // Invariants: emit() is pure (same input, same output); file paths are relative, "/"-separated, without "." or ".."
 // segments; a target rejects options it cannot honour with a one-line TargetError naming the option.
 
-import type { Hints } from "../src/dsl/hints.ts";
-import type { JsonValue } from "../src/ir/attrs.ts";
-import type { Graph } from "../src/ir/graph.ts";
-import type { Mapping } from "../src/lower/mapping.ts";
-import type { LoweredModel } from "../src/lower/to-trtllm.ts";
-import type { QuantSpec } from "../src/quant/spec.ts";
-import type { PlanTensor, RankFilePlan } from "../src/weights/convert.ts";
+import type { Hints } from "../../src/dsl/hints.ts";
+import type { JsonValue } from "../../src/ir/attrs.ts";
+import type { Graph } from "../../src/ir/graph.ts";
+import type { Mapping } from "../../src/lower/mapping.ts";
+import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import type { QuantSpec } from "../../src/quant/spec.ts";
+import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 
 export type OutputDtype = "float32" | "float16" | "bfloat16";
 
@@ -68,9 +68,18 @@ export const HF_SIDE_FILES = [
   "added_tokens.json",
 ] as const;
 
+/** What a target can honour beyond the plain model; the driver and the CLI read these instead of target names. */
+export interface TargetCapabilities {
+  /** `--quant` / `--kv-cache`: quantized Linear weights and KV cache (calibrated where the scheme needs it). */
+  readonly quantization: boolean;
+  /** `--custom-code`: generated model code even for an architecture the runtime has built in. */
+  readonly customCode: boolean;
+}
+
 export interface Target {
   readonly name: string;
   readonly description: string;
+  readonly capabilities: TargetCapabilities;
   emit(lowered: LoweredModel, o: TargetOptions): Emission;
 }
 

@@ -1,5 +1,5 @@
 // `kiln compile`: model file + Hugging Face checkpoint -> an output directory for one code-generation target
-// (codegen/targets.ts: the TensorRT-LLM engine checkpoint by default, the TensorRT-LLM PyTorch backend, or a Hugging
+// (src/driver/targets.ts: the TensorRT-LLM engine checkpoint by default, the TensorRT-LLM PyTorch backend, or a Hugging
 // Face remote-code model). Trace, check the weights against the checkpoint headers (every problem at once, before
 // any heavy work), fuse, lower, emit through the target, and stream the weight files. Everything is written into a
 // temporary directory next to the output and renamed into place at the end, so an interrupted run never leaves an
@@ -26,12 +26,12 @@ import { openCheckpoint } from "../weights/checkpoint.ts";
 import { writeCheckpointFiles } from "../weights/convert.ts";
 import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { hintExclusions } from "../quant/exclusions.ts";
-import { QuantError } from "../quant/quant-error.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { checkPrompts, DEFAULT_PROMPTS } from "../quant/prompts.ts";
-import { calibrateModel, loadQuantizableModel, quantDtype } from "../quant/quantized-model.ts";
+import { calibrateModel, loadQuantizableModel, quantDtype } from "./quantized-model.ts";
 import { checkQuantDtype, isQuantized, needsCalibration, type QuantOptions, resolveQuant } from "../quant/spec.ts";
-import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/target.ts";
-import { DEFAULT_TARGET, TARGETS, type TargetName } from "../../codegen/targets.ts";
+import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/common/target.ts";
+import { DEFAULT_TARGET, onlyTargetsWith, TARGETS, type TargetName } from "./targets.ts";
 import { type Instance, instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
@@ -110,7 +110,7 @@ export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, un
   checkMapping(mapping, lowered.numLayers);
   const target = o.target ?? DEFAULT_TARGET;
   const q = o.quant && isQuantized(o.quant) ? o.quant : undefined;
-  if (q && target !== "trtllm-engine") throw new QuantError("--quant and --kv-cache apply to the trtllm-engine target only");
+  if (q && !TARGETS[target].capabilities.quantization) throw new QuantError(`--quant and --kv-cache apply to ${onlyTargetsWith("quantization")}`);
   const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf, o.configPath));
   if (q) checkQuantDtype(q, dtype);
   const quant = q && resolveQuant(lowered.graph, { ...q, excluded: [...hintExclusions(inst.graph, inst.weights.map, lowered), ...(q.excluded ?? [])] });
@@ -139,7 +139,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
     if (problems.length) throw new BindError(problems, o.hfDir);
     let quant = o.quant;
-    if (quant && needsCalibration(quant) && !quant.calibration && (o.target ?? DEFAULT_TARGET) === "trtllm-engine") {
+    if (quant && needsCalibration(quant) && !quant.calibration && TARGETS[o.target ?? DEFAULT_TARGET].capabilities.quantization) {
       const m = await loadQuantizableModel(def, o.hfDir);
       quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
     }

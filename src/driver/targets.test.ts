@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compileCommand, type CompileFlags } from "../src/cli/commands/compile.ts";
-import { FIXTURES } from "../test/golden.ts";
+import { compileCommand, type CompileFlags } from "../cli/commands/compile.ts";
+import { FIXTURES } from "../../test/golden.ts";
 import { DEFAULT_TARGET, isTargetName, TARGET_NAMES, TARGETS } from "./targets.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-targets-"));

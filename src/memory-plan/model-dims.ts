@@ -6,6 +6,7 @@
 import type { Graph } from "../ir/graph.ts";
 import { type Role, paramRoles, ShardError } from "../lower/shard.ts";
 import type { LoweredModel } from "../lower/to-trtllm.ts";
+import { isTrtllmOp } from "../lower/trtllm-ops.ts";
 import { effectiveHints } from "../passes/hints.ts";
 import { matchesExclusion, WEIGHT_SCHEMES } from "../quant/schemes.ts";
 
@@ -35,10 +36,10 @@ const QUANTIZED_NAMES = WEIGHT_SCHEMES.w8a16.loadTimeQuantizedNames;
 
 export function modelDims(lowered: LoweredModel): ModelDims {
   const g: Graph = lowered.graph;
-  const att = g.nodes.find((n) => n.op === "trtllm.attention");
+  const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention"));
   if (!att) throw new ShardError(`graph '${g.name}' has no TensorRT-LLM attention layer to plan the KV cache for`);
   const mlps = g.nodes.filter((n) => n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp");
-  const head = g.nodes.find((n) => n.op === "trtllm.lm_head");
+  const head = g.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"));
   const roles = paramRoles(g);
   const quantizeAllowed = effectiveHints(g, "").quantize !== false;
   const params = g.params.map((p) => {
@@ -48,13 +49,13 @@ export function modelDims(lowered: LoweredModel): ModelDims {
   });
   return {
     numLayers: lowered.numLayers,
-    heads: att.attrs.heads as number,
-    kvHeads: att.attrs.kvHeads as number,
-    headDim: att.attrs.headDim as number,
+    heads: att.attrs.heads,
+    kvHeads: att.attrs.kvHeads,
+    headDim: att.attrs.headDim,
     hidden: g.values.get(att.inputs[0]!)!.shape.at(-1) as number,
     ffn: Math.max(0, ...mlps.map((n) => g.values.get(n.inputs[1]!)!.shape[0] as number)),
     gatedMlp: mlps.some((n) => n.op === "trtllm.gated_mlp"),
-    vocab: (head?.attrs.vocab as number | undefined) ?? 0,
+    vocab: head?.attrs.vocab ?? 0,
     params,
   };
 }

@@ -3,15 +3,15 @@
 // from the source config (max positions without a position table) or TensorRT-LLM's defaults (an MLP 4x hidden,
 // silu, norm epsilon 1e-5).
 
-import type { JsonValue } from "../src/ir/attrs.ts";
-import type { Node } from "../src/ir/graph.ts";
-import type { LoweredModel } from "../src/lower/to-trtllm.ts";
+import { isOp, type Node, type NodeOf } from "../../src/ir/graph.ts";
+import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
+import { isTrtllmOp, type TrtllmAttrs, type TrtllmNodeOf } from "../../src/lower/trtllm-ops.ts";
 
 export interface DecoderFacts {
   /** The attention's attributes (heads, kvHeads, headDim, rope, ropeTheta, rotaryDim, qkvBias, ...). */
-  readonly att: Record<string, JsonValue>;
-  readonly mlp: Node | undefined;
-  readonly norm: Node | undefined;
+  readonly att: TrtllmAttrs<"trtllm.attention">;
+  readonly mlp: TrtllmNodeOf<"trtllm.gated_mlp" | "trtllm.mlp"> | undefined;
+  readonly norm: NodeOf<"rms_norm" | "layer_norm"> | undefined;
   readonly vocab: number;
   readonly hidden: number;
   readonly intermediate: number;
@@ -25,20 +25,20 @@ export function decoderFacts(low: LoweredModel, hf: Readonly<Record<string, unkn
   const g = low.graph;
   const first = (pred: (n: Node) => boolean) => g.nodes.find(pred);
   const shape = (n: Node, input: number) => g.values.get(n.inputs[input]!)!.shape;
-  const att = first((n) => n.op === "trtllm.attention")!;
-  const mlp = first((n) => n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp");
+  const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention"))!;
+  const mlp = g.nodes.find((n) => isTrtllmOp(n, "trtllm.gated_mlp", "trtllm.mlp"));
   const posTable = first((n) => n.op === "embedding" && n.scope === "transformer.position_embedding");
   const hidden = shape(att, 0).at(-1) as number;
   const hfMaxPos = (hf.max_position_embeddings ?? hf.n_positions) as number | undefined;
   return {
-    att: att.attrs as Record<string, JsonValue>,
+    att: att.attrs,
     mlp,
-    norm: first((n) => n.op === "rms_norm" || n.op === "layer_norm"),
-    vocab: first((n) => n.op === "trtllm.lm_head")!.attrs.vocab as number,
+    norm: g.nodes.find((n) => isOp(n, "rms_norm") || isOp(n, "layer_norm")),
+    vocab: g.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!.attrs.vocab,
     hidden,
     intermediate: mlp ? (shape(mlp, 1)[0] as number) : 4 * hidden,
     maxPositions: posTable ? (shape(posTable, 0)[0] as number) : (hfMaxPos ?? 2048),
-    act: mlp ? (mlp.attrs.act as string) : "silu",
-    mlpBias: (mlp?.attrs.bias as boolean) ?? false,
+    act: mlp ? mlp.attrs.act : "silu",
+    mlpBias: mlp?.attrs.bias ?? false,
   };
 }

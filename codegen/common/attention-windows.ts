@@ -4,7 +4,7 @@
 // `max_attention_window_size` parameter, comma-separated; examples/run.py's `--max_attention_window_size`).
 // Undefined when no layer has a window: then every target leaves TensorRT-LLM's default (max_seq_len) alone.
 
-import type { Graph } from "../src/ir/graph.ts";
+import type { Graph } from "../../src/ir/graph.ts";
 
 const LAYER = /^transformer\.layers\.(\d+)\./;
 

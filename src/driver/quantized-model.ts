@@ -10,19 +10,20 @@ import { argmax, causalInputs } from "../interp/causal-lm.ts";
 import { type RTensor, tensor } from "../interp/tensor.ts";
 import { simulateTensorParallel, type SimulationHooks } from "../lower/simulate.ts";
 import { lowerToTrtllm, type LoweredModel } from "../lower/to-trtllm.ts";
+import { isTrtllmOp } from "../lower/trtllm-ops.ts";
 import { checkHintConsistency } from "../passes/hints.ts";
-import { instantiate } from "../pipeline/instantiate.ts";
-import { optimize } from "../pipeline/optimize.ts";
+import { instantiate } from "./instantiate.ts";
+import { optimize } from "./optimize.ts";
 import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { adaptedSource } from "../lora/bind.ts";
-import { type Calibration, calibrate } from "./calibration.ts";
-import { hintExclusions } from "./exclusions.ts";
-import { quantHooks, quantizeWeights } from "./fake-quant-model.ts";
-import { type QuantAccuracy, quantAccuracy } from "./metrics.ts";
-import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "./spec.ts";
+import { type Calibration, calibrate } from "../quant/calibration.ts";
+import { hintExclusions } from "../quant/exclusions.ts";
+import { quantHooks, quantizeWeights } from "../quant/fake-quant-model.ts";
+import { type QuantAccuracy, quantAccuracy } from "../quant/metrics.ts";
+import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "../quant/spec.ts";
 
 const HALF_DTYPES: Readonly<Record<string, QuantDtype>> = { float16: "float16", bfloat16: "bfloat16" };
 
@@ -51,8 +52,8 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
     const source = adapter ? await adaptedSource(ckpt, inst.weights, adapter) : ckpt;
     const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, source, hfDir);
     const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
-    const head = lowered.graph.nodes.find((n) => n.op === "trtllm.lm_head")!;
-    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab as number };
+    const head = lowered.graph.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!;
+    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab };
   } finally {
     await ckpt.close();
   }

@@ -8,9 +8,9 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { hfPeftAdapter } from "../../codegen/hf/lora-adapter.ts";
-import type { Emission } from "../../codegen/target.ts";
-import type { TargetName } from "../../codegen/targets.ts";
-import { emitRuntimeLora } from "../../codegen/trtllm-engine/lora-runtime.ts";
+import type { Emission } from "../../codegen/common/target.ts";
+import type { TargetName } from "./targets.ts";
+import { emitRuntimeLora } from "../../codegen/common/lora-runtime.ts";
 import { type LoraAdapter, LoraError } from "../lora/adapter.ts";
 import { bindAdapter } from "../lora/bind.ts";
 import type { LoweredModel } from "../lower/to-trtllm.ts";

@@ -12,6 +12,7 @@ import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { DType } from "../../src/ir/dtype.ts";
 import { describeNode, type Graph, type Node, type SourceLoc, type ValueId } from "../../src/ir/graph.ts";
 import type { Shape } from "../../src/ir/shape.ts";
+import { isTrtllmOp, type TrtllmNodeOf } from "../../src/lower/trtllm-ops.ts";
 import type { Namespace } from "../python/identifiers.ts";
 
 export class ModelPyError extends Error {
@@ -35,7 +36,7 @@ export interface Partition {
   readonly pre: readonly Node[];
   readonly layers: readonly (readonly Node[])[];
   readonly post: readonly Node[];
-  readonly head: Node;
+  readonly head: TrtllmNodeOf<"trtllm.lm_head">;
   /** The hidden state entering layer 0 (made by the pre-layer glue). */
   readonly layerInput: ValueId;
   readonly layerOutputs: readonly ValueId[];
@@ -48,7 +49,7 @@ export interface Partition {
 type Stage = { kind: "pre" } | { kind: "layer"; index: number } | { kind: "post" };
 
 export function partition(g: Graph): Partition {
-  const heads = g.nodes.filter((n) => n.op === "trtllm.lm_head");
+  const heads = g.nodes.filter((n) => isTrtllmOp(n, "trtllm.lm_head"));
   if (heads.length !== 1) fail(`graph '${g.name}' has ${heads.length} trtllm.lm_head nodes; a causal LM has exactly one`);
   const head = heads[0]!;
   const extraOut = g.outputs.find((o) => o.name !== "logits" || o.value !== head.outputs[0]);

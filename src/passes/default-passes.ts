@@ -1,4 +1,4 @@
-// The default pass pipeline, as one flat list: canonicalize, recognize primitives as the ops TensorRT-LLM has
+// The default pass list, in order: canonicalize, recognize primitives as the ops TensorRT-LLM has
 // layers for, fuse, clean up. Every entry is a named pass; hints switch individual rewrites off per module.
 
 import { CSE, DCE, FOLD_SHAPES } from "./cleanup.ts";
@@ -17,7 +17,7 @@ export const RECOGNIZE_NORMS = rulePass("recognize-norms", "RMSNorm and LayerNor
 export const RECOGNIZE_ATTENTION = rulePass("recognize-attention", "causal softmax(q k^T * scale) v from primitives -> attention", ATTENTION_RULES);
 export const FUSE_GATED_MLP = rulePass("fuse-gated-mlp", "act(x Wg^T) * (x Wu^T) -> one [up; gate] GEMM + gated_activation (TensorRT-LLM FusedGatedMLP)", GATED_MLP_RULES);
 
-export const DEFAULT_PIPELINE: readonly Pass[] = [
+export const DEFAULT_PASSES: readonly Pass[] = [
   DCE,
   CSE,
   FOLD_SHAPES,
@@ -31,4 +31,4 @@ export const DEFAULT_PIPELINE: readonly Pass[] = [
   DCE,
 ];
 
-export const PASSES_BY_NAME: ReadonlyMap<string, Pass> = new Map(DEFAULT_PIPELINE.map((p) => [p.name, p]));
+export const PASSES_BY_NAME: ReadonlyMap<string, Pass> = new Map(DEFAULT_PASSES.map((p) => [p.name, p]));
