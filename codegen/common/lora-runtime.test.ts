@@ -18,7 +18,7 @@ import { i32, relL2 } from "../../src/interp/tensor.ts";
 import { readAdapter } from "../../src/lora/adapter.ts";
 import { simulateTensorParallel } from "../../src/lower/simulate.ts";
 import { compileModel } from "../../src/driver/compile.ts";
-import { loadRankWeights } from "../../src/driver/simulate-checkpoint.ts";
+import { loadRankWeights, simulateCheckpoint } from "../../src/driver/simulate-checkpoint.ts";
 import { decodeNpy } from "../../src/weights/npy.ts";
 import { loraModelDims, loraPluginHooks, type PluginRow, readRuntimeLora } from "../trtllm-engine/lora-plugin-sim.ts";
 
@@ -98,6 +98,17 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
     const inputs = new Map([["input_ids", i32([1, ids.length], Int32Array.from(ids))], ["position_ids", i32([1, ids.length], Int32Array.from(ids.map((_, i) => i)))]]);
     const wrong = simulateTensorParallel(c.r.lowered.graph, inputs, c.weights, 2, broken).get("logits")!.data as Float32Array;
     expect(relL2(wrong, g!.logits)).toBeGreaterThan(1e-3);
+  });
+
+  it("refuses k/v LoRA when KV heads are replicated across ranks (tp > num_key_value_heads), naming the module", async () => {
+    const a = await readAdapter(adapterDir("llama3_gqa", "all_rslora"));
+    await expect(compileModel(llama, { hfDir: baseDir("llama3_gqa"), outDir: join(tmp, "gqa-tp4"), mapping: { tp: 4, pp: 1 }, loraRuntime: [a] })).rejects.toThrow(
+      /all_rslora: LoRA on 'model\.layers\.0\.self_attn\.k_proj' with 2 KV heads at tp 4: TensorRT-LLM's runtime LoRA splits k\/v across ranks and cannot take replicated KV heads \(use --lora-merge, or tp <= 2\)$/,
+    );
+    const merged = await compileModel(llama, { hfDir: baseDir("llama3_gqa"), outDir: join(tmp, "gqa-tp4-merged"), mapping: { tp: 4, pp: 1 }, loraMerge: a });
+    const [g] = await readLoraGolden("llama3_gqa", "all_rslora");
+    const [logits] = await simulateCheckpoint(join(tmp, "gqa-tp4-merged"), merged.lowered.graph, [g!.ids]);
+    expect(relL2(logits!, g!.logits)).toBeLessThanOrEqual(1e-5);
   });
 
   it("the CLI prints trtllm-build with the LoRA flags; bad combinations are one-line errors", async () => {

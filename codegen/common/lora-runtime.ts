@@ -147,8 +147,20 @@ export interface RuntimeLoraEmission {
   readonly patchCommand: (command: string) => string;
 }
 
-export function emitRuntimeLora(adapters: readonly RuntimeLoraAdapter[], lowered: WeightMap, buildConfigJson: string, dtype: string): RuntimeLoraEmission {
+/** The engine config fields that decide whether the runtime can size and split the rows (config.json). */
+export interface RuntimeLoraModel {
+  readonly dtype: string;
+  readonly tp: number;
+  readonly kvHeads: number;
+}
+
+export function emitRuntimeLora(adapters: readonly RuntimeLoraAdapter[], lowered: WeightMap, buildConfigJson: string, model: RuntimeLoraModel): RuntimeLoraEmission {
+  const { dtype } = model;
   const rowsPer = adapters.map((a) => runtimeLoraRows(a.adapter, a.bound, lowered));
+  // With fewer KV heads than ranks each rank holds a copy of a head, but the runtime sizes attn_k / attn_v as
+  // local heads × tp and splits B's rows across ranks (loraModule.cpp, loraCache.cpp): the rows would not fit.
+  const kv = rowsPer.flatMap((rows, i) => rows.filter((r) => r.module === "attn_k" || r.module === "attn_v").map((r) => [adapters[i]!, r] as const));
+  if (kv.length && model.kvHeads < model.tp) throw new LoraError(`${kv[0]![0].adapter.dir}: LoRA on '${kv[0]![1].hfModule}' with ${model.kvHeads} KV heads at tp ${model.tp}: TensorRT-LLM's runtime LoRA splits k/v across ranks and cannot take replicated KV heads (use --lora-merge, or tp <= ${model.kvHeads})`);
   const modules = loraTargetModules(rowsPer);
   const ranks = rowsPer.map((rows) => Math.max(...rows.map((r) => r.A.shape[0]!)));
   const maxRank = Math.max(...ranks);

@@ -45,7 +45,8 @@ export function runtimeLoraOutputs(target: TargetName, e: Emission, adapters: re
     };
   }
   if (target !== "trtllm-engine") throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets (got ${target}); use --lora-merge`);
-  const runtime = emitRuntimeLora(bound, lowered.weights, e.files["build_config.json"]!, JSON.parse(e.files["config.json"]!).dtype);
+  const config = JSON.parse(e.files["config.json"]!);
+  const runtime = emitRuntimeLora(bound, lowered.weights, e.files["build_config.json"]!, { dtype: config.dtype, tp: config.mapping?.tp_size ?? 1, kvHeads: config.num_key_value_heads ?? config.num_attention_heads });
   const patched = (info: ReturnType<Emission["info"]>) => (typeof info.command === "string" ? { ...info, command: runtime.patchCommand(info.command) } : info);
   return {
     emission: {
