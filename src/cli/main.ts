@@ -17,6 +17,7 @@ import { verifyCommand } from "./commands/verify.ts";
 import { calibrateCommand } from "./commands/calibrate.ts";
 import { evalCommand } from "./commands/eval.ts";
 import { reportError } from "./errors.ts";
+import { DEFAULT_TARGET, targetHelp } from "../driver/targets.ts";
 
 const MODEL_ARG = "model definition (.ts) or zoo name (kiln models); omitted: picked from config.json's architectures";
 
@@ -61,7 +62,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .requiredOption("--out <dir>", "output directory (replaced atomically; only an earlier Kiln output unless --force)")
     .option("--force", "replace an existing --out that Kiln did not write (never an input, '.', '/' or $HOME)")
     .option("--allow-nonfinite", "write weights that hold Inf/NaN (or overflow the output dtype) instead of failing")
-    .option("--target <target>", "trtllm-engine | trtllm-torch | hf", "trtllm-engine")
+    .option("--target <target>", targetHelp(), DEFAULT_TARGET)
     .option("--dtype <dtype>", "float32 | float16 | bfloat16 (default: the checkpoint's dtype)")
     .option("--tp <n>", "tensor-parallel size", "1")
     .option("--pp <n>", "pipeline-parallel size", "1")

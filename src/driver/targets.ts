@@ -33,4 +33,4 @@ export const onlyTargetsWith = (capability: keyof TargetCapabilities): string =>
 };
 
 /** Help text for --target, from the registry. */
-export const targetHelp = (): string => TARGET_NAMES.map((n) => (n === DEFAULT_TARGET ? `${n} (default)` : n)).join(" | ");
+export const targetHelp = (): string => TARGET_NAMES.join(" | ");
