@@ -2,7 +2,8 @@
 TensorRT-LLM and hold its logits to the transformers goldens with the verifier's usual tolerances (float32: 1e-5).
 
 Every fixture x tp in {1, 2, 4} x pp in {1, 2} for model.py (--custom-code forced, built-in families included);
-every fixture x simulated tp in {1, 2, 4} x pp in {1, 2} for the trtllm-torch package (its checkpoint has no
+every fixture x simulated tp in {1, 2, 4} x pp in {1, 2} for the trtllm-torch package; LLaMA with exact GELU, whose
+model.py computes its MLP activation with functional glue (goldens made here with transformers) (its checkpoint has no
 mapping; the runtime's tp/pp is simulated); the examples llama_from_primitives and llama_fused_norm (its custom op run through the op's
 TypeScript reference transcribed to PyTorch, tests/kernels/). Each output is compiled once per session (in two
 Node processes) and shared. Negative tests plant one wrong emitted line and require the verification to fail.
@@ -25,21 +26,51 @@ from kiln_bridge.verify import verify_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "models/llama.ts",
               "llama3_gqa": "models/llama.ts", "prim": "examples/llama_from_primitives.ts",
-              "fused": "examples/llama_fused_norm/model.ts"}
+              "fused": "examples/llama_fused_norm/model.ts", "llama_gelu": "models/llama.ts"}
 HF = {**{f: f for f in FAMILIES}, "prim": "llama", "fused": "llama"}
 REFERENCE_KERNEL = {"fused_add_rms_norm_kernel": str(Path(__file__).parent / "kernels" / "fused_add_rms_norm_reference.py")}
 
 ENGINE_CASES = [(f, tp, pp) for f in FAMILIES for tp in (1, 2, 4) for pp in (1, 2)]
 TORCH_CASES = [(f, tp, pp) for f in FAMILIES for tp in (1, 2, 4) for pp in (1, 2)]
 EXAMPLE_CASES = [("prim", 2, 1), ("prim", 2, 2), ("fused", 1, 1), ("fused", 2, 2), ("fused", 4, 1)]
+# LLaMA with exact (erf) GELU: model.py builds its MLP and erf from functional ops (glue), trtllm-torch its gated MLP
+# from Linear in COLUMN/ROW modes. The goldens come from transformers (see gelu_fixture).
+GELU_CASES = [(1, 1), (2, 2), (4, 1)]
 
 
 def _name(model, target, tp, pp):
     return f"{model}-{target}-tp{tp}-pp{pp}"
 
 
+def _hf(model: str, root: Path) -> str:
+    return str(root / "llama_gelu_hf") if model == "llama_gelu" else fixture_dir(HF[model])
+
+
+def _make_gelu_fixture(out: Path) -> None:
+    """The llama fixture's weights with hidden_act='gelu' (exact GELU in transformers' ACT2FN), and goldens computed
+    by transformers for the llama fixture's prompts."""
+    import torch
+    transformers = pytest.importorskip("transformers", reason="the exact-GELU goldens are computed with transformers")
+    src = Path(fixture_dir("llama"))
+    out.mkdir()
+    config = json.loads((src / "config.json").read_text())
+    config["hidden_act"] = "gelu"
+    (out / "config.json").write_text(json.dumps(config))
+    shutil.copyfile(src / "model.safetensors", out / "model.safetensors")
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    golden, prompts = {}, load_file(str(src / "golden.safetensors"))
+    i = 0
+    while f"input_ids.{i}" in prompts:
+        ids = prompts[f"input_ids.{i}"]
+        with torch.no_grad():
+            golden[f"logits.{i}"] = model(ids.long()[None]).logits[0].float().contiguous()
+        golden[f"input_ids.{i}"] = ids
+        i += 1
+    save_file(golden, str(out / "golden.safetensors"))
+
+
 def _args(root: Path, model: str, target: str, tp: int, pp: int) -> list:
-    args = ["compile", MODEL_FILE[model], "--hf", fixture_dir(HF[model]), "--out", str(root / _name(model, target, tp, pp)),
+    args = ["compile", MODEL_FILE[model], "--hf", _hf(model, root), "--out", str(root / _name(model, target, tp, pp)),
             "--target", target, "--tp", str(tp), "--pp", str(pp), "--no-typecheck", "--json"]
     return args + (["--custom-code"] if target == "trtllm-engine" else [])
 
@@ -57,17 +88,32 @@ def _compile_all(root: Path, jobs: list) -> None:
         raise RuntimeError(errors[0])
 
 
+class Outputs:
+    """outputs(model, target, tp, pp) -> the compiled directory; outputs.hf(model) -> its HF fixture directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, model: str, target: str, tp: int = 1, pp: int = 1) -> str:
+        return str(self.root / _name(model, target, tp, pp))
+
+    def hf(self, model: str) -> str:
+        return _hf(model, self.root)
+
+
 @pytest.fixture(scope="session")
 def outputs(tmp_path_factory):
     """Every output this module verifies, compiled once."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed; `kiln compile` cannot run")
     root = tmp_path_factory.mktemp("kiln_outputs")
+    _make_gelu_fixture(root / "llama_gelu_hf")
     jobs = [(f, "trtllm-engine", tp, pp) for f, tp, pp in ENGINE_CASES]
+    jobs += [("llama_gelu", "trtllm-engine", tp, pp) for tp, pp in GELU_CASES] + [("llama_gelu", "trtllm-torch", 1, 1)]
     jobs += [(f, "trtllm-torch", 1, 1) for f in FAMILIES]
     jobs += [(m, "trtllm-engine", tp, pp) for m, tp, pp in EXAMPLE_CASES]
     _compile_all(root, jobs)
-    return lambda model, target, tp=1, pp=1: str(root / _name(model, target, tp, pp))
+    return Outputs(root)
 
 
 def _passes(report):
@@ -95,6 +141,17 @@ def test_examples_match_transformers(outputs, model, tp, pp):
                                        kernels=REFERENCE_KERNEL))
     # llama_from_primitives maps onto TensorRT-LLM's built-in LLaMA unless --custom-code; with it, model.py runs
     assert report["executed"] == "model.py"
+
+
+@pytest.mark.parametrize("tp,pp", GELU_CASES)
+def test_functional_glue_matches_transformers(outputs, tp, pp):
+    source = Path(outputs("llama_gelu", "trtllm-engine", tp, pp), "model.py").read_text()
+    assert "def _kiln_erf(x):" in source and "F.where(" in source  # the glue under test is really emitted
+    report = _passes(verify_checkpoint(outputs("llama_gelu", "trtllm-engine", tp, pp), outputs.hf("llama_gelu")))
+    assert report["executed"] == "model.py"
+    package = Path(outputs("llama_gelu", "trtllm-torch"), "kiln_llama", "modeling_kiln_llama.py").read_text()
+    assert "class KilnGatedMLP(nn.Module):" in package
+    _passes(verify_checkpoint(outputs("llama_gelu", "trtllm-torch"), outputs.hf("llama_gelu"), tp=tp, pp=pp))
 
 
 def test_half_precision_runs_within_its_tolerance(outputs):
