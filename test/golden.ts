@@ -44,4 +44,5 @@ export const ZOO_FIXTURES = [
   { fixture: "gemma", model: "gemma" },
   { fixture: "gpt_neox", model: "gpt_neox" },
   { fixture: "gpt_neox_seq", model: "gpt_neox" },
+  { fixture: "starcoder2", model: "starcoder2" },
 ] as const;

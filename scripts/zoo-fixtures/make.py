@@ -55,6 +55,10 @@ FIXTURES = {
         vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
         max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, rotary_pct=0.5,
         rotary_emb_base=10000, use_parallel_residual=False, tie_word_embeddings=False)),
+    # StarCoder2: LayerNorms with bias, biased GQA attention and MLP (c_fc/c_proj), sliding window 4, tied.
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", dict(BASE, sliding_window=4, norm_epsilon=1e-5,
+                                                                     rope_theta=10000.0, use_bias=True,
+                                                                     tie_word_embeddings=True)),
 }
 
 
