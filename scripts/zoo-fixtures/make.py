@@ -59,6 +59,10 @@ FIXTURES = {
     "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", dict(BASE, sliding_window=4, norm_epsilon=1e-5,
                                                                      rope_theta=10000.0, use_bias=True,
                                                                      tie_word_embeddings=True)),
+    # Phi-3 (Phi-4-mini style): fused qkv_proj and gate_up_proj, partial rotary 0.5, sliding window 5, GQA.
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(BASE, partial_rotary_factor=0.5, sliding_window=5,
+                                                   rms_norm_eps=1e-5, rope_theta=10000.0, pad_token_id=None,
+                                                   tie_word_embeddings=False)),
 }
 
 
