@@ -91,6 +91,8 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
       ...(custom ? [`--model_cls_file ${outDir}/model.py`, `--model_cls_name ${custom.className}`] : []),
       ...(workers > 1 ? [`--workers ${workers}`] : []),
     ].join(" ");
+  // examples/run.py takes the per-layer list through add_common_args' --max_attention_window_size (nargs="+";
+  // examples/utils.py of the 1.x line).
   const runCommand = (engineDir: string) =>
     [
       ...(o.mapping.tp * o.mapping.pp > 1 ? [`mpirun -n ${o.mapping.tp * o.mapping.pp} --allow-run-as-root`] : []),
