@@ -45,6 +45,8 @@ export function llamaConfigFrom(c: z.output<typeof LlamaFields>, windows: readon
     windows: Array.from({ length: c.num_hidden_layers }, (_, i) => windows[i] ?? 0),
     /** Per-head q/k RMSNorm before rotary (Qwen3); HF names q_norm / k_norm. */
     qkNorm: false as boolean,
+    /** Rotary channels per head (partial rotary when < headDim; Phi-3.5 / Phi-4-mini). */
+    rotaryDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
     /** Gemma: RMSNorm scales by (offset + w) and embeddings are multiplied by embedScale. */
     normOffset: 0,
     embedScale: undefined as number | undefined,
@@ -71,7 +73,7 @@ export class LlamaLayer extends Module {
       headDim: c.headDim,
       qkvBias: c.qkvBias,
       outBias: c.outBias,
-      rope: { style: "neox", rotaryDim: c.headDim, theta: c.rope.theta, scaling: c.rope.scaling },
+      rope: { style: "neox", rotaryDim: c.rotaryDim, theta: c.rope.theta, scaling: c.rope.scaling },
       window,
       ...(c.qkNorm && { qkNorm: { eps: c.eps } }),
     });

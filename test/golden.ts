@@ -44,4 +44,6 @@ export const ZOO_FIXTURES = [
   { fixture: "gemma", model: "gemma" },
   { fixture: "gpt_neox", model: "gpt_neox" },
   { fixture: "gpt_neox_seq", model: "gpt_neox" },
+  { fixture: "starcoder2", model: "starcoder2" },
+  { fixture: "phi3", model: "phi3" },
 ] as const;

@@ -95,6 +95,8 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
         ...(workers > 1 ? ["--workers", String(workers)] : []),
       ]),
     ].join(" ");
+  // examples/run.py takes the per-layer list through add_common_args' --max_attention_window_size (nargs="+";
+  // examples/utils.py of the 1.x line).
   const runCommand = (engineDir: string) =>
     [
       ...(o.mapping.tp * o.mapping.pp > 1 ? [`mpirun -n ${o.mapping.tp * o.mapping.pp} --allow-run-as-root`] : []),

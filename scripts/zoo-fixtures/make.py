@@ -55,6 +55,14 @@ FIXTURES = {
         vocab_size=509, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
         max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, rotary_pct=0.5,
         rotary_emb_base=10000, use_parallel_residual=False, tie_word_embeddings=False)),
+    # StarCoder2: LayerNorms with bias, biased GQA attention and MLP (c_fc/c_proj), sliding window 4, tied.
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", dict(BASE, sliding_window=4, norm_epsilon=1e-5,
+                                                                     rope_theta=10000.0, use_bias=True,
+                                                                     tie_word_embeddings=True)),
+    # Phi-3 (Phi-4-mini style): fused qkv_proj and gate_up_proj, partial rotary 0.5, sliding window 5, GQA.
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(BASE, partial_rotary_factor=0.5, sliding_window=5,
+                                                   rms_norm_eps=1e-5, rope_theta=10000.0, pad_token_id=None,
+                                                   tie_word_embeddings=False)),
 }
 
 

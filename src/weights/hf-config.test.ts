@@ -2,7 +2,7 @@
 // max_window_layers, transformers 5.x layer_types) and partial rotary in its several spellings.
 
 import { describe, expect, it } from "vitest";
-import { ConfigError, rotaryDimFromHF, slidingWindowsFromHF } from "./hf-config.ts";
+import { ConfigError, ropeFromHF, rotaryDimFromHF, slidingWindowsFromHF } from "./hf-config.ts";
 
 describe("slidingWindowsFromHF", () => {
   it("Mistral: one window for every layer", () => expect(slidingWindowsFromHF({ sliding_window: 4096 }, 3)).toEqual([4096, 4096, 4096]));
@@ -34,5 +34,11 @@ describe("rotaryDimFromHF", () => {
   it("truncates like transformers' int() and rejects an odd or empty result", () => {
     expect(rotaryDimFromHF({ partial_rotary_factor: 0.3 }, 80)).toBe(24);
     expect(() => rotaryDimFromHF({ partial_rotary_factor: 0.3 }, 70)).toThrow(/21 rotary channels of head_dim 70/);
+  });
+});
+
+describe("ropeFromHF", () => {
+  it("refuses scaling types Kiln does not implement (Phi-3's longrope) in one line naming config.json", () => {
+    expect(() => ropeFromHF({ rope_parameters: { rope_type: "longrope", rope_theta: 1e4 } })).toThrow(new ConfigError("config.json: rope scaling type 'longrope' is not supported (supported: default, linear, llama3)"));
   });
 });

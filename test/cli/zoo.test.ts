@@ -64,7 +64,7 @@ describe("the model zoo on the command line", () => {
   });
 
   it("the zoo's TensorRT-LLM classes are what compiling gives", async () => {
-    const fixtures: Record<string, string> = { llama: `${FIXTURES}llama`, mistral: `${ZOO}mistral`, qwen2: `${ZOO}qwen2`, qwen3: `${ZOO}qwen3`, gemma: `${ZOO}gemma`, gpt_neox: `${ZOO}gpt_neox`, gpt2: `${FIXTURES}gpt2`, gptj: `${FIXTURES}gptj` };
+    const fixtures: Record<string, string> = { llama: `${FIXTURES}llama`, mistral: `${ZOO}mistral`, qwen2: `${ZOO}qwen2`, qwen3: `${ZOO}qwen3`, gemma: `${ZOO}gemma`, gpt_neox: `${ZOO}gpt_neox`, starcoder2: `${ZOO}starcoder2`, phi3: `${ZOO}phi3`, gpt2: `${FIXTURES}gpt2`, gptj: `${FIXTURES}gptj` };
     for (const name of ZOO_NAMES) {
       const r = await kiln(["compile", name, "--hf", fixtures[name]!, "--out", join(tmp, `class-${name}`), "--json"]);
       expect(r.code, r.err).toBe(0);

@@ -31,6 +31,10 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   // sequential residual both).
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
   gpt_neox_seq: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
+  // Custom code (1.2.1 builds it with GPTForCausalLM's starcoder2 variant; not matched yet); sliding window 4.
+  starcoder2: { architecture: "KilnStarcoder2ForCausalLM", builtin: null, windows: [4, 4, 4] },
+  // Partial rotary: custom code (1.2.1's Phi3ForCausalLM not matched yet); sliding window 5.
+  phi3: { architecture: "KilnPhi3ForCausalLM", builtin: null, windows: [5, 5, 5] },
 };
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
