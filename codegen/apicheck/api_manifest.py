@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any
 
-Json = Dict[str, Any]
+Json = dict[str, Any]
 
 # Entry tables of a manifest module, in lookup order, with the entity kind each holds.
 MODULE_TABLES = (("classes", "class"), ("enums", "enum"), ("functions", "function"),
@@ -45,8 +46,8 @@ class Entity:
     """A named thing of the API. Equality is by (kind, fq) so values can be compared."""
     kind: str  # module|class|enum|function|partial_function|method|enum_member|attribute|constant|external
     fq: str  # canonical dotted path of the definition
-    entry: Optional[Json] = field(default=None, compare=False, repr=False)
-    manifest: Optional["Manifest"] = field(default=None, compare=False, repr=False)
+    entry: Json | None = field(default=None, compare=False, repr=False)
+    manifest: Manifest | None = field(default=None, compare=False, repr=False)
 
 
 def external(fq: str) -> Entity:
@@ -60,7 +61,7 @@ def parent_paths(dotted: str) -> Iterable[str]:
 
 def common_root(names: Iterable[str]) -> str:
     split = [n.split(".") for n in names]
-    root: List[str] = []
+    root: list[str] = []
     for column in zip(*split):
         if len(set(column)) != 1:
             break
@@ -68,10 +69,10 @@ def common_root(names: Iterable[str]) -> str:
     return ".".join(root)
 
 
-def c3_merge(sequences: List[List[Entity]]) -> List[Entity]:
+def c3_merge(sequences: list[list[Entity]]) -> list[Entity]:
     """C3 linearisation merge; on an inconsistent hierarchy falls back to first-seen order."""
     seqs = [list(s) for s in sequences if s]
-    out: List[Entity] = []
+    out: list[Entity] = []
     while seqs:
         head = next((s[0] for s in seqs if not any(s[0] in t[1:] for t in seqs)), None)
         if head is None:
@@ -98,7 +99,7 @@ class Manifest:
         self.path = path
         self.modules: Json = data["modules"]
         self.resolution: Json = data["resolution"]
-        self.prefixes: List[str] = data.get("module_prefixes") or [common_root(self.modules)]
+        self.prefixes: list[str] = data.get("module_prefixes") or [common_root(self.modules)]
         # Packages above covered modules exist even when their __init__ is not covered (models.llama).
         self.packages = {p for mod in self.modules for p in parent_paths(mod)} - set(self.modules)
         # Every path that a covered module imports from is known to exist, as are its parent packages.
@@ -112,7 +113,7 @@ class Manifest:
         """Length of the longest prefix of this manifest matching `dotted` (0: none)."""
         return max((len(p) for p in self.prefixes if dotted == p or dotted.startswith(p + ".")), default=0)
 
-    def definition(self, fq: str) -> Optional[Entity]:
+    def definition(self, fq: str) -> Entity | None:
         if fq in self.modules:
             return Entity("module", fq, self.modules[fq], self)
         mod, _, name = fq.rpartition(".")
@@ -126,7 +127,7 @@ class Manifest:
             return Entity("constant", fq, m["module_assignments"][name], self)
         return None
 
-    def names_in_module(self, mod: str) -> List[str]:
+    def names_in_module(self, mod: str) -> list[str]:
         head = mod + "."
         return [k[len(head):] for k in self.resolution if k.startswith(head) and "." not in k[len(head):]]
 
@@ -136,9 +137,9 @@ class ManifestSet:
 
     def __init__(self, paths: Iterable[str]):
         self.manifests = [Manifest(p) for p in paths]
-        self._mro_cache: Dict[Entity, List[Entity]] = {}
+        self._mro_cache: dict[Entity, list[Entity]] = {}
 
-    def route(self, dotted: str) -> Optional[Manifest]:
+    def route(self, dotted: str) -> Manifest | None:
         best = max(self.manifests, key=lambda m: m.covers(dotted), default=None)
         return best if best is not None and best.covers(dotted) else None
 
@@ -146,7 +147,7 @@ class ManifestSet:
         return self.route(dotted) is not None
 
     # ---- names ----------------------------------------------------------
-    def lookup(self, dotted: str, _seen: frozenset = frozenset()) -> Optional[Entity]:
+    def lookup(self, dotted: str, _seen: frozenset = frozenset()) -> Entity | None:
         """Resolve a dotted name as Python would after importing its module."""
         m = self.route(dotted)
         if m is None or dotted in _seen:
@@ -169,7 +170,7 @@ class ManifestSet:
             return external(dotted)  # exists, or an uncovered module may define it
         return None
 
-    def _resolved(self, m: Manifest, r: Json, seen: frozenset) -> Optional[Entity]:
+    def _resolved(self, m: Manifest, r: Json, seen: frozenset) -> Entity | None:
         target, kind = r["target"], r["kind"]
         if kind == "external":
             other = self.route(target)
@@ -183,7 +184,7 @@ class ManifestSet:
             return external(target)  # listed by name only, without a signature
         return found or Entity(kind, target, None, m)
 
-    def member_names(self, ent: Entity) -> List[str]:
+    def member_names(self, ent: Entity) -> list[str]:
         """Candidate names for 'did you mean' hints."""
         if ent.kind == "module" and ent.manifest is not None:
             return ent.manifest.names_in_module(ent.fq)
@@ -199,7 +200,7 @@ class ManifestSet:
         return []
 
     # ---- classes --------------------------------------------------------
-    def base_entities(self, cls: Entity) -> List[Entity]:
+    def base_entities(self, cls: Entity) -> list[Entity]:
         """The class's bases as entities; builtins other than `object` count as external."""
         mod = cls.fq.rpartition(".")[0]
         out = []
@@ -217,7 +218,7 @@ class ManifestSet:
             out.append(base if known else external(src))
         return out
 
-    def mro(self, cls: Entity) -> List[Entity]:
+    def mro(self, cls: Entity) -> list[Entity]:
         """C3 method resolution order. External classes end their branch: their own bases are unknown.
         Enums stop at themselves: their bases are the stdlib Enum types, whose members are not API."""
         if cls.kind != "class":
@@ -226,7 +227,7 @@ class ManifestSet:
             self._mro_cache[cls] = self._c3(cls)
         return self._mro_cache[cls]
 
-    def _c3(self, cls: Entity) -> List[Entity]:
+    def _c3(self, cls: Entity) -> list[Entity]:
         return c3_merge([[cls]] + [self.mro(b) for b in self.base_entities(cls)]
                         + [self.base_entities(cls)])
 
@@ -236,7 +237,7 @@ class ManifestSet:
     def is_subclass(self, cls: Entity, base_fq: str) -> bool:
         return any(c.fq == base_fq for c in self.mro(cls))
 
-    def own_member(self, cls: Entity, name: str) -> Optional[Entity]:
+    def own_member(self, cls: Entity, name: str) -> Entity | None:
         """`name` defined in the body of `cls` itself: method, enum member, class attribute or nested class."""
         e = cls.entry
         for key, meth in e.get("methods", {}).items():
@@ -248,7 +249,7 @@ class ManifestSet:
             return Entity("attribute", f"{cls.fq}.{name}", None, cls.manifest)
         return None
 
-    def class_member(self, cls: Entity, name: str) -> Optional[Entity]:
+    def class_member(self, cls: Entity, name: str) -> Entity | None:
         """Class-level attribute `cls.name`, searched along the method resolution order."""
         for c in self.mro(cls):
             if c.kind == "external":
@@ -260,7 +261,7 @@ class ManifestSet:
             return external(f"{cls.fq}.{name}")  # Enum machinery (__members__, _value2member_map_, ...)
         return None
 
-    def instance_attribute(self, cls: Entity, name: str) -> Optional[Entity]:
+    def instance_attribute(self, cls: Entity, name: str) -> Entity | None:
         """Data attribute of an instance: set in a recorded method body, a field or a checkpoint member.
 
         Returns an `attribute` Entity whose entry is the child-module record when there is one."""
@@ -279,14 +280,14 @@ class ManifestSet:
                             return Entity("attribute", f"{c.fq}.{name}", child, c.manifest)
         return None
 
-    def child_module_class(self, attr: Entity) -> Optional[Entity]:
+    def child_module_class(self, attr: Entity) -> Entity | None:
         """Class of a child module attribute when its constructor is unambiguous (Attention.dense -> RowLinear)."""
         callee = (attr.entry or {}).get("callee_resolved")
         found = self.lookup(callee) if callee else None
         return found if found is not None and found.kind == "class" else None
 
     # ---- calls ----------------------------------------------------------
-    def constructor_params(self, cls: Entity) -> Optional[List[Json]]:
+    def constructor_params(self, cls: Entity) -> list[Json] | None:
         """Parameters of `cls(...)`, or None when the constructor lies outside the manifests."""
         if cls.kind == "enum":
             return [{"name": "value", "kind": "positional_only", "has_default": False}]
@@ -299,7 +300,7 @@ class ManifestSet:
             return []  # object.__init__
         return init.entry["params"] if init.kind == "method" else None
 
-    def returned_instance(self, callee: Entity) -> Optional[Entity]:
+    def returned_instance(self, callee: Entity) -> Entity | None:
         """Class of the value a call returns, when the manifest's return annotation names one plainly."""
         returns = (callee.entry or {}).get("returns")
         if not returns or not returns.isidentifier():
@@ -313,13 +314,13 @@ class ManifestSet:
     def is_module_class(self, cls: Entity) -> bool:
         return any(self.is_subclass(cls, base) for base in MODULE_BASES)
 
-    def call_method_of_instance(self, cls: Entity) -> Optional[Entity]:
+    def call_method_of_instance(self, cls: Entity) -> Entity | None:
         """What `obj(...)` runs: `forward` for Module subclasses (Module.__call__ forwards), else `__call__`."""
         name = "forward" if self.is_module_class(cls) else "__call__"
         found = self.class_member(cls, name)
         return found if found is not None and found.kind == "method" else None
 
 
-def default_manifest_paths() -> List[str]:
+def default_manifest_paths() -> list[str]:
     here = os.path.dirname(os.path.abspath(__file__))
     return [os.path.join(here, "trtllm-1.2.json")]

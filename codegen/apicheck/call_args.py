@@ -10,8 +10,9 @@ Invariants:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 POSITIONAL = ("positional_only", "positional_or_keyword")
 BY_KEYWORD = ("positional_or_keyword", "keyword_only")
@@ -20,14 +21,14 @@ BY_KEYWORD = ("positional_or_keyword", "keyword_only")
 @dataclass(frozen=True)
 class ArgProblem:
     message: str
-    keyword: Optional[str] = None  # the keyword argument at fault, if one is
-    positional_index: Optional[int] = None  # the positional argument at fault, if one is
+    keyword: str | None = None  # the keyword argument at fault, if one is
+    positional_index: int | None = None  # the positional argument at fault, if one is
 
 
 @dataclass(frozen=True)
 class CallShape:
     n_positional: int  # positional arguments, not counting `*spread`
-    keywords: Tuple[str, ...]  # explicit `name=` arguments, in order
+    keywords: tuple[str, ...]  # explicit `name=` arguments, in order
     star_args: bool  # the call spreads `*iterable`
     star_kwargs: bool  # the call spreads `**mapping`
 
@@ -39,8 +40,8 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def check_arguments(params: Sequence[Dict[str, Any]], call: CallShape,
-                    explicit_self: bool = False) -> List[ArgProblem]:
+def check_arguments(params: Sequence[dict[str, Any]], call: CallShape,
+                    explicit_self: bool = False) -> list[ArgProblem]:
     """Problems binding `call` to `params`; `explicit_self`: an instance method called through
     its class (`Base.__init__(self, ...)`), whose first positional argument is the instance."""
     n_pos = call.n_positional
@@ -55,7 +56,7 @@ def check_arguments(params: Sequence[Dict[str, Any]], call: CallShape,
     var_positional = any(p["kind"] == "var_positional" for p in params)
     var_keyword = any(p["kind"] == "var_keyword" for p in params)
 
-    problems: List[ArgProblem] = []
+    problems: list[ArgProblem] = []
     if n_pos > len(positional) and not var_positional:
         keyword_only = [p["name"] for p in params if p["kind"] == "keyword_only"]
         why = f"; keyword-only: {', '.join(keyword_only)}" if keyword_only else ""
@@ -75,7 +76,7 @@ def check_arguments(params: Sequence[Dict[str, Any]], call: CallShape,
     return problems
 
 
-def _missing(params: Sequence[Dict[str, Any]], given: set, call: CallShape) -> List[str]:
+def _missing(params: Sequence[dict[str, Any]], given: set, call: CallShape) -> list[str]:
     out = []
     for p in params:
         if p["has_default"] or p["name"] in given or p["kind"] not in POSITIONAL + ("keyword_only",):

@@ -14,7 +14,7 @@ import argparse
 import ast
 import json
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from api_manifest import ManifestSet, default_manifest_paths
 from checker import Checker
@@ -37,10 +37,7 @@ def check_file(path: str, ms: ManifestSet, strict: bool = False) -> Report:
     return report
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    if sys.version_info < (3, 9):
-        print("check_api: needs Python 3.9 or newer (ast.unparse)", file=sys.stderr)
-        return 2
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Check a Python file against TensorRT-LLM API manifests.")
     ap.add_argument("file")
     ap.add_argument("--manifest", action="append",

@@ -16,9 +16,10 @@ Invariants:
 from __future__ import annotations
 
 import ast
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence
+from typing import Any
 
-from api_manifest import MODULE_BASE, Entity, ManifestSet, c3_merge, external, method_name
+from api_manifest import Entity, ManifestSet, c3_merge, external, method_name
 from call_args import ArgProblem, CallShape, check_arguments, did_you_mean
 from values import Instance, LocalClass, LocalObj, MethodRef, Opaque, Report, Scope, Super
 
@@ -33,11 +34,11 @@ ENUM_MIXINS = {"IntEnum": int, "IntFlag": int, "StrEnum": str}
 
 
 # ---- scope pre-pass ---------------------------------------------------------
-def bound_names(stmts: Sequence[ast.AST], star_names) -> Tuple[Set[str], Set[str]]:
+def bound_names(stmts: Sequence[ast.AST], star_names) -> tuple[set[str], set[str]]:
     """(names a block binds, names it declares global/nonlocal), not descending into nested scopes
     (whose def/class names do count)."""
-    names: Set[str] = set()
-    declared_outer: Set[str] = set()
+    names: set[str] = set()
+    declared_outer: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -64,7 +65,7 @@ def bound_names(stmts: Sequence[ast.AST], star_names) -> Tuple[Set[str], Set[str
     return names - declared_outer, declared_outer
 
 
-def all_args(args: ast.arguments) -> List[ast.arg]:
+def all_args(args: ast.arguments) -> list[ast.arg]:
     out = list(args.posonlyargs) + list(args.args)
     out += [args.vararg] if args.vararg else []
     out += list(args.kwonlyargs)
@@ -72,7 +73,7 @@ def all_args(args: ast.arguments) -> List[ast.arg]:
     return out
 
 
-def decorator_names(node: ast.AST) -> Set[str]:
+def decorator_names(node: ast.AST) -> set[str]:
     return {d.id for d in getattr(node, "decorator_list", []) if isinstance(d, ast.Name)}
 
 
@@ -84,13 +85,13 @@ def call_shape(call: ast.Call) -> CallShape:
         star_kwargs=any(k.arg is None for k in call.keywords))
 
 
-def enum_builtin_attribute(enum_entry: Optional[Dict[str, Any]], name: str) -> bool:
+def enum_builtin_attribute(enum_entry: dict[str, Any] | None, name: str) -> bool:
     """Attributes an enum gets from its mixin type (IntEnum members are ints: `bit_length`, ...)."""
     mixin = ENUM_MIXINS.get((enum_entry or {}).get("enum_base", ""))
     return name.startswith("_") or (mixin is not None and hasattr(mixin, name))
 
 
-def attr_position(node: ast.Attribute) -> Tuple[int, int]:
+def attr_position(node: ast.Attribute) -> tuple[int, int]:
     """1-based line/column of the attribute name itself (`.casual` in `AttentionMaskType.casual`)."""
     end_line = getattr(node, "end_lineno", None)
     end_col = getattr(node, "end_col_offset", None)
@@ -104,12 +105,12 @@ class Checker:
 
     def __init__(self, ms: ManifestSet):
         self.ms = ms
-        self.local_classes: Dict[ast.ClassDef, LocalClass] = {}
-        self.scope_names: Dict[ast.AST, Tuple[Set[str], Set[str]]] = {}
-        self.prev_sites: Dict[Any, List[Any]] = {}  # bindings seen by the previous pass, per (scope, name)
-        self.sites: Dict[Any, List[Any]] = {}  # bindings of the current pass
+        self.local_classes: dict[ast.ClassDef, LocalClass] = {}
+        self.scope_names: dict[ast.AST, tuple[set[str], set[str]]] = {}
+        self.prev_sites: dict[Any, list[Any]] = {}  # bindings seen by the previous pass, per (scope, name)
+        self.sites: dict[Any, list[Any]] = {}  # bindings of the current pass
         self.report = Report()
-        self.scope: Optional[Scope] = None
+        self.scope: Scope | None = None
 
     def check(self, tree: ast.Module) -> Report:
         for _ in range(MAX_PASSES):
@@ -119,7 +120,7 @@ class Checker:
             self.prev_sites = sites
         return report
 
-    def run_pass(self, tree: ast.Module) -> Tuple[Report, Dict[Any, List[Any]]]:
+    def run_pass(self, tree: ast.Module) -> tuple[Report, dict[Any, list[Any]]]:
         self.report, self.sites, self.scope = Report(), {}, None
         self.scope = self.scope_for(tree, "module", tree.body)
         for stmt in tree.body:
@@ -143,7 +144,7 @@ class Checker:
 
     # ---- scopes and bindings ----
     def scope_for(self, node: ast.AST, kind: str, body: Sequence[ast.AST], extra: Sequence[str] = (),
-                  owner: Optional[LocalClass] = None) -> Scope:
+                  owner: LocalClass | None = None) -> Scope:
         if node not in self.scope_names:
             names, declared = bound_names(body, self.star_names)
             self.scope_names[node] = (names | set(extra), declared)
@@ -164,7 +165,7 @@ class Checker:
         return values[0]
 
     def lookup_name(self, name: str) -> Any:
-        s: Optional[Scope] = self.scope
+        s: Scope | None = self.scope
         while s is not None:
             if (s is self.scope or s.kind != "class") and name in s.names:
                 return self.agreed((s.key, name))
@@ -215,7 +216,7 @@ class Checker:
                 continue
             self.bind(alias.asname or alias.name, self.import_name(node, alias, module))
 
-    def import_module(self, where: ast.AST, dotted: str) -> Optional[Entity]:
+    def import_module(self, where: ast.AST, dotted: str) -> Entity | None:
         """Check that every step of a dotted module path exists; None when not API or absent."""
         if not self.ms.is_api_name(dotted):
             return None
@@ -239,7 +240,7 @@ class Checker:
             self.resolved(line, col, found)
         return found
 
-    def import_name(self, node: ast.ImportFrom, alias: ast.alias, module: Optional[Entity]) -> Optional[Entity]:
+    def import_name(self, node: ast.ImportFrom, alias: ast.alias, module: Entity | None) -> Entity | None:
         if module is None:
             return None
         line = getattr(alias, "lineno", node.lineno)
@@ -253,7 +254,7 @@ class Checker:
         self.resolved(line, col, found)
         return found
 
-    def star_names(self, node: ast.ImportFrom) -> List[str]:
+    def star_names(self, node: ast.ImportFrom) -> list[str]:
         if node.level or not node.module:
             return []
         module = self.ms.lookup(node.module)
@@ -379,7 +380,7 @@ class Checker:
 
     stmt_TryStar = stmt_Try
 
-    def assign(self, target: ast.expr, value: Any, value_node: Optional[ast.expr]) -> None:
+    def assign(self, target: ast.expr, value: Any, value_node: ast.expr | None) -> None:
         if isinstance(target, ast.Name):
             self.bind(target.id, value)
         elif isinstance(target, (ast.Tuple, ast.List)):
@@ -401,7 +402,7 @@ class Checker:
             self.problem(line, col, f"assignment to {base.fq}.{target.attr} patches TensorRT-LLM; "
                                     "generated code must not modify the library")
 
-    def store_item(self, target: ast.Subscript, value: Any, value_node: Optional[ast.expr]) -> None:
+    def store_item(self, target: ast.Subscript, value: Any, value_node: ast.expr | None) -> None:
         base = self.expr(target.value)
         self.expr(target.slice)
         if not isinstance(base, Entity) or base.kind == "external":
@@ -416,7 +417,7 @@ class Checker:
         else:
             self.report.checked.append((target.lineno, target.col_offset + 1, f"registry entry of {base.fq}"))
 
-    def derives_from(self, value: Any, base_fq: str) -> Optional[bool]:
+    def derives_from(self, value: Any, base_fq: str) -> bool | None:
         """True/False when decidable, None when the value's classes are not all known."""
         if isinstance(value, Entity) and value.kind == "class":
             return self.ms.is_subclass(value, base_fq) or (None if not self.ms.fully_covered(value) else False)
@@ -603,7 +604,7 @@ class Checker:
         return any(name in lc.members for lc in self.local_classes.values()) or \
             any(k[0] == "attr" and k[2] == name for k in self.prev_sites)
 
-    def local_attr_type(self, mro: Sequence[Any], name: str) -> Optional[Tuple[Any]]:
+    def local_attr_type(self, mro: Sequence[Any], name: str) -> tuple[Any] | None:
         """(type,) of `self.name` when some class of the file assigns it; None when none does."""
         keys = [("attr", c, name) for c in mro if isinstance(c, LocalClass)]
         keys = [k for k in keys if k in self.prev_sites]
@@ -612,7 +613,7 @@ class Checker:
         values = [v for k in keys for v in self.prev_sites[k]]
         return (values[0] if all(v == values[0] for v in values) else None,)
 
-    def local_mro(self, lc: LocalClass, _stack: Tuple[LocalClass, ...] = ()) -> List[Any]:
+    def local_mro(self, lc: LocalClass, _stack: tuple[LocalClass, ...] = ()) -> list[Any]:
         if lc in _stack:
             return [lc]
         seqs = []

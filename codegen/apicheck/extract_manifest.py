@@ -23,9 +23,9 @@ import hashlib
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any
 
-Json = Dict[str, Any]
+Json = dict[str, Any]
 ENUM_BASES = {"Enum", "IntEnum", "IntFlag", "Flag", "StrEnum"}
 
 
@@ -37,7 +37,7 @@ def literal(node: ast.expr) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else ...
 
 
-def param(arg: ast.arg, kind: str, default: Optional[ast.expr]) -> Json:
+def param(arg: ast.arg, kind: str, default: ast.expr | None) -> Json:
     out: Json = {"name": arg.arg, "kind": kind}
     if arg.annotation is not None:
         out["annotation"] = ast.unparse(arg.annotation)
@@ -91,8 +91,8 @@ def method_kind(fn: ast.FunctionDef) -> str:
 
 def init_body(fn: ast.FunctionDef) -> Json:
     """Attributes `self.x = ...` set in __init__: child modules (a call of a capitalised name) and the rest."""
-    children: List[Json] = []
-    others: List[str] = []
+    children: list[Json] = []
+    others: list[str] = []
     for node in ast.walk(fn):
         if not isinstance(node, ast.Assign):
             continue
@@ -109,7 +109,7 @@ def init_body(fn: ast.FunctionDef) -> Json:
     return {"child_modules": children, "other_self_attributes": others}
 
 
-def is_dataclass(cls: ast.ClassDef) -> Optional[ast.expr]:
+def is_dataclass(cls: ast.ClassDef) -> ast.expr | None:
     for d in cls.decorator_list:
         name = ast.unparse(d.func if isinstance(d, ast.Call) else d)
         if name in ("dataclass", "dataclasses.dataclass"):
@@ -117,7 +117,7 @@ def is_dataclass(cls: ast.ClassDef) -> Optional[ast.expr]:
     return None
 
 
-def dataclass_fields(cls: ast.ClassDef, decorator: ast.expr) -> List[Json]:
+def dataclass_fields(cls: ast.ClassDef, decorator: ast.expr) -> list[Json]:
     kw_only = isinstance(decorator, ast.Call) and any(
         k.arg == "kw_only" and literal(k.value) is True for k in decorator.keywords)
     fields = []
@@ -220,7 +220,7 @@ def module_entry(module: str, path: str, tree: ast.Module) -> Json:
     is_package = os.path.basename(path) == "__init__.py"
     imports: Json = {}
     functions: Json = {}
-    private: List[str] = []
+    private: list[str] = []
     classes: Json = {}
     enums: Json = {}
     assignments: Json = {}

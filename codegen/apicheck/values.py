@@ -7,7 +7,7 @@ bases are refreshed each pass), so "every binding of a name agrees" is plain equ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, FrozenSet, List, Optional, Set, Tuple
+from typing import Any
 
 from api_manifest import Entity
 
@@ -22,8 +22,8 @@ class Instance:
 class LocalClass:
     """A class defined in the checked file; identity is its ClassDef node."""
     name: str
-    members: FrozenSet[str]  # names bound in the class body (methods, class attributes)
-    bases: Tuple[Any, ...] = ()  # per pass: Entity, LocalClass or Opaque
+    members: frozenset[str]  # names bound in the class body (methods, class attributes)
+    bases: tuple[Any, ...] = ()  # per pass: Entity, LocalClass or Opaque
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,14 @@ class Opaque:
 class Scope:
     key: Any  # the defining node; the module scope uses the Module node
     kind: str  # module | function | class
-    names: Set[str]  # names local to this scope
-    parent: Optional["Scope"]
-    owner: Optional[LocalClass] = None  # class of the method (function scopes) or of the body (class scopes)
-    declared: Set[str] = field(default_factory=set)  # names declared `global` / `nonlocal` here
+    names: set[str]  # names local to this scope
+    parent: Scope | None
+    owner: LocalClass | None = None  # class of the method (function scopes) or of the body (class scopes)
+    declared: set[str] = field(default_factory=set)  # names declared `global` / `nonlocal` here
 
 
 @dataclass
 class Report:
-    problems: List[Tuple[int, int, str]] = field(default_factory=list)
-    unverified: List[Tuple[int, int, str]] = field(default_factory=list)
-    checked: List[Tuple[int, int, str]] = field(default_factory=list)  # what was proven, for --verbose
+    problems: list[tuple[int, int, str]] = field(default_factory=list)
+    unverified: list[tuple[int, int, str]] = field(default_factory=list)
+    checked: list[tuple[int, int, str]] = field(default_factory=list)  # what was proven, for --verbose

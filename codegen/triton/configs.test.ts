@@ -95,7 +95,7 @@ describe("tritonConfigs", () => {
     const c = tritonConfigs(BASE);
     for (const m of [c.preprocessing, c.postprocessing]) {
       expect(m.backend).toBe("python");
-      expect(m.parameters?.["tokenizer_dir"]).toEqual({ string_value: "/hf/llama" });
+      expect(m.parameters?.tokenizer_dir).toEqual({ string_value: "/hf/llama" });
     }
     expect(c.postprocessing.dynamic_batching).toEqual({});
   });
@@ -163,7 +163,7 @@ describe("option validation", () => {
 
   it("accepts the boundary fraction 1 and ignores explicitly undefined options", () => {
     const c = tritonConfigs({ ...BASE, kvCacheFreeGpuMemFraction: 1, maxBatchSize: undefined });
-    expect(c.tensorrt_llm.parameters?.["kv_cache_free_gpu_mem_fraction"]).toEqual({ string_value: "1" });
+    expect(c.tensorrt_llm.parameters?.kv_cache_free_gpu_mem_fraction).toEqual({ string_value: "1" });
     expect(c.tensorrt_llm.max_batch_size).toBe(64);
   });
 });
@@ -185,19 +185,19 @@ describe("repoProblems", () => {
   });
 
   const broken: [string, (c: TritonConfigs) => void, string][] = [
-    ["unknown step input", (c) => { c.ensemble.ensemble_scheduling!.step[1]!.input_map["no_such"] = "_INPUT_ID"; },
+    ["unknown step input", (c) => { c.ensemble.ensemble_scheduling!.step[1]!.input_map.no_such = "_INPUT_ID"; },
       'ensemble step tensorrt_llm: input_map key "no_such" is not an input of tensorrt_llm'],
-    ["unproduced source", (c) => { c.ensemble.ensemble_scheduling!.step[2]!.input_map["TOKENS_BATCH"] = "_NOWHERE"; },
+    ["unproduced source", (c) => { c.ensemble.ensemble_scheduling!.step[2]!.input_map.TOKENS_BATCH = "_NOWHERE"; },
       'ensemble step postprocessing: input_map value "_NOWHERE" is neither an ensemble input nor an earlier step output'],
-    ["unknown step output", (c) => { c.ensemble.ensemble_scheduling!.step[0]!.output_map["GHOST"] = "_GHOST"; },
+    ["unknown step output", (c) => { c.ensemble.ensemble_scheduling!.step[0]!.output_map.GHOST = "_GHOST"; },
       'ensemble step preprocessing: output_map key "GHOST" is not an output of preprocessing'],
-    ["tensor produced twice", (c) => { c.ensemble.ensemble_scheduling!.step[1]!.output_map["batch_index"] = "_INPUT_ID"; },
+    ["tensor produced twice", (c) => { c.ensemble.ensemble_scheduling!.step[1]!.output_map.batch_index = "_INPUT_ID"; },
       'ensemble step tensorrt_llm: output_map value "_INPUT_ID" is already produced elsewhere'],
     ["dtype mismatch", (c) => { c.tensorrt_llm.input.find((t) => t.name === "input_ids")!.data_type = "TYPE_INT64"; },
       'ensemble step tensorrt_llm: "_INPUT_ID" → input_ids: TYPE_INT32[-1] vs TYPE_INT64[-1]'],
     ["rank mismatch", (c) => { c.postprocessing.input[0]!.dims = [-1]; },
       'ensemble step postprocessing: "_TOKENS_BATCH" → TOKENS_BATCH: TYPE_INT32[-1,-1] vs TYPE_INT32[-1]'],
-    ["required input unfed", (c) => { delete c.ensemble.ensemble_scheduling!.step[1]!.input_map["input_lengths"]; },
+    ["required input unfed", (c) => { delete c.ensemble.ensemble_scheduling!.step[1]!.input_map.input_lengths; },
       "ensemble step tensorrt_llm: required input input_lengths is not in input_map"],
     ["optional feeds required", (c) => { c.tensorrt_llm.input.find((t) => t.name === "temperature")!.optional = false; },
       'ensemble step tensorrt_llm: optional "temperature" feeds required input temperature'],
@@ -207,9 +207,9 @@ describe("repoProblems", () => {
       'ensemble: step model "detok" is not in the repository'],
     ["small step batch", (c) => { c.postprocessing.max_batch_size = 1; },
       "ensemble step postprocessing: max_batch_size 1 < ensemble's 64"],
-    ["missing engine path", (c) => { delete c.tensorrt_llm.parameters!["gpt_model_path"]; },
+    ["missing engine path", (c) => { delete c.tensorrt_llm.parameters!.gpt_model_path; },
       "tensorrt_llm: parameter gpt_model_path is missing or empty"],
-    ["template left in", (c) => { c.preprocessing.parameters!["tokenizer_dir"] = { string_value: "${tokenizer_dir}" }; },
+    ["template left in", (c) => { c.preprocessing.parameters!.tokenizer_dir = { string_value: "${tokenizer_dir}" }; },
       "preprocessing: parameter tokenizer_dir holds an unfilled template ${tokenizer_dir}"],
     ["wrong backend", (c) => { c.tensorrt_llm.backend = "python"; },
       'tensorrt_llm: backend is "python", expected "tensorrtllm"'],

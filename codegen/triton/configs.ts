@@ -174,9 +174,9 @@ function tensorrtLlmParameters(o: ResolvedTritonOptions): Record<string, ModelPa
     // Lets Triton hand GPU-resident inputs to the backend without a host copy (upstream's setting).
     FORCE_CPU_ONLY_INPUT_TENSORS: str("no"),
   };
-  if (o.maxTokensInPagedKvCache !== undefined) params["max_tokens_in_paged_kv_cache"] = str(o.maxTokensInPagedKvCache);
+  if (o.maxTokensInPagedKvCache !== undefined) params.max_tokens_in_paged_kv_cache = str(o.maxTokensInPagedKvCache);
   // Per-layer list, comma-separated: the backend reads GetParameter<std::vector<int32_t>>("max_attention_window_size").
-  if (o.maxAttentionWindow !== undefined) params["max_attention_window_size"] = str(o.maxAttentionWindow.join(","));
+  if (o.maxAttentionWindow !== undefined) params.max_attention_window_size = str(o.maxAttentionWindow.join(","));
   return params;
 }
 

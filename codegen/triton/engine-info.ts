@@ -29,9 +29,9 @@ export function readEngineFacts(engineDir: string): EngineFacts | undefined {
   }
   const mapping = cfg.pretrained_config?.mapping ?? {};
   return {
-    tp: positiveInt(mapping["tp_size"]) ?? 1,
-    pp: positiveInt(mapping["pp_size"]) ?? 1,
-    maxBeamWidth: positiveInt(cfg.build_config?.["max_beam_width"]),
+    tp: positiveInt(mapping.tp_size) ?? 1,
+    pp: positiveInt(mapping.pp_size) ?? 1,
+    maxBeamWidth: positiveInt(cfg.build_config?.max_beam_width),
   };
 }
 

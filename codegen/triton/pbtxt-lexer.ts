@@ -29,7 +29,7 @@ const SIMPLE_UNESCAPES: Record<string, number> = {
   "\\": 0x5c, "'": 0x27, '"': 0x22, "?": 0x3f,
 };
 
-const SIMPLE_ESCAPES: Record<number, string> = { 0x5c: "\\\\", 0x22: '\\"', 0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t" };
+const SIMPLE_ESCAPES: Record<number, string> = { 92: "\\\\", 34: '\\"', 10: "\\n", 13: "\\r", 9: "\\t" };
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -41,9 +41,9 @@ export function quoteString(s: string): string {
     const simple = SIMPLE_ESCAPES[byte];
     if (simple !== undefined) out += simple;
     else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
-    else out += "\\" + byte.toString(8).padStart(3, "0");
+    else out += `\\${byte.toString(8).padStart(3, "0")}`;
   }
-  return out + '"';
+  return `${out}"`;
 }
 
 export class Lexer {

@@ -95,7 +95,7 @@ function printFields(type: Type, msg: PlainMessage, pad: string): string[] {
 export function printTextFormat(type: Type, message: object): string {
   const msg = message as PlainMessage;
   checkMessage(type, msg);
-  return printFields(type, msg, "").join("\n") + "\n";
+  return `${printFields(type, msg, "").join("\n")}\n`;
 }
 
 // ---------------------------------------------------------------- parser
@@ -126,7 +126,7 @@ function parseFloatValue(lx: Lexer): number {
 
 function parseScalarOfType(protoType: string, lx: Lexer): unknown {
   if (protoType === "string") {
-    let tok = lx.next();
+    const tok = lx.next();
     if (tok.kind !== "string") throw lx.error(`expected a string, found "${tok.text}"`, tok);
     let s = tok.text;
     while (lx.peek()?.kind === "string") s += lx.next().text; // adjacent literals concatenate

@@ -12,7 +12,7 @@ import examplePrimitives from "../../examples/llama_from_primitives.ts";
 import gpt2 from "../../models/gpt2.ts";
 import gptj from "../../models/gptj.ts";
 import llama, { type LlamaConfig } from "../../models/llama.ts";
-import { Attention, defineModel, Embedding, GatedMLP, Linear, Module, Parameter, perLayer, RMSNorm, src, type Tensor, z } from "../../src/index.ts";
+import { Attention, defineModel, Embedding, GatedMLP, Linear, Module, Parameter, perLayer, RMSNorm, src, type Tensor, type z } from "../../src/index.ts";
 import type { ModelDefinition } from "../../src/dsl/define-model.ts";
 import type { Graph } from "../../src/ir/graph.ts";
 import { placeParam } from "../../src/lower/mapping.ts";

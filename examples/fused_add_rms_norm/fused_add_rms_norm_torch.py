@@ -5,7 +5,6 @@
 and cast back to the storage dtype, as Hugging Face's LLaMA does for its residual stream and RMSNorm.
 """
 
-import torch
 import torch.nn.functional as F
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
 
 from . import build, verify
 from .errors import BridgeError
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kiln_bridge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     verify.add_arguments(sub.add_parser("verify", help="execute a TensorRT-LLM checkpoint in PyTorch and compare "

@@ -12,8 +12,9 @@ with `register_kiln_program` (none yet).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from .errors import CheckpointError, UnsupportedConfig
 from .numerics import GATED_ACT_2_ACT
@@ -43,7 +44,7 @@ class DecoderSpec:
     max_position_embeddings: int
     rotary_dim: int
     rotary_base: float
-    rotary_scaling: Optional[dict]
+    rotary_scaling: dict | None
     q_scaling: float
     use_parallel_embedding: bool
     embedding_sharding_dim: int
@@ -67,7 +68,7 @@ def _require(config: dict, key: str) -> Any:
     return config[key]
 
 
-def _common(config: dict) -> Dict[str, Any]:
+def _common(config: dict) -> dict[str, Any]:
     """Fields every family reads the same way (PretrainedConfig defaults)."""
     quant = config.get("quantization") or {}
     for key in ("quant_algo", "kv_cache_quant_algo"):
@@ -167,7 +168,7 @@ def _gptj(config: dict) -> DecoderSpec:
 
 
 # architecture string (MODEL_MAP key) -> spec reader
-ARCHITECTURES: Dict[str, Callable[[dict], DecoderSpec]] = {
+ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "LlamaForCausalLM": _llama,
     "LLaMAForCausalLM": _llama,
     "GPTForCausalLM": _gpt,
@@ -182,7 +183,7 @@ class KilnProgramNotImplemented(UnsupportedConfig, NotImplementedError):
 
 
 # kiln block format name -> factory(config) returning an object with the ModelProgram interface of decoder.py
-KILN_PROGRAMS: Dict[str, Callable[[dict], Any]] = {}
+KILN_PROGRAMS: dict[str, Callable[[dict], Any]] = {}
 
 
 def register_kiln_program(fmt: str, factory: Callable[[dict], Any]) -> None:

@@ -24,8 +24,8 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
 
 from .checkpoint import layout_of
 from .errors import BridgeError, CheckpointError, TrtLlmMissing
@@ -42,14 +42,14 @@ class RankPlan:
     pp_rank: int
     gpu: int
     architecture: str            # MODEL_MAP key whose class loads and builds this rank
-    model_py: Optional[str]      # generated model code imported before config.json is read
-    files: Tuple[str, ...]       # inputs this rank reads
+    model_py: str | None      # generated model code imported before config.json is read
+    files: tuple[str, ...]       # inputs this rank reads
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def mpi_env(environ: Optional[Dict[str, str]] = None) -> Optional[Tuple[int, int, int]]:
+def mpi_env(environ: dict[str, str] | None = None) -> tuple[int, int, int] | None:
     """(rank, size, node-local rank) when launched by Open MPI or an MPICH-style PMI launcher, else None."""
     env = os.environ if environ is None else environ
     for rank_key, size_key, local_keys in (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", ("OMPI_COMM_WORLD_LOCAL_RANK",)),
@@ -61,7 +61,7 @@ def mpi_env(environ: Optional[Dict[str, str]] = None) -> Optional[Tuple[int, int
     return None
 
 
-def plan_build(ckpt_dir: str, workers: int = 1, mpi: Optional[Tuple[int, int, int]] = None) -> List[RankPlan]:
+def plan_build(ckpt_dir: str, workers: int = 1, mpi: tuple[int, int, int] | None = None) -> list[RankPlan]:
     """The ranks this process builds, with GPU and inputs. `mpi` = (rank, size, local rank) or None."""
     if workers < 1:
         raise BridgeError(f"--workers {workers}: must be at least 1")
@@ -111,7 +111,7 @@ def import_trtllm():
     return tensorrt_llm
 
 
-_IMPORTED_MODEL_PY: Dict[str, object] = {}
+_IMPORTED_MODEL_PY: dict[str, object] = {}
 
 
 def import_model_py(path: str) -> object:
@@ -190,7 +190,7 @@ def _spawn_pool(workers: int) -> concurrent.futures.Executor:
 
 
 def build_engines(ckpt_dir: str, engine_dir: str, workers: int = 1,
-                  pool: Callable[[int], concurrent.futures.Executor] = _spawn_pool) -> List[dict]:
+                  pool: Callable[[int], concurrent.futures.Executor] = _spawn_pool) -> list[dict]:
     """Build every rank this process is responsible for; returns one result dict per built rank."""
     plans = plan_build(ckpt_dir, workers, mpi_env())
     os.makedirs(engine_dir, exist_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict, List
 
 import torch
 
@@ -57,7 +56,7 @@ class CheckpointLayout:
     def rank_of(self, pp_rank: int, tp_rank: int) -> int:
         return pp_rank * self.tp + tp_rank
 
-    def stage_layers(self, pp_rank: int) -> List[int]:
+    def stage_layers(self, pp_rank: int) -> list[int]:
         """Global indices of the layers held by pipeline stage `pp_rank`."""
         n = int(self.config["num_hidden_layers"])
         return [int(i) for i in torch.tensor_split(torch.arange(n), self.pp)[pp_rank].tolist()]
@@ -65,7 +64,7 @@ class CheckpointLayout:
     def rank_file(self, rank: int) -> str:
         return os.path.join(self.ckpt_dir, f"rank{rank}.safetensors")
 
-    def load_rank(self, rank: int, device: str = "cpu") -> Dict[str, torch.Tensor]:
+    def load_rank(self, rank: int, device: str = "cpu") -> dict[str, torch.Tensor]:
         path = self.rank_file(rank)
         if not os.path.exists(path):
             raise CheckpointError(f"{path}: missing (mapping world_size={self.world_size} needs rank0..rank{self.world_size - 1})")

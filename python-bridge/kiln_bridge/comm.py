@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 import torch
 
@@ -25,10 +25,10 @@ class _Exchange:
     """All members deposit a tensor, wait, and read every member's tensor."""
 
     def __init__(self, size: int):
-        self.slots: List[Optional[torch.Tensor]] = [None] * size
+        self.slots: list[torch.Tensor | None] = [None] * size
         self.barrier = threading.Barrier(size)
 
-    def swap(self, index: int, x: torch.Tensor) -> List[torch.Tensor]:
+    def swap(self, index: int, x: torch.Tensor) -> list[torch.Tensor]:
         self.slots[index] = x
         self._wait()
         values = list(self.slots)
@@ -48,10 +48,10 @@ class ThreadWorld:
     def __init__(self, tp: int, pp: int):
         self.tp, self.pp = tp, pp
         self.stage_exchanges = [_Exchange(tp) for _ in range(pp)]
-        self.mailboxes: Dict[Tuple[int, int], "queue.Queue[torch.Tensor]"] = {}
+        self.mailboxes: dict[tuple[int, int], queue.Queue[torch.Tensor]] = {}
         self.aborted = threading.Event()
 
-    def comm(self, rank: int) -> "ThreadComm":
+    def comm(self, rank: int) -> ThreadComm:
         return ThreadComm(self, rank)
 
     def abort(self) -> None:
@@ -59,16 +59,16 @@ class ThreadWorld:
         for ex in self.stage_exchanges:
             ex.barrier.abort()
 
-    def mailbox(self, src: int, dst: int) -> "queue.Queue[torch.Tensor]":
+    def mailbox(self, src: int, dst: int) -> queue.Queue[torch.Tensor]:
         return self.mailboxes.setdefault((src, dst), queue.Queue())
 
-    def run(self, fn: Callable[["ThreadComm"], object]) -> List[object]:
+    def run(self, fn: Callable[[ThreadComm], object]) -> list[object]:
         """Run fn(comm) for every rank in its own thread; return the per-rank results or re-raise the first error."""
         n = self.tp * self.pp
         for r in range(n - self.tp):  # pipeline mailboxes exist before any thread runs
             self.mailbox(r, r + self.tp)
-        results: List[object] = [None] * n
-        errors: List[Tuple[int, BaseException]] = []
+        results: list[object] = [None] * n
+        errors: list[tuple[int, BaseException]] = []
 
         def body(rank: int) -> None:
             try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -26,7 +25,7 @@ from .checkpoint import CheckpointLayout
 from .errors import CheckpointError
 from .numerics import Numerics
 
-Shape = Tuple[int, ...]
+Shape = tuple[int, ...]
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -41,7 +40,7 @@ class DecoderProgram:
 
     # ---- layout -----------------------------------------------------------------------------------------------
 
-    def local_dims(self, tp: int) -> Dict[str, int]:
+    def local_dims(self, tp: int) -> dict[str, int]:
         s = self.spec
         where = "config.json"
         if s.num_heads % tp:
@@ -59,16 +58,16 @@ class DecoderProgram:
         return dict(heads=s.num_heads // tp, kv_heads=_ceil_div(kv, tp), ffn=s.intermediate_size // tp,
                     fc=fc_out // tp, vocab=_ceil_div(s.vocab_size, tp))
 
-    def expected_tensors(self, layout: CheckpointLayout, rank: int) -> Dict[str, Shape]:
+    def expected_tensors(self, layout: CheckpointLayout, rank: int) -> dict[str, Shape]:
         """name -> shape of every tensor `rank{rank}.safetensors` must hold."""
         s, tp = self.spec, layout.tp
         d = self.local_dims(tp)
         pp_rank = layout.pp_rank(rank)
         D, hd = s.hidden_size, s.head_size
-        out: Dict[str, Shape] = {}
+        out: dict[str, Shape] = {}
         norm = ("weight",) if s.norm == "rms" else ("weight", "bias")
 
-        def put(prefix: str, shape: Shape, bias: Optional[Shape] = None) -> None:
+        def put(prefix: str, shape: Shape, bias: Shape | None = None) -> None:
             out[prefix + ".weight"] = shape
             if bias is not None:
                 out[prefix + ".bias"] = bias
@@ -107,7 +106,7 @@ class DecoderProgram:
                                   "(embedding_sharding_dim=1)")
         return (s.vocab_size, s.hidden_size // tp)
 
-    def check_weights(self, layout: CheckpointLayout, rank: int, weights: Dict[str, torch.Tensor]) -> List[str]:
+    def check_weights(self, layout: CheckpointLayout, rank: int, weights: dict[str, torch.Tensor]) -> list[str]:
         """Raise CheckpointError on a missing or mis-shaped tensor; return warnings (extra tensors, dtypes)."""
         path = layout.rank_file(rank)
         expected = self.expected_tensors(layout, rank)
@@ -133,8 +132,8 @@ class DecoderProgram:
                             f"e.g. {odd[0]} is {weights[odd[0]].dtype}")
         return warnings
 
-    def prepare(self, layout: CheckpointLayout, rank: int, weights: Dict[str, torch.Tensor], numerics: Numerics,
-                device: str) -> Dict[str, torch.Tensor]:
+    def prepare(self, layout: CheckpointLayout, rank: int, weights: dict[str, torch.Tensor], numerics: Numerics,
+                device: str) -> dict[str, torch.Tensor]:
         """Checked rank weights as float32 tensors holding compute-dtype values on `device`."""
         w = {n: numerics.weight(t, device) for n, t in weights.items()}
         if layout.pp_rank(rank) == layout.pp - 1 and "lm_head.weight" not in w:
@@ -147,8 +146,8 @@ class DecoderProgram:
 
     # ---- execution ----------------------------------------------------------------------------------------------
 
-    def run_rank(self, layout: CheckpointLayout, w: Dict[str, torch.Tensor], comm, input_ids: torch.Tensor,
-                 nm: Numerics) -> Optional[torch.Tensor]:
+    def run_rank(self, layout: CheckpointLayout, w: dict[str, torch.Tensor], comm, input_ids: torch.Tensor,
+                 nm: Numerics) -> torch.Tensor | None:
         """Logits [T, vocab] (float32) on the last pipeline stage, None on the others. input_ids: [T] int."""
         s = self.spec
         T = int(input_ids.shape[0])

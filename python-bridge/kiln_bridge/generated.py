@@ -21,15 +21,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
 from .comm import ThreadWorld
-from .errors import BridgeError, CheckpointError, UnsupportedConfig
 from .eager_trtllm import _rank
 from .eager_trtllm.alias import as_tensorrt_llm
+from .errors import BridgeError, CheckpointError, UnsupportedConfig
 
 
 class GeneratedCodeError(BridgeError):
@@ -45,14 +45,14 @@ class Generated:
     tp: int
     pp: int
     vocab_size: int
-    package: Optional[str] = None  # trtllm-torch: kiln_<name>
+    package: str | None = None  # trtllm-torch: kiln_<name>
 
     @property
     def world_size(self) -> int:
         return self.tp * self.pp
 
 
-def detect(ckpt_dir: str, tp: int = 1, pp: int = 1) -> Optional[Generated]:
+def detect(ckpt_dir: str, tp: int = 1, pp: int = 1) -> Generated | None:
     """What the directory holds, or None when it is not generated code (a built-in engine checkpoint). A trtllm-torch
     checkpoint has no mapping (the runtime picks it), so `tp`/`pp` say which one to simulate; model.py checkpoints
     carry theirs in config.json."""
@@ -83,7 +83,7 @@ def detect(ckpt_dir: str, tp: int = 1, pp: int = 1) -> Optional[Generated]:
 
 
 @contextlib.contextmanager
-def _imported_from(ckpt_dir: str, kernels: Dict[str, str]) -> Iterator[None]:
+def _imported_from(ckpt_dir: str, kernels: dict[str, str]) -> Iterator[None]:
     """sys.path gets ckpt_dir (kiln_plugins, kiln_<name>); the modules imported from it (and the kernel
     replacements) are dropped afterwards, so the next output's packages of the same name load afresh."""
     before = set(sys.modules)
@@ -127,7 +127,7 @@ def _import_model_py(g: Generated):
     return MODEL_MAP[g.architecture]
 
 
-def _engine_rank(g: Generated, model_cls, dtype: str) -> Callable[[int], Callable[[torch.Tensor], Optional[torch.Tensor]]]:
+def _engine_rank(g: Generated, model_cls, dtype: str) -> Callable[[int], Callable[[torch.Tensor], torch.Tensor | None]]:
     from tensorrt_llm.models.modeling_utils import CheckpointLoadError, PretrainedConfig, run_prompt
 
     def build(rank: int):
@@ -145,8 +145,8 @@ def _engine_rank(g: Generated, model_cls, dtype: str) -> Callable[[int], Callabl
     return build
 
 
-def run_generated(g: Generated, prompts: List[torch.Tensor], device: str, dtype: str,
-                  kernels: Optional[Dict[str, str]] = None):
+def run_generated(g: Generated, prompts: list[torch.Tensor], device: str, dtype: str,
+                  kernels: dict[str, str] | None = None):
     """Logits [T, vocab] per prompt (from the last stage's tp rank 0) and wall seconds per prompt."""
     with as_tensorrt_llm(), _imported_from(g.ckpt_dir, kernels or {}):
         if g.kind == "model.py":

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
-from .errors import CheckpointError, UnsupportedConfig
 from .eager_trtllm import _rank
+from .errors import CheckpointError, UnsupportedConfig
 from .numerics import DTYPES
 from .safetensors_io import load_file
 
 
-def torch_rank(g, dtype: str) -> Callable[[int], Callable[[torch.Tensor], Optional[torch.Tensor]]]:
+def torch_rank(g, dtype: str) -> Callable[[int], Callable[[torch.Tensor], torch.Tensor | None]]:
     from .generated import GeneratedCodeError
 
     try:
@@ -58,7 +58,7 @@ def torch_rank(g, dtype: str) -> Callable[[int], Callable[[torch.Tensor], Option
             raise CheckpointError(f"{g.ckpt_dir}/model.safetensors (rank {rank}): {e}") from None
         model.eval()
 
-        def forward(ids: torch.Tensor) -> Optional[torch.Tensor]:
+        def forward(ids: torch.Tensor) -> torch.Tensor | None:
             dev = _rank.device()
             meta = AttentionMetadata(seq_lens=[int(ids.shape[0])])
             with torch.no_grad():

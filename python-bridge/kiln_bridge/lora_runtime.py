@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ MODULES = {
 }
 
 
-def module_dims(cfg: dict) -> Dict[str, Tuple[int, int]]:
+def module_dims(cfg: dict) -> dict[str, tuple[int, int]]:
     """(in, out) per module, as createLoraModules sizes them from the model config."""
     hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     kv = cfg.get("num_key_value_heads") or heads
@@ -40,7 +39,7 @@ def module_dims(cfg: dict) -> Dict[str, Tuple[int, int]]:
             "mlp_h_to_4h": (hidden, mlp), "mlp_gate": (hidden, mlp), "mlp_4h_to_h": (mlp, hidden)}
 
 
-def read_rows(task_dir: str, cfg: dict) -> List[Tuple[int, int, torch.Tensor, torch.Tensor]]:
+def read_rows(task_dir: str, cfg: dict) -> list[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """[(module id, layer, A [r, in], B [out, r])] from one adapter's .npy pair."""
     w = np.load(os.path.join(task_dir, "model.lora_weights.npy"))
     c = np.load(os.path.join(task_dir, "model.lora_config.npy"))

@@ -15,7 +15,7 @@ geglu: `a, b = chunk(2)` -> a*gelu(b); gegelu: a = x[..., ::2], b = x[..., 1::2]
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -46,7 +46,7 @@ def _gegelu(x: torch.Tensor) -> torch.Tensor:
     return _quick_gelu(x[..., ::2]) * (x[..., 1::2] + 1.0)
 
 
-ACT2FN: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+ACT2FN: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
     "gelu": _gelu_tanh,
@@ -92,7 +92,7 @@ class Numerics:
         """A checkpoint tensor as a float32 tensor holding compute-dtype values."""
         return self.round(w.to(device=device, dtype=torch.float32))
 
-    def linear(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def linear(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
         # x: [T, in], w: [out, in] (torch Linear layout, as TensorRT-LLM checkpoints store it)
         y = x @ w.t()
         return self.round(y if b is None else y + b)
@@ -100,7 +100,7 @@ class Numerics:
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.round(a + b)
 
-    def layer_norm(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], eps: float) -> torch.Tensor:
+    def layer_norm(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, eps: float) -> torch.Tensor:
         return self.round(torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, eps))
 
     def rms_norm(self, x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:

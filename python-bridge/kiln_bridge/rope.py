@@ -12,7 +12,6 @@ Scaling types that change the tables with the sequence length (dynamic, yarn, lo
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
 
 import torch
 
@@ -22,14 +21,14 @@ STYLES = ("rope_gpt_neox", "rope_gptj")
 _NO_SCALING = (None, "none", "default")
 
 
-def scaling_type(scaling: Optional[dict]) -> Optional[str]:
+def scaling_type(scaling: dict | None) -> str | None:
     if not scaling:
         return None
     kind = scaling.get("type", scaling.get("rope_type"))
     return None if kind in _NO_SCALING else str(kind)
 
 
-def inv_freq(rotary_dim: int, base: float, scaling: Optional[dict]) -> torch.Tensor:
+def inv_freq(rotary_dim: int, base: float, scaling: dict | None) -> torch.Tensor:
     """Per-pair inverse frequencies [rotary_dim // 2], float32."""
     powers = (float(base) ** (torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim)).to(torch.float32)
     kind = scaling_type(scaling)
@@ -60,7 +59,7 @@ def _llama3(freqs: torch.Tensor, scaling: dict) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float32)
 
 
-def cos_sin(positions: torch.Tensor, freqs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def cos_sin(positions: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin of the angles [T, rotary_dim // 2] for integer positions [T]."""
     angles = positions.to(torch.float32)[:, None] * freqs.to(positions.device)[None, :]
     return torch.cos(angles), torch.sin(angles)

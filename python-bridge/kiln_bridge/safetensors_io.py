@@ -13,14 +13,14 @@ import mmap
 import os
 import struct
 import sys
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from collections.abc import Iterable, Mapping
 
 import torch
 
 from .errors import SafetensorsError
 
 # safetensors dtype name -> (torch dtype or None when this torch lacks it, bytes per element)
-_DTYPES: Dict[str, Tuple[Optional[torch.dtype], int]] = {
+_DTYPES: dict[str, tuple[torch.dtype | None, int]] = {
     "F64": (torch.float64, 8),
     "F32": (torch.float32, 4),
     "F16": (torch.float16, 2),
@@ -47,7 +47,7 @@ def dtype_name(dtype: torch.dtype) -> str:
     return _NAME_OF[dtype]
 
 
-def read_header(path: str) -> Tuple[Dict[str, dict], Dict[str, str], int]:
+def read_header(path: str) -> tuple[dict[str, dict], dict[str, str], int]:
     """Parse the header of `path`: (tensor entries, metadata, byte offset where data starts)."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -85,14 +85,14 @@ def _check_entry(path: str, name: str, entry: dict, data_len: int) -> None:
             f"{path}: tensor {name!r} byte range [{begin}, {end}) does not fit {dtype}{list(shape)} in {data_len} bytes")
 
 
-def load_file(path: str, names: Optional[Iterable[str]] = None, device: str = "cpu") -> Dict[str, torch.Tensor]:
+def load_file(path: str, names: Iterable[str] | None = None, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Load all tensors (or only `names`) of a safetensors file. CPU tensors are zero-copy views of a private mmap."""
     header, _, data_start = read_header(path)
     wanted = list(header) if names is None else list(names)
     missing = [n for n in wanted if n not in header]
     if missing:
         raise SafetensorsError(f"{path}: no tensor named {missing[0]!r}")
-    out: Dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
     buf = None
     with open(path, "rb") as f:
         if os.path.getsize(path) > data_start:
@@ -115,9 +115,9 @@ def load_file(path: str, names: Optional[Iterable[str]] = None, device: str = "c
     return out
 
 
-def save_file(tensors: Mapping[str, torch.Tensor], path: str, metadata: Optional[Mapping[str, str]] = None) -> None:
+def save_file(tensors: Mapping[str, torch.Tensor], path: str, metadata: Mapping[str, str] | None = None) -> None:
     """Write `tensors` (any device, any layout) to `path`, tensors in name order."""
-    header: Dict[str, object] = {}
+    header: dict[str, object] = {}
     blobs = []
     offset = 0
     for name in sorted(tensors):

@@ -18,7 +18,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -40,12 +39,12 @@ DEFAULT_TOLERANCE = {"float32": 1e-5, "float16": 2e-2, "bfloat16": 5e-2}
 _COARSENESS = ["float32", "float16", "bfloat16"]  # increasing unit roundoff
 
 
-def effective_precision(compute_dtype: str, checkpoint_dtype: Optional[str]) -> str:
+def effective_precision(compute_dtype: str, checkpoint_dtype: str | None) -> str:
     known = [d for d in (compute_dtype, checkpoint_dtype) if d in _COARSENESS]
     return max(known, key=_COARSENESS.index)
 
 
-def load_golden(hf_dir: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+def load_golden(hf_dir: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """[(input_ids [T], logits [T, vocab])] from <hf_dir>/golden.safetensors."""
     path = os.path.join(hf_dir, "golden.safetensors")
     if not os.path.exists(path):
@@ -65,7 +64,7 @@ def load_golden(hf_dir: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     return prompts
 
 
-def compare(ours: torch.Tensor, ref: torch.Tensor) -> Dict[str, float]:
+def compare(ours: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
     a, b = ours.to(torch.float64).cpu(), ref.to(torch.float64).cpu()
     agree = (a.argmax(dim=-1) == b.argmax(dim=-1))
     return {
@@ -78,9 +77,9 @@ def compare(ours: torch.Tensor, ref: torch.Tensor) -> Dict[str, float]:
 
 @dataclass
 class RankResult:
-    warnings: List[str] = field(default_factory=list)
-    logits: List[Optional[torch.Tensor]] = field(default_factory=list)
-    seconds: List[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    logits: list[torch.Tensor | None] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
 
 
 def _load_checked(layout: CheckpointLayout, program, rank: int, nm: Numerics, device: str):
@@ -101,8 +100,8 @@ def _run_prompts(layout, program, comm, weights, prompts, nm: Numerics, device: 
     return out
 
 
-def _report(layout: CheckpointLayout, program, prompts, result: RankResult, warnings: List[str], *, dtype: str,
-            device: str, transport: str, tolerance: Optional[float], ckpt_dir: str, hf_dir: str) -> dict:
+def _report(layout: CheckpointLayout, program, prompts, result: RankResult, warnings: list[str], *, dtype: str,
+            device: str, transport: str, tolerance: float | None, ckpt_dir: str, hf_dir: str) -> dict:
     precision = effective_precision(dtype, layout.config.get("dtype"))
     tol = DEFAULT_TOLERANCE[precision] if tolerance is None else float(tolerance)
     rows = []
@@ -148,7 +147,7 @@ def _check_device(dtype: str, device: str) -> None:
 
 
 def verify_generated(g: Generated, hf_dir: str, device: str = "cpu", dtype: str = "float32",
-                     tolerance: Optional[float] = None, kernels: Optional[Dict[str, str]] = None) -> dict:
+                     tolerance: float | None = None, kernels: dict[str, str] | None = None) -> dict:
     """Execute generated code (model.py or the trtllm-torch package) on the eager TensorRT-LLM, compare with the
     goldens under the same tolerances as the built-in path."""
     _check_device(dtype, device)
@@ -168,7 +167,7 @@ def verify_generated(g: Generated, hf_dir: str, device: str = "cpu", dtype: str 
 
 
 def verify_checkpoint(ckpt_dir: str, hf_dir: str, device: str = "cpu", dtype: str = "float32",
-                      tolerance: Optional[float] = None, kernels: Optional[Dict[str, str]] = None,
+                      tolerance: float | None = None, kernels: dict[str, str] | None = None,
                       tp: int = 1, pp: int = 1) -> dict:
     """Verify in this process, every rank of the mapping simulated as a thread. Returns the report dict
     (report['ok'] says whether every prompt is within tolerance); raises BridgeError for a malformed checkpoint.
@@ -194,7 +193,7 @@ def verify_checkpoint(ckpt_dir: str, hf_dir: str, device: str = "cpu", dtype: st
 
 
 def verify_distributed(ckpt_dir: str, hf_dir: str, device: str = "cuda", dtype: str = "float32",
-                       tolerance: Optional[float] = None) -> dict:
+                       tolerance: float | None = None) -> dict:
     """Verify as one rank of a torch.distributed world (launched by torchrun). Every rank returns the same report."""
     import torch.distributed as dist
 
@@ -221,7 +220,7 @@ def verify_distributed(ckpt_dir: str, hf_dir: str, device: str = "cuda", dtype: 
             weights, warnings = _load_checked(layout, program, dist.get_rank(), nm, device)
         except BridgeError as e:
             error, warnings = f"rank {dist.get_rank()}: {e}", []
-        status: List[object] = [None] * dist.get_world_size()
+        status: list[object] = [None] * dist.get_world_size()
         dist.all_gather_object(status, (error, warnings))
         errors = [e for e, _ in status if e]  # type: ignore[misc]
         if errors:
@@ -229,7 +228,7 @@ def verify_distributed(ckpt_dir: str, hf_dir: str, device: str = "cuda", dtype: 
         comm = TorchDistComm(layout.tp, layout.pp)
         result = _run_prompts(layout, program, comm, weights, prompts, nm, device)
         reporter = layout.rank_of(layout.pp - 1, 0)
-        box: List[object] = [None]
+        box: list[object] = [None]
         if dist.get_rank() == reporter:
             box[0] = _report(layout, program, prompts, result, [w for _, ws in status for w in ws], dtype=dtype,
                              device=device, transport=f"torch.distributed ({backend}, {layout.world_size} processes)",
@@ -267,7 +266,7 @@ def main(args) -> int:
     return 0 if report["ok"] else 1
 
 
-def _kernel_arg(spec: str) -> Tuple[str, str]:
+def _kernel_arg(spec: str) -> tuple[str, str]:
     stem, sep, file = spec.partition("=")
     if not sep or not stem or not file:
         raise BridgeError(f"--kernel {spec!r}: expected MODULE=FILE.py (e.g. fused_add_rms_norm_kernel=ref.py)")

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import torch
-
 from kiln_bridge.safetensors_io import load_file, save_file
 
-Tensors = Dict[str, torch.Tensor]
+Tensors = dict[str, torch.Tensor]
 
 
 def _rows(t: torch.Tensor, tp: int, r: int) -> torch.Tensor:
@@ -147,7 +146,7 @@ def _llama(hf: dict, w: Tensors, tp: int):
     return config, layer, ends
 
 
-FAMILIES: Dict[str, Callable] = {"gpt2": _gpt2, "gptj": _gptj, "llama": _llama}
+FAMILIES: dict[str, Callable] = {"gpt2": _gpt2, "gptj": _gptj, "llama": _llama}
 
 DEFAULT_BUILD_CONFIG = {"max_input_len": 64, "max_seq_len": 128, "max_batch_size": 4, "max_beam_width": 1,
                         "max_num_tokens": 256, "opt_num_tokens": None,
@@ -155,8 +154,8 @@ DEFAULT_BUILD_CONFIG = {"max_input_len": 64, "max_seq_len": 128, "max_batch_size
 
 
 def convert(hf_dir: str, out_dir: str, tp: int = 1, pp: int = 1, dtype: str = "float32",
-            parallel_embedding: Optional[int] = None, omit_tied_lm_head: bool = False,
-            build_config: Optional[dict] = None) -> str:
+            parallel_embedding: int | None = None, omit_tied_lm_head: bool = False,
+            build_config: dict | None = None) -> str:
     """Write a TensorRT-LLM checkpoint for `hf_dir` into `out_dir`; returns out_dir."""
     with open(os.path.join(hf_dir, "config.json")) as f:
         hf = json.load(f)

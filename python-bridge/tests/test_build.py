@@ -3,9 +3,8 @@ import json
 import os
 import textwrap
 
-import pytest
-
 import kiln_bridge.build as bridge_build
+import pytest
 from conftest import edit_config
 from fake_trtllm import FakeTrtLlm, install_in_worker
 from kiln_bridge import build_engines, plan_build

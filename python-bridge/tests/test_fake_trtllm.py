@@ -2,7 +2,6 @@
 import dataclasses
 
 import pytest
-
 from fake_trtllm import FakeTrtLlm
 
 

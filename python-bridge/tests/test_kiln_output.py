@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FAMILIES, fixture_dir
 from kiln_bridge.verify import verify_checkpoint
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_kiln_output import kiln_compile
 
 pytest.importorskip("peft", reason="checking runtime LoRA files needs peft (.ci/setup-python.sh installs it)")

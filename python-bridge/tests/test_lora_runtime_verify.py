@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kiln_bridge.lora_runtime import fold_runtime_lora
 from kiln_bridge.verify import verify_checkpoint
 from test_kiln_output import kiln_compile

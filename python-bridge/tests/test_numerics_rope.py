@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-
 from kiln_bridge import rope
 from kiln_bridge.errors import UnsupportedConfig
 from kiln_bridge.numerics import ACT2FN, Numerics

@@ -4,7 +4,6 @@ import struct
 
 import pytest
 import torch
-
 from conftest import fixture_dir
 from kiln_bridge.errors import SafetensorsError
 from kiln_bridge.safetensors_io import load_file, read_header, save_file

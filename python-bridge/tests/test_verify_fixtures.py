@@ -4,7 +4,6 @@ fp32: relative L2 <= 1e-5 (measured ~3e-7..5e-7). Mappings cover tp in {1, 2, 4}
 its 2 kv heads), pp=2 (llama3_gqa splits its 3 layers 2+1) and tp=2 x pp=2.
 """
 import pytest
-
 from conftest import FAMILIES, fixture_dir
 from kiln_bridge import verify_checkpoint
 from kiln_bridge.verify import DEFAULT_TOLERANCE, effective_precision

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FAMILIES, fixture_dir
 from kiln_bridge.errors import BridgeError
 from kiln_bridge.safetensors_io import load_file, save_file

@@ -9,7 +9,6 @@ import os
 
 import pytest
 import torch
-
 from conftest import edit_config, fixture_dir
 from kiln_bridge import verify_checkpoint
 from kiln_bridge.__main__ import main as cli

@@ -14,7 +14,6 @@ Deterministic: rerunning writes byte-identical files (test/zoo/fixtures.test.ts 
 """
 
 import argparse
-import json
 import os
 import sys
 

@@ -85,7 +85,7 @@ const GATED_ACTS: Record<CoreAttrs<"gated_activation">["act"], (v: number) => nu
   silu: (v) => v / (1 + Math.exp(-v)),
   gelu,
   gelu_tanh: geluTanh,
-  relu: (v) => (v > 0 ? v : 0),
+  relu: (v) => (Math.max(v , 0)),
 };
 
 const ROUND: Partial<Record<string, (v: number) => number>> = { f32: Math.fround, f16: roundToF16, bf16: roundToBf16, i32: Math.trunc, bool: (v) => (v ? 1 : 0) };
@@ -109,7 +109,7 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   erf: ([x]) => map(x!, erf),
   sqrt: ([x]) => map(x!, Math.sqrt),
   rsqrt: ([x]) => map(x!, (v) => 1 / Math.sqrt(v)),
-  relu: ([x]) => map(x!, (v) => (v > 0 ? v : 0)),
+  relu: ([x]) => map(x!, (v) => (Math.max(v , 0))),
   sigmoid: ([x]) => map(x!, (v) => 1 / (1 + Math.exp(-v))),
   silu: ([x]) => map(x!, GATED_ACTS.silu),
   gelu: ([x], a) => map(x!, a.approximate === "tanh" ? geluTanh : gelu),

@@ -42,7 +42,7 @@ export function broadcastOffsets(inShape: readonly number[], outShape: readonly 
   const n = numel(outShape);
   const rank = outShape.length;
   const inStr = strides(inShape);
-  const bStr = outShape.map((d, i) => {
+  const bStr = outShape.map((_d, i) => {
     const j = i - (rank - inShape.length);
     return j < 0 || inShape[j] === 1 ? 0 : inStr[j]!;
   });

@@ -28,7 +28,7 @@ export function mergedLoraRecord(adapter: LoraAdapter, bound: readonly BoundModu
   return {
     mode: "merged",
     adapter: adapter.dir,
-    formula: "source = W + scale * (B @ A)" + (adapter.fanInFanOut ? "^T (fan_in_fan_out)" : ""),
+    formula: `source = W + scale * (B @ A)${adapter.fanInFanOut ? "^T (fan_in_fan_out)" : ""}`,
     use_rslora: adapter.config.use_rslora,
     modules: bound.map((m) => ({ module: m.module, source: m.source, rank: m.rank, alpha: m.alpha, scale: m.scale, params: m.params })),
   };

@@ -139,7 +139,7 @@ export function matchAt<V extends string>(pat: Pattern<V>, ix: GraphIndex, root:
       const next = clone(st);
       if (kind === "constant") {
         const n = ix.def.get(v);
-        if (!n || n.op !== "constant") return fail(st, `'${r.var}' must be a constant, got ${n ? n.op : "an input"}`);
+        if (n?.op !== "constant") return fail(st, `'${r.var}' must be a constant, got ${n ? n.op : "an input"}`);
         next.constants.set(r.var, n.attrs.value as number);
       }
       next.values.set(r.var, v);

@@ -2,8 +2,8 @@
 // no network). Draws the precomputed layout of the current view into the SVG, pans on drag, zooms on wheel, shows a
 // node's details on click, expands collapsed layer blocks, and highlights search matches.
 // Invariants: it reads only #kiln-data; every text it inserts goes through textContent (never innerHTML with data).
-(function () {
-  "use strict";
+(() => {
+  
   const data = JSON.parse(document.getElementById("kiln-data").textContent);
   const SVG = "http://www.w3.org/2000/svg";
   const svg = document.getElementById("canvas");
@@ -12,7 +12,7 @@
   const toggle = document.getElementById("toggle");
   const search = document.getElementById("search");
   let viewName = data.views.collapsed ? "collapsed" : "expanded";
-  let t = { x: 0, y: 0, k: 1 };
+  const t = { x: 0, y: 0, k: 1 };
   let selected = null;
   const byId = new Map();
 
@@ -28,17 +28,17 @@
   }
 
   function edgePath(p) {
-    let d = "M" + p[0] + "," + p[1];
+    let d = `M${p[0]},${p[1]}`;
     for (let i = 2; i < p.length; i += 2) {
       const [x0, y0, x1, y1] = [p[i - 2], p[i - 1], p[i], p[i + 1]];
       const my = (y0 + y1) / 2;
-      d += " C" + x0 + "," + my + " " + x1 + "," + my + " " + x1 + "," + y1;
+      d += ` C${x0},${my} ${x1},${my} ${x1},${y1}`;
     }
     return d;
   }
 
   function applyTransform() {
-    viewport.setAttribute("transform", "translate(" + t.x + "," + t.y + ") scale(" + t.k + ")");
+    viewport.setAttribute("transform", `translate(${t.x},${t.y}) scale(${t.k})`);
   }
 
   function render() {
@@ -52,7 +52,7 @@
     }
     const nodes = el("g", { class: "nodes" }, viewport);
     for (const [id, x, y, w, h, kind, label, sub, fill, stroke] of v.nodes) {
-      const g = el("g", { class: "node " + kind, transform: "translate(" + x + "," + y + ")", "data-id": id, "data-kind": kind }, nodes);
+      const g = el("g", { class: `node ${kind}`, transform: `translate(${x},${y})`, "data-id": id, "data-kind": kind }, nodes);
       el("rect", { width: w, height: h, rx: kind === "input" || kind === "output" ? h / 2 : 6, fill: fill, stroke: stroke }, g);
       el("text", { x: w / 2, y: 16, "text-anchor": "middle" }, g).textContent = label;
       el("text", { class: "sub", x: w / 2, y: 30, "text-anchor": "middle" }, g).textContent = sub;
@@ -111,7 +111,7 @@
     h.textContent = d.title;
     const where = document.createElement("div");
     where.className = "muted";
-    where.textContent = (d.scope ? "module " + d.scope : "top level") + (d.loc ? " · " + d.loc : "");
+    where.textContent = (d.scope ? `module ${d.scope}` : "top level") + (d.loc ? ` · ${d.loc}` : "");
     where.id = "detail-where";
     panel.append(h, where);
     if (d.note) {
@@ -149,7 +149,7 @@
     let first = null;
     for (const [id, n] of byId) {
       const d = data.details[baseId(id)];
-      const hay = (d.title + " " + d.scope + " " + d.outputs.map((o) => o.name).join(" ") + " " + d.inputs.map((o) => o.name).join(" ")).toLowerCase();
+      const hay = (`${d.title} ${d.scope} ${d.outputs.map((o) => o.name).join(" ")} ${d.inputs.map((o) => o.name).join(" ")}`).toLowerCase();
       const hit = q !== "" && hay.includes(q);
       n.g.classList.toggle("match", hit);
       if (hit && !first) first = id;

@@ -176,8 +176,8 @@ export function isStandardNode(g: Graph, n: Node): boolean {
 
 function emitReshapeOrCustom(c: Ctx & { custom(): void }): void {
   const target = reshapeTarget(c.g.values.get(c.n.inputs[0]!)!.shape, attr<Dim[]>(c, "shape"));
-  if (!target) return c.custom();
-  c.emit("Reshape", [ins(c)[0]!, c.int64(target)], outs(c));
+  if (target) c.emit("Reshape", [ins(c)[0]!, c.int64(target)], outs(c));
+  else c.custom();
 }
 
 export function toOnnxModel(g: Graph, opts: OnnxExportOptions = {}): OnnxModel {

@@ -14,8 +14,14 @@ export function inferSourceShapes(map: WeightMap, paramShapes: ReadonlyMap<strin
       found.set(e.source, prev ? prev.map((d, i) => Math.max(d, shape[i]!)) : shape);
       return;
     }
-    if (e.op === "transpose") return visit(e.x, [shape[1]!, shape[0]!], where);
-    if (e.op === "slice") return visit(e.x, shape.map((d, i) => (i === e.dim ? e.end : d)), where);
+    if (e.op === "transpose") {
+      visit(e.x, [shape[1]!, shape[0]!], where);
+      return;
+    }
+    if (e.op === "slice") {
+      visit(e.x, shape.map((d, i) => (i === e.dim ? e.end : d)), where);
+      return;
+    }
     if (e.op === "zeros") return;
     throw new ShapeInferenceError(`cannot infer source shapes through '${e.op}' in the weight map entry for '${where}'; compile with a checkpoint`);
   };

@@ -28,7 +28,7 @@ export function encodeNpy(a: NpyArray): Uint8Array {
   if (a.data.length !== n) throw new NpyError(`npy: ${a.data.length} values do not fill shape [${a.shape}]`);
   const shape = a.shape.length === 1 ? `(${a.shape[0]},)` : `(${a.shape.join(", ")})`;
   let header = `{'descr': '${DESCR[a.dtype]}', 'fortran_order': False, 'shape': ${shape}, }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  header += `${" ".repeat(63 - ((10 + header.length) % 64))}\n`;
   const out = new Uint8Array(10 + header.length + n * BYTES[a.dtype]);
   out.set(MAGIC, 0);
   out.set([1, 0, header.length & 0xff, header.length >> 8], 6);

@@ -66,7 +66,7 @@ describe.skipIf(!rangeCopier())("the native helper's count", () => {
       for (const from of ["F32", "BF16"] as const)
         it(`${from} kernel=${kernel} map=${map}`, async () => {
           const copier = rangeCopier()!;
-          const values = planted(300_000, { 3: Number.NaN, 299_999: Number.POSITIVE_INFINITY, 150_000: Number.NaN });
+          const values = planted(300_000, { 3: Number.NaN, 299999: Number.POSITIVE_INFINITY, 150000: Number.NaN });
           const bytes = encode(values, from);
           const srcPath = join(dir, `src-${from}-${kernel}-${map}`);
           const dstPath = `${srcPath}.out`;

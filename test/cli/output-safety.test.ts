@@ -39,7 +39,7 @@ const compile = (hf: string, out: string, ...more: string[]) => kiln(["compile",
 
 describe("output safety", () => {
   const refused: [string, (s: ReturnType<typeof sandbox>) => string[], RegExp][] = [
-    ["--out .", (s) => ["compile", MODEL, "--hf", "ckpt", "--out", ".", "--force"], /over the current directory/],
+    ["--out .", (_s) => ["compile", MODEL, "--hf", "ckpt", "--out", ".", "--force"], /over the current directory/],
     ['--out "" (an unset variable)', () => ["compile", MODEL, "--hf", "ckpt", "--out", "", "--force"], /--out is empty/],
     ["--out the --hf folder", (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", s.ckpt, "--force"], /over its own input/],
     ["--out a parent of --hf", (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", s.dir, "--force"], /holds the (input|current directory)|over the current directory/],

@@ -37,7 +37,7 @@ describe("kiln calibrate + eval", () => {
     writeFileSync(prompts, "# two prompts\n5 6 7 8\n9,10\n");
     const r = await kiln(["eval", "models/llama.ts", "--hf", LLAMA, "--quant", "w8a16", "--prompts", prompts, "--no-typecheck"]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^model llama, --quant w8a16 \(float16\) against the unquantized model, 2 prompts \(6 positions\):\n  relative logit error  \d\.\d{3}e-\d\n  top-1 agreement       \d+\.\d% \(\d\/6\)\n  KL divergence         .* nats\/token\n  10 Linears quantized; lm_head and embeddings stay unquantized\n$/);
+    expect(r.out).toMatch(/^model llama, --quant w8a16 \(float16\) against the unquantized model, 2 prompts \(6 positions\):\n {2}relative logit error {2}\d\.\d{3}e-\d\n {2}top-1 agreement {7}\d+\.\d% \(\d\/6\)\n {2}KL divergence {9}.* nats\/token\n {2}10 Linears quantized; lm_head and embeddings stay unquantized\n$/);
   });
 
   const bad: [string, string[], RegExp][] = [
@@ -63,7 +63,7 @@ describe("kiln compile --quant", () => {
     const out = join(tmp, "fp8");
     const r = await kiln(["compile", "models/llama.ts", "--hf", LLAMA, "--out", out, "--quant", "fp8", "--kv-cache", "fp8", "--prompts", prompts, "--no-typecheck"]);
     expect(r.err).toBe("");
-    expect(r.out).toMatch(/\n  quantized: --quant fp8 --kv-cache fp8 \(config\.json "quantization"; kiln eval shows the accuracy cost\)\n/);
+    expect(r.out).toMatch(/\n {2}quantized: --quant fp8 --kv-cache fp8 \(config\.json "quantization"; kiln eval shows the accuracy cost\)\n/);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
     expect(config.quantization).toMatchObject({ quant_algo: "FP8", kv_cache_quant_algo: "FP8" });
     // Calibrated on the one prompt given, not the built-in ones.

@@ -1,19 +1,25 @@
 # Cross-check of a Kiln FP8 checkpoint against PyTorch's own float8_e4m3fn conversion (ModelOpt's route: clamp to
 # +-448, then cast), reading the rank files with safetensors' torch loader, as TensorRT-LLM's from_checkpoint does.
 # Usage: fp8_torch_check.py FP8_CKPT FLOAT32_CKPT (the same model compiled without --quant, --dtype float32).
-import json, sys, torch
+import json
+import sys
+
+import torch
 from safetensors.torch import load_file
+
 q, ref = sys.argv[1], sys.argv[2]
 cfg = json.load(open(f"{q}/config.json"))
 print("quantization:", cfg["quantization"], "dtype:", cfg["dtype"])
 n = 0
 for r in range(cfg["mapping"]["world_size"]):
-    a = load_file(f"{q}/rank{r}.safetensors"); b = load_file(f"{ref}/rank{r}.safetensors")
+    a = load_file(f"{q}/rank{r}.safetensors")
+    b = load_file(f"{ref}/rank{r}.safetensors")
     for name, t in a.items():
         if t.dtype != torch.float8_e4m3fn:
             continue
         mod = name[: -len(".weight")]
-        s = a[f"{mod}.weights_scaling_factor"]; act = a[f"{mod}.activation_scaling_factor"]
+        s = a[f"{mod}.weights_scaling_factor"]
+        act = a[f"{mod}.activation_scaling_factor"]
         assert s.dtype == torch.float32 and s.shape == (1,) and act.dtype == torch.float32 and act.shape == (1,), name
         group = [mod.replace(".gate", ".fc"), mod.replace(".fc", ".gate")] if mod.endswith((".fc", ".gate")) else [mod]
         amax = max(b[f"{g}.weight"].abs().max() for g in group)

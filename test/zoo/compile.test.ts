@@ -66,7 +66,7 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
         expect(config.runtime_defaults).toEqual({ max_attention_window: e.windows });
         expect(r.emission.usage(out).join("\n")).toContain(`--max_attention_window_size ${e.windows.join(" ")}`);
         const triton = tritonConfigs({ repo: "/r", engineDir: "/e", tokenizerDir: "/t", tp: 2, pp: 1, maxAttentionWindow: config.runtime_defaults.max_attention_window });
-        expect(triton.tensorrt_llm.parameters?.["max_attention_window_size"]).toEqual({ string_value: e.windows.join(",") });
+        expect(triton.tensorrt_llm.parameters?.max_attention_window_size).toEqual({ string_value: e.windows.join(",") });
       }
       if (e.builtin === null) {
         // Custom code: it uses only real TensorRT-LLM 1.2 API (the manifest's signatures) and registers its class.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import torch
 
@@ -39,10 +39,10 @@ def rank_context(comm, device: str = "cpu") -> Iterator[None]:
 
 
 def comm():
-    state: Optional[tuple] = getattr(_local, "state", None)
+    state: tuple | None = getattr(_local, "state", None)
     return _Solo() if state is None else state[0]
 
 
 def device() -> str:
-    state: Optional[tuple] = getattr(_local, "state", None)
+    state: tuple | None = getattr(_local, "state", None)
     return "cpu" if state is None else state[1]

@@ -10,14 +10,14 @@ import contextlib
 import importlib
 import pkgutil
 import sys
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 from . import __name__ as _PKG
 
 _ALIAS = "tensorrt_llm"
 
 
-def eager_modules() -> Dict[str, object]:
+def eager_modules() -> dict[str, object]:
     """{'tensorrt_llm.x.y': module} for every module of the eager package."""
     root = importlib.import_module(_PKG)
     out = {_ALIAS: root}

@@ -15,8 +15,8 @@ Invariant: every op takes and returns `Tensor` (or Python numbers where TensorRT
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import IntEnum
-from typing import List, Sequence, Union
 
 import torch
 
@@ -46,7 +46,7 @@ class PositionEmbeddingType(IntEnum):
         return self in (self.alibi, self.alibi_with_scale)
 
     @staticmethod
-    def from_string(s: str) -> "PositionEmbeddingType":
+    def from_string(s: str) -> PositionEmbeddingType:
         try:
             return PositionEmbeddingType[s]
         except KeyError:
@@ -73,7 +73,7 @@ class RotaryScalingType(IntEnum):
     mrope = 6
 
     @staticmethod
-    def from_string(s: str) -> "RotaryScalingType":
+    def from_string(s: str) -> RotaryScalingType:
         try:
             return RotaryScalingType[s]
         except KeyError:
@@ -196,7 +196,7 @@ class Tensor:
         return f"Tensor(shape={list(self.t.shape)}, dtype={self.t.dtype})"
 
 
-def _shape_list(shape) -> List[int]:
+def _shape_list(shape) -> list[int]:
     if isinstance(shape, Tensor):
         return [int(v) for v in shape.t.reshape(-1).tolist()]
     return [int(_t(d)) if isinstance(d, Tensor) else int(d) for d in shape]
@@ -273,7 +273,7 @@ def shape(input: Tensor, dim=None) -> Tensor:
     return Tensor(dims if dim is None else dims[dim])
 
 
-def concat(inputs: Sequence[Union[Tensor, int]], dim: int = 0) -> Tensor:
+def concat(inputs: Sequence[Tensor | int], dim: int = 0) -> Tensor:
     if all(not isinstance(v, Tensor) or v.t.dim() == 0 for v in inputs):  # a shape list
         return Tensor(torch.tensor([int(_t(v)) for v in inputs], dtype=torch.int64))
     return Tensor(torch.cat([_t(v) for v in inputs], dim=dim))

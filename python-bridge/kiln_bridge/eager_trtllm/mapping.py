@@ -5,8 +5,6 @@ is the tp_size ranks of its pipeline stage; stage s holds the layers `torch.tens
 """
 from __future__ import annotations
 
-from typing import List
-
 import torch
 
 
@@ -35,12 +33,12 @@ class Mapping:
         return self.rank // self.tp_size
 
     @property
-    def tp_group(self) -> List[int]:
+    def tp_group(self) -> list[int]:
         start = self.pp_rank * self.tp_size
         return list(range(start, start + self.tp_size))
 
     @property
-    def pp_group(self) -> List[int]:
+    def pp_group(self) -> list[int]:
         return list(range(self.tp_rank, self.world_size, self.tp_size))
 
     def is_first_pp_rank(self) -> bool:
@@ -61,7 +59,7 @@ class Mapping:
     def next_pp_rank(self) -> int:
         return self.rank + self.tp_size
 
-    def pp_layers(self, num_layers: int) -> List[int]:
+    def pp_layers(self, num_layers: int) -> list[int]:
         return [int(i) for i in torch.tensor_split(torch.arange(num_layers), self.pp_size)[self.pp_rank].tolist()]
 
     def to_dict(self) -> dict:

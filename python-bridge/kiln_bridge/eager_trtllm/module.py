@@ -6,7 +6,7 @@ nothing (TensorRT-LLM's `register_parameter(name, None)` placeholders). Calling 
 """
 from __future__ import annotations
 
-from typing import Iterator, Tuple
+from collections.abc import Iterator
 
 from .parameter import Parameter
 
@@ -36,12 +36,12 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         for mod_name, mod in self.named_modules(prefix):
             for name, p in mod._parameters.items():
                 yield (f"{mod_name}.{name}" if mod_name else name), p

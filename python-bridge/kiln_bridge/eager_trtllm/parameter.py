@@ -6,7 +6,7 @@ does; the value is cast to the parameter's dtype. `.value` reads it as a functio
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -15,11 +15,11 @@ from .functional import Tensor, str_dtype_to_torch
 
 
 class Parameter:
-    def __init__(self, value=None, shape: Optional[Sequence[int]] = None, dtype=None, is_buffer: bool = False,
+    def __init__(self, value=None, shape: Sequence[int] | None = None, dtype=None, is_buffer: bool = False,
                  prefer_managed: bool = False):
         self.dtype = str_dtype_to_torch(dtype if dtype is not None else "float32")
         self.is_buffer = is_buffer
-        self._value: Optional[torch.Tensor] = None
+        self._value: torch.Tensor | None = None
         if value is not None:
             v = torch.as_tensor(value)
             self.shape = tuple(v.shape)

@@ -7,13 +7,11 @@ tensors, as the TensorRT plugin's enqueue does. It returns the single output, or
 """
 from __future__ import annotations
 
-from typing import Dict
-
 import torch
 
 from .functional import Tensor
 
-PLUGINS: Dict[str, type] = {}
+PLUGINS: dict[str, type] = {}
 
 
 class SymTensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, Optional, TypeVar
+from typing import Generic, TypeVar
 
 from ..mapping import Mapping
 
@@ -12,13 +12,13 @@ TConfig = TypeVar("TConfig")
 
 @dataclass(kw_only=True)
 class ModelConfig(Generic[TConfig]):
-    pretrained_config: Optional[TConfig] = None
+    pretrained_config: TConfig | None = None
     mapping: Mapping = field(default_factory=Mapping)
-    quant_config: Optional[object] = None
+    quant_config: object | None = None
     skip_create_weights_in_init: bool = False
     attn_backend: str = "VANILLA"
     max_num_tokens: int = 8192
-    max_seq_len: Optional[int] = None
+    max_seq_len: int | None = None
 
     def get_quant_config(self, name=None):
         return self.quant_config

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
@@ -33,13 +32,13 @@ from .linear import ColumnLinear, RowLinear
 class AttentionParams:
     """What `fill_attention_params` hands every Attention: the model's RoPE frequencies (per pair, float32)."""
 
-    rotary_inv_freq: Optional[torch.Tensor] = None
-    positions: Optional[torch.Tensor] = None
+    rotary_inv_freq: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
 
 
 @dataclass
 class KeyValueCacheParams:
-    past_key_value: Optional[list] = None
+    past_key_value: list | None = None
 
 
 def _as_position_type(value) -> PositionEmbeddingType:
@@ -113,7 +112,7 @@ class Attention(Module):
         model_cls.register_parameter("rotary_inv_freq", Parameter(freqs, dtype="float32", is_buffer=True))
 
     @staticmethod
-    def fill_attention_params(model_cls, attention_params: Optional[AttentionParams]) -> AttentionParams:
+    def fill_attention_params(model_cls, attention_params: AttentionParams | None) -> AttentionParams:
         params = attention_params or AttentionParams()
         inv = getattr(model_cls, "rotary_inv_freq", None)
         if isinstance(inv, Parameter):

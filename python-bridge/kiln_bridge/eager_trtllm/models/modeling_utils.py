@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional
 
 import torch
 
@@ -75,7 +74,7 @@ class PretrainedConfig:
         self.mapping.rank = rank
 
     @classmethod
-    def from_dict(cls, config: dict) -> "PretrainedConfig":
+    def from_dict(cls, config: dict) -> PretrainedConfig:
         from . import MODEL_MAP
 
         model_cls = MODEL_MAP.get(config.get("architecture"))
@@ -83,12 +82,12 @@ class PretrainedConfig:
         return config_cls(**dict(config))
 
     @classmethod
-    def from_json_file(cls, path: str) -> "PretrainedConfig":
+    def from_json_file(cls, path: str) -> PretrainedConfig:
         with open(path) as f:
             return cls.from_dict(json.load(f))
 
     @classmethod
-    def from_checkpoint(cls, ckpt_dir: str) -> "PretrainedConfig":
+    def from_checkpoint(cls, ckpt_dir: str) -> PretrainedConfig:
         return cls.from_json_file(os.path.join(ckpt_dir, "config.json"))
 
 
@@ -100,12 +99,12 @@ class PretrainedModel(Module):
         self.config = config
 
     @classmethod
-    def from_config(cls, config: PretrainedConfig) -> "PretrainedModel":
+    def from_config(cls, config: PretrainedConfig) -> PretrainedModel:
         return cls(config)
 
     @classmethod
-    def from_checkpoint(cls, ckpt_dir: str, rank: Optional[int] = None, config: Optional[PretrainedConfig] = None,
-                        *, preprocess_weights_hook=None) -> "PretrainedModel":
+    def from_checkpoint(cls, ckpt_dir: str, rank: int | None = None, config: PretrainedConfig | None = None,
+                        *, preprocess_weights_hook=None) -> PretrainedModel:
         if config is None:
             config = (cls.config_class or PretrainedConfig).from_json_file(os.path.join(ckpt_dir, "config.json"))
         if rank is not None:
@@ -118,7 +117,7 @@ class PretrainedModel(Module):
         model.load(weights)
         return model
 
-    def load(self, weights: Dict[str, torch.Tensor], from_pruned: bool = False) -> None:
+    def load(self, weights: dict[str, torch.Tensor], from_pruned: bool = False) -> None:
         params = dict(self.named_parameters())
         required = {n for n, p in params.items() if not p.is_initialized}
         provided = set(weights)
@@ -199,7 +198,7 @@ class DecoderModelForCausalLM(PretrainedModel):
         return Tensor(logits.t.to(str_dtype_to_torch(self.config.logits_dtype)))
 
 
-def run_prompt(model: DecoderModelForCausalLM, input_ids: torch.Tensor) -> Optional[torch.Tensor]:
+def run_prompt(model: DecoderModelForCausalLM, input_ids: torch.Tensor) -> torch.Tensor | None:
     """Logits [T, vocab_padded] of one prompt on the last stage (None elsewhere): tokens packed, positions 0..T-1,
     the hidden-state placeholder of a later stage shaped [T, hidden] in the model dtype (what F.recv fills)."""
     config = model.config

@@ -7,7 +7,6 @@ are refused (kiln_bridge.rope computes the tables the same way as functional.Rop
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 import torch
 
@@ -50,17 +49,17 @@ class RopeParams:
 @dataclass(kw_only=True)
 class PositionalEmbeddingParams:
     type: PositionEmbeddingType
-    embedder: Optional[object] = None
-    rope: Optional[RopeParams] = None
+    embedder: object | None = None
+    rope: RopeParams | None = None
     is_neox: bool = True
-    mrope_section: Optional[List[int]] = None
+    mrope_section: list[int] | None = None
 
 
 @dataclass
 class AttentionMetadata:
     """One context-phase sequence of `num_tokens` packed tokens (what the verifier runs)."""
 
-    seq_lens: List[int] = field(default_factory=list)
+    seq_lens: list[int] = field(default_factory=list)
 
     @property
     def num_tokens(self) -> int:

@@ -18,7 +18,7 @@ per ../shared/docs/trtllm-pytorch-facts.md "The default DecoderModelForCausalLM.
 """
 from __future__ import annotations
 
-from typing import Dict, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from ... import _rank
 from ..modules.embedding import LMHead
 from ..modules.linear import TensorParallelMode
 
-MODEL_CLASS_MAPPING: Dict[str, type] = {}
+MODEL_CLASS_MAPPING: dict[str, type] = {}
 
 TModel = TypeVar("TModel")
 TConfig = TypeVar("TConfig")
@@ -45,7 +45,7 @@ def get_model_architecture(config):
     return MODEL_CLASS_MAPPING[arch], arch
 
 
-def filter_weights(prefix: str, weights: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def filter_weights(prefix: str, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     head = prefix + "."
     return {k[len(head):]: v for k, v in weights.items() if k.startswith(head)}
 
@@ -148,7 +148,7 @@ class DecoderModelForCausalLM(nn.Module, Generic[TModel, TConfig], metaclass=Pos
             hidden = hidden[-1:]
         return self.lm_head(hidden)
 
-    def load_weights(self, weights: Dict[str, torch.Tensor], weight_mapper=None, skip_modules=(), params_map=None):
+    def load_weights(self, weights: dict[str, torch.Tensor], weight_mapper=None, skip_modules=(), params_map=None):
         if params_map:
             raise NotImplementedError("eager tensorrt_llm: load_weights(params_map=...) is not modelled")
         used = set()

@@ -11,7 +11,6 @@ facts in ../shared/docs/trtllm-pytorch-facts.md "Attention"), backend: plain cau
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import nn
@@ -23,7 +22,7 @@ from .linear import Linear, TensorParallelMode, WeightMode, WeightsLoadingConfig
 
 class Attention(nn.Module):
     def __init__(self, *, hidden_size, num_attention_heads, num_key_value_heads, max_position_embeddings, bias,
-                 pos_embd_params: Optional[PositionalEmbeddingParams] = None, rope_fusion=None, layer_idx=None,
+                 pos_embd_params: PositionalEmbeddingParams | None = None, rope_fusion=None, layer_idx=None,
                  dtype=None, dense_bias=None, config=None, q_scaling=1.0, attention_chunk_size=None, **_unused):
         super().__init__()
         if attention_chunk_size is not None:

@@ -9,7 +9,6 @@ then the ranks' outputs are all-reduced; ROW splits the hidden dim and all-gathe
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -20,8 +19,8 @@ from .linear import Linear, TensorParallelMode
 
 
 class LMHead(Linear):
-    def __init__(self, num_embeddings, embedding_dim, dtype=None, mapping: Optional[Mapping] = None,
-                 tensor_parallel_mode: Optional[TensorParallelMode] = None, gather_output: bool = False, **_unused):
+    def __init__(self, num_embeddings, embedding_dim, dtype=None, mapping: Mapping | None = None,
+                 tensor_parallel_mode: TensorParallelMode | None = None, gather_output: bool = False, **_unused):
         mapping = mapping or Mapping()
         tp = mapping.tp_size
         local_in, local_out = embedding_dim, num_embeddings
@@ -50,7 +49,7 @@ class LMHead(Linear):
         zeros keep runs deterministic)."""
         return input.new_zeros(*input.shape[:-1], self.num_embeddings)
 
-    def load_weights(self, weights: List[Dict], allow_partial_loading: bool = False) -> None:
+    def load_weights(self, weights: list[dict], allow_partial_loading: bool = False) -> None:
         if self.tp_mode == TensorParallelMode.COLUMN and self.tp_rank == self.tp_size - 1 and self.padding_size:
             full = self.weight
             self.weight = nn.Parameter(full.data[: -self.padding_size], requires_grad=False)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -49,7 +48,7 @@ class WeightsLoadingConfig:
 
 
 def load_weight_shard(weight: torch.Tensor, tensor_parallel_size: int = 1, tensor_parallel_rank: int = 0,
-                      tensor_parallel_mode: Optional[TensorParallelMode] = None) -> torch.Tensor:
+                      tensor_parallel_mode: TensorParallelMode | None = None) -> torch.Tensor:
     if tensor_parallel_mode is None or tensor_parallel_size == 1:
         return weight
     dim = TensorParallelMode.split_dim(tensor_parallel_mode)
@@ -62,9 +61,9 @@ def load_weight_shard(weight: torch.Tensor, tensor_parallel_size: int = 1, tenso
 
 
 class Linear(nn.Module):
-    def __init__(self, in_features, out_features, bias=True, dtype=None, mapping: Optional[Mapping] = None,
-                 tensor_parallel_mode: Optional[TensorParallelMode] = None, gather_output: bool = False,
-                 quant_config=None, weights_loading_config: Optional[WeightsLoadingConfig] = None,
+    def __init__(self, in_features, out_features, bias=True, dtype=None, mapping: Mapping | None = None,
+                 tensor_parallel_mode: TensorParallelMode | None = None, gather_output: bool = False,
+                 quant_config=None, weights_loading_config: WeightsLoadingConfig | None = None,
                  reduce_output: bool = True, skip_create_weights_in_init: bool = False, **_unused):
         super().__init__()
         if quant_config is not None:
@@ -95,7 +94,7 @@ class Linear(nn.Module):
             out = _rank.comm().all_gather(out)
         return out
 
-    def load_weights(self, weights: List[Dict], allow_partial_loading: bool = False) -> None:
+    def load_weights(self, weights: list[dict], allow_partial_loading: bool = False) -> None:
         expected = {WeightMode.VANILLA: 1, WeightMode.FUSED_QKV_LINEAR: 3, WeightMode.FUSED_GATE_UP_LINEAR: 2}
         mode = self.weights_loading_config.weight_mode
         if len(weights) != expected[mode]:
