@@ -3,14 +3,14 @@
 // attention modules take different arguments); every other node goes through the core-op glue table.
 
 import type { DType } from "../../src/ir/dtype.ts";
-import type { Node, ValueId } from "../../src/ir/graph.ts";
+import type { Node } from "../../src/ir/graph.ts";
 import { isPlainAttribute, Namespace, pyString } from "../python/identifiers.ts";
 import type { PyWriter } from "../python/writer.ts";
 import type { CustomOp } from "../../src/custom-ops/custom-op.ts";
 import { torchCustomOpGlue } from "./custom-ops.ts";
-import { emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
+import { argReader, emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
 import { type ClassTree, fail } from "../common/model-py-plan.ts";
-import { type TorchArg, torchGlueRuleFor, type TorchHelper, torchConstant } from "./glue-ops.ts";
+import { type TorchArg, torchGlueRuleFor, type TorchHelper } from "./glue-ops.ts";
 import type { TorchPlan } from "./plan.ts";
 
 export type { Val };
@@ -47,22 +47,8 @@ export function assignAttr(w: PyWriter, path: readonly string[], callee: string,
 
 export function emitNodes(b: Body, nodes: readonly Node[]): void {
   const g = b.plan.g;
-  const paramName = new Map(g.params.map((p) => [p.value, p.name]));
   const paramDtype = g.values.get(g.params[0]!.value)!.dtype as DType;
-  const constant = new Map(g.nodes.filter((n) => n.op === "constant").map((n) => [n.outputs[0]!, n]));
-  const argOf = (v: ValueId, consumer: Node, k: number): Val => {
-    const known = b.env.get(v);
-    if (known) return known;
-    const c = constant.get(v);
-    if (c) {
-      const use = b.plan.slotUse.get(consumer)?.get(k);
-      return { expr: use?.field ? b.layerField(use.field) : torchConstant(use?.uniform ?? (c.attrs.value as number), c.attrs.dtype as DType), literal: true };
-    }
-    const name = paramName.get(v);
-    if (name === undefined) fail(`value %${v} is used before it is computed`);
-    const path = b.tree.paramPath.get(name!) ?? fail(`parameter '${name}' has no attribute in the generated class`);
-    return { expr: attrChain("self", b.attrPath(path)), literal: false };
-  };
+  const argOf = argReader(b, { g, tree: b.tree, slotUse: b.plan.slotUse, layerField: b.layerField, paramExpr: (path) => attrChain("self", b.attrPath(path)) });
   emitNodeStatements(b, nodes, {
     live: b.plan.live,
     args: (n) => n.inputs.map((v, k) => argOf(v, n, k)),

@@ -13,6 +13,7 @@ import type { CoreOp } from "../../src/ir/ops.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
 import { dependencyOrder } from "../python/dependency-order.ts";
+import { constantLiteral } from "../common/emit-nodes.ts";
 import { fail } from "../common/model-py-plan.ts";
 
 export interface TorchArg {
@@ -215,11 +216,8 @@ export function torchGlueRuleFor(op: string): ((c: AnyTorchGlueCtx) => string) |
   return Object.hasOwn(TORCH_GLUE_OPS, op) ? (TORCH_GLUE_OPS[op as CoreOp] as unknown as (c: AnyTorchGlueCtx) => string) : undefined;
 }
 
-/** A Python literal for a scalar constant of the given dtype. */
-export function torchConstant(value: number, dtype: DType): string {
-  if (dtype === "bool") return value ? "True" : "False";
-  return isFloat(dtype) ? pyFloat(value) : pyInt(value);
-}
+/** A Python literal for a scalar constant of the given dtype (the same literal every target writes). */
+export const torchConstant = constantLiteral;
 
 /** Helpers in dependency order (dependencies first), for the set used. */
 export const orderedTorchHelpers = (used: ReadonlySet<TorchHelper>): TorchHelper[] => dependencyOrder(TORCH_HELPERS, used);

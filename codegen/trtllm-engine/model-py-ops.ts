@@ -12,6 +12,7 @@ import type { CoreOp } from "../../src/ir/ops.ts";
 import { formatShape, type Shape } from "../../src/ir/shape.ts";
 import { pyFloat, pyInt } from "../python/identifiers.ts";
 import { dependencyOrder } from "../python/dependency-order.ts";
+import { constantLiteral } from "../common/emit-nodes.ts";
 import { fail } from "../common/model-py-plan.ts";
 
 export interface OpArg {
@@ -242,11 +243,7 @@ export function glueRuleFor(op: string): ((c: AnyGlueCtx) => string) | undefined
   return Object.hasOwn(GLUE_OPS, op) ? (GLUE_OPS[op as CoreOp] as unknown as (c: AnyGlueCtx) => string) : undefined;
 }
 
-/** A Python literal for a scalar constant of the given dtype. */
-export function constantLiteral(value: number, dtype: DType): string {
-  if (dtype === "bool") return value ? "True" : "False";
-  return isFloat(dtype) ? pyFloat(value) : pyInt(value);
-}
+export { constantLiteral };
 
 /** Helpers in dependency order (dependencies first), for the set used. */
 export const orderedHelpers = (used: ReadonlySet<HelperName>): HelperName[] => dependencyOrder(HELPERS, used);

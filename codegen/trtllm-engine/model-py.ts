@@ -18,8 +18,8 @@ import { isPlainAttribute, Namespace, pascalCase, pyFloat, pyInt, pyString } fro
 import { Imports, PyWriter } from "../python/writer.ts";
 import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
-import { emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
-import { constantLiteral, glueRuleFor, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
+import { argReader, emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
+import { glueRuleFor, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
 import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "../common/model-py-plan.ts";
 
 export { ModelPyError } from "../common/model-py-plan.ts";
@@ -270,22 +270,13 @@ interface Body extends StatementBody {
 
 function emitNodes(em: Emitter, b: Body, nodes: readonly Node[]): void {
   const g = em.plan.g;
-  const paramName = new Map(g.params.map((p) => [p.value, p.name]));
-  const constant = new Map(g.nodes.filter((n) => n.op === "constant").map((n) => [n.outputs[0]!, n]));
-  const argOf = (v: ValueId, consumer: Node, k: number): Val => {
-    const known = b.env.get(v);
-    if (known) return known;
-    const c = constant.get(v);
-    if (c) {
-      const use = em.plan.slotUse.get(consumer)?.get(k);
-      const expr = use?.field ? `self.config.${use.field}[self.layer_idx]` : constantLiteral(use?.uniform ?? (c.attrs.value as number), c.attrs.dtype as DType);
-      return { expr, literal: true };
-    }
-    const name = paramName.get(v);
-    if (name === undefined) fail(`value %${v} is used before it is computed`);
-    const path = b.tree.paramPath.get(name!) ?? fail(`parameter '${name}' has no attribute in the generated class`);
-    return { expr: `${attrChain("self", path)}.value`, literal: false };
-  };
+  const argOf = argReader(b, {
+    g,
+    tree: b.tree,
+    slotUse: em.plan.slotUse,
+    layerField: (field) => `self.config.${field}[self.layer_idx]`,
+    paramExpr: (path) => `${attrChain("self", path)}.value`,
+  });
   // A residual add of two partial sums stays partial (GPT-J's parallel block reduces once, after the add).
   const keepsPartial = (n: Node) => n.op === "add" && n.inputs.every((v) => b.partial.has(v));
   emitNodeStatements(b, nodes, {

@@ -12,9 +12,9 @@ const dir = mkdtempSync(join(tmpdir(), "kiln-multi-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it("a two-file model outside the package runs with the real binary, same tokens as models/llama.ts", () => {
-  writeFileSync(join(dir, "helper.ts"), 'import { RMSNorm } from "kiln";\nexport const makeNorm = (d: number, eps: number) => new RMSNorm(d, eps);\n');
+  writeFileSync(join(dir, "helper.ts"), 'import { RMSNorm } from "kiln";\nexport const makeNorm = (d: number, eps: number, o: { offset: number }) => new RMSNorm(d, eps, o);\n');
   const source = readFileSync("models/llama.ts", "utf8");
-  const edited = source.replace(/^import \{ ACTIVATION_NAMES/m, 'import { makeNorm } from "./helper.ts";\nimport { ACTIVATION_NAMES').replace("this.postNorm = new RMSNorm(c.hidden, c.eps);", "this.postNorm = makeNorm(c.hidden, c.eps);");
+  const edited = source.replace(/^import \{ ACTIVATION_NAMES/m, 'import { makeNorm } from "./helper.ts";\nimport { ACTIVATION_NAMES').replace("this.postNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });", "this.postNorm = makeNorm(c.hidden, c.eps, { offset: c.normOffset });");
   expect(edited).toContain("makeNorm(c.hidden");
   writeFileSync(join(dir, "model.ts"), edited);
   const r = spawnSync(process.execPath, [resolve("bin/kiln.js"), "run", join(dir, "model.ts"), "--hf", `${FIXTURES}llama`, "--ids", "1,2,3", "--max-new-tokens", "1", "--no-typecheck"], { cwd: tmpdir(), encoding: "utf8" });
