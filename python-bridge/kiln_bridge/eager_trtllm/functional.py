@@ -63,6 +63,14 @@ class AttentionMaskType(IntEnum):
     custom_mask = 6
 
 
+class LayerNormType(IntEnum):
+    # Values as in tensorrt_llm/functional.py; model.py names it for Attention(qk_layernorm=True, layernorm_type=...),
+    # which the eager Attention refuses as not modelled (Qwen3's QK-norm), so it is a name here, not a behaviour.
+    LayerNorm = 0
+    RmsNorm = 1
+    GroupNorm = 2
+
+
 class RotaryScalingType(IntEnum):
     none = 0
     linear = 1
