@@ -144,7 +144,7 @@ static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
     }                                                                                                          \
   }
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(KILN_GEMM_PORTABLE) /* KILN_GEMM_PORTABLE: build the arm64 path anywhere */
 GEMM_NT(g512, 16, 6, 4, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 GEMM_NT(g256, 8, 4, 3, __attribute__((target("avx2,fma"))))
 GEMM_NT(gsse, 4, 4, 3, )
@@ -364,11 +364,11 @@ static napi_value js_threads(napi_env env, napi_callback_info info) {
 static napi_value js_isa(napi_env env, napi_callback_info info) {
   (void)info;
   ColsFn f = pick_cols();
-  const char *name =
-#if defined(__x86_64__)
-      f == g512_cols ? "avx512" : f == g256_cols ? "avx2" : "sse";
+#if defined(__x86_64__) && !defined(KILN_GEMM_PORTABLE)
+  const char *name = f == g512_cols ? "avx512" : f == g256_cols ? "avx2" : "sse";
 #else
-      (f, "neon");
+  (void)f;
+  const char *name = "neon"; /* 4-wide vector types: NEON on arm64, the compiler's lowering elsewhere */
 #endif
   napi_value r;
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &r);

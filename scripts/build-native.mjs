@@ -1,7 +1,7 @@
 // `npm ci` / `npm install` step: builds native/ (kiln_native.node, the copy_file_range helper of the weight
-// converter) with the node-gyp that ships with npm, against the local Node headers (no download). Optional by
+// converter, and kiln_gemm.node, the interpreter's SIMD kernels: native/gemm.c) with the node-gyp that ships with npm, against the local Node headers (no download). Optional by
 // design: when it cannot be built (no compiler, no headers, not Linux), this prints one line and exits 0, and
-// `kiln compile` copies weights through memory instead (same bytes, slower). KILN_NATIVE=0 skips the build.
+// `kiln compile` copies weights through memory instead (same bytes, slower) and the interpreter runs JS kernels. KILN_NATIVE=0 skips the build.
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -31,7 +31,7 @@ function main() {
     const why = `${r.stderr ?? ""}${r.stdout ?? ""}`.split("\n").find((l) => /error/i.test(l)) ?? `node-gyp exited with ${r.status}`;
     return say(`native copy helper not built (${why.trim()}); kiln compile will copy weights through memory (slower)`);
   }
-  say("built native/build/Release/kiln_native.node (copy_file_range weight copies)");
+  say("built native/build/Release/kiln_native.node (copy_file_range weight copies) and kiln_gemm.node (interpreter kernels)");
 }
 
 main();

@@ -70,7 +70,7 @@ export function generate(g: Graph, params: ReadonlyMap<string, RTensor>, prompt:
     if (session) row = session.feed([next]).data as Float32Array;
     else {
       const all = causalLMLogits(g, params, seq).logits;
-      row = all.subarray((seq.length - 1) * vocab, seq.length * vocab);
+      row = all.slice((seq.length - 1) * vocab, seq.length * vocab); // a copy: stepLogits must not pin every step's [T, vocab]
     }
   }
   return { logits, vocab, tokens, stepLogits, cached };
