@@ -50,7 +50,7 @@
 #define BOUNCE_BYTES (256 << 10)
 #define PAGE_BYTES 4096
 /* Mapped copies that scan read this much at a time, so the scan finds the bytes in L2 (as the bounce buffer). */
-#define SCAN_CHUNK (256 << 10)
+#define SCAN_CHUNK (64 << 10)
 
 typedef struct {
   int fd_out;
