@@ -35,6 +35,8 @@ describe("countNonFinite", () => {
         new Uint8Array(buf, offset).set(bytes);
         expect(countNonFinite(buf, offset, values.length, dtype)).toBe(4);
         expect(countNonFinite(encode(planted(1001, {}), dtype).buffer, 0, 1001, dtype)).toBe(0);
+        expect(countNonFinite(encode(planted(1001, { 1000: Number.NaN }), dtype).buffer, 0, 1001, dtype)).toBe(1); // in the odd tail
+        expect(countNonFinite(encode(planted(1001, { 998: -Number.POSITIVE_INFINITY }), dtype).buffer, 0, 1001, dtype)).toBe(1); // high lane of the last word
       });
 });
 
