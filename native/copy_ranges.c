@@ -436,8 +436,32 @@ static napi_value preallocate(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * countNonFinite(bytes: Uint8Array, kind: 1 F16 | 2 BF16 | 3 F32) -> number: the Inf/NaN count of scan_nonfinite on
+ * a block the converter holds in memory (synchronous: about 10x the speed of the JavaScript loop, so a block costs
+ * the main thread a few microseconds).
+ */
+static napi_value count_nonfinite_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_typed = false;
+  int32_t kind = 0;
+  if (argc == 2) napi_is_typedarray(env, argv[0], &is_typed);
+  if (!is_typed || napi_get_value_int32(env, argv[1], &kind) != napi_ok || kind < 1 || kind > 3) return throw_type(env, "countNonFinite(bytes: Uint8Array, kind: 1 | 2 | 3)");
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL);
+  if (type != napi_uint8_array) return throw_type(env, "countNonFinite: bytes must be a Uint8Array");
+  napi_create_double(env, (double)scan_nonfinite((const char *)data, length, kind), &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
+  napi_create_function(env, "countNonFinite", NAPI_AUTO_LENGTH, count_nonfinite_js, NULL, &fn);
+  napi_set_named_property(env, exports, "countNonFinite", fn);
   napi_create_function(env, "copyRanges", NAPI_AUTO_LENGTH, copy_ranges, NULL, &fn);
   napi_set_named_property(env, exports, "copyRanges", fn);
   napi_create_function(env, "preallocate", NAPI_AUTO_LENGTH, preallocate, NULL, &fn);

@@ -1,12 +1,14 @@
 // The numerics guard of weight conversion and loading: non-finite values (Inf, NaN) in weights are an error
 // naming the tensor unless allowed (--allow-nonfinite), and a narrowing cast (F32 -> F16/BF16, BF16 -> F16) that
 // turns finite values into Inf (overflow) or non-zero values into zero (underflow) is counted per tensor.
-// Invariants: scans read the bytes already in memory (a block the converter just filled; the native helper counts
-// in C on the bytes it moves, native/copy_ranges.c); an exact count is taken only of blocks that hold a hit, so the
-// common case is one pass of integer tests; never a second read of a tensor.
+// Invariants: scans read the bytes already in memory (a block the converter just filled, counted in C by the native
+// helper when it is built, else in JavaScript; the helper also counts in C the bytes it moves itself,
+// native/copy_ranges.c); an exact count is taken only of blocks that hold a hit, so the common case is one pass of
+// integer tests; never a second read of a tensor.
 
 import { KilnError, capList } from "../io/kiln-error.ts";
 import type { FloatDtype } from "./float-cast.ts";
+import { nativeNonFiniteCounter } from "./copy-ranges.ts";
 
 export class NumericsError extends KilnError {}
 
@@ -25,6 +27,15 @@ const FAST: Readonly<Record<FloatDtype, { mask: number; low: number; hit: number
 /** Inf and NaN among `count` floats of `dtype` at `byteOffset` of `buf` (little-endian, element-aligned). One
  *  branch-free pass when there are none (the common case); an exact count otherwise. */
 export function countNonFinite(buf: ArrayBufferLike, byteOffset: number, count: number, dtype: FloatDtype): number {
+  const native = nativeNonFiniteCounter();
+  if (native) return native(new Uint8Array(buf, byteOffset, count * BYTES[dtype]), dtype);
+  return countNonFiniteJs(buf, byteOffset, count, dtype);
+}
+
+const BYTES: Readonly<Record<FloatDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
+
+/** countNonFinite without the native helper (exported for tests: both must agree). */
+export function countNonFiniteJs(buf: ArrayBufferLike, byteOffset: number, count: number, dtype: FloatDtype): number {
   const f = FAST[dtype];
   let words = 0;
   if (byteOffset % 4 === 0) {
