@@ -42,13 +42,22 @@ export function typecheckModelFile(path: string): Diagnostic[] {
   return diagnostics.map((d) => ({ ...d, file: isAbsolute(d.file) ? relative(process.cwd(), d.file) : d.file }));
 }
 
+/** The useful part of an import failure: its first line, plus the next ones while it ends with ":" (esbuild's
+ *  "Transform failed with 1 error:" is followed by the file:line:col and the reason), at most 3 lines. */
+function loadFailure(e: unknown): string {
+  const lines = String((e as Error)?.message ?? e).split("\n").map((l) => l.trim()).filter(Boolean);
+  let n = 1;
+  while (n < Math.min(lines.length, 3) && lines[n - 1]!.endsWith(":")) n++;
+  return lines.slice(0, n).join(" ");
+}
+
 export async function importModelFile(path: string): Promise<ModelDefinition> {
   const abs = resolve(path);
   let mod: { default?: unknown };
   try {
     mod = await import(pathToFileURL(abs).href);
   } catch (e) {
-    throw new ModelFileError(`${path}: failed to load: ${(e as Error).message.split("\n")[0]}`);
+    throw new ModelFileError(`${path}: failed to load: ${loadFailure(e)}`);
   }
   const exported = isModelDefinition(mod.default) ? mod.default : (mod.default as { default?: unknown } | undefined)?.default;
   if (!isModelDefinition(exported)) throw new ModelFileError(`${path}: the default export must be a model made with defineModel(...) from "kiln"`);

@@ -70,3 +70,21 @@ export function rangeCopier(): RangeCopier | undefined {
   loaded ??= { copier: load() };
   return loaded.copier;
 }
+
+/** Inf/NaN among the bytes, read as `kind` floats, counted in C (native/copy_ranges.c countNonFinite). */
+export type NativeNonFiniteCounter = (bytes: Uint8Array, kind: "F16" | "BF16" | "F32") => number;
+
+let counter: { count: NativeNonFiniteCounter | undefined } | undefined;
+
+/**
+ * The helper's Inf/NaN counter, whenever the helper is built: it moves no bytes, so KILN_NATIVE=0 (which keeps every
+ * byte on the read/write path) does not turn it off. Undefined without the helper, or with an older build.
+ */
+export function nativeNonFiniteCounter(): NativeNonFiniteCounter | undefined {
+  if (!counter) {
+    const addon = existsSync(ADDON) ? (createRequire(import.meta.url)(ADDON) as { countNonFinite?: (b: Uint8Array, k: number) => number }) : undefined;
+    const f = addon?.countNonFinite;
+    counter = { count: f && ((bytes, kind) => f(bytes, SCAN_KIND[kind])) };
+  }
+  return counter.count;
+}

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { castFloats, type FloatDtype } from "./float-cast.ts";
 import { f32ToBf16, f32ToF16 } from "./half.ts";
 import { rangeCopier } from "./copy-ranges.ts";
-import { castLosses, countNonFinite, NumericsTally } from "./numerics.ts";
+import { castLosses, countNonFinite, countNonFiniteJs, NumericsTally } from "./numerics.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-numerics-unit-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,7 +34,11 @@ describe("countNonFinite", () => {
         const buf = new ArrayBuffer(bytes.length + offset);
         new Uint8Array(buf, offset).set(bytes);
         expect(countNonFinite(buf, offset, values.length, dtype)).toBe(4);
+        expect(countNonFiniteJs(buf, offset, values.length, dtype)).toBe(4);
+        for (const n of [1000, 1001]) expect(countNonFiniteJs(encode(planted(1001, { 1000: Number.NaN }), dtype).buffer, 0, n, dtype)).toBe(n - 1000);
         expect(countNonFinite(encode(planted(1001, {}), dtype).buffer, 0, 1001, dtype)).toBe(0);
+        expect(countNonFinite(encode(planted(1001, { 1000: Number.NaN }), dtype).buffer, 0, 1001, dtype)).toBe(1); // in the odd tail
+        expect(countNonFinite(encode(planted(1001, { 998: -Number.POSITIVE_INFINITY }), dtype).buffer, 0, 1001, dtype)).toBe(1); // high lane of the last word
       });
 });
 

@@ -21,3 +21,12 @@ it("a two-file model outside the package runs with the real binary, same tokens 
   expect(r.stderr).toBe("");
   expect(r.stdout).toBe("model llama: prompt [1,2,3] -> generated [343]\n");
 }, 60_000);
+
+it("an error the model's own code throws is the model's, with its file and line, not an internal error", async () => {
+  const { kiln } = await import("../cli/kiln.ts");
+  const file = join(dir, "boom.ts");
+  writeFileSync(file, readFileSync("models/llama.ts", "utf8").replace("this.postNorm = new RMSNorm(c.hidden, c.eps);", 'this.postNorm = new RMSNorm(c.hidden, c.eps);\n    if (c.hidden > 0) throw new Error("boom from create");').replace(/from "kiln"/g, `from ${JSON.stringify(resolve("src/index.ts"))}`));
+  const r = await kiln(["run", file, "--hf", `${FIXTURES}llama`, "--ids", "1", "--no-typecheck"]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(new RegExp(`^kiln: model 'llama' threw while building or tracing: boom from create \\(at ${file.replaceAll("/", "\\/").replaceAll(".", "\\.")}:\\d+:\\d+; KILN_DEBUG=1 shows the stack\\)\\n$`));
+});

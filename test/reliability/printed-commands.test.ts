@@ -5,52 +5,27 @@
 // Python snippet must parse (ast) with the path as one string constant.
 
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { planBuild } from "../../src/cli/commands/build.ts";
 import { FIXTURES } from "../golden.ts";
 import { kiln } from "../cli/kiln.ts";
-
-/** Paths that run something if a printed command pastes them unquoted. Each names its own marker file. */
-export const HOSTILE_NAMES: readonly string[] = [
-  "dollar$(touch PWNED_dollar)",
-  "tick`touch PWNED_tick`",
-  "single'; touch PWNED_single; '",
-  'double"; touch PWNED_double; "',
-  "semi;touch PWNED_semi",
-  "space and * glob",
-  "newline\ntouch PWNED_newline",
-  "py' + __import__('os').system('touch PWNED_pysingle') + '",
-  'py" + __import__("os").system("touch PWNED_pydouble") + "',
-  "amp&&touch PWNED_amp",
-  "-dash",
-];
+import { commandLines, HOSTILE_NAMES, makePaster } from "./shell-paste.ts";
 
 const root = mkdtempSync(join(tmpdir(), "kiln-inject-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const stubs = join(root, "bin");
-const argvLog = join(root, "argv.log");
-mkdirSync(stubs);
-// A stub records its name and arguments, NUL-separated, one record per call, and does nothing else.
-for (const name of ["trtllm-build", "trtllm-serve", "python3", "docker", "mpirun"]) {
-  writeFileSync(join(stubs, name), `#!/bin/bash\n{ printf '%s\\0' ${name} "$@"; printf '\\n\\0'; } >> ${JSON.stringify(argvLog)}\n`);
-  chmodSync(join(stubs, name), 0o755);
-}
+const paster = makePaster(root);
 const PY = resolve(".venv/bin/python");
 
-/** Runs one printed line in bash inside `cwd`; returns the argument vectors the stubs saw. */
 function paste(line: string, cwd: string): string[][] {
-  writeFileSync(argvLog, "");
-  const r = spawnSync("bash", ["-c", line], { cwd, env: { PATH: `${stubs}:/usr/bin:/bin`, HOME: root }, encoding: "utf8" });
+  const r = paster.paste(line, cwd);
   expect(r.status, `${line}\n${r.stderr}`).toBe(0);
-  return readFileSync(argvLog, "utf8").split("\n\0").filter((rec) => rec.length).map((rec) => rec.split("\0").filter((_, i, a) => i < a.length - 1));
+  return r.calls;
 }
 
-function pwned(): string[] {
-  return (readdirSync(root, { recursive: true }) as string[]).filter((f) => String(f).includes("PWNED_") && !String(f).includes("$") && existsSync(join(root, f)) && /(^|\/)PWNED_\w+$/.test(String(f)));
-}
+const pwned = () => paster.pwned();
 
 /** The Python expression of the single argument passed to `call` in `source`, checked with the ast module. */
 function pythonStringArgs(source: string): string[] {
@@ -60,22 +35,6 @@ function pythonStringArgs(source: string): string[] {
   const { consts, calls } = JSON.parse(r.stdout) as { consts: string[]; calls: string[] };
   expect(calls.every((c) => ["LLM", "print", "generate", "from_pretrained"].includes(c)), `calls ${calls}`).toBe(true);
   return consts;
-}
-
-/** The shell commands in printed text: each starts at an indented line beginning with a command word and ends at
- *  the first newline outside single quotes (the only quoting Kiln prints), as a shell would read it. */
-export function commandLines(text: string): string[] {
-  const found: string[] = [];
-  const start = /(^|\n) +(?=trtllm-build|trtllm-serve|PYTHONPATH=|python3|docker|mpirun|cd )/g;
-  for (let m = start.exec(text); m; m = start.exec(text)) {
-    let i = m.index + m[0].length;
-    let quoted = false;
-    const from = i;
-    for (; i < text.length && (quoted || text[i] !== "\n"); i++) if (text[i] === "'") quoted = !quoted;
-    found.push(text.slice(from, i));
-    start.lastIndex = i;
-  }
-  return found;
 }
 
 describe("printed commands with hostile paths", () => {
