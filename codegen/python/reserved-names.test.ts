@@ -49,7 +49,7 @@ describe("reservedAttribute", () => {
 
 describe("every target refuses reserved field names", () => {
   const hostile = ["__class__", "__init__", "__dict__", "_parameters", "_modules", "_network_outputs", "named_parameters"];
-  const escape = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const escapeRegex = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   for (const target of TARGET_NAMES)
     for (const kind of ["module", "param"] as const)
       it(`${target}: ${kind} fields`, async () => {
@@ -59,7 +59,7 @@ describe("every target refuses reserved field names", () => {
         }
         for (const name of [...hostile, ...(target === "trtllm-engine" ? [] : ["training"])]) {
           const def = await variant(kind, name);
-          expect(() => compile(def, target), `${target} ${kind} ${name}`).toThrow(new RegExp(`attribute '${escape(name)}'.*rename that module field`));
+          expect(() => compile(def, target), `${target} ${kind} ${name}`).toThrow(new RegExp(`attribute '${escapeRegex(name)}'.*rename that module field`));
         }
       }, 60_000);
 });
