@@ -25,7 +25,12 @@ export function startupBench(rounds: number): { lines: string[]; helpVsNode: num
     help.push(timeProcess(["bin/kiln.js", "--help"]));
   }
   const helpVsNode = median(help) / median(node);
-  return { helpVsNode, lines: [`  startup: kiln --help ${(median(help) * 1000).toFixed(0)} ms, node -e 0 ${(median(node) * 1000).toFixed(0)} ms: ${helpVsNode.toFixed(2)}x (medians of ${rounds}, interleaved; goal <= 3x)`] };
+  return {
+    helpVsNode,
+    lines: [
+      `  startup: kiln --help ${(median(help) * 1000).toFixed(0)} ms, node -e 0 ${(median(node) * 1000).toFixed(0)} ms: ${helpVsNode.toFixed(2)}x (medians of ${rounds}, interleaved; goal <= 3x)`,
+    ],
+  };
 }
 
 export function typecheckBench(rounds: number): { lines: string[]; cachedSeconds: number } {
@@ -46,5 +51,10 @@ export function typecheckBench(rounds: number): { lines: string[]; cachedSeconds
     hits.push((performance.now() - t) / 1000);
   }
   const cachedSeconds = median(hits);
-  return { cachedSeconds, lines: [`  type check of models/llama.ts: unchanged (cache hit) ${(cachedSeconds * 1000).toFixed(1)} ms (median of ${rounds}; goal <= 100 ms), changed (ts-morph in a child process) ${cold.toFixed(2)} s`] };
+  return {
+    cachedSeconds,
+    lines: [
+      `  type check of models/llama.ts: unchanged (cache hit) ${(cachedSeconds * 1000).toFixed(1)} ms (median of ${rounds}; goal <= 100 ms), changed (ts-morph in a child process) ${cold.toFixed(2)} s`,
+    ],
+  };
 }

@@ -6,7 +6,15 @@ import llama from "../models/llama.ts";
 import { prepareCompile } from "../src/driver/compile.ts";
 
 const LLAMA3_ROPE = { rope_type: "llama3", factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
-const base = { architectures: ["LlamaForCausalLM"], vocab_size: 128256, rms_norm_eps: 1e-5, rope_theta: 500000.0, max_position_embeddings: 131072, rope_scaling: LLAMA3_ROPE, torch_dtype: "bfloat16" };
+const base = {
+  architectures: ["LlamaForCausalLM"],
+  vocab_size: 128256,
+  rms_norm_eps: 1e-5,
+  rope_theta: 500000.0,
+  max_position_embeddings: 131072,
+  rope_scaling: LLAMA3_ROPE,
+  torch_dtype: "bfloat16",
+};
 
 export const LLAMA3_CONFIGS = {
   "LLaMA-3 8B": { ...base, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8 },

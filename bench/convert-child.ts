@@ -26,4 +26,12 @@ const r = await compileModel(llama, { hfDir: dir, outDir: out, mapping: { tp: Nu
 const seconds = (performance.now() - t0) / 1000 - dropSeconds;
 const preludeSeconds = ((firstBlock ?? t0) - t0) / 1000;
 // maxRSS is in kilobytes.
-console.log(JSON.stringify({ bytes: r.bytesWritten, nativeBytes: r.nativeCopiedBytes + r.nativeCastBytes, seconds, preludeSeconds, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+console.log(
+  JSON.stringify({
+    bytes: r.bytesWritten,
+    nativeBytes: r.nativeCopiedBytes + r.nativeCastBytes,
+    seconds,
+    preludeSeconds,
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+  }),
+);

@@ -23,7 +23,10 @@ const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
 
 /** The Python scripts/python.mjs picks (a plain .mjs script, so it runs as a child rather than being imported). */
 function findPython(): string | undefined {
-  const r = spawnSync(process.execPath, [join(import.meta.dirname, "../scripts/python.mjs"), "torch", "transformers"], { encoding: "utf8", cwd: join(import.meta.dirname, "..") });
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, "../scripts/python.mjs"), "torch", "transformers"], {
+    encoding: "utf8",
+    cwd: join(import.meta.dirname, ".."),
+  });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
@@ -81,9 +84,13 @@ export async function interpBench(rounds: number, log: (m: string) => void = (m)
   if (typeof torch === "string") lines.push(`  forward: Kiln ${ms(median(kiln))} (best ${ms(Math.min(...kiln))}); PyTorch not run: ${torch}`);
   else {
     forwardVsTorch = median(kiln) / median(torch.seconds);
-    lines.push(`  forward: Kiln ${ms(median(kiln))} (best ${ms(Math.min(...kiln))}), PyTorch ${torch.torch} ${ms(median(torch.seconds))} (best ${ms(Math.min(...torch.seconds))}), ${threads} threads each: ${forwardVsTorch.toFixed(2)}x PyTorch's time (goal <= 1.5x)`);
+    lines.push(
+      `  forward: Kiln ${ms(median(kiln))} (best ${ms(Math.min(...kiln))}), PyTorch ${torch.torch} ${ms(median(torch.seconds))} (best ${ms(Math.min(...torch.seconds))}), ${threads} threads each: ${forwardVsTorch.toFixed(2)}x PyTorch's time (goal <= 1.5x)`,
+    );
   }
-  lines.push(`  generation: ${NEW_TOKENS} new tokens with the KV cache ${ms(median(decode))}, one 64-token prefill ${ms(median(prefill))}: ${generationVsPrefill.toFixed(2)}x (median of per-round ratios; goal <= 3x)`);
+  lines.push(
+    `  generation: ${NEW_TOKENS} new tokens with the KV cache ${ms(median(decode))}, one 64-token prefill ${ms(median(prefill))}: ${generationVsPrefill.toFixed(2)}x (median of per-round ratios; goal <= 3x)`,
+  );
   return { lines, forwardVsTorch, generationVsPrefill };
 }
 

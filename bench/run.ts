@@ -87,7 +87,13 @@ async function timeKilnCli(sourceBytes: number, typecheckCache: boolean): Promis
   const [cmd, args] = withTime ? [TIME, ["-f", "%M", "-o", rssFile, ...cli]] : [cli[0]!, cli.slice(1)];
   dropStale(stale);
   const t0 = performance.now();
-  const [r, otherCpu] = withOtherCpu(() => spawnSync(cmd, args, { stdio: ["ignore", "ignore", "inherit"], cwd: join(import.meta.dirname, ".."), env: { ...process.env, ...(typecheckCache ? {} : { KILN_TYPECHECK_CACHE: "0" }) } }));
+  const [r, otherCpu] = withOtherCpu(() =>
+    spawnSync(cmd, args, {
+      stdio: ["ignore", "ignore", "inherit"],
+      cwd: join(import.meta.dirname, ".."),
+      env: { ...process.env, ...(typecheckCache ? {} : { KILN_TYPECHECK_CACHE: "0" }) },
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${cli.join(" ")} failed with status ${r.status}`);
   const maxRssMB = withTime ? Number((await readFile(rssFile, "utf8")).trim().split("\n").at(-1)) / 1024 : undefined;
@@ -104,7 +110,11 @@ async function timeKiln(tp: number, dtype: string, native: boolean): Promise<Sam
   const [out, stale] = setAsideOutput(ROOT);
   const child = join(import.meta.dirname, "convert-child.ts");
   const [r, otherCpu] = withOtherCpu(() =>
-    spawnSync(process.execPath, ["--import", "tsx", child, SOURCE, out, String(tp), dtype, stale], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, KILN_NATIVE: native ? "1" : "0" } }),
+    spawnSync(process.execPath, ["--import", "tsx", child, SOURCE, out, String(tp), dtype, stale], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, KILN_NATIVE: native ? "1" : "0" },
+    }),
   );
   if (r.status !== 0) throw new Error(`conversion tp=${tp} ${dtype} failed with status ${r.status}`);
   const { bytes, nativeBytes, seconds, preludeSeconds, maxRssMB } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Sample;
@@ -185,20 +195,38 @@ async function main(): Promise<void> {
   // path by 2x between bench runs).
   const runs = [() => cpSamples, ...CASES.map((_, i) => () => kilnSamples[i]!), ...CLI_CASES.map((_, i) => () => cliSamples[i]!)];
   const timeRun = (i: number) =>
-    i === 0 ? timeCp(bytes) : i <= CASES.length ? timeKiln(CASES[i - 1]!.tp, CASES[i - 1]!.dtype, CASES[i - 1]!.native) : timeKilnCli(bytes, CLI_CASES[i - 1 - CASES.length]!.typecheckCache);
+    i === 0
+      ? timeCp(bytes)
+      : i <= CASES.length
+        ? timeKiln(CASES[i - 1]!.tp, CASES[i - 1]!.dtype, CASES[i - 1]!.native)
+        : timeKilnCli(bytes, CLI_CASES[i - 1 - CASES.length]!.typecheckCache);
   for (let round = 0; round < ROUNDS; round++) {
     for (let k = 0; k < runs.length; k++) {
       const i = (round + k) % runs.length;
       runs[i]!().push(await quietRun(() => timeRun(i)));
     }
-    console.error(`round ${round + 1}/${ROUNDS}: cp ${cpSamples.at(-1)!.seconds.toFixed(2)} s, ${CASES.map((c, i) => `${c.label} ${kilnSamples[i]!.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`);
+    console.error(
+      `round ${round + 1}/${ROUNDS}: cp ${cpSamples.at(-1)!.seconds.toFixed(2)} s, ${CASES.map((c, i) => `${c.label} ${kilnSamples[i]!.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`,
+    );
   }
   for (const dir of ["out", "out.stale"]) await rm(join(ROOT, dir), { recursive: true, force: true });
   const cp = summarize(cpSamples);
-  console.log(table([["cp -r (same files)", cp], ...CASES.map((c, i): [string, Summary] => [c.label, summarize(kilnSamples[i]!)]), ...CLI_CASES.map((c, i): [string, Summary] => [c.label, summarize(cliSamples[i]!)])], cp));
+  console.log(
+    table(
+      [
+        ["cp -r (same files)", cp],
+        ...CASES.map((c, i): [string, Summary] => [c.label, summarize(kilnSamples[i]!)]),
+        ...CLI_CASES.map((c, i): [string, Summary] => [c.label, summarize(cliSamples[i]!)]),
+      ],
+      cp,
+    ),
+  );
   console.log(`(${reruns} runs rerun and ${noisyKept} kept after ${MAX_RERUNS} reruns because other processes used > ${OTHER_CPU_LIMIT} CPU s during them)`);
   console.log("\ncompile time without weights (trace, passes, lowering, tp=8 sharding, rank-file plans; median of 3):");
-  for (const r of compileTimes()) console.log(`  ${r.model.padEnd(13)} ${r.medianMs.toFixed(0).padStart(5)} ms (best ${r.bestMs.toFixed(0)} ms)  ${r.nodes} lowered nodes, ${r.rankTensors} rank tensors`);
+  for (const r of compileTimes())
+    console.log(
+      `  ${r.model.padEnd(13)} ${r.medianMs.toFixed(0).padStart(5)} ms (best ${r.bestMs.toFixed(0)} ms)  ${r.nodes} lowered nodes, ${r.rankTensors} rank tensors`,
+    );
   console.log("\nCLI and interpreter (issue 16; ratios measured in this run):");
   console.log([...startupBench(Math.max(ROUNDS, 9)).lines, ...typecheckBench(ROUNDS).lines, ...(await interpBench(ROUNDS)).lines].join("\n"));
 }

@@ -31,7 +31,12 @@ async function once(path: "map" | "buffer" | "kernel", scan: boolean, cast: bool
     const t0 = performance.now();
     for (let at = 0; at < bytes; at += BLOCK) {
       const n = Math.min(BLOCK, bytes - at);
-      await copier!.copy(d, 0, Float64Array.from([s, at, at, n]), { kernel: path === "kernel", map, ...(scan && { scan: cast ? "F16" : "BF16" }), ...(cast && { table: castTable("BF16", "F16")! }) });
+      await copier!.copy(d, 0, Float64Array.from([s, at, at, n]), {
+        kernel: path === "kernel",
+        map,
+        ...(scan && { scan: cast ? "F16" : "BF16" }),
+        ...(cast && { table: castTable("BF16", "F16")! }),
+      });
     }
     return (performance.now() - t0) / 1000;
   } finally {
@@ -44,7 +49,12 @@ async function once(path: "map" | "buffer" | "kernel", scan: boolean, cast: bool
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 await once("buffer", false, false); // warm the page cache
 console.log(`native helper, ${MIB} MiB in ${BLOCK >> 20} MiB blocks, ${ROUNDS} interleaved rounds (median s)`);
-for (const [path, cast] of [["map", false], ["map", true], ["buffer", false], ["kernel", false]] as const) {
+for (const [path, cast] of [
+  ["map", false],
+  ["map", true],
+  ["buffer", false],
+  ["kernel", false],
+] as const) {
   const off: number[] = [];
   const on: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -52,6 +62,8 @@ for (const [path, cast] of [["map", false], ["map", true], ["buffer", false], ["
     if (r % 2) on.push(await once(path, true, cast)), off.push(await once(path, false, cast));
     else off.push(await once(path, false, cast)), on.push(await once(path, true, cast));
   }
-  console.log(`  ${`${path}${cast ? " + BF16->F16 cast" : ""}`.padEnd(24)} no scan ${median(off).toFixed(3)}  scan ${median(on).toFixed(3)}  ratio ${(median(on) / median(off)).toFixed(3)}`);
+  console.log(
+    `  ${`${path}${cast ? " + BF16->F16 cast" : ""}`.padEnd(24)} no scan ${median(off).toFixed(3)}  scan ${median(on).toFixed(3)}  ratio ${(median(on) / median(off)).toFixed(3)}`,
+  );
 }
 rmSync(dir, { recursive: true, force: true });

@@ -19,7 +19,12 @@ const Config = z
     tie_word_embeddings: z.boolean().default(false),
     ...HFRopeFields,
   })
-  .transform((c) => ({ ...c, kv: c.num_key_value_heads ?? c.num_attention_heads, hd: c.head_dim ?? c.hidden_size / c.num_attention_heads, rope: ropeFromHF(c) }));
+  .transform((c) => ({
+    ...c,
+    kv: c.num_key_value_heads ?? c.num_attention_heads,
+    hd: c.head_dim ?? c.hidden_size / c.num_attention_heads,
+    rope: ropeFromHF(c),
+  }));
 type Config = z.output<typeof Config>;
 
 /** x @ w^T for a weight stored [out, in]. */
@@ -60,10 +65,22 @@ class Layer extends Module {
     const [b, s] = [x.dim(0), x.dim(1)];
     const rope = { style: "neox" as const, rotaryDim: hd, theta: this.c.rope.theta, scaling: this.c.rope.scaling };
     const q = F.rope(project(x, this.wq).reshape([b, s, h, hd]), pos, rope).swap(1, 2); // [b, h, s, hd]
-    const k = F.rope(project(x, this.wk).reshape([b, s, kv, hd]), pos, rope).repeatInterleave(h / kv, 2).swap(1, 2);
-    const v = project(x, this.wv).reshape([b, s, kv, hd]).repeatInterleave(h / kv, 2).swap(1, 2);
-    const scores = q.matmul(k.swap(2, 3)).mul(1 / Math.sqrt(hd)).causalMask(); // [b, h, s, s]
-    const out = scores.softmax(-1).matmul(v).swap(1, 2).reshape([b, s, h * hd]);
+    const k = F.rope(project(x, this.wk).reshape([b, s, kv, hd]), pos, rope)
+      .repeatInterleave(h / kv, 2)
+      .swap(1, 2);
+    const v = project(x, this.wv)
+      .reshape([b, s, kv, hd])
+      .repeatInterleave(h / kv, 2)
+      .swap(1, 2);
+    const scores = q
+      .matmul(k.swap(2, 3))
+      .mul(1 / Math.sqrt(hd))
+      .causalMask(); // [b, h, s, s]
+    const out = scores
+      .softmax(-1)
+      .matmul(v)
+      .swap(1, 2)
+      .reshape([b, s, h * hd]);
     return project(out, this.wo);
   }
 

@@ -2,7 +2,23 @@
 // LM head tied to the token embedding. HF stores its projections as Conv1D [in, out] with q/k/v fused in c_attn:
 // the weight map transposes and slices them into Kiln's separate [out, in] projections.
 
-import { ACTIVATION_NAMES, Attention, CausalLM, defineModel, Embedding, LayerNorm, Linear, MLP, Module, perLayer, slice, src, type Tensor, transpose, z } from "kiln";
+import {
+  ACTIVATION_NAMES,
+  Attention,
+  CausalLM,
+  defineModel,
+  Embedding,
+  LayerNorm,
+  Linear,
+  MLP,
+  Module,
+  perLayer,
+  slice,
+  src,
+  type Tensor,
+  transpose,
+  z,
+} from "kiln";
 
 const Gpt2Config = z
   .looseObject({

@@ -4,7 +4,27 @@
 // q, k and v per head ([heads, 3, head_dim] rows); the weight map splits it with reshape + slice. Reads HF
 // `GPTNeoXForCausalLM` configs in transformers 4.x (`rotary_pct`, `rotary_emb_base`) and 5.x (`rope_parameters`).
 
-import { ACTIVATION_NAMES, Attention, CausalLM, defineModel, Embedding, HFRopeFields, LayerNorm, Linear, MLP, Module, perLayer, reshape, ropeFromHF, rotaryDimFromHF, slice, src, type Tensor, type WeightExpr, z } from "kiln";
+import {
+  ACTIVATION_NAMES,
+  Attention,
+  CausalLM,
+  defineModel,
+  Embedding,
+  HFRopeFields,
+  LayerNorm,
+  Linear,
+  MLP,
+  Module,
+  perLayer,
+  reshape,
+  ropeFromHF,
+  rotaryDimFromHF,
+  slice,
+  src,
+  type Tensor,
+  type WeightExpr,
+  z,
+} from "kiln";
 
 const NeoXConfig = z
   .looseObject({
@@ -93,7 +113,13 @@ function neoxWeights(c: NeoXConfig) {
     "embed.weight": src("gpt_neox.embed_in.weight"),
     ...perLayer(c.layers, (i) => {
       const [k, hf] = [`layers.${i}`, `gpt_neox.layers.${i}`];
-      const qkv = (what: "weight" | "bias") => Object.fromEntries((["q", "k", "v"] as const).map((p, part) => [`${k}.attn.${p}.${what}`, qkvPart(src(`${hf}.attention.query_key_value.${what}`), c, part, what === "bias")]));
+      const qkv = (what: "weight" | "bias") =>
+        Object.fromEntries(
+          (["q", "k", "v"] as const).map((p, part) => [
+            `${k}.attn.${p}.${what}`,
+            qkvPart(src(`${hf}.attention.query_key_value.${what}`), c, part, what === "bias"),
+          ]),
+        );
       return {
         [`${k}.inputNorm.weight`]: src(`${hf}.input_layernorm.weight`),
         [`${k}.inputNorm.bias`]: src(`${hf}.input_layernorm.bias`),

@@ -2,7 +2,23 @@
 // query heads (llama3 and linear RoPE scaling), SwiGLU MLP, tied or untied LM head. Reads HF `LlamaForCausalLM`
 // configs in transformers 4.x and 5.x form.
 
-import { ACTIVATION_NAMES, Attention, CausalLM, defineModel, Embedding, GatedMLP, HFRopeFields, Linear, Module, perLayer, RMSNorm, ropeFromHF, src, type Tensor, z } from "kiln";
+import {
+  ACTIVATION_NAMES,
+  Attention,
+  CausalLM,
+  defineModel,
+  Embedding,
+  GatedMLP,
+  HFRopeFields,
+  Linear,
+  Module,
+  perLayer,
+  RMSNorm,
+  ropeFromHF,
+  src,
+  type Tensor,
+  z,
+} from "kiln";
 
 /** The HF fields a LLaMA-style config has (Mistral and others extend them). */
 export const LLAMA_FIELDS = {
@@ -105,16 +121,22 @@ export function llamaWeights(c: LlamaConfig) {
       const [k, hf] = [`layers.${i}`, `model.layers.${i}`];
       return {
         [`${k}.inputNorm.weight`]: src(`${hf}.input_layernorm.weight`),
-        ...Object.assign({}, ...(["q", "k", "v", "o"] as const).map((p) => ({
-          [`${k}.attn.${p}.weight`]: src(`${hf}.self_attn.${p}_proj.weight`),
-          ...bias(p === "o" ? c.outBias : c.qkvBias, `${k}.attn.${p}.bias`, `${hf}.self_attn.${p}_proj.bias`),
-        }))),
+        ...Object.assign(
+          {},
+          ...(["q", "k", "v", "o"] as const).map((p) => ({
+            [`${k}.attn.${p}.weight`]: src(`${hf}.self_attn.${p}_proj.weight`),
+            ...bias(p === "o" ? c.outBias : c.qkvBias, `${k}.attn.${p}.bias`, `${hf}.self_attn.${p}_proj.bias`),
+          })),
+        ),
         ...(c.qkNorm && { [`${k}.attn.qNorm.weight`]: src(`${hf}.self_attn.q_norm.weight`), [`${k}.attn.kNorm.weight`]: src(`${hf}.self_attn.k_norm.weight`) }),
         [`${k}.postNorm.weight`]: src(`${hf}.post_attention_layernorm.weight`),
-        ...Object.assign({}, ...(["gate", "up", "down"] as const).map((p) => ({
-          [`${k}.mlp.${p}.weight`]: src(`${hf}.mlp.${p}_proj.weight`),
-          ...bias(c.mlpBias, `${k}.mlp.${p}.bias`, `${hf}.mlp.${p}_proj.bias`),
-        }))),
+        ...Object.assign(
+          {},
+          ...(["gate", "up", "down"] as const).map((p) => ({
+            [`${k}.mlp.${p}.weight`]: src(`${hf}.mlp.${p}_proj.weight`),
+            ...bias(c.mlpBias, `${k}.mlp.${p}.bias`, `${hf}.mlp.${p}_proj.bias`),
+          })),
+        ),
       };
     }),
     "norm.weight": src("model.norm.weight"),

@@ -7,12 +7,10 @@
 import { defineModel, HFSlidingWindowFields, perLayer, rotaryDimFromHF, slice, slidingWindowsFromHF, src, z } from "kiln";
 import { createLlama, LLAMA_FIELDS, type LlamaConfig, llamaConfigFrom } from "./llama.ts";
 
-const Phi3Config = z
-  .looseObject({ ...LLAMA_FIELDS, ...HFSlidingWindowFields, tie_word_embeddings: z.boolean().default(false) })
-  .transform((c) => {
-    const base = llamaConfigFrom(c, slidingWindowsFromHF(c, c.num_hidden_layers));
-    return { ...base, rotaryDim: rotaryDimFromHF(c, base.headDim) };
-  });
+const Phi3Config = z.looseObject({ ...LLAMA_FIELDS, ...HFSlidingWindowFields, tie_word_embeddings: z.boolean().default(false) }).transform((c) => {
+  const base = llamaConfigFrom(c, slidingWindowsFromHF(c, c.num_hidden_layers));
+  return { ...base, rotaryDim: rotaryDimFromHF(c, base.headDim) };
+});
 
 /** HF Phi3ForCausalLM tensor names -> Kiln parameters (the fused projections split by rows). */
 function phi3Weights(c: LlamaConfig) {

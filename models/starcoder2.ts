@@ -2,7 +2,25 @@
 // projection (`use_bias`), a plain tanh-GELU MLP (c_fc / c_proj) and an optional sliding window; embeddings tied by
 // default. Reads HF `Starcoder2ForCausalLM` configs in transformers 4.x and 5.x form.
 
-import { ACTIVATION_NAMES, Attention, CausalLM, defineModel, Embedding, HFRopeFields, HFSlidingWindowFields, LayerNorm, Linear, MLP, Module, perLayer, ropeFromHF, slidingWindowsFromHF, src, type Tensor, z } from "kiln";
+import {
+  ACTIVATION_NAMES,
+  Attention,
+  CausalLM,
+  defineModel,
+  Embedding,
+  HFRopeFields,
+  HFSlidingWindowFields,
+  LayerNorm,
+  Linear,
+  MLP,
+  Module,
+  perLayer,
+  ropeFromHF,
+  slidingWindowsFromHF,
+  src,
+  type Tensor,
+  z,
+} from "kiln";
 
 const Starcoder2Config = z
   .looseObject({
@@ -78,7 +96,10 @@ function createStarcoder2(c: Starcoder2Config): CausalLM<Starcoder2Layer> {
 
 /** HF Starcoder2ForCausalLM tensor names -> Kiln parameters. */
 function starcoder2Weights(c: Starcoder2Config) {
-  const withBias = (target: string, source: string) => ({ [`${target}.weight`]: src(`${source}.weight`), ...(c.bias && { [`${target}.bias`]: src(`${source}.bias`) }) });
+  const withBias = (target: string, source: string) => ({
+    [`${target}.weight`]: src(`${source}.weight`),
+    ...(c.bias && { [`${target}.bias`]: src(`${source}.bias`) }),
+  });
   const map = {
     "embed.weight": src("model.embed_tokens.weight"),
     ...perLayer(c.layers, (i) => {

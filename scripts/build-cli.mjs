@@ -69,10 +69,12 @@ async function main() {
     writeFileSync(f.path, f.path.endsWith(".js") ? f.text.replaceAll(DIST_PLACEHOLDER, toDist ? `${toDist}/` : "./") : f.contents);
   }
   const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes("node_modules/"));
-  const files = Object.fromEntries(inputs.map((f) => {
-    const s = statSync(join(root, f));
-    return [f, [s.size, s.mtimeMs]];
-  }));
+  const files = Object.fromEntries(
+    inputs.map((f) => {
+      const s = statSync(join(root, f));
+      return [f, [s.size, s.mtimeMs]];
+    }),
+  );
   writeFileSync(join(out, "manifest.json"), JSON.stringify({ files }));
   say(`compiled the CLI into dist/ (${inputs.length} sources)`);
 }

@@ -25,7 +25,8 @@ function main() {
   if (process.env.KILN_NATIVE === "0") return say("KILN_NATIVE=0: native copy helper not built");
   const gyp = nodeGyp();
   const dir = nodeDir();
-  if (!gyp || !dir) return say(`native copy helper not built (${!gyp ? "node-gyp" : "Node's C headers"} not found); kiln compile will copy weights through memory (slower)`);
+  if (!gyp || !dir)
+    return say(`native copy helper not built (${!gyp ? "node-gyp" : "Node's C headers"} not found); kiln compile will copy weights through memory (slower)`);
   const r = spawnSync(process.execPath, [gyp, "rebuild", `--nodedir=${dir}`], { cwd: join(root, "native"), encoding: "utf8" });
   if (r.status !== 0) {
     const why = `${r.stderr ?? ""}${r.stdout ?? ""}`.split("\n").find((l) => /error/i.test(l)) ?? `node-gyp exited with ${r.status}`;

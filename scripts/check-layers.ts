@@ -83,8 +83,10 @@ export function valueImports(root: string, file: string, text: string): ImportEd
   };
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier) && !isTypeOnlyImport(node)) add(node.moduleSpecifier.text, node);
-    else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier) && !node.isTypeOnly) add(node.moduleSpecifier.text, node);
-    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) add(node.arguments[0].text, node);
+    else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier) && !node.isTypeOnly)
+      add(node.moduleSpecifier.text, node);
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0]))
+      add(node.arguments[0].text, node);
     ts.forEachChild(node, visit);
   };
   visit(sf);
@@ -141,7 +143,9 @@ export function checkLayers(rows: LayerRow[], files: string[], edgesOf: (file: s
       if (!next.has(from.path)) next.set(from.path, new Set());
       next.get(from.path)!.add(to.path);
       if (to.rank >= from.rank)
-        problems.push(`${edge.from}:${edge.line} imports ${edge.to}: ${from.path} (rank ${from.rank}) may only import lower ranks, not ${to.path} (rank ${to.rank})`);
+        problems.push(
+          `${edge.from}:${edge.line} imports ${edge.to}: ${from.path} (rank ${from.rank}) may only import lower ranks, not ${to.path} (rank ${to.rank})`,
+        );
     }
   }
   for (const component of cycles([...next.keys()], next)) problems.push(`import cycle between ${component.join(", ")}`);

@@ -74,7 +74,7 @@ export const EXAMPLES: Record<string, string> = {
   repeatInterleave: 'repeatInterleave(src("k_proj.weight"), 0, 2)',
   reshape: 'reshape(src("wqkv"), [3, 32, 128, 4096])',
   zeros: "zeros([hidden])",
-  perLayer: '...perLayer(c.layers, (i) => ({ [`layers.${i}.norm.weight`]: src(`model.layers.${i}.input_layernorm.weight`) }))',
+  perLayer: "...perLayer(c.layers, (i) => ({ [`layers.${i}.norm.weight`]: src(`model.layers.${i}.input_layernorm.weight`) }))",
   ropeFromHF: "rope: ropeFromHF(c) // { theta, scaling } from rope_theta/rope_scaling or rope_parameters",
   rotaryDimFromHF: "rotaryDim: rotaryDimFromHF(c, headDim, 0.25) // GPT-NeoX: rotary_pct 0.25 unless the config says",
   HFRopeFields: "z.looseObject({ ...HFRopeFields, hidden_size: z.number() })",
@@ -90,7 +90,13 @@ interface Item {
 }
 
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
-const jsdoc = (n: JSDocableNode) => oneLine(n.getJsDocs().map((d) => d.getDescription()).join(" "));
+const jsdoc = (n: JSDocableNode) =>
+  oneLine(
+    n
+      .getJsDocs()
+      .map((d) => d.getDescription())
+      .join(" "),
+  );
 /** The IR op a DSL function emits (first string literal naming an op in its body), for its doc. */
 function opDoc(text: string): string {
   for (const m of text.matchAll(/"([a-z_]+)"/g)) if (m[1]! in CORE_OPS) return `IR op \`${m[1]}\`: ${CORE_OPS[m[1] as keyof typeof CORE_OPS].doc}`;
@@ -99,40 +105,95 @@ function opDoc(text: string): string {
 
 function tensorItems(f: SourceFile): Item[] {
   const cls = f.getClassOrThrow("Tensor");
-  const getters = cls.getGetAccessors().map((g) => ({ key: `Tensor.${g.getName()}`, name: g.getName(), signature: `x.${g.getName()}: ${g.getReturnTypeNode()?.getText() ?? ""}`, doc: jsdoc(g) }));
+  const getters = cls
+    .getGetAccessors()
+    .map((g) => ({ key: `Tensor.${g.getName()}`, name: g.getName(), signature: `x.${g.getName()}: ${g.getReturnTypeNode()?.getText() ?? ""}`, doc: jsdoc(g) }));
   const methods = cls.getMethods().map((m) => ({
     key: `Tensor.${m.getName()}`,
     name: m.getName(),
-    signature: oneLine(`x.${m.getName()}(${m.getParameters().map((p) => p.getText()).join(", ")}): ${m.getReturnTypeNode()?.getText() ?? ""}`),
+    signature: oneLine(
+      `x.${m.getName()}(${m
+        .getParameters()
+        .map((p) => p.getText())
+        .join(", ")}): ${m.getReturnTypeNode()?.getText() ?? ""}`,
+    ),
     doc: jsdoc(m) || opDoc(m.getBodyText() ?? ""),
   }));
   return [...getters, ...methods];
 }
 
 function functionalItems(f: SourceFile): Item[] {
-  return f.getVariableStatements().filter((s) => s.isExported()).flatMap((s) =>
-    s.getDeclarations().map((d) => {
-      const init = d.getInitializer();
-      const arrow = init && Node.isArrowFunction(init) ? init : undefined;
-      const signature = arrow ? oneLine(`F.${d.getName()}(${arrow.getParameters().map((p) => p.getText()).join(", ")}): ${arrow.getReturnTypeNode()?.getText() ?? ""}`) : `F.${d.getName()}`;
-      const keys = d.getName() === "ACTIVATIONS" && init && Node.isAsExpression(init) ? init.getExpression() : init;
-      const names = keys && Node.isObjectLiteralExpression(keys) ? ` (${keys.getProperties().map((p) => (Node.isPropertyAssignment(p) ? p.getName() : "")).join(", ")})` : "";
-      return { key: `F.${d.getName()}`, name: d.getName(), signature, doc: (jsdoc(s) || opDoc(arrow?.getText() ?? "")) + names };
-    }),
-  );
+  return f
+    .getVariableStatements()
+    .filter((s) => s.isExported())
+    .flatMap((s) =>
+      s.getDeclarations().map((d) => {
+        const init = d.getInitializer();
+        const arrow = init && Node.isArrowFunction(init) ? init : undefined;
+        const signature = arrow
+          ? oneLine(
+              `F.${d.getName()}(${arrow
+                .getParameters()
+                .map((p) => p.getText())
+                .join(", ")}): ${arrow.getReturnTypeNode()?.getText() ?? ""}`,
+            )
+          : `F.${d.getName()}`;
+        const keys = d.getName() === "ACTIVATIONS" && init && Node.isAsExpression(init) ? init.getExpression() : init;
+        const names =
+          keys && Node.isObjectLiteralExpression(keys)
+            ? ` (${keys
+                .getProperties()
+                .map((p) => (Node.isPropertyAssignment(p) ? p.getName() : ""))
+                .join(", ")})`
+            : "";
+        return { key: `F.${d.getName()}`, name: d.getName(), signature, doc: (jsdoc(s) || opDoc(arrow?.getText() ?? "")) + names };
+      }),
+    );
 }
 
 function moduleItems(files: SourceFile[]): Item[] {
   return files.flatMap((f) =>
-    f.getClasses().filter((c) => c.isExported()).map((c) => {
-      const ctor = c.getConstructors()[0];
-      const params = ctor ? ctor.getParameters().map((p) => oneLine(p.getText().replace(/^readonly |^private readonly /, ""))).join(", ") : "";
-      // Options objects declared as interfaces (AttentionConfig, CausalLMParts) are listed field by field.
-      const optionTypes = ctor?.getParameters().map((p) => p.getTypeNode()?.getText().replace(/<.*>$/, "")).filter((t): t is string => !!t && /^[A-Z]/.test(t)) ?? [];
-      const options = optionTypes.flatMap((t) => f.getInterface(t)?.getProperties().map((p) => `\`${p.getName()}${p.hasQuestionToken() ? "?" : ""}: ${oneLine(p.getTypeNode()?.getText() ?? "")}\`${jsdoc(p) ? ` ${jsdoc(p)}` : ""}`) ?? []);
-      const fileDoc = oneLine(f.getFullText().split("\n").filter((l) => l.startsWith("//")).map((l) => l.slice(2)).join(" ")).split(". ")[0]!;
-      return { key: c.getName()!, name: c.getName()!, signature: `new ${c.getName()}(${params})`, doc: [jsdoc(c) || fileDoc.replace(/\.*$/, "."), ...(options.length ? [`Options: ${options.join("; ")}`] : [])].join(" ") };
-    }),
+    f
+      .getClasses()
+      .filter((c) => c.isExported())
+      .map((c) => {
+        const ctor = c.getConstructors()[0];
+        const params = ctor
+          ? ctor
+              .getParameters()
+              .map((p) => oneLine(p.getText().replace(/^readonly |^private readonly /, "")))
+              .join(", ")
+          : "";
+        // Options objects declared as interfaces (AttentionConfig, CausalLMParts) are listed field by field.
+        const optionTypes =
+          ctor
+            ?.getParameters()
+            .map((p) => p.getTypeNode()?.getText().replace(/<.*>$/, ""))
+            .filter((t): t is string => !!t && /^[A-Z]/.test(t)) ?? [];
+        const options = optionTypes.flatMap(
+          (t) =>
+            f
+              .getInterface(t)
+              ?.getProperties()
+              .map(
+                (p) => `\`${p.getName()}${p.hasQuestionToken() ? "?" : ""}: ${oneLine(p.getTypeNode()?.getText() ?? "")}\`${jsdoc(p) ? ` ${jsdoc(p)}` : ""}`,
+              ) ?? [],
+        );
+        const fileDoc = oneLine(
+          f
+            .getFullText()
+            .split("\n")
+            .filter((l) => l.startsWith("//"))
+            .map((l) => l.slice(2))
+            .join(" "),
+        ).split(". ")[0]!;
+        return {
+          key: c.getName()!,
+          name: c.getName()!,
+          signature: `new ${c.getName()}(${params})`,
+          doc: [jsdoc(c) || fileDoc.replace(/\.*$/, "."), ...(options.length ? [`Options: ${options.join("; ")}`] : [])].join(" "),
+        };
+      }),
   );
 }
 
@@ -140,11 +201,33 @@ function exportedFunctions(f: SourceFile, names: readonly string[]): Item[] {
   return names.map((name) => {
     const v = f.getVariableDeclaration(name);
     const fn = f.getFunction(name);
-    if (fn) return { key: name, name, signature: oneLine(`${name}(${fn.getParameters().map((p) => p.getText()).join(", ")}): ${fn.getReturnTypeNode()?.getText() ?? ""}`), doc: jsdoc(fn) };
+    if (fn)
+      return {
+        key: name,
+        name,
+        signature: oneLine(
+          `${name}(${fn
+            .getParameters()
+            .map((p) => p.getText())
+            .join(", ")}): ${fn.getReturnTypeNode()?.getText() ?? ""}`,
+        ),
+        doc: jsdoc(fn),
+      };
     if (!v) throw new Error(`${f.getBaseName()}: no export '${name}'`);
     const init = v.getInitializer();
     const doc = jsdoc(v.getVariableStatementOrThrow());
-    if (init && Node.isArrowFunction(init)) return { key: name, name, signature: oneLine(`${name}(${init.getParameters().map((p) => p.getText()).join(", ")}): ${init.getReturnTypeNode()?.getText() ?? ""}`), doc };
+    if (init && Node.isArrowFunction(init))
+      return {
+        key: name,
+        name,
+        signature: oneLine(
+          `${name}(${init
+            .getParameters()
+            .map((p) => p.getText())
+            .join(", ")}): ${init.getReturnTypeNode()?.getText() ?? ""}`,
+        ),
+        doc,
+      };
     return { key: name, name, signature: name, doc };
   });
 }
@@ -172,11 +255,39 @@ export function collectReference(): Reference {
   const weights = exportedFunctions(file("src/weights/weight-map.ts"), Object.keys(WEIGHT_DOCS)).map((i) => ({ ...i, doc: i.doc || WEIGHT_DOCS[i.name]! }));
   return {
     sections: [
-      { title: "Tensor methods", intro: "A `Tensor` is a traced value; each method appends one typed IR op (shapes and dtypes checked at once). Numbers as operands become scalar constants of the tensor's dtype.", items: tensorItems(file("src/dsl/tensor.ts")) },
-      { title: "F.* functions", intro: '`import { F } from "kiln"`: ops that take several tensors or read better as calls.', items: functionalItems(file("src/dsl/functional.ts")) },
-      { title: "Modules", intro: "Library modules (`Module` subclasses). Parameters are named by attribute path (`layers.3.attn.q.weight`).", items: moduleItems(modules) },
-      { title: "Weight-map expressions", intro: "A model's `weights(config)` returns `{ map, ignore }`: for each parameter, an expression over checkpoint tensors, kept as data (fusion and sharding compose with it).", items: weights },
-      { title: "Hugging Face config helpers", intro: "zod field sets and readers for config.json values every family shares (transformers 4.x and 5.x forms).", items: exportedFunctions(file("src/weights/hf-config.ts"), ["HFRopeFields", "ropeFromHF", "rotaryDimFromHF", "HFSlidingWindowFields", "slidingWindowsFromHF"]) },
+      {
+        title: "Tensor methods",
+        intro:
+          "A `Tensor` is a traced value; each method appends one typed IR op (shapes and dtypes checked at once). Numbers as operands become scalar constants of the tensor's dtype.",
+        items: tensorItems(file("src/dsl/tensor.ts")),
+      },
+      {
+        title: "F.* functions",
+        intro: '`import { F } from "kiln"`: ops that take several tensors or read better as calls.',
+        items: functionalItems(file("src/dsl/functional.ts")),
+      },
+      {
+        title: "Modules",
+        intro: "Library modules (`Module` subclasses). Parameters are named by attribute path (`layers.3.attn.q.weight`).",
+        items: moduleItems(modules),
+      },
+      {
+        title: "Weight-map expressions",
+        intro:
+          "A model's `weights(config)` returns `{ map, ignore }`: for each parameter, an expression over checkpoint tensors, kept as data (fusion and sharding compose with it).",
+        items: weights,
+      },
+      {
+        title: "Hugging Face config helpers",
+        intro: "zod field sets and readers for config.json values every family shares (transformers 4.x and 5.x forms).",
+        items: exportedFunctions(file("src/weights/hf-config.ts"), [
+          "HFRopeFields",
+          "ropeFromHF",
+          "rotaryDimFromHF",
+          "HFSlidingWindowFields",
+          "slidingWindowsFromHF",
+        ]),
+      },
     ],
   };
 }

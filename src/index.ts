@@ -14,7 +14,20 @@ export { Linear } from "./dsl/modules/linear.ts";
 export { GatedMLP, MLP } from "./dsl/modules/mlp.ts";
 export { LayerNorm, RMSNorm } from "./dsl/modules/norms.ts";
 export { HFRopeFields, HFSlidingWindowFields, type KilnRope, ropeFromHF, rotaryDimFromHF, slidingWindowsFromHF } from "./weights/hf-config.ts";
-export { concat, pad, perLayer, repeatInterleave, reshape, slice, src, transpose, type WeightExpr, type WeightMap, type WeightMapSpec, zeros } from "./weights/weight-map.ts";
+export {
+  concat,
+  pad,
+  perLayer,
+  repeatInterleave,
+  reshape,
+  slice,
+  src,
+  transpose,
+  type WeightExpr,
+  type WeightMap,
+  type WeightMapSpec,
+  zeros,
+} from "./weights/weight-map.ts";
 export type { DType } from "./ir/dtype.ts";
 // Graph transformations: patterns, rules, passes, and the GPU-free equivalence check.
 export { ANY, pattern, type Match, type Pattern } from "./passes/pattern.ts";
@@ -26,7 +39,18 @@ export { structuralSignature } from "./passes/signature.ts";
 export { checkEquivalence, type EquivalenceOptions, type EquivalenceReport } from "./interp/equivalence.ts";
 // Custom ops: declaration (shape rule, TypeScript reference, TensorRT-LLM lowering), multi-output fusions, and what
 // references and shape rules work with.
-export { customOp, defineOp, OpDeclError, type ArgSource, type CustomOp, type OpDecl, type OpLowering, type PythonPluginLowering, type TrtllmCallLowering, type VerifySpec } from "./custom-ops/custom-op.ts";
+export {
+  customOp,
+  defineOp,
+  OpDeclError,
+  type ArgSource,
+  type CustomOp,
+  type OpDecl,
+  type OpLowering,
+  type PythonPluginLowering,
+  type TrtllmCallLowering,
+  type VerifySpec,
+} from "./custom-ops/custom-op.ts";
 export { fusionPass, fusionRule, type FusionArgs, type FusionRule } from "./custom-ops/fusion.ts";
 export { type RTensor, tensor as rtensor } from "./interp/tensor.ts";
 export { ShapeError, type ValueType } from "./ir/ops.ts";

@@ -26,6 +26,7 @@ async function checkParity(def: ModelDefinition<any>, dir: string, eos?: number)
 
 describe("HF parity in the interpreter", () => {
   for (const { fixture, model } of FIXTURE_MODELS) it(`${fixture} (models/${model}.ts)`, () => checkParity(MODELS[model]!, `${FIXTURES}${fixture}`));
-  for (const fixture of ["llama", "llama3_gqa"]) it(`${fixture} (examples/llama_from_primitives.ts, a user-written model)`, () => checkParity(primitiveLlama, `${FIXTURES}${fixture}`));
+  for (const fixture of ["llama", "llama3_gqa"])
+    it(`${fixture} (examples/llama_from_primitives.ts, a user-written model)`, () => checkParity(primitiveLlama, `${FIXTURES}${fixture}`));
   it.skipIf(!hasRealModel)("TinyStories 260K (real trained LLaMA)", () => checkParity(llama, REAL_TINYSTORIES));
 });

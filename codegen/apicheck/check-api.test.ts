@@ -25,7 +25,12 @@ function annotations(file: string, tag: "error" | "unverified"): Expected[] {
   const marker = `# ${tag}:`;
   return readFileSync(file, "utf8")
     .split("\n")
-    .flatMap((src, i) => src.split(marker).slice(1).map((t) => ({ line: i + 1, text: t.split("# ")[0]!.trim() })));
+    .flatMap((src, i) =>
+      src
+        .split(marker)
+        .slice(1)
+        .map((t) => ({ line: i + 1, text: t.split("# ")[0]!.trim() })),
+    );
 }
 
 /** Pairs each expectation with a distinct finding on its line whose text contains it; returns what is left over. */
@@ -79,14 +84,44 @@ describe("checkPythonApi on the sample custom model", () => {
 describe("single mistakes in the sample model are caught on their line", () => {
   const source = readFileSync(GOOD, "utf8");
   const cases: { name: string; from: string; to: string; message: string }[] = [
-    { name: "unknown keyword", from: "rotary_embedding_base=config.rotary_base", to: "rotary_base=config.rotary_base", message: "Attention(): unknown keyword argument 'rotary_base'" },
-    { name: "too many positionals", from: "F.sum(squares, dim=-1, keepdim=True)", to: "F.sum(squares, -1, True, 0)", message: "F.sum(): takes at most 3 positional argument(s), 4 given" },
-    { name: "partial op positional", from: "F.pow(hidden_states, 2.0)", to: "F.pow(hidden_states, 2.0, 0)", message: "F.pow(): takes at most 2 positional argument(s), 3 given; keyword-only: op" },
+    {
+      name: "unknown keyword",
+      from: "rotary_embedding_base=config.rotary_base",
+      to: "rotary_base=config.rotary_base",
+      message: "Attention(): unknown keyword argument 'rotary_base'",
+    },
+    {
+      name: "too many positionals",
+      from: "F.sum(squares, dim=-1, keepdim=True)",
+      to: "F.sum(squares, -1, True, 0)",
+      message: "F.sum(): takes at most 3 positional argument(s), 4 given",
+    },
+    {
+      name: "partial op positional",
+      from: "F.pow(hidden_states, 2.0)",
+      to: "F.pow(hidden_states, 2.0, 0)",
+      message: "F.pow(): takes at most 2 positional argument(s), 3 given; keyword-only: op",
+    },
     { name: "enum member", from: "AttentionMaskType.causal", to: "AttentionMaskType.casual", message: "has no member 'casual' (did you mean 'causal'?)" },
-    { name: "forward keyword", from: "lora_params=lora_params)", to: "lora_layer_params=lora_params)", message: "self.layers.forward(): unknown keyword argument 'lora_layer_params'" },
+    {
+      name: "forward keyword",
+      from: "lora_params=lora_params)",
+      to: "lora_layer_params=lora_params)",
+      message: "self.layers.forward(): unknown keyword argument 'lora_layer_params'",
+    },
     { name: "Tensor method", from: "gathered.view(", to: "gathered.reshape(", message: "'tensorrt_llm.functional.Tensor' object has no method 'reshape'" },
-    { name: "super().__init__ arity", from: "super().__init__(config, transformer, lm_head)", to: "super().__init__(config, transformer)", message: "missing required argument(s) 'lm_head'" },
-    { name: "import path", from: "from tensorrt_llm.models import MODEL_MAP", to: "from tensorrt_llm.model import MODEL_MAP", message: "no module named 'tensorrt_llm.model' in the API manifest (did you mean 'models'?)" },
+    {
+      name: "super().__init__ arity",
+      from: "super().__init__(config, transformer, lm_head)",
+      to: "super().__init__(config, transformer)",
+      message: "missing required argument(s) 'lm_head'",
+    },
+    {
+      name: "import path",
+      from: "from tensorrt_llm.models import MODEL_MAP",
+      to: "from tensorrt_llm.model import MODEL_MAP",
+      message: "no module named 'tensorrt_llm.model' in the API manifest (did you mean 'models'?)",
+    },
   ];
 
   it.each(cases)("$name", ({ name, from, to, message }) => {

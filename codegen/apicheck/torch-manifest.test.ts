@@ -27,7 +27,11 @@ describe("extract_manifest.py", () => {
 
   it("records signatures with parameter kinds and defaults, without self", () => {
     const init = mod.classes.Widget.methods.__init__;
-    expect(init.params.map((p: any) => [p.name, p.kind, p.has_default])).toEqual([["size", "keyword_only", false], ["color", "keyword_only", true], ["extra", "keyword_only", true]]);
+    expect(init.params.map((p: any) => [p.name, p.kind, p.has_default])).toEqual([
+      ["size", "keyword_only", false],
+      ["color", "keyword_only", true],
+      ["extra", "keyword_only", true],
+    ]);
     expect(init.params[1].default).toBe("Color.RED");
     expect(init.body.child_modules).toEqual([{ name: "part", callee: "Part", callee_resolved: "pkg.mod.Part" }]);
     expect(mod.classes.Widget.methods.make.kind).toBe("staticmethod");
@@ -38,15 +42,27 @@ describe("extract_manifest.py", () => {
 
   it("synthesizes a kw_only dataclass __init__ without init=False fields; enums keep their members", () => {
     expect(mod.classes.Settings.init_defined_in).toBe("pkg.mod.Settings (synthesized)");
-    expect(mod.classes.Settings.synthesized_init.params.map((p: any) => [p.name, p.kind, p.has_default])).toEqual([["size", "keyword_only", false], ["name", "keyword_only", true]]);
-    expect(mod.enums.Color).toMatchObject({ enum_base: "Enum", members: [{ name: "RED", value: "red" }, { name: "BLUE", value: "blue" }] });
+    expect(mod.classes.Settings.synthesized_init.params.map((p: any) => [p.name, p.kind, p.has_default])).toEqual([
+      ["size", "keyword_only", false],
+      ["name", "keyword_only", true],
+    ]);
+    expect(mod.enums.Color).toMatchObject({
+      enum_base: "Enum",
+      members: [
+        { name: "RED", value: "red" },
+        { name: "BLUE", value: "blue" },
+      ],
+    });
   });
 
   it("resolves relative imports and re-exports; documents each source file", () => {
     expect(mod.imports.Base).toBe("pkg.sub.base.Base");
     expect(m.resolution["pkg.Widget"]).toEqual({ target: "pkg.mod.Widget", kind: "class" });
     expect(m.resolution["pkg.mod.nn"]).toEqual({ target: "torch.nn", kind: "external" });
-    expect(m.source["pkg/mod.py"]).toMatchObject({ commit: "0000000000000000000000000000000000000000", chars: readFileSync(here("./testdata/extract/pkg/mod.py"), "utf8").length });
+    expect(m.source["pkg/mod.py"]).toMatchObject({
+      commit: "0000000000000000000000000000000000000000",
+      chars: readFileSync(here("./testdata/extract/pkg/mod.py"), "utf8").length,
+    });
     expect(m.module_prefixes).toEqual(["pkg"]);
   });
 
@@ -94,8 +110,24 @@ describe("trtllm-torch-1.2.json", () => {
 
   it("holds the constructor keywords the generated code relies on", () => {
     const init = (mod: string, cls: string) => m.modules[mod].classes[cls].methods.__init__.params.map((p: any) => p.name);
-    expect(init("tensorrt_llm._torch.modules.attention", "Attention")).toEqual(expect.arrayContaining(["hidden_size", "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "bias", "pos_embd_params", "layer_idx", "dtype", "dense_bias", "config", "q_scaling"]));
+    expect(init("tensorrt_llm._torch.modules.attention", "Attention")).toEqual(
+      expect.arrayContaining([
+        "hidden_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "bias",
+        "pos_embd_params",
+        "layer_idx",
+        "dtype",
+        "dense_bias",
+        "config",
+        "q_scaling",
+      ]),
+    );
     expect(init("tensorrt_llm._torch.models.modeling_utils", "DecoderModelForCausalLM")).toEqual(["model", "config", "hidden_size", "vocab_size"]);
-    expect(m.modules["tensorrt_llm._torch.attention_backend.interface"].classes.RopeParams.synthesized_init.params.map((p: any) => p.name)).toEqual(expect.arrayContaining(["dim", "theta", "scale_type", "scale", "low_freq_factor", "high_freq_factor", "max_positions", "original_max_positions"]));
+    expect(m.modules["tensorrt_llm._torch.attention_backend.interface"].classes.RopeParams.synthesized_init.params.map((p: any) => p.name)).toEqual(
+      expect.arrayContaining(["dim", "theta", "scale_type", "scale", "low_freq_factor", "high_freq_factor", "max_positions", "original_max_positions"]),
+    );
   });
 });

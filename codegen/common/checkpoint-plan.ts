@@ -18,7 +18,14 @@ import type { TrtDtype } from "../trtllm-engine/pretrained-config.ts";
 
 export const SAFETENSORS_DTYPE = { float32: "F32", float16: "F16", bfloat16: "BF16" } as const satisfies Record<TrtDtype, string>;
 
-export function rankFilePlans(low: LoweredModel, shards: readonly WeightMap[], m: Mapping, dtype: TrtDtype, metadata: Record<string, string> = {}, quant?: QuantSpec): RankFilePlan<PlanTensor>[] {
+export function rankFilePlans(
+  low: LoweredModel,
+  shards: readonly WeightMap[],
+  m: Mapping,
+  dtype: TrtDtype,
+  metadata: Record<string, string> = {},
+  quant?: QuantSpec,
+): RankFilePlan<PlanTensor>[] {
   const plans: RankFilePlan<PlanTensor>[] = [];
   const lastStage = postLayerParams(low.graph);
   const place = (name: string) => placeParam(name, low.numLayers, m.pp, lastStage);

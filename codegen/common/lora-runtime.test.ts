@@ -38,12 +38,30 @@ async function compileWithAdapters(model: string, fixture: string, adapters: rea
 }
 
 /** Logits [b][T*vocab] of one batch of equal-length prompts, request b using LoRA task requestTasks[b]. */
-function batchLogits(c: Awaited<ReturnType<typeof compileWithAdapters>>, ids: readonly number[], requestTasks: number[], tp: number, tasks = c.tasks): Float32Array[] {
+function batchLogits(
+  c: Awaited<ReturnType<typeof compileWithAdapters>>,
+  ids: readonly number[],
+  requestTasks: number[],
+  tp: number,
+  tasks = c.tasks,
+): Float32Array[] {
   const B = requestTasks.length;
   const T = ids.length;
   const inputs = new Map([
-    ["input_ids", i32([B, T], Int32Array.from({ length: B * T }, (_, i) => ids[i % T]!))],
-    ["position_ids", i32([B, T], Int32Array.from({ length: B * T }, (_, i) => i % T))],
+    [
+      "input_ids",
+      i32(
+        [B, T],
+        Int32Array.from({ length: B * T }, (_, i) => ids[i % T]!),
+      ),
+    ],
+    [
+      "position_ids",
+      i32(
+        [B, T],
+        Int32Array.from({ length: B * T }, (_, i) => i % T),
+      ),
+    ],
   ]);
   const logits = simulateTensorParallel(c.r.lowered.graph, inputs, c.weights, tp, loraPluginHooks(tasks, requestTasks, c.dims, tp)).get("logits")!;
   const V = logits.shape.at(-1)!;
@@ -51,7 +69,11 @@ function batchLogits(c: Awaited<ReturnType<typeof compileWithAdapters>>, ids: re
 }
 
 describe("runtime LoRA: converted tensors applied as the LoRA plugin does reproduce PEFT", () => {
-  for (const [model, fixture, adapters] of [["llama", "llama", ["attn_qv", "all_rslora"]], ["llama", "llama3_gqa", ["all_rslora"]], ["gpt2", "gpt2", ["attn_qkv", "all_rslora"]]] as const)
+  for (const [model, fixture, adapters] of [
+    ["llama", "llama", ["attn_qv", "all_rslora"]],
+    ["llama", "llama3_gqa", ["all_rslora"]],
+    ["gpt2", "gpt2", ["attn_qkv", "all_rslora"]],
+  ] as const)
     for (const tp of [1, 2])
       it(`${fixture} [${adapters.join(", ")}] tp=${tp}: each request in one batch gets its own adapter's logits`, async () => {
         const c = await compileWithAdapters(model, fixture, adapters, tp);
@@ -79,7 +101,12 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
     expect(w.data[256]).toBeCloseTo(q0.B.data[0]! * 2, 6); // B scaled by alpha / r = 8 / 4
     const build = JSON.parse(readFileSync(join(c.out, "build_config.json"), "utf8"));
     expect(build.plugin_config.lora_plugin).toBe("float32");
-    expect(build.lora_config).toEqual({ lora_ckpt_source: "hf", lora_dir: [], max_lora_rank: 8, lora_target_modules: ["attn_q", "attn_k", "attn_v", "attn_dense", "mlp_h_to_4h", "mlp_4h_to_h", "mlp_gate"] });
+    expect(build.lora_config).toEqual({
+      lora_ckpt_source: "hf",
+      lora_dir: [],
+      max_lora_rank: 8,
+      lora_target_modules: ["attn_q", "attn_k", "attn_v", "attn_dense", "mlp_h_to_4h", "mlp_4h_to_h", "mlp_gate"],
+    });
     const manifest = JSON.parse(readFileSync(join(c.out, "lora/adapters.json"), "utf8"));
     expect(manifest.adapters.map((t: { task_id: number }) => t.task_id)).toEqual([1, 2]);
     const rank2 = decodeNpy(readFileSync(join(c.out, "lora/2/model.lora_config.npy")));
@@ -95,14 +122,19 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
     // Every rank using rank 0's rows of B (as if the runtime did not split): wrong numbers.
     const hooks = loraPluginHooks(c.tasks, [1], c.dims, 2);
     const broken = { linearOutput: (m: string, x: any, y: any, _rank: number) => hooks.linearOutput!(m, x, y, 0) };
-    const inputs = new Map([["input_ids", i32([1, ids.length], Int32Array.from(ids))], ["position_ids", i32([1, ids.length], Int32Array.from(ids.map((_, i) => i)))]]);
+    const inputs = new Map([
+      ["input_ids", i32([1, ids.length], Int32Array.from(ids))],
+      ["position_ids", i32([1, ids.length], Int32Array.from(ids.map((_, i) => i)))],
+    ]);
     const wrong = simulateTensorParallel(c.r.lowered.graph, inputs, c.weights, 2, broken).get("logits")!.data as Float32Array;
     expect(relL2(wrong, g!.logits)).toBeGreaterThan(1e-3);
   });
 
   it("refuses k/v LoRA when KV heads are replicated across ranks (tp > num_key_value_heads), naming the module", async () => {
     const a = await readAdapter(adapterDir("llama3_gqa", "all_rslora"));
-    await expect(compileModel(llama, { hfDir: baseDir("llama3_gqa"), outDir: join(tmp, "gqa-tp4"), mapping: { tp: 4, pp: 1 }, loraRuntime: [a] })).rejects.toThrow(
+    await expect(
+      compileModel(llama, { hfDir: baseDir("llama3_gqa"), outDir: join(tmp, "gqa-tp4"), mapping: { tp: 4, pp: 1 }, loraRuntime: [a] }),
+    ).rejects.toThrow(
       /all_rslora: LoRA on 'model\.layers\.0\.self_attn\.k_proj' with 2 KV heads at tp 4: TensorRT-LLM's runtime LoRA splits k\/v across ranks and cannot take replicated KV heads \(use --lora-merge, or tp <= 2\)$/,
     );
     const merged = await compileModel(llama, { hfDir: baseDir("llama3_gqa"), outDir: join(tmp, "gqa-tp4-merged"), mapping: { tp: 4, pp: 1 }, loraMerge: a });
@@ -113,13 +145,40 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
 
   it("the CLI prints trtllm-build with the LoRA flags; bad combinations are one-line errors", async () => {
     const out = join(tmp, "cli");
-    const r = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", out, "--lora", `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`, "--json", "--no-typecheck"]);
+    const r = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--out",
+      out,
+      "--lora",
+      `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`,
+      "--json",
+      "--no-typecheck",
+    ]);
     expect(r.err).toBe("");
     const json = JSON.parse(r.out);
-    expect(json.command).toMatch(/^trtllm-build --lora_plugin float32 --lora_target_modules attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate --max_lora_rank 8 --checkpoint_dir /);
+    expect(json.command).toMatch(
+      /^trtllm-build --lora_plugin float32 --lora_target_modules attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate --max_lora_rank 8 --checkpoint_dir /,
+    );
     expect(json.lora.tasks.map((t: { taskId: number }) => t.taskId)).toEqual([1, 2]);
-    const torch = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", join(tmp, "cli-torch"), "--target", "trtllm-torch", "--lora", adapterDir("llama", "attn_qv"), "--no-typecheck"]);
+    const torch = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--out",
+      join(tmp, "cli-torch"),
+      "--target",
+      "trtllm-torch",
+      "--lora",
+      adapterDir("llama", "attn_qv"),
+      "--no-typecheck",
+    ]);
     expect(torch.code).toBe(1);
-    expect(torch.err).toMatch(/^kiln: --lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets \(got trtllm-torch\); use --lora-merge\n$/);
+    expect(torch.err).toMatch(
+      /^kiln: --lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets \(got trtllm-torch\); use --lora-merge\n$/,
+    );
   });
 });

@@ -39,7 +39,14 @@ export const LAYER_MODULES: Readonly<Record<string, readonly LoraModuleName[]>> 
 /** Which side the runtime splits per tp rank (cpp/tensorrt_llm/runtime/loraModule.cpp createLoraModules @ 2a9abd95):
  * column-parallel layers split B's rows (out), row-parallel layers split A's columns (in). */
 export const TP_SPLIT: Readonly<Record<LoraModuleName, "in" | "out">> = {
-  attn_qkv: "out", attn_q: "out", attn_k: "out", attn_v: "out", attn_dense: "in", mlp_h_to_4h: "out", mlp_gate: "out", mlp_4h_to_h: "in",
+  attn_qkv: "out",
+  attn_q: "out",
+  attn_k: "out",
+  attn_v: "out",
+  attn_dense: "in",
+  mlp_h_to_4h: "out",
+  mlp_gate: "out",
+  mlp_4h_to_h: "in",
 };
 
 export interface RuntimeLoraRow {
@@ -63,7 +70,8 @@ function pushPair(e: WeightExpr, m: BoundModule, where: string): { B: Dense; A: 
     return m.fanInFanOut ? { B: evalExpr(transpose(src("a")), () => m.A), A: evalExpr(transpose(src("b")), () => B) } : { B, A: m.A };
   }
   const kids = exprChildren(e);
-  if (kids.length !== 1 || !(e.op === "transpose" || e.op === "slice")) throw new LoraError(`${where}: runtime LoRA cannot follow a '${e.op}' of '${m.source}' (use --lora-merge)`);
+  if (kids.length !== 1 || !(e.op === "transpose" || e.op === "slice"))
+    throw new LoraError(`${where}: runtime LoRA cannot follow a '${e.op}' of '${m.source}' (use --lora-merge)`);
   const inner = pushPair(kids[0]!, m, where);
   if (e.op === "transpose") return { B: evalExpr(transpose(src("a")), () => inner.A), A: evalExpr(transpose(src("b")), () => inner.B) };
   if (e.op === "slice" && e.dim === 0) return { B: evalExpr({ ...e, x: src("b") }, () => inner.B), A: inner.A };
@@ -80,20 +88,25 @@ export function runtimeLoraRows(adapter: LoraAdapter, bound: readonly BoundModul
     const hit = exprSources(expr).filter((s) => bySource.has(s));
     if (!hit.length) continue;
     const m = LAYER_PARAM.exec(param);
-    if (!m) throw new LoraError(`${adapter.dir}: '${bySource.get(hit[0]!)!.tensorA}' changes '${param}', which TensorRT-LLM's LoRA plugin does not cover (use --lora-merge)`);
+    if (!m)
+      throw new LoraError(
+        `${adapter.dir}: '${bySource.get(hit[0]!)!.tensorA}' changes '${param}', which TensorRT-LLM's LoRA plugin does not cover (use --lora-merge)`,
+      );
     const modules = LAYER_MODULES[m[2]!]!;
     const parts = modules.length > 1 ? ("op" in expr && expr.op === "concat" && expr.xs.length === modules.length ? expr.xs : undefined) : [expr];
     if (!parts) throw new LoraError(`${adapter.dir}: '${param}' is not a concat of q, k and v, so its LoRA rows cannot be told apart (use --lora-merge)`);
     parts.forEach((part, i) => {
       const reads = [...new Set(exprSources(part).filter((s) => bySource.has(s)))];
       if (!reads.length) return;
-      if (reads.length > 1 || exprSources(part).some((s) => !bySource.has(s) && s !== reads[0])) throw new LoraError(`${adapter.dir}: '${param}' mixes several sources in one LoRA module (use --lora-merge)`);
+      if (reads.length > 1 || exprSources(part).some((s) => !bySource.has(s) && s !== reads[0]))
+        throw new LoraError(`${adapter.dir}: '${param}' mixes several sources in one LoRA module (use --lora-merge)`);
       const b = bySource.get(reads[0]!)!;
       used.add(b.source);
       rows.push({ module: modules[i]!, layer: Number(m[1]), hfModule: b.module, ...pushPair(part, b, `${adapter.dir}: '${param}'`) });
     });
   }
-  for (const b of bound) if (!used.has(b.source)) throw new LoraError(`${adapter.dir}: '${b.tensorA}' adapts '${b.module}', which no LoRA-capable TensorRT-LLM Linear reads`);
+  for (const b of bound)
+    if (!used.has(b.source)) throw new LoraError(`${adapter.dir}: '${b.tensorA}' adapts '${b.module}', which no LoRA-capable TensorRT-LLM Linear reads`);
   return rows.sort((x, y) => x.layer - y.layer || LORA_MODULE_IDS[x.module] - LORA_MODULE_IDS[y.module]);
 }
 
@@ -113,7 +126,10 @@ export function runtimeLoraFiles(rows: readonly RuntimeLoraRow[], dtype: string)
   const data = new Float32Array(rows.length * width);
   flat.forEach((f, i) => data.set(f, i * width));
   const config = Int32Array.from(rows.flatMap((r) => [LORA_MODULE_IDS[r.module], r.layer, r.A.shape[0]!]));
-  return { weights: encodeNpy({ dtype: npyDtype, shape: [1, rows.length, width], data }), config: encodeNpy({ dtype: "int32", shape: [1, rows.length, 3], data: config }) };
+  return {
+    weights: encodeNpy({ dtype: npyDtype, shape: [1, rows.length, width], data }),
+    config: encodeNpy({ dtype: "int32", shape: [1, rows.length, 3], data: config }),
+  };
 }
 
 /** build_config.json with the LoRA plugin and lora_config (BuildConfig.from_dict reads LoraConfig's fields). */
@@ -154,13 +170,21 @@ export interface RuntimeLoraModel {
   readonly kvHeads: number;
 }
 
-export function emitRuntimeLora(adapters: readonly RuntimeLoraAdapter[], lowered: WeightMap, buildConfigJson: string, model: RuntimeLoraModel): RuntimeLoraEmission {
+export function emitRuntimeLora(
+  adapters: readonly RuntimeLoraAdapter[],
+  lowered: WeightMap,
+  buildConfigJson: string,
+  model: RuntimeLoraModel,
+): RuntimeLoraEmission {
   const { dtype } = model;
   const rowsPer = adapters.map((a) => runtimeLoraRows(a.adapter, a.bound, lowered));
   // With fewer KV heads than ranks each rank holds a copy of a head, but the runtime sizes attn_k / attn_v as
   // local heads × tp and splits B's rows across ranks (loraModule.cpp, loraCache.cpp): the rows would not fit.
   const kv = rowsPer.flatMap((rows, i) => rows.filter((r) => r.module === "attn_k" || r.module === "attn_v").map((r) => [adapters[i]!, r] as const));
-  if (kv.length && model.kvHeads < model.tp) throw new LoraError(`${kv[0]![0].adapter.dir}: LoRA on '${kv[0]![1].hfModule}' with ${model.kvHeads} KV heads at tp ${model.tp}: TensorRT-LLM's runtime LoRA splits k/v across ranks and cannot take replicated KV heads (use --lora-merge, or tp <= ${model.kvHeads})`);
+  if (kv.length && model.kvHeads < model.tp)
+    throw new LoraError(
+      `${kv[0]![0].adapter.dir}: LoRA on '${kv[0]![1].hfModule}' with ${model.kvHeads} KV heads at tp ${model.tp}: TensorRT-LLM's runtime LoRA splits k/v across ranks and cannot take replicated KV heads (use --lora-merge, or tp <= ${model.kvHeads})`,
+    );
   const modules = loraTargetModules(rowsPer);
   const ranks = rowsPer.map((rows) => Math.max(...rows.map((r) => r.A.shape[0]!)));
   const maxRank = Math.max(...ranks);
@@ -171,11 +195,27 @@ export function emitRuntimeLora(adapters: readonly RuntimeLoraAdapter[], lowered
     binaries[`lora/${i + 1}/model.lora_config.npy`] = config;
     return { taskId: i + 1, dir: a.adapter.dir, rows: rowsPer[i]!.length, maxRank: ranks[i]! };
   });
-  const manifest = { format: "kiln.lora-runtime/1", dtype, lora_target_modules: modules, max_lora_rank: maxRank, adapters: tasks.map((t) => ({ task_id: t.taskId, source: t.dir, weights: `lora/${t.taskId}/model.lora_weights.npy`, config: `lora/${t.taskId}/model.lora_config.npy`, rows: t.rows, max_rank: t.maxRank })) };
+  const manifest = {
+    format: "kiln.lora-runtime/1",
+    dtype,
+    lora_target_modules: modules,
+    max_lora_rank: maxRank,
+    adapters: tasks.map((t) => ({
+      task_id: t.taskId,
+      source: t.dir,
+      weights: `lora/${t.taskId}/model.lora_weights.npy`,
+      config: `lora/${t.taskId}/model.lora_config.npy`,
+      rows: t.rows,
+      max_rank: t.maxRank,
+    })),
+  };
   const flags = loraBuildFlags(modules, maxRank, dtype);
   return {
     binaries,
-    files: { "build_config.json": withLoraBuildConfig(buildConfigJson, modules, maxRank, dtype), "lora/adapters.json": `${JSON.stringify(manifest, null, 2)}\n` },
+    files: {
+      "build_config.json": withLoraBuildConfig(buildConfigJson, modules, maxRank, dtype),
+      "lora/adapters.json": `${JSON.stringify(manifest, null, 2)}\n`,
+    },
     modules,
     maxRank,
     tasks,

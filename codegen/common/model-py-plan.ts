@@ -69,7 +69,8 @@ export function partition(g: Graph): Partition {
   const constants = new Set(g.nodes.filter((n) => n.op === "constant").flatMap((n) => n.outputs));
   const floating = new Map<ValueId, Node>();
   for (const n of g.nodes)
-    if (n !== head && n.op !== "constant" && n.inputs.length > 0 && n.inputs.every((v) => v === positionIds || constants.has(v) || floating.has(v))) n.outputs.forEach((o) => floating.set(o, n));
+    if (n !== head && n.op !== "constant" && n.inputs.length > 0 && n.inputs.every((v) => v === positionIds || constants.has(v) || floating.has(v)))
+      n.outputs.forEach((o) => floating.set(o, n));
   /** The nodes with the position computations they read placed just before their first reader, so every layer
    *  lists them at the same place whichever layer's scope CSE left them in. */
   const withFloating = (nodes: readonly Node[]): Node[] => {
@@ -117,18 +118,24 @@ export function partition(g: Graph): Partition {
         if (inside.has(v) || params.has(v) || constants.has(v) || v === positionIds) continue;
         if (v === inputIds) fail(`${describeNode(n)} reads input_ids inside decoder layer ${i}; only the embedding before the layers may`);
         const s = stageOf.get(v);
-        if (s?.kind === "post") fail(`${describeNode(n)} reads a value computed outside the decoder layers after them; glue between layers must live inside a layer module`);
+        if (s?.kind === "post")
+          fail(`${describeNode(n)} reads a value computed outside the decoder layers after them; glue between layers must live inside a layer module`);
         if (!outside.has(v)) outside.set(v, n);
       }
-    if (outside.size !== 1) fail(`decoder layer ${i} reads ${outside.size} hidden states from outside the layer (${[...outside.values()].map(describeNode).join("; ")}); TensorRT-LLM's DecoderLayerList passes exactly one`);
+    if (outside.size !== 1)
+      fail(
+        `decoder layer ${i} reads ${outside.size} hidden states from outside the layer (${[...outside.values()].map(describeNode).join("; ")}); TensorRT-LLM's DecoderLayerList passes exactly one`,
+      );
     const [input] = outside.keys();
     const expected = i === 0 ? undefined : layerOutputs[i - 1];
     if (i === 0 && stageOf.get(input!)?.kind !== "pre") fail(`decoder layer 0 reads a value that is not computed before the layers`);
-    if (i > 0 && input !== expected) fail(`decoder layer ${i} reads a value other than layer ${i - 1}'s output (${describeNode(outside.get(input!)!)}); layers must form a chain`);
+    if (i > 0 && input !== expected)
+      fail(`decoder layer ${i} reads a value other than layer ${i - 1}'s output (${describeNode(outside.get(input!)!)}); layers must form a chain`);
     layerInputs.push(input!);
     const usedOutside = new Set<ValueId>();
     for (const n of g.nodes) if (!nodes.includes(n)) for (const v of n.inputs) if (inside.has(v) && !floating.has(v)) usedOutside.add(v);
-    if (usedOutside.size !== 1) fail(`decoder layer ${i} hands ${usedOutside.size} values to the rest of the model; a decoder layer returns exactly one hidden state`);
+    if (usedOutside.size !== 1)
+      fail(`decoder layer ${i} hands ${usedOutside.size} values to the rest of the model; a decoder layer returns exactly one hidden state`);
     layerOutputs.push([...usedOutside][0]!);
   }
   const last = layerOutputs[count - 1]!;
@@ -136,12 +143,24 @@ export function partition(g: Graph): Partition {
   for (const n of [...post, head])
     for (const v of n.inputs) {
       const s = stageOf.get(v);
-      if (s?.kind === "layer" && v !== last) fail(`${describeNode(n)} reads a value from inside decoder layer ${s.index}; after the layers only the last layer's output is available`);
-      if (s?.kind === "pre") fail(`${describeNode(n)} reads a value computed before the decoder layers; with pipeline parallelism that value lives on another stage`);
+      if (s?.kind === "layer" && v !== last)
+        fail(`${describeNode(n)} reads a value from inside decoder layer ${s.index}; after the layers only the last layer's output is available`);
+      if (s?.kind === "pre")
+        fail(`${describeNode(n)} reads a value computed before the decoder layers; with pipeline parallelism that value lives on another stage`);
     }
   const transformerOutput = head.inputs[0]!;
   if (transformerOutput !== last && !postMade.has(transformerOutput)) fail(`lm_head does not read the decoder layers' output`);
-  return { pre: withFloating(pre), layers, post: withFloating(post), head, layerInput: layerInputs[0]!, layerOutputs, transformerOutput, ...(inputIds !== undefined && { inputIds }), ...(positionIds !== undefined && { positionIds }) };
+  return {
+    pre: withFloating(pre),
+    layers,
+    post: withFloating(post),
+    head,
+    layerInput: layerInputs[0]!,
+    layerOutputs,
+    transformerOutput,
+    ...(inputIds !== undefined && { inputIds }),
+    ...(positionIds !== undefined && { positionIds }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -178,7 +197,14 @@ export function ownParams(module: ModuleKind, n: Node): string[] {
   const b = (on: unknown, name: string) => (on ? [name] : []);
   switch (module) {
     case "attention":
-      return ["qkv.weight", ...b(n.attrs.qkvBias, "qkv.bias"), "dense.weight", ...b(n.attrs.denseBias, "dense.bias"), ...b(n.attrs.qkNorm, "q_layernorm.weight"), ...b(n.attrs.qkNorm, "k_layernorm.weight")];
+      return [
+        "qkv.weight",
+        ...b(n.attrs.qkvBias, "qkv.bias"),
+        "dense.weight",
+        ...b(n.attrs.denseBias, "dense.bias"),
+        ...b(n.attrs.qkNorm, "q_layernorm.weight"),
+        ...b(n.attrs.qkNorm, "k_layernorm.weight"),
+      ];
     case "mlp": {
       const cols = n.op === "trtllm.gated_mlp" ? ["fc", "gate"] : ["fc"];
       return [...[...cols, "proj"].map((c) => `${c}.weight`), ...(n.attrs.bias ? [...cols, "proj"].map((c) => `${c}.bias`) : [])];
@@ -224,7 +250,8 @@ export function newClassTree(prefix: string): ClassTree {
 export function addNode(t: ClassTree, g: Graph, n: Node, reserved: ReadonlySet<string>): void {
   const names = new Map(g.params.map((p) => [p.value, p.name]));
   const rel = (name: string, what: string) => {
-    if (!name.startsWith(t.prefix) || name.length === t.prefix.length) fail(`${describeNode(n)} reads parameter '${name}', which is not under '${t.prefix}' where the code that reads it lives (${what})`);
+    if (!name.startsWith(t.prefix) || name.length === t.prefix.length)
+      fail(`${describeNode(n)} reads parameter '${name}', which is not under '${t.prefix}' where the code that reads it lives (${what})`);
     const path = name.slice(t.prefix.length).split(".");
     if (path.some((s) => s === "")) fail(`parameter '${name}' has an empty name segment`);
     return path;
@@ -236,7 +263,8 @@ export function addNode(t: ClassTree, g: Graph, n: Node, reserved: ReadonlySet<s
     const own = ownParams(module, n);
     const slots = paramSlots(module, n);
     const fits = n.scope.startsWith(t.prefix) && n.scope.length > t.prefix.length && slots.every((s, k) => names.get(n.inputs[s]!) === `${n.scope}.${own[k]}`);
-    if (trt && !fits) fail(`${describeNode(n)}: its parameters are not named ${n.scope}.{${own.join(",")}} as TensorRT-LLM's ${n.op.slice(7)} layer registers them`);
+    if (trt && !fits)
+      fail(`${describeNode(n)}: its parameters are not named ${n.scope}.{${own.join(",")}} as TensorRT-LLM's ${n.op.slice(7)} layer registers them`);
     if (fits) {
       const path = rel(n.scope, "module");
       insert(t, path, { kind: "module", module, node: n, own }, `${n.scope}.${own[0]}`, reserved);
@@ -271,7 +299,10 @@ function reachesModuleParam(root: Group, path: readonly string[]): boolean {
 }
 
 function insert(t: ClassTree, path: readonly string[], leaf: ModuleLeaf | ParamLeaf, tensor: string, reserved: ReadonlySet<string>): void {
-  if (reserved.has(path[0]!) || path.some((s) => MODULE_ATTRIBUTES.has(s))) fail(`tensor '${tensor}' needs the attribute '${path.find((s) => reserved.has(s) || MODULE_ATTRIBUTES.has(s))}', which the generated module class uses itself; rename that module field`);
+  if (reserved.has(path[0]!) || path.some((s) => MODULE_ATTRIBUTES.has(s)))
+    fail(
+      `tensor '${tensor}' needs the attribute '${path.find((s) => reserved.has(s) || MODULE_ATTRIBUTES.has(s))}', which the generated module class uses itself; rename that module field`,
+    );
   for (const seg of path) {
     const why = reservedAttribute(seg, "trtllm");
     if (why) fail(`tensor '${tensor}' needs the attribute '${seg}' in a generated module class, but ${why}; rename that module field`);
@@ -289,7 +320,10 @@ function insert(t: ClassTree, path: readonly string[], leaf: ModuleLeaf | ParamL
       cur.children.set(seg, grp);
       cur = grp;
     } else if (existing.kind === "group") cur = existing;
-    else fail(`tensor '${tensor}' would live inside ${existing.kind === "module" ? `the ${existing.module} layer` : "the parameter"} '${t.prefix}${path.slice(0, k + 1).join(".")}'`);
+    else
+      fail(
+        `tensor '${tensor}' would live inside ${existing.kind === "module" ? `the ${existing.module} layer` : "the parameter"} '${t.prefix}${path.slice(0, k + 1).join(".")}'`,
+      );
   }
 }
 
@@ -395,8 +429,13 @@ export function checkSameStructure(plans: readonly LayerPlan[]): void {
     if (at < 0) continue;
     const mine = p.nodes[at];
     const theirs = first!.nodes[at];
-    const what = mine && theirs ? `${describeNode(mine)} vs layer 0's ${describeNode(theirs)}: ${firstDifference(p.signature[at]!, first!.signature[at]!)}` : `it has ${p.nodes.length} ops, layer 0 has ${first!.nodes.length}`;
-    fail(`decoder layer ${p.index} differs in structure from layer 0 at op ${at} (${what}); TensorRT-LLM builds every layer of a DecoderLayerList with one class`);
+    const what =
+      mine && theirs
+        ? `${describeNode(mine)} vs layer 0's ${describeNode(theirs)}: ${firstDifference(p.signature[at]!, first!.signature[at]!)}`
+        : `it has ${p.nodes.length} ops, layer 0 has ${first!.nodes.length}`;
+    fail(
+      `decoder layer ${p.index} differs in structure from layer 0 at op ${at} (${what}); TensorRT-LLM builds every layer of a DecoderLayerList with one class`,
+    );
   }
 }
 
@@ -418,7 +457,10 @@ export interface SlotUse {
 }
 
 /** Per-layer numeric attributes: shared values are written inline, differing ones become config lists. */
-export function layerConfigFields(layers: readonly LayerPlan[], fields: Namespace): { slotUse: Map<Node, Map<number, SlotUse>>; configFields: Record<string, JsonValue> } {
+export function layerConfigFields(
+  layers: readonly LayerPlan[],
+  fields: Namespace,
+): { slotUse: Map<Node, Map<number, SlotUse>>; configFields: Record<string, JsonValue> } {
   const slotUse = new Map<Node, Map<number, SlotUse>>();
   const configFields: Record<string, JsonValue> = {};
   let constants = 0;
@@ -430,7 +472,12 @@ export function layerConfigFields(layers: readonly LayerPlan[], fields: Namespac
       uses.set(slot.input, { uniform: values[0]! });
       return;
     }
-    const base = slot.kind === "q_scaling" ? "q_scaling" : slot.kind === "eps" ? `${(layers[0]!.tree.moduleOf.get(slot.node) ?? ["norm"]).join("_")}_eps` : `layer_constant_${constants++}`;
+    const base =
+      slot.kind === "q_scaling"
+        ? "q_scaling"
+        : slot.kind === "eps"
+          ? `${(layers[0]!.tree.moduleOf.get(slot.node) ?? ["norm"]).join("_")}_eps`
+          : `layer_constant_${constants++}`;
     const field = fields.create(base);
     configFields[field] = values;
     uses.set(slot.input, { field, uniform: values[0]! });

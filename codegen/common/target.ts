@@ -86,5 +86,6 @@ export interface Target {
 /** Relative output paths must stay inside the output directory. */
 export function checkRelativePath(path: string): void {
   const parts = path.split("/");
-  if (path.startsWith("/") || parts.some((p) => p === "" || p === "." || p === ".." || p.includes("\\"))) throw new TargetError(`output file path '${path}' must be relative and stay inside the output directory`);
+  if (path.startsWith("/") || parts.some((p) => p === "" || p === "." || p === ".." || p.includes("\\")))
+    throw new TargetError(`output file path '${path}' must be relative and stay inside the output directory`);
 }

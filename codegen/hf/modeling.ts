@@ -75,7 +75,12 @@ class Emitter {
       if (this.ropeScaling !== undefined && known !== JSON.stringify(scaling)) fail(`rotary scaling differs between attention layers`);
       this.ropeScaling = scaling;
     }
-    return [`rotary_dim=${pyInt(a.rotaryDim as number)}`, `rope_theta=${pyFloat(a.ropeTheta as number)}`, `rope_scaling=${scaling === null ? "None" : ROPE_SCALING_CONST}`, `rope_interleaved=${a.rope === "gptj" ? "True" : "False"}`];
+    return [
+      `rotary_dim=${pyInt(a.rotaryDim as number)}`,
+      `rope_theta=${pyFloat(a.ropeTheta as number)}`,
+      `rope_scaling=${scaling === null ? "None" : ROPE_SCALING_CONST}`,
+      `rope_interleaved=${a.rope === "gptj" ? "True" : "False"}`,
+    ];
   }
 
   /** A node's eps: a per-layer config list read inside layers when the layers differ, else the literal. */
@@ -142,7 +147,10 @@ class Emitter {
           this.block("rms_norm");
           return ["KilnRMSNorm", [this.size(dim, "hidden_size"), `eps=${eps}`, ...(affine ? [] : ["elementwise_affine=False"])]];
         }
-        return ["nn.LayerNorm", [this.size(dim, "hidden_size"), `eps=${eps}`, ...(affine ? [] : ["elementwise_affine=False"]), ...(n.inputs.length === 2 ? ["bias=False"] : [])]];
+        return [
+          "nn.LayerNorm",
+          [this.size(dim, "hidden_size"), `eps=${eps}`, ...(affine ? [] : ["elementwise_affine=False"]), ...(n.inputs.length === 2 ? ["bias=False"] : [])],
+        ];
       }
       case "embedding": {
         const [rows, cols] = shape(0) as [number, number];
@@ -163,7 +171,9 @@ class Emitter {
         } else if (e.kind === "param") {
           const shape = e.shape.length === 1 ? `(${e.shape[0]},)` : `(${e.shape.join(", ")})`;
           // Plain parameters are read from the checkpoint; zeros only stand in until then.
-          assignAttr(w, here, "nn.Parameter", [`torch.zeros(${shape}${e.dtype === "f32" || e.dtype === "f16" || e.dtype === "bf16" ? "" : `, dtype=${TORCH_DTYPES[e.dtype] ?? "torch.int32"}`})`]);
+          assignAttr(w, here, "nn.Parameter", [
+            `torch.zeros(${shape}${e.dtype === "f32" || e.dtype === "f16" || e.dtype === "bf16" ? "" : `, dtype=${TORCH_DTYPES[e.dtype] ?? "torch.int32"}`})`,
+          ]);
         } else {
           const [callee, args] = this.moduleCtor(e, inLayer);
           assignAttr(w, here, callee, args);
@@ -174,7 +184,19 @@ class Emitter {
   }
 
   body(w: PyWriter, tree: ClassTree, params: readonly string[], inLayer: boolean): Body {
-    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "math", ROPE_SCALING_CONST, ...RUNTIME_NAMES, ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...customOps().map((op) => torchCustomOpNames(op).alias)];
+    const reserved = [
+      ...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()),
+      "self",
+      "torch",
+      "nn",
+      "F",
+      "math",
+      ROPE_SCALING_CONST,
+      ...RUNTIME_NAMES,
+      ...Object.keys(TORCH_HELPERS),
+      ...Object.values(this.names),
+      ...customOps().map((op) => torchCustomOpNames(op).alias),
+    ];
     return newBody(
       {
         plan: this.plan,
@@ -238,7 +260,15 @@ function emitPreTrained(em: Emitter): PyWriter {
 }
 
 /** The glue before (pre) or after (post) the layers, binding `hidden_states` where the layers read or leave it. */
-function emitGlue(em: Emitter, w: PyWriter, tree: ClassTree, nodes: readonly Node[], params: readonly string[], bindIn: Map<number, string>, result: number): void {
+function emitGlue(
+  em: Emitter,
+  w: PyWriter,
+  tree: ClassTree,
+  nodes: readonly Node[],
+  params: readonly string[],
+  bindIn: Map<number, string>,
+  result: number,
+): void {
   const b = em.body(w, tree, params, false);
   const { part } = em.plan;
   if (part.inputIds !== undefined) b.env.set(part.inputIds, { expr: "input_ids", literal: false });
@@ -329,14 +359,32 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.blank();
     w.block("def set_output_embeddings(self, value):", () => w.line("self.lm_head = value"));
     w.blank();
-    const params = ["self", "input_ids=None", "attention_mask=None", "position_ids=None", "past_key_values=None", "use_cache=None", "labels=None", "logits_to_keep=0", "**kwargs"];
+    const params = [
+      "self",
+      "input_ids=None",
+      "attention_mask=None",
+      "position_ids=None",
+      "past_key_values=None",
+      "use_cache=None",
+      "labels=None",
+      "logits_to_keep=0",
+      "**kwargs",
+    ];
     w.blockCall("def forward", params, () => {
-      w.call("outputs = self.transformer", ["input_ids=input_ids", "attention_mask=attention_mask", "position_ids=position_ids", "past_key_values=past_key_values", "use_cache=use_cache"]);
+      w.call("outputs = self.transformer", [
+        "input_ids=input_ids",
+        "attention_mask=attention_mask",
+        "position_ids=position_ids",
+        "past_key_values=past_key_values",
+        "use_cache=use_cache",
+      ]);
       w.line("hidden_states = outputs.last_hidden_state");
       w.block("if isinstance(logits_to_keep, int) and logits_to_keep > 0:", () => w.line("hidden_states = hidden_states[:, -logits_to_keep:]"));
       w.line("logits = self.lm_head(hidden_states)");
       w.line("loss = None");
-      w.block("if labels is not None:", () => w.call("loss = self.loss_function", ["logits=logits", "labels=labels", "vocab_size=self.config.vocab_size", "**kwargs"]));
+      w.block("if labels is not None:", () =>
+        w.call("loss = self.loss_function", ["logits=logits", "labels=labels", "vocab_size=self.config.vocab_size", "**kwargs"]),
+      );
       w.call("return CausalLMOutputWithPast", ["loss=loss", "logits=logits", "past_key_values=outputs.past_key_values"]);
     });
   });
@@ -362,7 +410,9 @@ export function emitHfModeling(plan: TorchPlan, names: TorchNames, std: Readonly
   const em = new Emitter(plan, names, std);
   const sections = [emitLayer(em), emitPreTrained(em), emitModel(em), emitCausalLm(em)];
   const header = new PyWriter();
-  header.comment(`Generated by Kiln from model ${pyString(modelName)}: a Hugging Face remote-code causal LM in plain PyTorch. Do not edit; regenerate with Kiln.`);
+  header.comment(
+    `Generated by Kiln from model ${pyString(modelName)}: a Hugging Face remote-code causal LM in plain PyTorch. Do not edit; regenerate with Kiln.`,
+  );
   header.comment(`Load: AutoModelForCausalLM.from_pretrained(<this directory>, trust_remote_code=True)`);
   const imports = new PyWriter();
   if (em.usesMath) imports.line("import math").line();
@@ -380,11 +430,13 @@ export function emitHfModeling(plan: TorchPlan, names: TorchNames, std: Readonly
   for (const l of torchCustomOpImports(em.customOps)) imports.line(l);
   const constants = new PyWriter();
   if (em.ropeScaling !== undefined) assignLiteral(constants, ROPE_SCALING_CONST, em.ropeScaling as PyJson);
-  const lib = [...orderedTorchHelpers(em.helpers).map((h) => TORCH_HELPERS[h].source), ...orderedBlocks(em.blocks).map((b) => RUNTIME_BLOCKS[b].source)].map((src) => {
-    const pw = new PyWriter();
-    for (const l of src) pw.line(l);
-    return pw;
-  });
+  const lib = [...orderedTorchHelpers(em.helpers).map((h) => TORCH_HELPERS[h].source), ...orderedBlocks(em.blocks).map((b) => RUNTIME_BLOCKS[b].source)].map(
+    (src) => {
+      const pw = new PyWriter();
+      for (const l of src) pw.line(l);
+      return pw;
+    },
+  );
   const source = `${header.toString()}\n${[imports, ...(em.ropeScaling !== undefined ? [constants] : []), ...lib, ...sections].map((s) => s.toString()).join("\n\n")}`;
   return { source, configFields: plan.configFields, files: torchCustomOpFiles(em.customOps) };
 }

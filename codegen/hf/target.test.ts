@@ -20,7 +20,8 @@ import { expectedHfParameterNames, planHfModel } from "./modeling.ts";
 const MODELS: Record<string, ModelDefinition<any>> = { gpt2, gptj, llama, llama3_gqa: llama };
 const tmp = mkdtempSync(join(tmpdir(), "kiln-hf-emit-"));
 const hfConfig = (f: string, extra: Record<string, unknown> = {}) => ({ ...(readHFConfigJson(`${FIXTURES}${f}`) as Record<string, unknown>), ...extra });
-const emit = (f: string, extra: Record<string, unknown> = {}, o: Record<string, unknown> = {}) => prepareCompile(MODELS[f]!, hfConfig(f, extra), "infer", { target: "hf", ...o });
+const emit = (f: string, extra: Record<string, unknown> = {}, o: Record<string, unknown> = {}) =>
+  prepareCompile(MODELS[f]!, hfConfig(f, extra), "infer", { target: "hf", ...o });
 
 describe("hf target emission", () => {
   for (const fixture of Object.keys(MODELS))
@@ -36,11 +37,13 @@ describe("hf target emission", () => {
       const std = hfStandardConfig(lowered, hfConfig(fixture), "float32");
       expect(plan!.tensors.map((t) => t.name)).toEqual(expectedHfParameterNames(planHfModel(lowered, Object.keys(std))));
       expect(new Set(plan!.tensors.map((t) => t.name))).toEqual(new Set(lowered.graph.params.map((p) => p.name)));
-      const files = Object.entries(emission.files).filter(([n]) => n.endsWith(".py")).map(([n, text]) => {
-        const f = join(tmp, `${fixture}-${n}`);
-        writeFileSync(f, text);
-        return f;
-      });
+      const files = Object.entries(emission.files)
+        .filter(([n]) => n.endsWith(".py"))
+        .map(([n, text]) => {
+          const f = join(tmp, `${fixture}-${n}`);
+          writeFileSync(f, text);
+          return f;
+        });
       execFileSync("python3", ["-m", "py_compile", ...files]);
       for (const text of Object.values(emission.files)) expect(text.split("\n").filter((l) => l.length > 79)).toEqual([]);
     });

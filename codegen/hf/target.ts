@@ -22,7 +22,10 @@ export const hfTarget = {
   description: "Hugging Face remote-code model (plain PyTorch; AutoModelForCausalLM with trust_remote_code=True)",
   capabilities: { quantization: false, customCode: false },
   emit(lowered, o: TargetOptions): Emission {
-    if (o.mapping.tp !== 1 || o.mapping.pp !== 1) throw new TargetError(`--tp/--pp: the hf target writes a single-device model (got tp=${o.mapping.tp}, pp=${o.mapping.pp}); shard it with transformers' own tools instead`);
+    if (o.mapping.tp !== 1 || o.mapping.pp !== 1)
+      throw new TargetError(
+        `--tp/--pp: the hf target writes a single-device model (got tp=${o.mapping.tp}, pp=${o.mapping.pp}); shard it with transformers' own tools instead`,
+      );
     if (o.customCode) throw new TargetError("--custom-code applies to the trtllm-engine target only");
     const names = torchNames(o.modelName);
     const std = hfStandardConfig(lowered, o.hf, o.dtype);
@@ -44,8 +47,12 @@ export const hfTarget = {
       plans: [{ file: "model.safetensors", tensors, metadata: { format: "pt", ...(o.metadata ?? {}) } }],
       copyFromSource: HF_SIDE_FILES,
       summary: `Hugging Face remote-code model ${names.causalLm} (model_type ${names.modelType}, ${tensors.length} tensors, ${o.dtype})`,
-      usage: (outDir) => ["Load it with transformers (trust_remote_code runs the generated modeling file):", `  from transformers import AutoModelForCausalLM`, `  model = ${load(outDir)}`],
-      info: () => ({ model_type: names.modelType, config_class: names.config } satisfies Record<string, JsonValue>),
+      usage: (outDir) => [
+        "Load it with transformers (trust_remote_code runs the generated modeling file):",
+        `  from transformers import AutoModelForCausalLM`,
+        `  model = ${load(outDir)}`,
+      ],
+      info: () => ({ model_type: names.modelType, config_class: names.config }) satisfies Record<string, JsonValue>,
     };
   },
 } satisfies Target;

@@ -6,7 +6,9 @@
 // Invariants: pure functions, deterministic output, no user string is ever pasted into Python unescaped.
 
 export const PYTHON_KEYWORDS: ReadonlySet<string> = new Set(
-  "False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield".split(" "),
+  "False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield".split(
+    " ",
+  ),
 );
 
 /** Soft keywords are legal names, but a generated name is clearer without them. */
@@ -205,5 +207,7 @@ export function pyLiteral(v: PyJson): string {
   if (typeof v === "number") return Number.isInteger(v) && Number.isSafeInteger(v) ? pyInt(v) : pyFloat(v);
   if (typeof v === "string") return pyString(v);
   if (Array.isArray(v)) return `[${v.map(pyLiteral).join(", ")}]`;
-  return `{${Object.entries(v).map(([k, x]) => `${pyString(k)}: ${pyLiteral(x)}`).join(", ")}}`;
+  return `{${Object.entries(v)
+    .map(([k, x]) => `${pyString(k)}: ${pyLiteral(x)}`)
+    .join(", ")}}`;
 }

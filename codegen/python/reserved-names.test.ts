@@ -32,7 +32,8 @@ async function variant(kind: "module" | "param", name: string): Promise<ModelDef
   return ((await import(pathToFileURL(file).href)) as { default: ModelDefinition<unknown> }).default;
 }
 
-const compile = (def: ModelDefinition<unknown>, target: (typeof TARGET_NAMES)[number]) => prepareCompile(def, hf, "infer", { target, ...(target === "trtllm-engine" && { customCode: true }) });
+const compile = (def: ModelDefinition<unknown>, target: (typeof TARGET_NAMES)[number]) =>
+  prepareCompile(def, hf, "infer", { target, ...(target === "trtllm-engine" && { customCode: true }) });
 
 describe("reservedAttribute", () => {
   it("names keywords, dunders and each family's attributes", () => {

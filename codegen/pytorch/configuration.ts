@@ -14,11 +14,25 @@ import { fail } from "../common/model-py-plan.ts";
 import type { TorchNames } from "./names.ts";
 
 /** Keys PretrainedConfig handles itself; they reach it through **kwargs. */
-const BASE_KEYS = new Set(["architectures", "auto_map", "model_type", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype", "dtype", "tie_word_embeddings", "transformers_version"]);
+const BASE_KEYS = new Set([
+  "architectures",
+  "auto_map",
+  "model_type",
+  "bos_token_id",
+  "eos_token_id",
+  "pad_token_id",
+  "torch_dtype",
+  "dtype",
+  "tie_word_embeddings",
+  "transformers_version",
+]);
 
 /** config.json; `withModel` adds the AutoModelForCausalLM entry of auto_map (remote-code model files alongside). */
 export function configJson(names: TorchNames, fields: Readonly<Record<string, JsonValue>>, withModel: boolean): Record<string, JsonValue> {
-  const autoMap = { AutoConfig: `${names.configModule}.${names.config}`, ...(withModel && { AutoModelForCausalLM: `${names.modelingModule}.${names.causalLm}` }) };
+  const autoMap = {
+    AutoConfig: `${names.configModule}.${names.config}`,
+    ...(withModel && { AutoModelForCausalLM: `${names.modelingModule}.${names.causalLm}` }),
+  };
   return { architectures: [names.causalLm], auto_map: autoMap, model_type: names.modelType, ...fields };
 }
 

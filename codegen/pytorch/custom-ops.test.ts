@@ -14,12 +14,26 @@ const scaleOp = (name: string, pytorch: boolean) =>
     inputs: ["x"],
     outputs: ["y"],
     infer: ([x]) => [x!],
-    reference: ([x], { factor }) => [rtensor(x!.dtype, x!.shape, x!.data.map((v) => v * factor))],
-    ...(pytorch && { pytorch: { module: new URL("../../examples/fused_add_rms_norm/fused_add_rms_norm_torch.py", import.meta.url), function: "fused_add_rms_norm" } }),
+    reference: ([x], { factor }) => [
+      rtensor(
+        x!.dtype,
+        x!.shape,
+        x!.data.map((v) => v * factor),
+      ),
+    ],
+    ...(pytorch && {
+      pytorch: { module: new URL("../../examples/fused_add_rms_norm/fused_add_rms_norm_torch.py", import.meta.url), function: "fused_add_rms_norm" },
+    }),
   });
 
 const node = (op: string): Node => ({ op, inputs: [0], outputs: [1], attrs: { factor: 0.5 }, scope: "transformer.layers.0" });
-const ctx = (op: string) => ({ node: node(op), args: [{ expr: "hidden", literal: false, shape: [4], dtype: "f32" as const }], helper: (h: string) => h, modelDtype: "torch.float32", paramDtype: "f32" as const });
+const ctx = (op: string) => ({
+  node: node(op),
+  args: [{ expr: "hidden", literal: false, shape: [4], dtype: "f32" as const }],
+  helper: (h: string) => h,
+  modelDtype: "torch.float32",
+  paramDtype: "f32" as const,
+});
 
 describe("custom ops in the PyTorch targets", () => {
   it("call the declared function with the inputs as a list and the attributes as keywords", () => {
@@ -44,7 +58,16 @@ describe("custom ops in the PyTorch targets", () => {
 
   it("check the declared module and function when the op is defined", () => {
     expect(() =>
-      defineOp({ name: "test_torch.bad_fn", doc: "x", attrs: {}, inputs: ["x"], outputs: ["y"], infer: ([x]) => [x!], reference: ([x]) => [x!], pytorch: { module: new URL("../../examples/fused_add_rms_norm/fused_add_rms_norm_torch.py", import.meta.url), function: "nope" } }),
+      defineOp({
+        name: "test_torch.bad_fn",
+        doc: "x",
+        attrs: {},
+        inputs: ["x"],
+        outputs: ["y"],
+        infer: ([x]) => [x!],
+        reference: ([x]) => [x!],
+        pytorch: { module: new URL("../../examples/fused_add_rms_norm/fused_add_rms_norm_torch.py", import.meta.url), function: "nope" },
+      }),
     ).toThrow(/custom op 'test_torch.bad_fn': pytorch.function: .*fused_add_rms_norm_torch.py defines no top-level function 'nope'/);
   });
 });

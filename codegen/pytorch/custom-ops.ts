@@ -22,7 +22,9 @@ export function torchCustomOpGlue(opName: string, target: string, use: (op: Cust
   const op = customOp(opName);
   if (!op) return undefined;
   if (!op.pytorchPath)
-    fail(`custom op '${op.name}' has no PyTorch implementation, which the ${target} target needs: add pytorch: { module, function } to its declaration (only the trtllm-engine target uses its \`lowering\`)`);
+    fail(
+      `custom op '${op.name}' has no PyTorch implementation, which the ${target} target needs: add pytorch: { module, function } to its declaration (only the trtllm-engine target uses its \`lowering\`)`,
+    );
   return (c) => {
     use(op);
     const attrs = Object.keys(op.decl.attrs).map((a) => `${a}=${pyLiteral(c.node.attrs[a] as PyJson)}`);
@@ -33,10 +35,12 @@ export function torchCustomOpGlue(opName: string, target: string, use: (op: Cust
 
 /** The import lines binding each used op's function to its alias (relative to the modeling file's package). */
 export function torchCustomOpImports(used: Iterable<CustomOp>): string[] {
-  return [...used].sort((a, b) => a.name.localeCompare(b.name)).map((op) => {
-    const { module, alias } = torchCustomOpNames(op);
-    return `from .${module} import ${op.decl.pytorch!.function ?? "torch_reference"} as ${alias}`;
-  });
+  return [...used]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((op) => {
+      const { module, alias } = torchCustomOpNames(op);
+      return `from .${module} import ${op.decl.pytorch!.function ?? "torch_reference"} as ${alias}`;
+    });
 }
 
 /** The module files to write next to the modeling file: name.py -> source. */

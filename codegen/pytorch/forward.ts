@@ -58,7 +58,10 @@ export function emitNodes(b: Body, nodes: readonly Node[]): void {
     },
     moduleCall: (n, path, args, out) => b.moduleCall(b, n, attrChain("self", path), args, out),
     glue: (n, args, loc) => {
-      const rule = torchGlueRuleFor(n.op) ?? torchCustomOpGlue(n.op, b.target, b.useCustomOp) ?? fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
+      const rule =
+        torchGlueRuleFor(n.op) ??
+        torchCustomOpGlue(n.op, b.target, b.useCustomOp) ??
+        fail(`${n.op} at ${loc ?? n.scope}: no PyTorch translation for this op (custom ops need one)`);
       const use = b.plan.slotUse.get(n)?.get(-1);
       return rule({
         node: n,

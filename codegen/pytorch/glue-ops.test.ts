@@ -32,7 +32,9 @@ describe("torch glue ops", () => {
   });
 
   it("refuses to reshape, permute or reduce over batch/sequence dims, naming the node", () => {
-    expect(() => rule("reshape", { shape: ["batch", "seq", 64] }, [{ expr: "y", shape: ["seq", "batch", 64] }])).toThrow(/reshape in transformer\.layers\.0 at m\.ts:7:1: .*changes the batch\/sequence dims/);
+    expect(() => rule("reshape", { shape: ["batch", "seq", 64] }, [{ expr: "y", shape: ["seq", "batch", 64] }])).toThrow(
+      /reshape in transformer\.layers\.0 at m\.ts:7:1: .*changes the batch\/sequence dims/,
+    );
     expect(() => rule("transpose", { perm: [1, 0, 2] }, [X])).toThrow(/moves a batch\/sequence dim/);
     expect(() => rule("softmax", { axis: 1 }, [X])).toThrow(/works on axis 1 of \[batch, seq, 64\], a batch\/sequence dim/);
   });
@@ -51,7 +53,12 @@ describe("torch glue ops", () => {
   });
 
   it("refuses constant-only binaries and ops that live inside attention", () => {
-    expect(() => rule("add", {}, [{ ...X, expr: "1.0", literal: true }, { ...X, expr: "2.0", literal: true }])).toThrow(/both operands are constants/);
+    expect(() =>
+      rule("add", {}, [
+        { ...X, expr: "1.0", literal: true },
+        { ...X, expr: "2.0", literal: true },
+      ]),
+    ).toThrow(/both operands are constants/);
     for (const op of ["rope", "causal_mask", "attention"]) expect(() => rule(op, {}, [X])).toThrow(new RegExp(`^${op} in transformer\\.layers\\.0`));
   });
 });

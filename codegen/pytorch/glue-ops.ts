@@ -103,7 +103,8 @@ const where = (c: TorchGlueCtx) => describeNode(c.node);
 function tokenDims(shape: Shape, what: string): number {
   let t = 0;
   while (t < shape.length && typeof shape[t] === "string") t++;
-  if (shape.slice(t).some((d) => typeof d !== "number")) fail(`${what}: shape ${formatShape(shape)} has a symbolic dim after a concrete one; only leading batch/sequence dims may be symbolic`);
+  if (shape.slice(t).some((d) => typeof d !== "number"))
+    fail(`${what}: shape ${formatShape(shape)} has a symbolic dim after a concrete one; only leading batch/sequence dims may be symbolic`);
   return t;
 }
 
@@ -111,7 +112,10 @@ function tokenDims(shape: Shape, what: string): number {
 function tailAxis(c: TorchGlueCtx, k: number, axis: number): number {
   const shape = c.args[k]!.shape;
   const a = axis < 0 ? axis + shape.length : axis;
-  if (a < tokenDims(shape, where(c))) fail(`${where(c)}: works on axis ${axis} of ${formatShape(shape)}, a batch/sequence dim; TensorRT-LLM packs those into one token dim, so generated code uses only trailing dims`);
+  if (a < tokenDims(shape, where(c)))
+    fail(
+      `${where(c)}: works on axis ${axis} of ${formatShape(shape)}, a batch/sequence dim; TensorRT-LLM packs those into one token dim, so generated code uses only trailing dims`,
+    );
   return a - shape.length;
 }
 
@@ -142,7 +146,10 @@ function reduce(fn: string) {
   };
 }
 
-const unsupported = (why: string) => (c: TorchGlueCtx): string => fail(`${where(c)}: ${why}`);
+const unsupported =
+  (why: string) =>
+  (c: TorchGlueCtx): string =>
+    fail(`${where(c)}: ${why}`);
 
 /** One rule per core op; multi-output ops (split) return a tuple expression. */
 /** How the PyTorch targets compute one core op; the table below must have one for every op of the op table. */
@@ -180,14 +187,19 @@ export const TORCH_GLUE_OPS: { readonly [K in CoreOp]: TorchGlueRule<K> } = {
     const from = c.args[0]!.shape;
     const to = c.node.attrs.shape;
     const [t, u] = [tokenDims(from, where(c)), tokenDims(to, where(c))];
-    if (t !== u || from.slice(0, t).some((d, i) => d !== to[i])) fail(`${where(c)}: reshape ${formatShape(from)} -> ${formatShape(to)} changes the batch/sequence dims, which TensorRT-LLM packs into one token dim`);
+    if (t !== u || from.slice(0, t).some((d, i) => d !== to[i]))
+      fail(`${where(c)}: reshape ${formatShape(from)} -> ${formatShape(to)} changes the batch/sequence dims, which TensorRT-LLM packs into one token dim`);
     return `${c.helper("_kiln_reshape_tail")}(${tensor(c, 0)}, ${from.length - t}, [${to.slice(t).join(", ")}])`;
   },
   transpose: (c) => {
     const perm = c.node.attrs.perm;
     const t = tokenDims(c.args[0]!.shape, where(c));
-    if (perm.slice(0, t).some((p, i) => p !== i)) fail(`${where(c)}: transpose [${perm}] moves a batch/sequence dim, which TensorRT-LLM packs into one token dim`);
-    return `${c.helper("_kiln_permute_tail")}(${tensor(c, 0)}, [${perm.slice(t).map((p) => p - t).join(", ")}])`;
+    if (perm.slice(0, t).some((p, i) => p !== i))
+      fail(`${where(c)}: transpose [${perm}] moves a batch/sequence dim, which TensorRT-LLM packs into one token dim`);
+    return `${c.helper("_kiln_permute_tail")}(${tensor(c, 0)}, [${perm
+      .slice(t)
+      .map((p) => p - t)
+      .join(", ")}])`;
   },
   split: (c) => `torch.split(${tensor(c, 0)}, [${c.node.attrs.sizes.join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
   concat: (c) => `torch.cat([${c.args.map((_, k) => tensor(c, k)).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,

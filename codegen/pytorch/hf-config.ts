@@ -18,7 +18,13 @@ export function hfRopeScaling(s: JsonValue | undefined): JsonValue {
   if (s === null || s === undefined || typeof s !== "object" || Array.isArray(s)) return null;
   const o = s as Record<string, JsonValue>;
   if (o.type === "linear") return { rope_type: "linear", factor: o.factor! };
-  return { rope_type: "llama3", factor: o.factor!, low_freq_factor: o.lowFreqFactor!, high_freq_factor: o.highFreqFactor!, original_max_position_embeddings: o.originalMaxPositionEmbeddings! };
+  return {
+    rope_type: "llama3",
+    factor: o.factor!,
+    low_freq_factor: o.lowFreqFactor!,
+    high_freq_factor: o.highFreqFactor!,
+    original_max_position_embeddings: o.originalMaxPositionEmbeddings!,
+  };
 }
 
 const TOKEN_KEYS = ["bos_token_id", "eos_token_id", "pad_token_id"] as const;

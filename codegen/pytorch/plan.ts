@@ -9,7 +9,20 @@ import type { JsonValue } from "../../src/ir/attrs.ts";
 import { liveNodes, type Graph, type Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { Namespace, reservedAttribute, TORCH_MODULE_ATTRIBUTES } from "../python/identifiers.ts";
-import { addNode, checkSameStructure, layerConfigFields, type SlotUse, type ClassTree, fail, type Group, type LayerPlan, newClassTree, type Partition, partition, planLayer } from "../common/model-py-plan.ts";
+import {
+  addNode,
+  checkSameStructure,
+  layerConfigFields,
+  type SlotUse,
+  type ClassTree,
+  fail,
+  type Group,
+  type LayerPlan,
+  newClassTree,
+  type Partition,
+  partition,
+  planLayer,
+} from "../common/model-py-plan.ts";
 
 /** The torch.nn.Module names a generated attribute must not take (one list, in codegen/python/identifiers.ts). */
 export { TORCH_MODULE_ATTRIBUTES };
@@ -55,7 +68,12 @@ export function planTorchModel(low: LoweredModel, o: PlanOptions): TorchPlan {
   for (const n of part.post) addNode(post, g, n, modelReserved);
   const shared = [...post.root.children.keys()].find((k) => pre.root.children.has(k));
   if (shared) fail(`'transformer.${shared}' is used both before and after the decoder layers; give each its own parameter`);
-  for (const [tree, what] of [[pre, "model"], [post, "model"], [layers[0]!.tree, "decoder layer"]] as const) checkTorchNames(tree.root, tree.prefix, what);
+  for (const [tree, what] of [
+    [pre, "model"],
+    [post, "model"],
+    [layers[0]!.tree, "decoder layer"],
+  ] as const)
+    checkTorchNames(tree.root, tree.prefix, what);
   return { g, part, layers, slotUse, configFields, pre, post, live: liveNodes(g) };
 }
 
@@ -70,7 +88,6 @@ function checkTorchNames(root: Group, prefix: string, what: string): void {
   };
   walk(root, prefix);
 }
-
 
 /** The lm_head's parameter names, checked against what a causal-LM head module registers. */
 export function headParams(plan: TorchPlan): { readonly weight: string; readonly bias?: string } {

@@ -105,17 +105,36 @@ describe("tritonConfigs", () => {
     expect(c.ensemble.platform).toBe("ensemble");
     expect(c.ensemble.backend).toBeUndefined();
     expect(names(c.ensemble.input)).toEqual([
-      "text_input", "max_tokens", "bad_words", "stop_words", "end_id", "pad_id", "beam_width", "temperature",
-      "top_k", "top_p", "length_penalty", "repetition_penalty", "min_tokens", "presence_penalty",
-      "frequency_penalty", "seed", "return_log_probs", "return_context_logits", "return_generation_logits",
-      "exclude_input_in_output", "stream",
+      "text_input",
+      "max_tokens",
+      "bad_words",
+      "stop_words",
+      "end_id",
+      "pad_id",
+      "beam_width",
+      "temperature",
+      "top_k",
+      "top_p",
+      "length_penalty",
+      "repetition_penalty",
+      "min_tokens",
+      "presence_penalty",
+      "frequency_penalty",
+      "seed",
+      "return_log_probs",
+      "return_context_logits",
+      "return_generation_logits",
+      "exclude_input_in_output",
+      "stream",
     ]);
     const required = c.ensemble.input.filter((t) => !t.optional).map((t) => t.name);
     expect(required).toEqual(["text_input", "max_tokens"]);
     expect(c.ensemble.input.find((t) => t.name === "text_input")).toEqual({ name: "text_input", data_type: "TYPE_STRING", dims: [1] });
     expect(c.ensemble.output[0]).toEqual({ name: "text_output", data_type: "TYPE_STRING", dims: [-1] });
     expect(c.ensemble.ensemble_scheduling?.step.map((s) => [s.model_name, s.model_version])).toEqual([
-      ["preprocessing", -1], ["tensorrt_llm", -1], ["postprocessing", -1],
+      ["preprocessing", -1],
+      ["tensorrt_llm", -1],
+      ["postprocessing", -1],
     ]);
   });
 
@@ -123,7 +142,10 @@ describe("tritonConfigs", () => {
     const inputs = tritonConfigs(BASE).tensorrt_llm.input;
     expect(inputs.find((t) => t.name === "input_ids")).toEqual({ name: "input_ids", data_type: "TYPE_INT32", dims: [-1], allow_ragged_batch: true });
     expect(inputs.find((t) => t.name === "input_lengths")).toEqual({
-      name: "input_lengths", data_type: "TYPE_INT32", dims: [1], reshape: { shape: [] },
+      name: "input_lengths",
+      data_type: "TYPE_INT32",
+      dims: [1],
+      reshape: { shape: [] },
     });
     expect(inputs.find((t) => t.name === "seed")).toMatchObject({ data_type: "TYPE_UINT64", optional: true, reshape: { shape: [] } });
   });
@@ -185,34 +207,104 @@ describe("repoProblems", () => {
   });
 
   const broken: [string, (c: TritonConfigs) => void, string][] = [
-    ["unknown step input", (c) => { c.ensemble.ensemble_scheduling!.step[1]!.input_map.no_such = "_INPUT_ID"; },
-      'ensemble step tensorrt_llm: input_map key "no_such" is not an input of tensorrt_llm'],
-    ["unproduced source", (c) => { c.ensemble.ensemble_scheduling!.step[2]!.input_map.TOKENS_BATCH = "_NOWHERE"; },
-      'ensemble step postprocessing: input_map value "_NOWHERE" is neither an ensemble input nor an earlier step output'],
-    ["unknown step output", (c) => { c.ensemble.ensemble_scheduling!.step[0]!.output_map.GHOST = "_GHOST"; },
-      'ensemble step preprocessing: output_map key "GHOST" is not an output of preprocessing'],
-    ["tensor produced twice", (c) => { c.ensemble.ensemble_scheduling!.step[1]!.output_map.batch_index = "_INPUT_ID"; },
-      'ensemble step tensorrt_llm: output_map value "_INPUT_ID" is already produced elsewhere'],
-    ["dtype mismatch", (c) => { c.tensorrt_llm.input.find((t) => t.name === "input_ids")!.data_type = "TYPE_INT64"; },
-      'ensemble step tensorrt_llm: "_INPUT_ID" → input_ids: TYPE_INT32[-1] vs TYPE_INT64[-1]'],
-    ["rank mismatch", (c) => { c.postprocessing.input[0]!.dims = [-1]; },
-      'ensemble step postprocessing: "_TOKENS_BATCH" → TOKENS_BATCH: TYPE_INT32[-1,-1] vs TYPE_INT32[-1]'],
-    ["required input unfed", (c) => { delete c.ensemble.ensemble_scheduling!.step[1]!.input_map.input_lengths; },
-      "ensemble step tensorrt_llm: required input input_lengths is not in input_map"],
-    ["optional feeds required", (c) => { c.tensorrt_llm.input.find((t) => t.name === "temperature")!.optional = false; },
-      'ensemble step tensorrt_llm: optional "temperature" feeds required input temperature'],
-    ["ensemble output unproduced", (c) => { c.ensemble.output.push({ name: "extra", data_type: "TYPE_INT32", dims: [1] }); },
-      "ensemble: output extra is not produced by any step"],
-    ["missing step model", (c) => { c.ensemble.ensemble_scheduling!.step[2]!.model_name = "detok"; },
-      'ensemble: step model "detok" is not in the repository'],
-    ["small step batch", (c) => { c.postprocessing.max_batch_size = 1; },
-      "ensemble step postprocessing: max_batch_size 1 < ensemble's 64"],
-    ["missing engine path", (c) => { delete c.tensorrt_llm.parameters!.gpt_model_path; },
-      "tensorrt_llm: parameter gpt_model_path is missing or empty"],
-    ["template left in", (c) => { c.preprocessing.parameters!.tokenizer_dir = { string_value: "${tokenizer_dir}" }; },
-      "preprocessing: parameter tokenizer_dir holds an unfilled template ${tokenizer_dir}"],
-    ["wrong backend", (c) => { c.tensorrt_llm.backend = "python"; },
-      'tensorrt_llm: backend is "python", expected "tensorrtllm"'],
+    [
+      "unknown step input",
+      (c) => {
+        c.ensemble.ensemble_scheduling!.step[1]!.input_map.no_such = "_INPUT_ID";
+      },
+      'ensemble step tensorrt_llm: input_map key "no_such" is not an input of tensorrt_llm',
+    ],
+    [
+      "unproduced source",
+      (c) => {
+        c.ensemble.ensemble_scheduling!.step[2]!.input_map.TOKENS_BATCH = "_NOWHERE";
+      },
+      'ensemble step postprocessing: input_map value "_NOWHERE" is neither an ensemble input nor an earlier step output',
+    ],
+    [
+      "unknown step output",
+      (c) => {
+        c.ensemble.ensemble_scheduling!.step[0]!.output_map.GHOST = "_GHOST";
+      },
+      'ensemble step preprocessing: output_map key "GHOST" is not an output of preprocessing',
+    ],
+    [
+      "tensor produced twice",
+      (c) => {
+        c.ensemble.ensemble_scheduling!.step[1]!.output_map.batch_index = "_INPUT_ID";
+      },
+      'ensemble step tensorrt_llm: output_map value "_INPUT_ID" is already produced elsewhere',
+    ],
+    [
+      "dtype mismatch",
+      (c) => {
+        c.tensorrt_llm.input.find((t) => t.name === "input_ids")!.data_type = "TYPE_INT64";
+      },
+      'ensemble step tensorrt_llm: "_INPUT_ID" → input_ids: TYPE_INT32[-1] vs TYPE_INT64[-1]',
+    ],
+    [
+      "rank mismatch",
+      (c) => {
+        c.postprocessing.input[0]!.dims = [-1];
+      },
+      'ensemble step postprocessing: "_TOKENS_BATCH" → TOKENS_BATCH: TYPE_INT32[-1,-1] vs TYPE_INT32[-1]',
+    ],
+    [
+      "required input unfed",
+      (c) => {
+        delete c.ensemble.ensemble_scheduling!.step[1]!.input_map.input_lengths;
+      },
+      "ensemble step tensorrt_llm: required input input_lengths is not in input_map",
+    ],
+    [
+      "optional feeds required",
+      (c) => {
+        c.tensorrt_llm.input.find((t) => t.name === "temperature")!.optional = false;
+      },
+      'ensemble step tensorrt_llm: optional "temperature" feeds required input temperature',
+    ],
+    [
+      "ensemble output unproduced",
+      (c) => {
+        c.ensemble.output.push({ name: "extra", data_type: "TYPE_INT32", dims: [1] });
+      },
+      "ensemble: output extra is not produced by any step",
+    ],
+    [
+      "missing step model",
+      (c) => {
+        c.ensemble.ensemble_scheduling!.step[2]!.model_name = "detok";
+      },
+      'ensemble: step model "detok" is not in the repository',
+    ],
+    [
+      "small step batch",
+      (c) => {
+        c.postprocessing.max_batch_size = 1;
+      },
+      "ensemble step postprocessing: max_batch_size 1 < ensemble's 64",
+    ],
+    [
+      "missing engine path",
+      (c) => {
+        delete c.tensorrt_llm.parameters!.gpt_model_path;
+      },
+      "tensorrt_llm: parameter gpt_model_path is missing or empty",
+    ],
+    [
+      "template left in",
+      (c) => {
+        c.preprocessing.parameters!.tokenizer_dir = { string_value: "${tokenizer_dir}" };
+      },
+      "preprocessing: parameter tokenizer_dir holds an unfilled template ${tokenizer_dir}",
+    ],
+    [
+      "wrong backend",
+      (c) => {
+        c.tensorrt_llm.backend = "python";
+      },
+      'tensorrt_llm: backend is "python", expected "tensorrtllm"',
+    ],
   ];
   it.each(broken)("reports %s", (_, breakIt, problem) => {
     const c = fresh();

@@ -19,7 +19,10 @@ export { shellQuote };
 
 function rankCommand(rank: number, repo: string): string[] {
   return [
-    "-n", "1", "tritonserver", `--model-repository=${repo}`,
+    "-n",
+    "1",
+    "tritonserver",
+    `--model-repository=${repo}`,
     ...(rank === 0 ? [] : ["--model-control-mode=explicit", "--load-model=tensorrt_llm"]),
     "--disable-auto-complete-config",
     `--backend-config=python,shm-region-prefix-name=prefix${rank}_`,

@@ -28,7 +28,9 @@ describe("Triton repository with runtime LoRA", () => {
     const step = c.ensemble.ensemble_scheduling!.step!.find((s) => s.model_name === "tensorrt_llm")!;
     expect(step.input_map).toMatchObject({ lora_task_id: "lora_task_id", lora_weights: "lora_weights", lora_config: "lora_config" });
     expect(c.ensemble.input!.filter((i) => i.name.startsWith("lora_")).map((i) => [i.name, i.data_type, i.optional])).toEqual([
-      ["lora_task_id", "TYPE_UINT64", true], ["lora_weights", "TYPE_FP16", true], ["lora_config", "TYPE_INT32", true],
+      ["lora_task_id", "TYPE_UINT64", true],
+      ["lora_weights", "TYPE_FP16", true],
+      ["lora_config", "TYPE_INT32", true],
     ]);
     const files = tritonRepoFiles({ ...base, lora });
     expect(files.get("lora_request.py")).toContain('LORA_DIR = "/srv/ckpt/lora"');
@@ -46,7 +48,18 @@ describe("Triton repository with runtime LoRA", () => {
 
   it("kiln triton on a --lora checkpoint writes the LoRA inputs and an example request that carries the adapter", async () => {
     const ckpt = join(tmp, "ckpt");
-    const c = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", ckpt, "--lora", `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`, "--json", "--no-typecheck"]);
+    const c = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--out",
+      ckpt,
+      "--lora",
+      `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`,
+      "--json",
+      "--no-typecheck",
+    ]);
     expect(c.err).toBe("");
     const repo = join(tmp, "repo");
     const t = await kiln(["triton", ckpt, "--engine-dir", "/srv/engines", "--tokenizer", "/srv/tok", "--repo", repo]);

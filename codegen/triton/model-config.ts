@@ -9,11 +9,24 @@ import protobuf from "protobufjs";
 import type { Type } from "protobufjs";
 
 export type DataType =
-  | "TYPE_BOOL" | "TYPE_UINT8" | "TYPE_UINT16" | "TYPE_UINT32" | "TYPE_UINT64"
-  | "TYPE_INT8" | "TYPE_INT16" | "TYPE_INT32" | "TYPE_INT64"
-  | "TYPE_FP16" | "TYPE_FP32" | "TYPE_FP64" | "TYPE_STRING" | "TYPE_BF16";
+  | "TYPE_BOOL"
+  | "TYPE_UINT8"
+  | "TYPE_UINT16"
+  | "TYPE_UINT32"
+  | "TYPE_UINT64"
+  | "TYPE_INT8"
+  | "TYPE_INT16"
+  | "TYPE_INT32"
+  | "TYPE_INT64"
+  | "TYPE_FP16"
+  | "TYPE_FP32"
+  | "TYPE_FP64"
+  | "TYPE_STRING"
+  | "TYPE_BF16";
 
-export interface ModelTensorReshape { shape?: number[] }
+export interface ModelTensorReshape {
+  shape?: number[];
+}
 
 export interface ModelInput {
   name: string;
@@ -59,7 +72,9 @@ export interface EnsembleStep {
   output_map: Record<string, string>;
 }
 
-export interface ModelParameter { string_value: string }
+export interface ModelParameter {
+  string_value: string;
+}
 
 export interface ModelConfig {
   name: string;

@@ -106,8 +106,13 @@ const INT_LIMITS: [keyof TritonRepoOptions, number, number][] = [
 ];
 
 const BOOL_OPTIONS: (keyof TritonRepoOptions)[] = [
-  "decoupled", "enableKvCacheReuse", "enableChunkedContext", "excludeInputInOutput",
-  "addSpecialTokens", "skipSpecialTokens", "force",
+  "decoupled",
+  "enableKvCacheReuse",
+  "enableChunkedContext",
+  "excludeInputInOutput",
+  "addSpecialTokens",
+  "skipSpecialTokens",
+  "force",
 ];
 
 function fail(option: string, value: unknown, why: string): never {
@@ -127,11 +132,13 @@ export function resolveTritonOptions(opts: TritonRepoOptions): ResolvedTritonOpt
     if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) fail(key, v, `must be an integer in [${lo}, ${hi}]`);
   }
   const w = r.maxAttentionWindow;
-  if (w !== undefined && (!Array.isArray(w) || w.length === 0 || !w.every((x) => Number.isInteger(x) && x > 0))) fail("maxAttentionWindow", w, "must be a non-empty list of positive integers (one per layer)");
+  if (w !== undefined && (!Array.isArray(w) || w.length === 0 || !w.every((x) => Number.isInteger(x) && x > 0)))
+    fail("maxAttentionWindow", w, "must be a non-empty list of positive integers (one per layer)");
   const f = r.kvCacheFreeGpuMemFraction;
   if (typeof f !== "number" || !(f > 0 && f <= 1)) fail("kvCacheFreeGpuMemFraction", f, "must be a number in (0, 1]");
   for (const key of BOOL_OPTIONS) if (typeof r[key] !== "boolean") fail(key, r[key], "must be true or false");
-  if (!SCHEDULER_POLICIES.includes(r.batchSchedulerPolicy)) fail("batchSchedulerPolicy", r.batchSchedulerPolicy, `must be one of ${SCHEDULER_POLICIES.join(", ")}`);
+  if (!SCHEDULER_POLICIES.includes(r.batchSchedulerPolicy))
+    fail("batchSchedulerPolicy", r.batchSchedulerPolicy, `must be one of ${SCHEDULER_POLICIES.join(", ")}`);
   if (!LOGITS_TYPES.includes(r.logitsDatatype)) fail("logitsDatatype", r.logitsDatatype, `must be one of ${LOGITS_TYPES.join(", ")}`);
   if (r.lora !== undefined) {
     if (!LOGITS_TYPES.includes(r.lora.weightsDatatype)) fail("lora.weightsDatatype", r.lora.weightsDatatype, `must be one of ${LOGITS_TYPES.join(", ")}`);

@@ -25,8 +25,17 @@ const NUMBER_RE = /-?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[f
 const WS_RE = /(?:[ \t\r\n\f\v]+|#[^\n]*)+/y;
 
 const SIMPLE_UNESCAPES: Record<string, number> = {
-  n: 0x0a, r: 0x0d, t: 0x09, a: 0x07, b: 0x08, f: 0x0c, v: 0x0b,
-  "\\": 0x5c, "'": 0x27, '"': 0x22, "?": 0x3f,
+  n: 0x0a,
+  r: 0x0d,
+  t: 0x09,
+  a: 0x07,
+  b: 0x08,
+  f: 0x0c,
+  v: 0x0b,
+  "\\": 0x5c,
+  "'": 0x27,
+  '"': 0x22,
+  "?": 0x3f,
 };
 
 const SIMPLE_ESCAPES: Record<number, string> = { 92: "\\\\", 34: '\\"', 10: "\\n", 13: "\\r", 9: "\\t" };
@@ -52,7 +61,10 @@ export class Lexer {
   private lineStart = 0;
   private lookahead: Token | null = null;
 
-  constructor(private readonly text: string, private readonly source: string) {}
+  constructor(
+    private readonly text: string,
+    private readonly source: string,
+  ) {}
 
   error(message: string, at?: Token): TextFormatError {
     const where = at ?? this.peek() ?? { line: this.line, col: this.pos - this.lineStart + 1 };
@@ -115,7 +127,10 @@ export class Lexer {
     const start = { line: this.line, col: this.pos - this.lineStart + 1 };
     const ch = this.text[this.pos]!;
     if (ch === '"' || ch === "'") return { kind: "string", text: this.scanString(ch, start), ...start };
-    for (const [kind, re] of [["number", NUMBER_RE], ["ident", IDENT_RE]] as const) {
+    for (const [kind, re] of [
+      ["number", NUMBER_RE],
+      ["ident", IDENT_RE],
+    ] as const) {
       const m = this.matchAt(re);
       if (m) {
         this.advanceTo(this.pos + m.length);

@@ -77,7 +77,7 @@ describe("printTextFormat", () => {
     expect(quoteString('say "hi"\\\n\t\r')).toBe('"say \\"hi\\"\\\\\\n\\t\\r"');
     expect(quoteString("\u0001\u007f")).toBe('"\\001\\177"');
     expect(quoteString("é€")).toBe('"\\303\\251\\342\\202\\254"'); // UTF-8 bytes in octal
-    expect(printTextFormat(Node, { name: "a'b" })).toBe("name: \"a'b\"\n");
+    expect(printTextFormat(Node, { name: "a'b" })).toBe('name: "a\'b"\n');
   });
 
   it("writes empty lists and maps as [] and empty messages as {} (both parse back)", () => {
@@ -120,7 +120,7 @@ describe("parseTextFormat", () => {
       colors: ["BLUE", "RED"],
       leaf: { s: "", xs: [] },
       leaves: [{ s: "x", xs: [-9007199254740991, 9007199254740991] }, {}],
-      by_name: { "": { s: "empty key" }, "k\"ey": { xs: [1] } },
+      by_name: { "": { s: "empty key" }, 'k"ey': { xs: [1] } },
       by_id: { "0": "zero", "-5": "neg" },
       ratio: 0.25,
       flag: false,
@@ -186,8 +186,8 @@ describe("parseTextFormat", () => {
       ['name: "open', /cfg:1:7: unterminated string literal/],
       [String.raw`name: "\377"`, /string literal is not valid UTF-8/],
       [String.raw`name: "\q"`, /unknown escape \\q/],
-      ["leaf { s: \"x\"", /expected "}" to close a Leaf message, found end of input/],
-      ["name \"x\"", /expected ":" after field "name"/],
+      ['leaf { s: "x"', /expected "}" to close a Leaf message, found end of input/],
+      ['name "x"', /expected ":" after field "name"/],
       ["leaf: 3", /expected "\{" to open a Leaf message/],
       ["flag: yes", /expected true or false, found "yes"/],
       ["by_id { key: 1 key: 2 }", /unexpected "key" in an entry of map "by_id"/],
@@ -254,10 +254,7 @@ describe("properties", () => {
     );
   });
 
-  const leaf = fc.record(
-    { s: fc.string({ maxLength: 8 }), xs: fc.array(fc.maxSafeInteger(), { maxLength: 3 }) },
-    { requiredKeys: [] },
-  );
+  const leaf = fc.record({ s: fc.string({ maxLength: 8 }), xs: fc.array(fc.maxSafeInteger(), { maxLength: 3 }) }, { requiredKeys: [] });
   const node = fc.record(
     {
       name: fc.string({ maxLength: 12 }),

@@ -19,10 +19,8 @@ export type { PlainMessage } from "./schema-check.ts";
 
 const INDENT = "  ";
 
-const messageTypeOf = (field: FieldBase): Type | null =>
-  field.resolvedType instanceof protobuf.Type ? field.resolvedType : null;
-const enumTypeOf = (field: FieldBase): Enum | null =>
-  field.resolvedType instanceof protobuf.Enum ? field.resolvedType : null;
+const messageTypeOf = (field: FieldBase): Type | null => (field.resolvedType instanceof protobuf.Type ? field.resolvedType : null);
+const enumTypeOf = (field: FieldBase): Enum | null => (field.resolvedType instanceof protobuf.Enum ? field.resolvedType : null);
 // protobufjs types Type.fields as Field although map fields are MapField (a FieldBase sibling).
 const asMap = (field: FieldBase): MapField => field as MapField;
 const byFieldNumber = (type: Type): Field[] => [...type.fieldsArray].sort((a, b) => a.id - b.id);
@@ -52,9 +50,7 @@ function printMapEntry(field: MapField, key: string, value: unknown, pad: string
   const inner = pad + INDENT;
   const keyText = field.keyType === "string" ? quoteString(key) : key; // checked canonical by schema-check
   const valueType = messageTypeOf(field);
-  const valueLines = valueType
-    ? printBlock("value ", valueType, value as PlainMessage, inner)
-    : [`${inner}value: ${formatScalar(field, value)}`];
+  const valueLines = valueType ? printBlock("value ", valueType, value as PlainMessage, inner) : [`${inner}value: ${formatScalar(field, value)}`];
   return [`${pad}${field.name} {`, `${inner}key: ${keyText}`, ...valueLines, `${pad}}`];
 }
 

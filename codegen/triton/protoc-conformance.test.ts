@@ -21,7 +21,11 @@ function protoc(mode: "encode" | "decode", input: Buffer | string): Buffer {
 describe.skipIf(!hasProtoc)("protoc conformance", () => {
   const type = modelConfigType();
   const configs = tritonConfigs({
-    repo: "/r", engineDir: "/e", tokenizerDir: '/t "quoted"\\ é', decoupled: true, maxTokensInPagedKvCache: 1024,
+    repo: "/r",
+    engineDir: "/e",
+    tokenizerDir: '/t "quoted"\\ é',
+    decoupled: true,
+    maxTokensInPagedKvCache: 1024,
   });
   // Binary form through protobufjs, normalised the same way for both sides (proto3 drops defaults).
   const canonical = (bytes: Uint8Array) => type.toObject(type.decode(bytes), { enums: String, longs: Number });

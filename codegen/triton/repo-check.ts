@@ -19,8 +19,7 @@ const REQUIRED_PARAMETERS: Record<string, { backend: string; params: string[] }>
   postprocessing: { backend: "python", params: ["tokenizer_dir"] },
 };
 
-const dimsCompatible = (a: number[], b: number[]): boolean =>
-  a.length === b.length && a.every((d, i) => d === b[i] || d === -1 || b[i] === -1);
+const dimsCompatible = (a: number[], b: number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i] || d === -1 || b[i] === -1);
 
 const shapeText = (t: Tensor): string => `${t.data_type}[${t.dims.join(",")}]`;
 

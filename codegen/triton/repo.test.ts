@@ -227,11 +227,26 @@ describe.skipIf(!hasPython)("emitted model.py (python3 + numpy)", () => {
     expect(out.tokenizer_dirs).toEqual(["/srv/hf/llama", "/srv/hf/llama", "/srv/hf/llama"]);
     const i32 = (value: unknown) => ({ dtype: "int32", value });
     expect(out.pre).toEqual({
-      INPUT_ID: i32([[1, 104, 105, 2], [1, 97, 98, 99]]), // bos + chars, right-padded with eos as pad
+      INPUT_ID: i32([
+        [1, 104, 105, 2],
+        [1, 97, 98, 99],
+      ]), // bos + chars, right-padded with eos as pad
       REQUEST_INPUT_LEN: i32([[3], [4]]),
       REQUEST_OUTPUT_LEN: i32([[5], [7]]),
-      BAD_WORDS_IDS: i32([[[], []], [[], []]]),
-      STOP_WORDS_IDS: i32([[[120, 121, 122], [1, 3, -1]], [[113, 0, 0], [1, -1, -1]]]),
+      BAD_WORDS_IDS: i32([
+        [[], []],
+        [[], []],
+      ]),
+      STOP_WORDS_IDS: i32([
+        [
+          [120, 121, 122],
+          [1, 3, -1],
+        ],
+        [
+          [113, 0, 0],
+          [1, -1, -1],
+        ],
+      ]),
       OUT_END_ID: i32([[2], [2]]),
       OUT_PAD_ID: i32([[2], [2]]),
     });

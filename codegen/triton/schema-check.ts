@@ -10,8 +10,7 @@ import { TextFormatError } from "./pbtxt-lexer.ts";
 /** Plain message: proto field name → value (see model-config.ts for the conventions). */
 export type PlainMessage = { [field: string]: unknown };
 
-const isInt = (v: unknown, lo: number, hi: number): boolean =>
-  typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
+const isInt = (v: unknown, lo: number, hi: number): boolean => typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
 
 const I32: [number, number] = [-(2 ** 31), 2 ** 31 - 1];
 const U32: [number, number] = [0, 2 ** 32 - 1];
@@ -43,8 +42,7 @@ export function scalarSpec(type: string, path: string): (typeof SCALARS)[string]
   return spec;
 }
 
-const isPlainObject = (v: unknown): v is PlainMessage =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+const isPlainObject = (v: unknown): v is PlainMessage => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 
 /** Checks one singular value of `field` (a map field's value, or one element of a repeated field). */
 function checkValue(field: FieldBase, value: unknown, path: string): void {

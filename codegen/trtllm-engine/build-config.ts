@@ -17,7 +17,8 @@ export interface BuildOptions {
   readonly maxNumTokens?: number;
 }
 
-const pluginValue = (v: string | false | undefined, dtype: TrtDtype, dflt: string | null): JsonValue => (v === false ? null : v === undefined ? dflt : v === "auto" ? dtype : v);
+const pluginValue = (v: string | false | undefined, dtype: TrtDtype, dflt: string | null): JsonValue =>
+  v === false ? null : v === undefined ? dflt : v === "auto" ? dtype : v;
 
 export function buildConfig(hints: Hints, o: BuildOptions): Record<string, JsonValue> {
   const p = hints.plugins ?? {};

@@ -37,7 +37,8 @@ interface ModelParts {
 }
 
 const within = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.abs(b);
-const defaultScale = (a: Readonly<Record<string, unknown>>) => (within(a.scale as number, 1 / Math.sqrt(a.headDim as number)) ? undefined : `softmax scale ${a.scale} is not 1/sqrt(head_dim)`);
+const defaultScale = (a: Readonly<Record<string, unknown>>) =>
+  within(a.scale as number, 1 / Math.sqrt(a.headDim as number)) ? undefined : `softmax scale ${a.scale} is not 1/sqrt(head_dim)`;
 const check = (...reasons: unknown[]) => reasons.find((r): r is string => typeof r === "string");
 /** QK-norm: none of these classes normalizes q/k in 1.2.1 as Kiln verified it (QWen's qwen3 path was not found in
  *  the 1.2.1 sources read), so a model with it gets custom code with Attention(qk_layernorm=True). */
@@ -48,9 +49,21 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
     architecture: "LlamaForCausalLM",
     ops: ["rms_norm", "trtllm.attention", "add", "rms_norm", "trtllm.gated_mlp", "add"],
     args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
-    attention: (a) => check(a.rope !== "neox" && "rotary style is not rope_gpt_neox", a.rotaryDim !== a.headDim && "partial rotary", a.qkvBias !== a.denseBias && "q/k/v and output biases differ", defaultScale(a), noQkNorm(a)),
+    attention: (a) =>
+      check(
+        a.rope !== "neox" && "rotary style is not rope_gpt_neox",
+        a.rotaryDim !== a.headDim && "partial rotary",
+        a.qkvBias !== a.denseBias && "q/k/v and output biases differ",
+        defaultScale(a),
+        noQkNorm(a),
+      ),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have"),
-    model: (_g, m) => check(m.hasPositionEmbedding && "learned position embedding", m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm", m.head && m.head.inputs.length > 2 && "lm_head has a bias"),
+    model: (_g, m) =>
+      check(
+        m.hasPositionEmbedding && "learned position embedding",
+        m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      ),
   },
   // QWenForCausalLM, qwen2 variant (tensorrt_llm/models/qwen/model.py @ 04a2cacb): LLaMA's layer structure, but its
   // Attention always has dense_bias=False and bias=attn_bias (True for Qwen2), so q/k/v biases without an output bias.
@@ -58,30 +71,71 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
     architecture: "Qwen2ForCausalLM",
     ops: ["rms_norm", "trtllm.attention", "add", "rms_norm", "trtllm.gated_mlp", "add"],
     args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
-    attention: (a) => check(noQkNorm(a), a.rope !== "neox" && "rotary style is not rope_gpt_neox", a.rotaryDim !== a.headDim && "partial rotary", !a.qkvBias && "no q/k/v bias (Qwen2 has one)", a.denseBias && "output bias (QWen's dense has none)", defaultScale(a)),
+    attention: (a) =>
+      check(
+        noQkNorm(a),
+        a.rope !== "neox" && "rotary style is not rope_gpt_neox",
+        a.rotaryDim !== a.headDim && "partial rotary",
+        !a.qkvBias && "no q/k/v bias (Qwen2 has one)",
+        a.denseBias && "output bias (QWen's dense has none)",
+        defaultScale(a),
+      ),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have", a.bias && "MLP bias"),
-    model: (_g, m) => check(m.hasPositionEmbedding && "learned position embedding", m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm", m.head && m.head.inputs.length > 2 && "lm_head has a bias"),
+    model: (_g, m) =>
+      check(
+        m.hasPositionEmbedding && "learned position embedding",
+        m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      ),
   },
   gpt: {
     architecture: "GPTForCausalLM",
     ops: ["layer_norm", "trtllm.attention", "add", "layer_norm", "trtllm.mlp", "add"],
     args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
-    attention: (a) => check(a.rope !== "none" && "rotary embedding (this port covers learned absolute positions)", !a.qkvBias && "no attention bias", !a.denseBias && "no output bias", defaultScale(a), a.kvHeads !== a.heads && "grouped-query heads", noQkNorm(a)),
+    attention: (a) =>
+      check(
+        a.rope !== "none" && "rotary embedding (this port covers learned absolute positions)",
+        !a.qkvBias && "no attention bias",
+        !a.denseBias && "no output bias",
+        defaultScale(a),
+        a.kvHeads !== a.heads && "grouped-query heads",
+        noQkNorm(a),
+      ),
     mlp: (a) => check(!a.bias && "MLP without bias", a.act !== "gelu_tanh" && `activation ${a.act} (GPT-2 uses gelu_new)`),
-    model: (_g, m) => check(!m.hasPositionEmbedding && "no learned position embedding", m.finalNorm?.op !== "layer_norm" && "final norm is not LayerNorm", m.head && m.head.inputs.length > 2 && "lm_head has a bias"),
+    model: (_g, m) =>
+      check(
+        !m.hasPositionEmbedding && "no learned position embedding",
+        m.finalNorm?.op !== "layer_norm" && "final norm is not LayerNorm",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      ),
   },
   gptj: {
     architecture: "GPTJForCausalLM",
     ops: ["layer_norm", "trtllm.attention", "add", "trtllm.mlp", "add"],
     args: [["x"], [0, "pos"], ["x", 1], [0], [2, 3]],
-    attention: (a) => check(a.rope !== "gptj" && "rotary style is not rope_gptj", a.qkvBias && "attention bias", a.denseBias && "output bias", defaultScale(a), a.kvHeads !== a.heads && "grouped-query heads", (a.ropeScaling as unknown) !== null && "rope scaling", noQkNorm(a)),
+    attention: (a) =>
+      check(
+        a.rope !== "gptj" && "rotary style is not rope_gptj",
+        a.qkvBias && "attention bias",
+        a.denseBias && "output bias",
+        defaultScale(a),
+        a.kvHeads !== a.heads && "grouped-query heads",
+        (a.ropeScaling as unknown) !== null && "rope scaling",
+        noQkNorm(a),
+      ),
     mlp: (a) => check(!a.bias && "MLP without bias", a.act !== "gelu_tanh" && `activation ${a.act} (GPT-J uses gelu_new)`),
     model: (g, m) => {
       const mlp = g.nodes.find((n) => n.op === "trtllm.mlp");
       const ffn = mlp ? (g.values.get(mlp.inputs[1]!)!.shape[0] as number) : 0;
       // TensorRT-LLM's GPT-J hard-codes these (its config cannot express anything else).
       const eps = g.nodes.filter((n) => n.op === "layer_norm").map((n) => n.attrs.eps as number);
-      return check(m.hasPositionEmbedding && "learned position embedding", m.finalNorm?.op !== "layer_norm" && "final norm is not LayerNorm", ffn !== 4 * m.hidden && `MLP width ${ffn} is not 4 x hidden (fixed in TensorRT-LLM's GPT-J)`, eps.some((e) => e !== 1e-5) && "LayerNorm epsilon is not 1e-5 (fixed in TensorRT-LLM's GPT-J)", !(m.head && m.head.inputs.length > 2) && "lm_head has no bias");
+      return check(
+        m.hasPositionEmbedding && "learned position embedding",
+        m.finalNorm?.op !== "layer_norm" && "final norm is not LayerNorm",
+        ffn !== 4 * m.hidden && `MLP width ${ffn} is not 4 x hidden (fixed in TensorRT-LLM's GPT-J)`,
+        eps.some((e) => e !== 1e-5) && "LayerNorm epsilon is not 1e-5 (fixed in TensorRT-LLM's GPT-J)",
+        !(m.head && m.head.inputs.length > 2) && "lm_head has no bias",
+      );
     },
   },
 };
@@ -97,7 +151,12 @@ function matchLayer(p: LayerProgram, e: Expected): string | undefined {
   if (ops.join() !== e.ops.join()) return `layer ${p.index} is ${renderProgram(p)}`;
   for (const [k, s] of p.steps.entries()) {
     if (!sameArgs(s.args, e.args[k]!, s.node.op === "add")) return `layer ${p.index} wires ${renderProgram(p)}`;
-    const why = s.node.op === "trtllm.attention" ? e.attention(s.node.attrs) : s.node.op.startsWith("trtllm.") && s.node.op.includes("mlp") ? e.mlp(s.node.attrs) : undefined;
+    const why =
+      s.node.op === "trtllm.attention"
+        ? e.attention(s.node.attrs)
+        : s.node.op.startsWith("trtllm.") && s.node.op.includes("mlp")
+          ? e.mlp(s.node.attrs)
+          : undefined;
     if (why) return `layer ${p.index}: ${why}`;
   }
   const norms = p.steps.filter((s) => s.node.op.endsWith("norm")).map((s) => s.node.attrs.eps);
@@ -119,10 +178,18 @@ function modelParts(g: Graph): ModelParts {
 
 /** The model-level glue every built-in has: embeddings, layers, final norm, lm_head, and nothing else. */
 function glueProblem(g: Graph): string | undefined {
-  const known = (n: Node) => /^transformer\.layers\.\d+/.test(n.scope) || ["transformer.vocab_embedding", "transformer.position_embedding", "transformer.ln_f", "lm_head"].includes(n.scope) || (n.op === "add" && n.scope === "transformer");
+  const known = (n: Node) =>
+    /^transformer\.layers\.\d+/.test(n.scope) ||
+    ["transformer.vocab_embedding", "transformer.position_embedding", "transformer.ln_f", "lm_head"].includes(n.scope) ||
+    (n.op === "add" && n.scope === "transformer");
   const extra = g.nodes.find((n) => !known(n));
   if (extra) return `extra ${extra.op} outside the decoder layers (${extra.scope || "top level"})`;
-  const custom = g.params.find((p) => !/\.(q_layernorm|k_layernorm)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(p.name));
+  const custom = g.params.find(
+    (p) =>
+      !/\.(q_layernorm|k_layernorm)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
+        p.name,
+      ),
+  );
   return custom ? `custom parameter '${custom.name}'` : undefined;
 }
 

@@ -49,7 +49,17 @@ function glue(op: string, attrs: Record<string, unknown>, args: string[]): { cod
 
 /** A module that uses glue expressions the way model.py does: inside a tensorrt_llm Module's forward. */
 const probe = (imports: string[], body: string[]) =>
-  [...imports, "from tensorrt_llm.module import Module", "", "", "class Probe(Module):", "", "    def forward(self, x, residual, weight):", ...body.map((l) => `        ${l}`), ""].join("\n");
+  [
+    ...imports,
+    "from tensorrt_llm.module import Module",
+    "",
+    "",
+    "class Probe(Module):",
+    "",
+    "    def forward(self, x, residual, weight):",
+    ...body.map((l) => `        ${l}`),
+    "",
+  ].join("\n");
 
 const torchPython = [process.env.KILN_PYTHON, ".venv/bin/python", "/usr/bin/python3", "python3"]
   .map((py) => (py?.includes("/") ? resolve(py) : py))
@@ -181,7 +191,13 @@ describe("python_plugin route (the example op)", () => {
     const { code, imports } = glue("fused_add_rms_norm", { eps: 1e-5 }, ["hidden_states", "attention_output", "self.postNorm.weight.value"]);
     expect(code).toBe("FusedAddRmsNormPlugin(eps=0.00001)(hidden_states, attention_output, self.postNorm.weight.value)");
     expect(imports).toEqual(["from kiln_plugins import FusedAddRmsNormPlugin"]);
-    const r = apiCheck("probe_plugin.py", probe(imports, [`normed, new_residual = ${code.replace("hidden_states", "x").replace("attention_output", "residual").replace("self.postNorm.weight.value", "weight")}`, "return normed + new_residual"]));
+    const r = apiCheck(
+      "probe_plugin.py",
+      probe(imports, [
+        `normed, new_residual = ${code.replace("hidden_states", "x").replace("attention_output", "residual").replace("self.postNorm.weight.value", "weight")}`,
+        "return normed + new_residual",
+      ]),
+    );
     expect(r.problems, r.text).toEqual([]);
   });
 
@@ -196,7 +212,16 @@ describe("python_plugin route (the example op)", () => {
     for (const [rel, text] of Object.entries(files)) if (!rel.endsWith("_kernel.py")) put(rel, text);
     put("kiln_plugins/fused_add_rms_norm_kernel.py", STUB_KERNEL);
     const out = execFileSync(torchPython!, ["-c", RUN_PLUGIN], { cwd: root, encoding: "utf8" });
-    expect(JSON.parse(out)).toEqual({ name: "KilnFusedAddRmsNorm", outputs: 2, shapes: [[3, 8], [3, 8]], sum_exact: true, eps_seen: 0.001 });
+    expect(JSON.parse(out)).toEqual({
+      name: "KilnFusedAddRmsNorm",
+      outputs: 2,
+      shapes: [
+        [3, 8],
+        [3, 8],
+      ],
+      sum_exact: true,
+      eps_seen: 0.001,
+    });
   });
 
   it("says how the checkpoint directory reaches PYTHONPATH", () => {
@@ -208,14 +233,42 @@ describe("the tensorrt_llm.python_plugin manifest", () => {
   it("names its source and holds the real registration signature", () => {
     const m = JSON.parse(readFileSync(PYTHON_PLUGIN_MANIFEST, "utf8"));
     expect(m.module_prefixes).toEqual(["tensorrt_llm.python_plugin"]);
-    expect(m.source["tensorrt_llm/python_plugin.py"]).toMatchObject({ repo: "NVIDIA/TensorRT-LLM", commit: "7c0308be681f9e352d8556097b9622201ef515e7", chars: 20993, sha256: "bb7edc9a1a6c34293531a021dc43d0919636a3bcf6f86df99bd4be0e38b7a8ba" });
+    expect(m.source["tensorrt_llm/python_plugin.py"]).toMatchObject({
+      repo: "NVIDIA/TensorRT-LLM",
+      commit: "7c0308be681f9e352d8556097b9622201ef515e7",
+      chars: 20993,
+      sha256: "bb7edc9a1a6c34293531a021dc43d0919636a3bcf6f86df99bd4be0e38b7a8ba",
+    });
     const mod = m.modules["tensorrt_llm.python_plugin"];
-    expect(mod.functions.trtllm_plugin.params.map((p: { name: string; kind: string }) => `${p.name}:${p.kind}`)).toEqual(["plugin_name:positional_or_keyword", "plugin_version:keyword_only", "plugin_namespace:keyword_only", "plugin_num_outputs:keyword_only", "deepcopy_clone:keyword_only", "no_serialize_attr:keyword_only"]);
+    expect(mod.functions.trtllm_plugin.params.map((p: { name: string; kind: string }) => `${p.name}:${p.kind}`)).toEqual([
+      "plugin_name:positional_or_keyword",
+      "plugin_version:keyword_only",
+      "plugin_namespace:keyword_only",
+      "plugin_num_outputs:keyword_only",
+      "deepcopy_clone:keyword_only",
+      "no_serialize_attr:keyword_only",
+    ]);
     expect(Object.keys(mod.classes).sort()).toEqual(["DimensionExpr", "PluginBase", "PluginCreatorBase", "PluginInfo", "ShapeExpr", "SymTensor"]);
   });
 
   it("routes python_plugin names (also tensorrt_llm.PluginBase) to it and rejects what the real API lacks", () => {
-    const r = apiCheck("plugin_misuse.py", ["from tensorrt_llm import PluginBase", "from tensorrt_llm.python_plugin import SymTensor, trtllm_plugin", "", "", '@trtllm_plugin("P", deps=None)', "class P(PluginBase):", "    def __init__(self):", "        super().__init__(1)", "", "", "SymTensor(None)", ""].join("\n"));
+    const r = apiCheck(
+      "plugin_misuse.py",
+      [
+        "from tensorrt_llm import PluginBase",
+        "from tensorrt_llm.python_plugin import SymTensor, trtllm_plugin",
+        "",
+        "",
+        '@trtllm_plugin("P", deps=None)',
+        "class P(PluginBase):",
+        "    def __init__(self):",
+        "        super().__init__(1)",
+        "",
+        "",
+        "SymTensor(None)",
+        "",
+      ].join("\n"),
+    );
     expect(r.problems.map((p) => `${p.line}: ${p.message.split(" [")[0]}`)).toEqual([
       "5: trtllm_plugin(): unknown keyword argument 'deps'",
       "8: super().__init__(): takes at most 0 positional argument(s), 1 given",
@@ -243,7 +296,11 @@ describe("trtllm route (an existing TensorRT-LLM functional op)", () => {
     outputs: ["y"],
     infer: ([x]) => [x!],
     reference: ([x]) => [x!],
-    lowering: { kind: "trtllm", callee: "tensorrt_llm.functional.rms_norm", args: { input: { input: 0 }, normalized_shape: { value: 64 }, weight: { input: 1 }, eps: { attr: "eps" } } },
+    lowering: {
+      kind: "trtllm",
+      callee: "tensorrt_llm.functional.rms_norm",
+      args: { input: { input: 0 }, normalized_shape: { value: 64 }, weight: { input: 1 }, eps: { attr: "eps" } },
+    },
   });
 
   it("calls the callee with keyword arguments, checked by the API checker", () => {
@@ -258,13 +315,32 @@ describe("trtllm route (an existing TensorRT-LLM functional op)", () => {
   });
 
   const bad: [string, string, Record<string, object>, RegExp][] = [
-    ["an unknown callee", "tensorrt_llm.functional.swiglu2", { input: { input: 0 } }, /custom op 'test\.bad\d': lowering\.callee tensorrt_llm\.functional\.swiglu2 is not in TensorRT-LLM 1\.2's API/],
+    [
+      "an unknown callee",
+      "tensorrt_llm.functional.swiglu2",
+      { input: { input: 0 } },
+      /custom op 'test\.bad\d': lowering\.callee tensorrt_llm\.functional\.swiglu2 is not in TensorRT-LLM 1\.2's API/,
+    ],
     ["an unknown parameter", "tensorrt_llm.functional.swiglu", { x: { input: 0 } }, /tensorrt_llm\.functional\.swiglu has no parameter 'x' \(it takes input\)/],
-    ["a missing required parameter", "tensorrt_llm.functional.rms_norm", { input: { input: 0 } }, /leaves out tensorrt_llm\.functional\.rms_norm's required parameter 'normalized_shape'/],
+    [
+      "a missing required parameter",
+      "tensorrt_llm.functional.rms_norm",
+      { input: { input: 0 } },
+      /leaves out tensorrt_llm\.functional\.rms_norm's required parameter 'normalized_shape'/,
+    ],
   ];
   bad.forEach(([what, callee, args, message], i) =>
     it(`rejects ${what}`, () => {
-      const op = defineOp({ name: `test.bad${i}`, doc: "x", attrs: {}, inputs: ["x"], outputs: ["y"], infer: ([x]) => [x!], reference: ([x]) => [x!], lowering: { kind: "trtllm", callee, args } as never });
+      const op = defineOp({
+        name: `test.bad${i}`,
+        doc: "x",
+        attrs: {},
+        inputs: ["x"],
+        outputs: ["y"],
+        infer: ([x]) => [x!],
+        reference: ([x]) => [x!],
+        lowering: { kind: "trtllm", callee, args } as never,
+      });
       expect(() => checkLowering(op)).toThrow(CustomOpEmitError);
       expect(() => checkLowering(op)).toThrow(message);
       expect(() => customOpGlue(op.name, new Imports())).toThrow(message);
@@ -274,7 +350,16 @@ describe("trtllm route (an existing TensorRT-LLM functional op)", () => {
   it("rejects an op without a lowering and attributes named like Python keywords", () => {
     const none = defineOp({ name: "test.nolower", doc: "x", attrs: {}, inputs: ["x"], outputs: ["y"], infer: ([x]) => [x!], reference: ([x]) => [x!] });
     expect(() => checkLowering(none)).toThrow(/custom op 'test\.nolower': declares no TensorRT-LLM lowering/);
-    const kw = defineOp({ name: "test.kw", doc: "x", attrs: { lambda: "number" }, inputs: ["x"], outputs: ["y"], infer: ([x]) => [x!], reference: ([x]) => [x!], lowering: { kind: "trtllm", callee: "tensorrt_llm.functional.swiglu", args: { input: { input: 0 } } } });
+    const kw = defineOp({
+      name: "test.kw",
+      doc: "x",
+      attrs: { lambda: "number" },
+      inputs: ["x"],
+      outputs: ["y"],
+      infer: ([x]) => [x!],
+      reference: ([x]) => [x!],
+      lowering: { kind: "trtllm", callee: "tensorrt_llm.functional.swiglu", args: { input: { input: 0 } } },
+    });
     expect(() => checkLowering(kw)).toThrow(/attribute 'lambda' is a Python keyword/);
   });
 });

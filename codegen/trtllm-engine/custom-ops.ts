@@ -45,7 +45,14 @@ interface ManifestParam {
   readonly has_default: boolean;
 }
 interface Manifest {
-  readonly modules: Record<string, { functions?: Record<string, { params: ManifestParam[] }>; partial_functions?: Record<string, { params: ManifestParam[] }>; classes?: Record<string, { methods: Record<string, { params: ManifestParam[] }> }> }>;
+  readonly modules: Record<
+    string,
+    {
+      functions?: Record<string, { params: ManifestParam[] }>;
+      partial_functions?: Record<string, { params: ManifestParam[] }>;
+      classes?: Record<string, { methods: Record<string, { params: ManifestParam[] }> }>;
+    }
+  >;
   readonly resolution: Record<string, { target: string; kind: string }>;
 }
 
@@ -65,19 +72,29 @@ function calleeParams(callee: string): ManifestParam[] | undefined {
 
 /** Throws unless the op's lowering can be emitted: a known callee given only parameters it has, all required ones. */
 export function checkLowering(op: CustomOp): void {
-  const l = op.decl.lowering ?? fail(op.name, "declares no TensorRT-LLM lowering (lowering: { kind: \"trtllm\" | \"python_plugin\", ... })");
-  for (const a of Object.keys(op.decl.attrs)) if (!isPlainAttribute(a)) fail(op.name, `attribute '${a}' is a Python keyword, so it cannot be a keyword argument`);
+  const l = op.decl.lowering ?? fail(op.name, 'declares no TensorRT-LLM lowering (lowering: { kind: "trtllm" | "python_plugin", ... })');
+  for (const a of Object.keys(op.decl.attrs))
+    if (!isPlainAttribute(a)) fail(op.name, `attribute '${a}' is a Python keyword, so it cannot be a keyword argument`);
   if (l.kind === "python_plugin") return;
-  const params = calleeParams(l.callee) ?? fail(op.name, `lowering.callee ${l.callee} is not in TensorRT-LLM 1.2's API (codegen/apicheck/trtllm-1.2.json); check the name`);
+  const params =
+    calleeParams(l.callee) ?? fail(op.name, `lowering.callee ${l.callee} is not in TensorRT-LLM 1.2's API (codegen/apicheck/trtllm-1.2.json); check the name`);
   const byName = new Map(params.map((p) => [p.name, p]));
   const varKw = params.some((p) => p.kind === "var_keyword");
   for (const k of Object.keys(l.args)) {
     const p = byName.get(k);
-    if (!p && !varKw) fail(op.name, `${l.callee} has no parameter '${k}' (it takes ${params.filter((q) => !q.kind.startsWith("var")).map((q) => q.name).join(", ")})`);
+    if (!p && !varKw)
+      fail(
+        op.name,
+        `${l.callee} has no parameter '${k}' (it takes ${params
+          .filter((q) => !q.kind.startsWith("var"))
+          .map((q) => q.name)
+          .join(", ")})`,
+      );
     if (p && (p.kind === "positional_only" || p.kind.startsWith("var"))) fail(op.name, `${l.callee}'s parameter '${k}' cannot be passed by keyword`);
   }
   const missing = params.filter((p) => !p.has_default && (p.kind === "positional_or_keyword" || p.kind === "keyword_only") && !(p.name in l.args));
-  if (missing.length) fail(op.name, `lowering.args leaves out ${l.callee}'s required parameter${missing.length > 1 ? "s" : ""} ${missing.map((p) => `'${p.name}'`).join(", ")}`);
+  if (missing.length)
+    fail(op.name, `lowering.args leaves out ${l.callee}'s required parameter${missing.length > 1 ? "s" : ""} ${missing.map((p) => `'${p.name}'`).join(", ")}`);
 }
 
 function callGlue(op: CustomOp, l: TrtllmCallLowering, imports: ImportSink): (c: AnyGlueCtx) => string {
@@ -86,7 +103,8 @@ function callGlue(op: CustomOp, l: TrtllmCallLowering, imports: ImportSink): (c:
   return (c) => {
     const fn = mod === "tensorrt_llm.functional" ? c.F(name) : imports.use(mod, name);
     const args = Object.entries(l.args).map(([k, src]) => {
-      if ("input" in src) return `${k}=${c.args[src.input]?.expr ?? fail(op.name, `lowering.args.${k} reads input ${src.input}, which ${c.node.op} at ${c.node.scope} does not have`)}`;
+      if ("input" in src)
+        return `${k}=${c.args[src.input]?.expr ?? fail(op.name, `lowering.args.${k} reads input ${src.input}, which ${c.node.op} at ${c.node.scope} does not have`)}`;
       if ("attr" in src) return `${k}=${pyLiteral(c.node.attrs[src.attr] as JsonValue)}`;
       return `${k}=${pyLiteral(src.value)}`;
     });

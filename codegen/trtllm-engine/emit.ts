@@ -49,7 +49,11 @@ function withLayerReduce(g: Graph): Graph {
 function weightsMapEntry(t: PlanTensor): JsonValue {
   if (isScaleTensor(t)) return { dtype: t.dtype, from: `amax(${t.scaleOf} on this rank) / 448` };
   if (isConstTensor(t)) return { dtype: t.dtype, from: "calibration", values: [...t.values] };
-  return { dtype: t.dtype, from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / scale(${t.scaleGroup}))` : formatExpr(t.expr), expr: t.expr as unknown as JsonValue };
+  return {
+    dtype: t.dtype,
+    from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / scale(${t.scaleGroup}))` : formatExpr(t.expr),
+    expr: t.expr as unknown as JsonValue,
+  };
 }
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
@@ -61,7 +65,10 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   const lowered = { ...low, graph };
   const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
   const architecture = builtin && detection.ok ? detection.match.architecture : custom!.architecture;
-  const base = { ...pretrainedConfig(lowered, architecture, builtin, { ...o, quantization: quantizationConfig(o.quant, lowered, o.mapping.pp) }), ...(custom?.configFields ?? {}) };
+  const base = {
+    ...pretrainedConfig(lowered, architecture, builtin, { ...o, quantization: quantizationConfig(o.quant, lowered, o.mapping.pp) }),
+    ...(custom?.configFields ?? {}),
+  };
   // Sliding windows are a runtime setting in TensorRT-LLM 1.2.1: PretrainedConfig.runtime_defaults becomes
   // RuntimeDefaults(max_attention_window=[...]) (models/modeling_utils.py create_runtime_defaults), which the
   // executor uses when the run does not set KvCacheConfig.max_attention_window itself.
@@ -88,9 +95,12 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
       ...(needsPlugins ? [pluginPythonPath(outDir)] : []),
       shellCommand([
         "trtllm-build",
-        "--checkpoint_dir", outDir,
-        "--output_dir", engineDir,
-        "--build_config", `${outDir}/build_config.json`,
+        "--checkpoint_dir",
+        outDir,
+        "--output_dir",
+        engineDir,
+        "--build_config",
+        `${outDir}/build_config.json`,
         ...(custom ? ["--model_cls_file", `${outDir}/model.py`, "--model_cls_name", custom.className] : []),
         ...(workers > 1 ? ["--workers", String(workers)] : []),
       ]),
@@ -106,5 +116,15 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
       "--max_output_len 32",
       ...(windows ? [`--max_attention_window_size ${windows.join(" ")}`] : []),
     ].join(" ");
-  return { graph, architecture, ...(builtin && { builtin }), detection, files, plans, buildCommand, ...(windows && { maxAttentionWindow: windows }), runCommand };
+  return {
+    graph,
+    architecture,
+    ...(builtin && { builtin }),
+    detection,
+    files,
+    plans,
+    buildCommand,
+    ...(windows && { maxAttentionWindow: windows }),
+    runCommand,
+  };
 }

@@ -38,7 +38,17 @@ export function layerPrograms(g: Graph): LayerProgram[] {
       // The layer input is the one value from outside the layer (not a parameter or the positions) that it reads.
       const outsideVals = [...new Set(nodes.flatMap((n) => n.inputs).filter((v) => !inside.has(v) && !params.has(v) && v !== positions))];
       const steps = nodes.map((n, k) => {
-        const args = n.inputs.map((v) => (producedAt.has(v) ? producedAt.get(v)! : params.has(v) ? "param" : v === positions ? "pos" : outsideVals.length === 1 && v === outsideVals[0] ? "x" : "outside"));
+        const args = n.inputs.map((v) =>
+          producedAt.has(v)
+            ? producedAt.get(v)!
+            : params.has(v)
+              ? "param"
+              : v === positions
+                ? "pos"
+                : outsideVals.length === 1 && v === outsideVals[0]
+                  ? "x"
+                  : "outside",
+        );
         n.outputs.forEach((o) => producedAt.set(o, k));
         return { node: n, args };
       });

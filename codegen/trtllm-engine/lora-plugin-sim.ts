@@ -28,7 +28,13 @@ export interface LoraModelDims {
 export function loraModelDims(configJson: Record<string, any>): LoraModelDims {
   const hidden = configJson.hidden_size as number;
   const heads = configJson.num_attention_heads as number;
-  return { hidden, heads, kvHeads: configJson.num_key_value_heads ?? heads, headSize: configJson.head_size ?? hidden / heads, mlpHidden: configJson.intermediate_size ?? 4 * hidden };
+  return {
+    hidden,
+    heads,
+    kvHeads: configJson.num_key_value_heads ?? heads,
+    headSize: configJson.head_size ?? hidden / heads,
+    mlpHidden: configJson.intermediate_size ?? 4 * hidden,
+  };
 }
 
 /** [in, out] of each module, as createLoraModules computes them. */
@@ -36,8 +42,14 @@ export function moduleDims(d: LoraModelDims): Record<LoraModuleName, readonly [n
   const q = d.heads * d.headSize;
   const kv = d.kvHeads * d.headSize;
   return {
-    attn_qkv: [d.hidden, q + 2 * kv], attn_q: [d.hidden, q], attn_k: [d.hidden, kv], attn_v: [d.hidden, kv], attn_dense: [q, d.hidden],
-    mlp_h_to_4h: [d.hidden, d.mlpHidden], mlp_gate: [d.hidden, d.mlpHidden], mlp_4h_to_h: [d.mlpHidden, d.hidden],
+    attn_qkv: [d.hidden, q + 2 * kv],
+    attn_q: [d.hidden, q],
+    attn_k: [d.hidden, kv],
+    attn_v: [d.hidden, kv],
+    attn_dense: [q, d.hidden],
+    mlp_h_to_4h: [d.hidden, d.mlpHidden],
+    mlp_gate: [d.hidden, d.mlpHidden],
+    mlp_4h_to_h: [d.mlpHidden, d.hidden],
   };
 }
 
@@ -65,7 +77,8 @@ export async function readRuntimeLora(dir: string, d: LoraModelDims): Promise<Pl
     const module = MODULE_BY_ID.get(id);
     if (!module) throw new LoraError(`${dir}: lora_config row ${i} has module id ${id}, not one Kiln simulates`);
     const [inDim, outDim] = dims[module];
-    if (rank * (inDim + outDim) > width) throw new LoraError(`${dir}: row ${i} (${module}, layer ${layer}, rank ${rank}) needs ${rank * (inDim + outDim)} values, rows hold ${width}`);
+    if (rank * (inDim + outDim) > width)
+      throw new LoraError(`${dir}: row ${i} (${module}, layer ${layer}, rank ${rank}) needs ${rank * (inDim + outDim)} values, rows hold ${width}`);
     const row = w.data.subarray(i * width, (i + 1) * width) as Float32Array;
     return { module, layer, rank, A: row.slice(0, rank * inDim), B: row.slice(rank * inDim, rank * (inDim + outDim)) };
   });
@@ -74,7 +87,18 @@ export async function readRuntimeLora(dir: string, d: LoraModelDims): Promise<Pl
 const LINEAR = /^transformer\.layers\.(\d+)\.(attention\.qkv|attention\.dense|mlp\.fc|mlp\.gate|mlp\.proj)$/;
 
 /** Adds (x A^T) B^T for batch row b into y[b, :, offset:offset+outLocal], with this rank's split of A and B. */
-function addLowRank(x: RTensor, y: Float32Array, yWidth: number, b: number, row: PluginRow, inDim: number, outDim: number, tp: number, rank: number, offset: number): number {
+function addLowRank(
+  x: RTensor,
+  y: Float32Array,
+  yWidth: number,
+  b: number,
+  row: PluginRow,
+  inDim: number,
+  outDim: number,
+  tp: number,
+  rank: number,
+  offset: number,
+): number {
   const r = row.rank;
   const split = TP_SPLIT[row.module];
   const inLocal = split === "in" ? inDim / tp : inDim;
@@ -82,7 +106,8 @@ function addLowRank(x: RTensor, y: Float32Array, yWidth: number, b: number, row:
   const inStart = split === "in" ? rank * inLocal : 0;
   const outStart = split === "out" ? rank * outLocal : 0;
   const [, s, xw] = x.shape as [number, number, number];
-  if (xw !== inLocal) throw new LoraError(`LoRA ${row.module} layer ${row.layer}: the GEMM input is ${xw} wide on tp rank ${rank}, the module's local in size is ${inLocal}`);
+  if (xw !== inLocal)
+    throw new LoraError(`LoRA ${row.module} layer ${row.layer}: the GEMM input is ${xw} wide on tp rank ${rank}, the module's local in size is ${inLocal}`);
   const u = new Float32Array(r);
   for (let t = 0; t < s; t++) {
     const xo = (b * s + t) * xw;
@@ -105,7 +130,12 @@ function addLowRank(x: RTensor, y: Float32Array, yWidth: number, b: number, row:
  * Hooks that apply runtime LoRA per request: `tasks` maps a task id to its adapter's rows, `requestTasks[b]` is the
  * task of batch row b (-1: none).
  */
-export function loraPluginHooks(tasks: ReadonlyMap<number, readonly PluginRow[]>, requestTasks: readonly number[], d: LoraModelDims, tp: number): SimulationHooks {
+export function loraPluginHooks(
+  tasks: ReadonlyMap<number, readonly PluginRow[]>,
+  requestTasks: readonly number[],
+  d: LoraModelDims,
+  tp: number,
+): SimulationHooks {
   const dims = moduleDims(d);
   for (const t of requestTasks) if (t !== -1 && !tasks.has(t)) throw new LoraError(`request asks for LoRA task ${t}, which is not loaded`);
   return {

@@ -9,7 +9,14 @@ import { CORE_OPS, type CoreOp } from "../../src/ir/ops.ts";
 import { type AnyGlueCtx, constantLiteral, GLUE_OPS, type GlueRule, glueRuleFor, type HelperName, orderedHelpers } from "./model-py-ops.ts";
 import { ModelPyError } from "../common/model-py-plan.ts";
 
-const node = (op: string, attrs: Record<string, unknown> = {}): Node => ({ op, inputs: [], outputs: [0], attrs, scope: "transformer.layers.0", loc: { file: "m.ts", line: 7, col: 1 } });
+const node = (op: string, attrs: Record<string, unknown> = {}): Node => ({
+  op,
+  inputs: [],
+  outputs: [0],
+  attrs,
+  scope: "transformer.layers.0",
+  loc: { file: "m.ts", line: 7, col: 1 },
+});
 
 function run(op: string, attrs: Record<string, unknown>, args: [string, Shape, boolean?][], dtype: DType = "f32"): { code: string; helpers: HelperName[] } {
   const helpers: HelperName[] = [];
@@ -28,12 +35,37 @@ const H: Shape = ["batch", "seq", 64];
 
 describe("glue op rules", () => {
   it("writes arithmetic with operators, and scalars on the left of / through F.div", () => {
-    expect(run("mul", {}, [["x", H], ["0.5", [], true]]).code).toBe("x * 0.5");
-    expect(run("sub", {}, [["1.0", [], true], ["x", H]]).code).toBe("1.0 - x");
-    expect(run("div", {}, [["1.0", [], true], ["x", H]]).code).toBe("F.div(1.0, x)");
-    expect(run("div", {}, [["x", H], ["y", H]]).code).toBe("x / y");
+    expect(
+      run("mul", {}, [
+        ["x", H],
+        ["0.5", [], true],
+      ]).code,
+    ).toBe("x * 0.5");
+    expect(
+      run("sub", {}, [
+        ["1.0", [], true],
+        ["x", H],
+      ]).code,
+    ).toBe("1.0 - x");
+    expect(
+      run("div", {}, [
+        ["1.0", [], true],
+        ["x", H],
+      ]).code,
+    ).toBe("F.div(1.0, x)");
+    expect(
+      run("div", {}, [
+        ["x", H],
+        ["y", H],
+      ]).code,
+    ).toBe("x / y");
     expect(run("neg", {}, [["x", H]]).code).toBe("0.0 - x");
-    expect(() => run("add", {}, [["1.0", [], true], ["2.0", [], true]])).toThrow(/both operands are constants/);
+    expect(() =>
+      run("add", {}, [
+        ["1.0", [], true],
+        ["2.0", [], true],
+      ]),
+    ).toThrow(/both operands are constants/);
   });
 
   it("emits axes counted from the end", () => {
@@ -69,7 +101,13 @@ describe("glue op rules", () => {
     expect(run("rsqrt", {}, [["x", H]]).code).toBe("F.div(1.0, F.sqrt(x))");
     expect(run("gated_activation", { act: "silu" }, [["x", ["batch", "seq", 128]]]).code).toBe("_kiln_gated(x, 64, F.silu)");
     expect(run("cast", { dtype: "f16" }, [["x", H]]).code).toBe('F.cast(x, "f16")');
-    expect(run("linear", {}, [["x", H], ["self.w.value", [32, 64]], ["self.b.value", [32]]]).code).toBe("F.matmul(x, self.w.value, transb=True) + self.b.value");
+    expect(
+      run("linear", {}, [
+        ["x", H],
+        ["self.w.value", [32, 64]],
+        ["self.b.value", [32]],
+      ]).code,
+    ).toBe("F.matmul(x, self.w.value, transb=True) + self.b.value");
   });
 
   it("rejects ops that only exist inside TensorRT-LLM's fused attention", () => {
@@ -83,7 +121,12 @@ describe("helpers and constants", () => {
   });
 
   it("writes constants by dtype", () => {
-    expect([constantLiteral(2, "f32"), constantLiteral(2, "i32"), constantLiteral(1, "bool"), constantLiteral(-0, "bf16")]).toEqual(["2.0", "2", "True", "-0.0"]);
+    expect([constantLiteral(2, "f32"), constantLiteral(2, "i32"), constantLiteral(1, "bool"), constantLiteral(-0, "bf16")]).toEqual([
+      "2.0",
+      "2",
+      "True",
+      "-0.0",
+    ]);
   });
 });
 

@@ -110,7 +110,8 @@ const where = (c: GlueCtx) => describeNode(c.node);
 export function tokenDims(shape: Shape, what: string): number {
   let t = 0;
   while (t < shape.length && typeof shape[t] === "string") t++;
-  if (shape.slice(t).some((d) => typeof d !== "number")) fail(`${what}: shape ${formatShape(shape)} has a symbolic dim after a concrete one, which TensorRT-LLM's token layout cannot express`);
+  if (shape.slice(t).some((d) => typeof d !== "number"))
+    fail(`${what}: shape ${formatShape(shape)} has a symbolic dim after a concrete one, which TensorRT-LLM's token layout cannot express`);
   return t;
 }
 
@@ -118,7 +119,10 @@ export function tokenDims(shape: Shape, what: string): number {
 function tailAxis(c: GlueCtx, k: number, axis: number): number {
   const shape = c.args[k]!.shape;
   const a = axis < 0 ? axis + shape.length : axis;
-  if (a < tokenDims(shape, where(c))) fail(`${where(c)}: works on axis ${axis} of ${formatShape(shape)}, a batch/sequence dim; TensorRT-LLM packs those into one token dim, so only trailing dims can be used`);
+  if (a < tokenDims(shape, where(c)))
+    fail(
+      `${where(c)}: works on axis ${axis} of ${formatShape(shape)}, a batch/sequence dim; TensorRT-LLM packs those into one token dim, so only trailing dims can be used`,
+    );
   return a - shape.length;
 }
 
@@ -193,14 +197,19 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
     const from = c.args[0]!.shape;
     const to = c.node.attrs.shape;
     const [t, u] = [tokenDims(from, where(c)), tokenDims(to, where(c))];
-    if (t !== u || from.slice(0, t).some((d, i) => d !== to[i])) fail(`${where(c)}: reshape ${formatShape(from)} -> ${formatShape(to)} changes the batch/sequence dims, which TensorRT-LLM packs into one token dim`);
+    if (t !== u || from.slice(0, t).some((d, i) => d !== to[i]))
+      fail(`${where(c)}: reshape ${formatShape(from)} -> ${formatShape(to)} changes the batch/sequence dims, which TensorRT-LLM packs into one token dim`);
     return `${c.helper("_kiln_view")}(${tensor(c, 0)}, ${from.length - t}, [${to.slice(t).join(", ")}])`;
   },
   transpose: (c) => {
     const perm = c.node.attrs.perm;
     const t = tokenDims(c.args[0]!.shape, where(c));
-    if (perm.slice(0, t).some((p, i) => p !== i)) fail(`${where(c)}: transpose [${perm}] moves a batch/sequence dim, which TensorRT-LLM packs into one token dim`);
-    return `${c.helper("_kiln_permute_tail")}(${tensor(c, 0)}, [${perm.slice(t).map((p) => p - t).join(", ")}])`;
+    if (perm.slice(0, t).some((p, i) => p !== i))
+      fail(`${where(c)}: transpose [${perm}] moves a batch/sequence dim, which TensorRT-LLM packs into one token dim`);
+    return `${c.helper("_kiln_permute_tail")}(${tensor(c, 0)}, [${perm
+      .slice(t)
+      .map((p) => p - t)
+      .join(", ")}])`;
   },
   split: (c) => `${c.F("split")}(${tensor(c, 0)}, [${c.node.attrs.sizes.join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
   concat: (c) => `${c.F("concat")}([${c.args.map((_, k) => tensor(c, k)).join(", ")}], dim=${tailAxis(c, 0, c.node.attrs.axis)})`,
@@ -229,7 +238,9 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
     return `${c.F("rms_norm")}(${tensor(c, 0)}, ${lastDim(c)}, ${kw.join(", ")})`;
   },
   gated_activation: (c) => `${c.helper("_kiln_gated")}(${tensor(c, 0)}, ${lastDim(c) / 2}, ${ACT_FN[c.node.attrs.act]!(c)})`,
-  rope: unsupported("rotary embedding outside attention; TensorRT-LLM applies RoPE only inside its Attention layer (lowering fuses q/k rope into trtllm.attention)"),
+  rope: unsupported(
+    "rotary embedding outside attention; TensorRT-LLM applies RoPE only inside its Attention layer (lowering fuses q/k rope into trtllm.attention)",
+  ),
   causal_mask: unsupported("a causal mask outside attention; TensorRT-LLM's attention plugin masks internally"),
   attention: unsupported("attention that lowering did not turn into trtllm.attention; TensorRT-LLM engines need the GPT attention plugin for the KV cache"),
 };

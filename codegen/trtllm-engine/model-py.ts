@@ -20,7 +20,24 @@ import { customOpGlue } from "./custom-ops.ts";
 import { pretrainedConfig } from "./pretrained-config.ts";
 import { argReader, emitNodeStatements, type StatementBody, type Val } from "../common/emit-nodes.ts";
 import { glueRuleFor, HELPERS, type HelperName, type OpArg, orderedHelpers } from "./model-py-ops.ts";
-import { addNode, type ClassTree, layerConfigFields, type SlotUse, checkSameStructure, type Entry, fail, type Group, type LayerPlan, locText, type ModuleLeaf, newClassTree, type Partition, partition, planLayer, treeParamNames } from "../common/model-py-plan.ts";
+import {
+  addNode,
+  type ClassTree,
+  layerConfigFields,
+  type SlotUse,
+  checkSameStructure,
+  type Entry,
+  fail,
+  type Group,
+  type LayerPlan,
+  locText,
+  type ModuleLeaf,
+  newClassTree,
+  type Partition,
+  partition,
+  planLayer,
+  treeParamNames,
+} from "../common/model-py-plan.ts";
 
 export { ModelPyError } from "../common/model-py-plan.ts";
 
@@ -78,18 +95,47 @@ function buildPlan(low: LoweredModel): Plan {
   for (const n of part.pre) addNode(pre, g, n, MODEL_ATTRS);
   for (const n of part.post) addNode(post, g, n, MODEL_ATTRS);
   const shared = [...post.paramPath.keys()].find((p) => pre.paramPath.has(p)) ?? [...post.root.children.keys()].find((k) => pre.root.children.has(k));
-  if (shared) fail(`'${shared}' is used both before and after the decoder layers; with pipeline parallelism those run on different stages, so give each its own parameter`);
+  if (shared)
+    fail(
+      `'${shared}' is used both before and after the decoder layers; with pipeline parallelism those run on different stages, so give each its own parameter`,
+    );
   return { g, part, layers, slotUse, configFields, pre, post, std, live: liveNodes(g) };
 }
 
 /** PretrainedConfig attributes and the keys pretrained-config.ts writes: custom fields must not take these names. */
 const PRETRAINED_CONFIG_KEYS = [
-  "architecture", "dtype", "logits_dtype", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_size",
-  "intermediate_size", "hidden_act", "norm_epsilon", "position_embedding_type", "max_position_embeddings", "rotary_base", "rotary_scaling", "rotary_pct",
-  "rotary_dim", "rotary_embedding_dim", "mapping", "quantization", "use_parallel_embedding", "embedding_sharding_dim", "qk_layernorm", "runtime_defaults",
-  "quant_mode", "quant_algo", "kv_dtype", "attn_bias", "mlp_bias", "bias",
+  "architecture",
+  "dtype",
+  "logits_dtype",
+  "vocab_size",
+  "hidden_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "head_size",
+  "intermediate_size",
+  "hidden_act",
+  "norm_epsilon",
+  "position_embedding_type",
+  "max_position_embeddings",
+  "rotary_base",
+  "rotary_scaling",
+  "rotary_pct",
+  "rotary_dim",
+  "rotary_embedding_dim",
+  "mapping",
+  "quantization",
+  "use_parallel_embedding",
+  "embedding_sharding_dim",
+  "qk_layernorm",
+  "runtime_defaults",
+  "quant_mode",
+  "quant_algo",
+  "kv_dtype",
+  "attn_bias",
+  "mlp_bias",
+  "bias",
 ];
-
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -168,7 +214,8 @@ class Emitter {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
         const a = n.attrs;
         const rope = a.rope !== "none";
-        if (rope && Math.trunc((a.headDim as number) * ((a.rotaryDim as number) / (a.headDim as number))) !== a.rotaryDim) fail(`${n.scope}: rotary dim ${a.rotaryDim} of head dim ${a.headDim} does not survive TensorRT-LLM's int(head_size * rotary_pct)`);
+        if (rope && Math.trunc((a.headDim as number) * ((a.rotaryDim as number) / (a.headDim as number))) !== a.rotaryDim)
+          fail(`${n.scope}: rotary dim ${a.rotaryDim} of head dim ${a.headDim} does not survive TensorRT-LLM's int(head_size * rotary_pct)`);
         return [
           this.layerCls("Attention"),
           [
@@ -183,9 +230,17 @@ class Emitter {
             `bias=${a.qkvBias ? "True" : "False"}`,
             `dense_bias=${a.denseBias ? "True" : "False"}`,
             // QK-norm: per-head RmsNorm of q and k before rotary; weights q_layernorm / k_layernorm of size head_dim.
-            ...(a.qkNorm ? ["qk_layernorm=True", `layernorm_type=${this.imports.use("tensorrt_llm.functional", "LayerNormType")}.RmsNorm`, `eps=${pyFloat(a.qkNormEps as number)}`] : []),
+            ...(a.qkNorm
+              ? [
+                  "qk_layernorm=True",
+                  `layernorm_type=${this.imports.use("tensorrt_llm.functional", "LayerNormType")}.RmsNorm`,
+                  `eps=${pyFloat(a.qkNormEps as number)}`,
+                ]
+              : []),
             "position_embedding_type=config.position_embedding_type",
-            ...(rope ? ["rotary_embedding_base=config.rotary_base", "rotary_embedding_scaling=config.rotary_scaling", "rotary_embedding_percentage=config.rotary_pct"] : []),
+            ...(rope
+              ? ["rotary_embedding_base=config.rotary_base", "rotary_embedding_scaling=config.rotary_scaling", "rotary_embedding_percentage=config.rotary_pct"]
+              : []),
             `q_scaling=${use?.field ? `config.${use.field}[layer_idx]` : pyFloat(use!.uniform)}`,
             ...tp(a.reduce),
             "tp_size=config.mapping.tp_size",
@@ -216,7 +271,10 @@ class Emitter {
         const eps = use?.field ? `config.${use.field}[layer_idx]` : value === this.plan.std.norm_epsilon ? "config.norm_epsilon" : pyFloat(value);
         const affine = n.inputs.length > 1 ? [] : ["elementwise_affine=False"];
         const bias = !rms && n.inputs.length === 2 ? ["bias=False"] : [];
-        return [this.layerCls(rms ? "RmsNorm" : "LayerNorm"), [`normalized_shape=${this.size(dim, "hidden_size")}`, `eps=${eps}`, ...affine, ...bias, "dtype=config.dtype"]];
+        return [
+          this.layerCls(rms ? "RmsNorm" : "LayerNorm"),
+          [`normalized_shape=${this.size(dim, "hidden_size")}`, `eps=${eps}`, ...affine, ...bias, "dtype=config.dtype"],
+        ];
       }
       case "embedding": {
         const [rows, cols] = shape(0) as [number, number];
@@ -285,7 +343,10 @@ function emitNodes(em: Emitter, b: Body, nodes: readonly Node[]): void {
     modulePath: (n) => b.tree.moduleOf.get(n),
     moduleCall: (n, path, args, out) => emitModuleCall(b, n, path, args, out),
     glue: (n, args, loc) => {
-      const rule = glueRuleFor(n.op) ?? customOpGlue(n.op, em.imports) ?? fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
+      const rule =
+        glueRuleFor(n.op) ??
+        customOpGlue(n.op, em.imports) ??
+        fail(`${n.op} at ${loc ?? n.scope}: no TensorRT-LLM translation for this op (custom ops need a TensorRT-LLM plugin)`);
       const use = em.plan.slotUse.get(n)?.get(-1);
       return rule({
         node: n,
@@ -319,7 +380,15 @@ function emitModuleCall(b: Body, n: Node, path: readonly string[], args: readonl
   const mod = attrChain("self", path);
   const x = args[n.op === "embedding" ? 1 : 0]!.expr;
   if (n.op === "trtllm.attention") {
-    b.w.call(`${out} = ${mod}`, [x, "attention_mask=attention_mask", "use_cache=use_cache", "kv_cache_params=kv_cache_params", "attention_params=attention_params", "lora_layer_params=lora_layer_params", "spec_decoding_params=spec_decoding_params"]);
+    b.w.call(`${out} = ${mod}`, [
+      x,
+      "attention_mask=attention_mask",
+      "use_cache=use_cache",
+      "kv_cache_params=kv_cache_params",
+      "attention_params=attention_params",
+      "lora_layer_params=lora_layer_params",
+      "spec_decoding_params=spec_decoding_params",
+    ]);
     b.w.block("if use_cache:", () => b.w.line(`${out}, presents = ${out}`));
   } else if ((n.op === "trtllm.mlp" || n.op === "trtllm.gated_mlp") && n.attrs.act !== "gelu") {
     b.w.call(`${out} = ${mod}`, [x, "lora_layer_params=lora_layer_params"]);
@@ -401,11 +470,30 @@ function emitErfMlp(em: Emitter): PyWriter {
 }
 
 function newBody(em: Emitter, w: PyWriter, tree: ClassTree, params: readonly string[], inLayer: boolean): Body {
-  const vars = new Namespace([...params.map((p) => p.split(/[:=]/)[0]!.replace(/^\*+/, "").trim()), ...FUNCTION_LOCALS, "F", "Tensor", ...Object.keys(HELPERS), ...Object.values(em.names)]);
+  const vars = new Namespace([
+    ...params.map((p) => p.split(/[:=]/)[0]!.replace(/^\*+/, "").trim()),
+    ...FUNCTION_LOCALS,
+    "F",
+    "Tensor",
+    ...Object.keys(HELPERS),
+    ...Object.values(em.names),
+  ]);
   return { w, vars, env: new Map(), tree, inLayer, bindAs: new Map(), partial: new Set(), reduced: new Map() };
 }
 
-const FUNCTION_LOCALS = ["self", "config", "presents", "ptuning_args", "layers_range", "tp_size", "vocab_size", "vocab_size_padded", "transformer", "lm_head", "inter"];
+const FUNCTION_LOCALS = [
+  "self",
+  "config",
+  "presents",
+  "ptuning_args",
+  "layers_range",
+  "tp_size",
+  "vocab_size",
+  "vocab_size_padded",
+  "transformer",
+  "lm_head",
+  "inter",
+];
 
 function emitLayer(em: Emitter): PyWriter {
   const { plan, names } = em;
@@ -429,7 +517,17 @@ function emitLayer(em: Emitter): PyWriter {
       em.emitTree(w, l0.tree.root, true);
     });
     w.blank();
-    const params = ["self", `hidden_states: ${tensor}`, "attention_mask=None", "use_cache=False", "kv_cache_params=None", "attention_params=None", "lora_layer_params=None", "spec_decoding_params=None", ...(readsPositions ? ["position_ids=None"] : [])];
+    const params = [
+      "self",
+      `hidden_states: ${tensor}`,
+      "attention_mask=None",
+      "use_cache=False",
+      "kv_cache_params=None",
+      "attention_params=None",
+      "lora_layer_params=None",
+      "spec_decoding_params=None",
+      ...(readsPositions ? ["position_ids=None"] : []),
+    ];
     w.blockCall("def forward", params, () => {
       const b = newBody(em, w, l0.tree, params, true);
       b.env.set(plan.part.layerInput, { expr: "hidden_states", literal: false });
@@ -451,10 +549,7 @@ function emitModel(em: Emitter): PyWriter {
   const usesPtuning = part.pre.some((n) => plan.live.has(n) && plan.pre.moduleOf.get(n)?.join(".") === "vocab_embedding");
   const readsPositions = plan.layers.some((l) => l.readsPositions);
   w.block(`class ${names.model}(${em.imports.use("tensorrt_llm.module", "Module")}):`, () => {
-    w.docstring([
-      "The transformer: embeddings on the first pipeline stage, the decoder",
-      "layers, and the final norm on the last stage.",
-    ]);
+    w.docstring(["The transformer: embeddings on the first pipeline stage, the decoder", "layers, and the final norm on the last stage."]);
     w.blank();
     w.blockCall("def __init__", ["self", `config: ${names.config}`], () => {
       w.line("super().__init__()");
@@ -465,7 +560,21 @@ function emitModel(em: Emitter): PyWriter {
       if (plan.post.root.children.size) w.block("if self.mapping.is_last_pp_rank():", () => em.emitTree(w, plan.post.root, false));
     });
     w.blank();
-    const params = ["self", "input_ids", "position_ids=None", "use_cache=False", "attention_mask=None", "kv_cache_params=None", "attention_params=None", "hidden_states=None", "prompt_embedding_table=None", "prompt_tasks=None", "prompt_vocab_size=None", "lora_params=None", "spec_decoding_params=None"];
+    const params = [
+      "self",
+      "input_ids",
+      "position_ids=None",
+      "use_cache=False",
+      "attention_mask=None",
+      "kv_cache_params=None",
+      "attention_params=None",
+      "hidden_states=None",
+      "prompt_embedding_table=None",
+      "prompt_tasks=None",
+      "prompt_vocab_size=None",
+      "lora_params=None",
+      "spec_decoding_params=None",
+    ];
     w.blockCall("def forward", params, () => {
       w.block("if self.mapping.is_first_pp_rank():", () => {
         if (usesPtuning) {
@@ -484,7 +593,16 @@ function emitModel(em: Emitter): PyWriter {
         if (h !== "hidden_states") w.assign("hidden_states", h);
       });
       w.block("else:", () => w.call(`hidden_states = ${em.F("recv")}`, ["hidden_states", "self.mapping.prev_pp_rank()"]));
-      w.call("hidden_states = self.layers.forward", ["hidden_states", "use_cache=use_cache", "attention_mask=attention_mask", "kv_cache_params=kv_cache_params", "attention_params=attention_params", "lora_params=lora_params", "spec_decoding_params=spec_decoding_params", ...(readsPositions ? ["position_ids=position_ids"] : [])]);
+      w.call("hidden_states = self.layers.forward", [
+        "hidden_states",
+        "use_cache=use_cache",
+        "attention_mask=attention_mask",
+        "kv_cache_params=kv_cache_params",
+        "attention_params=attention_params",
+        "lora_params=lora_params",
+        "spec_decoding_params=spec_decoding_params",
+        ...(readsPositions ? ["position_ids=position_ids"] : []),
+      ]);
       w.block("if use_cache:", () => w.line("hidden_states, presents = hidden_states"));
       const last = part.layerOutputs[part.layerOutputs.length - 1]!;
       const send = () => w.call(`hidden_states = ${em.F("send")}`, ["hidden_states", "self.mapping.next_pp_rank()"]);
@@ -537,7 +655,15 @@ function emitCausalLm(em: Emitter): PyWriter {
       w.block("if config.mapping.is_last_pp_rank():", () => {
         const loc = locText(head.loc);
         if (loc) w.comment(loc);
-        w.call(`lm_head = ${em.layerCls("ColumnLinear")}`, [em.size(hidden, "hidden_size"), "vocab_size_padded", `bias=${head.inputs.length > 2 ? "True" : "False"}`, "dtype=config.dtype", "tp_group=config.mapping.tp_group", "tp_size=tp_size", "gather_output=True"]);
+        w.call(`lm_head = ${em.layerCls("ColumnLinear")}`, [
+          em.size(hidden, "hidden_size"),
+          "vocab_size_padded",
+          `bias=${head.inputs.length > 2 ? "True" : "False"}`,
+          "dtype=config.dtype",
+          "tp_group=config.mapping.tp_group",
+          "tp_size=tp_size",
+          "gather_output=True",
+        ]);
       });
       w.block("else:", () => w.line("lm_head = None"));
       w.line("super().__init__(config, transformer, lm_head)");
@@ -548,7 +674,15 @@ function emitCausalLm(em: Emitter): PyWriter {
 
 function classNames(modelName: string): Names {
   const stem = `Kiln${pascalCase(modelName)}`;
-  return { stem, config: `${stem}Config`, group: `${stem}Group`, erfMlp: `${stem}ErfGeluMLP`, layer: `${stem}DecoderLayer`, model: `${stem}Model`, causalLm: `${stem}ForCausalLM` };
+  return {
+    stem,
+    config: `${stem}Config`,
+    group: `${stem}Group`,
+    erfMlp: `${stem}ErfGeluMLP`,
+    layer: `${stem}DecoderLayer`,
+    model: `${stem}Model`,
+    causalLm: `${stem}ForCausalLM`,
+  };
 }
 
 /** Emits model.py for a lowered model; throws ModelPyError naming the node, tensor or layer it cannot express. */
@@ -564,7 +698,9 @@ export function emitModelPy(lowered: LoweredModel, opts: ModelPyOptions): ModelP
   if (key.length + names.causalLm.length <= 79) register.line(`${key}${names.causalLm}`);
   else register.line(`${key}(`).line(`    ${names.causalLm}`).line(")");
   const header = new PyWriter();
-  header.comment(`Generated by Kiln from ${opts.dslFile ?? "a DSL model"} (model ${pyString(opts.modelName)}): TensorRT-LLM 1.2 model code for the TensorRT-engine flow. Do not edit; regenerate with Kiln.`);
+  header.comment(
+    `Generated by Kiln from ${opts.dslFile ?? "a DSL model"} (model ${pyString(opts.modelName)}): TensorRT-LLM 1.2 model code for the TensorRT-engine flow. Do not edit; regenerate with Kiln.`,
+  );
   header.comment(`Build: trtllm-build --checkpoint_dir <checkpoint> --model_cls_file model.py --model_cls_name ${names.causalLm}`);
   const imports = new PyWriter();
   for (const l of em.imports.lines()) imports.line(l);

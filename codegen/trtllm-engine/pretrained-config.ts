@@ -35,7 +35,14 @@ export function trtRotaryScaling(s: JsonValue): JsonValue {
   if (s === null || typeof s !== "object" || Array.isArray(s)) return null;
   const o = s as Record<string, JsonValue>;
   if (o.type === "linear") return { type: "linear", factor: o.factor! };
-  return { type: "llama3", rope_type: "llama3", factor: o.factor!, low_freq_factor: o.lowFreqFactor!, high_freq_factor: o.highFreqFactor!, original_max_position_embeddings: o.originalMaxPositionEmbeddings! };
+  return {
+    type: "llama3",
+    rope_type: "llama3",
+    factor: o.factor!,
+    low_freq_factor: o.lowFreqFactor!,
+    high_freq_factor: o.highFreqFactor!,
+    original_max_position_embeddings: o.originalMaxPositionEmbeddings!,
+  };
 }
 
 /** config.json `quantization` for a resolved quantization spec (or none). */

@@ -10,7 +10,9 @@ export type EngineTargetEmission = EngineEmission & Emission;
 function reason(e: EngineEmission): string {
   if (e.builtin) return `built-in TensorRT-LLM class (${e.builtin})`;
   if (e.detection.ok) return "custom code (--custom-code)";
-  return `custom code: ${Object.entries(e.detection.reasons).map(([f, r]) => `not ${f}: ${r}`).join("; ")}`;
+  return `custom code: ${Object.entries(e.detection.reasons)
+    .map(([f, r]) => `not ${f}: ${r}`)
+    .join("; ")}`;
 }
 
 const engineDir = (outDir: string) => `${outDir.replace(/\/$/, "")}/engines`;
@@ -29,7 +31,12 @@ export const engineTarget = {
       usage: (outDir) => [
         "Build the engines (TensorRT-LLM 1.2.1, on a GPU machine):",
         `  ${e.buildCommand(outDir, engineDir(outDir))}`,
-        ...(e.maxAttentionWindow ? [`Run them (sliding-window layers: per-layer max_attention_window_size ${e.maxAttentionWindow.join(",")}, also in config.json runtime_defaults and in 'kiln triton'):`, `  ${e.runCommand(engineDir(outDir))}`] : []),
+        ...(e.maxAttentionWindow
+          ? [
+              `Run them (sliding-window layers: per-layer max_attention_window_size ${e.maxAttentionWindow.join(",")}, also in config.json runtime_defaults and in 'kiln triton'):`,
+              `  ${e.runCommand(engineDir(outDir))}`,
+            ]
+          : []),
       ],
       info: (outDir) => ({
         builtin: e.builtin ?? null,

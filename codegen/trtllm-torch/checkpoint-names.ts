@@ -65,11 +65,23 @@ export function moduleTensors(n: Node): TorchTensor[] {
     const hd = a.headDim as number;
     const sizes = [(a.heads as number) * hd, (a.kvHeads as number) * hd, (a.kvHeads as number) * hd];
     const qkv = ["q_proj", "k_proj", "v_proj"];
-    return [...slices(n.scope, "weight", qkv, sizes), ...(a.qkvBias ? slices(n.scope, "bias", qkv, sizes) : []), one("dense.weight", "o_proj.weight"), ...(a.denseBias ? [one("dense.bias", "o_proj.bias")] : [])];
+    return [
+      ...slices(n.scope, "weight", qkv, sizes),
+      ...(a.qkvBias ? slices(n.scope, "bias", qkv, sizes) : []),
+      one("dense.weight", "o_proj.weight"),
+      ...(a.denseBias ? [one("dense.bias", "o_proj.bias")] : []),
+    ];
   }
   const roles: Record<string, readonly (readonly [string, string])[]> = {
-    "trtllm.gated_mlp": [["fc", "gate_proj"], ["gate", "up_proj"], ["proj", "down_proj"]],
-    "trtllm.mlp": [["fc", "up_proj"], ["proj", "down_proj"]],
+    "trtllm.gated_mlp": [
+      ["fc", "gate_proj"],
+      ["gate", "up_proj"],
+      ["proj", "down_proj"],
+    ],
+    "trtllm.mlp": [
+      ["fc", "up_proj"],
+      ["proj", "down_proj"],
+    ],
   };
   const r = roles[n.op] ?? fail(`${n.op} in ${n.scope} is not a PyTorch-backend module`);
   return [...r.map(([from, to]) => one(`${from}.weight`, `${to}.weight`)), ...(a.bias ? r.map(([from, to]) => one(`${from}.bias`, `${to}.bias`)) : [])];

@@ -83,7 +83,13 @@ class Emitter {
       `theta=${pyFloat(a.ropeTheta as number)}`,
       `scale_type=${T}.${scaleType}`,
       ...(s ? [`scale=${pyFloat(s.factor as number)}`] : []),
-      ...(s?.type === "llama3" ? [`low_freq_factor=${pyFloat(s.lowFreqFactor as number)}`, `high_freq_factor=${pyFloat(s.highFreqFactor as number)}`, `original_max_positions=${pyInt(s.originalMaxPositionEmbeddings as number)}`] : []),
+      ...(s?.type === "llama3"
+        ? [
+            `low_freq_factor=${pyFloat(s.lowFreqFactor as number)}`,
+            `high_freq_factor=${pyFloat(s.highFreqFactor as number)}`,
+            `original_max_positions=${pyInt(s.originalMaxPositionEmbeddings as number)}`,
+          ]
+        : []),
       "max_positions=config.max_position_embeddings",
     ];
     w.call(`rope = ${this.use("tensorrt_llm._torch.attention_backend.interface", "RopeParams")}`, rope);
@@ -127,9 +133,14 @@ class Emitter {
       case "mlp": {
         if (!inLayer) fail(`${n.op} in ${n.scope} is outside the decoder layers`);
         const [ffn, hidden] = g.values.get(n.inputs[1]!)!.shape as [number, number];
-        const sizes = [`hidden_size=${this.size(hidden, "hidden_size")}`, `intermediate_size=${this.size(ffn, "intermediate_size")}`, `bias=${a.bias ? "True" : "False"}`];
+        const sizes = [
+          `hidden_size=${this.size(hidden, "hidden_size")}`,
+          `intermediate_size=${this.size(ffn, "intermediate_size")}`,
+          `bias=${a.bias ? "True" : "False"}`,
+        ];
         const tail = [dtype, "config=model_config", "layer_idx=layer_idx"];
-        if (n.op === "trtllm.mlp") return [this.use("tensorrt_llm._torch.modules.mlp", "MLP"), [...sizes, `activation=${activationFn(a.act as string, this.helper)}`, ...tail]];
+        if (n.op === "trtllm.mlp")
+          return [this.use("tensorrt_llm._torch.modules.mlp", "MLP"), [...sizes, `activation=${activationFn(a.act as string, this.helper)}`, ...tail]];
         // TensorRT-LLM's GatedMLP runs SiLU only (a fused SwiGLU); other gates get separate column-parallel Linears.
         if (a.act === "silu") return [this.use("tensorrt_llm._torch.modules.gated_mlp", "GatedMLP"), [...sizes, "activation=F.silu", ...tail]];
         this.usesGatedLinear = true;
@@ -140,15 +151,29 @@ class Emitter {
       case "norm": {
         const dim = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         const common = [`hidden_size=${this.size(dim, "hidden_size")}`, `eps=${this.eps(n)}`, dtype];
-        if (n.op === "rms_norm") return [this.use("tensorrt_llm._torch.modules.rms_norm", "RMSNorm"), [...common, ...(n.inputs.length > 1 ? [] : ["has_weights=False"])]];
-        return [this.use("tensorrt_llm._torch.modules.layer_norm", "LayerNorm"), [...common, ...(n.inputs.length > 1 ? [] : ["has_weights=False"]), ...(n.inputs.length > 2 ? [] : ["has_bias=False"])]];
+        if (n.op === "rms_norm")
+          return [this.use("tensorrt_llm._torch.modules.rms_norm", "RMSNorm"), [...common, ...(n.inputs.length > 1 ? [] : ["has_weights=False"])]];
+        return [
+          this.use("tensorrt_llm._torch.modules.layer_norm", "LayerNorm"),
+          [...common, ...(n.inputs.length > 1 ? [] : ["has_weights=False"]), ...(n.inputs.length > 2 ? [] : ["has_bias=False"])],
+        ];
       }
       case "embedding": {
         const E = this.use("tensorrt_llm._torch.modules.embedding", "Embedding");
         const [rows, cols] = g.values.get(n.inputs[0]!)!.shape as [number, number];
         if (n.scope === "transformer.position_embedding") return [E, [this.size(rows, "max_position_embeddings"), this.size(cols, "hidden_size"), dtype]];
         const tp = this.use("tensorrt_llm._torch.modules.linear", "TensorParallelMode");
-        return [E, [this.size(rows, "vocab_size"), this.size(cols, "hidden_size"), dtype, "mapping=model_config.mapping", `tensor_parallel_mode=${tp}.COLUMN`, "gather_output=True"]];
+        return [
+          E,
+          [
+            this.size(rows, "vocab_size"),
+            this.size(cols, "hidden_size"),
+            dtype,
+            "mapping=model_config.mapping",
+            `tensor_parallel_mode=${tp}.COLUMN`,
+            "gather_output=True",
+          ],
+        ];
       }
     }
   }
@@ -175,7 +200,20 @@ class Emitter {
   }
 
   body(w: PyWriter, tree: ClassTree, table: Readonly<Record<string, string>>, params: readonly string[], inLayer: boolean): Body {
-    const reserved = [...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()), "self", "torch", "nn", "F", "config", "KilnGatedMLP", "KilnOutputBias", ...Object.keys(TORCH_HELPERS), ...Object.values(this.names), ...[...this.imports.values()].flatMap((s) => [...s]), ...customOps().map((op) => torchCustomOpNames(op).alias)];
+    const reserved = [
+      ...params.map((p) => p.split("=")[0]!.replace(/^\*+/, "").trim()),
+      "self",
+      "torch",
+      "nn",
+      "F",
+      "config",
+      "KilnGatedMLP",
+      "KilnOutputBias",
+      ...Object.keys(TORCH_HELPERS),
+      ...Object.values(this.names),
+      ...[...this.imports.values()].flatMap((s) => [...s]),
+      ...customOps().map((op) => torchCustomOpNames(op).alias),
+    ];
     return newBody(
       {
         plan: this.plan,
@@ -223,10 +261,28 @@ function emitGatedLinear(): PyWriter {
     w.blockCall("def __init__", ["self", "*", "hidden_size", "intermediate_size", "bias", "activation", "dtype", "model_config"], () => {
       w.line("super().__init__()");
       w.line("self.activation = activation");
-      const col = ["hidden_size", "intermediate_size", "bias=bias", "dtype=dtype", "mapping=model_config.mapping", "tensor_parallel_mode=TensorParallelMode.COLUMN", "quant_config=model_config.get_quant_config()", "skip_create_weights_in_init=model_config.skip_create_weights_in_init"];
+      const col = [
+        "hidden_size",
+        "intermediate_size",
+        "bias=bias",
+        "dtype=dtype",
+        "mapping=model_config.mapping",
+        "tensor_parallel_mode=TensorParallelMode.COLUMN",
+        "quant_config=model_config.get_quant_config()",
+        "skip_create_weights_in_init=model_config.skip_create_weights_in_init",
+      ];
       w.call("self.gate_proj = Linear", col);
       w.call("self.up_proj = Linear", col);
-      w.call("self.down_proj = Linear", ["intermediate_size", "hidden_size", "bias=bias", "dtype=dtype", "mapping=model_config.mapping", "tensor_parallel_mode=TensorParallelMode.ROW", "quant_config=model_config.get_quant_config()", "skip_create_weights_in_init=model_config.skip_create_weights_in_init"]);
+      w.call("self.down_proj = Linear", [
+        "intermediate_size",
+        "hidden_size",
+        "bias=bias",
+        "dtype=dtype",
+        "mapping=model_config.mapping",
+        "tensor_parallel_mode=TensorParallelMode.ROW",
+        "quant_config=model_config.get_quant_config()",
+        "skip_create_weights_in_init=model_config.skip_create_weights_in_init",
+      ]);
     });
     w.blank();
     w.block("def forward(self, x):", () => {
@@ -240,10 +296,7 @@ function emitGatedLinear(): PyWriter {
 function emitOutputBias(): PyWriter {
   const w = new PyWriter();
   w.block("class KilnOutputBias(nn.Module):", () => {
-    w.docstring([
-      "The lm_head bias. TensorRT-LLM's LMHead has none; logits come back",
-      "gathered over the whole vocabulary, so the bias is replicated.",
-    ]);
+    w.docstring(["The lm_head bias. TensorRT-LLM's LMHead has none; logits come back", "gathered over the whole vocabulary, so the bias is replicated."]);
     w.blank();
     w.block("def __init__(self, vocab_size, dtype):", () => {
       w.line("super().__init__()");
@@ -286,7 +339,15 @@ function emitLayer(em: Emitter): PyWriter {
   return w;
 }
 
-function emitGlue(em: Emitter, w: PyWriter, tree: ClassTree, nodes: readonly Node[], params: readonly string[], bindIn: Map<number, string>, result: number): void {
+function emitGlue(
+  em: Emitter,
+  w: PyWriter,
+  tree: ClassTree,
+  nodes: readonly Node[],
+  params: readonly string[],
+  bindIn: Map<number, string>,
+  result: number,
+): void {
   const b = em.body(w, tree, MODEL_RENAME, params, false);
   const { part } = em.plan;
   if (part.inputIds !== undefined) b.env.set(part.inputIds, { expr: "input_ids", literal: false });
@@ -350,7 +411,12 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.blank();
     w.blockCall("def __init__", ["self", `model_config: ${mc}[${names.config}]`], () => {
       w.line("config = model_config.pretrained_config");
-      w.call("super().__init__", [`${names.model}(model_config)`, "config=model_config", `hidden_size=${em.size(hidden, "hidden_size")}`, `vocab_size=${em.size(head.attrs.vocab, "vocab_size")}`]);
+      w.call("super().__init__", [
+        `${names.model}(model_config)`,
+        "config=model_config",
+        `hidden_size=${em.size(hidden, "hidden_size")}`,
+        `vocab_size=${em.size(head.attrs.vocab, "vocab_size")}`,
+      ]);
       if (hp.bias) w.call("self.output_bias = KilnOutputBias", ["config.vocab_size", "config.torch_dtype"]);
     });
     if (hp.bias) {
@@ -358,7 +424,14 @@ function emitCausalLm(em: Emitter): PyWriter {
       w.blank();
       const params = ["self", "attn_metadata", "input_ids=None", "position_ids=None", "inputs_embeds=None", "return_context_logits=False", "**kwargs"];
       w.blockCall("def forward", params, () => {
-        w.call("logits = super().forward", ["attn_metadata", "input_ids=input_ids", "position_ids=position_ids", "inputs_embeds=inputs_embeds", "return_context_logits=return_context_logits", "**kwargs"]);
+        w.call("logits = super().forward", [
+          "attn_metadata",
+          "input_ids=input_ids",
+          "position_ids=position_ids",
+          "inputs_embeds=inputs_embeds",
+          "return_context_logits=return_context_logits",
+          "**kwargs",
+        ]);
         w.line("return self.output_bias(logits)");
       });
     }
@@ -367,12 +440,19 @@ function emitCausalLm(em: Emitter): PyWriter {
 }
 
 /** The modeling module's source, and the Python modules it imports (custom ops' PyTorch implementations). */
-export function emitTorchModeling(plan: TorchPlan, names: TorchNames, std: Readonly<Record<string, unknown>>, modelName: string): { readonly source: string; readonly files: Readonly<Record<string, string>> } {
+export function emitTorchModeling(
+  plan: TorchPlan,
+  names: TorchNames,
+  std: Readonly<Record<string, unknown>>,
+  modelName: string,
+): { readonly source: string; readonly files: Readonly<Record<string, string>> } {
   const em = new Emitter(plan, names, std);
   const sections = [emitLayer(em), emitModel(em), emitCausalLm(em)];
   const header = new PyWriter();
   header.comment(`Generated by Kiln from model ${pyString(modelName)}: a TensorRT-LLM 1.2.1 PyTorch-backend model. Do not edit; regenerate with Kiln.`);
-  header.comment(`Use: import ${names.modelType}; then LLM(model=<checkpoint directory>), or trtllm-serve <checkpoint directory> --custom_module_dirs <this package>`);
+  header.comment(
+    `Use: import ${names.modelType}; then LLM(model=<checkpoint directory>), or trtllm-serve <checkpoint directory> --custom_module_dirs <this package>`,
+  );
   const imports = new PyWriter();
   imports.line("import torch");
   imports.line("import torch.nn.functional as F");

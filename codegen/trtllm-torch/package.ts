@@ -9,7 +9,12 @@ import type { TorchNames } from "../pytorch/names.ts";
 
 export function emitPackageInit(names: TorchNames, modelName: string): string {
   const w = new PyWriter();
-  w.docstring([`Kiln-generated TensorRT-LLM PyTorch-backend model ${pyString(modelName).slice(1, -1)}.`, "", `Importing this package registers ${names.causalLm} (register_auto_model)`, `and ${names.config} (transformers AutoConfig).`]);
+  w.docstring([
+    `Kiln-generated TensorRT-LLM PyTorch-backend model ${pyString(modelName).slice(1, -1)}.`,
+    "",
+    `Importing this package registers ${names.causalLm} (register_auto_model)`,
+    `and ${names.config} (transformers AutoConfig).`,
+  ]);
   w.line("from transformers import AutoConfig");
   w.line();
   w.line(`from .${names.configModule} import ${names.config}`);

@@ -27,7 +27,11 @@ const out = (fixture: string) => join(tmp, fixture);
 const compiled = new Map<string, Awaited<ReturnType<typeof compileModel>>>();
 
 async function compile(fixture: string) {
-  if (!compiled.has(fixture)) compiled.set(fixture, await compileModel(MODELS[fixture]!, { hfDir: `${FIXTURES}${fixture}`, outDir: out(fixture), target: "trtllm-torch", mapping: { tp: 2, pp: 1 } }));
+  if (!compiled.has(fixture))
+    compiled.set(
+      fixture,
+      await compileModel(MODELS[fixture]!, { hfDir: `${FIXTURES}${fixture}`, outDir: out(fixture), target: "trtllm-torch", mapping: { tp: 2, pp: 1 } }),
+    );
   return compiled.get(fixture)!;
 }
 
@@ -46,7 +50,8 @@ describe("trtllm-torch: the emitted package uses only real TensorRT-LLM 1.2 PyTo
       const r = await compile(fixture);
       const pkg = join(out(fixture), PKG[fixture]!);
       const modeling = join(pkg, `modeling_${PKG[fixture]}.py`);
-      for (const f of ["__init__.py", `configuration_${PKG[fixture]}.py`, `modeling_${PKG[fixture]}.py`]) execFileSync("python3", ["-m", "py_compile", join(pkg, f)]);
+      for (const f of ["__init__.py", `configuration_${PKG[fixture]}.py`, `modeling_${PKG[fixture]}.py`])
+        execFileSync("python3", ["-m", "py_compile", join(pkg, f)]);
       const api = checkPythonApi(modeling, { manifest: MANIFESTS });
       expect(api.problems).toEqual([]);
       expect(api.checked).toBeGreaterThan(35);
@@ -64,7 +69,12 @@ describe("trtllm-torch: the emitted package uses only real TensorRT-LLM 1.2 PyTo
     await compile("llama");
     const modeling = join(out("llama"), "kiln_llama", "modeling_kiln_llama.py");
     const bad = join(tmp, "bad_modeling.py");
-    writeFileSync(bad, readFileSync(modeling, "utf8").replace("num_key_value_heads=", "num_kv_heads=").replace("attn_metadata=attn_metadata,\n        )", "attn_meta=attn_metadata,\n        )"));
+    writeFileSync(
+      bad,
+      readFileSync(modeling, "utf8")
+        .replace("num_key_value_heads=", "num_kv_heads=")
+        .replace("attn_metadata=attn_metadata,\n        )", "attn_meta=attn_metadata,\n        )"),
+    );
     const api = checkPythonApi(bad, { manifest: MANIFESTS });
     const messages = api.problems.map((p) => p.message).join("\n");
     expect(messages).toMatch(/unknown keyword argument 'num_kv_heads'.*Attention\.__init__/);
@@ -104,7 +114,11 @@ describe("trtllm-torch: checkpoint tensors", () => {
     await compile("llama3_gqa");
     const mine = await SafetensorsFile.open(join(out("llama3_gqa"), "model.safetensors"));
     const hf = await SafetensorsFile.open(`${FIXTURES}llama3_gqa/model.safetensors`);
-    for (const [a, b] of [["model.layers.2.self_attn.k_proj.weight", "model.layers.2.self_attn.k_proj.weight"], ["model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.up_proj.weight"], ["model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.gate_proj.weight"]])
+    for (const [a, b] of [
+      ["model.layers.2.self_attn.k_proj.weight", "model.layers.2.self_attn.k_proj.weight"],
+      ["model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.up_proj.weight"],
+      ["model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.gate_proj.weight"],
+    ])
       expect(await mine.readF32(a!)).toEqual(await hf.readF32(b!));
     await Promise.all([mine.close(), hf.close()]);
   });
@@ -115,7 +129,12 @@ describe("trtllm-torch: checkpoint tensors", () => {
     const hf = await SafetensorsFile.open(`${FIXTURES}gpt2/model.safetensors`);
     const cAttn = await hf.readF32("transformer.h.1.attn.c_attn.weight"); // [64, 192] (in, out)
     const k = await mine.readF32("model.layers.1.self_attn.k_proj.weight"); // [64, 64] (out, in)
-    for (const [o, i] of [[0, 0], [5, 17], [63, 63]] as const) expect(k[o * 64 + i]).toBe(cAttn[i * 192 + 64 + o]);
+    for (const [o, i] of [
+      [0, 0],
+      [5, 17],
+      [63, 63],
+    ] as const)
+      expect(k[o * 64 + i]).toBe(cAttn[i * 192 + 64 + o]);
     expect(await mine.readF32("model.layers.1.self_attn.k_proj.bias")).toEqual((await hf.readF32("transformer.h.1.attn.c_attn.bias")).subarray(64, 128));
     expect(await mine.readF32("lm_head.weight")).toEqual(await hf.readF32("transformer.wte.weight"));
     expect(mine.info("model.embed_positions.weight")!.shape).toEqual([128, 64]);
@@ -132,7 +151,9 @@ describe("trtllm-torch: checkpoint tensors", () => {
 
   it("rejects a tp that does not divide the heads, before writing", async () => {
     const dir = join(tmp, "bad-tp");
-    await expect(compileModel(llama, { hfDir: `${FIXTURES}llama`, outDir: dir, target: "trtllm-torch", mapping: { tp: 3, pp: 1 } })).rejects.toThrow(/--tp 3: num_attention_heads = 4 is not divisible/);
+    await expect(compileModel(llama, { hfDir: `${FIXTURES}llama`, outDir: dir, target: "trtllm-torch", mapping: { tp: 3, pp: 1 } })).rejects.toThrow(
+      /--tp 3: num_attention_heads = 4 is not divisible/,
+    );
     expect(existsSync(dir)).toBe(false);
   });
 });

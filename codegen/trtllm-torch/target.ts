@@ -24,7 +24,10 @@ const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 /** Sizes TensorRT-LLM's column/row-parallel layers must split evenly at this tp. */
 function checkTp(std: Readonly<Record<string, JsonValue>>, tp: number): void {
-  const need: [string, number][] = [["num_attention_heads", std.num_attention_heads as number], ["intermediate_size", std.intermediate_size as number]];
+  const need: [string, number][] = [
+    ["num_attention_heads", std.num_attention_heads as number],
+    ["intermediate_size", std.intermediate_size as number],
+  ];
   const bad = need.find(([, v]) => v % tp !== 0);
   if (bad) throw new TargetError(`--tp ${tp}: ${bad[0]} = ${bad[1]} is not divisible by tp=${tp}`);
   const kv = std.num_key_value_heads as number;
@@ -48,12 +51,18 @@ export const torchTarget = {
     // Module parameters get the backend's names (split q/k/v); every other parameter keeps its path, renamed.
     const fromModules = new Map<string, TorchTensor[]>();
     for (const n of plan.g.nodes)
-      if (n.op === "trtllm.attention" || n.op === "trtllm.mlp" || n.op === "trtllm.gated_mlp") for (const t of moduleTensors(n)) fromModules.set(t.param, [...(fromModules.get(t.param) ?? []), t]);
-    const rename = (name: string): TorchTensor[] => fromModules.get(name) ?? [{ name: name === "lm_head.bias" ? "output_bias.bias" : torchPath(name), param: name }];
+      if (n.op === "trtllm.attention" || n.op === "trtllm.mlp" || n.op === "trtllm.gated_mlp")
+        for (const t of moduleTensors(n)) fromModules.set(t.param, [...(fromModules.get(t.param) ?? []), t]);
+    const rename = (name: string): TorchTensor[] =>
+      fromModules.get(name) ?? [{ name: name === "lm_head.bias" ? "output_bias.bias" : torchPath(name), param: name }];
     const dtype = SAFETENSORS_DTYPE[o.dtype];
     const tensors = lowered.graph.params.flatMap((p) =>
       rename(p.name).map((t) => {
-        const e = lowered.weights[t.param] ?? (() => { throw new TargetError(`parameter '${t.param}' has no weight expression`); })();
+        const e =
+          lowered.weights[t.param] ??
+          (() => {
+            throw new TargetError(`parameter '${t.param}' has no weight expression`);
+          })();
         return { name: t.name, dtype, expr: t.rows ? simplifyExpr(slice(e, 0, t.rows[0], t.rows[1]), o.shapeOf) : e };
       }),
     );

@@ -56,7 +56,9 @@ describe("llama_fused_norm (LLaMA rewritten to use fused_add_rms_norm)", () => {
   it("prints, and round-trips through protobuf", async () => {
     const { opt } = await fused("llama");
     const text = printGraph(opt.graph);
-    expect(text).toMatch(/%\d+: f32\[batch, seq, \d+\], %\d+: f32\[batch, seq, \d+\] = fused_add_rms_norm %\d+, %\d+, %\d+ eps=0\.00001 !trtllm="python_plugin KilnFusedAddRmsNorm" {2}# @layers\.0\.postNorm/);
+    expect(text).toMatch(
+      /%\d+: f32\[batch, seq, \d+\], %\d+: f32\[batch, seq, \d+\] = fused_add_rms_norm %\d+, %\d+, %\d+ eps=0\.00001 !trtllm="python_plugin KilnFusedAddRmsNorm" {2}# @layers\.0\.postNorm/,
+    );
     expect(printGraph(parseGraph(serializeGraph(opt.graph)))).toBe(text);
   });
 
@@ -76,7 +78,13 @@ describe("llama_fused_norm (LLaMA rewritten to use fused_add_rms_norm)", () => {
       const tp = 2;
       const ranks = shardWeights(low, tp, shapeOf);
       const weights = new Map<string, RTensor[]>(
-        low.graph.params.map((p) => [p.name, ranks.map((w) => { const d = evalExpr(w[p.name]!, (s) => hf.get(s)!); return tensor("f32", d.shape, d.data); })]),
+        low.graph.params.map((p) => [
+          p.name,
+          ranks.map((w) => {
+            const d = evalExpr(w[p.name]!, (s) => hf.get(s)!);
+            return tensor("f32", d.shape, d.data);
+          }),
+        ]),
       );
       const [golden] = await readGolden(dir);
       const logits = simulateTensorParallel(low.graph, causalInputs(golden!.ids), weights, tp).get("logits")!;

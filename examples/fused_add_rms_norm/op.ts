@@ -17,8 +17,10 @@ export const FUSED_ADD_RMS_NORM = defineOp({
   outputs: ["normed", "new_residual"],
   infer: ([x, residual, weight]) => {
     if (!["f32", "f16", "bf16"].includes(x!.dtype)) throw new ShapeError(`x must be a float tensor, got ${fmt(x!)}`);
-    if (residual!.dtype !== x!.dtype || residual!.shape.join() !== x!.shape.join()) throw new ShapeError(`residual ${fmt(residual!)} must have the type of x ${fmt(x!)}`);
-    if (weight!.dtype !== x!.dtype || weight!.shape.length !== 1 || weight!.shape[0] !== x!.shape.at(-1)) throw new ShapeError(`weight ${fmt(weight!)} must be [${String(x!.shape.at(-1))}] of ${x!.dtype}`);
+    if (residual!.dtype !== x!.dtype || residual!.shape.join() !== x!.shape.join())
+      throw new ShapeError(`residual ${fmt(residual!)} must have the type of x ${fmt(x!)}`);
+    if (weight!.dtype !== x!.dtype || weight!.shape.length !== 1 || weight!.shape[0] !== x!.shape.at(-1))
+      throw new ShapeError(`weight ${fmt(weight!)} must be [${String(x!.shape.at(-1))}] of ${x!.dtype}`);
     return [x!, x!];
   },
   // The interpreter's add followed by its rms_norm, in one loop: the same float32 sum and float64 statistics, so the
@@ -80,7 +82,8 @@ export const ADD_RMS_NORM_FUSION = fusionRule({
   check: (m, g) => {
     const add = m.nodes.find((n) => n.outputs.includes(m.root.inputs[0]!))!;
     const [layer, normLayer] = [layerRootOf(add.scope), layerRootOf(m.root.scope)];
-    if (layer === undefined || layer !== normLayer) return `the add (${add.scope || "top level"}) and the norm (${m.root.scope || "top level"}) are not in one decoder layer`;
+    if (layer === undefined || layer !== normLayer)
+      return `the add (${add.scope || "top level"}) and the norm (${m.root.scope || "top level"}) are not in one decoder layer`;
     const w = g.values.get(m.values.w)!;
     const x = g.values.get(m.values.x)!;
     return w.dtype === x.dtype ? undefined : `weight is ${w.dtype}, activations ${x.dtype}`;
@@ -90,4 +93,8 @@ export const ADD_RMS_NORM_FUSION = fusionRule({
   enables: "python_plugin KilnFusedAddRmsNorm",
 });
 
-export const FUSE_ADD_RMS_NORM = fusionPass("fuse-add-rms-norm", "rms_norm(x + residual, w) in one decoder layer -> fused_add_rms_norm (one Triton kernel, both outputs)", [ADD_RMS_NORM_FUSION]);
+export const FUSE_ADD_RMS_NORM = fusionPass(
+  "fuse-add-rms-norm",
+  "rms_norm(x + residual, w) in one decoder layer -> fused_add_rms_norm (one Triton kernel, both outputs)",
+  [ADD_RMS_NORM_FUSION],
+);

@@ -3,7 +3,10 @@
 import { UsageError } from "./errors.ts";
 
 export function parseIds(text: string, flag = "--ids"): number[] {
-  const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const parts = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   if (!parts.length) throw new UsageError(`${flag}: give comma-separated token ids, e.g. ${flag} 1,2,3`);
   return parts.map((p) => {
     if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) throw new UsageError(`${flag}: '${p}' is not a non-negative integer token id`);

@@ -13,7 +13,10 @@ const report = (e: unknown, env: NodeJS.ProcessEnv = {}) => {
 
 describe("reportError", () => {
   it("prints a KilnError as one line, with its stack only under KILN_DEBUG=1", () => {
-    expect(report(new OutputError("--out .: refusing to write over the current directory"))).toEqual({ code: 1, text: "kiln: --out .: refusing to write over the current directory\n" });
+    expect(report(new OutputError("--out .: refusing to write over the current directory"))).toEqual({
+      code: 1,
+      text: "kiln: --out .: refusing to write over the current directory\n",
+    });
     const debug = report(new UsageError("bad flag"), { KILN_DEBUG: "1" }).text;
     expect(debug.startsWith("kiln: bad flag\nUsageError: bad flag\n    at ")).toBe(true);
   });

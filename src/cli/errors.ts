@@ -65,7 +65,11 @@ export function capMessage(text: string, max = 4000): string {
 
 function userMessage(e: Error): string {
   const code = fsCode(e);
-  if (!(e instanceof KilnError) && typeof code === "string" && USER_FS_CODES.has(code)) return describeFsError(e as NodeJS.ErrnoException, (e as NodeJS.ErrnoException).syscall ? `cannot ${(e as NodeJS.ErrnoException).syscall}` : "file system error");
+  if (!(e instanceof KilnError) && typeof code === "string" && USER_FS_CODES.has(code))
+    return describeFsError(
+      e as NodeJS.ErrnoException,
+      (e as NodeJS.ErrnoException).syscall ? `cannot ${(e as NodeJS.ErrnoException).syscall}` : "file system error",
+    );
   return e.message;
 }
 

@@ -152,26 +152,37 @@ const definesFunction = (source: string, name: string) => new RegExp(`^def\\s+${
 function checkPythonPlugin(op: string, l: PythonPluginLowering, d: OpDecl<any>): string {
   const path = resolveKernelPath(op, l.kernel);
   const source = readFileSync(path, "utf8");
-  const fns: [string, string | undefined, boolean][] = [["launch", l.launch ?? "launch", true], ["torchReference", l.torchReference, false], ["shapeRule", l.shapeRule, false]];
+  const fns: [string, string | undefined, boolean][] = [
+    ["launch", l.launch ?? "launch", true],
+    ["torchReference", l.torchReference, false],
+    ["shapeRule", l.shapeRule, false],
+  ];
   for (const [field, fn, required] of fns) {
     if (fn === undefined && !required) continue;
     if (!FIELD.test(fn!)) problem(op, `lowering.${field} '${fn}' is not a Python function name`);
     if (!definesFunction(source, fn!)) problem(op, `lowering.${field}: ${path} defines no top-level function '${fn}'`);
   }
-  if ((l.outputLike === undefined) === (l.shapeRule === undefined)) problem(op, "a python_plugin lowering needs exactly one of outputLike (each output's input twin) or shapeRule (a Python shape_dtype_inference)");
+  if ((l.outputLike === undefined) === (l.shapeRule === undefined))
+    problem(op, "a python_plugin lowering needs exactly one of outputLike (each output's input twin) or shapeRule (a Python shape_dtype_inference)");
   if (l.outputLike) {
     if (l.outputLike.length !== d.outputs.length) problem(op, `lowering.outputLike has ${l.outputLike.length} entries for ${d.outputs.length} outputs`);
-    l.outputLike.forEach((k, j) => (Number.isInteger(k) && k >= 0 && k < d.inputs.length) || problem(op, `lowering.outputLike[${j}] = ${k} is not an input index (0..${d.inputs.length - 1})`));
+    l.outputLike.forEach(
+      (k, j) =>
+        (Number.isInteger(k) && k >= 0 && k < d.inputs.length) ||
+        problem(op, `lowering.outputLike[${j}] = ${k} is not an input index (0..${d.inputs.length - 1})`),
+    );
   }
   if (l.pluginName !== undefined && !FIELD.test(l.pluginName)) problem(op, `lowering.pluginName '${l.pluginName}' must be letters, digits and '_'`);
   return path;
 }
 
 function checkTrtllmCall(op: string, l: TrtllmCallLowering, d: OpDecl<any>): void {
-  if (typeof l.callee !== "string" || !/^tensorrt_llm(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(l.callee)) problem(op, `lowering.callee '${l.callee}' must be a dotted name inside tensorrt_llm (e.g. tensorrt_llm.functional.swiglu)`);
+  if (typeof l.callee !== "string" || !/^tensorrt_llm(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(l.callee))
+    problem(op, `lowering.callee '${l.callee}' must be a dotted name inside tensorrt_llm (e.g. tensorrt_llm.functional.swiglu)`);
   for (const [param, src] of Object.entries(l.args ?? {})) {
     if (!FIELD.test(param)) problem(op, `lowering.args: '${param}' is not a Python parameter name`);
-    if ("input" in src && !(Number.isInteger(src.input) && src.input >= 0 && src.input < d.inputs.length)) problem(op, `lowering.args.${param}: input ${src.input} is not an input index (0..${d.inputs.length - 1})`);
+    if ("input" in src && !(Number.isInteger(src.input) && src.input >= 0 && src.input < d.inputs.length))
+      problem(op, `lowering.args.${param}: input ${src.input} is not an input index (0..${d.inputs.length - 1})`);
     if ("attr" in src && !(src.attr in d.attrs)) problem(op, `lowering.args.${param}: the op has no attribute '${src.attr}'`);
   }
 }
@@ -186,10 +197,16 @@ function checkDecl(d: OpDecl<any>): string | undefined {
   if (typeof d.doc !== "string" || !d.doc) problem(op, "missing `doc`, one line saying what the op computes");
   for (const [key, kind] of Object.entries(d.attrs ?? problem(op, "missing `attrs` (use {} for none)"))) {
     if (!FIELD.test(key)) problem(op, `attribute name '${key}' must be letters, digits and '_' (it becomes a Python keyword argument)`);
-    const ok = typeof kind === "object" ? Array.isArray((kind as { oneOf?: unknown }).oneOf) : ["number", "int", "bool", "string", "ints", "dims", "dtype", "json"].includes(kind as string);
+    const ok =
+      typeof kind === "object"
+        ? Array.isArray((kind as { oneOf?: unknown }).oneOf)
+        : ["number", "int", "bool", "string", "ints", "dims", "dtype", "json"].includes(kind as string);
     if (!ok) problem(op, `attribute '${key}' has unknown kind ${JSON.stringify(kind)}`);
   }
-  for (const [field, names] of [["inputs", d.inputs], ["outputs", d.outputs]] as const) {
+  for (const [field, names] of [
+    ["inputs", d.inputs],
+    ["outputs", d.outputs],
+  ] as const) {
     if (!Array.isArray(names) || names.length === 0) problem(op, `\`${field}\` must name at least one ${field.slice(0, -1)}`);
     const bare = names.map((n) => n.replace(/\?$/, ""));
     bare.forEach((n) => FIELD.test(n) || problem(op, `${field.slice(0, -1)} name '${n}' must be letters, digits and '_'`));
@@ -216,9 +233,16 @@ function checkedInfer(d: OpDecl<any>) {
       if (e instanceof ShapeError) throw e;
       throw new ShapeError(`shape rule of custom op '${d.name}' threw: ${(e as Error).message}`);
     }
-    if (!Array.isArray(outs) || outs.length !== d.outputs.length) throw new ShapeError(`shape rule of custom op '${d.name}' returned ${Array.isArray(outs) ? outs.length : "no list of"} output types, the declaration names ${d.outputs.length} (${d.outputs.join(", ")})`);
+    if (!Array.isArray(outs) || outs.length !== d.outputs.length)
+      throw new ShapeError(
+        `shape rule of custom op '${d.name}' returned ${Array.isArray(outs) ? outs.length : "no list of"} output types, the declaration names ${d.outputs.length} (${d.outputs.join(", ")})`,
+      );
     outs.forEach((t: ValueType, k) => {
-      const ok = t && (DTYPES as readonly string[]).includes(t.dtype) && Array.isArray(t.shape) && t.shape.every((x) => (Number.isInteger(x) && (x as number) >= 0) || (typeof x === "string" && x !== ""));
+      const ok =
+        t &&
+        (DTYPES as readonly string[]).includes(t.dtype) &&
+        Array.isArray(t.shape) &&
+        t.shape.every((x) => (Number.isInteger(x) && (x as number) >= 0) || (typeof x === "string" && x !== ""));
       if (!ok) throw new ShapeError(`shape rule of custom op '${d.name}' returned an invalid type for output ${k} (${d.outputs[k]}): ${JSON.stringify(t)}`);
     });
     return outs as ValueType[];
@@ -227,12 +251,17 @@ function checkedInfer(d: OpDecl<any>) {
 
 /** Compares what the reference returned with what the shape rule says for these concrete inputs; a reason or undefined. */
 export function referenceMismatch(d: OpDecl<any>, ins: readonly RTensor[], outs: unknown, attrs: unknown): string | undefined {
-  const expect = checkedInfer(d)(ins.map((t) => ({ dtype: t.dtype, shape: t.shape })), attrs);
-  if (!Array.isArray(outs) || outs.length !== expect.length) return `the reference returned ${Array.isArray(outs) ? outs.length : "no list of"} outputs, the shape rule ${expect.length}`;
+  const expect = checkedInfer(d)(
+    ins.map((t) => ({ dtype: t.dtype, shape: t.shape })),
+    attrs,
+  );
+  if (!Array.isArray(outs) || outs.length !== expect.length)
+    return `the reference returned ${Array.isArray(outs) ? outs.length : "no list of"} outputs, the shape rule ${expect.length}`;
   for (const [k, t] of expect.entries()) {
     const o = outs[k] as RTensor | undefined;
     const got = o ? `${o.dtype}${formatShape(o.shape)}` : "nothing";
-    if (got !== fmt(t)) return `the shape rule says output ${k} (${d.outputs[k]}) is ${fmt(t)} but the reference returned ${got} for inputs ${ins.map((x) => `${x.dtype}${formatShape(x.shape)}`).join(", ")}`;
+    if (got !== fmt(t))
+      return `the shape rule says output ${k} (${d.outputs[k]}) is ${fmt(t)} but the reference returned ${got} for inputs ${ins.map((x) => `${x.dtype}${formatShape(x.shape)}`).join(", ")}`;
     if (o!.data.length !== numel(o!.shape)) return `the reference's output ${k} has ${o!.data.length} elements for shape ${formatShape(o!.shape)}`;
   }
   return undefined;
@@ -241,7 +270,13 @@ export function referenceMismatch(d: OpDecl<any>, ins: readonly RTensor[], outs:
 /** Random float inputs for one verification case (uniform in [-1, 1), deterministic per seed). */
 export function caseInputs(c: VerifyCase<any>, seed: number, dtype: FloatDType = "f32", round: (v: number) => number = Math.fround): RTensor[] {
   const rand = rng(seed);
-  return c.shapes.map((s) => tensor(dtype, s, Float32Array.from({ length: numel(s) }, () => round(rand() * 2 - 1))));
+  return c.shapes.map((s) =>
+    tensor(
+      dtype,
+      s,
+      Float32Array.from({ length: numel(s) }, () => round(rand() * 2 - 1)),
+    ),
+  );
 }
 
 function checkVerifySpec(d: OpDecl<any>): void {
@@ -251,7 +286,8 @@ function checkVerifySpec(d: OpDecl<any>): void {
   if (!v.cases?.length) problem(d.name, "verify.cases must list at least one case");
   for (const [i, c] of all.entries()) {
     const where = i < v.cases.length ? `verify.cases[${i}]` : `verify.bench[${i - v.cases.length}]`;
-    if (c.shapes.length < lo || c.shapes.length > hi) problem(d.name, `${where} gives ${c.shapes.length} input shapes, the op takes ${lo === hi ? lo : `${lo}..${hi}`}`);
+    if (c.shapes.length < lo || c.shapes.length > hi)
+      problem(d.name, `${where} gives ${c.shapes.length} input shapes, the op takes ${lo === hi ? lo : `${lo}..${hi}`}`);
     if (c.shapes.some((s) => !s.every((x) => Number.isInteger(x) && x > 0))) problem(d.name, `${where}: shapes must be positive integers`);
     const why = checkAttrs(d.attrs, c.attrs as Record<string, unknown>);
     if (why) problem(d.name, `${where}: ${why}`);
@@ -271,7 +307,13 @@ function checkVerifySpec(d: OpDecl<any>): void {
 
 function fingerprint(d: OpDecl<any>, kernelPath: string | undefined, pytorchPath: string | undefined): string {
   const { infer, reference, lowering, pytorch, ...rest } = d;
-  return JSON.stringify([rest, lowering && { ...lowering, kernel: kernelPath }, pytorch && { ...pytorch, module: pytorchPath }, String(infer), String(reference)]);
+  return JSON.stringify([
+    rest,
+    lowering && { ...lowering, kernel: kernelPath },
+    pytorch && { ...pytorch, module: pytorchPath },
+    String(infer),
+    String(reference),
+  ]);
 }
 
 /** Validates the PyTorch implementation's module and function; returns the module's absolute path. */
@@ -317,7 +359,11 @@ export function defineOp<const S extends AttrSchema>(d: OpDecl<S>): CustomOp<S> 
       const extra = Object.keys(attrs).find((k) => !(k in d.attrs));
       if (extra) throw new OpDeclError(`custom op '${d.name}': unknown attribute '${extra}'`);
       return activeTracer()
-        .emit(d.name, inputs.map((t) => t.id), { ...attrs })
+        .emit(
+          d.name,
+          inputs.map((t) => t.id),
+          { ...attrs },
+        )
         .map((v) => new Tensor(v));
     },
   };

@@ -34,14 +34,25 @@ const FUSE = fusionPass("fuse-add-exp", "exp(a + b) -> add_exp", [
 ]);
 
 const trace = (fwd: (a: Tensor, b: Tensor) => Tensor) =>
-  traceFn(() => {}, (_m, a, b) => fwd(a!, b!), [{ name: "a", dtype: "f32", shape: ["n", 3] }, { name: "b", dtype: "f32", shape: ["n", 3] }]);
+  traceFn(
+    () => {},
+    (_m, a, b) => fwd(a!, b!),
+    [
+      { name: "a", dtype: "f32", shape: ["n", 3] },
+      { name: "b", dtype: "f32", shape: ["n", 3] },
+    ],
+  );
 
 describe("fusionPass", () => {
   it("replaces the root and the extra value, so the old sum disappears", () => {
-    const out = applyAndCheck(trace((a, b) => {
-      const s = a.add(b);
-      return s.exp().mul(s.neg());
-    }), [FUSE], 0);
+    const out = applyAndCheck(
+      trace((a, b) => {
+        const s = a.add(b);
+        return s.exp().mul(s.neg());
+      }),
+      [FUSE],
+      0,
+    );
     expect(out.counts).toEqual({ "test.add_exp": 1, neg: 1, mul: 1 });
     expect(out.equivalence).toMatchObject({ ok: true, worst: 0 });
     const fused = out.graph.nodes.find((n) => n.op === "test.add_exp")!;
@@ -50,17 +61,27 @@ describe("fusionPass", () => {
   });
 
   it("leaves a match alone when the extra value is read before the root, and says why", () => {
-    const out = applyAndCheck(trace((a, b) => {
-      const s = a.add(b);
-      const early = s.neg();
-      return s.exp().mul(early);
-    }), [FUSE], 0);
+    const out = applyAndCheck(
+      trace((a, b) => {
+        const s = a.add(b);
+        const early = s.neg();
+        return s.exp().mul(early);
+      }),
+      [FUSE],
+      0,
+    );
     expect(out.counts).toEqual({ add: 1, neg: 1, exp: 1, mul: 1 });
-    expect(out.nearMisses).toEqual([expect.stringMatching(/^add\+exp: check rejected: %\d+ is also read before the fused op's position \(by neg at .*fusion\.test\.ts:\d+/)]);
+    expect(out.nearMisses).toEqual([
+      expect.stringMatching(/^add\+exp: check rejected: %\d+ is also read before the fused op's position \(by neg at .*fusion\.test\.ts:\d+/),
+    ]);
   });
 
   it("fuses every match, including chained ones", () => {
-    const out = applyAndCheck(trace((a, b) => a.add(b).exp().add(b).exp()), [FUSE], 0);
+    const out = applyAndCheck(
+      trace((a, b) => a.add(b).exp().add(b).exp()),
+      [FUSE],
+      0,
+    );
     expect(out.counts).toEqual({ "test.add_exp": 2 });
     expect(out.equivalence.ok).toBe(true);
   });

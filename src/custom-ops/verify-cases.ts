@@ -52,7 +52,12 @@ export function computeCases(op: CustomOp): ComputedCase[] {
 }
 
 const outputTypes = (op: CustomOp, c: VerifyCase<any>, dtype: FloatDType) =>
-  op.decl.infer(c.shapes.map((shape) => ({ dtype, shape })), c.attrs).map((t, k) => ({ name: op.decl.outputs[k]!, shape: t.shape, dtype: t.dtype }));
+  op.decl
+    .infer(
+      c.shapes.map((shape) => ({ dtype, shape })),
+      c.attrs,
+    )
+    .map((t, k) => ({ name: op.decl.outputs[k]!, shape: t.shape, dtype: t.dtype }));
 
 export interface VerifyFolder {
   readonly dir: string;
@@ -74,7 +79,15 @@ export async function writeVerifyFolder(op: CustomOp, dir: string, o: { force?: 
   return writeOutputDir(out, "verify-op", async (tmp) => writeFolderContents(op, out, tmp, cases, dtypes, v, plugin));
 }
 
-async function writeFolderContents(op: CustomOp, finalDir: string, dir: string, cases: ReturnType<typeof computeCases>, dtypes: readonly FloatDType[], v: ReturnType<typeof spec>, plugin: PythonPluginLowering): Promise<VerifyFolder> {
+async function writeFolderContents(
+  op: CustomOp,
+  finalDir: string,
+  dir: string,
+  cases: ReturnType<typeof computeCases>,
+  dtypes: readonly FloatDType[],
+  v: ReturnType<typeof spec>,
+  plugin: PythonPluginLowering,
+): Promise<VerifyFolder> {
   const kernel = basename(op.kernelPath!);
   copyFileSync(op.kernelPath!, join(dir, kernel));
   copyFileSync(RUNNER, join(dir, "verify_op_runner.py"));
@@ -82,7 +95,11 @@ async function writeFolderContents(op: CustomOp, finalDir: string, dir: string, 
     ...c.inputs.map((t, k) => ({ name: `${c.id}.in${k}`, t })),
     ...c.outputs.map((t, k) => ({ name: `${c.id}.out${k}`, t })),
   ]);
-  await writeSafetensors(join(dir, "cases.safetensors"), tensors.map(({ name, t }) => ({ name, dtype: t.data instanceof Int32Array ? "I32" : "F32", shape: [...t.shape], data: t.data })), { producer: "kiln verify-op", op: op.name });
+  await writeSafetensors(
+    join(dir, "cases.safetensors"),
+    tensors.map(({ name, t }) => ({ name, dtype: t.data instanceof Int32Array ? "I32" : "F32", shape: [...t.shape], data: t.data })),
+    { producer: "kiln verify-op", op: op.name },
+  );
   const manifest = {
     format: "kiln.verify-op/1",
     op: op.name,
@@ -100,7 +117,9 @@ async function writeFolderContents(op: CustomOp, finalDir: string, dir: string, 
       inputs: c.inputs.map((t, k) => ({ name: op.decl.inputs[k]!.replace(/\?$/, ""), tensor: `${c.id}.in${k}`, shape: t.shape })),
       outputs: c.outputs.map((t, k) => ({ name: op.decl.outputs[k]!, tensor: `${c.id}.out${k}`, shape: t.shape, dtype: t.dtype })),
     })),
-    bench: (v.bench ?? []).flatMap((b, i) => dtypes.map((dtype) => ({ id: `b${i}-${dtype}`, dtype, attrs: b.attrs, input_shapes: b.shapes, outputs: outputTypes(op, b, dtype) }))),
+    bench: (v.bench ?? []).flatMap((b, i) =>
+      dtypes.map((dtype) => ({ id: `b${i}-${dtype}`, dtype, attrs: b.attrs, input_shapes: b.shapes, outputs: outputTypes(op, b, dtype) })),
+    ),
   };
   writeFileSync(join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 1)}\n`);
   return { dir: finalDir, cases: cases.length, bench: manifest.bench.length, command: shellCommand(["python3", join(finalDir, "verify_op_runner.py")]) };

@@ -77,7 +77,16 @@ export interface CompileResult {
 }
 
 /** config.json dtype strings (transformers writes torch dtype names without "torch."; a few aliases are common). */
-const HF_DTYPES: Readonly<Record<string, OutputDtype>> = { float32: "float32", float: "float32", fp32: "float32", float16: "float16", half: "float16", fp16: "float16", bfloat16: "bfloat16", bf16: "bfloat16" };
+const HF_DTYPES: Readonly<Record<string, OutputDtype>> = {
+  float32: "float32",
+  float: "float32",
+  fp32: "float32",
+  float16: "float16",
+  half: "float16",
+  fp16: "float16",
+  bfloat16: "bfloat16",
+  bf16: "bfloat16",
+};
 
 /** The checkpoint's dtype from config.json (float16 when it names none); an unknown string is an error, never a guess. */
 export function defaultDtype(hf: Record<string, unknown>, configPath = "config.json"): OutputDtype {
@@ -86,7 +95,10 @@ export function defaultDtype(hf: Record<string, unknown>, configPath = "config.j
   const raw = hf[field];
   const name = typeof raw === "string" ? raw.replace(/^torch\./, "") : undefined;
   const dtype = name !== undefined && Object.hasOwn(HF_DTYPES, name) ? HF_DTYPES[name] : undefined;
-  if (!dtype) throw new ConfigError(`${configPath}: ${field} ${JSON.stringify(raw)?.slice(0, 80)} is not a dtype Kiln knows (float32, float16, bfloat16); fix it or pass --dtype`);
+  if (!dtype)
+    throw new ConfigError(
+      `${configPath}: ${field} ${JSON.stringify(raw)?.slice(0, 80)} is not a dtype Kiln knows (float32, float16, bfloat16); fix it or pass --dtype`,
+    );
   return dtype;
 }
 
@@ -98,7 +110,12 @@ export interface Prepared {
 type ShapeOf = (name: string) => readonly number[] | undefined;
 
 /** Everything but the bytes: trace, fuse, lower, emit through the target. `shapeOf` gives checkpoint tensor shapes. */
-export function prepareCompile<C>(def: ModelDefinition<C>, hf: Record<string, unknown>, shapeOf: ShapeOf | "infer", o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & { configPath?: string; instance?: Instance<C> }): Prepared {
+export function prepareCompile<C>(
+  def: ModelDefinition<C>,
+  hf: Record<string, unknown>,
+  shapeOf: ShapeOf | "infer",
+  o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & { configPath?: string; instance?: Instance<C> },
+): Prepared {
   // Tracing is the costliest step of the prelude; reuse the instance the caller already traced.
   const inst = o.instance ?? instantiate(def, hf, o.configPath ?? "config.json");
   checkHintConsistency(inst.graph);
@@ -141,12 +158,27 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     let quant = o.quant;
     if (quant && needsCalibration(quant) && !quant.calibration && TARGETS[o.target ?? DEFAULT_TARGET].capabilities.quantization) {
       const m = await loadQuantizableModel(def, o.hfDir);
-      quant = { ...quant, calibration: calibrateModel(m, checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts")) };
+      quant = {
+        ...quant,
+        calibration: calibrateModel(
+          m,
+          checkPrompts(o.calibrationPrompts ?? DEFAULT_PROMPTS, m.vocab, o.calibrationPrompts ? "--prompts" : "the built-in prompts"),
+        ),
+      };
     }
-    const prepared = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, { ...o, ...(quant && { quant }), configPath: `${o.hfDir}/config.json`, instance: inst });
+    const prepared = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, {
+      ...o,
+      ...(quant && { quant }),
+      configPath: `${o.hfDir}/config.json`,
+      instance: inst,
+    });
     const { lowered } = prepared;
     let { emission } = prepared;
-    const outDir = checkOutputDir(o.outDir, { flag: "--out", inputs: [o.hfDir, ...(o.inputs ?? []), ...(o.loraMerge ? [o.loraMerge.dir] : []), ...(o.loraRuntime ?? []).map((a) => a.dir)], ...(o.force && { force: true }) });
+    const outDir = checkOutputDir(o.outDir, {
+      flag: "--out",
+      inputs: [o.hfDir, ...(o.inputs ?? []), ...(o.loraMerge ? [o.loraMerge.dir] : []), ...(o.loraRuntime ?? []).map((a) => a.dir)],
+      ...(o.force && { force: true }),
+    });
     const written = await writeOutputDir(outDir, "compile", async (tmp) => {
       // The merged weights are an overlay file beside the staging directory, removed whatever happens.
       const overlay = `${tmp}.lora-merged.safetensors`;
@@ -158,15 +190,19 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
           emission = recordInWeightsMap(emission, mergedLoraRecord(o.loraMerge, merged.bound));
         }
         let writeLora = async (_dir: string) => {};
-        if (o.loraRuntime?.length) ({ emission, write: writeLora } = runtimeLoraOutputs(o.target ?? DEFAULT_TARGET, emission, o.loraRuntime, inst.weights, ckpt, lowered));
-        const counts = await writeCheckpointFiles(source, emission.plans, tmp, { ...(o.onProgress && { onProgress: o.onProgress }), ...(o.allowNonFinite && { allowNonFinite: true }) }).finally(() => source !== ckpt && source.close());
+        if (o.loraRuntime?.length)
+          ({ emission, write: writeLora } = runtimeLoraOutputs(o.target ?? DEFAULT_TARGET, emission, o.loraRuntime, inst.weights, ckpt, lowered));
+        const counts = await writeCheckpointFiles(source, emission.plans, tmp, {
+          ...(o.onProgress && { onProgress: o.onProgress }),
+          ...(o.allowNonFinite && { allowNonFinite: true }),
+        }).finally(() => source !== ckpt && source.close());
         await writeLora(tmp);
-      for (const [name, text] of Object.entries(emission.files)) {
-        await mkdir(dirname(join(tmp, name)), { recursive: true });
-        await writeFile(join(tmp, name), text);
-      }
-      for (const name of emission.copyFromSource ?? []) if (existsSync(join(o.hfDir, name))) await copyFile(join(o.hfDir, name), join(tmp, name));
-      await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
+        for (const [name, text] of Object.entries(emission.files)) {
+          await mkdir(dirname(join(tmp, name)), { recursive: true });
+          await writeFile(join(tmp, name), text);
+        }
+        for (const name of emission.copyFromSource ?? []) if (existsSync(join(o.hfDir, name))) await copyFile(join(o.hfDir, name), join(tmp, name));
+        await writeFile(join(tmp, "kiln.lowered.pb"), serializeGraph(emission.graph));
         return counts;
       } finally {
         await rm(overlay, { force: true });

@@ -30,7 +30,9 @@ export interface Instance<C = unknown> {
 export function instantiate<C>(def: ModelDefinition<C>, hfConfig: unknown, configPath = "config.json"): Instance<C> {
   const archs = (hfConfig as { architectures?: unknown } | null)?.architectures;
   if (def.architectures.length && Array.isArray(archs) && archs.length && !archs.some((a) => def.architectures.includes(a)))
-    throw new ConfigError(`${configPath}: architecture ${archs.map((a) => `'${a}'`).join(", ")} is not one model '${def.name}' reads (it reads ${def.architectures.join(", ")})`);
+    throw new ConfigError(
+      `${configPath}: architecture ${archs.map((a) => `'${a}'`).join(", ")} is not one model '${def.name}' reads (it reads ${def.architectures.join(", ")})`,
+    );
   checkConfigSizes(hfConfig, configPath); // before tracing: a config alone must not exhaust memory or time
   const config = parseWith(def.config, hfConfig, configPath);
   const graph = inModelCode(def.name, () => traceModule(def.create(config), def.name, CAUSAL_LM_INPUTS));
@@ -67,7 +69,11 @@ export function instantiateFromDir<C>(def: ModelDefinition<C>, hfDir: string): I
 
 /** Checks the weight map against the checkpoint and loads every parameter as float32; with a LoRA adapter, folded in
  * (W + s B A, src/lora/bind.ts). */
-export async function loadWeights(inst: Pick<Instance, "graph" | "weights">, hfDir: string, opts: { allowNonFinite?: boolean; adapter?: LoraAdapter } = {}): Promise<Map<string, RTensor>> {
+export async function loadWeights(
+  inst: Pick<Instance, "graph" | "weights">,
+  hfDir: string,
+  opts: { allowNonFinite?: boolean; adapter?: LoraAdapter } = {},
+): Promise<Map<string, RTensor>> {
   const ckpt: Checkpoint = await openCheckpoint(hfDir);
   try {
     const source = opts.adapter ? await adaptedSource(ckpt, inst.weights, opts.adapter) : ckpt;

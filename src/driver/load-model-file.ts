@@ -30,7 +30,8 @@ const TYPE_ROOTS = fileURLToPath(new URL("../../node_modules/@types", import.met
 /** Runs the ts-morph check in a child process (its memory is gone before the command goes on). */
 function checkInChild(abs: string): CheckedProgram<Diagnostic> {
   const r = spawnSync(process.execPath, [WORKER, abs, KILN_INDEX, TYPE_ROOTS], { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"] });
-  if (r.status !== 0) throw new ModelFileError(`${abs}: the type check failed to run: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split("\n").at(-1)}`);
+  if (r.status !== 0)
+    throw new ModelFileError(`${abs}: the type check failed to run: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split("\n").at(-1)}`);
   return JSON.parse(r.stdout) as CheckedProgram<Diagnostic>;
 }
 
@@ -45,7 +46,10 @@ export function typecheckModelFile(path: string): Diagnostic[] {
 /** The useful part of an import failure: its first line, plus the next ones while it ends with ":" (esbuild's
  *  "Transform failed with 1 error:" is followed by the file:line:col and the reason), at most 3 lines. */
 function loadFailure(e: unknown): string {
-  const lines = String((e as Error)?.message ?? e).split("\n").map((l) => l.trim()).filter(Boolean);
+  const lines = String((e as Error)?.message ?? e)
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   let n = 1;
   while (n < Math.min(lines.length, 3) && lines[n - 1]!.endsWith(":")) n++;
   return lines.slice(0, n).join(" ");
@@ -69,7 +73,8 @@ export async function loadModelFile(path: string, opts: { typecheck?: boolean } 
   if (existsSync(path)) checkInputFile(path, "the model file");
   if (opts.typecheck ?? true) {
     const diags = typecheckModelFile(path);
-    if (diags.length) throw new ModelFileError(`${path} does not type-check (${diags.length} error${diags.length > 1 ? "s" : ""}):\n${diags.map(formatDiagnostic).join("\n")}`);
+    if (diags.length)
+      throw new ModelFileError(`${path} does not type-check (${diags.length} error${diags.length > 1 ? "s" : ""}):\n${diags.map(formatDiagnostic).join("\n")}`);
   }
   return importModelFile(path);
 }

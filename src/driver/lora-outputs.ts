@@ -29,31 +29,56 @@ async function writeBytes(dir: string, name: string, bytes: Uint8Array): Promise
   await writeFile(join(dir, name), bytes);
 }
 
-export function runtimeLoraOutputs(target: TargetName, e: Emission, adapters: readonly LoraAdapter[], spec: WeightMapSpec, ckpt: Pick<TensorSource, "names" | "info">, lowered: LoweredModel): LoraOutputs {
+export function runtimeLoraOutputs(
+  target: TargetName,
+  e: Emission,
+  adapters: readonly LoraAdapter[],
+  spec: WeightMapSpec,
+  ckpt: Pick<TensorSource, "names" | "info">,
+  lowered: LoweredModel,
+): LoraOutputs {
   const bound = adapters.map((adapter) => ({ adapter, bound: bindAdapter(adapter, spec, ckpt) }));
   if (target === "hf") {
     const peft = bound.map((a) => hfPeftAdapter(a, lowered.weights, (n) => ckpt.info(n)?.shape));
     const configs = Object.fromEntries(peft.map((a, i) => [`lora/${i + 1}/adapter_config.json`, a.config]));
     return {
-      emission: { ...e, files: { ...e.files, ...configs }, usage: (d) => [...e.usage(d), `LoRA adapters for PEFT (${peft.length}): from peft import PeftModel; model = PeftModel.from_pretrained(model, ${JSON.stringify(`${d.replace(/\/$/, "")}/lora/1`)})`] },
+      emission: {
+        ...e,
+        files: { ...e.files, ...configs },
+        usage: (d) => [
+          ...e.usage(d),
+          `LoRA adapters for PEFT (${peft.length}): from peft import PeftModel; model = PeftModel.from_pretrained(model, ${JSON.stringify(`${d.replace(/\/$/, "")}/lora/1`)})`,
+        ],
+      },
       write: async (dir) => {
         for (const [i, a] of peft.entries()) {
           await mkdir(join(dir, "lora", String(i + 1)), { recursive: true });
-          await writeSafetensors(join(dir, "lora", String(i + 1), "adapter_model.safetensors"), a.tensors.map((t) => ({ ...t, dtype: "F32" as const })));
+          await writeSafetensors(
+            join(dir, "lora", String(i + 1), "adapter_model.safetensors"),
+            a.tensors.map((t) => ({ ...t, dtype: "F32" as const })),
+          );
         }
       },
     };
   }
-  if (target !== "trtllm-engine") throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets (got ${target}); use --lora-merge`);
+  if (target !== "trtllm-engine")
+    throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets (got ${target}); use --lora-merge`);
   const config = JSON.parse(e.files["config.json"]!);
-  const runtime = emitRuntimeLora(bound, lowered.weights, e.files["build_config.json"]!, { dtype: config.dtype, tp: config.mapping?.tp_size ?? 1, kvHeads: config.num_key_value_heads ?? config.num_attention_heads });
+  const runtime = emitRuntimeLora(bound, lowered.weights, e.files["build_config.json"]!, {
+    dtype: config.dtype,
+    tp: config.mapping?.tp_size ?? 1,
+    kvHeads: config.num_key_value_heads ?? config.num_attention_heads,
+  });
   const patched = (info: ReturnType<Emission["info"]>) => (typeof info.command === "string" ? { ...info, command: runtime.patchCommand(info.command) } : info);
   return {
     emission: {
       ...e,
       files: { ...e.files, ...runtime.files },
       usage: (d) => e.usage(d).map(runtime.patchCommand),
-      info: (d) => ({ ...patched(e.info(d)), lora: { tasks: runtime.tasks.map((t) => ({ ...t })), lora_target_modules: [...runtime.modules], max_lora_rank: runtime.maxRank } }),
+      info: (d) => ({
+        ...patched(e.info(d)),
+        lora: { tasks: runtime.tasks.map((t) => ({ ...t })), lora_target_modules: [...runtime.modules], max_lora_rank: runtime.maxRank },
+      }),
     },
     write: async (dir) => {
       for (const [name, bytes] of Object.entries(runtime.binaries)) await writeBytes(dir, name, bytes);

@@ -32,6 +32,7 @@ export function checkPromptLength(limit: PositionLimit, promptTokens: number, ne
   const total = promptTokens + Math.max(newTokens - 1, 0);
   if (limit.max === undefined || total <= limit.max) return undefined;
   const what = `the prompt (${promptTokens} tokens) with --max-new-tokens ${newTokens} needs ${total} positions`;
-  if (limit.kind === "learned") throw new PositionLimitError(`${what}, but the model's learned position table has ${limit.max} rows; shorten the prompt or lower --max-new-tokens`);
+  if (limit.kind === "learned")
+    throw new PositionLimitError(`${what}, but the model's learned position table has ${limit.max} rows; shorten the prompt or lower --max-new-tokens`);
   return `${what}, past the ${limit.max} the model was trained for (max_position_embeddings); rotary positions still compute, but quality usually degrades`;
 }

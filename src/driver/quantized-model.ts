@@ -60,9 +60,11 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
 }
 
 /** The dtype a quantized engine of this checkpoint runs in: --dtype, else the checkpoint's when half, else float16. */
-export const quantDtype = (hf: Readonly<Record<string, unknown>>, flag?: QuantDtype): QuantDtype => flag ?? HALF_DTYPES[String(hf.torch_dtype ?? hf.dtype)] ?? "float16";
+export const quantDtype = (hf: Readonly<Record<string, unknown>>, flag?: QuantDtype): QuantDtype =>
+  flag ?? HALF_DTYPES[String(hf.torch_dtype ?? hf.dtype)] ?? "float16";
 
-export const calibrateModel = (m: QuantizableModel, prompts: readonly (readonly number[])[]): Calibration => calibrate(m.lowered.graph, m.weights, 1, prompts, m.name);
+export const calibrateModel = (m: QuantizableModel, prompts: readonly (readonly number[])[]): Calibration =>
+  calibrate(m.lowered.graph, m.weights, 1, prompts, m.name);
 
 /** A quantized engine, simulated: quantized weights plus fake-quantizing hooks. */
 export interface SimulatedEngine {

@@ -35,7 +35,10 @@ export async function loadRankWeights(ckptDir: string, g: Graph): Promise<{ weig
         const names = new Set(f.tensors().map((t) => t.name));
         const missing = expected.filter((p) => !names.has(p.localName)).map((p) => p.localName);
         const extra = [...names].filter((n) => !expected.some((p) => p.localName === n));
-        if (missing.length || extra.length) throw new CheckpointLayoutError(`${file}: ${missing.length ? `missing ${missing.join(", ")}` : ""}${missing.length && extra.length ? "; " : ""}${extra.length ? `unexpected ${extra.join(", ")}` : ""}`);
+        if (missing.length || extra.length)
+          throw new CheckpointLayoutError(
+            `${file}: ${missing.length ? `missing ${missing.join(", ")}` : ""}${missing.length && extra.length ? "; " : ""}${extra.length ? `unexpected ${extra.join(", ")}` : ""}`,
+          );
         for (const p of expected) weights.get(p.global)![tp] = tensor("f32", f.info(p.localName)!.shape, await f.readF32(p.localName));
       } finally {
         await f.close();

@@ -11,7 +11,15 @@ import { FIXTURES } from "../../test/golden.ts";
 import { DEFAULT_TARGET, isTargetName, TARGET_NAMES, TARGETS } from "./targets.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-targets-"));
-const flags = (out: string, extra: Partial<CompileFlags> = {}): CompileFlags => ({ hf: `${FIXTURES}llama`, out, tp: "1", pp: "1", typecheck: false, json: true, ...extra });
+const flags = (out: string, extra: Partial<CompileFlags> = {}): CompileFlags => ({
+  hf: `${FIXTURES}llama`,
+  out,
+  tp: "1",
+  pp: "1",
+  typecheck: false,
+  json: true,
+  ...extra,
+});
 
 async function run(out: string, extra: Partial<CompileFlags> = {}): Promise<any> {
   let text = "";
@@ -42,7 +50,15 @@ describe("kiln compile --target", () => {
     const out = join(tmp, "hf");
     const r = await run(out, { target: "hf" });
     expect(r).toMatchObject({ target: "hf", architecture: "KilnLlamaForCausalLM", model_type: "kiln_llama" });
-    expect(readdirSync(out).sort()).toEqual([".kiln-output", "config.json", "configuration_kiln_llama.py", "generation_config.json", "kiln.lowered.pb", "model.safetensors", "modeling_kiln_llama.py"]);
+    expect(readdirSync(out).sort()).toEqual([
+      ".kiln-output",
+      "config.json",
+      "configuration_kiln_llama.py",
+      "generation_config.json",
+      "kiln.lowered.pb",
+      "model.safetensors",
+      "modeling_kiln_llama.py",
+    ]);
   });
 
   it("trtllm-torch: checkpoint at the top, importable package below, run and serve commands", async () => {

@@ -52,7 +52,10 @@ describe("typecheckModelFile (ts-morph in a child process, cached)", () => {
   it("reports a type error in an imported file, and none once that file is fixed (not a stale cache entry)", () => {
     const model = join(dir, "model.ts");
     const dims = join(dir, "dims.ts");
-    writeFileSync(model, 'import { z } from "kiln";\nimport { width } from "./dims.ts";\nexport const schema = z.object({ w: z.number() });\nexport const w: number = width;\n');
+    writeFileSync(
+      model,
+      'import { z } from "kiln";\nimport { width } from "./dims.ts";\nexport const schema = z.object({ w: z.number() });\nexport const w: number = width;\n',
+    );
     writeFileSync(dims, 'export const width: string = "wide";\n');
     const broken = typecheckModelFile(model);
     expect(broken.map((d) => d.message)).toEqual(["Type 'string' is not assignable to type 'number'."]);

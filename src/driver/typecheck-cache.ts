@@ -35,7 +35,9 @@ const readOr = (path: string, fallback = "") => {
 let version: string | undefined;
 /** Kiln's version for the cache: its package version, the TypeScript compiler's, and the lockfile. */
 function kilnVersion(): string {
-  version ??= sha256([readOr(join(ROOT, "package.json")), readOr(join(ROOT, "node_modules/typescript/package.json")), readOr(join(ROOT, "package-lock.json"))].join("\0"));
+  version ??= sha256(
+    [readOr(join(ROOT, "package.json")), readOr(join(ROOT, "node_modules/typescript/package.json")), readOr(join(ROOT, "package-lock.json"))].join("\0"),
+  );
   return version;
 }
 

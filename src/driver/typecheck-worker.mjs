@@ -33,5 +33,8 @@ const diagnostics = file.getPreEmitDiagnostics().map((d) => {
   const message = typeof text === "string" ? text : text.getMessageText();
   return { file: f ? f.getFilePath() : model, line, col: column, message };
 });
-const files = project.getSourceFiles().map((f) => f.getFilePath()).filter((p) => !p.includes("/node_modules/"));
+const files = project
+  .getSourceFiles()
+  .map((f) => f.getFilePath())
+  .filter((p) => !p.includes("/node_modules/"));
 process.stdout.write(JSON.stringify({ diagnostics, files }));

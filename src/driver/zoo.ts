@@ -55,7 +55,8 @@ const isZooName = (s: string): s is ZooName => (ZOO_NAMES as readonly string[]).
 /** The zoo definition that reads a config.json's `architectures`; a one-line error listing the zoo otherwise. */
 export async function pickFromConfig(config: unknown, where: string): Promise<ZooEntry> {
   const archs = (config as { architectures?: unknown })?.architectures;
-  if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== "string") throw new ConfigError(`${where}: no 'architectures' list, so no zoo model can be picked; pass a model file or a zoo name (${ZOO_NAMES.join(", ")})`);
+  if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== "string")
+    throw new ConfigError(`${where}: no 'architectures' list, so no zoo model can be picked; pass a model file or a zoo name (${ZOO_NAMES.join(", ")})`);
   const zoo = await loadZoo();
   const hit = zoo.find((z) => archs.some((a) => z.def.architectures.includes(a as string)));
   if (hit) return hit;

@@ -16,7 +16,8 @@ export interface RopeSpec {
 
 export const linear = (x: Tensor, weight: Tensor, bias?: Tensor): Tensor => emit1("linear", [x, weight, bias]);
 export const embedding = (table: Tensor, ids: Tensor): Tensor => emit1("embedding", [table, ids]);
-export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number): Tensor => emit1("layer_norm", [x, weight, bias], { eps });
+export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number): Tensor =>
+  emit1("layer_norm", [x, weight, bias], { eps });
 export const rmsNorm = (x: Tensor, weight: Tensor | undefined, eps: number): Tensor => emit1("rms_norm", [x, weight], { eps });
 export const concat = (xs: Tensor[], axis: number): Tensor => emit1("concat", xs, { axis });
 

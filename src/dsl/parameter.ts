@@ -13,14 +13,14 @@ export class Parameter extends Tensor {
     readonly declaredDtype: DType = "f32",
   ) {
     super(-1);
-    for (const d of declaredShape)
-      if (!Number.isInteger(d) || d <= 0) throw new Error(`parameter dims must be positive integers, got [${declaredShape}]`);
+    for (const d of declaredShape) if (!Number.isInteger(d) || d <= 0) throw new Error(`parameter dims must be positive integers, got [${declaredShape}]`);
   }
 
   override get id(): number {
     activeTracer();
     const v = bound.get(this);
-    if (v === undefined) throw new Error(`parameter [${this.declaredShape}] is not reachable from the model's attributes, so it has no name; assign it to a module field`);
+    if (v === undefined)
+      throw new Error(`parameter [${this.declaredShape}] is not reachable from the model's attributes, so it has no name; assign it to a module field`);
     return v;
   }
 }

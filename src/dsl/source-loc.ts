@@ -56,7 +56,9 @@ function role(file: string): Role {
 function nodeFrameText(site: NodeJS.CallSite): string {
   const file = site.getFileName() ?? site.getEvalOrigin();
   const sm = process.sourceMapsEnabled && file ? findSourceMap(file) : undefined;
-  const e = sm?.findEntry(site.getLineNumber()! - 1, site.getColumnNumber()! - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number } | undefined;
+  const e = sm?.findEntry(site.getLineNumber()! - 1, site.getColumnNumber()! - 1) as
+    | { originalSource?: string; originalLine?: number; originalColumn?: number }
+    | undefined;
   if (e?.originalSource === undefined || e.originalLine === undefined || e.originalColumn === undefined) return `${site}`;
   const source = e.originalSource.startsWith("file://") ? fileURLToPath(e.originalSource) : e.originalSource;
   return `f (${source}:${e.originalLine + 1}:${e.originalColumn + 1})`;
@@ -64,7 +66,11 @@ function nodeFrameText(site: NodeJS.CallSite): string {
 
 /** The stack lines one call site prints as, parsed (usually one; none for native and anonymous frames). */
 function framesOf(site: NodeJS.CallSite, format: Format | undefined): Frame[] {
-  const text = format ? String(format({}, [site])).split("\n").slice(1) : [nodeFrameText(site)];
+  const text = format
+    ? String(format({}, [site]))
+        .split("\n")
+        .slice(1)
+    : [nodeFrameText(site)];
   return text.map(parseFrame).filter((f): f is Frame => f !== undefined);
 }
 

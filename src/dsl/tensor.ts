@@ -39,29 +39,75 @@ export class Tensor {
     return this.shape[a]!;
   }
 
-  add(o: Operand): Tensor { return binary("add", this, o); }
-  sub(o: Operand): Tensor { return binary("sub", this, o); }
-  mul(o: Operand): Tensor { return binary("mul", this, o); }
-  div(o: Operand): Tensor { return binary("div", this, o); }
-  pow(o: Operand): Tensor { return binary("pow", this, o); }
-  neg(): Tensor { return op1("neg", this); }
-  exp(): Tensor { return op1("exp", this); }
-  tanh(): Tensor { return op1("tanh", this); }
-  erf(): Tensor { return op1("erf", this); }
-  sqrt(): Tensor { return op1("sqrt", this); }
-  rsqrt(): Tensor { return op1("rsqrt", this); }
-  relu(): Tensor { return op1("relu", this); }
-  sigmoid(): Tensor { return op1("sigmoid", this); }
-  silu(): Tensor { return op1("silu", this); }
-  gelu(approximate: "none" | "tanh" = "none"): Tensor { return op1("gelu", this, { approximate }); }
-  cast(dtype: DType): Tensor { return op1("cast", this, { dtype }); }
-  matmul(o: Tensor): Tensor { return emit1("matmul", [this, o]); }
-  softmax(axis = -1): Tensor { return op1("softmax", this, { axis }); }
-  mean(axes: number | number[] = -1, keepDims = true): Tensor { return op1("reduce_mean", this, { axes: [axes].flat(), keepDims }); }
-  sum(axes: number | number[] = -1, keepDims = true): Tensor { return op1("reduce_sum", this, { axes: [axes].flat(), keepDims }); }
-  max(axes: number | number[] = -1, keepDims = true): Tensor { return op1("reduce_max", this, { axes: [axes].flat(), keepDims }); }
-  reshape(shape: Dim[]): Tensor { return op1("reshape", this, { shape }); }
-  transpose(perm: number[]): Tensor { return op1("transpose", this, { perm }); }
+  add(o: Operand): Tensor {
+    return binary("add", this, o);
+  }
+  sub(o: Operand): Tensor {
+    return binary("sub", this, o);
+  }
+  mul(o: Operand): Tensor {
+    return binary("mul", this, o);
+  }
+  div(o: Operand): Tensor {
+    return binary("div", this, o);
+  }
+  pow(o: Operand): Tensor {
+    return binary("pow", this, o);
+  }
+  neg(): Tensor {
+    return op1("neg", this);
+  }
+  exp(): Tensor {
+    return op1("exp", this);
+  }
+  tanh(): Tensor {
+    return op1("tanh", this);
+  }
+  erf(): Tensor {
+    return op1("erf", this);
+  }
+  sqrt(): Tensor {
+    return op1("sqrt", this);
+  }
+  rsqrt(): Tensor {
+    return op1("rsqrt", this);
+  }
+  relu(): Tensor {
+    return op1("relu", this);
+  }
+  sigmoid(): Tensor {
+    return op1("sigmoid", this);
+  }
+  silu(): Tensor {
+    return op1("silu", this);
+  }
+  gelu(approximate: "none" | "tanh" = "none"): Tensor {
+    return op1("gelu", this, { approximate });
+  }
+  cast(dtype: DType): Tensor {
+    return op1("cast", this, { dtype });
+  }
+  matmul(o: Tensor): Tensor {
+    return emit1("matmul", [this, o]);
+  }
+  softmax(axis = -1): Tensor {
+    return op1("softmax", this, { axis });
+  }
+  mean(axes: number | number[] = -1, keepDims = true): Tensor {
+    return op1("reduce_mean", this, { axes: [axes].flat(), keepDims });
+  }
+  sum(axes: number | number[] = -1, keepDims = true): Tensor {
+    return op1("reduce_sum", this, { axes: [axes].flat(), keepDims });
+  }
+  max(axes: number | number[] = -1, keepDims = true): Tensor {
+    return op1("reduce_max", this, { axes: [axes].flat(), keepDims });
+  }
+  reshape(shape: Dim[]): Tensor {
+    return op1("reshape", this, { shape });
+  }
+  transpose(perm: number[]): Tensor {
+    return op1("transpose", this, { perm });
+  }
   /** Swaps two axes (like torch.transpose). */
   swap(a: number, b: number): Tensor {
     const perm = [...Array(this.rank).keys()];
@@ -69,10 +115,20 @@ export class Tensor {
     [perm[x], perm[y]] = [perm[y]!, perm[x]!];
     return this.transpose(perm);
   }
-  split(sizes: number[], axis = -1): Tensor[] { return activeTracer().emit("split", [this.id], { axis, sizes }).map((v) => new Tensor(v)); }
-  slice(axis: number, start: number, end: number): Tensor { return op1("slice", this, { axis, start, end }); }
-  repeatInterleave(repeats: number, axis: number): Tensor { return op1("repeat_interleave", this, { axis, repeats }); }
-  causalMask(): Tensor { return op1("causal_mask", this); }
+  split(sizes: number[], axis = -1): Tensor[] {
+    return activeTracer()
+      .emit("split", [this.id], { axis, sizes })
+      .map((v) => new Tensor(v));
+  }
+  slice(axis: number, start: number, end: number): Tensor {
+    return op1("slice", this, { axis, start, end });
+  }
+  repeatInterleave(repeats: number, axis: number): Tensor {
+    return op1("repeat_interleave", this, { axis, repeats });
+  }
+  causalMask(): Tensor {
+    return op1("causal_mask", this);
+  }
 }
 
 export function emit1(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, unknown> = {}): Tensor {

@@ -28,9 +28,29 @@ const X = [{ name: "x", dtype: "f32", shape: ["seq", 4] }] as const;
 
 describe("traceModule", () => {
   it("names parameters by attribute path and records module scopes", () => {
-    const g = traceModule(new Net(), "net", X.map((i) => ({ ...i, shape: [...i.shape] })));
-    expect(g.params.map((p) => p.name)).toEqual(["blocks.0.up.weight", "blocks.0.down.weight", "blocks.0.down.bias", "blocks.1.up.weight", "blocks.1.down.weight", "blocks.1.down.bias", "scale"]);
-    expect(g.nodes.map((n) => `${n.op}@${n.scope}`)).toEqual(["linear@blocks.0.up", "relu@blocks.0", "linear@blocks.0.down", "linear@blocks.1.up", "relu@blocks.1", "linear@blocks.1.down", "mul@"]);
+    const g = traceModule(
+      new Net(),
+      "net",
+      X.map((i) => ({ ...i, shape: [...i.shape] })),
+    );
+    expect(g.params.map((p) => p.name)).toEqual([
+      "blocks.0.up.weight",
+      "blocks.0.down.weight",
+      "blocks.0.down.bias",
+      "blocks.1.up.weight",
+      "blocks.1.down.weight",
+      "blocks.1.down.bias",
+      "scale",
+    ]);
+    expect(g.nodes.map((n) => `${n.op}@${n.scope}`)).toEqual([
+      "linear@blocks.0.up",
+      "relu@blocks.0",
+      "linear@blocks.0.down",
+      "linear@blocks.1.up",
+      "relu@blocks.1",
+      "linear@blocks.1.down",
+      "mul@",
+    ]);
     expect(g.nodes[1]!.loc?.file).toBe("src/dsl/trace.test.ts");
     expect(g.nodes[1]!.loc?.line).toBe(15);
   });
@@ -43,7 +63,7 @@ describe("traceModule", () => {
       }
     }
     expect(() => traceModule(new Bad(), "bad", [{ name: "x", dtype: "f32", shape: ["seq", 4] }])).toThrow(
-      /^add: shapes \[seq, 4\] and \[3\] do not broadcast; operands: f32\[seq, 4\], f32\[3\] \(src\/dsl\/trace\.test\.ts:42:\d+\)$/,
+      /^add: shapes \[seq, 4\] and \[3\] do not broadcast; operands: f32\[seq, 4\], f32\[3\] \(src\/dsl\/trace\.test\.ts:62:\d+\)$/,
     );
   });
 
@@ -54,7 +74,9 @@ describe("traceModule", () => {
         return x.matmul(this.w);
       }
     }
-    expect(() => traceModule(new Bad(), "bad", [{ name: "x", dtype: "f32", shape: ["seq", 4] }])).toThrow(/^matmul: inner dims differ: \[seq, 4\] @ \[5, 2\].*trace\.test\.ts:54/);
+    expect(() => traceModule(new Bad(), "bad", [{ name: "x", dtype: "f32", shape: ["seq", 4] }])).toThrow(
+      /^matmul: inner dims differ: \[seq, 4\] @ \[5, 2\].*trace\.test\.ts:74/,
+    );
     class Cast extends Module {
       forward(x: Tensor): Tensor {
         return x.add(x.cast("f16"));

@@ -19,7 +19,13 @@ export function causalInputs(ids: readonly number[]): Map<string, RTensor> {
   if (T === 0) throw new Error("the prompt is empty: give at least one token id");
   return new Map([
     ["input_ids", i32([1, T], Int32Array.from(ids))],
-    ["position_ids", i32([1, T], Int32Array.from({ length: T }, (_, i) => i))],
+    [
+      "position_ids",
+      i32(
+        [1, T],
+        Int32Array.from({ length: T }, (_, i) => i),
+      ),
+    ],
   ]);
 }
 
@@ -51,7 +57,13 @@ export interface GenerateOptions {
 }
 
 /** Prompt logits (all positions) and greedy generation of up to `maxNewTokens`, in one pass over the prompt. */
-export function generate(g: Graph, params: ReadonlyMap<string, RTensor>, prompt: readonly number[], maxNewTokens: number, opts: GenerateOptions = {}): Generation {
+export function generate(
+  g: Graph,
+  params: ReadonlyMap<string, RTensor>,
+  prompt: readonly number[],
+  maxNewTokens: number,
+  opts: GenerateOptions = {},
+): Generation {
   if (prompt.length === 0) throw new Error("the prompt is empty: give at least one token id");
   const cached = opts.cache !== "off" && kvCacheSupport(g).ok;
   const session = cached ? new KvCacheSession(g, params) : undefined;

@@ -52,9 +52,24 @@ function randomInputs(g: Graph, dims: Record<string, number>, ranges: Readonly<R
     g.inputs.map((i) => {
       const t = g.values.get(i.value)!;
       const shape = concreteShape(t.shape, bind);
-      if (t.dtype !== "i32") return [i.name, tensor(t.dtype, shape, Float32Array.from({ length: numel(shape) }, () => rand() * 2 - 1))];
+      if (t.dtype !== "i32")
+        return [
+          i.name,
+          tensor(
+            t.dtype,
+            shape,
+            Float32Array.from({ length: numel(shape) }, () => rand() * 2 - 1),
+          ),
+        ];
       const hi = ranges[i.name] ?? intBound(g, i.name, Object.fromEntries(bind));
-      return [i.name, tensor("i32", shape, Int32Array.from({ length: numel(shape) }, () => Math.floor(rand() * hi)))];
+      return [
+        i.name,
+        tensor(
+          "i32",
+          shape,
+          Int32Array.from({ length: numel(shape) }, () => Math.floor(rand() * hi)),
+        ),
+      ];
     }),
   );
 }
@@ -86,7 +101,14 @@ export function checkEquivalence(before: Graph, after: Graph, derive: Readonly<R
     const pa = new Map<string, RTensor>(
       before.params.map((p) => {
         const shape = before.values.get(p.value)!.shape as number[];
-        return [p.name, tensor("f32", shape, Float32Array.from({ length: numel(shape) }, () => (rand() * 2 - 1) * 0.5))];
+        return [
+          p.name,
+          tensor(
+            "f32",
+            shape,
+            Float32Array.from({ length: numel(shape) }, () => (rand() * 2 - 1) * 0.5),
+          ),
+        ];
       }),
     );
     const pb = new Map(
@@ -106,7 +128,8 @@ export function checkEquivalence(before: Graph, after: Graph, derive: Readonly<R
     for (const [name, a] of oa) {
       const b = ob.get(name);
       if (!b) return { ok: false, worst: Infinity, tolerance, firstDivergence: `output '${name}' is missing from the second graph` };
-      if (a.shape.join() !== b.shape.join()) return { ok: false, worst: Infinity, tolerance, firstDivergence: `output '${name}' has shape [${b.shape}], expected [${a.shape}]` };
+      if (a.shape.join() !== b.shape.join())
+        return { ok: false, worst: Infinity, tolerance, firstDivergence: `output '${name}' has shape [${b.shape}], expected [${a.shape}]` };
       let num = 0;
       let den = 0;
       for (let i = 0; i < a.data.length; i++) {
@@ -116,7 +139,12 @@ export function checkEquivalence(before: Graph, after: Graph, derive: Readonly<R
       const err = Math.sqrt(num) / Math.sqrt(den || 1);
       worst = Math.max(worst, Number.isNaN(err) ? Infinity : err);
       if (!(err <= tolerance))
-        return { ok: false, worst, tolerance, firstDivergence: `output '${name}' (seed ${seed}): rel L2 ${err.toExponential(2)} > ${tolerance}; ${firstDiff(a, b)}` };
+        return {
+          ok: false,
+          worst,
+          tolerance,
+          firstDivergence: `output '${name}' (seed ${seed}): rel L2 ${err.toExponential(2)} > ${tolerance}; ${firstDiff(a, b)}`,
+        };
     }
   }
   return { ok: true, worst, tolerance };

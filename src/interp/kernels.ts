@@ -85,10 +85,16 @@ const GATED_ACTS: Record<CoreAttrs<"gated_activation">["act"], (v: number) => nu
   silu: (v) => v / (1 + Math.exp(-v)),
   gelu,
   gelu_tanh: geluTanh,
-  relu: (v) => (Math.max(v , 0)),
+  relu: (v) => Math.max(v, 0),
 };
 
-const ROUND: Partial<Record<string, (v: number) => number>> = { f32: Math.fround, f16: roundToF16, bf16: roundToBf16, i32: Math.trunc, bool: (v) => (v ? 1 : 0) };
+const ROUND: Partial<Record<string, (v: number) => number>> = {
+  f32: Math.fround,
+  f16: roundToF16,
+  bf16: roundToBf16,
+  i32: Math.trunc,
+  bool: (v) => (v ? 1 : 0),
+};
 
 export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   constant: (_ins, a) => [tensor(a.dtype, [], a.dtype === "i32" || a.dtype === "bool" ? Int32Array.of(a.value) : Float32Array.of(a.value))],
@@ -109,7 +115,7 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   erf: ([x]) => map(x!, erf),
   sqrt: ([x]) => map(x!, Math.sqrt),
   rsqrt: ([x]) => map(x!, (v) => 1 / Math.sqrt(v)),
-  relu: ([x]) => map(x!, (v) => (Math.max(v , 0))),
+  relu: ([x]) => map(x!, (v) => Math.max(v, 0)),
   sigmoid: ([x]) => map(x!, (v) => 1 / (1 + Math.exp(-v))),
   silu: ([x]) => map(x!, GATED_ACTS.silu),
   gelu: ([x], a) => map(x!, a.approximate === "tanh" ? geluTanh : gelu),
@@ -177,8 +183,16 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
       }
     return [tensor(x!.dtype, x!.shape, out)];
   },
-  reduce_mean: reduceKernel(0, (s, v) => s + v, (s, n) => s / n),
-  reduce_sum: reduceKernel(0, (s, v) => s + v, (s) => s),
+  reduce_mean: reduceKernel(
+    0,
+    (s, v) => s + v,
+    (s, n) => s / n,
+  ),
+  reduce_sum: reduceKernel(
+    0,
+    (s, v) => s + v,
+    (s) => s,
+  ),
   reduce_max: reduceKernel(Number.NEGATIVE_INFINITY, Math.max, (s) => s),
   reshape: ([x], a, ctx) => [tensor(x!.dtype, concreteShape(a.shape, ctx.bindings), x!.data)],
   transpose: ([x], a) => {
@@ -208,7 +222,11 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
       const out = x!.data instanceof Int32Array ? new Int32Array(outer * size * inner) : new Float32Array(outer * size * inner);
       for (let o = 0; o < outer; o++) out.set(x!.data.subarray((o * n + start) * inner, (o * n + start + size) * inner), o * size * inner);
       start += size;
-      return tensor(x!.dtype, x!.shape.map((d, i) => (i === ax ? size : d)), out);
+      return tensor(
+        x!.dtype,
+        x!.shape.map((d, i) => (i === ax ? size : d)),
+        out,
+      );
     });
   },
   concat: (ins, a) => {
@@ -233,7 +251,13 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
     const size = a.end - a.start;
     const out = x!.data instanceof Int32Array ? new Int32Array(outer * size * inner) : new Float32Array(outer * size * inner);
     for (let o = 0; o < outer; o++) out.set(x!.data.subarray((o * n + a.start) * inner, (o * n + a.end) * inner), o * size * inner);
-    return [tensor(x!.dtype, x!.shape.map((d, i) => (i === ax ? size : d)), out)];
+    return [
+      tensor(
+        x!.dtype,
+        x!.shape.map((d, i) => (i === ax ? size : d)),
+        out,
+      ),
+    ];
   },
   repeat_interleave: ([x], a) => {
     const ax = axis(a.axis, x!);
@@ -244,7 +268,13 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
         const src = x!.data.subarray((o * n + j) * inner, (o * n + j + 1) * inner);
         for (let r = 0; r < a.repeats; r++) out.set(src, ((o * n + j) * a.repeats + r) * inner);
       }
-    return [tensor(x!.dtype, x!.shape.map((d, i) => (i === ax ? d * a.repeats : d)), out)];
+    return [
+      tensor(
+        x!.dtype,
+        x!.shape.map((d, i) => (i === ax ? d * a.repeats : d)),
+        out,
+      ),
+    ];
   },
   layer_norm: ([x, w, b], a) => {
     const [rows, d] = lastAxisRows(x!);

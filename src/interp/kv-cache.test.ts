@@ -26,13 +26,19 @@ async function compare(def: ModelDefinition<any>, dir: string, expectCached: boo
   expect(full.cached).toBe(false);
   expect(cached.tokens).toEqual(full.tokens);
   expect(cached.stepLogits.length).toBe(6);
-  for (let s = 0; s < 6; s++) expect(Buffer.from(cached.stepLogits[s]!.buffer, cached.stepLogits[s]!.byteOffset, cached.stepLogits[s]!.byteLength).equals(Buffer.from(full.stepLogits[s]!.buffer, full.stepLogits[s]!.byteOffset, full.stepLogits[s]!.byteLength))).toBe(true);
+  for (let s = 0; s < 6; s++)
+    expect(
+      Buffer.from(cached.stepLogits[s]!.buffer, cached.stepLogits[s]!.byteOffset, cached.stepLogits[s]!.byteLength).equals(
+        Buffer.from(full.stepLogits[s]!.buffer, full.stepLogits[s]!.byteOffset, full.stepLogits[s]!.byteLength),
+      ),
+    ).toBe(true);
   expect(Array.from(cached.logits)).toEqual(Array.from(full.logits));
   return inst.graph;
 }
 
 describe("KV-cached greedy generation", () => {
-  for (const { fixture, model } of FIXTURE_MODELS) it(`${fixture}: logits bit-identical to the full recompute`, () => compare(MODELS[model]!, `${FIXTURES}${fixture}`, true));
+  for (const { fixture, model } of FIXTURE_MODELS)
+    it(`${fixture}: logits bit-identical to the full recompute`, () => compare(MODELS[model]!, `${FIXTURES}${fixture}`, true));
 
   it("a model whose attention is built from matmul and causal_mask decodes by full recompute, and says why", async () => {
     const g = await compare(primitiveLlama, `${FIXTURES}llama`, false);

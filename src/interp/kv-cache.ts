@@ -14,8 +14,29 @@ import { i32, type RTensor } from "./tensor.ts";
 
 /** Ops whose output at a sequence position depends only on their inputs at that position (axis-free ops). */
 const POSITIONWISE = new Set([
-  "constant", "cast", "add", "sub", "mul", "div", "pow", "neg", "exp", "tanh", "erf", "sqrt", "rsqrt", "relu", "sigmoid", "silu", "gelu",
-  "layer_norm", "rms_norm", "rope", "gated_activation", "embedding", "linear",
+  "constant",
+  "cast",
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "pow",
+  "neg",
+  "exp",
+  "tanh",
+  "erf",
+  "sqrt",
+  "rsqrt",
+  "relu",
+  "sigmoid",
+  "silu",
+  "gelu",
+  "layer_norm",
+  "rms_norm",
+  "rope",
+  "gated_activation",
+  "embedding",
+  "linear",
 ]);
 /** Ops with an axis (or axes): position-wise when none of them is the sequence dim. */
 const AXIS_OPS = new Set(["softmax", "reduce_mean", "reduce_sum", "reduce_max", "split", "concat", "slice", "repeat_interleave", "transpose"]);
@@ -78,7 +99,10 @@ export class KvCacheSession {
   private position = 0;
   private readonly override: (n: Node) => AnyKernel | undefined;
 
-  constructor(private readonly g: Graph, private readonly params: ReadonlyMap<string, RTensor>) {
+  constructor(
+    private readonly g: Graph,
+    private readonly params: ReadonlyMap<string, RTensor>,
+  ) {
     const attention: AnyKernel = INTERP_KERNELS.attention;
     const concat: AnyKernel = INTERP_KERNELS.concat;
     this.override = (n) => {
@@ -98,7 +122,13 @@ export class KvCacheSession {
     const T = ids.length;
     const inputs = new Map([
       ["input_ids", i32([1, T], Int32Array.from(ids))],
-      ["position_ids", i32([1, T], Int32Array.from({ length: T }, (_, i) => this.position + i))],
+      [
+        "position_ids",
+        i32(
+          [1, T],
+          Int32Array.from({ length: T }, (_, i) => this.position + i),
+        ),
+      ],
     ]);
     const out = runGraph(this.g, inputs, this.params, { kernelOverride: this.override }).get("logits");
     if (!out) throw new Error(`graph '${this.g.name}' has no 'logits' output`);

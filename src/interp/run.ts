@@ -57,7 +57,8 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     const t = params.get(p.name);
     const decl = g.values.get(p.value)!;
     if (!t) throw new InterpError(`no weights for parameter '${p.name}'`);
-    if (t.shape.length !== decl.shape.length || t.shape.some((d, k) => d !== decl.shape[k])) throw new InterpError(`parameter '${p.name}' has shape [${t.shape}], graph expects ${formatShape(decl.shape)}`);
+    if (t.shape.length !== decl.shape.length || t.shape.some((d, k) => d !== decl.shape[k]))
+      throw new InterpError(`parameter '${p.name}' has shape [${t.shape}], graph expects ${formatShape(decl.shape)}`);
     env.set(p.value, t);
   }
   for (const n of g.nodes) {
@@ -65,7 +66,11 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     if (!kernel) throw new InterpError(`no interpreter kernel for op '${n.op}' (${describeNode(n)})`);
     let outs: RTensor[];
     try {
-      outs = kernel(n.inputs.map((v) => env.get(v)!), n.attrs, ctx);
+      outs = kernel(
+        n.inputs.map((v) => env.get(v)!),
+        n.attrs,
+        ctx,
+      );
     } catch (e) {
       throw new InterpError(`${describeNode(n)}: ${(e as Error).message}`);
     }

@@ -43,7 +43,19 @@ export function describeFsError(e: NodeJS.ErrnoException, what: string): string 
 }
 
 /** File-system errors a user can fix: reported as one line, never as an internal error. */
-export const USER_FS_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EISDIR", "ENOENT", "ENAMETOOLONG", "EMFILE", "ELOOP"]);
+export const USER_FS_CODES: ReadonlySet<string> = new Set([
+  "ENOSPC",
+  "EDQUOT",
+  "EROFS",
+  "EACCES",
+  "EPERM",
+  "ENOTDIR",
+  "EISDIR",
+  "ENOENT",
+  "ENAMETOOLONG",
+  "EMFILE",
+  "ELOOP",
+]);
 
 /** Model sizes that cannot work: heads not dividing hidden, absurd layer counts, tp/pp that do not fit. */
 export class ModelSizeError extends KilnError {}

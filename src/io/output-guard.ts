@@ -78,12 +78,14 @@ function checkNeverWritten(raw: string, rules: OutputRules): string {
   const home = canonical(homedir());
   if (real === home || abs === resolve(homedir())) throw named("over the home directory");
   const cwd = canonical(process.cwd());
-  if (holds(real, cwd) || holds(abs, process.cwd())) throw named(real === cwd ? "over the current directory" : "over a folder that holds the current directory");
+  if (holds(real, cwd) || holds(abs, process.cwd()))
+    throw named(real === cwd ? "over the current directory" : "over a folder that holds the current directory");
   for (const input of rules.inputs ?? []) {
     if (input === undefined || input === "") continue;
     const ri = canonical(input);
     if (holds(real, ri) || holds(abs, resolve(input))) throw named(real === ri ? `over its own input ${input}` : `over a folder that holds the input ${input}`);
-    if (holds(ri, real) && existsSync(real) && !existsSync(join(real, OUTPUT_MARKER))) throw named(`over ${real}, which is inside the input ${input} and was not written by Kiln`);
+    if (holds(ri, real) && existsSync(real) && !existsSync(join(real, OUTPUT_MARKER)))
+      throw named(`over ${real}, which is inside the input ${input} and was not written by Kiln`);
   }
   return abs;
 }
@@ -101,7 +103,9 @@ export function checkOutputDir(raw: string, rules: OutputRules): string {
     throw new OutputError(describeFsError(e as NodeJS.ErrnoException, `${rules.flag} ${raw}: cannot read the existing directory`));
   }
   if (entries.length === 0 || entries.includes(OUTPUT_MARKER) || rules.force) return abs;
-  throw new OutputError(`${rules.flag} ${raw}: the directory exists and was not written by Kiln (no ${OUTPUT_MARKER} marker); pass --force to replace it, or choose a new path`);
+  throw new OutputError(
+    `${rules.flag} ${raw}: the directory exists and was not written by Kiln (no ${OUTPUT_MARKER} marker); pass --force to replace it, or choose a new path`,
+  );
 }
 
 /** Checks a single-file output path before any work; returns it absolute. Existing regular files are replaced. */

@@ -18,7 +18,11 @@ function child(temp: string, keep: string): Promise<{ code: number | null; child
 }
 
 describe("removeOnSignal", () => {
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const)
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const)
     it(`${signal} removes the temp folder and exits ${code}`, async () => {
       const temp = join(dir, `.out.kiln-tmp-${signal}`);
       const keep = join(dir, `keep-${signal}`);

@@ -152,7 +152,8 @@ export class GraphBuilder {
     const scope = opts.scope ?? "";
     if (!def) throw new OpTypeError(op, "unknown op", opts.loc, scope);
     const [lo, hi] = def.arity;
-    if (inputs.length < lo || inputs.length > hi) throw new OpTypeError(op, `takes ${lo === hi ? lo : `${lo}..${hi}`} inputs, got ${inputs.length}`, opts.loc, scope);
+    if (inputs.length < lo || inputs.length > hi)
+      throw new OpTypeError(op, `takes ${lo === hi ? lo : `${lo}..${hi}`} inputs, got ${inputs.length}`, opts.loc, scope);
     const ins = inputs.map((v) => this.type(v));
     let outs: ValueType[];
     try {
@@ -191,7 +192,15 @@ export class GraphBuilder {
     for (const n of this.nodes) for (const o of n.outputs) used.add(o);
     const values = new Map<ValueId, ValueType>();
     for (const [id, t] of this.values) if (used.has(id)) values.set(id, t);
-    return { name: this.name, values, inputs: [...this.inputs], params: [...this.params], nodes: [...this.nodes], outputs: [...this.outputs], hints: { ...this.hints } };
+    return {
+      name: this.name,
+      values,
+      inputs: [...this.inputs],
+      params: [...this.params],
+      nodes: [...this.nodes],
+      outputs: [...this.outputs],
+      hints: { ...this.hints },
+    };
   }
 }
 

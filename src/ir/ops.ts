@@ -66,8 +66,7 @@ function norm(ins: readonly ValueType[], what: string): ValueType[] {
   requireFloat(x, "input");
   const last = x.shape[x.shape.length - 1];
   for (const p of params)
-    if (p.shape.length !== 1 || p.shape[0] !== last)
-      fail(`${what} parameter ${formatShape(p.shape)} does not match the last dim of ${formatShape(x.shape)}`);
+    if (p.shape.length !== 1 || p.shape[0] !== last) fail(`${what} parameter ${formatShape(p.shape)} does not match the last dim of ${formatShape(x.shape)}`);
   return sameType(ins);
 }
 
@@ -128,7 +127,9 @@ export const CORE_OPS = {
       const [m, k] = a.shape.slice(-2) as [Dim, Dim];
       const [k2, n] = b.shape.slice(-2) as [Dim, Dim];
       if (k !== k2) fail(`inner dims differ: ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
-      const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2)) ?? fail(`batch dims of ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast`);
+      const batch =
+        broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2)) ??
+        fail(`batch dims of ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast`);
       return [t(a.dtype, [...batch, m, n])];
     },
     doc: "batched matrix product a[..., m, k] @ b[..., k, n]",
@@ -164,9 +165,18 @@ export const CORE_OPS = {
     infer: (ins, a) => (axisOf(a.axis, ins[0]!.shape), unaryFloat(ins)),
     doc: "softmax along an axis (computed in float32)",
   } satisfies OpDef<{ axis: "int" }>,
-  reduce_mean: { attrs: { axes: "ints", keepDims: "bool" }, arity: [1, 1], infer: reduce, doc: "mean over axes" } satisfies OpDef<{ axes: "ints"; keepDims: "bool" }>,
-  reduce_sum: { attrs: { axes: "ints", keepDims: "bool" }, arity: [1, 1], infer: reduce, doc: "sum over axes" } satisfies OpDef<{ axes: "ints"; keepDims: "bool" }>,
-  reduce_max: { attrs: { axes: "ints", keepDims: "bool" }, arity: [1, 1], infer: reduce, doc: "max over axes" } satisfies OpDef<{ axes: "ints"; keepDims: "bool" }>,
+  reduce_mean: { attrs: { axes: "ints", keepDims: "bool" }, arity: [1, 1], infer: reduce, doc: "mean over axes" } satisfies OpDef<{
+    axes: "ints";
+    keepDims: "bool";
+  }>,
+  reduce_sum: { attrs: { axes: "ints", keepDims: "bool" }, arity: [1, 1], infer: reduce, doc: "sum over axes" } satisfies OpDef<{
+    axes: "ints";
+    keepDims: "bool";
+  }>,
+  reduce_max: { attrs: { axes: "ints", keepDims: "bool" }, arity: [1, 1], infer: reduce, doc: "max over axes" } satisfies OpDef<{
+    axes: "ints";
+    keepDims: "bool";
+  }>,
   reshape: {
     attrs: { shape: "dims" },
     arity: [1, 1],
@@ -183,8 +193,14 @@ export const CORE_OPS = {
     infer: (ins, a) => {
       const x = ins[0]!;
       const sorted = [...a.perm].sort((p, q) => p - q);
-      if (a.perm.length !== x.shape.length || sorted.some((p, i) => p !== i)) fail(`perm [${a.perm}] is not a permutation of the axes of ${formatShape(x.shape)}`);
-      return [t(x.dtype, a.perm.map((p) => x.shape[p]!))];
+      if (a.perm.length !== x.shape.length || sorted.some((p, i) => p !== i))
+        fail(`perm [${a.perm}] is not a permutation of the axes of ${formatShape(x.shape)}`);
+      return [
+        t(
+          x.dtype,
+          a.perm.map((p) => x.shape[p]!),
+        ),
+      ];
     },
     doc: "permute axes",
   } satisfies OpDef<{ perm: "ints" }>,
@@ -196,7 +212,12 @@ export const CORE_OPS = {
       const ax = axisOf(a.axis, x.shape);
       const total = a.sizes.reduce((s, n) => s + n, 0);
       if (x.shape[ax] !== total) fail(`split sizes [${a.sizes}] sum to ${total}, but axis ${ax} of ${formatShape(x.shape)} is ${x.shape[ax]}`);
-      return a.sizes.map((n) => t(x.dtype, x.shape.map((d, i) => (i === ax ? n : d))));
+      return a.sizes.map((n) =>
+        t(
+          x.dtype,
+          x.shape.map((d, i) => (i === ax ? n : d)),
+        ),
+      );
     },
     doc: "split into consecutive pieces along an axis (one output per piece)",
   } satisfies OpDef<{ axis: "int"; sizes: "ints" }>,
@@ -214,7 +235,12 @@ export const CORE_OPS = {
         if (typeof d !== "number") fail(`concat axis ${ax} must be concrete, got '${d}'`);
         total += d as number;
       }
-      return [t(x.dtype, x.shape.map((d, i) => (i === ax ? total : d)))];
+      return [
+        t(
+          x.dtype,
+          x.shape.map((d, i) => (i === ax ? total : d)),
+        ),
+      ];
     },
     doc: "join along an axis",
   } satisfies OpDef<{ axis: "int" }>,
@@ -226,8 +252,14 @@ export const CORE_OPS = {
       const ax = axisOf(a.axis, x.shape);
       const d = x.shape[ax]!;
       if (typeof d !== "number") fail(`slice axis ${ax} of ${formatShape(x.shape)} must be concrete`);
-      if (!(a.start >= 0 && a.start < a.end && a.end <= (d as number))) fail(`slice [${a.start}, ${a.end}) out of range for axis ${ax} of ${formatShape(x.shape)}`);
-      return [t(x.dtype, x.shape.map((e, i) => (i === ax ? a.end - a.start : e)))];
+      if (!(a.start >= 0 && a.start < a.end && a.end <= (d as number)))
+        fail(`slice [${a.start}, ${a.end}) out of range for axis ${ax} of ${formatShape(x.shape)}`);
+      return [
+        t(
+          x.dtype,
+          x.shape.map((e, i) => (i === ax ? a.end - a.start : e)),
+        ),
+      ];
     },
     doc: "x[start:end] along an axis",
   } satisfies OpDef<{ axis: "int"; start: "int"; end: "int" }>,
@@ -239,7 +271,12 @@ export const CORE_OPS = {
       const ax = axisOf(a.axis, x.shape);
       const d = x.shape[ax]!;
       if (typeof d !== "number" || a.repeats < 1) fail(`repeat_interleave needs a concrete axis and repeats >= 1 (${formatShape(x.shape)}, ${a.repeats})`);
-      return [t(x.dtype, x.shape.map((e, i) => (i === ax ? (d as number) * a.repeats : e)))];
+      return [
+        t(
+          x.dtype,
+          x.shape.map((e, i) => (i === ax ? (d as number) * a.repeats : e)),
+        ),
+      ];
     },
     doc: "repeat each element along an axis (GQA key/value head expansion)",
   } satisfies OpDef<{ axis: "int"; repeats: "int" }>,
@@ -263,7 +300,8 @@ export const CORE_OPS = {
       if (x.shape.length !== 4) fail(`rope input must be [batch, seq, heads, head_dim], got ${formatShape(x.shape)}`);
       if (pos.dtype !== "i32" || pos.shape.length !== 2) fail(`rope positions must be i32 [batch, seq], got ${pos.dtype}${formatShape(pos.shape)}`);
       const hd = x.shape[3]!;
-      if (typeof hd !== "number" || a.rotaryDim <= 0 || a.rotaryDim > hd || a.rotaryDim % 2 !== 0) fail(`rotaryDim ${a.rotaryDim} must be even and within head_dim ${hd}`);
+      if (typeof hd !== "number" || a.rotaryDim <= 0 || a.rotaryDim > hd || a.rotaryDim % 2 !== 0)
+        fail(`rotaryDim ${a.rotaryDim} must be even and within head_dim ${hd}`);
       return sameType(ins);
     },
     doc: "rotary position embedding on the first rotaryDim channels of each head (neox: rotate-half, gptj: interleaved pairs)",
@@ -294,11 +332,17 @@ export const CORE_OPS = {
     arity: [3, 3],
     infer: (ins) => {
       const [q, k, v] = ins as [ValueType, ValueType, ValueType];
-      for (const [n, x] of [["q", q], ["k", k], ["v", v]] as const)
+      for (const [n, x] of [
+        ["q", q],
+        ["k", k],
+        ["v", v],
+      ] as const)
         if (x.shape.length !== 4) fail(`attention ${n} must be [batch, seq, heads, head_dim], got ${formatShape(x.shape)}`);
       const [h, kvh] = [q.shape[2]!, k.shape[2]!];
-      if (typeof h !== "number" || typeof kvh !== "number" || h % kvh !== 0 || k.shape[2] !== v.shape[2]) fail(`query heads ${h} must be a multiple of key/value heads ${kvh} (k ${formatShape(k.shape)}, v ${formatShape(v.shape)})`);
-      if (q.shape[3] !== k.shape[3] || k.shape[1] !== v.shape[1]) fail(`q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)} disagree`);
+      if (typeof h !== "number" || typeof kvh !== "number" || h % kvh !== 0 || k.shape[2] !== v.shape[2])
+        fail(`query heads ${h} must be a multiple of key/value heads ${kvh} (k ${formatShape(k.shape)}, v ${formatShape(v.shape)})`);
+      if (q.shape[3] !== k.shape[3] || k.shape[1] !== v.shape[1])
+        fail(`q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)} disagree`);
       return [t(q.dtype, [q.shape[0]!, q.shape[1]!, h, v.shape[3]!])];
     },
     doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window)",

@@ -30,9 +30,19 @@ export function printGraph(g: Graph, opts: PrintOptions = {}): string {
   for (const n of g.nodes) {
     const outs = n.outputs.map((o) => `${name(o)}: ${typeOf(o)}`).join(", ");
     const schemaKeys = Object.keys(opDef(n.op)?.attrs ?? {});
-    const keys = [...schemaKeys.filter((k) => k in n.attrs), ...Object.keys(n.attrs).filter((k) => !schemaKeys.includes(k)).sort()];
+    const keys = [
+      ...schemaKeys.filter((k) => k in n.attrs),
+      ...Object.keys(n.attrs)
+        .filter((k) => !schemaKeys.includes(k))
+        .sort(),
+    ];
     const attrs = keys.map((k) => ` ${k}=${formatAttr(n.attrs[k])}`).join("");
-    const meta = n.meta ? Object.keys(n.meta).sort().map((k) => ` !${k}=${formatAttr(n.meta![k])}`).join("") : "";
+    const meta = n.meta
+      ? Object.keys(n.meta)
+          .sort()
+          .map((k) => ` !${k}=${formatAttr(n.meta![k])}`)
+          .join("")
+      : "";
     const ins = n.inputs.map((i) => (num.has(i) ? name(i) : `%?${i}`)).join(", ");
     const where = [n.scope && `@${n.scope}`, showLoc && n.loc && `${n.loc.file}:${n.loc.line}`].filter(Boolean).join(" ");
     lines.push(`  ${outs} = ${n.op}${ins ? ` ${ins}` : ""}${attrs}${meta}${where ? `  # ${where}` : ""}`);

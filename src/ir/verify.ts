@@ -47,7 +47,8 @@ function typeProblems(g: Graph, idx: number, n: Node, def: OpDef, problems: stri
     for (let k = 0; k < expect.length; k++) {
       const t = expect[k]!;
       const got = g.values.get(n.outputs[k]!);
-      if (got && (got.dtype !== t.dtype || !shapeEq(got.shape, t.shape))) problems.push(`${nodeWhere(idx, n)}: output %${n.outputs[k]} is ${fmt(got)} but the op gives ${fmt(t)}`);
+      if (got && (got.dtype !== t.dtype || !shapeEq(got.shape, t.shape)))
+        problems.push(`${nodeWhere(idx, n)}: output %${n.outputs[k]} is ${fmt(got)} but the op gives ${fmt(t)}`);
     }
   } catch (e) {
     if (!(e instanceof ShapeError)) throw e;

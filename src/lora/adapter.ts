@@ -45,12 +45,16 @@ export type AdapterConfig = z.infer<typeof AdapterConfig>;
 const UNSUPPORTED: readonly [keyof AdapterConfig, (c: AdapterConfig) => boolean, string][] = [
   ["peft_type", (c) => c.peft_type !== undefined && c.peft_type !== "LORA", "only LoRA adapters are supported"],
   ["use_dora", (c) => c.use_dora, "DoRA (weight-decomposed LoRA) is not supported"],
-  ["bias", (c) => c.bias !== "none", "trained biases are not supported (bias must be \"none\")"],
+  ["bias", (c) => c.bias !== "none", 'trained biases are not supported (bias must be "none")'],
   ["lora_bias", (c) => c.lora_bias, "a bias on lora_B is not supported"],
   ["modules_to_save", (c) => !!c.modules_to_save?.length, "fully trained extra modules (modules_to_save) are not supported"],
   ["trainable_token_indices", (c) => c.trainable_token_indices != null, "trainable token embeddings are not supported"],
   ["layer_replication", (c) => c.layer_replication != null, "layer replication changes the model's depth and is not supported"],
-  ["target_parameters", (c) => Array.isArray(c.target_parameters) && c.target_parameters.length > 0, "LoRA on bare parameters (target_parameters) is not supported"],
+  [
+    "target_parameters",
+    (c) => Array.isArray(c.target_parameters) && c.target_parameters.length > 0,
+    "LoRA on bare parameters (target_parameters) is not supported",
+  ],
 ];
 
 export interface LoraModule {
@@ -119,7 +123,9 @@ function readConfig(dir: string): AdapterConfig {
   try {
     json = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new LoraError(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "not found (is --lora a PEFT adapter directory?)" : `not valid JSON (${(e as Error).message})`}`);
+    throw new LoraError(
+      `${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "not found (is --lora a PEFT adapter directory?)" : `not valid JSON (${(e as Error).message})`}`,
+    );
   }
   const r = AdapterConfig.safeParse(json);
   if (!r.success) throw new LoraError(`${path}: ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
@@ -153,12 +159,18 @@ export async function readAdapter(dir: string): Promise<LoraAdapter> {
       const [rank, fanIn] = file.info(A)!.shape as [number, number];
       const [fanOut, rankB] = file.info(B)!.shape as [number, number];
       if (rankB !== rank) throw new LoraError(`${path}: '${B}' is [${fanOut}, ${rankB}] but '${A}' has rank ${rank}`);
-      if (!isTargetModule(config.target_modules, module)) throw new LoraError(`${path}: '${A}' adapts module '${module}', which target_modules ${JSON.stringify(config.target_modules)} does not name`);
+      if (!isTargetModule(config.target_modules, module))
+        throw new LoraError(`${path}: '${A}' adapts module '${module}', which target_modules ${JSON.stringify(config.target_modules)} does not name`);
       const configRank = patternValue(config.rank_pattern, module) ?? config.r;
       if (configRank !== rank) throw new LoraError(`${path}: '${A}' has rank ${rank} but adapter_config.json gives module '${module}' r = ${configRank}`);
       const alpha = patternValue(config.alpha_pattern, module) ?? config.lora_alpha;
       modules.push({
-        module, tensorA: A, tensorB: B, rank, alpha, scale: loraScale(alpha, rank, config.use_rslora),
+        module,
+        tensorA: A,
+        tensorB: B,
+        rank,
+        alpha,
+        scale: loraScale(alpha, rank, config.use_rslora),
         A: { shape: [rank, fanIn], data: await file.readF32(A) },
         B: { shape: [fanOut, rank], data: await file.readF32(B) },
       });

@@ -37,12 +37,17 @@ export function bindAdapter(adapter: LoraAdapter, spec: WeightMapSpec, ckpt: Hea
   return adapter.modules.map((m) => {
     const source = weightOf(m.module, ckpt);
     const params = source ? readers.get(source) : undefined;
-    if (!source || !params) throw new LoraError(`${where}: '${m.tensorA}' adapts module '${m.module}', but the model reads no weight '${m.module}.weight' (no such Linear in its weight map)`);
+    if (!source || !params)
+      throw new LoraError(
+        `${where}: '${m.tensorA}' adapts module '${m.module}', but the model reads no weight '${m.module}.weight' (no such Linear in its weight map)`,
+      );
     const w = ckpt.info(source)!.shape;
     const [out, inn] = [m.B.shape[0]!, m.A.shape[1]!];
     const want = adapter.fanInFanOut ? [inn, out] : [out, inn];
     if (w.length !== 2 || w[0] !== want[0] || w[1] !== want[1])
-      throw new LoraError(`${where}: '${m.tensorA}' [${m.A.shape}] and '${m.tensorB}' [${m.B.shape}] make a [${want}] update${adapter.fanInFanOut ? " (fan_in_fan_out)" : ""}, but '${source}' is [${w}]`);
+      throw new LoraError(
+        `${where}: '${m.tensorA}' [${m.A.shape}] and '${m.tensorB}' [${m.B.shape}] make a [${want}] update${adapter.fanInFanOut ? " (fan_in_fan_out)" : ""}, but '${source}' is [${w}]`,
+      );
     return { ...m, source, params, fanInFanOut: adapter.fanInFanOut };
   });
 }

@@ -97,7 +97,10 @@ describe("bad adapters: one-line errors naming the tensor or option", () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   let n = 0;
   /** A copy of the llama attn_qv adapter with its config edited and/or its tensors replaced. */
-  async function badAdapter(config: (c: Record<string, unknown>) => void, tensors?: (t: Map<string, { shape: number[]; data: Float32Array }>) => void): Promise<string> {
+  async function badAdapter(
+    config: (c: Record<string, unknown>) => void,
+    tensors?: (t: Map<string, { shape: number[]; data: Float32Array }>) => void,
+  ): Promise<string> {
     const dir = join(tmp, `a${n++}`);
     cpSync(adapterDir("llama", "attn_qv"), dir, { recursive: true });
     const cfg = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
@@ -109,7 +112,10 @@ describe("bad adapters: one-line errors naming the tensor or option", () => {
       for (const i of f.tensors()) t.set(i.name, { shape: i.shape, data: await f.readF32(i.name) });
       await f.close();
       tensors(t);
-      await writeSafetensors(join(dir, "adapter_model.safetensors"), [...t].map(([name, v]) => ({ name, dtype: "F32" as const, ...v })));
+      await writeSafetensors(
+        join(dir, "adapter_model.safetensors"),
+        [...t].map(([name, v]) => ({ name, dtype: "F32" as const, ...v })),
+      );
     }
     return dir;
   }
@@ -120,26 +126,40 @@ describe("bad adapters: one-line errors naming the tensor or option", () => {
   const Q = "base_model.model.model.layers.0.self_attn.q_proj";
 
   it("a module the model does not have", async () => {
-    const dir = await badAdapter((c) => (c.target_modules = ["q_proj", "v_proj", "qq_proj"]), (t) => {
-      t.set(`${Q.replace("q_proj", "qq_proj")}.lora_A.weight`, t.get(`${Q}.lora_A.weight`)!);
-      t.set(`${Q.replace("q_proj", "qq_proj")}.lora_B.weight`, t.get(`${Q}.lora_B.weight`)!);
-    });
-    await expect(load(dir)).rejects.toThrow(/^.*adapter_model\.safetensors: 'base_model\.model\.model\.layers\.0\.self_attn\.qq_proj\.lora_A\.weight' adapts module 'model\.layers\.0\.self_attn\.qq_proj', but the model reads no weight/);
+    const dir = await badAdapter(
+      (c) => (c.target_modules = ["q_proj", "v_proj", "qq_proj"]),
+      (t) => {
+        t.set(`${Q.replace("q_proj", "qq_proj")}.lora_A.weight`, t.get(`${Q}.lora_A.weight`)!);
+        t.set(`${Q.replace("q_proj", "qq_proj")}.lora_B.weight`, t.get(`${Q}.lora_B.weight`)!);
+      },
+    );
+    await expect(load(dir)).rejects.toThrow(
+      /^.*adapter_model\.safetensors: 'base_model\.model\.model\.layers\.0\.self_attn\.qq_proj\.lora_A\.weight' adapts module 'model\.layers\.0\.self_attn\.qq_proj', but the model reads no weight/,
+    );
   });
 
   it("a shape that does not fit", async () => {
-    const dir = await badAdapter(() => {}, (t) => t.set(`${Q}.lora_A.weight`, { shape: [4, 32], data: new Float32Array(128) }));
-    await expect(load(dir)).rejects.toThrow(/'base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight' \[4,32\] .* make a \[64,32\] update, but 'model\.layers\.0\.self_attn\.q_proj\.weight' is \[64,64\]$/);
+    const dir = await badAdapter(
+      () => {},
+      (t) => t.set(`${Q}.lora_A.weight`, { shape: [4, 32], data: new Float32Array(128) }),
+    );
+    await expect(load(dir)).rejects.toThrow(
+      /'base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight' \[4,32\] .* make a \[64,32\] update, but 'model\.layers\.0\.self_attn\.q_proj\.weight' is \[64,64\]$/,
+    );
   });
 
   it("a rank that disagrees with adapter_config.json", async () => {
     const dir = await badAdapter((c) => (c.rank_pattern = { v_proj: 2 }));
-    await expect(load(dir)).rejects.toThrow(/'base_model\.model\.model\.layers\.0\.self_attn\.v_proj\.lora_A\.weight' has rank 4 but adapter_config\.json gives module 'model\.layers\.0\.self_attn\.v_proj' r = 2$/);
+    await expect(load(dir)).rejects.toThrow(
+      /'base_model\.model\.model\.layers\.0\.self_attn\.v_proj\.lora_A\.weight' has rank 4 but adapter_config\.json gives module 'model\.layers\.0\.self_attn\.v_proj' r = 2$/,
+    );
   });
 
   it("a module target_modules does not name", async () => {
     const dir = await badAdapter((c) => (c.target_modules = ["q_proj"]));
-    await expect(load(dir)).rejects.toThrow(/v_proj\.lora_A\.weight' adapts module 'model\.layers\.0\.self_attn\.v_proj', which target_modules \["q_proj"\] does not name$/);
+    await expect(load(dir)).rejects.toThrow(
+      /v_proj\.lora_A\.weight' adapts module 'model\.layers\.0\.self_attn\.v_proj', which target_modules \["q_proj"\] does not name$/,
+    );
   });
 
   for (const [what, edit, msg] of [
@@ -153,9 +173,15 @@ describe("bad adapters: one-line errors naming the tensor or option", () => {
     });
 
   it("embedding LoRA and DoRA magnitude tensors are named", async () => {
-    const emb = await badAdapter(() => {}, (t) => t.set("base_model.model.model.embed_tokens.lora_embedding_A", { shape: [4, 512], data: new Float32Array(2048) }));
+    const emb = await badAdapter(
+      () => {},
+      (t) => t.set("base_model.model.model.embed_tokens.lora_embedding_A", { shape: [4, 512], data: new Float32Array(2048) }),
+    );
     await expect(load(emb)).rejects.toThrow(/tensor 'base_model\.model\.model\.embed_tokens\.lora_embedding_A': embedding LoRA is not supported$/);
-    const dora = await badAdapter(() => {}, (t) => t.set(`${Q}.lora_magnitude_vector`, { shape: [64], data: new Float32Array(64) }));
+    const dora = await badAdapter(
+      () => {},
+      (t) => t.set(`${Q}.lora_magnitude_vector`, { shape: [64], data: new Float32Array(64) }),
+    );
     await expect(load(dora)).rejects.toThrow(/q_proj\.lora_magnitude_vector': DoRA .* not supported$/);
   });
 

@@ -19,7 +19,11 @@ import { readAdapter } from "./adapter.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-lora-merge-"));
 const MODELS: Record<string, ModelDefinition<any>> = { gpt2, llama };
-const CASES = [["llama", "all_rslora", "llama"], ["llama3_gqa", "all_rslora", "llama"], ["gpt2", "all_rslora", "gpt2"]] as const;
+const CASES = [
+  ["llama", "all_rslora", "llama"],
+  ["llama3_gqa", "all_rslora", "llama"],
+  ["gpt2", "all_rslora", "gpt2"],
+] as const;
 
 describe("kiln compile --lora-merge: merged rank files reproduce PEFT (tensor-parallel simulator)", () => {
   for (const [fixture, adapter, model] of CASES)
@@ -29,7 +33,11 @@ describe("kiln compile --lora-merge: merged rank files reproduce PEFT (tensor-pa
         const a = await readAdapter(adapterDir(fixture, adapter));
         const r = await compileModel(MODELS[model]!, { hfDir: baseDir(fixture), outDir: out, mapping: { tp, pp: 1 }, loraMerge: a });
         const golden = await readLoraGolden(fixture, adapter);
-        const logits = await simulateCheckpoint(out, r.lowered.graph, golden.map((g) => g.ids));
+        const logits = await simulateCheckpoint(
+          out,
+          r.lowered.graph,
+          golden.map((g) => g.ids),
+        );
         golden.forEach((g, i) => expect(relL2(logits[i]!, g.logits)).toBeLessThanOrEqual(1e-5));
         const record = JSON.parse(readFileSync(join(out, "weights.map.json"), "utf8")).lora;
         expect(record.mode).toBe("merged");
@@ -48,11 +56,34 @@ describe("kiln compile --lora-merge: merged rank files reproduce PEFT (tensor-pa
 
   it("the CLI: --lora DIR --lora-merge, and its usage errors", async () => {
     const out = join(tmp, "cli-merge");
-    const ok = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", out, "--lora", adapterDir("llama", "attn_qv"), "--lora-merge", "--json", "--no-typecheck"]);
+    const ok = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--out",
+      out,
+      "--lora",
+      adapterDir("llama", "attn_qv"),
+      "--lora-merge",
+      "--json",
+      "--no-typecheck",
+    ]);
     expect(ok.err).toBe("");
     expect(JSON.parse(ok.out).loraMerged).toBe(adapterDir("llama", "attn_qv"));
     expect(existsSync(join(out, "rank0.safetensors"))).toBe(true);
-    const two = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", out, "--lora", `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`, "--lora-merge", "--no-typecheck"]);
+    const two = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--out",
+      out,
+      "--lora",
+      `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`,
+      "--lora-merge",
+      "--no-typecheck",
+    ]);
     expect(two.code).toBe(1);
     expect(two.err).toMatch(/^kiln: --lora-merge folds one adapter into the weights, got 2 \(/);
     const lone = await kiln(["compile", "models/llama.ts", "--hf", baseDir("llama"), "--out", out, "--lora-merge", "--no-typecheck"]);

@@ -19,7 +19,10 @@ export interface MergedCheckpoint {
 export async function mergeIntoCheckpoint(ckpt: Checkpoint, spec: WeightMapSpec, adapter: LoraAdapter, overlayPath: string): Promise<MergedCheckpoint> {
   const bound = bindAdapter(adapter, spec, ckpt);
   const merged = await mergedWeights(bound, (n) => ckpt.readF32(n));
-  await writeSafetensors(overlayPath, [...merged].map(([name, d]) => ({ name, dtype: "F32" as const, shape: [...d.shape], data: d.data })));
+  await writeSafetensors(
+    overlayPath,
+    [...merged].map(([name, d]) => ({ name, dtype: "F32" as const, shape: [...d.shape], data: d.data })),
+  );
   return { ckpt: ckpt.withOverlay(await SafetensorsFile.open(overlayPath)), bound };
 }
 

@@ -11,7 +11,11 @@ const rowIds = (d: Dense) => Array.from({ length: d.shape[0]! }, (_, r) => d.dat
 describe("qkvRankRows", () => {
   it("splits q, k and v by heads separately ([q_r; k_r; v_r])", () => {
     // 4 q heads, 2 kv heads, head dim 1: rows q0..q3 | k0 k1 | v0 v1
-    expect(qkvRankRows({ kind: "qkv", heads: 4, kvHeads: 2, headDim: 1 }, 2, 1, "t")).toEqual([[2, 4], [5, 6], [7, 8]]);
+    expect(qkvRankRows({ kind: "qkv", heads: 4, kvHeads: 2, headDim: 1 }, 2, 1, "t")).toEqual([
+      [2, 4],
+      [5, 6],
+      [7, 8],
+    ]);
   });
 
   it("replicates key/value heads when there are fewer than tp", () => {
@@ -21,7 +25,9 @@ describe("qkvRankRows", () => {
   });
 
   it("rejects head counts tp does not divide", () => {
-    expect(() => qkvRankRows({ kind: "qkv", heads: 6, kvHeads: 6, headDim: 1 }, 4, 0, "attn.qkv")).toThrow(/attn\.qkv query heads: size 6 is not divisible by tp=4/);
+    expect(() => qkvRankRows({ kind: "qkv", heads: 6, kvHeads: 6, headDim: 1 }, 4, 0, "attn.qkv")).toThrow(
+      /attn\.qkv query heads: size 6 is not divisible by tp=4/,
+    );
     expect(() => qkvRankRows({ kind: "qkv", heads: 8, kvHeads: 3, headDim: 1 }, 4, 0, "attn.qkv")).toThrow(/not a multiple of 3 key\/value heads/);
   });
 });
@@ -46,7 +52,14 @@ describe("rankExpr", () => {
 
   it("reads only the sources a rank needs for the fused QKV", () => {
     const e = rankExpr("qkv", concat(0, src("q"), src("k"), src("v")), { kind: "qkv", heads: 4, kvHeads: 2, headDim: 1 }, [8, 2], 2, 1, shapeOf);
-    expect(e).toEqual(concat(0, { op: "slice", dim: 0, start: 2, end: 4, x: src("q") }, { op: "slice", dim: 0, start: 1, end: 2, x: src("k") }, { op: "slice", dim: 0, start: 1, end: 2, x: src("v") }));
+    expect(e).toEqual(
+      concat(
+        0,
+        { op: "slice", dim: 0, start: 2, end: 4, x: src("q") },
+        { op: "slice", dim: 0, start: 1, end: 2, x: src("k") },
+        { op: "slice", dim: 0, start: 1, end: 2, x: src("v") },
+      ),
+    );
   });
 
   it("splits column-parallel weights on dim 0 and row-parallel on dim 1", () => {
@@ -57,8 +70,16 @@ describe("rankExpr", () => {
 
 describe("pipeline stages", () => {
   it("splits layers like torch.tensor_split and renames them locally", () => {
-    expect(stageLayers(3, 2)).toEqual([[0, 2], [2, 3]]);
-    expect(stageLayers(10, 4)).toEqual([[0, 3], [3, 6], [6, 8], [8, 10]]);
+    expect(stageLayers(3, 2)).toEqual([
+      [0, 2],
+      [2, 3],
+    ]);
+    expect(stageLayers(10, 4)).toEqual([
+      [0, 3],
+      [3, 6],
+      [6, 8],
+      [8, 10],
+    ]);
     expect(placeParam("transformer.layers.2.attention.qkv.weight", 3, 2)).toEqual({ stage: 1, localName: "transformer.layers.0.attention.qkv.weight" });
     expect(placeParam("transformer.vocab_embedding.weight", 3, 2)).toEqual({ stage: 0, localName: "transformer.vocab_embedding.weight" });
     expect(placeParam("lm_head.weight", 3, 2).stage).toBe(1);

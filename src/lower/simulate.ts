@@ -43,7 +43,8 @@ function reshape(t: RTensor, shape: number[]): RTensor {
 }
 
 function expectShape(t: RTensor, shape: number[], what: string) {
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new SimulationError(`${what} is [${t.shape}] on this rank, expected [${shape}]`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+    throw new SimulationError(`${what} is [${t.shape}] on this rank, expected [${shape}]`);
 }
 
 /** Adds a bias that is either whole on every rank (added once after the reduction) or spread over ranks (summed). */
@@ -64,7 +65,18 @@ function rankHooks(h: SimulationHooks, at: string, rank: number) {
   };
 }
 
-function attentionRank(x: RTensor, pos: RTensor, qkvW: RTensor, qkvB: RTensor | undefined, denseW: RTensor, a: AttentionAttrs, tp: number, what: string, hk: ReturnType<typeof rankHooks>, qkNorm?: [RTensor, RTensor]): RTensor {
+function attentionRank(
+  x: RTensor,
+  pos: RTensor,
+  qkvW: RTensor,
+  qkvB: RTensor | undefined,
+  denseW: RTensor,
+  a: AttentionAttrs,
+  tp: number,
+  what: string,
+  hk: ReturnType<typeof rankHooks>,
+  qkNorm?: [RTensor, RTensor],
+): RTensor {
   const [b, s] = x.shape as [number, number];
   const hl = a.heads / tp;
   const kvl = a.kvHeads >= tp ? a.kvHeads / tp : 1;
@@ -123,7 +135,20 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
     const denseW = params[i++]!;
     const denseB = a.denseBias ? params[i++] : undefined;
     const qkNorm = a.qkNorm ? [params[i++]!, params[i++]!] : undefined;
-    const partials = Array.from({ length: tp }, (_, r) => attentionRank(x, pos, qkvW[r]!, qkvB?.[r], denseW[r]!, a, tp, `${n.scope} (tp rank ${r})`, rankHooks(h, n.scope, r), qkNorm && [qkNorm[0]![r]!, qkNorm[1]![r]!]));
+    const partials = Array.from({ length: tp }, (_, r) =>
+      attentionRank(
+        x,
+        pos,
+        qkvW[r]!,
+        qkvB?.[r],
+        denseW[r]!,
+        a,
+        tp,
+        `${n.scope} (tp rank ${r})`,
+        rankHooks(h, n.scope, r),
+        qkNorm && [qkNorm[0]![r]!, qkNorm[1]![r]!],
+      ),
+    );
     return addBias(sum(partials), denseB, a.reduce === "layer");
   },
   "trtllm.gated_mlp": (ins, n, tp, h) => {
@@ -159,16 +184,24 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
 
 // Single-rank kernels, so the plain interpreter can run lowered graphs with full (unsharded) weights.
 /** The kernel of a node's op, when it is a TensorRT-LLM op (the node then carries that op's attrs). */
-const tpKernelFor = (op: string): TpKernel<TrtllmOp> | undefined => (Object.hasOwn(TP_KERNELS, op) ? (TP_KERNELS[op as TrtllmOp] as TpKernel<TrtllmOp>) : undefined);
+const tpKernelFor = (op: string): TpKernel<TrtllmOp> | undefined =>
+  Object.hasOwn(TP_KERNELS, op) ? (TP_KERNELS[op as TrtllmOp] as TpKernel<TrtllmOp>) : undefined;
 
-for (const op of Object.keys(TP_KERNELS)) registerKernel(op, (ins, attrs) => [tpKernelFor(op)!(ins, { op, attrs, inputs: [], outputs: [], scope: op } as TrtllmNodeOf<TrtllmOp>, 1, NO_HOOKS)]);
+for (const op of Object.keys(TP_KERNELS))
+  registerKernel(op, (ins, attrs) => [tpKernelFor(op)!(ins, { op, attrs, inputs: [], outputs: [], scope: op } as TrtllmNodeOf<TrtllmOp>, 1, NO_HOOKS)]);
 
 function sameTensor(a: RTensor, b: RTensor): boolean {
   return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => Object.is(v, b.data[i]));
 }
 
 /** Runs the lowered graph with per-rank weights (global parameter names -> one tensor per tp rank). */
-export function simulateTensorParallel(g: Graph, inputs: ReadonlyMap<string, RTensor>, weights: ReadonlyMap<string, RTensor[]>, tp: number, hooks: SimulationHooks = NO_HOOKS): Map<string, RTensor> {
+export function simulateTensorParallel(
+  g: Graph,
+  inputs: ReadonlyMap<string, RTensor>,
+  weights: ReadonlyMap<string, RTensor[]>,
+  tp: number,
+  hooks: SimulationHooks = NO_HOOKS,
+): Map<string, RTensor> {
   const paramOf = new Map(g.params.map((p) => [p.value, p.name]));
   const env = new Map<ValueId, RTensor | RTensor[]>();
   const bindings = new Map<string, number>();

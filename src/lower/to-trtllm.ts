@@ -128,8 +128,14 @@ function analyzeAttention(c: Ctx, A: Node): AttentionBlock {
     qkvB = biases.filter((b): b is ValueId => b !== undefined);
   }
   const outUsers = c.users.get(A.outputs[0]!) ?? [];
-  const reshape = need(outUsers.length === 1 && outUsers[0]!.op === "reshape" && outUsers[0], `${where(A)}: the attention output must be reshaped to [batch, seq, heads*head_dim] and projected`);
-  const dense = need((c.users.get(reshape.outputs[0]!) ?? []).length === 1 && c.users.get(reshape.outputs[0]!)![0], `${where(reshape)}: expected one output projection`);
+  const reshape = need(
+    outUsers.length === 1 && outUsers[0]!.op === "reshape" && outUsers[0],
+    `${where(A)}: the attention output must be reshaped to [batch, seq, heads*head_dim] and projected`,
+  );
+  const dense = need(
+    (c.users.get(reshape.outputs[0]!) ?? []).length === 1 && c.users.get(reshape.outputs[0]!)![0],
+    `${where(reshape)}: expected one output projection`,
+  );
   need(dense.op === "linear", `${where(A)}: expected the output projection (linear) after attention, found ${dense.op}`);
   interior.add(reshape);
   const ropeAttrs = q.rope?.attrs;
@@ -185,23 +191,52 @@ function analyzeMlp(c: Ctx, down: Node): MlpBlock | undefined {
       { name: "gate", param: fused.inputs[1]!, rows: [0, ffn] as [number, number] },
       { name: "proj", param: down.inputs[1]! },
     ];
-    const bs = bias(fused) !== undefined ? [{ name: "fc.b", param: bias(fused)!, rows: [ffn, rows] as [number, number] }, { name: "gate.b", param: bias(fused)!, rows: [0, ffn] as [number, number] }] : [];
-    return { kind: "gated_mlp", x: fused.inputs[0]!, anchor: down, interior: new Set([mid, fused]), weights: [...ws, ...bs, ...(bias(down) !== undefined ? [{ name: "proj.b", param: bias(down)! }] : [])], act: mid.attrs.act as string };
+    const bs =
+      bias(fused) !== undefined
+        ? [
+            { name: "fc.b", param: bias(fused)!, rows: [ffn, rows] as [number, number] },
+            { name: "gate.b", param: bias(fused)!, rows: [0, ffn] as [number, number] },
+          ]
+        : [];
+    return {
+      kind: "gated_mlp",
+      x: fused.inputs[0]!,
+      anchor: down,
+      interior: new Set([mid, fused]),
+      weights: [...ws, ...bs, ...(bias(down) !== undefined ? [{ name: "proj.b", param: bias(down)! }] : [])],
+      act: mid.attrs.act as string,
+    };
   }
   if (mid.op === "mul" && single(mid)) {
     const [a, b] = mid.inputs.map((v) => c.def.get(v));
-    for (const [actNode, up] of [[a, b], [b, a]] as const) {
+    for (const [actNode, up] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       const act = actNode && ACT_OF[actNode.op]?.(actNode);
       const gate = actNode && c.def.get(actNode.inputs[0]!);
-      if (!act || !gate || gate.op !== "linear" || up?.op !== "linear" || gate.inputs[0] !== up.inputs[0] || !single(actNode!) || !single(gate) || !single(up)) continue;
+      if (!act || !gate || gate.op !== "linear" || up?.op !== "linear" || gate.inputs[0] !== up.inputs[0] || !single(actNode!) || !single(gate) || !single(up))
+        continue;
       if ((bias(gate) === undefined) !== (bias(up) === undefined)) continue;
-      const bs = bias(gate) !== undefined ? [{ name: "fc.b", param: bias(gate)! }, { name: "gate.b", param: bias(up)! }] : [];
+      const bs =
+        bias(gate) !== undefined
+          ? [
+              { name: "fc.b", param: bias(gate)! },
+              { name: "gate.b", param: bias(up)! },
+            ]
+          : [];
       return {
         kind: "gated_mlp",
         x: gate.inputs[0]!,
         anchor: down,
         interior: new Set([mid, actNode!, gate, up]),
-        weights: [{ name: "fc", param: gate.inputs[1]! }, { name: "gate", param: up.inputs[1]! }, { name: "proj", param: down.inputs[1]! }, ...bs, ...(bias(down) !== undefined ? [{ name: "proj.b", param: bias(down)! }] : [])],
+        weights: [
+          { name: "fc", param: gate.inputs[1]! },
+          { name: "gate", param: up.inputs[1]! },
+          { name: "proj", param: down.inputs[1]! },
+          ...bs,
+          ...(bias(down) !== undefined ? [{ name: "proj.b", param: bias(down)! }] : []),
+        ],
         act,
       };
     }
@@ -211,8 +246,21 @@ function analyzeMlp(c: Ctx, down: Node): MlpBlock | undefined {
   const fc = c.def.get(mid.inputs[0]!);
   if (!act || !single(mid) || fc?.op !== "linear" || !single(fc)) return undefined;
   if ((bias(fc) === undefined) !== (bias(down) === undefined)) return undefined;
-  const bs = bias(fc) !== undefined ? [{ name: "fc.b", param: bias(fc)! }, { name: "proj.b", param: bias(down)! }] : [];
-  return { kind: "mlp", x: fc.inputs[0]!, anchor: down, interior: new Set([mid, fc]), weights: [{ name: "fc", param: fc.inputs[1]! }, { name: "proj", param: down.inputs[1]! }, ...bs], act };
+  const bs =
+    bias(fc) !== undefined
+      ? [
+          { name: "fc.b", param: bias(fc)! },
+          { name: "proj.b", param: bias(down)! },
+        ]
+      : [];
+  return {
+    kind: "mlp",
+    x: fc.inputs[0]!,
+    anchor: down,
+    interior: new Set([mid, fc]),
+    weights: [{ name: "fc", param: fc.inputs[1]! }, { name: "proj", param: down.inputs[1]! }, ...bs],
+    act,
+  };
 }
 
 /** Parameters read only after the last decoder layer (they live on the last pipeline stage, with ln_f and lm_head). */
@@ -252,7 +300,10 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
   }
   const interior = new Set([...blocks.values()].flatMap((b) => [...b.interior]));
 
-  const logitsOut = need(g.outputs.find((o) => o.name === "logits"), `graph '${g.name}' has no 'logits' output`);
+  const logitsOut = need(
+    g.outputs.find((o) => o.name === "logits"),
+    `graph '${g.name}' has no 'logits' output`,
+  );
   const head = need(c.def.get(logitsOut.value), "logits are a graph input");
   need(head.op === "linear", `${where(head)}: logits must come straight from a linear layer (the LM head)`);
   const finalNorm = c.def.get(head.inputs[0]!);
@@ -326,7 +377,10 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
       const hasBias = w("proj.b") !== undefined;
       if (hasBias) ins.push(...names.map((nm) => p(`${nm}.b`, `${nm}.bias`)));
       const op = blk.kind === "gated_mlp" ? "trtllm.gated_mlp" : "trtllm.mlp";
-      subst.set(n.outputs[0]!, b.node(op, ins, { act: blk.act, bias: hasBias, reduce: "allreduce" }, opts(scope, { trtllm: blk.kind === "gated_mlp" ? "GatedMLP" : "MLP" }))[0]!);
+      subst.set(
+        n.outputs[0]!,
+        b.node(op, ins, { act: blk.act, bias: hasBias, reduce: "allreduce" }, opts(scope, { trtllm: blk.kind === "gated_mlp" ? "GatedMLP" : "MLP" }))[0]!,
+      );
       continue;
     }
     if (n === head) {

@@ -45,7 +45,8 @@ const MLP_ATTRS = {
 } as const satisfies AttrSchema;
 
 function matrix(t: ValueType | undefined, rows: number, cols: number, what: string) {
-  if (t?.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols) fail(`${what} must be [${rows}, ${cols}], got ${t ? formatShape(t.shape) : "nothing"}`);
+  if (t?.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols)
+    fail(`${what} must be [${rows}, ${cols}], got ${t ? formatShape(t.shape) : "nothing"}`);
 }
 function vector(t: ValueType | undefined, n: number, what: string) {
   if (t?.shape.length !== 1 || t.shape[0] !== n) fail(`${what} must be [${n}], got ${t ? formatShape(t.shape) : "nothing"}`);

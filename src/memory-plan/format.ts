@@ -27,8 +27,14 @@ export function formatPlan(p: MemoryPlan & { readonly suggestedTp?: number }, mo
     ["parameters", `${count(p.paramCount)} (${(p.paramCount / 1e9).toFixed(2)} B)`],
     ["model", `${d.numLayers} layers, ${d.heads} heads, ${d.kvHeads} kv heads × ${d.headDim}, hidden ${d.hidden}, mlp ${d.ffn}, vocab ${d.vocab}`],
     ["weights per GPU", `${formatBytes(p.weightsPerGpu)} (${count(p.weightsPerGpu)} B; all GPUs ${formatBytes(p.weightsAllGpus)})`],
-    ["activations (estimate)", `${formatBytes(p.activationsPerGpu)} (${count(p.activationTokens)} tokens × ${formatBytes(p.activationBytesPerToken)} + logits ${formatBytes(p.logitsBytes)})`],
-    ["KV cache per token", `${formatBytes(p.kvBytesPerTokenPerLayer)} per layer per GPU, ${formatBytes(p.kvBytesPerTokenPerGpu)} per GPU, ${formatBytes(p.kvBytesPerTokenAllGpus)} all GPUs`],
+    [
+      "activations (estimate)",
+      `${formatBytes(p.activationsPerGpu)} (${count(p.activationTokens)} tokens × ${formatBytes(p.activationBytesPerToken)} + logits ${formatBytes(p.logitsBytes)})`,
+    ],
+    [
+      "KV cache per token",
+      `${formatBytes(p.kvBytesPerTokenPerLayer)} per layer per GPU, ${formatBytes(p.kvBytesPerTokenPerGpu)} per GPU, ${formatBytes(p.kvBytesPerTokenAllGpus)} all GPUs`,
+    ],
     ["KV cache (0.9 of free)", `${formatBytes(p.kvBudgetBytes)} → ${count(p.kvTokens)} tokens in ${count(p.kvBlocks)} blocks of 32`],
     ["full sequences at once", `${count(p.fullSequences)} of --max-seq ${o.maxSeq} (--max-batch ${o.maxBatch})`],
     ["fits", p.fits ? "yes" : "NO"],
@@ -36,9 +42,15 @@ export function formatPlan(p: MemoryPlan & { readonly suggestedTp?: number }, mo
   const width = Math.max(...rows.map(([k]) => k.length));
   const head = `plan for ${model}: ${o.dtype}${quant ? ` (${quant})` : ""}, tp=${o.tp} pp=${o.pp}, ${o.gpu.name} (${formatBytes(o.gpu.bytes)})`;
   const lines = [head, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
-  if (o.pp > 1) for (const s of p.stages) lines.push(`  stage ${s.stage}: ${s.layers} layers, weights ${formatBytes(s.weightBytes)}, KV ${count(s.kvTokens)} tokens`);
+  if (o.pp > 1)
+    for (const s of p.stages) lines.push(`  stage ${s.stage}: ${s.layers} layers, weights ${formatBytes(s.weightBytes)}, KV ${count(s.kvTokens)} tokens`);
   for (const why of p.problems) lines.push(`warning: does not fit: ${why}`);
-  if (!p.fits) lines.push(p.suggestedTp !== undefined ? `hint: the smallest tensor-parallel size that fits is --tp ${p.suggestedTp}` : `hint: no tensor-parallel size up to ${d.heads} fits with pp=${o.pp}; try --pp, --quant or a larger GPU`);
+  if (!p.fits)
+    lines.push(
+      p.suggestedTp !== undefined
+        ? `hint: the smallest tensor-parallel size that fits is --tp ${p.suggestedTp}`
+        : `hint: no tensor-parallel size up to ${d.heads} fits with pp=${o.pp}; try --pp, --quant or a larger GPU`,
+    );
   for (const w of p.warnings) lines.push(`note: ${w}`);
   return `${lines.join("\n")}\n`;
 }

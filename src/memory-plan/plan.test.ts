@@ -126,7 +126,9 @@ describe("GPUs and formatting", () => {
     expect(text).toMatch(/^plan for llama: bfloat16, tp=1 pp=1, NVIDIA H100 80GB HBM3 \(79\.18 GiB\)\n/);
     expect(text).toContain("  fits                    NO\n");
     expect(text).toContain("hint: the smallest tensor-parallel size that fits is --tp 2\n");
-    expect(formatPlan(planMemory(lowered8b, base), "llama")).toContain("  KV cache per token      4.00 KiB per layer per GPU, 128.00 KiB per GPU, 128.00 KiB all GPUs\n");
+    expect(formatPlan(planMemory(lowered8b, base), "llama")).toContain(
+      "  KV cache per token      4.00 KiB per layer per GPU, 128.00 KiB per GPU, 128.00 KiB all GPUs\n",
+    );
   });
 });
 

@@ -103,7 +103,8 @@ function paramBytes(shape: readonly number[], quantizable: boolean, o: PlanOptio
 export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
   const whyTp = tpProblem(dims, o.tp);
   if (whyTp) throw new ShardError(whyTp);
-  if (!Number.isInteger(o.pp) || o.pp < 1 || o.pp > dims.numLayers) throw new ShardError(`pp=${o.pp} must be between 1 and the model's ${dims.numLayers} layers`);
+  if (!Number.isInteger(o.pp) || o.pp < 1 || o.pp > dims.numLayers)
+    throw new ShardError(`pp=${o.pp} must be between 1 and the model's ${dims.numLayers} layers`);
   const { tp, pp } = o;
   const modelBytes = MODEL_BYTES[o.dtype];
   const kvElemBytes = o.kvCache ? KV_BYTES[o.kvCache] : modelBytes;
@@ -133,10 +134,16 @@ export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
   const problems: string[] = [];
   const warnings: string[] = [];
   for (const s of stages)
-    if (s.freeBytes <= 0) problems.push(`${pp > 1 ? `stage ${s.stage}: ` : ""}weights (${gib(s.weightBytes)}) and activations (${gib(s.activationBytes)}) exceed the ${gib(o.gpu.bytes)} of one ${o.gpu.name}`);
+    if (s.freeBytes <= 0)
+      problems.push(
+        `${pp > 1 ? `stage ${s.stage}: ` : ""}weights (${gib(s.weightBytes)}) and activations (${gib(s.activationBytes)}) exceed the ${gib(o.gpu.bytes)} of one ${o.gpu.name}`,
+      );
   if (!problems.length && kvTokens < o.maxSeq) problems.push(`the KV cache holds ${kvTokens} tokens, less than one sequence of --max-seq ${o.maxSeq}`);
   const fullSequences = Math.floor(kvTokens / o.maxSeq);
-  if (!problems.length && fullSequences < o.maxBatch) warnings.push(`the KV cache holds ${fullSequences} full-length sequences at once, fewer than --max-batch ${o.maxBatch}; TensorRT-LLM schedules fewer requests`);
+  if (!problems.length && fullSequences < o.maxBatch)
+    warnings.push(
+      `the KV cache holds ${fullSequences} full-length sequences at once, fewer than --max-batch ${o.maxBatch}; TensorRT-LLM schedules fewer requests`,
+    );
   const { params, ...shape } = dims;
   return {
     options: o,

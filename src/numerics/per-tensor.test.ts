@@ -1,13 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  AbsMaxObserver,
-  absMax,
-  fakeQuantFp8,
-  fakeQuantInt8PerTensor,
-  fp8WeightScale,
-  kvCacheScale,
-  quantizeFp8PerTensor,
-} from "./per-tensor.ts";
+import { AbsMaxObserver, absMax, fakeQuantFp8, fakeQuantInt8PerTensor, fp8WeightScale, kvCacheScale, quantizeFp8PerTensor } from "./per-tensor.ts";
 import { QuantError } from "./quant-error.ts";
 
 const f32 = (xs: number[]): Float32Array => new Float32Array(xs);

@@ -60,7 +60,9 @@ function foldShape(n: Node, g: Graph, producer: (v: ValueId) => Node | undefined
     if (isIdentity(perm)) return [input];
     if (src?.op === "transpose") {
       const composed = composePerm(src.attrs.perm as number[], perm);
-      return isIdentity(composed) ? [r.map(src.inputs[0]!)] : r.builder.node("transpose", [r.map(src.inputs[0]!)], { perm: composed }, { scope: n.scope, ...(n.loc && { loc: n.loc }) });
+      return isIdentity(composed)
+        ? [r.map(src.inputs[0]!)]
+        : r.builder.node("transpose", [r.map(src.inputs[0]!)], { perm: composed }, { scope: n.scope, ...(n.loc && { loc: n.loc }) });
     }
   }
   return undefined;

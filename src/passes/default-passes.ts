@@ -13,9 +13,16 @@ import { LAYER_NORM_RULES, RMS_NORM_RULES } from "./rules/norms.ts";
 export const RECOGNIZE_LINEAR = rulePass("recognize-linear", "x @ W^T with a [out, in] parameter -> linear", [MATMUL_TO_LINEAR]);
 export const FOLD_BIAS_ADD = rulePass("fold-bias", "linear(x, W) + b -> linear(x, W, b)", [FOLD_BIAS]);
 // LayerNorm first: an RMSNorm of the centered input is a bias-free LayerNorm, and the larger pattern should win.
-export const RECOGNIZE_NORMS = rulePass("recognize-norms", "RMSNorm and LayerNorm written from primitives -> rms_norm / layer_norm", [...LAYER_NORM_RULES, ...RMS_NORM_RULES]);
+export const RECOGNIZE_NORMS = rulePass("recognize-norms", "RMSNorm and LayerNorm written from primitives -> rms_norm / layer_norm", [
+  ...LAYER_NORM_RULES,
+  ...RMS_NORM_RULES,
+]);
 export const RECOGNIZE_ATTENTION = rulePass("recognize-attention", "causal softmax(q k^T * scale) v from primitives -> attention", ATTENTION_RULES);
-export const FUSE_GATED_MLP = rulePass("fuse-gated-mlp", "act(x Wg^T) * (x Wu^T) -> one [up; gate] GEMM + gated_activation (TensorRT-LLM FusedGatedMLP)", GATED_MLP_RULES);
+export const FUSE_GATED_MLP = rulePass(
+  "fuse-gated-mlp",
+  "act(x Wg^T) * (x Wu^T) -> one [up; gate] GEMM + gated_activation (TensorRT-LLM FusedGatedMLP)",
+  GATED_MLP_RULES,
+);
 
 export const DEFAULT_PASSES: readonly Pass[] = [
   DCE,

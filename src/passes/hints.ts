@@ -42,6 +42,7 @@ export function checkHintConsistency(g: Graph): void {
         if (p[needs]) throw new HintError(`hints on ${where} contradict: plugins.${needs} needs the GPT attention plugin, but plugins.gptAttention is false`);
       if (h.fuse?.attention === false) continue;
     }
-    if (p?.fusedMlp && h.fuse?.gatedMlp === false) throw new HintError(`hints on ${where} contradict: plugins.fusedMlp asks for the fused gated MLP, but fuse.gatedMlp is false`);
+    if (p?.fusedMlp && h.fuse?.gatedMlp === false)
+      throw new HintError(`hints on ${where} contradict: plugins.fusedMlp asks for the fused gated MLP, but fuse.gatedMlp is false`);
   }
 }

@@ -160,7 +160,13 @@ export function matchAt<V extends string>(pat: Pattern<V>, ix: GraphIndex, root:
     if (attrProblem) return fail(st, attrProblem);
     if (p.inputs.length !== n.inputs.length) return fail(st, `${n.op} has ${n.inputs.length} inputs, pattern wants ${p.inputs.length}`);
     const base = already ? st : { ...clone(st), nodes: [...st.nodes, n] };
-    const orders = opDef(n.op)?.commutative && p.inputs.length === 2 ? [[0, 1], [1, 0]] : [p.inputs.map((_, i) => i)];
+    const orders =
+      opDef(n.op)?.commutative && p.inputs.length === 2
+        ? [
+            [0, 1],
+            [1, 0],
+          ]
+        : [p.inputs.map((_, i) => i)];
     for (const order of orders) {
       let cur: State | undefined = base;
       for (let i = 0; i < order.length && cur; i++) cur = matchRef(p.inputs[order[i]!]!, n.inputs[i]!, cur);
@@ -173,7 +179,12 @@ export function matchAt<V extends string>(pat: Pattern<V>, ix: GraphIndex, root:
   if (rootOut === undefined) return best;
   const st = matchRef(pat.root, rootOut, { values: new Map(), constants: new Map(), nodes: [] });
   if (!st) return best;
-  return { root, values: Object.fromEntries(st.values) as Record<V, ValueId>, constants: Object.fromEntries(st.constants) as Partial<Record<V, number>>, nodes: st.nodes };
+  return {
+    root,
+    values: Object.fromEntries(st.values) as Record<V, ValueId>,
+    constants: Object.fromEntries(st.constants) as Partial<Record<V, number>>,
+    nodes: st.nodes,
+  };
 }
 
 export const isMatch = <V extends string>(m: Match<V> | MatchFailure): m is Match<V> => "root" in m;

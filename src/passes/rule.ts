@@ -76,7 +76,13 @@ function applyOnce(g: Graph, rules: readonly Rule[], nearMisses: NearMiss[], der
     for (const r of byRoot.get(n.op) ?? []) {
       const m = matchAt(r.pattern, ix, n);
       if (!isMatch(m)) {
-        if (m.matched >= NEAR_MISS_MIN_NODES) nearMisses.push({ rule: r.name, at: describeNode(n), reason: `matched ${m.matched} of ${patternSize(r.pattern)} pattern nodes, then: ${m.reason}`, matched: m.matched });
+        if (m.matched >= NEAR_MISS_MIN_NODES)
+          nearMisses.push({
+            rule: r.name,
+            at: describeNode(n),
+            reason: `matched ${m.matched} of ${patternSize(r.pattern)} pattern nodes, then: ${m.reason}`,
+            matched: m.matched,
+          });
         continue;
       }
       if (r.hint && !fusionEnabled(g, n.scope, r.hint)) {
@@ -106,7 +112,8 @@ function applyOnce(g: Graph, rules: readonly Rule[], nearMisses: NearMiss[], der
       );
       const outs: readonly Tensor[] = Array.isArray(result) ? result : [result as Tensor];
       const replaced = [...n.outputs, ...extras];
-      if (outs.length !== replaced.length) throw new PassError(`rule ${r.name} at ${describeNode(n)}: rewrite returned ${outs.length} tensors for ${replaced.length} replaced values`);
+      if (outs.length !== replaced.length)
+        throw new PassError(`rule ${r.name} at ${describeNode(n)}: rewrite returned ${outs.length} tensors for ${replaced.length} replaced values`);
       replaced.forEach((v, k) => subst.set(v, outs[k]!.id));
       rewrites++;
       return true;

@@ -26,7 +26,9 @@ export function structuralSignature(graph: Graph): string {
   const order = new Map<number, number>();
   const isParam = new Set(g.params.map((p) => p.value));
   for (const n of g.nodes) for (const i of n.inputs) if (isParam.has(i) && !order.has(i)) order.set(i, order.size);
-  const params = [...g.params].sort((a, b) => (order.get(a.value) ?? 1e9) - (order.get(b.value) ?? 1e9)).map((p) => ({ name: `p${order.get(p.value)}`, value: p.value }));
+  const params = [...g.params]
+    .sort((a, b) => (order.get(a.value) ?? 1e9) - (order.get(b.value) ?? 1e9))
+    .map((p) => ({ name: `p${order.get(p.value)}`, value: p.value }));
   const stripped: Graph = { ...g, name: "g", params, hints: {}, nodes: g.nodes.map(({ loc: _l, meta: _m, scope: _s, ...n }) => ({ ...n, scope: "" })) };
   return printGraph(stripped, { locations: false });
 }

@@ -22,7 +22,9 @@ describe("calibrate", () => {
     expect(c.prompts).toBe(4);
     expect(c.tokens).toBe(30);
     expect(Object.keys(c.inputs)).toHaveLength(3 * 5);
-    expect(Object.keys(c.inputs).slice(0, 5)).toEqual(["attention.qkv", "attention.dense", "mlp.fc", "mlp.gate", "mlp.proj"].map((s) => `transformer.layers.0.${s}`));
+    expect(Object.keys(c.inputs).slice(0, 5)).toEqual(
+      ["attention.qkv", "attention.dense", "mlp.fc", "mlp.gate", "mlp.proj"].map((s) => `transformer.layers.0.${s}`),
+    );
     expect(Object.keys(c.kvCache)).toEqual([0, 1, 2].map((l) => `transformer.layers.${l}.attention`));
   });
 

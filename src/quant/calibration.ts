@@ -54,7 +54,8 @@ export function calibrate(g: Graph, weights: ReadonlyMap<string, RTensor[]>, tp:
 }
 
 /** FP8 `activation_scaling_factor` of a Linear: max |input| / 448. */
-export const activationScale = (c: Calibration, module: string): number => fp8WeightScale(c.inputs[module] ?? fail(`calibration has no input statistics for '${module}'`));
+export const activationScale = (c: Calibration, module: string): number =>
+  fp8WeightScale(c.inputs[module] ?? fail(`calibration has no input statistics for '${module}'`));
 
 /** `kv_cache_scaling_factor` of an attention: one scale for K and V together (TensorRT-LLM merges them by max). */
 export function kvScale(c: Calibration, module: string, format: KvCacheFormat): number {
@@ -82,6 +83,7 @@ export function parseCalibration(text: string, file: string): Calibration {
   const inputs = (j.inputs ?? {}) as Record<string, unknown>;
   const kv = (j.kvCache ?? {}) as Record<string, { k?: unknown; v?: unknown }>;
   for (const [m, a] of Object.entries(inputs)) if (!isAmax(a)) fail(`${file}: inputs."${m}" must be a finite number >= 0, got ${JSON.stringify(a)}`);
-  for (const [m, a] of Object.entries(kv)) if (!isAmax(a?.k) || !isAmax(a?.v)) fail(`${file}: kvCache."${m}" must be {"k": amax, "v": amax}, got ${JSON.stringify(a)}`);
+  for (const [m, a] of Object.entries(kv))
+    if (!isAmax(a?.k) || !isAmax(a?.v)) fail(`${file}: kvCache."${m}" must be {"k": amax, "v": amax}, got ${JSON.stringify(a)}`);
   return j as unknown as Calibration;
 }

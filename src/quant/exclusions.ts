@@ -32,7 +32,8 @@ const scopeOfParam = (name: string) => name.slice(0, Math.max(0, name.lastIndexO
 export function hintExclusions(traced: Graph, tracedMap: WeightMap, lowered: LoweredModel): string[] {
   const unquantized = new Set<string>();
   for (const p of traced.params)
-    if (effectiveHints(traced, scopeOfParam(p.name)).quantize === false) for (const s of exprSources(tracedMap[p.name] ?? { source: p.name })) unquantized.add(s);
+    if (effectiveHints(traced, scopeOfParam(p.name)).quantize === false)
+      for (const s of exprSources(tracedMap[p.name] ?? { source: p.name })) unquantized.add(s);
   const linears = quantizableLinears(lowered.graph);
   const hit = new Set(linears.filter((l) => exprSources(lowered.weights[l.param]!).some((s) => unquantized.has(s))).map((l) => l.scaleGroup));
   return linears.filter((l) => hit.has(l.scaleGroup)).map((l) => l.module);
@@ -51,7 +52,10 @@ export function excludeModules(spec: QuantSpec, g: Graph, numLayers: number, pp:
   // One config for every stage: a local path excluded on one stage must be excluded wherever it exists.
   for (const l of all) {
     const loc = local(l.module).localName;
-    if (quantized.has(l.module) && excludedLocal.has(loc)) throw new QuantError(`'${l.module}' is quantized but '${loc}' is excluded on another pipeline stage; TensorRT-LLM's exclude_modules name stage-local layers, so with --pp ${pp} exclude the same layers of every stage`);
+    if (quantized.has(l.module) && excludedLocal.has(loc))
+      throw new QuantError(
+        `'${l.module}' is quantized but '${loc}' is excluded on another pipeline stage; TensorRT-LLM's exclude_modules name stage-local layers, so with --pp ${pp} exclude the same layers of every stage`,
+      );
   }
   const weightOnly = WEIGHT_SCHEMES[spec.weight].loadTimeQuantizedNames;
   const quantizedWeights = new Set(spec.linears.map((l) => local(l.param).localName));

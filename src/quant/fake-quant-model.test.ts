@@ -24,7 +24,12 @@ const data = (t: RTensor) => t.data as Float32Array;
 function splitCols(t: RTensor, tp: number): RTensor[] {
   const [rows, cols] = t.shape as [number, number];
   const n = cols / tp;
-  return Array.from({ length: tp }, (_, r) => f32([rows, n], Float32Array.from({ length: rows * n }, (_, i) => data(t)[Math.floor(i / n) * cols + r * n + (i % n)]!)));
+  return Array.from({ length: tp }, (_, r) =>
+    f32(
+      [rows, n],
+      Float32Array.from({ length: rows * n }, (_, i) => data(t)[Math.floor(i / n) * cols + r * n + (i % n)]!),
+    ),
+  );
 }
 
 describe("weight-only fake quantization", () => {
@@ -44,7 +49,9 @@ describe("weight-only fake quantization", () => {
     const ranks = splitCols(full, 2);
     const q = quantizeWeights(new Map([[`${W}.proj.weight`, ranks]]), { ...spec, linears: spec.linears.filter((l) => l.module === `${W}.proj`) }, "float16");
     const [rows, n] = ranks[0]!.shape as [number, number];
-    ranks.forEach((r, i) => expect(data(q.get(`${W}.proj.weight`)![i]!)).toEqual(fakeQuantInt4PerChannel(data(r).map(roundToF16), rows, n, { roundScale: roundToF16 })));
+    ranks.forEach((r, i) =>
+      expect(data(q.get(`${W}.proj.weight`)![i]!)).toEqual(fakeQuantInt4PerChannel(data(r).map(roundToF16), rows, n, { roundScale: roundToF16 })),
+    );
     // Not the same as quantizing the whole matrix and splitting it.
     const whole = splitCols(f32(full.shape, fakeQuantInt4PerChannel(data(full).map(roundToF16), rows, 2 * n, { roundScale: roundToF16 })), 2);
     expect(data(q.get(`${W}.proj.weight`)![1]!)).not.toEqual(data(whole[1]!));
@@ -82,7 +89,9 @@ describe("FP8 fake quantization", () => {
     const spec = resolveQuant(m.lowered.graph, { kv: "int8", calibration });
     const s = kvScale(calibration, "transformer.layers.0.attention", "int8");
     const t = f32([1, 1, 1, 4], Float32Array.of(2.5 * s, -3.5 * s, 1000 * s, 0));
-    expect(Array.from(data(quantHooks(spec, "float16").kvCache!("transformer.layers.0.attention", "v", t, 0)))).toEqual([2 * s, -4 * s, 127 * s, 0].map(Math.fround));
+    expect(Array.from(data(quantHooks(spec, "float16").kvCache!("transformer.layers.0.attention", "v", t, 0)))).toEqual(
+      [2 * s, -4 * s, 127 * s, 0].map(Math.fround),
+    );
     expect(quantizeWeights(m.weights, spec, "float16").get(`${W}.fc.weight`)).toBe(m.weights.get(`${W}.fc.weight`));
   });
 });

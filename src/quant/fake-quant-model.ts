@@ -48,10 +48,12 @@ type RankWeight = (w: RTensor, l: QuantLinear, rank: number) => RTensor;
 /** The quantize-dequantize image of one rank's weight, per scheme. */
 function weightQuantizer(spec: QuantSpec, dtype: QuantDtype, weights: ReadonlyMap<string, readonly RTensor[]>): RankWeight {
   const round = ROUND_TO[dtype];
-  const perChannel = (fq: typeof fakeQuantInt8PerChannel): RankWeight => (w, l, r) => {
-    const [rows, cols] = w.shape as [number, number];
-    return tensor(w.dtype, w.shape, fq((w.data as Float32Array).map(round), rows, cols, { name: `${l.param} (tp rank ${r})`, roundScale: round }));
-  };
+  const perChannel =
+    (fq: typeof fakeQuantInt8PerChannel): RankWeight =>
+    (w, l, r) => {
+      const [rows, cols] = w.shape as [number, number];
+      return tensor(w.dtype, w.shape, fq((w.data as Float32Array).map(round), rows, cols, { name: `${l.param} (tp rank ${r})`, roundScale: round }));
+    };
   if (spec.weight === "w8a16") return perChannel(fakeQuantInt8PerChannel);
   if (spec.weight === "w4a16") return perChannel(fakeQuantInt4PerChannel);
   const scales = fp8WeightScales(weights, spec.linears);
@@ -67,7 +69,11 @@ export function quantizeWeights(weights: ReadonlyMap<string, RTensor[]>, spec: Q
   const out = new Map(weights);
   if (!spec.weight) return out;
   const quantize = weightQuantizer(spec, dtype, weights);
-  for (const l of spec.linears) out.set(l.param, weights.get(l.param)!.map((w, r) => quantize(w, l, r)));
+  for (const l of spec.linears)
+    out.set(
+      l.param,
+      weights.get(l.param)!.map((w, r) => quantize(w, l, r)),
+    );
   return out;
 }
 

@@ -41,9 +41,7 @@ describe("quantizeInt8PerChannel", () => {
   });
 
   it("rejects NaN and Inf weights, naming the tensor and position", () => {
-    expect(() => quantizeInt8PerChannel(f32([1, 2, NaN, 4]), 2, 2, "mlp.fc.weight")).toThrow(
-      /tensor "mlp\.fc\.weight": non-finite weight NaN at \[1, 0\]/,
-    );
+    expect(() => quantizeInt8PerChannel(f32([1, 2, NaN, 4]), 2, 2, "mlp.fc.weight")).toThrow(/tensor "mlp\.fc\.weight": non-finite weight NaN at \[1, 0\]/);
     expect(() => quantizeInt4PerChannel(f32([1, -Infinity]), 1, 2)).toThrow(QuantError);
   });
 

@@ -22,7 +22,13 @@ describe("quantAccuracy", () => {
     const ref1 = f(0, 0, 2, 1); // positions: [0, 0], [2, 1]
     const q1 = f(Math.log(3), 0, 1, 2); // argmax: 0 vs 0 (tie picks the first), 1 vs 0
     const ref2 = f(3, 4);
-    const a = quantAccuracy([[ref1, q1], [ref2, ref2]], 2);
+    const a = quantAccuracy(
+      [
+        [ref1, q1],
+        [ref2, ref2],
+      ],
+      2,
+    );
     expect(a.positions).toBe(3);
     expect(a.top1Agreement).toBeCloseTo(2 / 3, 12);
     const num = Math.log(3) ** 2 + 0 + 1 + 1;

@@ -46,7 +46,8 @@ export function quantAccuracy(pairs: readonly (readonly [Float32Array, Float32Ar
   let kl = 0;
   let positions = 0;
   for (const [ref, q] of pairs) {
-    if (ref.length !== q.length || ref.length % vocab !== 0) throw new QuantError(`logits of ${ref.length} and ${q.length} values do not form matching [T, ${vocab}] rows`);
+    if (ref.length !== q.length || ref.length % vocab !== 0)
+      throw new QuantError(`logits of ${ref.length} and ${q.length} values do not form matching [T, ${vocab}] rows`);
     for (let i = 0; i < ref.length; i++) {
       num += (q[i]! - ref[i]!) ** 2;
       den += ref[i]! ** 2;

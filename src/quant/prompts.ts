@@ -22,10 +22,13 @@ export function parsePromptFile(text: string, file: string): number[][] {
     const s = line.trim();
     if (s === "" || s.startsWith("#")) return;
     prompts.push(
-      s.split(/[\s,]+/).filter(Boolean).map((tok) => {
-        if (!/^\d+$/.test(tok) || !Number.isSafeInteger(Number(tok))) throw new QuantError(`${file}:${i + 1}: '${tok}' is not a token id`);
-        return Number(tok);
-      }),
+      s
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((tok) => {
+          if (!/^\d+$/.test(tok) || !Number.isSafeInteger(Number(tok))) throw new QuantError(`${file}:${i + 1}: '${tok}' is not a token id`);
+          return Number(tok);
+        }),
     );
   });
   if (!prompts.length) throw new QuantError(`${file}: no prompts (one line of token ids per prompt)`);
@@ -54,6 +57,11 @@ export const readPromptFiles = async (files: readonly string[]): Promise<number[
 
 /** The prompts of every file, in order, or the built-in ones when no file is given; checked against `vocab`. */
 export async function loadPrompts(files: readonly string[], vocab: number): Promise<number[][]> {
-  if (!files.length) return checkPrompts(DEFAULT_PROMPTS.map((p) => [...p]), vocab, "the built-in prompts need 512 tokens; give --prompts");
+  if (!files.length)
+    return checkPrompts(
+      DEFAULT_PROMPTS.map((p) => [...p]),
+      vocab,
+      "the built-in prompts need 512 tokens; give --prompts",
+    );
   return checkPrompts(await readPromptFiles(files), vocab, files.join(", "));
 }

@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { QuantError } from "../numerics/quant-error.ts";
-import {
-  DEFAULT_EXCLUDE_MODULES,
-  KV_CACHE_SCHEMES,
-  WEIGHT_SCHEMES,
-  matchesExclusion,
-  parseKvCacheQuant,
-  parseWeightQuant,
-} from "./schemes.ts";
+import { DEFAULT_EXCLUDE_MODULES, KV_CACHE_SCHEMES, WEIGHT_SCHEMES, matchesExclusion, parseKvCacheQuant, parseWeightQuant } from "./schemes.ts";
 
 describe("scheme table", () => {
   it("names TensorRT-LLM's algorithms", () => {

@@ -30,10 +30,12 @@ export interface QuantSpec extends QuantOptions {
 export const isQuantized = (o: QuantOptions): boolean => o.weight !== undefined || o.kv !== undefined;
 
 /** Whether the options need a calibration (FP8 activations or a quantized KV cache). */
-export const needsCalibration = (o: QuantOptions): boolean => (o.weight !== undefined && WEIGHT_SCHEMES[o.weight].needsCalibration) || (o.kv !== undefined && KV_CACHE_SCHEMES[o.kv].needsCalibration);
+export const needsCalibration = (o: QuantOptions): boolean =>
+  (o.weight !== undefined && WEIGHT_SCHEMES[o.weight].needsCalibration) || (o.kv !== undefined && KV_CACHE_SCHEMES[o.kv].needsCalibration);
 
 export function checkQuantDtype(o: QuantOptions, dtype: QuantDtype): void {
-  if (o.weight !== undefined && dtype === "float32") throw new QuantError(`--quant ${o.weight} needs --dtype float16 or bfloat16: TensorRT-LLM's quantized GEMMs take half-precision activations`);
+  if (o.weight !== undefined && dtype === "float32")
+    throw new QuantError(`--quant ${o.weight} needs --dtype float16 or bfloat16: TensorRT-LLM's quantized GEMMs take half-precision activations`);
 }
 
 /** Resolves the options against a lowered graph; throws QuantError naming any module calibration does not cover. */
@@ -45,12 +47,18 @@ export function resolveQuant(g: Graph, o: QuantOptions): QuantSpec {
   const attentions = o.kv ? attentionModules(g) : [];
   if (needsCalibration(o)) {
     const c = o.calibration;
-    if (!c) throw new QuantError(`${o.weight === "fp8" ? "--quant fp8" : `--kv-cache ${o.kv}`} needs calibration: run kiln calibrate, or let kiln calibrate on its default prompts`);
+    if (!c)
+      throw new QuantError(
+        `${o.weight === "fp8" ? "--quant fp8" : `--kv-cache ${o.kv}`} needs calibration: run kiln calibrate, or let kiln calibrate on its default prompts`,
+      );
     const missing = [
       ...(o.weight === "fp8" ? linears.filter((l) => c.inputs[l.module] === undefined).map((l) => l.module) : []),
       ...attentions.filter((a) => c.kvCache[a] === undefined),
     ];
-    if (missing.length) throw new QuantError(`calibration of model '${c.model}' has no statistics for ${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ` and ${missing.length - 4} more` : ""}`);
+    if (missing.length)
+      throw new QuantError(
+        `calibration of model '${c.model}' has no statistics for ${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ` and ${missing.length - 4} more` : ""}`,
+      );
   }
   return { ...o, linears, attentions };
 }

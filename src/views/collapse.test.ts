@@ -27,7 +27,10 @@ describe("findRepeatedLayers", () => {
       expect(runs[0]!.nodes.map((n) => n.length)).toEqual([perLayer, perLayer, perLayer]);
     }
     const run = findRepeatedLayers(s.graph("trtllm"))[0]!;
-    expect(runBlockLabel(run)).toEqual({ title: "transformer.layers.1 … transformer.layers.2", note: "× 2 identical layers (same as transformer.layers.0, 6 nodes each)" });
+    expect(runBlockLabel(run)).toEqual({
+      title: "transformer.layers.1 … transformer.layers.2",
+      note: "× 2 identical layers (same as transformer.layers.0, 6 nodes each)",
+    });
   });
 
   it("does not merge layers whose attributes differ", async () => {

@@ -27,7 +27,13 @@ export function layerOfScope(scope: string): { root: string; list: string; index
   return m ? { root: m[1]!, list: m[2]!, index: Number(m[3]) } : undefined;
 }
 
-function layerSignature(g: Graph, root: string, nodeIdx: readonly number[], paramName: ReadonlyMap<ValueId, string>, inputName: ReadonlyMap<ValueId, string>): string {
+function layerSignature(
+  g: Graph,
+  root: string,
+  nodeIdx: readonly number[],
+  paramName: ReadonlyMap<ValueId, string>,
+  inputName: ReadonlyMap<ValueId, string>,
+): string {
   const produced = new Map<ValueId, string>();
   const outside = new Map<ValueId, string>();
   const typeOf = (v: ValueId) => {

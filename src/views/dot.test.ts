@@ -32,7 +32,9 @@ describe("toDot", () => {
     const dot = toDot(buildView(s.graph("fused")));
     expect(dot).toContain('subgraph "cluster_layers.0.attn" {');
     expect(dot).toMatch(/subgraph "cluster_layers" \{\n\s+label="layers";\n\s+subgraph "cluster_layers.0" \{/);
-    expect(toDot(buildView(s.graph("trtllm"), { collapse: true }))).toContain('"block:transformer.layers.1" [label="transformer.layers.1\\n× 1 identical layer", shape=box3d');
+    expect(toDot(buildView(s.graph("trtllm"), { collapse: true }))).toContain(
+      '"block:transformer.layers.1" [label="transformer.layers.1\\n× 1 identical layer", shape=box3d',
+    );
   });
 
   it("escapes quotes and backslashes in names", () => {

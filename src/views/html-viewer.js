@@ -3,7 +3,6 @@
 // node's details on click, expands collapsed layer blocks, and highlights search matches.
 // Invariants: it reads only #kiln-data; every text it inserts goes through textContent (never innerHTML with data).
 (() => {
-  
   const data = JSON.parse(document.getElementById("kiln-data").textContent);
   const SVG = "http://www.w3.org/2000/svg";
   const svg = document.getElementById("canvas");
@@ -119,8 +118,14 @@
       p.textContent = d.note;
       panel.appendChild(p);
     }
-    section("outputs", d.outputs.map((o) => [o.name, o.type]));
-    section("inputs", d.inputs.map((o) => [o.name, o.type]));
+    section(
+      "outputs",
+      d.outputs.map((o) => [o.name, o.type]),
+    );
+    section(
+      "inputs",
+      d.inputs.map((o) => [o.name, o.type]),
+    );
     section("attributes", Object.entries(d.attrs));
     section("notes", Object.entries(d.meta || {}));
     if (d.loc) section("source", [["line", d.loc]]);
@@ -149,7 +154,7 @@
     let first = null;
     for (const [id, n] of byId) {
       const d = data.details[baseId(id)];
-      const hay = (`${d.title} ${d.scope} ${d.outputs.map((o) => o.name).join(" ")} ${d.inputs.map((o) => o.name).join(" ")}`).toLowerCase();
+      const hay = `${d.title} ${d.scope} ${d.outputs.map((o) => o.name).join(" ")} ${d.inputs.map((o) => o.name).join(" ")}`.toLowerCase();
       const hit = q !== "" && hay.includes(q);
       n.g.classList.toggle("match", hit);
       if (hit && !first) first = id;
@@ -192,11 +197,15 @@
     t.k = k;
     applyTransform();
   }
-  svg.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    const r = svg.getBoundingClientRect();
-    zoom(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
-  }, { passive: false });
+  svg.addEventListener(
+    "wheel",
+    (e) => {
+      e.preventDefault();
+      const r = svg.getBoundingClientRect();
+      zoom(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
+    },
+    { passive: false },
+  );
   const centre = () => {
     const r = svg.getBoundingClientRect();
     return [r.width / 2, r.height / 2];

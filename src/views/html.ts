@@ -58,7 +58,11 @@ function ghostInputs(v: ViewGraph): { nodes: ViewGraph["nodes"]; edges: ViewGrap
     const id = `${e.from}~${k++}`;
     const base = v.nodes.find((n) => n.id === e.from)!;
     // Insert the copy just before its reader so the node list stays topologically ordered.
-    nodes.splice(nodes.findIndex((n) => n.id === e.to), 0, { ...base, id });
+    nodes.splice(
+      nodes.findIndex((n) => n.id === e.to),
+      0,
+      { ...base, id },
+    );
     return { ...e, from: id };
   });
   return { nodes, edges };

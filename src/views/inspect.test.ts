@@ -19,7 +19,15 @@ describe("inspectModel", () => {
     const params = Object.fromEntries(r.modules.map((m) => [m.path, m.params]));
     // n_embd 64, 2 layers, vocab 512, MLP 256, untied LM head with bias.
     const layer = 2 * 64 + 4 * 64 * 64 + (256 * 64 + 256) + (64 * 256 + 64);
-    expect(params).toMatchObject({ "": 512 * 64 + 2 * layer + 2 * 64 + (512 * 64 + 512), embed: 512 * 64, layers: 2 * layer, "layers.0": layer, "layers.0.attn": 4 * 64 * 64, "layers.1.mlp.fc": 256 * 64 + 256, lmHead: 512 * 64 + 512 });
+    expect(params).toMatchObject({
+      "": 512 * 64 + 2 * layer + 2 * 64 + (512 * 64 + 512),
+      embed: 512 * 64,
+      layers: 2 * layer,
+      "layers.0": layer,
+      "layers.0.attn": 4 * 64 * 64,
+      "layers.1.mlp.fc": 256 * 64 + 256,
+      lmHead: 512 * 64 + 512,
+    });
     expect(r.totalParams).toBe(params[""]);
     expect(r.modules[0]!.path).toBe("");
     expect(r.repeated).toEqual([{ list: "layers", first: "layers.0", count: 2 }]);

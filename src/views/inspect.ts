@@ -56,14 +56,21 @@ export function paramsPerModule(g: Graph): ModuleParams[] {
 function targetClass(stages: ModelStages): TargetClass {
   const lowered = stages.lowered();
   const d = detectBuiltin(lowered.graph);
-  if (d.ok) return { builtin: true, architecture: d.match.architecture, why: `every decoder layer and the model around them match TensorRT-LLM's built-in ${d.match.architecture} (family ${d.match.family})` };
+  if (d.ok)
+    return {
+      builtin: true,
+      architecture: d.match.architecture,
+      why: `every decoder layer and the model around them match TensorRT-LLM's built-in ${d.match.architecture} (family ${d.match.family})`,
+    };
   let architecture: string;
   try {
     architecture = emitModelPy(lowered, { modelName: stages.def.name }).architecture;
   } catch (e) {
     architecture = `custom (model.py cannot be generated: ${(e as Error).message.split("\n")[0]})`;
   }
-  const why = Object.entries(d.reasons).map(([family, reason]) => `not ${family}: ${reason}`).join("; ");
+  const why = Object.entries(d.reasons)
+    .map(([family, reason]) => `not ${family}: ${reason}`)
+    .join("; ");
   return { builtin: false, architecture, why, reasons: d.reasons };
 }
 
@@ -110,7 +117,9 @@ export function formatInspect(r: InspectReport): string {
   for (const op of ops) lines.push(`  ${op.padEnd(w)} ${STAGES.map((s) => String(r.ops[s][op] ?? "·").padStart(7)).join(" ")}`);
   lines.push(`  ${"(nodes)".padEnd(w)} ${STAGES.map((s) => String(r.nodes[s]).padStart(7)).join(" ")}`);
   const perModule = Object.entries(r.hints.perModule);
-  lines.push(`hints: ${perModule.length ? perModule.map(([s, h]) => `${s || "<model>"} ${JSON.stringify(h)}`).join("; ") : "none (defaults: every fusion on, GPT attention plugin, paged KV cache)"}`);
+  lines.push(
+    `hints: ${perModule.length ? perModule.map(([s, h]) => `${s || "<model>"} ${JSON.stringify(h)}`).join("; ") : "none (defaults: every fusion on, GPT attention plugin, paged KV cache)"}`,
+  );
   lines.push(`target: ${r.target.builtin ? "built-in" : "custom"} ${r.target.architecture}`);
   lines.push(`  why: ${r.target.why}`);
   return `${lines.join("\n")}\n`;

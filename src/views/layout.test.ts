@@ -27,7 +27,10 @@ function checkInvariants(l: Layout): void {
 
 describe("layeredLayout", () => {
   it("ranks a diamond with a long edge and routes the long edge through one dummy point", () => {
-    const l = layeredLayout([box("a"), box("b"), box("c"), box("m"), box("d")], [edge("a", "b"), edge("a", "c"), edge("c", "m"), edge("b", "d"), edge("m", "d"), edge("a", "d")]);
+    const l = layeredLayout(
+      [box("a"), box("b"), box("c"), box("m"), box("d")],
+      [edge("a", "b"), edge("a", "c"), edge("c", "m"), edge("b", "d"), edge("m", "d"), edge("a", "d")],
+    );
     const rank = Object.fromEntries(l.nodes.map((n) => [n.id, n.rank]));
     expect(rank).toEqual({ a: 0, b: 1, c: 1, m: 2, d: 3 });
     const long = l.edges.find((e) => e.from === "a" && e.to === "d")!;
@@ -60,7 +63,10 @@ describe("layeredLayout", () => {
     "random DAGs: no overlaps, edges downward, inside the canvas",
     (n, pairs) => {
       const nodes = Array.from({ length: n }, (_, i) => box(`v${i}`, pairs[i]?.[2] ?? 60));
-      const edges = pairs.map(([a, b]) => [a % n, b % n] as const).filter(([a, b]) => a < b).map(([a, b]) => edge(`v${a}`, `v${b}`));
+      const edges = pairs
+        .map(([a, b]) => [a % n, b % n] as const)
+        .filter(([a, b]) => a < b)
+        .map(([a, b]) => edge(`v${a}`, `v${b}`));
       const l = layeredLayout(nodes, edges);
       expect(l.nodes).toHaveLength(n);
       expect(l.edges).toHaveLength(edges.length);

@@ -80,7 +80,16 @@ function ranksOf(nodes: readonly LayoutNodeIn[], edges: readonly LayoutEdgeIn[])
       id = nodes[nextUnplaced]!.id;
     }
     if (rank.has(id)) continue;
-    rank.set(id, Math.max(-1, ...preds.get(id)!.filter((p) => rank.has(p)).map((p) => rank.get(p)!)) + 1);
+    rank.set(
+      id,
+      Math.max(
+        -1,
+        ...preds
+          .get(id)!
+          .filter((p) => rank.has(p))
+          .map((p) => rank.get(p)!),
+      ) + 1,
+    );
     for (const s of succs.get(id)!) {
       indeg.set(s, indeg.get(s)! - 1);
       if (indeg.get(s) === 0 && !rank.has(s)) ready.push(s);
@@ -109,7 +118,13 @@ function packRank(items: Item[], desired: number[]): void {
       const shift = a.width + GAP;
       for (let k = b.start; k < b.end; k++) offsets[k] = offsets[k]! + shift;
       blocks.pop();
-      blocks[blocks.length - 1] = { start: a.start, end: b.end, sum: a.sum + b.sum - shift * b.count, count: a.count + b.count, width: a.width + GAP + b.width };
+      blocks[blocks.length - 1] = {
+        start: a.start,
+        end: b.end,
+        sum: a.sum + b.sum - shift * b.count,
+        count: a.count + b.count,
+        width: a.width + GAP + b.width,
+      };
     }
   });
   for (const b of blocks) {
@@ -155,10 +170,12 @@ export function layeredLayout(nodes: readonly LayoutNodeIn[], edges: readonly La
   const index = () => rows.forEach((row) => row.forEach((it, i) => pos.set(it, i)));
   index();
   const sortBy = (row: Item[], nbrs: Map<Item, Item[]>) => {
-    const key = new Map(row.map((it, i) => {
-      const ns = nbrs.get(it);
-      return [it, ns?.length ? ns.reduce((s, n) => s + pos.get(n)!, 0) / ns.length : i] as const;
-    }));
+    const key = new Map(
+      row.map((it, i) => {
+        const ns = nbrs.get(it);
+        return [it, ns?.length ? ns.reduce((s, n) => s + pos.get(n)!, 0) / ns.length : i] as const;
+      }),
+    );
     row.sort((a, b) => key.get(a)! - key.get(b)! || a.key - b.key);
     row.forEach((it, i) => pos.set(it, i));
   };
@@ -168,7 +185,11 @@ export function layeredLayout(nodes: readonly LayoutNodeIn[], edges: readonly La
   }
 
   // Coordinates: start packed, then pull toward neighbours' centres.
-  for (const row of rows) packRank(row, row.map(() => 0));
+  for (const row of rows)
+    packRank(
+      row,
+      row.map(() => 0),
+    );
   const centre = (it: Item) => it.x + it.w / 2;
   const pull = (row: Item[], nbrs: Map<Item, Item[]>) => {
     const desired = row.map((it) => {

@@ -159,17 +159,25 @@ function everyStandardOp(): { g: Graph; covered: Set<string> } {
 
 function randomTensor(dtype: "f32" | "i32", shape: number[], next: () => number, maxInt = 10): RTensor {
   const n = shape.reduce((a, c) => a * c, 1);
-  return dtype === "i32" ? tensor("i32", shape, Int32Array.from({ length: n }, () => Math.floor(((next() + 1) / 2) * maxInt))) : tensor("f32", shape, Float32Array.from({ length: n }, next));
+  return dtype === "i32"
+    ? tensor(
+        "i32",
+        shape,
+        Int32Array.from({ length: n }, () => Math.floor(((next() + 1) / 2) * maxInt)),
+      )
+    : tensor("f32", shape, Float32Array.from({ length: n }, next));
 }
 
 const toOrt = (o: Ort, t: RTensor) => new o.Tensor(t.dtype === "i32" ? "int32" : "float32", t.data, [...t.shape]);
 
 async function runOrt(o: Ort, g: Graph, weights: ReadonlyMap<string, RTensor>, inputs: ReadonlyMap<string, RTensor>): Promise<Record<string, Float32Array>> {
-  const session = await o.InferenceSession.create(toOnnxBytes(g, { weights: new Map([...weights].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])) }), { logSeverityLevel: 3 });
+  const session = await o.InferenceSession.create(
+    toOnnxBytes(g, { weights: new Map([...weights].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])) }),
+    { logSeverityLevel: 3 },
+  );
   const result = await session.run(Object.fromEntries([...inputs].map(([k, t]) => [k, toOrt(o, t)])));
   return Object.fromEntries(Object.entries(result).map(([k, t]) => [k, t.data as Float32Array]));
 }
-
 
 /** The nodes that become standard ONNX ops and read only graph inputs, parameters and each other. */
 function standardPrefix(g: Graph): Graph {
@@ -198,7 +206,10 @@ describe.skipIf(!ort)("onnxruntime-node runs the standard ops like the interpret
     expect([...covered].sort()).toEqual([...Object.keys(STANDARD_OPS), "reshape"].sort());
     expect(g.nodes.every((n) => isStandardNode(g, n))).toBe(true);
     const next = rng(7);
-    const inputs = new Map([["x", randomTensor("f32", [2, 4, 6], next)], ["ids", randomTensor("i32", [2, 4], next)]]);
+    const inputs = new Map([
+      ["x", randomTensor("f32", [2, 4, 6], next)],
+      ["ids", randomTensor("i32", [2, 4], next)],
+    ]);
     const weights = new Map(g.params.map((p) => [p.name, randomTensor("f32", g.values.get(p.value)!.shape as number[], next)]));
     const want = runGraph(g, inputs, weights);
     const got = await runOrt(ort!, g, weights, inputs);
@@ -220,7 +231,12 @@ describe.skipIf(!ort)("onnxruntime-node runs the standard ops like the interpret
         const inputs = causalInputs([3, 17, 400, 5, 99]);
         const values = new Map<ValueId, RTensor>();
         runGraph(g, inputs, weights, { onNode: (n, outs) => n.outputs.forEach((o, k) => values.set(o, outs[k]!)) });
-        const got = await runOrt(ort!, sub, new Map(sub.params.map((p) => [p.name, weights.get(p.name)!])), new Map(sub.inputs.map((i) => [i.name, inputs.get(i.name)!])));
+        const got = await runOrt(
+          ort!,
+          sub,
+          new Map(sub.params.map((p) => [p.name, weights.get(p.name)!])),
+          new Map(sub.inputs.map((i) => [i.name, inputs.get(i.name)!])),
+        );
         for (const o of sub.outputs) expect(relL2(got[o.name]!, values.get(o.value)!.data as Float32Array), `${stage} ${o.name}`).toBeLessThan(1e-6);
       }
     });

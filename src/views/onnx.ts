@@ -15,7 +15,16 @@ import { formatLoc, type Graph, type Node, type ValueId } from "../ir/graph.ts";
 import { type CoreOp, opDef } from "../ir/ops.ts";
 import type { Dim, Shape } from "../ir/shape.ts";
 import { f32ToBf16, f32ToF16 } from "../weights/half.ts";
-import { encodeOnnxModel, ONNX_ATTR, ONNX_DTYPE, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./onnx-proto.ts";
+import {
+  encodeOnnxModel,
+  ONNX_ATTR,
+  ONNX_DTYPE,
+  type OnnxAttribute,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxValueInfo,
+} from "./onnx-proto.ts";
 
 export const ONNX_IR_VERSION = 11;
 export const ONNX_OPSET = 23;
@@ -29,7 +38,13 @@ export interface OnnxExportOptions {
   readonly docString?: string;
 }
 
-const ELEM_TYPE: Readonly<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, bf16: ONNX_DTYPE.BFLOAT16, i32: ONNX_DTYPE.INT32, bool: ONNX_DTYPE.BOOL };
+const ELEM_TYPE: Readonly<Record<DType, number>> = {
+  f32: ONNX_DTYPE.FLOAT,
+  f16: ONNX_DTYPE.FLOAT16,
+  bf16: ONNX_DTYPE.BFLOAT16,
+  i32: ONNX_DTYPE.INT32,
+  bool: ONNX_DTYPE.BOOL,
+};
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const aInt = (name: string, i: number): OnnxAttribute => ({ name, type: ONNX_ATTR.INT, i });
@@ -69,7 +84,10 @@ function customAttr(name: string, kind: AttrKind | undefined, v: unknown): OnnxA
 export function customOpName(op: string): { domain: string; opType: string } {
   const parts = op.split(".");
   const last = parts.pop()!;
-  const opType = last.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("");
+  const opType = last
+    .split("_")
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join("");
   return { domain: [KILN_DOMAIN, ...parts].join("."), opType };
 }
 
@@ -88,8 +106,14 @@ type Emit = (c: Ctx) => void;
 const ins = (c: Ctx) => c.n.inputs.map((v) => c.ref(v));
 const outs = (c: Ctx) => c.n.outputs.map((v) => c.ref(v));
 const attr = <T>(c: Ctx, k: string) => c.n.attrs[k] as T;
-const same = (opType: string, attrs?: (c: Ctx) => OnnxAttribute[]): Emit => (c) => c.emit(opType, ins(c), outs(c), attrs?.(c));
-const reduce = (opType: string): Emit => (c) => c.emit(opType, [c.ref(c.n.inputs[0]!), c.int64(attr<number[]>(c, "axes"))], outs(c), [aInt("keepdims", attr<boolean>(c, "keepDims") ? 1 : 0)]);
+const same =
+  (opType: string, attrs?: (c: Ctx) => OnnxAttribute[]): Emit =>
+  (c) =>
+    c.emit(opType, ins(c), outs(c), attrs?.(c));
+const reduce =
+  (opType: string): Emit =>
+  (c) =>
+    c.emit(opType, [c.ref(c.n.inputs[0]!), c.int64(attr<number[]>(c, "axes"))], outs(c), [aInt("keepdims", attr<boolean>(c, "keepDims") ? 1 : 0)]);
 const lastDim = (c: Ctx) => c.g.values.get(c.n.inputs[0]!)!.shape.at(-1);
 
 /** A norm's scale input: its weight, or ones when the module has none. */
@@ -108,7 +132,14 @@ export function reshapeTarget(from: Shape, to: Shape): number[] | undefined {
 
 /** Standard-op lowering per core op; ops missing here are exported to the kiln domain. */
 const STANDARD_RULES = {
-  constant: (c) => c.emit("Constant", [], outs(c), [{ name: "value", type: ONNX_ATTR.TENSOR, t: { dims: [], data_type: ELEM_TYPE[attr<DType>(c, "dtype")], raw_data: rawData(attr<DType>(c, "dtype"), Float32Array.of(attr<number>(c, "value"))) } }]),
+  constant: (c) =>
+    c.emit("Constant", [], outs(c), [
+      {
+        name: "value",
+        type: ONNX_ATTR.TENSOR,
+        t: { dims: [], data_type: ELEM_TYPE[attr<DType>(c, "dtype")], raw_data: rawData(attr<DType>(c, "dtype"), Float32Array.of(attr<number>(c, "value"))) },
+      },
+    ]),
   cast: same("Cast", (c) => [aInt("to", ELEM_TYPE[attr<DType>(c, "dtype")])]),
   add: same("Add"),
   sub: same("Sub"),
@@ -151,8 +182,10 @@ const STANDARD_RULES = {
   transpose: same("Transpose", (c) => [aInts("perm", attr<number[]>(c, "perm"))]),
   split: (c) => c.emit("Split", [ins(c)[0]!, c.int64(attr<number[]>(c, "sizes"))], outs(c), [aInt("axis", attr<number>(c, "axis"))]),
   concat: same("Concat", (c) => [aInt("axis", attr<number>(c, "axis"))]),
-  slice: (c) => c.emit("Slice", [ins(c)[0]!, c.int64([attr<number>(c, "start")]), c.int64([attr<number>(c, "end")]), c.int64([attr<number>(c, "axis")])], outs(c)),
-  layer_norm: (c) => c.emit("LayerNormalization", [ins(c)[0]!, normScale(c), ...ins(c).slice(2)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
+  slice: (c) =>
+    c.emit("Slice", [ins(c)[0]!, c.int64([attr<number>(c, "start")]), c.int64([attr<number>(c, "end")]), c.int64([attr<number>(c, "axis")])], outs(c)),
+  layer_norm: (c) =>
+    c.emit("LayerNormalization", [ins(c)[0]!, normScale(c), ...ins(c).slice(2)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
   rms_norm: (c) => c.emit("RMSNormalization", [ins(c)[0]!, normScale(c)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
 } as const satisfies Partial<Record<CoreOp, Emit>>;
 
@@ -211,16 +244,30 @@ export function toOnnxModel(g: Graph, opts: OnnxExportOptions = {}): OnnxModel {
 
   g.nodes.forEach((n, idx) => {
     const base = `${n.scope || g.name}/${n.op}_${idx}`;
-    const doc = [n.scope && `module ${n.scope}`, n.loc && `at ${formatLoc(n.loc)}`, ...Object.entries(n.meta ?? {}).map(([k, v]) => `${k}: ${v}`)].filter(Boolean).join("\n");
+    const doc = [n.scope && `module ${n.scope}`, n.loc && `at ${formatLoc(n.loc)}`, ...Object.entries(n.meta ?? {}).map(([k, v]) => `${k}: ${v}`)]
+      .filter(Boolean)
+      .join("\n");
     let part = 0;
     const push = (opType: string, inputs: readonly string[], outputs: readonly string[], attrs: OnnxAttribute[] = [], domain = "") => {
       if (domain) domains.add(domain);
-      nodes.push({ name: part++ ? `${base}.${part - 1}` : base, op_type: opType, ...(domain && { domain }), input: [...inputs], output: [...outputs], attribute: attrs, ...(doc && { doc_string: doc }) });
+      nodes.push({
+        name: part++ ? `${base}.${part - 1}` : base,
+        op_type: opType,
+        ...(domain && { domain }),
+        input: [...inputs],
+        output: [...outputs],
+        attribute: attrs,
+        ...(doc && { doc_string: doc }),
+      });
     };
     const c = {
       g,
       n,
-      ref: (v: ValueId) => names.get(v) ?? (() => { throw new OnnxExportError(`${base}: input %${v} is not defined before use`); })(),
+      ref: (v: ValueId) =>
+        names.get(v) ??
+        (() => {
+          throw new OnnxExportError(`${base}: input %${v} is not defined before use`);
+        })(),
       tmp: () => fresh(`${base}/tmp`),
       int64: (values: readonly number[]) => {
         const name = fresh(`${base}/const`);
@@ -237,7 +284,13 @@ export function toOnnxModel(g: Graph, opts: OnnxExportOptions = {}): OnnxModel {
         const { domain, opType } = customOpName(n.op);
         const schema = opDef(n.op)?.attrs ?? {};
         const attrs = Object.entries(n.attrs).map(([k, v]) => customAttr(k, schema[k], v));
-        push(opType, n.inputs.map((v) => c.ref(v)), n.outputs.map((v) => c.ref(v)), attrs, domain);
+        push(
+          opType,
+          n.inputs.map((v) => c.ref(v)),
+          n.outputs.map((v) => c.ref(v)),
+          attrs,
+          domain,
+        );
       },
     };
     if (n.op === "reshape") return emitReshapeOrCustom(c);
@@ -254,12 +307,17 @@ export function toOnnxModel(g: Graph, opts: OnnxExportOptions = {}): OnnxModel {
     if (!w) continue;
     const t = typeOf(p.value);
     const declared = t.shape as number[];
-    if (w.shape.length !== declared.length || w.shape.some((d, i) => d !== declared[i])) throw new OnnxExportError(`parameter '${p.name}': weights are [${w.shape}], the graph declares [${declared}]`);
+    if (w.shape.length !== declared.length || w.shape.some((d, i) => d !== declared[i]))
+      throw new OnnxExportError(`parameter '${p.name}': weights are [${w.shape}], the graph declares [${declared}]`);
     initializers.push({ name: p.name, dims: [...declared], data_type: ELEM_TYPE[t.dtype], raw_data: rawData(t.dtype, w.data) });
   }
-  const graphInputs = [...g.inputs, ...g.params.filter((p) => !weights.has(p.name))].map((i) => valueInfo(i.name, typeOf(i.value).dtype, typeOf(i.value).shape));
+  const graphInputs = [...g.inputs, ...g.params.filter((p) => !weights.has(p.name))].map((i) =>
+    valueInfo(i.name, typeOf(i.value).dtype, typeOf(i.value).shape),
+  );
   const outputValues = new Set(g.outputs.map((o) => o.value));
-  const valueInfos = g.nodes.flatMap((n) => n.outputs.filter((o) => !outputValues.has(o)).map((o) => valueInfo(names.get(o)!, typeOf(o).dtype, typeOf(o).shape)));
+  const valueInfos = g.nodes.flatMap((n) =>
+    n.outputs.filter((o) => !outputValues.has(o)).map((o) => valueInfo(names.get(o)!, typeOf(o).dtype, typeOf(o).shape)),
+  );
   return {
     ir_version: ONNX_IR_VERSION,
     opset_import: [{ domain: "", version: ONNX_OPSET }, ...[...domains].sort().map((domain) => ({ domain, version: 1 }))],

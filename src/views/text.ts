@@ -16,7 +16,11 @@ export function toText(g: Graph, opts: PrintOptions & { collapse?: boolean } = {
   const replace = new Map<number, string | null>(); // line index -> summary line, or null to drop
   for (const run of runs) {
     const { title, note } = runBlockLabel(run);
-    const nodeLines = run.nodes.slice(1).flat().map((i) => nodeStart + i).sort((a, b) => a - b);
+    const nodeLines = run.nodes
+      .slice(1)
+      .flat()
+      .map((i) => nodeStart + i)
+      .sort((a, b) => a - b);
     nodeLines.forEach((l, k) => replace.set(l, k === 0 ? `  ... ${title}: ${note}` : null));
     const roots = run.layers.slice(1).map((r) => `${r}.`);
     const paramLines = g.params.flatMap((p, k) => (roots.some((r) => p.name.startsWith(r)) ? [paramStart + k] : []));

@@ -19,7 +19,10 @@ describe("buildView", () => {
     for (const e of v.edges) expect(ids.has(e.from) && ids.has(e.to)).toBe(true);
     const add = v.nodes.find((n) => n.label === "add")!;
     // The residual add's line in models/llama.ts, found by its text so edits above it do not break the test.
-    const addLine = readFileSync("models/llama.ts", "utf8").split("\n").findIndex((l) => l.includes("const h = x.add(this.attn.forward(")) + 1;
+    const addLine =
+      readFileSync("models/llama.ts", "utf8")
+        .split("\n")
+        .findIndex((l) => l.includes("const h = x.add(this.attn.forward(")) + 1;
     expect(add.detail.loc).toMatch(new RegExp(`^models/llama\\.ts:${addLine}:\\d+$`));
     expect(add.scope).toBe("layers.0");
     const qkv = v.nodes.find((n) => n.detail.meta?.trtllm?.startsWith("Attention.qkv"))!;

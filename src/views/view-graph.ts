@@ -97,7 +97,14 @@ export function buildView(g: Graph, opts: ViewOptions = {}): ViewGraph {
     const id = `in:${i.name}`;
     const type = typeText(g, i.value);
     producer.set(i.value, id);
-    nodes.push({ id, kind: "input", label: i.name, sub: type, scope: "", detail: { title: i.name, kind: "input", scope: "", inputs: [], outputs: [{ name: i.name, type }], attrs: {}, note: "graph input" } });
+    nodes.push({
+      id,
+      kind: "input",
+      label: i.name,
+      sub: type,
+      scope: "",
+      detail: { title: i.name, kind: "input", scope: "", inputs: [], outputs: [{ name: i.name, type }], attrs: {}, note: "graph input" },
+    });
   }
   g.nodes.forEach((n, idx) => {
     const run = blockAt.get(idx);
@@ -106,7 +113,22 @@ export function buildView(g: Graph, opts: ViewOptions = {}): ViewGraph {
       const id = `block:${run.layers[1]}`;
       const inner = run.nodes.slice(1).flat();
       const paramCount = new Set(inner.flatMap((k) => g.nodes[k]!.inputs.filter((v) => params.has(v)))).size;
-      nodes.push({ id, kind: "block", label: title, sub: note.split(" (")[0]!, scope: run.list, detail: { title, kind: "block", scope: run.list, inputs: [], outputs: [], attrs: {}, note: `${note}; ${inner.length} nodes and ${paramCount} parameters in all. Click to expand.` } });
+      nodes.push({
+        id,
+        kind: "block",
+        label: title,
+        sub: note.split(" (")[0]!,
+        scope: run.list,
+        detail: {
+          title,
+          kind: "block",
+          scope: run.list,
+          inputs: [],
+          outputs: [],
+          attrs: {},
+          note: `${note}; ${inner.length} nodes and ${paramCount} parameters in all. Click to expand.`,
+        },
+      });
     }
     const block = hiddenIn.get(idx);
     const id = block ?? `n${idx}`;
@@ -148,7 +170,14 @@ export function buildView(g: Graph, opts: ViewOptions = {}): ViewGraph {
   for (const o of g.outputs) {
     const id = `out:${o.name}`;
     const type = typeText(g, o.value);
-    nodes.push({ id, kind: "output", label: o.name, sub: type, scope: "", detail: { title: o.name, kind: "output", scope: "", inputs: [{ name: name(o.value), type }], outputs: [], attrs: {}, note: "graph output" } });
+    nodes.push({
+      id,
+      kind: "output",
+      label: o.name,
+      sub: type,
+      scope: "",
+      detail: { title: o.name, kind: "output", scope: "", inputs: [{ name: name(o.value), type }], outputs: [], attrs: {}, note: "graph output" },
+    });
     addEdge(producer.get(o.value), id, type);
   }
   return { name: g.name, nodes, edges, runs };

@@ -19,7 +19,9 @@ export class BindError extends Error {
     readonly problems: string[],
     where = "",
   ) {
-    super(`weights${where && ` in ${where}`} do not fit the model (${problems.length.toLocaleString("en-US")} problem${problems.length > 1 ? "s" : ""}):\n  ${capList(problems, 40)}`);
+    super(
+      `weights${where && ` in ${where}`} do not fit the model (${problems.length.toLocaleString("en-US")} problem${problems.length > 1 ? "s" : ""}):\n  ${capList(problems, 40)}`,
+    );
   }
 }
 
@@ -56,12 +58,15 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
     // Integer tensors are never read as weights (a retagged F32 tensor is valid safetensors, but its values are not).
     const integer = exprSources(e).filter((s) => INTEGER_DTYPE.test(source.info(s)!.dtype));
     if (integer.length) {
-      problems.push(`parameter '${p.name}': checkpoint tensor ${integer.map((m) => `'${m}' is ${source.info(m)!.dtype}`).join(", ")}; weights must be floating point (F32, F16 or BF16)`);
+      problems.push(
+        `parameter '${p.name}': checkpoint tensor ${integer.map((m) => `'${m}' is ${source.info(m)!.dtype}`).join(", ")}; weights must be floating point (F32, F16 or BF16)`,
+      );
       continue;
     }
     try {
       const got = exprShape(e, shapeOf);
-      if (got.length !== p.shape.length || got.some((d, i) => d !== p.shape[i])) problems.push(`parameter '${p.name}' is ${fmt(p.shape)} but ${formatExpr(e)} gives ${fmt(got)}`);
+      if (got.length !== p.shape.length || got.some((d, i) => d !== p.shape[i]))
+        problems.push(`parameter '${p.name}' is ${fmt(p.shape)} but ${formatExpr(e)} gives ${fmt(got)}`);
     } catch (err) {
       if (!(err instanceof WeightMapError)) throw err;
       problems.push(`parameter '${p.name}': ${err.message} in ${formatExpr(e)}`);
@@ -80,7 +85,13 @@ export function bindProblems(params: readonly ParamSpec[], spec: WeightMapSpec, 
  * memory peaks at the parameters plus one parameter's sources, not at twice the weights. Non-finite source values
  * are an error naming every such tensor (after all are read), unless `allowNonFinite`.
  */
-export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSpec, source: TensorSource, where = "", opts: { allowNonFinite?: boolean } = {}): Promise<Map<string, Dense>> {
+export async function loadParams(
+  params: readonly ParamSpec[],
+  spec: WeightMapSpec,
+  source: TensorSource,
+  where = "",
+  opts: { allowNonFinite?: boolean } = {},
+): Promise<Map<string, Dense>> {
   const problems = bindProblems(params, spec, source);
   if (problems.length) throw new BindError(problems, where);
   const usesLeft = new Map<string, number>();
@@ -97,14 +108,20 @@ export async function loadParams(params: readonly ParamSpec[], spec: WeightMapSp
       if (n) nonFinite.push(`tensor "${s}": ${n.toLocaleString("en-US")} non-finite value${n > 1 ? "s" : ""} (Inf/NaN)`);
       cache.set(s, { shape: source.info(s)!.shape, data });
     }
-    out.set(p.name, evalExpr(spec.map[p.name]!, (s) => cache.get(s)!));
+    out.set(
+      p.name,
+      evalExpr(spec.map[p.name]!, (s) => cache.get(s)!),
+    );
     for (const s of sources) {
       const left = usesLeft.get(s)! - 1;
       usesLeft.set(s, left);
       if (left === 0) cache.delete(s);
     }
   }
-  if (nonFinite.length && !opts.allowNonFinite) throw new NumericsError(`${where || "the checkpoint"}: ${nonFinite.length} weight tensor${nonFinite.length > 1 ? "s hold" : " holds"} non-finite values, so every logit would be NaN: ${capList(nonFinite, 8, "; ")}. Pass --allow-nonfinite to run anyway`);
+  if (nonFinite.length && !opts.allowNonFinite)
+    throw new NumericsError(
+      `${where || "the checkpoint"}: ${nonFinite.length} weight tensor${nonFinite.length > 1 ? "s hold" : " holds"} non-finite values, so every logit would be NaN: ${capList(nonFinite, 8, "; ")}. Pass --allow-nonfinite to run anyway`,
+    );
   return out;
 }
 

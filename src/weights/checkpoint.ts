@@ -79,7 +79,8 @@ export class Checkpoint {
     for (const info of overlay.tensors()) {
       const base = entries.get(info.name)?.info;
       if (!base) throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is not in the checkpoint ${this.dir}`);
-      if (base.shape.join() !== info.shape.join()) throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is [${info.shape}], the checkpoint's is [${base.shape}]`);
+      if (base.shape.join() !== info.shape.join())
+        throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is [${info.shape}], the checkpoint's is [${base.shape}]`);
       entries.set(info.name, { file: overlay, info: { ...info, file: overlay.path } });
     }
     return new Checkpoint(this.dir, [...this.#shards, overlay], entries);
@@ -92,7 +93,11 @@ export class Checkpoint {
   }
 }
 
-const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Opens files in parallel; if any fails, closes those that opened and rethrows. */
 async function openAll(paths: readonly string[]): Promise<SafetensorsFile[]> {

@@ -44,12 +44,14 @@ export function configSizeProblems(hf: Readonly<Record<string, unknown>>): strin
   const get = (d: Dim) => read(hf, d);
   for (const d of ["layers", "heads", "hidden", "vocab", "intermediate", "positions"] as const) {
     const f = get(d);
-    if (f && Number.isFinite(f.value) && f.value > CONFIG_LIMITS[d]) problems.push(`${f.field} = ${f.value} is more than Kiln accepts (${CONFIG_LIMITS[d].toLocaleString("en-US")})`);
+    if (f && Number.isFinite(f.value) && f.value > CONFIG_LIMITS[d])
+      problems.push(`${f.field} = ${f.value} is more than Kiln accepts (${CONFIG_LIMITS[d].toLocaleString("en-US")})`);
   }
   const [heads, kv, hidden, headDim] = [get("heads"), get("kvHeads"), get("hidden"), get("headDim")];
   if (heads && hidden && !headDim && heads.value > 0 && Number.isInteger(hidden.value) && hidden.value % heads.value !== 0)
     problems.push(`${hidden.field} = ${hidden.value} is not divisible by ${heads.field} = ${heads.value} (and no head_dim is given)`);
-  if (heads && kv && kv.value > 0 && heads.value % kv.value !== 0) problems.push(`${heads.field} = ${heads.value} is not a multiple of ${kv.field} = ${kv.value}`);
+  if (heads && kv && kv.value > 0 && heads.value % kv.value !== 0)
+    problems.push(`${heads.field} = ${heads.value} is not a multiple of ${kv.field} = ${kv.value}`);
   const [layers, vocab, inter] = [get("layers"), get("vocab"), get("intermediate")];
   if (layers && hidden) {
     const h = hidden.value;

@@ -42,7 +42,11 @@ async function checkpoint(name: string) {
 async function read(file: string) {
   const f = await SafetensorsFile.open(file);
   try {
-    return new Map(await Promise.all(f.tensors().map(async (t) => [t.name, { dtype: t.dtype, shape: [...t.shape], bytes: new Uint8Array(await f.readBytes(t.name)) }] as const)));
+    return new Map(
+      await Promise.all(
+        f.tensors().map(async (t) => [t.name, { dtype: t.dtype, shape: [...t.shape], bytes: new Uint8Array(await f.readBytes(t.name)) }] as const),
+      ),
+    );
   } finally {
     await f.close();
   }
@@ -93,11 +97,19 @@ describe("FP8 tensors in conversion plans", () => {
   test("a NaN weight and an inconsistent plan fail naming file and tensor, leaving nothing", async () => {
     const ckpt = await checkpoint("bad");
     const out = join(root, "bad-out");
-    const nan: RankFilePlan<PlanTensor> = { file: "rank0.safetensors", tensors: [{ name: "w", dtype: "F8_E4M3", expr: src("bad"), scaleGroup: "w" }, scaleTensor("s", "w")] };
+    const nan: RankFilePlan<PlanTensor> = {
+      file: "rank0.safetensors",
+      tensors: [{ name: "w", dtype: "F8_E4M3", expr: src("bad"), scaleGroup: "w" }, scaleTensor("s", "w")],
+    };
     await expect(writeCheckpointFiles(ckpt, [nan], out)).rejects.toThrow(/"rank0\.safetensors: w": non-finite value NaN at index 1/);
-    const orphan: RankFilePlan<PlanTensor> = { file: "rank1.safetensors", tensors: [{ name: "w", dtype: "F8_E4M3", expr: src("fc"), scaleGroup: "w" }, scaleTensor("s", "v")] };
+    const orphan: RankFilePlan<PlanTensor> = {
+      file: "rank1.safetensors",
+      tensors: [{ name: "w", dtype: "F8_E4M3", expr: src("fc"), scaleGroup: "w" }, scaleTensor("s", "v")],
+    };
     await expect(writeCheckpointFiles(ckpt, [orphan], out)).rejects.toThrow(ConvertError);
-    await expect(writeCheckpointFiles(ckpt, [orphan], out)).rejects.toThrow(/rank1\.safetensors: scale group "v" has a scale tensor but no F8_E4M3 tensor; rank1\.safetensors: scale group "w" has no scale tensor/);
+    await expect(writeCheckpointFiles(ckpt, [orphan], out)).rejects.toThrow(
+      /rank1\.safetensors: scale group "v" has a scale tensor but no F8_E4M3 tensor; rank1\.safetensors: scale group "w" has no scale tensor/,
+    );
     await ckpt.close();
     expect(await readdir(out).catch(() => [])).toEqual([]);
   });

@@ -182,42 +182,51 @@ async function readOutput(path: string): Promise<Map<string, { shape: number[]; 
 }
 
 describe("streamed conversion equals evalExpr + cast", () => {
-  fcTest.prop([fc.integer(), fc.boolean()], { numRuns: 60 })("random checkpoints, expressions and block sizes, with and without kernel copies", async (seed, viaHelper) => {
-    const r = rng(seed);
-    const fixture = await randomCheckpoint(r);
-    const ckpt = await openCheckpoint(fixture.dir);
-    try {
-      const sources = fixture.tensors.map((t): Shaped => ({ e: src(t.name), shape: t.shape }));
-      const plans: RankFilePlan[] = Array.from({ length: r.int(1, 2) }, (_, f) => ({
-        file: `rank${f}.safetensors`,
-        tensors: Array.from({ length: r.int(1, 4) }, (_, i) => ({ name: `out${i}`, dtype: r.pick(DTYPES), expr: randomExpr(r, sources, r.int(0, 4)).e })),
-        metadata: { rank: String(f) },
-      }));
-      const out = await newDir();
-      const blockBytes = r.pick([4, 6, 8, 12, 36, 64, 100, 4096]);
-      const progress: number[] = [];
-      const result = await writeCheckpointFiles(ckpt, plans, out, { allowNonFinite: true, blockBytes, copyBlockBytes: blockBytes, nativeHelper: viaHelper, onProgress: (done) => progress.push(done) });
-      expect((await readdir(out)).sort()).toEqual(plans.map((p) => p.file).sort());
-      let bytes = 0;
-      for (const plan of plans) {
-        const written = await readOutput(join(out, plan.file));
-        expect([...written.keys()]).toEqual(plan.tensors.map((t) => t.name));
-        for (const t of plan.tensors) {
-          const want = expectedBytes(ckpt, t.expr, t.dtype);
-          const got = written.get(t.name)!;
-          expect(got.dtype).toBe(t.dtype);
-          expect(Buffer.from(got.bytes).equals(Buffer.from(want)), `seed ${seed} ${plan.file}:${t.name} blockBytes ${blockBytes}`).toBe(true);
-          bytes += want.length;
+  fcTest.prop([fc.integer(), fc.boolean()], { numRuns: 60 })(
+    "random checkpoints, expressions and block sizes, with and without kernel copies",
+    async (seed, viaHelper) => {
+      const r = rng(seed);
+      const fixture = await randomCheckpoint(r);
+      const ckpt = await openCheckpoint(fixture.dir);
+      try {
+        const sources = fixture.tensors.map((t): Shaped => ({ e: src(t.name), shape: t.shape }));
+        const plans: RankFilePlan[] = Array.from({ length: r.int(1, 2) }, (_, f) => ({
+          file: `rank${f}.safetensors`,
+          tensors: Array.from({ length: r.int(1, 4) }, (_, i) => ({ name: `out${i}`, dtype: r.pick(DTYPES), expr: randomExpr(r, sources, r.int(0, 4)).e })),
+          metadata: { rank: String(f) },
+        }));
+        const out = await newDir();
+        const blockBytes = r.pick([4, 6, 8, 12, 36, 64, 100, 4096]);
+        const progress: number[] = [];
+        const result = await writeCheckpointFiles(ckpt, plans, out, {
+          allowNonFinite: true,
+          blockBytes,
+          copyBlockBytes: blockBytes,
+          nativeHelper: viaHelper,
+          onProgress: (done) => progress.push(done),
+        });
+        expect((await readdir(out)).sort()).toEqual(plans.map((p) => p.file).sort());
+        let bytes = 0;
+        for (const plan of plans) {
+          const written = await readOutput(join(out, plan.file));
+          expect([...written.keys()]).toEqual(plan.tensors.map((t) => t.name));
+          for (const t of plan.tensors) {
+            const want = expectedBytes(ckpt, t.expr, t.dtype);
+            const got = written.get(t.name)!;
+            expect(got.dtype).toBe(t.dtype);
+            expect(Buffer.from(got.bytes).equals(Buffer.from(want)), `seed ${seed} ${plan.file}:${t.name} blockBytes ${blockBytes}`).toBe(true);
+            bytes += want.length;
+          }
         }
+        expect(result).toMatchObject({ bytesWritten: bytes, tensors: plans.reduce((a, p) => a + p.tensors.length, 0) });
+        expect(result.nativeCopiedBytes + result.nativeCastBytes).toBeLessThanOrEqual(viaHelper && rangeCopier() ? bytes : 0);
+        expect(progress.at(-1)).toBe(bytes);
+        expect(progress.every((v, i) => i === 0 || v > progress[i - 1]!)).toBe(true);
+      } finally {
+        await ckpt.close();
       }
-      expect(result).toMatchObject({ bytesWritten: bytes, tensors: plans.reduce((a, p) => a + p.tensors.length, 0) });
-      expect(result.nativeCopiedBytes + result.nativeCastBytes).toBeLessThanOrEqual(viaHelper && rangeCopier() ? bytes : 0);
-      expect(progress.at(-1)).toBe(bytes);
-      expect(progress.every((v, i) => i === 0 || v > progress[i - 1]!)).toBe(true);
-    } finally {
-      await ckpt.close();
-    }
-  });
+    },
+  );
 
   test("a tensor bigger than a block streams in ceil(bytes / blockBytes) blocks and round-trips", async () => {
     const dir = await newDir();
@@ -324,8 +333,26 @@ describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () =
     const r = rng(11);
     const t = (name: string, dtype: FloatDtype, shape: number[]) => ({ name, dtype, shape, data: randomData(r, dtype, numel(shape)) });
     await writeSafetensors(join(dir, "a.safetensors"), [t("k", "BF16", [32, 4096]), t("o", "BF16", [16, 32768]), t("q", "BF16", [128, 4096])]);
-    await writeSafetensors(join(dir, "b.safetensors"), [t("v", "BF16", [32, 4096]), t("head", "BF16", [999, 64]), t("small", "BF16", [64, 2048]), t("f", "F32", [300, 40])]);
-    await writeFile(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { k: "a.safetensors", o: "a.safetensors", q: "a.safetensors", v: "b.safetensors", head: "b.safetensors", small: "b.safetensors", f: "b.safetensors" } }));
+    await writeSafetensors(join(dir, "b.safetensors"), [
+      t("v", "BF16", [32, 4096]),
+      t("head", "BF16", [999, 64]),
+      t("small", "BF16", [64, 2048]),
+      t("f", "F32", [300, 40]),
+    ]);
+    await writeFile(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify({
+        weight_map: {
+          k: "a.safetensors",
+          o: "a.safetensors",
+          q: "a.safetensors",
+          v: "b.safetensors",
+          head: "b.safetensors",
+          small: "b.safetensors",
+          f: "b.safetensors",
+        },
+      }),
+    );
     return dir;
   }
 
@@ -338,13 +365,21 @@ describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () =
         file: `rank${r}.safetensors`,
         tensors: [
           // [q_r; k_r; v_r] from two source files, each a dim-0 slice: three contiguous runs.
-          { name: `qkv${r}`, dtype: "BF16", expr: concat(0, slice(src("q"), 0, 64 * r, 64 * (r + 1)), slice(src("k"), 0, 16 * r, 16 * (r + 1)), slice(src("v"), 0, 16 * r, 16 * (r + 1))) },
+          {
+            name: `qkv${r}`,
+            dtype: "BF16",
+            expr: concat(0, slice(src("q"), 0, 64 * r, 64 * (r + 1)), slice(src("k"), 0, 16 * r, 16 * (r + 1)), slice(src("v"), 0, 16 * r, 16 * (r + 1))),
+          },
           // Row-parallel: dim-1 slice, 32 KiB rows.
           { name: `o${r}`, dtype: "BF16", expr: slice(src("o"), 1, 16384 * r, 16384 * (r + 1)) },
           // Vocabulary padded to a multiple of tp, then split: the last rank ends in zeros.
           { name: `head${r}`, dtype: "BF16", expr: slice(pad(src("head"), 0, 1000), 0, 500 * r, 500 * (r + 1)) },
           // KV heads replicated: repeat_interleave of whole heads (4 rows of 8 KiB each).
-          { name: `kv_rep${r}`, dtype: "BF16", expr: reshape(repeatInterleave(reshape(slice(src("k"), 0, 8 * r, 8 * (r + 1)), [2, 4 * 4096]), 0, 2), [16, 4096]) },
+          {
+            name: `kv_rep${r}`,
+            dtype: "BF16",
+            expr: reshape(repeatInterleave(reshape(slice(src("k"), 0, 8 * r, 8 * (r + 1)), [2, 4 * 4096]), 0, 2), [16, 4096]),
+          },
           // 2 KiB strided rows: cheaper through memory, so not a kernel copy (nor are 8 KiB ones, see copy-plan.ts).
           { name: `small${r}`, dtype: "BF16", expr: slice(src("small"), 1, 1024 * r, 1024 * (r + 1)) },
           // A transpose is not a copy; nor is a cast, but BF16 -> F16 of a plain copy is cast by the helper.
@@ -362,9 +397,22 @@ describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () =
       const cases = plans();
       const [viaKernel, viaMemory] = [await newDir(), await newDir()];
       const opts = { allowNonFinite: true, ...(blockBytes && { blockBytes, copyBlockBytes: blockBytes }) };
-      const k = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaKernel, opts);
-      const m = await writeCheckpointFiles(ckpt, cases.map((c) => c.plan), viaMemory, { ...opts, nativeHelper: false });
-      const bytesOf = (kind: "kernel" | "cast") => cases.flatMap((c) => c.plan.tensors.filter((t) => c[kind].includes(t.name)).map((t) => expectedBytes(ckpt, t.expr, t.dtype).length)).reduce((a, b) => a + b, 0);
+      const k = await writeCheckpointFiles(
+        ckpt,
+        cases.map((c) => c.plan),
+        viaKernel,
+        opts,
+      );
+      const m = await writeCheckpointFiles(
+        ckpt,
+        cases.map((c) => c.plan),
+        viaMemory,
+        { ...opts, nativeHelper: false },
+      );
+      const bytesOf = (kind: "kernel" | "cast") =>
+        cases
+          .flatMap((c) => c.plan.tensors.filter((t) => c[kind].includes(t.name)).map((t) => expectedBytes(ckpt, t.expr, t.dtype).length))
+          .reduce((a, b) => a + b, 0);
       expect([k.nativeCopiedBytes, k.nativeCastBytes]).toEqual([bytesOf("kernel"), bytesOf("cast")]);
       expect([m.nativeCopiedBytes, m.nativeCastBytes]).toEqual([0, 0]);
       expect(k.bytesWritten).toBe(m.bytesWritten);
@@ -372,7 +420,8 @@ describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () =
         const [a, b] = [readFileSync(join(viaKernel, plan.file)), readFileSync(join(viaMemory, plan.file))];
         expect(a.equals(b), plan.file).toBe(true);
         const written = await readOutput(join(viaKernel, plan.file));
-        for (const t of plan.tensors) expect(Buffer.from(written.get(t.name)!.bytes).equals(Buffer.from(expectedBytes(ckpt, t.expr, t.dtype))), `${plan.file}:${t.name}`).toBe(true);
+        for (const t of plan.tensors)
+          expect(Buffer.from(written.get(t.name)!.bytes).equals(Buffer.from(expectedBytes(ckpt, t.expr, t.dtype))), `${plan.file}:${t.name}`).toBe(true);
       }
     } finally {
       await ckpt.close();
@@ -385,7 +434,11 @@ describe.skipIf(!rangeCopier())("native copies and casts (native/ helper)", () =
     const out = await newDir();
     const info = ckpt.info("o")!;
     await truncate(join(dir, "a.safetensors"), info.byteOffset + 100_000); // inside "o"; "q" is gone
-    const err = await writeCheckpointFiles(ckpt, plans().map((c) => c.plan), out).catch((e: unknown) => e);
+    const err = await writeCheckpointFiles(
+      ckpt,
+      plans().map((c) => c.plan),
+      out,
+    ).catch((e: unknown) => e);
     await ckpt.close();
     expect((err as Error).message).toMatch(/a\.safetensors: tensor "(q|o)": unexpected end of file at byte \d+/);
     expect(await readdir(out)).toEqual([]);
@@ -471,9 +524,21 @@ describe("dtype casts", () => {
   // Expected bit patterns worked out by hand from the IEEE 754 formats, not computed by Kiln.
   const CASES: { name: string; from: FloatDtype; to: FloatDtype; in: number[]; out: number[] }[] = [
     // 1 + 2^-8 is halfway between bf16 1.0 (0x3f80) and 0x3f81: ties go to the even 0x3f80; 1 + 3*2^-8 to 0x3f82.
-    { name: "F32 -> BF16 ties", from: "F32", to: "BF16", in: [1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -8 + 2 ** -20], out: [0x3f80, 0x3f82, 0xbf80, 0x3f81] },
+    {
+      name: "F32 -> BF16 ties",
+      from: "F32",
+      to: "BF16",
+      in: [1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -8 + 2 ** -20],
+      out: [0x3f80, 0x3f82, 0xbf80, 0x3f81],
+    },
     // f16 has 10 mantissa bits: 1 + 2^-11 ties to 0x3c00, 1 + 3*2^-11 to 0x3c02; 65520 ties up to Inf; 65519 -> max.
-    { name: "F32 -> F16 ties and overflow", from: "F32", to: "F16", in: [1 + 2 ** -11, 1 + 3 * 2 ** -11, 65520, 65519, 2 ** -25, 3 * 2 ** -25], out: [0x3c00, 0x3c02, 0x7c00, 0x7bff, 0x0000, 0x0002] },
+    {
+      name: "F32 -> F16 ties and overflow",
+      from: "F32",
+      to: "F16",
+      in: [1 + 2 ** -11, 1 + 3 * 2 ** -11, 65520, 65519, 2 ** -25, 3 * 2 ** -25],
+      out: [0x3c00, 0x3c02, 0x7c00, 0x7bff, 0x0000, 0x0002],
+    },
     // bf16 2^-25 (0x3300) and 1.5 * 2^-24 (0x33c0) are ties between f16 subnormals: 0 and 2 units.
     { name: "BF16 -> F16 subnormal ties", from: "BF16", to: "F16", in: [0x3300, 0x33c0, 0x3f80, 0x4780], out: [0x0000, 0x0002, 0x3c00, 0x7c00] },
     // f16 0x3c04 = 1 + 2^-8 ties to bf16 1.0; 0x3c0c = 1 + 3*2^-8 ties to 0x3f82.
@@ -489,7 +554,10 @@ describe("dtype casts", () => {
       const ckpt = await openCheckpoint(dir);
       const out = await newDir();
       // Concat with itself so the cast also runs on a block that straddles two pieces.
-      await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors: [{ name: "y", dtype: c.to, expr: concat(0, src("x"), src("x")) }] }], out, { blockBytes: 12, allowNonFinite: true });
+      await writeCheckpointFiles(ckpt, [{ file: "r.safetensors", tensors: [{ name: "y", dtype: c.to, expr: concat(0, src("x"), src("x")) }] }], out, {
+        blockBytes: 12,
+        allowNonFinite: true,
+      });
       await ckpt.close();
       const bytes = (await readOutput(join(out, "r.safetensors"))).get("y")!.bytes.slice().buffer;
       const got = c.to === "F32" ? [...new Float32Array(bytes)] : [...new Uint16Array(bytes)];

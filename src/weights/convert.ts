@@ -143,7 +143,14 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   if (isScaleTensor(t) || isConstTensor(t)) {
     // Its expression is zeros of its shape, so it flows through the same planning as the rest.
     const n = isConstTensor(t) ? t.values.length : 1;
-    return { name: t.name, dtype: "F32", work: "F32", node: shapeTree(zeros([n]), () => undefined), elements: n, literal: isConstTensor(t) ? { values: t.values } : { scaleOf: t.scaleOf } };
+    return {
+      name: t.name,
+      dtype: "F32",
+      work: "F32",
+      node: shapeTree(zeros([n]), () => undefined),
+      elements: n,
+      literal: isConstTensor(t) ? { values: t.values } : { scaleOf: t.scaleOf },
+    };
   }
   if (isFp8Tensor(t)) {
     const p = planTensor(source, { name: t.name, dtype: "F32", expr: t.expr });
@@ -342,7 +349,12 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
   }
   if (!t.fp8) {
     const nonFinite = countNonFinite(lane.out, 0, count, t.dtype);
-    const losses = t.work === t.dtype ? undefined : tableCast ? { overflow: Math.max(0, nonFinite - sourceNonFinite) } : castLosses(work, 0, t.work, lane.out, 0, t.dtype, count);
+    const losses =
+      t.work === t.dtype
+        ? undefined
+        : tableCast
+          ? { overflow: Math.max(0, nonFinite - sourceNonFinite) }
+          : castLosses(work, 0, t.work, lane.out, 0, t.dtype, count);
     tally.add(t.name, { nonFinite, ...losses }, { from: t.work, to: t.dtype });
   }
   // In place: code i lands on byte i, which belongs to a float already read.
@@ -354,7 +366,17 @@ async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: Cas
  * Runs a block through the native helper; a failure names the files and tensors involved, as the read/write path
  * does (a source that ends early: the source file and tensor; anything else: the output tensor and its source).
  */
-async function nativeMove(copier: RangeCopier, w: SafetensorsWriter, name: string, fd: number, at: number, block: ReturnType<typeof blockRanges>, table: Uint16Array | undefined, t: PlannedTensor, tally: NumericsTally): Promise<void> {
+async function nativeMove(
+  copier: RangeCopier,
+  w: SafetensorsWriter,
+  name: string,
+  fd: number,
+  at: number,
+  block: ReturnType<typeof blockRanges>,
+  table: Uint16Array | undefined,
+  t: PlannedTensor,
+  tally: NumericsTally,
+): Promise<void> {
   try {
     // The helper counts Inf/NaN in C on the bytes it moves (native/copy_ranges.c), as they land in dtype t.dtype.
     const nonFinite = await copier.copy(fd, at, block.ranges, { ...(table && { table }), map: w.preallocated, scan: t.dtype });
@@ -363,7 +385,9 @@ async function nativeMove(copier: RangeCopier, w: SafetensorsWriter, name: strin
     const err = e as RangeCopyError;
     const src = block.sources[err.range];
     if (err.code === "EOF" && src) throw new SourceReadError(`${src.path}: tensor "${src.name}": ${err.message}`);
-    throw new ConvertError(`${w.path}: tensor "${name}": ${src ? `copying from ${src.path} (tensor "${src.name}")` : "writing zeros"}: ${err.message} (${err.code})`);
+    throw new ConvertError(
+      `${w.path}: tensor "${name}": ${src ? `copying from ${src.path} (tensor "${src.name}")` : "writing zeros"}: ${err.message} (${err.code})`,
+    );
   }
 }
 
@@ -405,7 +429,10 @@ async function streamFiles(
     for (const f of files) {
       const shapes = f.tensors.map((t) => ({ name: t.name, dtype: storedDtype(t), shape: [...t.node.shape] }));
       const residue = bestDataResidue(placedCopies(f), slots, DATA_ALIGN);
-      const writerOpts = { ...(residue !== undefined && { dataOffsetResidue: residue }), ...(copier && { preallocate: (fd: number, size: number) => copier.preallocate(fd, size) }) };
+      const writerOpts = {
+        ...(residue !== undefined && { dataOffsetResidue: residue }),
+        ...(copier && { preallocate: (fd: number, size: number) => copier.preallocate(fd, size) }),
+      };
       writers.push(await SafetensorsWriter.create(join(outDir, f.file), shapes, f.metadata, writerOpts));
     }
     const queues = writers.map((w) => new WriteQueue(w));
@@ -417,7 +444,11 @@ async function streamFiles(
       const table = job.t.native === "cast" ? castTable(work, dtype) : undefined;
       const filled = job.viaHelper ? Promise.resolve(undefined) : fillBlock(lane, job, workers, tally);
       const write = job.viaHelper
-        ? Promise.resolve((w: SafetensorsWriter) => w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) => nativeMove(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table, job.t, tally)))
+        ? Promise.resolve((w: SafetensorsWriter) =>
+            w.writeWith(name, job.count * FLOAT_BYTES[dtype], (fd, at) =>
+              nativeMove(copier!, w, name, fd, at, blockRanges(node, job.start, job.count, work, slots), table, job.t, tally),
+            ),
+          )
         : filled.then((bytes) => (w: SafetensorsWriter) => w.write(name, bytes!));
       const written = queues[job.file]!.push(write);
       // A failed fill also fails its write; waiting for both means no read is still landing in the lane.
@@ -483,9 +514,18 @@ export async function writeCheckpointFiles(
   plans: readonly RankFilePlan<PlanTensor>[],
   outDir: string,
   opts: ConvertOptions = {},
-): Promise<{ bytesWritten: number; tensors: number; nativeCopiedBytes: number; nativeCastBytes: number; numerics: { nonFinite: string[]; underflow: string[] } }> {
+): Promise<{
+  bytesWritten: number;
+  tensors: number;
+  nativeCopiedBytes: number;
+  nativeCastBytes: number;
+  numerics: { nonFinite: string[]; underflow: string[] };
+}> {
   const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
-  for (const [key, v] of [["blockBytes", blockBytes], ["copyBlockBytes", opts.copyBlockBytes ?? COPY_BLOCK_BYTES]] as const) {
+  for (const [key, v] of [
+    ["blockBytes", blockBytes],
+    ["copyBlockBytes", opts.copyBlockBytes ?? COPY_BLOCK_BYTES],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < 4) throw new ConvertError(`${key} must be an integer >= 4, got ${v}`);
   }
   const files = validatePlans(source, plans);
@@ -497,10 +537,17 @@ export async function writeCheckpointFiles(
     try {
       await resolveFp8Scales(files, sources.slots, blockBytes);
       const copier = opts.nativeHelper === false ? undefined : rangeCopier();
-      const nativeBytes = (kind: PlannedTensor["native"]) => (copier ? all.reduce((a, t) => a + (t.native === kind ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0);
+      const nativeBytes = (kind: PlannedTensor["native"]) =>
+        copier ? all.reduce((a, t) => a + (t.native === kind ? t.elements * FLOAT_BYTES[t.dtype] : 0), 0) : 0;
       const tally = new NumericsTally();
       const bytesWritten = await streamFiles(files, outDir, sources.slots, workers, blockBytes, opts, copier, tally);
-      return { bytesWritten, tensors: all.length, nativeCopiedBytes: nativeBytes("copy"), nativeCastBytes: nativeBytes("cast"), numerics: { nonFinite: tally.problems(), underflow: tally.warnings() } };
+      return {
+        bytesWritten,
+        tensors: all.length,
+        nativeCopiedBytes: nativeBytes("copy"),
+        nativeCastBytes: nativeBytes("cast"),
+        numerics: { nonFinite: tally.problems(), underflow: tally.warnings() },
+      };
     } finally {
       await workers?.close();
     }

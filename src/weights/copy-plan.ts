@@ -32,14 +32,22 @@ export function isPlainCopy(node: ShapedExpr, elements: number, dtype: FloatDtyp
     if (e === PIECES_FULL) return false;
     throw e;
   }
-  return list.items.every((p) => p.kind === "zero" || (p.kind === "read" && dtypeOf(p.source) === dtype && (p.rows === 1 || p.count * FLOAT_BYTES[dtype] >= MIN_ROW_BYTES)));
+  return list.items.every(
+    (p) => p.kind === "zero" || (p.kind === "read" && dtypeOf(p.source) === dtype && (p.rows === 1 || p.count * FLOAT_BYTES[dtype] >= MIN_ROW_BYTES)),
+  );
 }
 
 /**
  * Byte ranges ([fdIn, srcPos, dstOffset, length], see copy-ranges.ts) of elements [start, start + count), and
  * the source slot each range reads (undefined: zeros), to name the source when a copy fails.
  */
-export function blockRanges(node: ShapedExpr, start: number, count: number, dtype: FloatDtype, slots: ReadonlyMap<string, SourceSlot>): { ranges: CopyRanges; sources: (SourceSlot | undefined)[] } {
+export function blockRanges(
+  node: ShapedExpr,
+  start: number,
+  count: number,
+  dtype: FloatDtype,
+  slots: ReadonlyMap<string, SourceSlot>,
+): { ranges: CopyRanges; sources: (SourceSlot | undefined)[] } {
   const list = new PieceList(Number.POSITIVE_INFINITY);
   collect(node, start, count, 0, list);
   const b = FLOAT_BYTES[dtype];

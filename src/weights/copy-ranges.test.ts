@@ -34,7 +34,33 @@ describe.skipIf(!copier)("kernel range copies", () => {
       // [fdIn, srcPos, dstOffset, length], dstOffset relative to the base 1000. The first range keeps its page
       // offset (source 5000 -> destination 1000 + 4000 + 4096), so the kernel may copy it; the others shift bytes
       // within pages and go through the buffer.
-      await copier!.copy(fo, 1000, new Float64Array([fa, 5000, 8096, 1 << 20, fa, 5, 0, 8091, ZERO_FD, 0, a.length - 5, 70_000, fb, 9_999, a.length + 69_995, 2, fb, 0, a.length + 69_997, 3]), { kernel });
+      await copier!.copy(
+        fo,
+        1000,
+        new Float64Array([
+          fa,
+          5000,
+          8096,
+          1 << 20,
+          fa,
+          5,
+          0,
+          8091,
+          ZERO_FD,
+          0,
+          a.length - 5,
+          70_000,
+          fb,
+          9_999,
+          a.length + 69_995,
+          2,
+          fb,
+          0,
+          a.length + 69_997,
+          3,
+        ]),
+        { kernel },
+      );
     } finally {
       [fa, fb, fo].forEach(closeSync);
     }

@@ -50,17 +50,27 @@ let loaded: { copier: RangeCopier | undefined } | undefined;
 function load(): RangeCopier | undefined {
   if (process.env.KILN_NATIVE === "0") return undefined;
   if (!existsSync(ADDON)) {
-    if (process.env.KILN_REQUIRE_NATIVE === "1") throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
+    if (process.env.KILN_REQUIRE_NATIVE === "1")
+      throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
     return undefined;
   }
   const addon = createRequire(import.meta.url)(ADDON) as {
-    copyRanges: (fdOut: number, dstBase: number, ranges: CopyRanges, kernel: boolean, table: Uint16Array | null, map: boolean, scan: number) => Promise<number | undefined>;
+    copyRanges: (
+      fdOut: number,
+      dstBase: number,
+      ranges: CopyRanges,
+      kernel: boolean,
+      table: Uint16Array | null,
+      map: boolean,
+      scan: number,
+    ) => Promise<number | undefined>;
     preallocate: (fd: number, size: number) => boolean;
   };
   return {
     // An addon built before `scan` existed ignores the 7th argument and resolves undefined: no count, so 0.
     // Malformed arguments still throw at once (not as a rejection).
-    copy: (fdOut, dstBase, ranges, { kernel = true, table, map = false, scan } = {}) => addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null, map, scan ? SCAN_KIND[scan] : 0).then((n) => n ?? 0),
+    copy: (fdOut, dstBase, ranges, { kernel = true, table, map = false, scan } = {}) =>
+      addon.copyRanges(fdOut, dstBase, ranges, kernel, table ?? null, map, scan ? SCAN_KIND[scan] : 0).then((n) => n ?? 0),
     preallocate: (fd, size) => addon.preallocate(fd, size),
   };
 }

@@ -153,7 +153,8 @@ export function collect(node: ShapedExpr, start: number, count: number, dst: num
   if (count === 0) return;
   if ("source" in e) out.read(e.source, start, count, dst);
   else if (e.op === "zeros") out.zero(count, dst);
-  else if (e.op === "reshape") collect(node.kids[0]!, start, count, dst, out); // row-major order is unchanged
+  else if (e.op === "reshape")
+    collect(node.kids[0]!, start, count, dst, out); // row-major order is unchanged
   else if (e.op === "transpose") out.transpose(node, start, count, dst);
   else collectAxis(e, node, start, count, dst, out);
 }

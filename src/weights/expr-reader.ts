@@ -67,10 +67,7 @@ function halve(segments: readonly Segment[]): Segment[][] {
   if (segments.length > 1) return [segments.slice(0, segments.length >> 1), segments.slice(segments.length >> 1)];
   const s = segments[0]!;
   const h = Math.floor(s.count / 2);
-  return [
-    [{ start: s.start, count: h, dst: s.dst }],
-    [{ start: s.start + h, count: s.count - h, dst: s.dst + h }],
-  ];
+  return [[{ start: s.start, count: h, dst: s.dst }], [{ start: s.start + h, count: s.count - h, dst: s.dst + h }]];
 }
 
 /** Rows [r0, r1) of a piece that fall in one span. */
@@ -128,7 +125,13 @@ export class ExprReader {
           if (slot.dtype === work && rowBytes >= DIRECT_READ_MIN) {
             const at = (p.dst + r * p.dstStride) * wb;
             await readFully(slot, bytes.subarray(at, at + rowBytes), start);
-          } else if (span && span.fd === slot.fd && start >= span.start && start <= span.end + Math.max(COALESCE_GAP, rowBytes) && end - span.start <= this.#scratch.byteLength) {
+          } else if (
+            span &&
+            span.fd === slot.fd &&
+            start >= span.start &&
+            start <= span.end + Math.max(COALESCE_GAP, rowBytes) &&
+            end - span.start <= this.#scratch.byteLength
+          ) {
             span.end = Math.max(span.end, end);
             const last = span.rows.at(-1)!;
             if (last.p === p && last.r1 === r) last.r1++;
@@ -174,7 +177,12 @@ export class ExprReader {
     const width = Math.ceil((p.start + p.count) / rows) - j0;
     const wb = FLOAT_BYTES[work];
     const temp = new ArrayBuffer(rows * width * wb); // temp[i * width + (j - j0)] = input[i, j]
-    await this.fill(kid, work, Array.from({ length: rows }, (_, i) => ({ start: i * cols + j0, count: width, dst: i * width })), temp);
+    await this.fill(
+      kid,
+      work,
+      Array.from({ length: rows }, (_, i) => ({ start: i * cols + j0, count: width, dst: i * width })),
+      temp,
+    );
     const from = wordsOf(temp, wb);
     const to = wordsOf(dst, wb);
     const end = p.start + p.count;

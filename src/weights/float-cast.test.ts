@@ -64,7 +64,10 @@ describe("CastWorkers", () => {
   test("give castFloats' bits on all 65 536 patterns, both directions, aligned, unaligned and in place", async () => {
     const workers = new CastWorkers(2);
     try {
-      for (const [from, to, want] of [["BF16", "F16", bf16ToF16(ALL_HALVES)], ["F16", "BF16", f16ToBf16(ALL_HALVES)]] as const) {
+      for (const [from, to, want] of [
+        ["BF16", "F16", bf16ToF16(ALL_HALVES)],
+        ["F16", "BF16", f16ToBf16(ALL_HALVES)],
+      ] as const) {
         for (const offset of [0, 2]) {
           const src = shared(ALL_HALVES, offset);
           const dst = new SharedArrayBuffer(offset + ALL_HALVES.byteLength);

@@ -5,7 +5,15 @@ import { src } from "./weight-map.ts";
 describe("quantized plan tensors", () => {
   const w = (name: string, scaleGroup: string) => ({ name, dtype: "F8_E4M3" as const, expr: src(name), scaleGroup });
   it("accepts groups with members and scales (a shared scale stored beside each member)", () => {
-    expect(quantTensorProblems([w("a.fc.weight", "a.fc"), scaleTensor("a.fc.weights_scaling_factor", "a.fc"), w("a.gate.weight", "a.fc"), scaleTensor("a.gate.weights_scaling_factor", "a.fc"), constTensor("s", [0.5])])).toEqual([]);
+    expect(
+      quantTensorProblems([
+        w("a.fc.weight", "a.fc"),
+        scaleTensor("a.fc.weights_scaling_factor", "a.fc"),
+        w("a.gate.weight", "a.fc"),
+        scaleTensor("a.gate.weights_scaling_factor", "a.fc"),
+        constTensor("s", [0.5]),
+      ]),
+    ).toEqual([]);
   });
   it("reports orphan scales, missing scales and bad literals", () => {
     expect(quantTensorProblems([w("x.weight", "x"), scaleTensor("y.s", "y"), constTensor("c", [NaN]), constTensor("e", [])])).toEqual([

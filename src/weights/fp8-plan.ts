@@ -55,7 +55,8 @@ export function quantTensorProblems(tensors: readonly object[]): string[] {
   for (const t of tensors) {
     if (isFp8Tensor(t)) members.add(t.scaleGroup);
     if (isScaleTensor(t)) scales.add(t.scaleOf);
-    if (isConstTensor(t) && (t.values.length === 0 || !t.values.every(Number.isFinite))) problems.push(`tensor "${t.name}": literal values must be finite and non-empty`);
+    if (isConstTensor(t) && (t.values.length === 0 || !t.values.every(Number.isFinite)))
+      problems.push(`tensor "${t.name}": literal values must be finite and non-empty`);
   }
   for (const g of scales) if (!members.has(g)) problems.push(`scale group "${g}" has a scale tensor but no F8_E4M3 tensor`);
   for (const g of members) if (!scales.has(g)) problems.push(`scale group "${g}" has no scale tensor`);

@@ -77,7 +77,12 @@ describe("f16", () => {
 
   test("f16 -> f32 -> f16 is the identity on all patterns, NaN payloads included", () => {
     const all = new Uint16Array(65536).map((_, i) => i);
-    expect(firstDiff(f32ToF16(f16ToF32(all)), all.map((h) => (isNanF16(h) ? h | 0x200 : h)))).toBe(-1);
+    expect(
+      firstDiff(
+        f32ToF16(f16ToF32(all)),
+        all.map((h) => (isNanF16(h) ? h | 0x200 : h)),
+      ),
+    ).toBe(-1);
   });
 
   test("f32 -> f16 matches the oracle on 300k random bit patterns", () => {
@@ -151,7 +156,12 @@ describe("bf16", () => {
     for (const h of [0x3f80, 0xbf80, 0x7f80, 0xff80, 0x0001, 0x8000]) expect(Object.is(wide[h], bf16BitsToF32(h))).toBe(true);
     expect(wide[0x3f80]).toBe(1);
     expect(wide[0xc040]).toBe(-3);
-    expect(firstDiff(f32ToBf16(wide), all.map((h) => (isNanBf16(h) ? h | 0x40 : h)))).toBe(-1);
+    expect(
+      firstDiff(
+        f32ToBf16(wide),
+        all.map((h) => (isNanBf16(h) ? h | 0x40 : h)),
+      ),
+    ).toBe(-1);
   });
 
   test("f32 -> bf16 matches a value-based reference on 300k random bit patterns", () => {

@@ -12,10 +12,19 @@ describe("slidingWindowsFromHF", () => {
     expect(slidingWindowsFromHF({ sliding_window: 64, use_sliding_window: true, max_window_layers: 2 }, 4)).toEqual([0, 0, 64, 64]);
   });
   it("layer_types wins (alternating local/global, Gemma 2 style)", () =>
-    expect(slidingWindowsFromHF({ sliding_window: 8, use_sliding_window: false, layer_types: ["sliding_attention", "full_attention", "sliding_attention", "full_attention"] }, 4)).toEqual([8, 0, 8, 0]));
+    expect(
+      slidingWindowsFromHF(
+        { sliding_window: 8, use_sliding_window: false, layer_types: ["sliding_attention", "full_attention", "sliding_attention", "full_attention"] },
+        4,
+      ),
+    ).toEqual([8, 0, 8, 0]));
   it("rejects a layer_types list of the wrong length or an unknown type, naming config.json", () => {
-    expect(() => slidingWindowsFromHF({ sliding_window: 8, layer_types: ["full_attention"] }, 2)).toThrow(new ConfigError("config.json: layer_types has 1 entries for 2 layers"));
-    expect(() => slidingWindowsFromHF({ sliding_window: 8, layer_types: ["chunked_attention"] }, 1)).toThrow(/layer_types\[0\] 'chunked_attention' is not supported/);
+    expect(() => slidingWindowsFromHF({ sliding_window: 8, layer_types: ["full_attention"] }, 2)).toThrow(
+      new ConfigError("config.json: layer_types has 1 entries for 2 layers"),
+    );
+    expect(() => slidingWindowsFromHF({ sliding_window: 8, layer_types: ["chunked_attention"] }, 1)).toThrow(
+      /layer_types\[0\] 'chunked_attention' is not supported/,
+    );
     expect(() => slidingWindowsFromHF({ layer_types: ["sliding_attention"] }, 1)).toThrow(/sliding_window is not set/);
   });
 });
@@ -39,6 +48,8 @@ describe("rotaryDimFromHF", () => {
 
 describe("ropeFromHF", () => {
   it("refuses scaling types Kiln does not implement (Phi-3's longrope) in one line naming config.json", () => {
-    expect(() => ropeFromHF({ rope_parameters: { rope_type: "longrope", rope_theta: 1e4 } })).toThrow(new ConfigError("config.json: rope scaling type 'longrope' is not supported (supported: default, linear, llama3)"));
+    expect(() => ropeFromHF({ rope_parameters: { rope_type: "longrope", rope_theta: 1e4 } })).toThrow(
+      new ConfigError("config.json: rope scaling type 'longrope' is not supported (supported: default, linear, llama3)"),
+    );
   });
 });

@@ -46,7 +46,9 @@ const RopeScaling4 = z.looseObject({
 export const HFRopeFields = {
   rope_theta: z.number().positive().optional(),
   rope_scaling: RopeScaling4.nullable().optional(),
-  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional(), partial_rotary_factor: z.number().positive().max(1).optional() }).nullable().optional(),
+  rope_parameters: RopeScaling4.extend({ rope_theta: z.number().positive().optional(), partial_rotary_factor: z.number().positive().max(1).optional() })
+    .nullable()
+    .optional(),
   /** Partial rotary in its several spellings (transformers 4.x `rotary_pct` / `partial_rotary_factor` / `rotary_dim`). */
   partial_rotary_factor: z.number().positive().max(1).optional(),
   rotary_pct: z.number().positive().max(1).optional(),
@@ -56,10 +58,17 @@ export const HFRopeFields = {
 export interface KilnRope {
   readonly theta: number;
   /** null, {type:"linear", factor} or {type:"llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings}. */
-  readonly scaling: null | { type: "linear"; factor: number } | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  readonly scaling:
+    | null
+    | { type: "linear"; factor: number }
+    | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 }
 
-type RopeInput = { rope_theta?: number | undefined; rope_scaling?: z.infer<typeof RopeScaling4> | null | undefined; rope_parameters?: (z.infer<typeof RopeScaling4> & { rope_theta?: number | undefined }) | null | undefined };
+type RopeInput = {
+  rope_theta?: number | undefined;
+  rope_scaling?: z.infer<typeof RopeScaling4> | null | undefined;
+  rope_parameters?: (z.infer<typeof RopeScaling4> & { rope_theta?: number | undefined }) | null | undefined;
+};
 
 /** Rotary theta and scaling from either config form; an unsupported scaling type is a one-line ConfigError. */
 export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
@@ -102,7 +111,8 @@ type PartialRotaryInput = {
 export function rotaryDimFromHF(c: PartialRotaryInput, headDim: number, defaultFactor = 1): number {
   const factor = c.rope_parameters?.partial_rotary_factor ?? c.partial_rotary_factor ?? c.rotary_pct ?? defaultFactor;
   const dim = c.rotary_dim ?? Math.trunc(headDim * factor);
-  if (dim <= 0 || dim > headDim || dim % 2 !== 0) throw new ConfigError(`config.json: partial rotary gives ${dim} rotary channels of head_dim ${headDim}; it must be even and in (0, head_dim]`);
+  if (dim <= 0 || dim > headDim || dim % 2 !== 0)
+    throw new ConfigError(`config.json: partial rotary gives ${dim} rotary channels of head_dim ${headDim}; it must be even and in (0, head_dim]`);
   return dim;
 }
 
@@ -114,7 +124,12 @@ export const HFSlidingWindowFields = {
   layer_types: z.array(z.string()).nullish(),
 };
 
-type SlidingInput = { sliding_window?: number | null | undefined; use_sliding_window?: boolean | undefined; max_window_layers?: number | undefined; layer_types?: string[] | null | undefined };
+type SlidingInput = {
+  sliding_window?: number | null | undefined;
+  use_sliding_window?: boolean | undefined;
+  max_window_layers?: number | undefined;
+  layer_types?: string[] | null | undefined;
+};
 
 /**
  * Per-layer attention window in tokens (0 = global), as transformers decides it: an explicit `layer_types` list
@@ -129,7 +144,8 @@ export function slidingWindowsFromHF(c: SlidingInput, layers: number): number[] 
     if (c.layer_types.length !== layers) throw new ConfigError(`config.json: layer_types has ${c.layer_types.length} entries for ${layers} layers`);
     return c.layer_types.map((t, i) => {
       if (t === "full_attention") return 0;
-      if (t !== "sliding_attention") throw new ConfigError(`config.json: layer_types[${i}] '${t}' is not supported (supported: full_attention, sliding_attention)`);
+      if (t !== "sliding_attention")
+        throw new ConfigError(`config.json: layer_types[${i}] '${t}' is not supported (supported: full_attention, sliding_attention)`);
       if (!w) throw new ConfigError(`config.json: layer_types[${i}] is sliding_attention but sliding_window is not set`);
       return w;
     });

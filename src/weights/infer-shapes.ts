@@ -19,7 +19,11 @@ export function inferSourceShapes(map: WeightMap, paramShapes: ReadonlyMap<strin
       return;
     }
     if (e.op === "slice") {
-      visit(e.x, shape.map((d, i) => (i === e.dim ? e.end : d)), where);
+      visit(
+        e.x,
+        shape.map((d, i) => (i === e.dim ? e.end : d)),
+        where,
+      );
       return;
     }
     if (e.op === "zeros") return;

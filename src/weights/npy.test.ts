@@ -6,11 +6,17 @@ import { decodeNpy, encodeNpy } from "./npy.ts";
 
 describe("npy", () => {
   it("round-trips float32, float16 and int32 with the header padded to 64 bytes", () => {
-    for (const [dtype, data] of [["float32", Float32Array.from([1.5, -2, 3.25, 0, 1e-3, 7])], ["float16", Float32Array.from([1.5, -2, 3.25, 0, 0.5, 7])], ["int32", Int32Array.from([1, -2, 3, 0, 2 ** 30, 7])]] as const) {
+    for (const [dtype, data] of [
+      ["float32", Float32Array.from([1.5, -2, 3.25, 0, 1e-3, 7])],
+      ["float16", Float32Array.from([1.5, -2, 3.25, 0, 0.5, 7])],
+      ["int32", Int32Array.from([1, -2, 3, 0, 2 ** 30, 7])],
+    ] as const) {
       const bytes = encodeNpy({ dtype, shape: [1, 2, 3], data });
       const headerLen = bytes[8]! | (bytes[9]! << 8);
       expect((10 + headerLen) % 64).toBe(0);
-      expect(new TextDecoder().decode(bytes.subarray(10, 10 + headerLen))).toMatch(/^\{'descr': '<[fi][42]', 'fortran_order': False, 'shape': \(1, 2, 3\), \} *\n$/);
+      expect(new TextDecoder().decode(bytes.subarray(10, 10 + headerLen))).toMatch(
+        /^\{'descr': '<[fi][42]', 'fortran_order': False, 'shape': \(1, 2, 3\), \} *\n$/,
+      );
       const back = decodeNpy(bytes);
       expect(back.shape).toEqual([1, 2, 3]);
       expect([...back.data]).toEqual([...data]);

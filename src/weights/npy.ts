@@ -50,11 +50,18 @@ export function decodeNpy(bytes: Uint8Array, where = "npy"): NpyArray {
   const m = /'descr': '([<>|a-z0-9]+)', 'fortran_order': False, 'shape': \(([0-9, ]*)\)/.exec(header);
   const dtype = m && (Object.keys(DESCR) as NpyDtype[]).find((d) => DESCR[d] === m[1]);
   if (!m || !dtype) throw new NpyError(`${where}: unsupported header ${header.trim()}`);
-  const shape = m[2]!.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
+  const shape = m[2]!
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map(Number);
   const n = shape.reduce((x, y) => x * y, 1);
   if (bytes.length !== 10 + len + n * BYTES[dtype]) throw new NpyError(`${where}: ${bytes.length - 10 - len} data bytes for shape [${shape}] ${dtype}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset + 10 + len);
   if (dtype === "float16") return { dtype, shape, data: f16ToF32(Uint16Array.from({ length: n }, (_, i) => view.getUint16(i * 2, true))) };
-  const data = dtype === "int32" ? Int32Array.from({ length: n }, (_, i) => view.getInt32(i * 4, true)) : Float32Array.from({ length: n }, (_, i) => view.getFloat32(i * 4, true));
+  const data =
+    dtype === "int32"
+      ? Int32Array.from({ length: n }, (_, i) => view.getInt32(i * 4, true))
+      : Float32Array.from({ length: n }, (_, i) => view.getFloat32(i * 4, true));
   return { dtype, shape, data };
 }

@@ -58,7 +58,9 @@ describe("castLosses", () => {
     t.add("a", { nonFinite: 2, overflow: 2 }, { from: "F32", to: "F16" });
     t.add("b", { nonFinite: 1 });
     t.add("c", { underflow: 3 }, { from: "F32", to: "F16" });
-    expect(() => t.check(false, "out")).toThrow(/out: 2 tensors would hold non-finite weights: tensor "a": 2 values overflow to Inf in the cast from F32 to F16; tensor "b": 1 non-finite value \(Inf\/NaN\) in the source/);
+    expect(() => t.check(false, "out")).toThrow(
+      /out: 2 tensors would hold non-finite weights: tensor "a": 2 values overflow to Inf in the cast from F32 to F16; tensor "b": 1 non-finite value \(Inf\/NaN\) in the source/,
+    );
     expect(() => t.check(true, "out")).not.toThrow();
     expect(t.warnings()).toEqual(['tensor "c": 3 non-zero values underflow to zero in the cast from F32 to F16']);
   });

@@ -65,7 +65,15 @@ export interface CastLosses {
 }
 
 /** Overflow and underflow of a finished cast of `count` floats (src in `from`, dst in `to`, both aligned). */
-export function castLosses(src: ArrayBufferLike, srcOffset: number, from: FloatDtype, dst: ArrayBufferLike, dstOffset: number, to: FloatDtype, count: number): CastLosses {
+export function castLosses(
+  src: ArrayBufferLike,
+  srcOffset: number,
+  from: FloatDtype,
+  dst: ArrayBufferLike,
+  dstOffset: number,
+  to: FloatDtype,
+  count: number,
+): CastLosses {
   if (from === to || to === "F32" || from === "F16") return { overflow: 0, underflow: 0 }; // widening or exact
   const sm = EXP_MASK[from];
   const dm = EXP_MASK[to];
@@ -120,8 +128,12 @@ export class NumericsTally {
       .map(([name, t]) => {
         const fromSource = t.nonFinite - t.overflow;
         const parts = [
-          t.afterTableCast ? `${fmt(t.nonFinite)} non-finite value${s(t.nonFinite)} after the cast from ${t.cast} (Inf/NaN in the source, or values beyond the target range)` : fromSource > 0 && `${fmt(fromSource)} non-finite value${s(fromSource)} (Inf/NaN) in the source`,
-          !t.afterTableCast && t.overflow > 0 && `${fmt(t.overflow)} value${s(t.overflow)} overflow${t.overflow === 1 ? "s" : ""} to Inf in the cast from ${t.cast}`,
+          t.afterTableCast
+            ? `${fmt(t.nonFinite)} non-finite value${s(t.nonFinite)} after the cast from ${t.cast} (Inf/NaN in the source, or values beyond the target range)`
+            : fromSource > 0 && `${fmt(fromSource)} non-finite value${s(fromSource)} (Inf/NaN) in the source`,
+          !t.afterTableCast &&
+            t.overflow > 0 &&
+            `${fmt(t.overflow)} value${s(t.overflow)} overflow${t.overflow === 1 ? "s" : ""} to Inf in the cast from ${t.cast}`,
         ].filter(Boolean);
         return `tensor "${name}": ${parts.join(", ")}`;
       });
@@ -129,14 +141,21 @@ export class NumericsTally {
 
   /** Underflow counts, reported but not errors (the values become zero, which is finite). */
   warnings(): string[] {
-    return [...this.#tensors].filter(([, t]) => t.underflow > 0).map(([name, t]) => `tensor "${name}": ${fmt(t.underflow)} non-zero value${s(t.underflow)} underflow${t.underflow === 1 ? "s" : ""} to zero in the cast from ${t.cast}`);
+    return [...this.#tensors]
+      .filter(([, t]) => t.underflow > 0)
+      .map(
+        ([name, t]) =>
+          `tensor "${name}": ${fmt(t.underflow)} non-zero value${s(t.underflow)} underflow${t.underflow === 1 ? "s" : ""} to zero in the cast from ${t.cast}`,
+      );
   }
 
   /** Throws NumericsError listing the problems (capped), unless `allow`. */
   check(allow: boolean, where: string): void {
     const p = this.problems();
     if (p.length === 0 || allow) return;
-    throw new NumericsError(`${where}: ${p.length} tensor${s(p.length)} would hold non-finite weights: ${capList(p, 8, "; ")}. Pass --allow-nonfinite to write them anyway`);
+    throw new NumericsError(
+      `${where}: ${p.length} tensor${s(p.length)} would hold non-finite weights: ${capList(p, 8, "; ")}. Pass --allow-nonfinite to write them anyway`,
+    );
   }
 }
 

@@ -154,7 +154,13 @@ describe("reading the HF fixtures", () => {
     const tensors = f.tensors();
     expect(tensors).toHaveLength(28);
     expect(tensors[0]).toEqual({ name: "transformer.h.0.attn.c_attn.bias", dtype: "F32", shape: [192], byteOffset: 8 + 2624, byteLength: 768 });
-    expect(f.info("transformer.wte.weight")).toEqual({ name: "transformer.wte.weight", dtype: "F32", shape: [512, 64], byteOffset: 435784, byteLength: 131072 });
+    expect(f.info("transformer.wte.weight")).toEqual({
+      name: "transformer.wte.weight",
+      dtype: "F32",
+      shape: [512, 64],
+      byteOffset: 435784,
+      byteLength: 131072,
+    });
     expect(f.info("transformer.h.1.mlp.c_fc.weight")?.shape).toEqual([64, 256]);
     expect(f.info("lm_head.weight")).toBeUndefined(); // tied embeddings: not stored
 
@@ -226,7 +232,12 @@ describe("header validation", () => {
     ["data_offsets of wrong arity", { a: t({ data_offsets: [0] }) }, 8, /tensor "a": "data_offsets" must be \[begin, end\]/],
     ["negative data_offsets", { a: t({ data_offsets: [-8, 0] }) }, 8, /tensor "a": "data_offsets" must be \[begin, end\]/],
     ["end before begin", { a: t({ data_offsets: [8, 0] }) }, 8, /tensor "a": data_offsets \[8, 0\] end before begin/],
-    ["offsets past the data section", { a: t({ data_offsets: [0, 16], shape: [4] }) }, 8, /tensor "a": data_offsets \[0, 16\] run past the 8-byte data section/],
+    [
+      "offsets past the data section",
+      { a: t({ data_offsets: [0, 16], shape: [4] }) },
+      8,
+      /tensor "a": data_offsets \[0, 16\] run past the 8-byte data section/,
+    ],
     ["byte length not shape x dtype", { a: t({ shape: [3] }) }, 8, /tensor "a": has 8 bytes but shape \[3\] of F32 needs 12/],
     ["overlapping tensors", { a: t(), b: t({ data_offsets: [4, 12] }) }, 12, /tensors "a" \[0, 8\) and "b" \[4, 12\) overlap/],
     ["identical tensors", { a: t(), b: t() }, 8, /tensors "a" \[0, 8\) and "b" \[0, 8\) overlap/],
@@ -271,7 +282,11 @@ describe("reader misuse", () => {
 
 describe("streaming writer", () => {
   const tempsLeft = async (path: string) => (await readdir(dir)).filter((n) => n.startsWith(`${path.split("/").at(-1)}.tmp-`));
-  const missing = (path: string) => stat(path).then(() => false, () => true);
+  const missing = (path: string) =>
+    stat(path).then(
+      () => false,
+      () => true,
+    );
 
   test("chunked, concurrent writes in any tensor order; nothing at path until finish", async () => {
     const path = tmp();
@@ -314,7 +329,9 @@ describe("streaming writer", () => {
 
   test("a residue that is not a multiple of 8 below 4096 is refused", async () => {
     for (const bad of [4, 4096, -8, 1.5]) {
-      await expect(SafetensorsWriter.create(tmp(), [], undefined, { dataOffsetResidue: bad })).rejects.toThrow(/data offset residue must be a multiple of 8 in \[0, 4096\)/);
+      await expect(SafetensorsWriter.create(tmp(), [], undefined, { dataOffsetResidue: bad })).rejects.toThrow(
+        /data offset residue must be a multiple of 8 in \[0, 4096\)/,
+      );
     }
   });
 
@@ -367,7 +384,14 @@ describe("streaming writer", () => {
   });
 
   test.each([
-    ["duplicate names", [{ name: "a", dtype: "F32", shape: [1] }, { name: "a", dtype: "F32", shape: [1] }], /tensor "a": duplicate tensor name/],
+    [
+      "duplicate names",
+      [
+        { name: "a", dtype: "F32", shape: [1] },
+        { name: "a", dtype: "F32", shape: [1] },
+      ],
+      /tensor "a": duplicate tensor name/,
+    ],
     ["the reserved name", [{ name: "__metadata__", dtype: "F32", shape: [1] }], /tensor "__metadata__": invalid tensor name/],
     ["a bad shape", [{ name: "a", dtype: "F32", shape: [2, -1] }], /tensor "a": "shape" must be an array of non-negative integers/],
     ["an unknown dtype", [{ name: "a", dtype: "Q4", shape: [2] }], /tensor "a": unknown dtype "Q4"/],

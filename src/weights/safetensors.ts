@@ -234,7 +234,10 @@ export class SafetensorsFile {
     const handle = await openFile(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
       const st = await handle.stat();
-      if (!st.isFile()) throw new SafetensorsError(`${path}: is ${st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file"}, not a safetensors file`);
+      if (!st.isFile())
+        throw new SafetensorsError(
+          `${path}: is ${st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file"}, not a safetensors file`,
+        );
       const { size } = st;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const prefix = new Uint8Array(8);
@@ -466,7 +469,9 @@ export class SafetensorsWriter {
     const slot = this.#slots.get(name);
     if (!slot) throw new SafetensorsError(`${this.path}: write of unknown tensor "${name}"`);
     if (slot.written + byteLength > slot.length) {
-      throw new SafetensorsError(`${this.path}: tensor "${name}": ${byteLength} more bytes overflow its ${slot.length} bytes (${slot.written} already written)`);
+      throw new SafetensorsError(
+        `${this.path}: tensor "${name}": ${byteLength} more bytes overflow its ${slot.length} bytes (${slot.written} already written)`,
+      );
     }
     const position = slot.position + slot.written;
     slot.written += byteLength;

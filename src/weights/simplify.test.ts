@@ -5,7 +5,10 @@ import { simplifyExpr } from "./simplify.ts";
 import { concat, type Dense, evalExpr, slice, src, transpose, type WeightExpr } from "./weight-map.ts";
 
 const shapes: Record<string, number[]> = { a: [4, 3], b: [2, 3], c: [3, 5] };
-const data = (n: string): Dense => ({ shape: shapes[n]!, data: Float32Array.from({ length: shapes[n]!.reduce((x, y) => x * y) }, (_, i) => i + 100 * n.charCodeAt(0)) });
+const data = (n: string): Dense => ({
+  shape: shapes[n]!,
+  data: Float32Array.from({ length: shapes[n]!.reduce((x, y) => x * y) }, (_, i) => i + 100 * n.charCodeAt(0)),
+});
 const shapeOf = (n: string) => shapes[n];
 const same = (e: WeightExpr) => expect(evalExpr(simplifyExpr(e, shapeOf), data)).toEqual(evalExpr(e, data));
 

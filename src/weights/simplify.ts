@@ -17,7 +17,17 @@ export function simplifyExpr(e: WeightExpr, shapeOf: ShapeOf): WeightExpr {
     const merged: WeightExpr[] = [];
     for (const x of xs) {
       const prev = merged[merged.length - 1];
-      if (prev && !("source" in prev) && prev.op === "slice" && !("source" in x) && x.op === "slice" && prev.dim === e.dim && x.dim === e.dim && prev.end === x.start && sameExpr(prev.x, x.x))
+      if (
+        prev &&
+        !("source" in prev) &&
+        prev.op === "slice" &&
+        !("source" in x) &&
+        x.op === "slice" &&
+        prev.dim === e.dim &&
+        x.dim === e.dim &&
+        prev.end === x.start &&
+        sameExpr(prev.x, x.x)
+      )
         merged[merged.length - 1] = { ...prev, end: x.end };
       else merged.push(x);
     }
@@ -36,7 +46,8 @@ export function simplifyExpr(e: WeightExpr, shapeOf: ShapeOf): WeightExpr {
         at += len;
       }
     }
-    if (!("source" in inner) && inner.op === "slice" && inner.dim === e.dim) return simplifyExpr({ ...e, start: inner.start + e.start, end: inner.start + e.end, x: inner.x }, shapeOf);
+    if (!("source" in inner) && inner.op === "slice" && inner.dim === e.dim)
+      return simplifyExpr({ ...e, start: inner.start + e.start, end: inner.start + e.end, x: inner.x }, shapeOf);
     // A slice of a transpose is a transpose of the slice on the other dim (reads fewer source bytes).
     if (!("source" in inner) && inner.op === "transpose") return { op: "transpose", x: simplifyExpr({ ...e, dim: 1 - e.dim, x: inner.x }, shapeOf) };
   }

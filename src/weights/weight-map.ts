@@ -137,7 +137,9 @@ const RULES: { [K in TransformOp]: TransformRule<K> } = {
     label: (e) => `repeat${e.dim}x${e.repeats}`,
     shape: (e, [s]) => {
       const dim = checkDim(e.dim, s!, "repeat_interleave");
-      return Number.isInteger(e.repeats) && e.repeats >= 1 ? s!.map((d, i) => (i === dim ? d * e.repeats : d)) : fail(`repeat count ${e.repeats} must be a positive integer`);
+      return Number.isInteger(e.repeats) && e.repeats >= 1
+        ? s!.map((d, i) => (i === dim ? d * e.repeats : d))
+        : fail(`repeat count ${e.repeats} must be a positive integer`);
     },
     apply: (e, [x]) => remapAxis(x!, e.dim, x!.shape[e.dim]! * e.repeats, (j) => Math.floor(j / e.repeats)),
   },
@@ -158,13 +160,19 @@ export function exprChildren(e: WeightExpr): readonly WeightExpr[] {
 /** Shape of an expression given source shapes; throws WeightMapError naming the offending transform. */
 export function exprShape(e: WeightExpr, sourceShape: (name: string) => readonly number[] | undefined): number[] {
   if ("source" in e) return [...(sourceShape(e.source) ?? fail(`source tensor '${e.source}' is not in the checkpoint`))];
-  return ruleOf(e).shape(e, exprChildren(e).map((c) => exprShape(c, sourceShape)));
+  return ruleOf(e).shape(
+    e,
+    exprChildren(e).map((c) => exprShape(c, sourceShape)),
+  );
 }
 
 /** Evaluates an expression in memory (small models, tests, the interpreter). */
 export function evalExpr(e: WeightExpr, load: (name: string) => Dense): Dense {
   if ("source" in e) return load(e.source);
-  return ruleOf(e).apply(e, exprChildren(e).map((c) => evalExpr(c, load)));
+  return ruleOf(e).apply(
+    e,
+    exprChildren(e).map((c) => evalExpr(c, load)),
+  );
 }
 
 /** Every checkpoint tensor an expression reads. */
@@ -180,5 +188,10 @@ export function formatExpr(e: WeightExpr): string {
 }
 
 export function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  return new RegExp(
+    `^${glob
+      .split("*")
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
 }

@@ -26,12 +26,37 @@ describe("kiln build", () => {
     const env = probeBuildEnvironment(fakeRun({ docker: { status: 0, stdout: '{"nvidia":{},"runc":{}}' }, python3: { status: 1 } }), "python3");
     const plan = planBuild(env, "/ckpt/out", "/eng", 2);
     expect(plan.how).toBe("docker");
-    expect(plan.argv).toEqual(["docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-v", "/ckpt/out:/ckpt:ro", "-v", "/eng:/engines", BRIDGE_IMAGE, "python3", "-m", "kiln_bridge", "build", "--ckpt", "/ckpt", "--engine-dir", "/engines", "--workers", "2"]);
+    expect(plan.argv).toEqual([
+      "docker",
+      "run",
+      "--rm",
+      "--gpus",
+      "all",
+      "--ipc=host",
+      "-v",
+      "/ckpt/out:/ckpt:ro",
+      "-v",
+      "/eng:/engines",
+      BRIDGE_IMAGE,
+      "python3",
+      "-m",
+      "kiln_bridge",
+      "build",
+      "--ckpt",
+      "/ckpt",
+      "--engine-dir",
+      "/engines",
+      "--workers",
+      "2",
+    ]);
   });
 
   it("uses a local Python only when its tensorrt_llm is 1.2.x", () => {
     const ok = probeBuildEnvironment(fakeRun({ docker: { status: 1, error: new Error("ENOENT") }, python3: { status: 0, stdout: "1.2.1\n" } }), "python3");
-    expect(planBuild(ok, "/c", "/e", 1)).toMatchObject({ how: "local", argv: ["python3", "-m", "kiln_bridge", "build", "--ckpt", "/c", "--engine-dir", "/e", "--workers", "1"] });
+    expect(planBuild(ok, "/c", "/e", 1)).toMatchObject({
+      how: "local",
+      argv: ["python3", "-m", "kiln_bridge", "build", "--ckpt", "/c", "--engine-dir", "/e", "--workers", "1"],
+    });
     const tooNew = probeBuildEnvironment(fakeRun({ docker: { status: 1, error: new Error("ENOENT") }, python3: { status: 0, stdout: "1.3.0\n" } }), "python3");
     expect(tooNew.python).toBeUndefined();
     expect(tooNew.pythonProblem).toMatch(/has tensorrt_llm 1\.3\.0, not 1\.2\.x/);
@@ -39,7 +64,9 @@ describe("kiln build", () => {
 
   it("otherwise says which of the two is missing and prints the commands to run elsewhere", () => {
     const env = probeBuildEnvironment(fakeRun({ docker: { status: 0, stdout: '{"runc":{}}' }, python3: { status: 1 } }), "python3");
-    expect(() => planBuild(env, "/c", "/e", 1)).toThrow(/Docker has no NVIDIA runtime.*and python3 cannot import tensorrt_llm[\s\S]*docker build -t kiln-bridge:trtllm-1\.2\.1[\s\S]*docker run --rm --gpus all[\s\S]*python3 -m kiln_bridge build --ckpt \/c --engine-dir \/e/);
+    expect(() => planBuild(env, "/c", "/e", 1)).toThrow(
+      /Docker has no NVIDIA runtime.*and python3 cannot import tensorrt_llm[\s\S]*docker build -t kiln-bridge:trtllm-1\.2\.1[\s\S]*docker run --rm --gpus all[\s\S]*python3 -m kiln_bridge build --ckpt \/c --engine-dir \/e/,
+    );
   });
 });
 
@@ -49,7 +76,24 @@ describe("kiln triton", () => {
     await compileModel(llama, { hfDir: `${FIXTURES}llama`, outDir: ckpt, mapping: { tp: 2, pp: 1 } });
     let out = "";
     const repo = join(tmp, "repo");
-    const code = await main(["triton", ckpt, "--engine-dir", "/engines/llama", "--tokenizer", "/tok", "--repo", repo, "--streaming", "--kv-cache-free-gpu-mem-fraction", "0.8", "--max-batch-size", "16"], (s) => (out += s));
+    const code = await main(
+      [
+        "triton",
+        ckpt,
+        "--engine-dir",
+        "/engines/llama",
+        "--tokenizer",
+        "/tok",
+        "--repo",
+        repo,
+        "--streaming",
+        "--kv-cache-free-gpu-mem-fraction",
+        "0.8",
+        "--max-batch-size",
+        "16",
+      ],
+      (s) => (out += s),
+    );
     expect(code).toBe(0);
     expect(out).toMatch(/--world_size=2 --model_repo=/);
     const cfg = parseTextFormat(modelConfigType(), readFileSync(join(repo, "tensorrt_llm", "config.pbtxt"), "utf8")) as any;

@@ -13,11 +13,29 @@ import { kiln } from "./kiln.ts";
 const tmp = mkdtempSync(join(tmpdir(), "kiln-cli-lora-"));
 
 describe("kiln run --lora", () => {
-  for (const [fixture, adapter, model] of [["llama", "all_rslora", "llama"], ["gpt2", "attn_qkv", "gpt2"]] as const)
+  for (const [fixture, adapter, model] of [
+    ["llama", "all_rslora", "llama"],
+    ["gpt2", "attn_qkv", "gpt2"],
+  ] as const)
     it(`${fixture}/${adapter} gives PEFT's logits and greedy tokens`, async () => {
       const [g] = await readLoraGolden(fixture, adapter);
       const file = join(tmp, `${fixture}-${adapter}.safetensors`);
-      const r = await kiln(["run", `models/${model}.ts`, "--hf", baseDir(fixture), "--lora", adapterDir(fixture, adapter), "--ids", g!.ids.join(","), "--max-new-tokens", "8", "--logits-out", file, "--json", "--no-typecheck"]);
+      const r = await kiln([
+        "run",
+        `models/${model}.ts`,
+        "--hf",
+        baseDir(fixture),
+        "--lora",
+        adapterDir(fixture, adapter),
+        "--ids",
+        g!.ids.join(","),
+        "--max-new-tokens",
+        "8",
+        "--logits-out",
+        file,
+        "--json",
+        "--no-typecheck",
+      ]);
       expect(r.err).toBe("");
       expect(r.code).toBe(0);
       const json = JSON.parse(r.out);
@@ -37,7 +55,9 @@ describe("kiln run --lora", () => {
   it("an adapter for another architecture names the module the model lacks", async () => {
     const r = await kiln(["run", "models/llama.ts", "--hf", baseDir("llama"), "--lora", adapterDir("gptj", "all"), "--ids", "1,2", "--no-typecheck"]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^kiln: .*adapter_model\.safetensors: 'base_model\.model\.transformer\.h\.0\.attn\.k_proj\.lora_A\.weight' adapts module 'transformer\.h\.0\.attn\.k_proj', but the model reads no weight 'transformer\.h\.0\.attn\.k_proj\.weight' \(no such Linear in its weight map\)\n$/);
+    expect(r.err).toMatch(
+      /^kiln: .*adapter_model\.safetensors: 'base_model\.model\.transformer\.h\.0\.attn\.k_proj\.lora_A\.weight' adapts module 'transformer\.h\.0\.attn\.k_proj', but the model reads no weight 'transformer\.h\.0\.attn\.k_proj\.weight' \(no such Linear in its weight map\)\n$/,
+    );
   });
 });
 
@@ -52,7 +72,18 @@ describe("kiln eval --lora", () => {
   });
 
   it("with --quant: the quantized adapted model against the unquantized adapted model", async () => {
-    const r = await kiln(["eval", "models/llama.ts", "--hf", baseDir("llama"), "--lora", adapterDir("llama", "attn_qv"), "--quant", "w8a16", "--json", "--no-typecheck"]);
+    const r = await kiln([
+      "eval",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--lora",
+      adapterDir("llama", "attn_qv"),
+      "--quant",
+      "w8a16",
+      "--json",
+      "--no-typecheck",
+    ]);
     expect(r.err).toBe("");
     const json = JSON.parse(r.out);
     expect(json.relLogitError).toBeGreaterThan(0);

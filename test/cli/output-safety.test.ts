@@ -21,7 +21,11 @@ function sandbox(name: string): { dir: string; ckpt: string; snapshot: () => str
   cpSync(`${FIXTURES}llama`, join(dir, "ckpt"), { recursive: true });
   writeFileSync(join(dir, "notes.txt"), "my precious notes");
   writeFileSync(join(dir, "src", "main.py"), "code");
-  const snapshot = () => readdirSync(dir, { recursive: true }).map(String).sort().map((f) => `${f}:${existsSync(join(dir, f)) && !f.endsWith("ckpt") && !f.endsWith("src") ? readFileSync(join(dir, f)).length : "d"}`);
+  const snapshot = () =>
+    readdirSync(dir, { recursive: true })
+      .map(String)
+      .sort()
+      .map((f) => `${f}:${existsSync(join(dir, f)) && !f.endsWith("ckpt") && !f.endsWith("src") ? readFileSync(join(dir, f)).length : "d"}`);
   return { dir, ckpt: join(dir, "ckpt"), snapshot };
 }
 
@@ -42,13 +46,29 @@ describe("output safety", () => {
     ["--out .", (_s) => ["compile", MODEL, "--hf", "ckpt", "--out", ".", "--force"], /over the current directory/],
     ['--out "" (an unset variable)', () => ["compile", MODEL, "--hf", "ckpt", "--out", "", "--force"], /--out is empty/],
     ["--out the --hf folder", (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", s.ckpt, "--force"], /over its own input/],
-    ["--out a parent of --hf", (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", s.dir, "--force"], /holds the (input|current directory)|over the current directory/],
+    [
+      "--out a parent of --hf",
+      (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", s.dir, "--force"],
+      /holds the (input|current directory)|over the current directory/,
+    ],
     ["--out a file", (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", join(s.dir, "notes.txt"), "--force"], /is a regular file, not a directory/],
     ["--out a folder Kiln did not write", (s) => ["compile", MODEL, "--hf", s.ckpt, "--out", join(s.dir, "src")], /not written by Kiln .*--force/],
     ["verify-op --out a user folder", (s) => ["verify-op", OP, "--out", join(s.dir, "src")], /not written by Kiln/],
-    ["run --logits-out the checkpoint's weights", (s) => ["run", MODEL, "--hf", s.ckpt, "--ids", "1,2", "--logits-out", join(s.ckpt, "model.safetensors")], /inside the input|its own input/],
-    ["graph --out the checkpoint's config", (s) => ["graph", MODEL, "--hf", s.ckpt, "--format", "text", "--out", join(s.ckpt, "config.json")], /inside the input/],
-    ["calibrate --out the model file", (s) => ["calibrate", join(s.dir, "src", "main.py"), "--hf", s.ckpt, "--out", join(s.dir, "src", "main.py")], /over its own input/],
+    [
+      "run --logits-out the checkpoint's weights",
+      (s) => ["run", MODEL, "--hf", s.ckpt, "--ids", "1,2", "--logits-out", join(s.ckpt, "model.safetensors")],
+      /inside the input|its own input/,
+    ],
+    [
+      "graph --out the checkpoint's config",
+      (s) => ["graph", MODEL, "--hf", s.ckpt, "--format", "text", "--out", join(s.ckpt, "config.json")],
+      /inside the input/,
+    ],
+    [
+      "calibrate --out the model file",
+      (s) => ["calibrate", join(s.dir, "src", "main.py"), "--hf", s.ckpt, "--out", join(s.dir, "src", "main.py")],
+      /over its own input/,
+    ],
     ["graph --out a directory", (s) => ["graph", MODEL, "--hf", s.ckpt, "--format", "text", "--out", join(s.dir, "src")], /is a directory, not a file/],
   ];
   for (const [what, args, msg] of refused)

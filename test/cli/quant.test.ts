@@ -24,7 +24,11 @@ describe("kiln calibrate + eval", () => {
     expect(c.out).toBe(`kiln: calibrated model llama on 4 prompts (30 tokens, built-in prompts): 10 Linear inputs, 2 KV caches -> ${calib}\n`);
     expect(Object.keys(parseCalibration(readFileSync(calib, "utf8"), calib).inputs)).toHaveLength(10);
 
-    const runs = await Promise.all([[], ["--calibration", calib]].map((extra) => kiln(["eval", "models/llama.ts", "--hf", LLAMA, "--quant", "fp8", "--kv-cache", "int8", "--json", "--no-typecheck", ...extra])));
+    const runs = await Promise.all(
+      [[], ["--calibration", calib]].map((extra) =>
+        kiln(["eval", "models/llama.ts", "--hf", LLAMA, "--quant", "fp8", "--kv-cache", "int8", "--json", "--no-typecheck", ...extra]),
+      ),
+    );
     const [a, b] = runs.map((r) => JSON.parse(r.out));
     expect(b).toEqual(a);
     const lib = evaluateQuant(await loadQuantizableModel(llama, LLAMA), { weight: "fp8", kv: "int8" }, "float16", DEFAULT_PROMPTS).accuracy;
@@ -37,14 +41,20 @@ describe("kiln calibrate + eval", () => {
     writeFileSync(prompts, "# two prompts\n5 6 7 8\n9,10\n");
     const r = await kiln(["eval", "models/llama.ts", "--hf", LLAMA, "--quant", "w8a16", "--prompts", prompts, "--no-typecheck"]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^model llama, --quant w8a16 \(float16\) against the unquantized model, 2 prompts \(6 positions\):\n {2}relative logit error {2}\d\.\d{3}e-\d\n {2}top-1 agreement {7}\d+\.\d% \(\d\/6\)\n {2}KL divergence {9}.* nats\/token\n {2}10 Linears quantized; lm_head and embeddings stay unquantized\n$/);
+    expect(r.out).toMatch(
+      /^model llama, --quant w8a16 \(float16\) against the unquantized model, 2 prompts \(6 positions\):\n {2}relative logit error {2}\d\.\d{3}e-\d\n {2}top-1 agreement {7}\d+\.\d% \(\d\/6\)\n {2}KL divergence {9}.* nats\/token\n {2}10 Linears quantized; lm_head and embeddings stay unquantized\n$/,
+    );
   });
 
   const bad: [string, string[], RegExp][] = [
     ["no scheme", ["eval", "--hf", LLAMA], /^kiln: give --quant w8a16\|w4a16\|fp8 and\/or --kv-cache int8\|fp8 \(or --lora DIR\) to evaluate$/],
     ["an unknown scheme", ["eval", "--hf", LLAMA, "--quant", "int3"], /^kiln: --quant "int3" is not one of w8a16, w4a16, fp8$/],
     ["FP8 in float32", ["eval", "--hf", LLAMA, "--quant", "fp8", "--dtype", "float32"], /^kiln: --quant fp8 needs --dtype float16 or bfloat16/],
-    ["a calibration of another model", ["eval", "--hf", `${FIXTURES}llama3_gqa`, "--kv-cache", "fp8", "--calibration", "CALIB"], /^kiln: calibration of model 'llama' has no statistics for transformer\.layers\.2\.attention$/],
+    [
+      "a calibration of another model",
+      ["eval", "--hf", `${FIXTURES}llama3_gqa`, "--kv-cache", "fp8", "--calibration", "CALIB"],
+      /^kiln: calibration of model 'llama' has no statistics for transformer\.layers\.2\.attention$/,
+    ],
     ["a missing prompt file", ["run", "--hf", LLAMA, "--ids", "1", "--quant", "fp8", "--prompts", "/nonexistent/p.txt"], /^kiln: .*\/nonexistent\/p\.txt/],
   ];
   for (const [what, args, msg] of bad)
@@ -61,7 +71,21 @@ describe("kiln compile --quant", () => {
     const prompts = join(tmp, "calib.txt");
     writeFileSync(prompts, "1 2 3 4 5\n");
     const out = join(tmp, "fp8");
-    const r = await kiln(["compile", "models/llama.ts", "--hf", LLAMA, "--out", out, "--quant", "fp8", "--kv-cache", "fp8", "--prompts", prompts, "--no-typecheck"]);
+    const r = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      LLAMA,
+      "--out",
+      out,
+      "--quant",
+      "fp8",
+      "--kv-cache",
+      "fp8",
+      "--prompts",
+      prompts,
+      "--no-typecheck",
+    ]);
     expect(r.err).toBe("");
     expect(r.out).toMatch(/\n {2}quantized: --quant fp8 --kv-cache fp8 \(config\.json "quantization"; kiln eval shows the accuracy cost\)\n/);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
@@ -70,7 +94,18 @@ describe("kiln compile --quant", () => {
     const m = await loadQuantizableModel(llama, LLAMA);
     const engine = simulateEngine(m, { weight: "fp8", kv: "fp8" }, "float16", [[1, 2, 3, 4, 5]]);
     const map = JSON.parse(readFileSync(join(out, "weights.map.json"), "utf8")).files["rank0.safetensors"];
-    expect(map["transformer.layers.0.attention.kv_cache_scaling_factor"]).toEqual({ dtype: "F32", from: "calibration", values: [Math.fround(Math.max(engine.spec.calibration!.kvCache["transformer.layers.0.attention"]!.k, engine.spec.calibration!.kvCache["transformer.layers.0.attention"]!.v) / 448)] });
+    expect(map["transformer.layers.0.attention.kv_cache_scaling_factor"]).toEqual({
+      dtype: "F32",
+      from: "calibration",
+      values: [
+        Math.fround(
+          Math.max(
+            engine.spec.calibration!.kvCache["transformer.layers.0.attention"]!.k,
+            engine.spec.calibration!.kvCache["transformer.layers.0.attention"]!.v,
+          ) / 448,
+        ),
+      ],
+    });
     expect(map["transformer.layers.0.mlp.gate.weight"].from).toMatch(/^e4m3\(.* \/ scale\(transformer\.layers\.0\.mlp\.fc\)\)$/);
     expect(map["transformer.layers.0.mlp.gate.weights_scaling_factor"]).toEqual({ dtype: "F32", from: "amax(transformer.layers.0.mlp.fc on this rank) / 448" });
   });
@@ -86,7 +121,24 @@ describe("kiln run --quant", () => {
   it("writes the simulated engine's logits and greedy tokens", async () => {
     const file = join(tmp, "q.safetensors");
     const ids = [7, 300, 12, 45];
-    const r = await kiln(["run", "models/llama.ts", "--hf", LLAMA, "--ids", ids.join(","), "--max-new-tokens", "4", "--quant", "w4a16", "--kv-cache", "fp8", "--logits-out", file, "--json", "--no-typecheck"]);
+    const r = await kiln([
+      "run",
+      "models/llama.ts",
+      "--hf",
+      LLAMA,
+      "--ids",
+      ids.join(","),
+      "--max-new-tokens",
+      "4",
+      "--quant",
+      "w4a16",
+      "--kv-cache",
+      "fp8",
+      "--logits-out",
+      file,
+      "--json",
+      "--no-typecheck",
+    ]);
     expect(r.err).toBe("");
     const m = await loadQuantizableModel(llama, LLAMA);
     const engine = simulateEngine(m, { weight: "w4a16", kv: "fp8" }, "float16", DEFAULT_PROMPTS);

@@ -11,7 +11,6 @@ import { relL2 } from "../../src/interp/tensor.ts";
 import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { FIXTURE_MODELS, FIXTURES, readGolden } from "../golden.ts";
 
-
 const tmp = mkdtempSync(join(tmpdir(), "kiln-cli-"));
 
 describe("kiln run", () => {
@@ -20,7 +19,20 @@ describe("kiln run", () => {
       const dir = `${FIXTURES}${fixture}`;
       for (const [i, g] of (await readGolden(dir)).entries()) {
         const file = join(tmp, `${fixture}-${i}.safetensors`);
-        const r = await kiln(["run", `models/${model}.ts`, "--hf", dir, "--ids", g.ids.join(","), "--max-new-tokens", String(g.greedy.length), "--logits-out", file, "--json", "--no-typecheck"]);
+        const r = await kiln([
+          "run",
+          `models/${model}.ts`,
+          "--hf",
+          dir,
+          "--ids",
+          g.ids.join(","),
+          "--max-new-tokens",
+          String(g.greedy.length),
+          "--logits-out",
+          file,
+          "--json",
+          "--no-typecheck",
+        ]);
         expect(r.err).toBe("");
         expect(r.code).toBe(0);
         expect(JSON.parse(r.out).tokens).toEqual(g.greedy);
@@ -34,8 +46,16 @@ describe("kiln run", () => {
   const bad: [string, string[], RegExp][] = [
     ["missing HF dir", ["--hf", "/nonexistent", "--ids", "1"], /^kiln: \/nonexistent\/config\.json: cannot read the Hugging Face config/],
     ["non-numeric ids", ["--hf", `${FIXTURES}llama`, "--ids", "1,x"], /^kiln: --ids: 'x' is not a non-negative integer token id$/],
-    ["ids past the vocabulary", ["--hf", `${FIXTURES}llama`, "--ids", "1,512"], /^kiln: --ids: token id 512 is out of range for model 'llama' \(vocabulary of 512\)$/],
-    ["wrong architecture", ["--hf", `${FIXTURES}gpt2`, "--ids", "1"], /^kiln: .*gpt2\/config\.json: architecture 'GPT2LMHeadModel' is not one model 'llama' reads \(it reads LlamaForCausalLM\)$/],
+    [
+      "ids past the vocabulary",
+      ["--hf", `${FIXTURES}llama`, "--ids", "1,512"],
+      /^kiln: --ids: token id 512 is out of range for model 'llama' \(vocabulary of 512\)$/,
+    ],
+    [
+      "wrong architecture",
+      ["--hf", `${FIXTURES}gpt2`, "--ids", "1"],
+      /^kiln: .*gpt2\/config\.json: architecture 'GPT2LMHeadModel' is not one model 'llama' reads \(it reads LlamaForCausalLM\)$/,
+    ],
   ];
   for (const [what, args, msg] of bad)
     it(`rejects ${what} with one line`, async () => {
@@ -93,7 +113,9 @@ export default defineModel({ name: "bad", architectures: [], config: z.object({}
   it("the real `kiln` binary runs a model file that lives outside the repository", () => {
     const file = join(tmp, "my_llama.ts");
     copyFileSync("models/llama.ts", file);
-    const r = spawnSync(process.execPath, ["bin/kiln.js", "run", file, "--hf", `${FIXTURES}llama`, "--ids", "1,2,3", "--max-new-tokens", "4", "--json"], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, ["bin/kiln.js", "run", file, "--hf", `${FIXTURES}llama`, "--ids", "1,2,3", "--max-new-tokens", "4", "--json"], {
+      encoding: "utf8",
+    });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ model: "llama", prompt: [1, 2, 3], tokens: expect.any(Array) });
@@ -106,7 +128,19 @@ describe("kiln passes", () => {
     const r = await kiln(["passes", "models/llama.ts", "--hf", `${FIXTURES}llama`, "--json", "--no-typecheck"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j.passes.map((p: { pass: string }) => p.pass)).toEqual(["dce", "cse", "fold-shapes", "recognize-linear", "fold-bias", "recognize-norms", "recognize-attention", "fuse-qkv", "fuse-gated-mlp", "cse", "dce"]);
+    expect(j.passes.map((p: { pass: string }) => p.pass)).toEqual([
+      "dce",
+      "cse",
+      "fold-shapes",
+      "recognize-linear",
+      "fold-bias",
+      "recognize-norms",
+      "recognize-attention",
+      "fuse-qkv",
+      "fuse-gated-mlp",
+      "cse",
+      "dce",
+    ]);
     const qkv = j.passes.find((p: { pass: string }) => p.pass === "fuse-qkv");
     expect(qkv).toMatchObject({ rewrites: 2, before: { linear: 15 }, after: { linear: 11, split: 2 } });
     const last = j.passes.at(-1);
@@ -122,6 +156,8 @@ describe("kiln passes", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/hints: none/);
     expect(r.out).toMatch(/recognize-attention\s+0 rewrites\s+no change/);
-    expect(r.out).toMatch(/near miss causal-attention\(scale=mul\) at transpose in layers\.0 at .*no_mask_llama\.ts:\d+:\d+: matched \d+ of \d+ pattern nodes, then: expected causal_mask, found mul/);
+    expect(r.out).toMatch(
+      /near miss causal-attention\(scale=mul\) at transpose in layers\.0 at .*no_mask_llama\.ts:\d+:\d+: matched \d+ of \d+ pattern nodes, then: expected causal_mask, found mul/,
+    );
   });
 });

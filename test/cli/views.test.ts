@@ -13,13 +13,14 @@ import { FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
 /** Every model file with a fixture: the original HF fixtures and the zoo's. */
 const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...ZOO_FIXTURES.map((m) => ({ ...m, dir: ZOO }))];
 
-
 const tmp = mkdtempSync(join(tmpdir(), "kiln-views-"));
 const CONFIGS = new URL("../fixtures/configs/", import.meta.url).pathname;
 
 describe("graph, plan and inspect on every model in models/", () => {
   it("the fixtures cover every model file", () => {
-    const files = readdirSync("models").filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")).map((f) => f.replace(/\.ts$/, ""));
+    const files = readdirSync("models")
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
+      .map((f) => f.replace(/\.ts$/, ""));
     expect(new Set(ALL_FIXTURES.map((m) => m.model))).toEqual(new Set(files));
   });
 
@@ -86,7 +87,30 @@ describe("plan and inspect from config.json alone", () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain("fits                    NO");
     expect(r.out).toContain("hint: the smallest tensor-parallel size that fits is --tp 2");
-    const j = JSON.parse((await kiln(["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-70b.json`, "--tp", "4", "--gpu", "h200-141gb", "--quant", "fp8", "--kv-cache", "fp8", "--max-seq", "4096", "--max-batch", "64", "--json", "--no-typecheck"])).out);
+    const j = JSON.parse(
+      (
+        await kiln([
+          "plan",
+          "models/llama.ts",
+          "--config",
+          `${CONFIGS}llama3-70b.json`,
+          "--tp",
+          "4",
+          "--gpu",
+          "h200-141gb",
+          "--quant",
+          "fp8",
+          "--kv-cache",
+          "fp8",
+          "--max-seq",
+          "4096",
+          "--max-batch",
+          "64",
+          "--json",
+          "--no-typecheck",
+        ])
+      ).out,
+    );
     expect(j.options).toMatchObject({ tp: 4, quant: "fp8", kvCache: "fp8", maxSeq: 4096, maxBatch: 64, dtype: "bfloat16" });
     expect(j.kvBytesPerTokenPerLayer).toBe(2 * 2 * 128);
     expect(j.fits).toBe(true);
@@ -103,13 +127,41 @@ describe("plan and inspect from config.json alone", () => {
   const bad: [string, string[], RegExp][] = [
     ["no size source", ["plan", "models/llama.ts"], /^kiln: give --hf DIR \(a Hugging Face checkpoint\) or --config FILE/],
     ["both size sources", ["inspect", "models/llama.ts", "--hf", "a", "--config", "b"], /^kiln: give either --hf DIR or --config FILE, not both$/],
-    ["an unknown GPU", ["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--gpu", "tpu-v5"], /^kiln: --gpu: expected one of h100-80gb, h200-141gb, a100-80gb, l40s-48gb or a memory size/],
-    ["an unknown quant", ["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--quant", "int3"], /^kiln: --quant "int3" is not one of w8a16, w4a16, fp8$/],
-    ["a tp that does not divide the heads", ["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--tp", "3"], /^kiln: tp=3 does not divide the 32 query heads$/],
-    ["an unknown stage", ["graph", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--stage", "engine", "--format", "text"], /^kiln: --stage: expected one of traced, fused, trtllm, got 'engine'$/],
-    ["html without --out", ["graph", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--format", "html"], /^kiln: --format html writes a file: give --out FILE$/],
-    ["weights without a checkpoint", ["graph", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--format", "onnx", "--with-weights", "--out", "x.onnx"], /^kiln: --with-weights needs the checkpoint/],
-    ["a missing config file", ["inspect", "models/llama.ts", "--config", "/nonexistent.json"], /^kiln: \/nonexistent\.json: cannot read the config \(ENOENT\)$/],
+    [
+      "an unknown GPU",
+      ["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--gpu", "tpu-v5"],
+      /^kiln: --gpu: expected one of h100-80gb, h200-141gb, a100-80gb, l40s-48gb or a memory size/,
+    ],
+    [
+      "an unknown quant",
+      ["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--quant", "int3"],
+      /^kiln: --quant "int3" is not one of w8a16, w4a16, fp8$/,
+    ],
+    [
+      "a tp that does not divide the heads",
+      ["plan", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--tp", "3"],
+      /^kiln: tp=3 does not divide the 32 query heads$/,
+    ],
+    [
+      "an unknown stage",
+      ["graph", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--stage", "engine", "--format", "text"],
+      /^kiln: --stage: expected one of traced, fused, trtllm, got 'engine'$/,
+    ],
+    [
+      "html without --out",
+      ["graph", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--format", "html"],
+      /^kiln: --format html writes a file: give --out FILE$/,
+    ],
+    [
+      "weights without a checkpoint",
+      ["graph", "models/llama.ts", "--config", `${CONFIGS}llama3-8b.json`, "--format", "onnx", "--with-weights", "--out", "x.onnx"],
+      /^kiln: --with-weights needs the checkpoint/,
+    ],
+    [
+      "a missing config file",
+      ["inspect", "models/llama.ts", "--config", "/nonexistent.json"],
+      /^kiln: \/nonexistent\.json: cannot read the config \(ENOENT\)$/,
+    ],
   ];
   for (const [what, args, msg] of bad)
     it(`rejects ${what} with one line`, async () => {

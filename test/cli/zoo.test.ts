@@ -17,7 +17,12 @@ describe("the model zoo on the command line", () => {
     const r = await kiln(["models", "--json"]);
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.out).models as { name: string; architectures: string[]; trtllm: { class: string } }[];
-    expect(rows.map((m) => m.name).sort()).toEqual(readdirSync("models").filter((f) => f.endsWith(".ts")).map((f) => f.replace(/\.ts$/, "")).sort());
+    expect(rows.map((m) => m.name).sort()).toEqual(
+      readdirSync("models")
+        .filter((f) => f.endsWith(".ts"))
+        .map((f) => f.replace(/\.ts$/, ""))
+        .sort(),
+    );
     expect(rows.find((m) => m.name === "qwen2")).toMatchObject({ architectures: ["Qwen2ForCausalLM"], trtllm: { class: "QWenForCausalLM" } });
     const text = await kiln(["models"]);
     expect(text.out).toMatch(/^name +HF architectures +TensorRT-LLM 1\.2\.1 class +file\n/);
@@ -64,7 +69,18 @@ describe("the model zoo on the command line", () => {
   });
 
   it("the zoo's TensorRT-LLM classes are what compiling gives", async () => {
-    const fixtures: Record<string, string> = { llama: `${FIXTURES}llama`, mistral: `${ZOO}mistral`, qwen2: `${ZOO}qwen2`, qwen3: `${ZOO}qwen3`, gemma: `${ZOO}gemma`, gpt_neox: `${ZOO}gpt_neox`, starcoder2: `${ZOO}starcoder2`, phi3: `${ZOO}phi3`, gpt2: `${FIXTURES}gpt2`, gptj: `${FIXTURES}gptj` };
+    const fixtures: Record<string, string> = {
+      llama: `${FIXTURES}llama`,
+      mistral: `${ZOO}mistral`,
+      qwen2: `${ZOO}qwen2`,
+      qwen3: `${ZOO}qwen3`,
+      gemma: `${ZOO}gemma`,
+      gpt_neox: `${ZOO}gpt_neox`,
+      starcoder2: `${ZOO}starcoder2`,
+      phi3: `${ZOO}phi3`,
+      gpt2: `${FIXTURES}gpt2`,
+      gptj: `${FIXTURES}gptj`,
+    };
     for (const name of ZOO_NAMES) {
       const r = await kiln(["compile", name, "--hf", fixtures[name]!, "--out", join(tmp, `class-${name}`), "--json"]);
       expect(r.code, r.err).toBe(0);

@@ -36,9 +36,17 @@ describe("kiln compile: rank files reproduce the HF fixtures (CPU tensor-paralle
         it(`${fixture} tp=${tp} pp=${pp}`, async () => {
           const out = join(tmp, `${fixture}-tp${tp}-pp${pp}`);
           const r = await compileModel(MODELS[fixture]!, { hfDir: `${FIXTURES}${fixture}`, outDir: out, mapping: { tp, pp } });
-          expect(readdirSync(out).filter((f) => f.startsWith("rank")).sort()).toEqual(Array.from({ length: tp * pp }, (_, i) => `rank${i}.safetensors`).sort());
+          expect(
+            readdirSync(out)
+              .filter((f) => f.startsWith("rank"))
+              .sort(),
+          ).toEqual(Array.from({ length: tp * pp }, (_, i) => `rank${i}.safetensors`).sort());
           const golden = await readGolden(`${FIXTURES}${fixture}`);
-          const logits = await simulateCheckpoint(out, r.lowered.graph, golden.map((g) => g.ids));
+          const logits = await simulateCheckpoint(
+            out,
+            r.lowered.graph,
+            golden.map((g) => g.ids),
+          );
           golden.forEach((g, i) => expect(relL2(logits[i]!, g.logits)).toBeLessThanOrEqual(1e-5));
         });
 });
@@ -92,7 +100,12 @@ function expectedTensors(fixture: string, tp: number, pp: number, rank: number):
 }
 
 describe("checkpoints for TensorRT-LLM's built-in classes", () => {
-  const cases: [string, string][] = [["gpt2", "GPTForCausalLM"], ["gptj", "GPTJForCausalLM"], ["llama", "LlamaForCausalLM"], ["llama3_gqa", "LlamaForCausalLM"]];
+  const cases: [string, string][] = [
+    ["gpt2", "GPTForCausalLM"],
+    ["gptj", "GPTJForCausalLM"],
+    ["llama", "LlamaForCausalLM"],
+    ["llama3_gqa", "LlamaForCausalLM"],
+  ];
   for (const [fixture, arch] of cases)
     it(`${fixture}: names and shapes per rank equal the facts tables (tp=2, pp=2), architecture ${arch}, no model.py`, async () => {
       const out = join(tmp, `${fixture}-tp2-pp2`);
@@ -182,7 +195,11 @@ describe("a model with a custom op (examples/llama_fused_norm)", () => {
     const api = checkPythonApi(join(out, "model.py"), { manifest: ["codegen/apicheck/trtllm-1.2.json", "codegen/apicheck/trtllm-1.2-python-plugin.json"] });
     expect(api.problems).toEqual([]);
     const golden = await readGolden(`${FIXTURES}llama3_gqa`);
-    const logits = await simulateCheckpoint(out, r.lowered.graph, golden.map((g) => g.ids));
+    const logits = await simulateCheckpoint(
+      out,
+      r.lowered.graph,
+      golden.map((g) => g.ids),
+    );
     golden.forEach((g, i) => expect(relL2(logits[i]!, g.logits)).toBeLessThanOrEqual(1e-5));
   });
 });

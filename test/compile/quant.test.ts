@@ -28,7 +28,12 @@ async function readAll(file: string): Promise<Map<string, { dtype: string; shape
   const f = await SafetensorsFile.open(file);
   try {
     const out = new Map<string, { dtype: string; shape: number[]; data: Float32Array | Uint8Array }>();
-    for (const t of f.tensors()) out.set(t.name, { dtype: t.dtype, shape: [...t.shape], data: t.dtype === "F8_E4M3" ? new Uint8Array(await f.readBytes(t.name)) : await f.readF32(t.name) });
+    for (const t of f.tensors())
+      out.set(t.name, {
+        dtype: t.dtype,
+        shape: [...t.shape],
+        data: t.dtype === "F8_E4M3" ? new Uint8Array(await f.readBytes(t.name)) : await f.readF32(t.name),
+      });
     return out;
   } finally {
     await f.close();
@@ -70,7 +75,8 @@ describe("FP8 checkpoint", () => {
           const src = plain[r]!.get(at(`${lin}.weight`))!;
           expect(w.dtype, at(lin)).toBe("F8_E4M3");
           expect(w.shape).toEqual(src.shape);
-          for (const s of ["weights_scaling_factor", "activation_scaling_factor"]) expect(files.get(at(`${lin}.${s}`))).toMatchObject({ dtype: "F32", shape: [1] });
+          for (const s of ["weights_scaling_factor", "activation_scaling_factor"])
+            expect(files.get(at(`${lin}.${s}`))).toMatchObject({ dtype: "F32", shape: [1] });
           // The scale is this rank's group max / 448; the codes are E4M3(w / scale).
           const group = lin === "mlp.fc" || lin === "mlp.gate" ? ["mlp.fc", "mlp.gate"] : [lin];
           const amax = Math.max(...group.map((g) => (plain[r]!.get(at(`${g}.weight`))!.data as Float32Array).reduce((a, v) => Math.max(a, Math.abs(v)), 0)));
@@ -79,7 +85,11 @@ describe("FP8 checkpoint", () => {
           expect(Array.from(e4m3ToF32(w.data as Uint8Array))).toEqual(Array.from(src.data as Float32Array, (v) => roundToE4M3(v / scale)));
           expect((files.get(at(`${lin}.activation_scaling_factor`))!.data as Float32Array)[0]).toBe(activationScale(calib, `transformer.layers.${l}.${lin}`));
         }
-        expect(files.get(at("attention.kv_cache_scaling_factor"))).toEqual({ dtype: "F32", shape: [1], data: Float32Array.of(kvScale(calib, at("attention"), "fp8")) });
+        expect(files.get(at("attention.kv_cache_scaling_factor"))).toEqual({
+          dtype: "F32",
+          shape: [1],
+          data: Float32Array.of(kvScale(calib, at("attention"), "fp8")),
+        });
         expect(files.get(at("input_layernorm.weight"))!.dtype).toBe("F16");
       }
     for (const f of ranks) {
@@ -87,7 +97,9 @@ describe("FP8 checkpoint", () => {
       expect([...f.keys()].filter((n) => n.startsWith("lm_head."))).toEqual(["lm_head.weight"]);
     }
     // Row-parallel shards get their own scales.
-    expect(ranks[0]!.get("transformer.layers.0.attention.dense.weights_scaling_factor")!.data).not.toEqual(ranks[1]!.get("transformer.layers.0.attention.dense.weights_scaling_factor")!.data);
+    expect(ranks[0]!.get("transformer.layers.0.attention.dense.weights_scaling_factor")!.data).not.toEqual(
+      ranks[1]!.get("transformer.layers.0.attention.dense.weights_scaling_factor")!.data,
+    );
   });
 
   it("holds exactly what the simulated engine computes with (tp=1, pp=2: stage-local names)", async () => {
@@ -104,7 +116,8 @@ describe("FP8 checkpoint", () => {
         const global = name.replace(/^transformer\.layers\.(\d+)\./, (_, l) => `transformer.layers.${Number(l) + layerOffset[s]!}.`);
         const module = global.slice(0, global.lastIndexOf("."));
         const value = (t.data as Float32Array)[0];
-        if (name.endsWith(".weights_scaling_factor")) continue; // checked through the weight it dequantizes
+        if (name.endsWith(".weights_scaling_factor"))
+          continue; // checked through the weight it dequantizes
         else if (name.endsWith(".activation_scaling_factor")) expect(value, name).toBe(activationScale(calib, module));
         else if (name.endsWith(".kv_cache_scaling_factor")) expect(value, name).toBe(kvScale(calib, module, "int8"));
         else if (t.dtype === "F8_E4M3") {
@@ -136,15 +149,24 @@ describe("weight-only checkpoint", () => {
     const files = await readAll(join(out, "rank0.safetensors"));
     const plain = r.emission.plans[0]!.tensors.filter((t) => !t.name.endsWith("kv_cache_scaling_factor")).map((t) => t.name);
     expect([...files.keys()].filter((n) => !n.endsWith("kv_cache_scaling_factor"))).toEqual(plain);
-    expect([...files.keys()].filter((n) => /scal/.test(n))).toEqual(["transformer.layers.0.attention.kv_cache_scaling_factor", "transformer.layers.1.attention.kv_cache_scaling_factor"]);
+    expect([...files.keys()].filter((n) => /scal/.test(n))).toEqual([
+      "transformer.layers.0.attention.kv_cache_scaling_factor",
+      "transformer.layers.1.attention.kv_cache_scaling_factor",
+    ]);
     expect([...files.values()].filter((t) => t.dtype !== "F16").map((t) => t.dtype)).toEqual(["F32", "F32"]);
   });
 
   it("refuses float32, other targets, and a calibration that does not cover the model", async () => {
     const hfDir = `${FIXTURES}llama`;
-    await expect(compileModel(llama, { hfDir, outDir: join(tmp, "x"), dtype: "float32", quant: { weight: "w8a16" } })).rejects.toThrow(/--quant w8a16 needs --dtype float16 or bfloat16/);
-    await expect(compileModel(llama, { hfDir, outDir: join(tmp, "x"), target: "hf", quant: { kv: "fp8" } })).rejects.toThrow(/--quant and --kv-cache apply to the trtllm-engine target only/);
+    await expect(compileModel(llama, { hfDir, outDir: join(tmp, "x"), dtype: "float32", quant: { weight: "w8a16" } })).rejects.toThrow(
+      /--quant w8a16 needs --dtype float16 or bfloat16/,
+    );
+    await expect(compileModel(llama, { hfDir, outDir: join(tmp, "x"), target: "hf", quant: { kv: "fp8" } })).rejects.toThrow(
+      /--quant and --kv-cache apply to the trtllm-engine target only/,
+    );
     const other = calibrateModel(await loadQuantizableModel(llama, hfDir), DEFAULT_PROMPTS);
-    await expect(compileModel(llama, { hfDir: `${FIXTURES}llama3_gqa`, outDir: join(tmp, "x"), quant: { weight: "fp8", calibration: other } })).rejects.toThrow(/no statistics for transformer\.layers\.2\.attention\.qkv/);
+    await expect(compileModel(llama, { hfDir: `${FIXTURES}llama3_gqa`, outDir: join(tmp, "x"), quant: { weight: "fp8", calibration: other } })).rejects.toThrow(
+      /no statistics for transformer\.layers\.2\.attention\.qkv/,
+    );
   });
 });

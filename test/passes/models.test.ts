@@ -52,7 +52,17 @@ describe("default pipeline on models/", () => {
     for (const f of ["llama", "llama3_gqa"]) {
       const layers = layerStructure(optimize(instantiateFromDir(llama, `${FIXTURES}${f}`)).graph);
       expect(layers.length).toBeGreaterThan(1);
-      for (const l of layers) expect(pick(l, LLAMA_KEYS)).toEqual({ "gemm:qkv": 1, attention: 1, "gemm:dense": 1, "gemm:fused_gate_up": 1, "gemm:down": 1, "gemm:fc": 0, rms_norm: 2, layer_norm: 0 });
+      for (const l of layers)
+        expect(pick(l, LLAMA_KEYS)).toEqual({
+          "gemm:qkv": 1,
+          attention: 1,
+          "gemm:dense": 1,
+          "gemm:fused_gate_up": 1,
+          "gemm:down": 1,
+          "gemm:fc": 0,
+          rms_norm: 2,
+          layer_norm: 0,
+        });
     }
   });
 
@@ -64,19 +74,42 @@ describe("default pipeline on models/", () => {
     const opt = optimize({ graph, weights: llama.weights(cfg) });
     for (const l of layerStructure(opt.graph)) {
       expect(l.linear ?? 0).toBe(0);
-      expect(pick(l, ["gemm:qkv", "gemm:fused_gate_up", "gemm:fc", "gemm:down", "silu", "mul"])).toEqual({ "gemm:qkv": 1, "gemm:fused_gate_up": 0, "gemm:fc": 2, "gemm:down": 1, silu: 1, mul: 1 });
+      expect(pick(l, ["gemm:qkv", "gemm:fused_gate_up", "gemm:fc", "gemm:down", "silu", "mul"])).toEqual({
+        "gemm:qkv": 1,
+        "gemm:fused_gate_up": 0,
+        "gemm:fc": 2,
+        "gemm:down": 1,
+        silu: 1,
+        mul: 1,
+      });
     }
     expect(opt.log.find((e) => e.pass === "fuse-gated-mlp")!.nearMisses[0]!.reason).toBe("disabled by hint fuse.gatedMlp=false");
   });
 
   it("GPT-2: per layer two LayerNorms, QKV GEMM, attention, dense, fc, proj (TensorRT-LLM GPTDecoderLayer)", () => {
     for (const l of layerStructure(optimize(instantiateFromDir(gpt2, `${FIXTURES}gpt2`)).graph))
-      expect(pick(l, ["layer_norm", "gemm:qkv", "attention", "gemm:dense", "gemm:fc", "gemm:proj", "gelu"])).toEqual({ layer_norm: 2, "gemm:qkv": 1, attention: 1, "gemm:dense": 1, "gemm:fc": 1, "gemm:proj": 1, gelu: 1 });
+      expect(pick(l, ["layer_norm", "gemm:qkv", "attention", "gemm:dense", "gemm:fc", "gemm:proj", "gelu"])).toEqual({
+        layer_norm: 2,
+        "gemm:qkv": 1,
+        attention: 1,
+        "gemm:dense": 1,
+        "gemm:fc": 1,
+        "gemm:proj": 1,
+        gelu: 1,
+      });
   });
 
   it("GPT-J: per layer one LayerNorm feeding a QKV GEMM with rope, attention, dense, fc, proj (parallel block)", () => {
     for (const l of layerStructure(optimize(instantiateFromDir(gptj, `${FIXTURES}gptj`)).graph))
-      expect(pick(l, ["layer_norm", "gemm:qkv", "rope", "attention", "gemm:dense", "gemm:fc", "gemm:proj"])).toEqual({ layer_norm: 1, "gemm:qkv": 1, rope: 2, attention: 1, "gemm:dense": 1, "gemm:fc": 1, "gemm:proj": 1 });
+      expect(pick(l, ["layer_norm", "gemm:qkv", "rope", "attention", "gemm:dense", "gemm:fc", "gemm:proj"])).toEqual({
+        layer_norm: 1,
+        "gemm:qkv": 1,
+        rope: 2,
+        attention: 1,
+        "gemm:dense": 1,
+        "gemm:fc": 1,
+        "gemm:proj": 1,
+      });
   });
 
   for (const f of ["llama", "llama3_gqa"])

@@ -52,7 +52,8 @@ export function retag(dir: string, tensor: string, dtype: string): void {
 export function patchConfig(dir: string, fields: Record<string, unknown>): void {
   const file = join(dir, "config.json");
   const cfg = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(fields)) if (v === undefined) delete cfg[k];
-  else cfg[k] = v;
+  for (const [k, v] of Object.entries(fields))
+    if (v === undefined) delete cfg[k];
+    else cfg[k] = v;
   writeFileSync(file, JSON.stringify(cfg, null, 2));
 }

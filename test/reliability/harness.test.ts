@@ -37,14 +37,23 @@ function record(category: string, outcome: Outcome, what: string, detail = ""): 
   if (!["clean", "accepted", "skipped"].includes(outcome)) examples.push(`${category}: ${outcome}: ${what}: ${detail.slice(0, 300)}`);
   return outcome;
 }
-const bad = (category: string) => OUTCOMES.filter((o) => !["clean", "accepted", "skipped"].includes(o)).reduce((a, o) => a + (table.get(category)?.get(o) ?? 0), 0);
+const bad = (category: string) =>
+  OUTCOMES.filter((o) => !["clean", "accepted", "skipped"].includes(o)).reduce((a, o) => a + (table.get(category)?.get(o) ?? 0), 0);
 
 afterAll(() => {
   const rows = [...table].map(([c, m]) => [c, ...OUTCOMES.map((o) => String(m.get(o) ?? 0))]);
   const head = ["category", ...OUTCOMES];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `| ${r.map((x, i) => x.padEnd(widths[i]!)).join(" | ")} |`;
-  console.log([`reliability harness (seed ${SEED}, ${CASES} mutations per kind)`, line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line), ...examples].join("\n"));
+  console.log(
+    [
+      `reliability harness (seed ${SEED}, ${CASES} mutations per kind)`,
+      line(head),
+      line(widths.map((w) => "-".repeat(w))),
+      ...rows.map(line),
+      ...examples,
+    ].join("\n"),
+  );
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -143,7 +152,10 @@ function mutate(bytes: Buffer, r: ReturnType<typeof rng>): { bytes: Buffer; what
       text += " ".repeat(Math.max(0, headerLen - text.length));
       const head = Buffer.alloc(8);
       head.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
-      return { bytes: Buffer.concat([head, Buffer.from(text), b.subarray(8 + headerLen)]), what: `header edit of "${name}": ${JSON.stringify(t).slice(0, 80)}` };
+      return {
+        bytes: Buffer.concat([head, Buffer.from(text), b.subarray(8 + headerLen)]),
+        what: `header edit of "${name}": ${JSON.stringify(t).slice(0, 80)}`,
+      };
     }
     default: {
       const extra = r.int(1, 4096);
@@ -316,8 +328,15 @@ describe("reliability harness", () => {
         const before = paster.pwned().length;
         for (const line of commandLines(res.out)) paster.paste(line, work);
         const py = (readdirSync(out, { recursive: true }) as string[]).map(String).filter((f) => f.endsWith(".py"));
-        const parsed = py.every((f) => spawnSync(resolve(".venv/bin/python"), ["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())", join(out, f)]).status === 0);
-        record("hostile paths", paster.pwned().length > before || !parsed ? "injected" : "accepted", `${target} --out ${JSON.stringify(name)}`, paster.pwned().join(","));
+        const parsed = py.every(
+          (f) => spawnSync(resolve(".venv/bin/python"), ["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())", join(out, f)]).status === 0,
+        );
+        record(
+          "hostile paths",
+          paster.pwned().length > before || !parsed ? "injected" : "accepted",
+          `${target} --out ${JSON.stringify(name)}`,
+          paster.pwned().join(","),
+        );
       }
     expect(bad("hostile paths")).toBe(0);
   }, 120_000);
@@ -340,7 +359,21 @@ describe("reliability harness", () => {
       writeFileSync(join(mnt, "filler"), Buffer.alloc(400 * 1024 - 8192 - statSync(join(prev, "config.json")).size).fill(1), { flag: "w" });
       const files: [string, string[]][] = [
         ["graph html", ["graph", MODEL, "--hf", `${FIXTURES}llama`, "--format", "html", "--out", join(mnt, "g.html")]],
-        ["run --logits-out", ["run", MODEL, "--hf", `${FIXTURES}llama`, "--ids", Array.from({ length: 64 }, (_, k) => k).join(","), "--max-new-tokens", "1", "--logits-out", join(mnt, "l.safetensors")]],
+        [
+          "run --logits-out",
+          [
+            "run",
+            MODEL,
+            "--hf",
+            `${FIXTURES}llama`,
+            "--ids",
+            Array.from({ length: 64 }, (_, k) => k).join(","),
+            "--max-new-tokens",
+            "1",
+            "--logits-out",
+            join(mnt, "l.safetensors"),
+          ],
+        ],
         ["calibrate", ["calibrate", MODEL, "--hf", `${FIXTURES}llama`, "--out", join(mnt, "calib.json")]],
       ];
       for (const [what, args] of files) {
@@ -367,19 +400,33 @@ describe("reliability harness", () => {
       let prevDigest = "";
       if (previous) {
         expect((await cli(["compile", MODEL, "--hf", ckpt, "--out", out, "--no-typecheck", "--json"])).code).toBe(0);
-        prevDigest = createHash("sha256").update(readFileSync(join(out, "config.json"))).digest("hex") + readdirSync(out).sort().join(",");
+        prevDigest =
+          createHash("sha256")
+            .update(readFileSync(join(out, "config.json")))
+            .digest("hex") + readdirSync(out).sort().join(",");
       }
       const child = spawn(process.execPath, [BIN, "compile", MODEL, "--hf", ckpt, "--out", out, "--dtype", "float32", "--no-typecheck"], { stdio: "ignore" });
       const sawTemp = await waitFor(() => readdirSync(parent).some((f) => f.includes("kiln-tmp")), 60_000);
       child.kill("SIGKILL");
       await new Promise((res) => child.on("exit", res));
       const leaked = readdirSync(parent).filter((f) => f.includes("kiln-tmp"));
-      const intact = !previous || createHash("sha256").update(readFileSync(join(out, "config.json"))).digest("hex") + readdirSync(out).sort().join(",") === prevDigest;
+      const intact =
+        !previous ||
+        createHash("sha256")
+          .update(readFileSync(join(out, "config.json")))
+          .digest("hex") +
+          readdirSync(out).sort().join(",") ===
+          prevDigest;
       const looksComplete = !previous && existsSync(out);
       const rerun = await cli(["compile", MODEL, "--hf", ckpt, "--out", out, "--no-typecheck", "--json"]);
       const left = readdirSync(parent).filter((f) => f.includes("kiln-tmp") || f.includes("kiln-old"));
       const o: Outcome = !intact || looksComplete ? "data lost" : rerun.code !== 0 || left.length ? "crash" : "clean";
-      record("kill -9 mid-compile", sawTemp ? o : "skipped", `previous output: ${previous}; temp left by the kill: ${leaked.length}; after rerun: ${left.length}`, rerun.err);
+      record(
+        "kill -9 mid-compile",
+        sawTemp ? o : "skipped",
+        `previous output: ${previous}; temp left by the kill: ${leaked.length}; after rerun: ${left.length}`,
+        rerun.err,
+      );
     }
     expect(bad("kill -9 mid-compile")).toBe(0);
   }, 120_000);

@@ -18,7 +18,10 @@ const Q = "model.layers.0.self_attn.q_proj.weight";
 const oneLine = (err: string) => expect(err.trim().split("\n"), err).toHaveLength(1);
 
 describe("non-finite weights", () => {
-  for (const [what, value] of [["NaN", Number.NaN], ["+Inf", Number.POSITIVE_INFINITY]] as const) {
+  for (const [what, value] of [
+    ["NaN", Number.NaN],
+    ["+Inf", Number.POSITIVE_INFINITY],
+  ] as const) {
     it(`kiln run refuses ${what} in q_proj, naming the tensor; --allow-nonfinite runs it`, async () => {
       const ckpt = fresh();
       plantF32(ckpt, Q, 5, value);
@@ -56,7 +59,9 @@ describe("non-finite weights", () => {
     const r = await kiln(["compile", "models/llama.ts", "--hf", ckpt, "--out", join(root, `out-${n++}`), "--dtype", "float16", "--no-typecheck"]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/tensor "transformer\.layers\.0\.attention\.qkv\.weight": 2 values overflow to Inf in the cast from F32 to F16/);
-    expect((await kiln(["compile", "models/llama.ts", "--hf", ckpt, "--out", join(root, `out-${n++}`), "--dtype", "bfloat16", "--no-typecheck", "--json"])).code).toBe(0);
+    expect(
+      (await kiln(["compile", "models/llama.ts", "--hf", ckpt, "--out", join(root, `out-${n++}`), "--dtype", "bfloat16", "--no-typecheck", "--json"])).code,
+    ).toBe(0);
   });
 
   it("kiln compile --dtype float16 reports underflow to zero as a warning with its count", async () => {

@@ -29,11 +29,15 @@ const pwned = () => paster.pwned();
 
 /** The Python expression of the single argument passed to `call` in `source`, checked with the ast module. */
 function pythonStringArgs(source: string): string[] {
-  const check = "import ast, json, sys\ntree = ast.parse(sys.stdin.read())\nconsts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]\ncalls = sorted({(n.func.attr if isinstance(n.func, ast.Attribute) else n.func.id) for n in ast.walk(tree) if isinstance(n, ast.Call)})\nprint(json.dumps({'consts': consts, 'calls': calls}))";
+  const check =
+    "import ast, json, sys\ntree = ast.parse(sys.stdin.read())\nconsts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]\ncalls = sorted({(n.func.attr if isinstance(n.func, ast.Attribute) else n.func.id) for n in ast.walk(tree) if isinstance(n, ast.Call)})\nprint(json.dumps({'consts': consts, 'calls': calls}))";
   const r = spawnSync(PY, ["-c", check], { input: source, encoding: "utf8" });
   expect(r.status, r.stderr).toBe(0);
   const { consts, calls } = JSON.parse(r.stdout) as { consts: string[]; calls: string[] };
-  expect(calls.every((c) => ["LLM", "print", "generate", "from_pretrained"].includes(c)), `calls ${calls}`).toBe(true);
+  expect(
+    calls.every((c) => ["LLM", "print", "generate", "from_pretrained"].includes(c)),
+    `calls ${calls}`,
+  ).toBe(true);
   return consts;
 }
 
@@ -45,10 +49,25 @@ describe("printed commands with hostile paths", () => {
         const work = join(root, `${target}-${i}`);
         mkdirSync(work);
         const out = join(work, n);
-        const r = await kiln(["compile", "models/llama.ts", "--hf", `${FIXTURES}llama`, "--out", out, "--target", target, "--no-typecheck", "--tp", target === "hf" ? "1" : "2"]);
+        const r = await kiln([
+          "compile",
+          "models/llama.ts",
+          "--hf",
+          `${FIXTURES}llama`,
+          "--out",
+          out,
+          "--target",
+          target,
+          "--no-typecheck",
+          "--tp",
+          target === "hf" ? "1" : "2",
+        ]);
         expect(r.code, r.err).toBe(0);
         if (target === "hf") {
-          const load = r.out.split("\n").find((l) => l.includes("from_pretrained"))!.replace(/^\s*model = /, "");
+          const load = r.out
+            .split("\n")
+            .find((l) => l.includes("from_pretrained"))!
+            .replace(/^\s*model = /, "");
           expect(pythonStringArgs(load)).toContain(out);
           continue;
         }

@@ -40,7 +40,10 @@ export function makePaster(root: string): Paster {
     paste(line, cwd) {
       writeFileSync(argvLog, "");
       const r = spawnSync("bash", ["-c", line], { cwd, env: { PATH: `${stubs}:/usr/bin:/bin`, HOME: root }, encoding: "utf8" });
-      const calls = readFileSync(argvLog, "utf8").split("\n\0").filter((rec) => rec.length).map((rec) => rec.split("\0").filter((_, i, a) => i < a.length - 1));
+      const calls = readFileSync(argvLog, "utf8")
+        .split("\n\0")
+        .filter((rec) => rec.length)
+        .map((rec) => rec.split("\0").filter((_, i, a) => i < a.length - 1));
       return { status: r.status, stderr: r.stderr, calls };
     },
     pwned: () => (readdirSync(root, { recursive: true }) as string[]).map(String).filter((f) => /(^|\/)PWNED_\w+$/.test(f) && existsSync(join(root, f))),

@@ -39,13 +39,23 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
   for (const { fixture, model } of ZOO_FIXTURES)
-    for (const [tp, pp] of [[1, 1], [2, 1], [4, 1], [1, 2], [2, 2]] as const)
+    for (const [tp, pp] of [
+      [1, 1],
+      [2, 1],
+      [4, 1],
+      [1, 2],
+      [2, 2],
+    ] as const)
       it(`${fixture} tp=${tp} pp=${pp}`, async () => {
         const dir = `${ZOO}${fixture}`;
         const out = join(tmp, `${fixture}-tp${tp}-pp${pp}`);
         const r = await compileModel(zooModel(model), { hfDir: dir, outDir: out, mapping: { tp, pp } });
         const golden = await readGolden(dir);
-        const logits = await simulateCheckpoint(out, r.lowered.graph, golden.map((g) => g.ids));
+        const logits = await simulateCheckpoint(
+          out,
+          r.lowered.graph,
+          golden.map((g) => g.ids),
+        );
         golden.forEach((g, i) => expect(relL2(logits[i]!, g.logits)).toBeLessThanOrEqual(1e-5));
       });
 });
@@ -65,7 +75,14 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
       } else {
         expect(config.runtime_defaults).toEqual({ max_attention_window: e.windows });
         expect(r.emission.usage(out).join("\n")).toContain(`--max_attention_window_size ${e.windows.join(" ")}`);
-        const triton = tritonConfigs({ repo: "/r", engineDir: "/e", tokenizerDir: "/t", tp: 2, pp: 1, maxAttentionWindow: config.runtime_defaults.max_attention_window });
+        const triton = tritonConfigs({
+          repo: "/r",
+          engineDir: "/e",
+          tokenizerDir: "/t",
+          tp: 2,
+          pp: 1,
+          maxAttentionWindow: config.runtime_defaults.max_attention_window,
+        });
         expect(triton.tensorrt_llm.parameters?.max_attention_window_size).toEqual({ string_value: e.windows.join(",") });
       }
       if (e.builtin === null) {
@@ -107,8 +124,8 @@ describe("zoo: the PyTorch targets", () => {
   });
 
   it("trtllm-torch refuses QK-norm in one line naming the layer (its QK-norm layer is not in the 1.2.1 manifest)", async () => {
-    await expect(compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: join(tmp, "qwen3-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" })).rejects.toThrow(
-      /^transformer\.layers\.0\.attention: per-head q\/k RMSNorm \(QK-norm\) is not supported by --target trtllm-torch yet/,
-    );
+    await expect(
+      compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: join(tmp, "qwen3-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" }),
+    ).rejects.toThrow(/^transformer\.layers\.0\.attention: per-head q\/k RMSNorm \(QK-norm\) is not supported by --target trtllm-torch yet/);
   });
 });

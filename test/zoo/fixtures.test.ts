@@ -20,11 +20,15 @@ describe("zoo fixtures", () => {
     expect(readdirSync(ZOO).sort()).toEqual(ZOO_FIXTURES.map((f) => f.fixture).sort());
   });
 
-  it.skipIf(why !== undefined)(`make.py reproduces the committed files byte for byte${why ? ` (SKIPPED: ${why})` : ""}`, () => {
-    const out = mkdtempSync(join(tmpdir(), "kiln-zoo-make-"));
-    execFileSync(py!, ["scripts/zoo-fixtures/make.py", "--out", out], { stdio: "pipe", timeout: 300_000 });
-    for (const { fixture } of ZOO_FIXTURES)
-      for (const file of readdirSync(join(ZOO, fixture)))
-        expect(readFileSync(join(out, fixture, file)).equals(readFileSync(join(ZOO, fixture, file))), `${fixture}/${file}`).toBe(true);
-  }, 300_000);
+  it.skipIf(why !== undefined)(
+    `make.py reproduces the committed files byte for byte${why ? ` (SKIPPED: ${why})` : ""}`,
+    () => {
+      const out = mkdtempSync(join(tmpdir(), "kiln-zoo-make-"));
+      execFileSync(py!, ["scripts/zoo-fixtures/make.py", "--out", out], { stdio: "pipe", timeout: 300_000 });
+      for (const { fixture } of ZOO_FIXTURES)
+        for (const file of readdirSync(join(ZOO, fixture)))
+          expect(readFileSync(join(out, fixture, file)).equals(readFileSync(join(ZOO, fixture, file))), `${fixture}/${file}`).toBe(true);
+    },
+    300_000,
+  );
 });

@@ -34,7 +34,13 @@ class GlueBlock extends Module {
   ) {
     super();
     this.inputNorm = new RMSNorm(c.hidden, c.eps);
-    this.attn = new Attention({ hidden: c.hidden, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, rope: { style: "neox", rotaryDim: c.headDim, theta: c.rope.theta, scaling: c.rope.scaling } });
+    this.attn = new Attention({
+      hidden: c.hidden,
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      headDim: c.headDim,
+      rope: { style: "neox", rotaryDim: c.headDim, theta: c.rope.theta, scaling: c.rope.scaling },
+    });
     this.postNorm = new RMSNorm(c.hidden, c.eps);
     this.mlp = new GatedMLP(c.hidden, c.ffn, c.act);
     this.gate = new Parameter([c.hidden]);
@@ -46,7 +52,12 @@ class GlueBlock extends Module {
   /** Tail-dim mixing: softmax over groups of channels, then a gated half/half combination. */
   mixer(x: Tensor): Tensor {
     const [b, s, h] = [x.dim(0), x.dim(1), this.c.hidden];
-    const t = x.reshape([b, s, 4, h / 4]).transpose([0, 1, 3, 2]).softmax(-1).transpose([0, 1, 3, 2]).reshape([b, s, h]);
+    const t = x
+      .reshape([b, s, 4, h / 4])
+      .transpose([0, 1, 3, 2])
+      .softmax(-1)
+      .transpose([0, 1, 3, 2])
+      .reshape([b, s, h]);
     const [lo, hi] = t.split([h / 2, h / 2]) as [Tensor, Tensor];
     const g = lo.sigmoid().sub(hi.tanh()).div(2).gelu("tanh");
     return F.concat([g, g.neg()], -1).add(t.mean(-1));
@@ -55,7 +66,11 @@ class GlueBlock extends Module {
   forward(x: Tensor, pos: Tensor): Tensor {
     const a = this.mix.forward(this.attn.forward(this.inputNorm.forward(x), pos)).mul(0.5);
     const m = this.extra.forward(this.mlp.forward(this.postNorm.forward(x)).mul(this.gate)).mul(1 / (this.index + 1));
-    const p = pos.cast("f32").reshape([x.dim(0), x.dim(1), 1]).mul(this.posScale).mul(0.01);
+    const p = pos
+      .cast("f32")
+      .reshape([x.dim(0), x.dim(1), 1])
+      .mul(this.posScale)
+      .mul(0.01);
     return x.add(a).add(m).add(p).add(this.mixer(x).mul(0.1));
   }
 }

@@ -26,11 +26,27 @@ export interface BuildEnvironment {
 export function probeBuildEnvironment(run = spawnSync, py = process.env.KILN_PYTHON ?? "python3"): BuildEnvironment {
   const docker = run("docker", ["info", "--format", "{{json .Runtimes}}"], { encoding: "utf8" });
   const dockerWithNvidia = docker.status === 0 && /nvidia/.test(String(docker.stdout));
-  const dockerProblem = docker.error ? "docker is not installed" : docker.status !== 0 ? "the Docker engine is not reachable" : dockerWithNvidia ? undefined : "Docker has no NVIDIA runtime (nvidia-container-toolkit)";
+  const dockerProblem = docker.error
+    ? "docker is not installed"
+    : docker.status !== 0
+      ? "the Docker engine is not reachable"
+      : dockerWithNvidia
+        ? undefined
+        : "Docker has no NVIDIA runtime (nvidia-container-toolkit)";
   const v = run(py, ["-c", "import tensorrt_llm; print(tensorrt_llm.__version__)"], { encoding: "utf8" });
-  const version = String(v.stdout ?? "").trim().split("\n").pop() ?? "";
+  const version =
+    String(v.stdout ?? "")
+      .trim()
+      .split("\n")
+      .pop() ?? "";
   const python = v.status === 0 && /^1\.2\./.test(version) ? py : undefined;
-  const pythonProblem = v.error ? `${py} is not installed` : v.status !== 0 ? `${py} cannot import tensorrt_llm` : python ? undefined : `${py} has tensorrt_llm ${version}, not 1.2.x (the last release with the TensorRT engine flow)`;
+  const pythonProblem = v.error
+    ? `${py} is not installed`
+    : v.status !== 0
+      ? `${py} cannot import tensorrt_llm`
+      : python
+        ? undefined
+        : `${py} has tensorrt_llm ${version}, not 1.2.x (the last release with the TensorRT engine flow)`;
   return { dockerWithNvidia, ...(dockerProblem && { dockerProblem }), ...(python && { python }), ...(pythonProblem && { pythonProblem }) };
 }
 

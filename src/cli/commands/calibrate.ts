@@ -27,5 +27,7 @@ export async function calibrateCommand(file: string, flags: CalibrateFlags, out:
   const linears = Object.keys(c.inputs).length;
   const attentions = Object.keys(c.kvCache).length;
   if (flags.json) return out(`${JSON.stringify({ model: def.name, out: flags.out, prompts: c.prompts, tokens: c.tokens, linears, attentions })}\n`);
-  out(`kiln: calibrated model ${def.name} on ${c.prompts} prompt${c.prompts > 1 ? "s" : ""} (${c.tokens} tokens${flags.prompts?.length ? "" : ", built-in prompts"}): ${linears} Linear inputs, ${attentions} KV caches -> ${flags.out}\n`);
+  out(
+    `kiln: calibrated model ${def.name} on ${c.prompts} prompt${c.prompts > 1 ? "s" : ""} (${c.tokens} tokens${flags.prompts?.length ? "" : ", built-in prompts"}): ${linears} Linear inputs, ${attentions} KV caches -> ${flags.out}\n`,
+  );
 }

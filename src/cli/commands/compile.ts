@@ -40,7 +40,8 @@ const DTYPES = ["float32", "float16", "bfloat16"] as const;
 export async function compileCommand(spec: string | undefined, flags: CompileFlags, out: (s: string) => void): Promise<void> {
   const target = flags.target ?? DEFAULT_TARGET;
   if (!isTargetName(target)) throw new UsageError(`--target: expected one of ${TARGET_NAMES.join(", ")}, got '${target}'`);
-  if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
+  if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype))
+    throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
   const inputs = [...(spec !== undefined && existsSync(spec) ? [spec] : []), ...(flags.calibration ? [flags.calibration] : []), ...(flags.prompts ?? [])];
   const guard = { flag: "--out", inputs: [flags.hf, ...inputs], ...(flags.force && { force: true }) };
@@ -67,15 +68,21 @@ export async function compileCommand(spec: string | undefined, flags: CompileFla
     ...(progress && { onProgress: progress.onProgress }),
   }).finally(() => progress?.stop());
   const e = r.emission;
-  for (const w of [...r.numerics.nonFinite.map((p) => `written as asked (--allow-nonfinite): ${p}`), ...r.numerics.underflow]) process.stderr.write(`kiln: warning: ${w}\n`);
+  for (const w of [...r.numerics.nonFinite.map((p) => `written as asked (--allow-nonfinite): ${p}`), ...r.numerics.underflow])
+    process.stderr.write(`kiln: warning: ${w}\n`);
   const files = [...Object.keys(e.files), ...e.plans.map((p) => p.file)].sort();
   if (flags.json) {
-    out(`${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, ...(loraMerge && { loraMerged: loraMerge.dir }), usage: e.usage(flags.out), numerics: r.numerics, ...e.info(flags.out) })}\n`);
+    out(
+      `${JSON.stringify({ out: r.outDir, target, architecture: e.architecture, summary: e.summary, files, bytes: r.bytesWritten, nativeCopiedBytes: r.nativeCopiedBytes, nativeCastBytes: r.nativeCastBytes, seconds: Number(r.seconds.toFixed(3)), quant: quant.weight ?? null, kvCache: quant.kv ?? null, ...(loraMerge && { loraMerged: loraMerge.dir }), usage: e.usage(flags.out), numerics: r.numerics, ...e.info(flags.out) })}\n`,
+    );
     return;
   }
   out(`kiln: wrote ${r.outDir} (target ${target}, ${formatBytes(r.bytesWritten)} of weights${nativeNote(r)}, ${r.seconds.toFixed(2)} s)\n`);
   out(`  ${e.summary}\n`);
-  if (loraRuntime) out(`  runtime LoRA: ${loraRuntime.map((a, i) => `task ${i + 1} = ${a.dir}`).join(", ")} (lora/<task>/model.lora_{weights,config}.npy; build_config.json lora_config)\n`);
+  if (loraRuntime)
+    out(
+      `  runtime LoRA: ${loraRuntime.map((a, i) => `task ${i + 1} = ${a.dir}`).join(", ")} (lora/<task>/model.lora_{weights,config}.npy; build_config.json lora_config)\n`,
+    );
   if (loraMerge) out(`  LoRA merged: ${loraMerge.dir} (${loraMerge.modules.length} modules folded into the weights; weights.map.json "lora")\n`);
   if (quant.weight || quant.kv) out(`  quantized: ${describeQuant(quant)} (config.json "quantization"; kiln eval shows the accuracy cost)\n`);
   for (const line of e.usage(flags.out)) out(`${line}\n`);
@@ -97,6 +104,12 @@ async function parseLoraFlags(flags: CompileFlags): Promise<{ loraMerge?: LoraAd
 
 /** ", 2.1 GB copied file to file by the native helper" and/or cast by it; empty without the helper. */
 function nativeNote(r: { nativeCopiedBytes: number; nativeCastBytes: number }): string {
-  const parts = [r.nativeCopiedBytes && `${formatBytes(r.nativeCopiedBytes)} copied file to file by the native helper`, r.nativeCastBytes && `${formatBytes(r.nativeCastBytes)} cast by the native helper`];
-  return parts.filter(Boolean).map((p) => `, ${p}`).join("");
+  const parts = [
+    r.nativeCopiedBytes && `${formatBytes(r.nativeCopiedBytes)} copied file to file by the native helper`,
+    r.nativeCastBytes && `${formatBytes(r.nativeCastBytes)} cast by the native helper`,
+  ];
+  return parts
+    .filter(Boolean)
+    .map((p) => `, ${p}`)
+    .join("");
 }

@@ -35,15 +35,30 @@ export async function evalCommand(file: string, flags: EvalFlags, out: (s: strin
   const { accuracy: a, perPrompt, engine } = evaluateQuant(m, o, dtype, prompts);
   const quantized = engine.spec.linears.length;
   if (flags.json) {
-    const result = { model: def.name, quant: o.weight ?? null, kvCache: o.kv ?? null, dtype, prompts: prompts.length, quantizedLinears: quantized, excluded: m.excluded, ...a, perPrompt };
+    const result = {
+      model: def.name,
+      quant: o.weight ?? null,
+      kvCache: o.kv ?? null,
+      dtype,
+      prompts: prompts.length,
+      quantizedLinears: quantized,
+      excluded: m.excluded,
+      ...a,
+      perPrompt,
+    };
     return out(`${JSON.stringify(result)}\n`);
   }
   const agree = Math.round(a.top1Agreement * a.positions);
-  out(`model ${def.name}${adapter ? ` + LoRA ${adapter.dir}` : ""}, ${describeQuant(o)} (${dtype}) against the unquantized model, ${prompts.length} prompts (${a.positions} positions):\n`);
+  out(
+    `model ${def.name}${adapter ? ` + LoRA ${adapter.dir}` : ""}, ${describeQuant(o)} (${dtype}) against the unquantized model, ${prompts.length} prompts (${a.positions} positions):\n`,
+  );
   out(`  relative logit error  ${a.relLogitError.toExponential(3)}\n`);
   out(`  top-1 agreement       ${(100 * a.top1Agreement).toFixed(1)}% (${agree}/${a.positions})\n`);
   out(`  KL divergence         ${a.klDivergence.toExponential(3)} nats/token\n`);
-  if (o.weight) out(`  ${quantized} Linear${quantized === 1 ? "" : "s"} quantized${m.excluded.length ? `, ${m.excluded.length} kept by quantize: false hints` : ""}; lm_head and embeddings stay unquantized\n`);
+  if (o.weight)
+    out(
+      `  ${quantized} Linear${quantized === 1 ? "" : "s"} quantized${m.excluded.length ? `, ${m.excluded.length} kept by quantize: false hints` : ""}; lm_head and embeddings stay unquantized\n`,
+    );
 }
 
 /** The adapted model against the base model over the prompts: what the adapter changes. */
@@ -51,9 +66,14 @@ async function evalAdapter(def: ModelDefinition<unknown>, flags: EvalFlags, adap
   const base = await loadQuantizableModel(def, flags.hf);
   const tuned = await loadQuantizableModel(def, flags.hf, adapter);
   const prompts = await loadPrompts(flags.prompts ?? [], base.vocab);
-  const a = quantAccuracy(prompts.map((ids) => [logitsOf(base, ids), logitsOf(tuned, ids)] as const), base.vocab);
+  const a = quantAccuracy(
+    prompts.map((ids) => [logitsOf(base, ids), logitsOf(tuned, ids)] as const),
+    base.vocab,
+  );
   if (flags.json) return out(`${JSON.stringify({ model: def.name, lora: adapter.dir, loraModules: adapter.modules.length, prompts: prompts.length, ...a })}\n`);
-  out(`model ${def.name} + LoRA ${adapter.dir} (${adapter.modules.length} modules) against the base model, ${prompts.length} prompts (${a.positions} positions):\n`);
+  out(
+    `model ${def.name} + LoRA ${adapter.dir} (${adapter.modules.length} modules) against the base model, ${prompts.length} prompts (${a.positions} positions):\n`,
+  );
   out(`  relative logit change ${a.relLogitError.toExponential(3)}\n`);
   out(`  top-1 agreement       ${(100 * a.top1Agreement).toFixed(1)}% (${Math.round(a.top1Agreement * a.positions)}/${a.positions})\n`);
   out(`  KL divergence         ${a.klDivergence.toExponential(3)} nats/token\n`);

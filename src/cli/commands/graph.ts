@@ -43,14 +43,21 @@ export async function graphCommand(spec: string | undefined, flags: GraphFlags, 
   if (NEEDS_FILE.has(format) && !flags.out) throw new UsageError(`--format ${format} writes a file: give --out FILE`);
   if (flags.withWeights && format !== "onnx") throw new UsageError("--with-weights applies to --format onnx only");
   if (flags.withWeights && !("hfDir" in source)) throw new UsageError("--with-weights needs the checkpoint: give --hf DIR instead of --config");
-  const outFile = flags.out === undefined ? undefined : checkOutputFile(flags.out, { flag: "--out", inputs: [...(spec !== undefined && existsSync(spec) ? [spec] : []), flags.hf, flags.config] });
+  const outFile =
+    flags.out === undefined
+      ? undefined
+      : checkOutputFile(flags.out, { flag: "--out", inputs: [...(spec !== undefined && existsSync(spec) ? [spec] : []), flags.hf, flags.config] });
   const { def, file } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const stages = await loadModelStages(def, source);
   const g = stages.graph(stage);
   const collapse = !flags.expand;
   const title = `${def.name} (${stage})`;
   const render: Record<Format, () => Promise<string | Uint8Array>> = {
-    onnx: async () => toOnnxBytes(g, { docString: `${title} from ${file}`, ...(flags.withWeights && "hfDir" in source && { weights: await loadStageWeights(stages, stage, source.hfDir) }) }),
+    onnx: async () =>
+      toOnnxBytes(g, {
+        docString: `${title} from ${file}`,
+        ...(flags.withWeights && "hfDir" in source && { weights: await loadStageWeights(stages, stage, source.hfDir) }),
+      }),
     dot: async () => toDot(buildView(g, { collapse }), title),
     html: async () => toHtml(g, { title: def.name, subtitle: `${stage} graph · ${file}` }),
     text: async () => toText(g, { collapse }),

@@ -26,13 +26,21 @@ export async function passesCommand(file: string, flags: PassesFlags, out: (s: s
   const inst = instantiateFromDir(def, flags.hf);
   const opt = optimize(inst);
   if (flags.json) {
-    const passes = opt.log.map((e) => ({ pass: e.pass, before: e.before, after: e.after, rewrites: e.rewrites, ms: Number(e.ms.toFixed(2)), ...(flags.explain && { nearMisses: e.nearMisses }) }));
+    const passes = opt.log.map((e) => ({
+      pass: e.pass,
+      before: e.before,
+      after: e.after,
+      rewrites: e.rewrites,
+      ms: Number(e.ms.toFixed(2)),
+      ...(flags.explain && { nearMisses: e.nearMisses }),
+    }));
     out(`${JSON.stringify({ model: def.name, hints: inst.graph.hints, nodes: { before: inst.graph.nodes.length, after: opt.graph.nodes.length }, passes })}\n`);
     return;
   }
   out(`model ${def.name}: ${inst.graph.nodes.length} nodes traced, ${opt.graph.nodes.length} after ${opt.log.length} passes\n`);
   const hints = Object.entries(inst.graph.hints);
-  if (flags.explain) out(hints.length ? hints.map(([s, h]) => `hints ${s || "<model>"}: ${JSON.stringify(h)}\n`).join("") : "hints: none (defaults: every fusion on)\n");
+  if (flags.explain)
+    out(hints.length ? hints.map(([s, h]) => `hints ${s || "<model>"}: ${JSON.stringify(h)}\n`).join("") : "hints: none (defaults: every fusion on)\n");
   for (const e of opt.log) {
     out(`  ${e.pass.padEnd(20)} ${String(e.rewrites).padStart(4)} rewrites  ${diff(e.before, e.after)}\n`);
     if (!flags.explain) continue;

@@ -34,7 +34,8 @@ const DTYPES: readonly TrtDtype[] = ["float32", "float16", "bfloat16"];
 const DEFAULT_MAX_SEQ = 2048;
 
 export async function planCommand(spec: string | undefined, flags: PlanFlags, out: (s: string) => void): Promise<void> {
-  if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
+  if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype))
+    throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
   const gpu = parseGpu(flags.gpu);
   if (!gpu) throw new UsageError(`--gpu: expected one of ${Object.keys(GPUS).join(", ")} or a memory size such as 24GiB, got '${flags.gpu}'`);
   const quant = flags.quant === undefined ? undefined : parseWeightQuant(flags.quant);

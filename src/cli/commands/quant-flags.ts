@@ -20,7 +20,8 @@ export interface QuantFlags {
 const DTYPES: readonly QuantDtype[] = ["float32", "float16", "bfloat16"];
 
 export function parseDtypeFlag(dtype: string | undefined): QuantDtype | undefined {
-  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${dtype}'`);
+  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype))
+    throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${dtype}'`);
   return dtype as QuantDtype | undefined;
 }
 
@@ -34,4 +35,5 @@ export async function parseQuantFlags(flags: QuantFlags): Promise<QuantOptions> 
 }
 
 /** "--quant w8a16 --kv-cache fp8" as people type it. */
-export const describeQuant = (o: QuantOptions): string => [o.weight && `--quant ${o.weight}`, o.kv && `--kv-cache ${o.kv}`].filter(Boolean).join(" ") || "unquantized";
+export const describeQuant = (o: QuantOptions): string =>
+  [o.weight && `--quant ${o.weight}`, o.kv && `--kv-cache ${o.kv}`].filter(Boolean).join(" ") || "unquantized";

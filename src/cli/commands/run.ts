@@ -43,7 +43,13 @@ export interface RunFlags extends QuantFlags {
 export async function runCommand(spec: string | undefined, flags: RunFlags, out: (s: string) => void): Promise<void> {
   const ids = parseIds(flags.ids);
   const maxNew = parseCount(flags.maxNewTokens, "--max-new-tokens");
-  const logitsOut = flags.logitsOut === undefined ? undefined : checkOutputFile(flags.logitsOut, { flag: "--logits-out", inputs: [...(spec !== undefined && existsSync(spec) ? [spec] : []), flags.hf, flags.calibration, ...(flags.prompts ?? [])] });
+  const logitsOut =
+    flags.logitsOut === undefined
+      ? undefined
+      : checkOutputFile(flags.logitsOut, {
+          flag: "--logits-out",
+          inputs: [...(spec !== undefined && existsSync(spec) ? [spec] : []), flags.hf, flags.calibration, ...(flags.prompts ?? [])],
+        });
   const t0 = performance.now();
   const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
   const inst = instantiateFromDir(def, flags.hf);
@@ -61,7 +67,12 @@ export async function runCommand(spec: string | undefined, flags: RunFlags, out:
     const m = await loadQuantizableModel(def, flags.hf, adapter);
     const engine = simulateEngine(m, quant, quantDtype(m.hf, dtypeFlag), await loadPrompts(flags.prompts ?? [], m.vocab));
     t1 = performance.now();
-    r = { logits: logitsOf(m, ids, engine), vocab: m.vocab, tokens: generateGreedy(m, ids, maxNew, engine), quantized: `${describeQuant(quant)} (${engine.dtype})` };
+    r = {
+      logits: logitsOf(m, ids, engine),
+      vocab: m.vocab,
+      tokens: generateGreedy(m, ids, maxNew, engine),
+      quantized: `${describeQuant(quant)} (${engine.dtype})`,
+    };
   } else {
     const params = await loadWeights(inst, flags.hf, { ...(flags.allowNonfinite && { allowNonFinite: true }), ...(adapter && { adapter }) });
     t1 = performance.now();
@@ -69,11 +80,28 @@ export async function runCommand(spec: string | undefined, flags: RunFlags, out:
   }
   const { logits, vocab, tokens, quantized } = r;
   const badLogits = logits.reduce((n, x) => (Number.isFinite(x) ? n : n + 1), 0);
-  if (badLogits && !flags.allowNonfinite) throw new NumericsError(`model '${def.name}': ${badLogits} of ${logits.length} logits are non-finite (Inf/NaN), so the generated tokens would be meaningless; check the weights and config.json (e.g. rope_theta), or pass --allow-nonfinite`);
+  if (badLogits && !flags.allowNonfinite)
+    throw new NumericsError(
+      `model '${def.name}': ${badLogits} of ${logits.length} logits are non-finite (Inf/NaN), so the generated tokens would be meaningless; check the weights and config.json (e.g. rope_theta), or pass --allow-nonfinite`,
+    );
   const t2 = performance.now();
   if (logitsOut) await writeSafetensors(logitsOut, [{ name: "logits", dtype: "F32", shape: [ids.length, vocab], data: logits }]);
   const nextToken = argmax(logits.subarray((ids.length - 1) * vocab));
-  const result = { model: def.name, prompt: ids, tokens, nextToken, vocab, loadMs: Math.round(t1 - t0), computeMs: Math.round(t2 - t1), ...(flags.logitsOut && { logitsOut: flags.logitsOut }), ...(quantized && { quantized }), ...(adapter && { lora: { dir: adapter.dir, modules: adapter.modules.length } }) };
+  const result = {
+    model: def.name,
+    prompt: ids,
+    tokens,
+    nextToken,
+    vocab,
+    loadMs: Math.round(t1 - t0),
+    computeMs: Math.round(t2 - t1),
+    ...(flags.logitsOut && { logitsOut: flags.logitsOut }),
+    ...(quantized && { quantized }),
+    ...(adapter && { lora: { dir: adapter.dir, modules: adapter.modules.length } }),
+  };
   if (flags.json) out(`${JSON.stringify(result)}\n`);
-  else out(`model ${def.name}${adapter ? ` + LoRA ${adapter.dir} (${adapter.modules.length} modules)` : ""}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`);
+  else
+    out(
+      `model ${def.name}${adapter ? ` + LoRA ${adapter.dir} (${adapter.modules.length} modules)` : ""}${quantized ? ` ${quantized}, simulated` : ""}: prompt [${ids}] -> generated [${tokens}]\n${flags.logitsOut ? `logits [${ids.length}, ${vocab}] written to ${flags.logitsOut}\n` : ""}`,
+    );
 }

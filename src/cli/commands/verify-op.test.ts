@@ -30,9 +30,24 @@ describe("kiln verify-op", () => {
     const text = await run("fused_add_rms_norm", { out: dir, ...(torchPython && { python: torchPython }) });
     expect(text).toContain("fused_add_rms_norm: reference and shape rule agree on 15 cases; python_plugin lowering checked against TensorRT-LLM 1.2");
     const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-    expect(manifest).toMatchObject({ op: "fused_add_rms_norm", kernel: "fused_add_rms_norm.py", launch: "launch", torch_reference: "torch_reference", tolerance: { f32: 1e-5, f16: 1e-3, bf16: 8e-3 } });
+    expect(manifest).toMatchObject({
+      op: "fused_add_rms_norm",
+      kernel: "fused_add_rms_norm.py",
+      launch: "launch",
+      torch_reference: "torch_reference",
+      tolerance: { f32: 1e-5, f16: 1e-3, bf16: 8e-3 },
+    });
     expect(manifest.cases.map((c: { id: string }) => c.id).slice(0, 4)).toEqual(["c0-f32", "c0-f16", "c0-bf16", "c1-f32"]);
-    expect(manifest.bench[2]).toEqual({ id: "b0-bf16", dtype: "bf16", attrs: { eps: 1e-5 }, input_shapes: [[1, 4096], [1, 4096], [4096]], outputs: [{ name: "normed", shape: [1, 4096], dtype: "bf16" }, { name: "new_residual", shape: [1, 4096], dtype: "bf16" }] });
+    expect(manifest.bench[2]).toEqual({
+      id: "b0-bf16",
+      dtype: "bf16",
+      attrs: { eps: 1e-5 },
+      input_shapes: [[1, 4096], [1, 4096], [4096]],
+      outputs: [
+        { name: "normed", shape: [1, 4096], dtype: "bf16" },
+        { name: "new_residual", shape: [1, 4096], dtype: "bf16" },
+      ],
+    });
     // The f16/bf16 inputs are exactly representable in their dtype, and the outputs are the reference's on them.
     const f = await SafetensorsFile.open(join(dir, "cases.safetensors"));
     try {
@@ -40,7 +55,9 @@ describe("kiln verify-op", () => {
       expect(ins.every((t) => t.every((v) => roundToBf16(v) === v))).toBe(true);
       expect((await f.readF32("c0-f16.in0")).every((v) => roundToF16(v) === v)).toBe(true);
       expect((await f.readF32("c0-f32.in0")).some((v) => roundToBf16(v) !== v)).toBe(true);
-      const [normed] = FUSED_ADD_RMS_NORM.decl.reference([tensor("bf16", [4, 64], ins[0]), tensor("bf16", [4, 64], ins[1]), tensor("bf16", [64], ins[2])], { eps: 1e-6 });
+      const [normed] = FUSED_ADD_RMS_NORM.decl.reference([tensor("bf16", [4, 64], ins[0]), tensor("bf16", [4, 64], ins[1]), tensor("bf16", [64], ins[2])], {
+        eps: 1e-6,
+      });
       expect(await f.readF32("c0-bf16.out0")).toEqual(normed!.data);
     } finally {
       await f.close();

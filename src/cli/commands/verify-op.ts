@@ -28,7 +28,8 @@ function locate(arg: string): { file: string; name?: string } {
   const [path, name] = arg.split("#") as [string, string | undefined];
   if (path.endsWith(".ts") || path.includes("/")) return { file: resolve(path), ...(name && { name }) };
   const example = resolve("examples", path, "op.ts");
-  if (!existsSync(example)) throw new UsageError(`verify-op: '${arg}' is neither a .ts file nor an example (no ${relative(process.cwd(), example)}); pass path/to/op.ts[#op_name]`);
+  if (!existsSync(example))
+    throw new UsageError(`verify-op: '${arg}' is neither a .ts file nor an example (no ${relative(process.cwd(), example)}); pass path/to/op.ts[#op_name]`);
   return { file: example, name: path };
 }
 
@@ -41,16 +42,27 @@ async function loadOp(arg: string): Promise<CustomOp> {
   } catch (e) {
     throw new UsageError(`verify-op: ${relative(process.cwd(), file)} failed to load: ${(e as Error).message.split("\n")[0]}`);
   }
-  if (name) return customOp(name) ?? (() => { throw new UsageError(`verify-op: loading ${relative(process.cwd(), file)} declared no custom op '${name}'`); })();
+  if (name)
+    return (
+      customOp(name) ??
+      (() => {
+        throw new UsageError(`verify-op: loading ${relative(process.cwd(), file)} declared no custom op '${name}'`);
+      })()
+    );
   const ops = [...new Set(Object.values(mod).filter(isCustomOp))];
-  if (ops.length !== 1) throw new UsageError(`verify-op: ${relative(process.cwd(), file)} exports ${ops.length ? `several custom ops (${ops.map((o) => o.name).join(", ")}); add #name` : "no custom op (export the value defineOp returns)"}`);
+  if (ops.length !== 1)
+    throw new UsageError(
+      `verify-op: ${relative(process.cwd(), file)} exports ${ops.length ? `several custom ops (${ops.map((o) => o.name).join(", ")}); add #name` : "no custom op (export the value defineOp returns)"}`,
+    );
   return ops[0]!;
 }
 
 /** The first interpreter that can run `check`: --python, $KILN_PYTHON, ./.venv/bin/python, python3. */
 function findPython(flag: string | undefined, check: string): string | undefined {
   const candidates = flag ? [flag] : [process.env.KILN_PYTHON, ".venv/bin/python", "python3"];
-  return candidates.filter((p): p is string => !!p && (!p.includes("/") || existsSync(p))).find((p) => spawnSync(p, ["-c", check], { stdio: "ignore" }).status === 0);
+  return candidates
+    .filter((p): p is string => !!p && (!p.includes("/") || existsSync(p)))
+    .find((p) => spawnSync(p, ["-c", check], { stdio: "ignore" }).status === 0);
 }
 
 const CUDA_CHECK = "import torch, triton; assert torch.cuda.is_available()";
@@ -77,12 +89,21 @@ export async function verifyOpCommand(arg: string, flags: VerifyOpFlags, out: (s
       out(`no Python with torch, triton and a CUDA device here. On a GPU machine (python3 with torch and triton), run:\n`);
       out(`  cd ${shellQuote(rel)} && python3 verify_op_runner.py --require-gpu --json results.json --report report.md\n`);
       out(`(the folder is self-contained; copy it there, or run from this checkout)\n`);
-    } else out(`no Python with torch found (--python, $KILN_PYTHON, .venv/bin/python, python3): skipped the torch_reference check; --device prints the GPU command\n`);
+    } else
+      out(
+        `no Python with torch found (--python, $KILN_PYTHON, .venv/bin/python, python3): skipped the torch_reference check; --device prints the GPU command\n`,
+      );
     return;
   }
-  const run = spawnSync(python, [join(folder.dir, "verify_op_runner.py"), ...(flags.device ? gpuArgs : ["--cpu"])], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const run = spawnSync(python, [join(folder.dir, "verify_op_runner.py"), ...(flags.device ? gpuArgs : ["--cpu"])], {
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   out(run.stdout);
   if (run.stderr) out(run.stderr);
-  if (run.status !== 0) throw new UsageError(`verify-op ${op.name}: ${run.status === 1 ? "checks failed (see the report above)" : `the runner could not run (${python}, exit ${run.status ?? run.signal})`}`);
+  if (run.status !== 0)
+    throw new UsageError(
+      `verify-op ${op.name}: ${run.status === 1 ? "checks failed (see the report above)" : `the runner could not run (${python}, exit ${run.status ?? run.signal})`}`,
+    );
   if (flags.device) out(`report: ${rel}/report.md, results: ${rel}/results.json\n`);
 }

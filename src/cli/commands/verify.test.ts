@@ -13,7 +13,26 @@ const FIXTURE = "../shared/fixtures/hf/llama";
 describe("kiln verify", () => {
   it("passes every flag to the bridge", () => {
     expect(bridgeArgs("out", { hf: "h", device: "cuda", dtype: "bfloat16", tp: "2", pp: "2", kernel: ["k=f.py"], tol: "0.1", json: true })).toEqual([
-      "-m", "kiln_bridge", "verify", "--ckpt", "out", "--hf", "h", "--device", "cuda", "--dtype", "bfloat16", "--tp", "2", "--pp", "2", "--kernel", "k=f.py", "--tol", "0.1", "--json",
+      "-m",
+      "kiln_bridge",
+      "verify",
+      "--ckpt",
+      "out",
+      "--hf",
+      "h",
+      "--device",
+      "cuda",
+      "--dtype",
+      "bfloat16",
+      "--tp",
+      "2",
+      "--pp",
+      "2",
+      "--kernel",
+      "k=f.py",
+      "--tol",
+      "0.1",
+      "--json",
     ]);
   });
 
@@ -23,20 +42,24 @@ describe("kiln verify", () => {
   });
 
   const python = findTorchPython();
-  it.skipIf(!python)("verifies a compiled trtllm-torch package and reports a missing golden as one line", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kiln-verify-"));
-    try {
-      const out = join(dir, "out");
-      const c = await kiln(["compile", "models/llama.ts", "--hf", FIXTURE, "--out", out, "--target", "trtllm-torch", "--no-typecheck"]);
-      expect(c.code, c.err).toBe(0);
-      let printed = "";
-      verifyCommand(out, { hf: FIXTURE, tp: "2" }, (s) => (printed += s));
-      expect(printed).toMatch(/KilnLlamaForCausalLM tp=2 pp=1 .*\n[\s\S]*PASS/);
-      const bad = await kiln(["verify", out, "--hf", dir]);
-      expect(bad.code).toBe(1);
-      expect(bad.err.trim()).toBe(`kiln: verify: ${dir}/golden.safetensors: not found (the HF fixture directory must hold golden.safetensors)`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 120_000);
+  it.skipIf(!python)(
+    "verifies a compiled trtllm-torch package and reports a missing golden as one line",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "kiln-verify-"));
+      try {
+        const out = join(dir, "out");
+        const c = await kiln(["compile", "models/llama.ts", "--hf", FIXTURE, "--out", out, "--target", "trtllm-torch", "--no-typecheck"]);
+        expect(c.code, c.err).toBe(0);
+        let printed = "";
+        verifyCommand(out, { hf: FIXTURE, tp: "2" }, (s) => (printed += s));
+        expect(printed).toMatch(/KilnLlamaForCausalLM tp=2 pp=1 .*\n[\s\S]*PASS/);
+        const bad = await kiln(["verify", out, "--hf", dir]);
+        expect(bad.code).toBe(1);
+        expect(bad.err.trim()).toBe(`kiln: verify: ${dir}/golden.safetensors: not found (the HF fixture directory must hold golden.safetensors)`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });

@@ -48,13 +48,19 @@ export function bridgeArgs(out: string, f: VerifyFlags): string[] {
 
 export function verifyCommand(out: string, flags: VerifyFlags, write: (s: string) => void): void {
   const python = findTorchPython();
-  if (!python) throw new VerifyError("verify: no Python with torch found ($KILN_PYTHON, .venv/bin/python, /usr/bin/python3, python3); run .ci/setup-python.sh or set KILN_PYTHON");
+  if (!python)
+    throw new VerifyError(
+      "verify: no Python with torch found ($KILN_PYTHON, .venv/bin/python, /usr/bin/python3, python3); run .ci/setup-python.sh or set KILN_PYTHON",
+    );
   const env = { ...process.env, PYTHONPATH: [BRIDGE_DIR, process.env.PYTHONPATH].filter(Boolean).join(":") };
   const r = spawnSync(python, bridgeArgs(out, flags), { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   if (r.stdout) write(r.stdout);
   if (r.status === 0) return;
   if (r.status === 1) throw new VerifyError(`verify: ${out}: logits outside tolerance against ${flags.hf}/golden.safetensors (report above)`);
-  const lines = String(r.stderr ?? "").trim().split("\n").filter((l) => l && !l.startsWith("["));
+  const lines = String(r.stderr ?? "")
+    .trim()
+    .split("\n")
+    .filter((l) => l && !l.startsWith("["));
   const last = lines.at(-1) ?? `exit status ${r.status ?? r.signal}`;
   throw new VerifyError(last.replace(/^kiln_bridge verify: error: /, "verify: "));
 }

@@ -13,18 +13,25 @@ const shape = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength
 
 describe("fast elementwise kernels", () => {
   for (const op of ["add", "sub", "mul", "div"] as const)
-    test.prop([shape, fc.integer({ min: 0, max: 4 }), fc.boolean(), fc.nat(100)], { numRuns: 40 })(`${op} equals the reference bit for bit`, (s, cut, leadingOne, seed) => {
-      const bShape = [...(leadingOne ? [1] : []), ...s.slice(Math.min(cut, s.length - 1))];
-      const n = (d: number[]) => d.reduce((a, b) => a * b, 1);
-      const a = f32(s, vals(n(s), seed));
-      const b = f32(bShape, vals(n(bShape), seed + 1));
-      for (const ins of [[a, b], [b, a], [a, a]]) {
-        const ref = KERNELS[op](ins, {}, ctx)[0]!;
-        const fast = FAST_ELEMENTWISE[op](ins, {}, ctx)[0]!;
-        expect(fast.shape).toEqual(ref.shape);
-        expect(Array.from(fast.data)).toEqual(Array.from(ref.data));
-      }
-    });
+    test.prop([shape, fc.integer({ min: 0, max: 4 }), fc.boolean(), fc.nat(100)], { numRuns: 40 })(
+      `${op} equals the reference bit for bit`,
+      (s, cut, leadingOne, seed) => {
+        const bShape = [...(leadingOne ? [1] : []), ...s.slice(Math.min(cut, s.length - 1))];
+        const n = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        const a = f32(s, vals(n(s), seed));
+        const b = f32(bShape, vals(n(bShape), seed + 1));
+        for (const ins of [
+          [a, b],
+          [b, a],
+          [a, a],
+        ]) {
+          const ref = KERNELS[op](ins, {}, ctx)[0]!;
+          const fast = FAST_ELEMENTWISE[op](ins, {}, ctx)[0]!;
+          expect(fast.shape).toEqual(ref.shape);
+          expect(Array.from(fast.data)).toEqual(Array.from(ref.data));
+        }
+      },
+    );
 
   it("delegates a middle-axis broadcast and integer tensors to the reference", () => {
     const a = f32([2, 3, 4], vals(24, 1));

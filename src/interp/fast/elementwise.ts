@@ -25,7 +25,13 @@ const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b
 function binary(op: BinaryOp, loop: (a: Float32Array, b: Float32Array, out: Float32Array) => void): Kernel<BinaryOp> {
   return (ins, attrs, ctx) => {
     const [a, b] = ins as [RTensor, RTensor];
-    if (a.data instanceof Float32Array && b.data instanceof Float32Array && a.dtype === b.dtype && a.shape.length >= b.shape.length && (sameShape(a.shape, b.shape) || isSuffix(a.shape, b.shape))) {
+    if (
+      a.data instanceof Float32Array &&
+      b.data instanceof Float32Array &&
+      a.dtype === b.dtype &&
+      a.shape.length >= b.shape.length &&
+      (sameShape(a.shape, b.shape) || isSuffix(a.shape, b.shape))
+    ) {
       const out = new Float32Array(a.data.length);
       loop(a.data, b.data, out);
       return [tensor(a.dtype, a.shape, out)];

@@ -23,7 +23,14 @@ function rand(seed: number, n: number): Float32Array {
     return s / 2 ** 31 - 1;
   });
 }
-const t = (shape: number[], seed: number) => f32(shape, rand(seed, shape.reduce((a, b) => a * b, 1)));
+const t = (shape: number[], seed: number) =>
+  f32(
+    shape,
+    rand(
+      seed,
+      shape.reduce((a, b) => a * b, 1),
+    ),
+  );
 const dim = (max: number) => fc.integer({ min: 1, max });
 const abs = (x: RTensor) => f32(x.shape, Float32Array.from(x.data, Math.abs));
 

@@ -19,8 +19,14 @@ function linearJs(x: Float32Array, w: Float32Array, bias: Float32Array | null, o
     const xo = r * inF;
     let o = 0;
     for (; o + 4 <= outF; o += 4) {
-      const w0 = o * inF, w1 = w0 + inF, w2 = w1 + inF, w3 = w2 + inF;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const w0 = o * inF,
+        w1 = w0 + inF,
+        w2 = w1 + inF,
+        w3 = w2 + inF;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let i = 0; i < inF; i++) {
         const xv = x[xo + i]!;
         s0 += xv * w[w0 + i]!;

@@ -13,7 +13,21 @@ export interface NativeKernels {
   /** out[t] = a[offA[t]] (m x k) @ b[offB[t]] (k x n) for each batch item t (offsets count whole matrices). */
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, k: number, n: number, offA: Int32Array, offB: Int32Array): void;
   /** Grouped-query SDPA over [b, s, h, d] queries and [b, sk, kvh, d] keys/values; causal aligns the last rows. */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, b: number, s: number, h: number, kvh: number, sk: number, d: number, dv: number, scale: number, causal: boolean): void;
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    b: number,
+    s: number,
+    h: number,
+    kvh: number,
+    sk: number,
+    d: number,
+    dv: number,
+    scale: number,
+    causal: boolean,
+  ): void;
   /** Worker threads (KILN_THREADS, else the online cores). */
   threads(): number;
   /** The instruction set the kernels dispatched to: avx512, avx2, sse or neon. */
@@ -32,7 +46,8 @@ export function nativeKernels(): NativeKernels | undefined {
 function load(): NativeKernels | undefined {
   if (process.env.KILN_NATIVE === "0") return undefined;
   if (!existsSync(ADDON)) {
-    if (process.env.KILN_REQUIRE_NATIVE === "1") throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
+    if (process.env.KILN_REQUIRE_NATIVE === "1")
+      throw new Error(`${ADDON} is missing (KILN_REQUIRE_NATIVE=1); build it with \`node scripts/build-native.mjs\``);
     return undefined;
   }
   return createRequire(import.meta.url)(ADDON) as NativeKernels;

@@ -25,7 +25,11 @@ export const GATED_MLP_RULES = ACTS.flatMap(([act, apply]) => [
     pattern: pattern("gated mlp", { x: "value", wg: "param", wu: "param" }, ({ x, wg, wu }) => apply(linear(x, wg)).mul(linear(x, wu))),
     rewrite: ({ t, match, graph, paramName, newParam }) => {
       const [g, u] = [graph.values.get(match.values.wg)!, graph.values.get(match.values.wu)!];
-      const fused = newParam(fusedName(match.root.scope, "fused_gate_up.weight"), { dtype: g.dtype, shape: [(u.shape[0] as number) + (g.shape[0] as number), g.shape[1]!] }, concat(0, src(paramName("wu")), src(paramName("wg"))));
+      const fused = newParam(
+        fusedName(match.root.scope, "fused_gate_up.weight"),
+        { dtype: g.dtype, shape: [(u.shape[0] as number) + (g.shape[0] as number), g.shape[1]!] },
+        concat(0, src(paramName("wu")), src(paramName("wg"))),
+      );
       return gatedActivation(linear(t.x, fused), act);
     },
     hint: "gatedMlp",
@@ -33,12 +37,22 @@ export const GATED_MLP_RULES = ACTS.flatMap(([act, apply]) => [
   }),
   rule({
     name: `fuse-gate-up-with-bias(${act})`,
-    pattern: pattern("gated mlp with biases", { x: "value", wg: "param", bg: "param", wu: "param", bu: "param" }, ({ x, wg, bg, wu, bu }) => apply(linear(x, wg, bg)).mul(linear(x, wu, bu))),
+    pattern: pattern("gated mlp with biases", { x: "value", wg: "param", bg: "param", wu: "param", bu: "param" }, ({ x, wg, bg, wu, bu }) =>
+      apply(linear(x, wg, bg)).mul(linear(x, wu, bu)),
+    ),
     rewrite: ({ t, match, graph, paramName, newParam }) => {
       const [g, u] = [graph.values.get(match.values.wg)!, graph.values.get(match.values.wu)!];
       const out = (u.shape[0] as number) + (g.shape[0] as number);
-      const w = newParam(fusedName(match.root.scope, "fused_gate_up.weight"), { dtype: g.dtype, shape: [out, g.shape[1]!] }, concat(0, src(paramName("wu")), src(paramName("wg"))));
-      const b = newParam(fusedName(match.root.scope, "fused_gate_up.bias"), { dtype: g.dtype, shape: [out] }, concat(0, src(paramName("bu")), src(paramName("bg"))));
+      const w = newParam(
+        fusedName(match.root.scope, "fused_gate_up.weight"),
+        { dtype: g.dtype, shape: [out, g.shape[1]!] },
+        concat(0, src(paramName("wu")), src(paramName("wg"))),
+      );
+      const b = newParam(
+        fusedName(match.root.scope, "fused_gate_up.bias"),
+        { dtype: g.dtype, shape: [out] },
+        concat(0, src(paramName("bu")), src(paramName("bg"))),
+      );
       return gatedActivation(linear(t.x, w, b), act);
     },
     hint: "gatedMlp",

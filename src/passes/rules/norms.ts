@@ -9,7 +9,10 @@ import { type Rule, rule } from "../rule.ts";
 
 type Square = (x: Tensor) => Tensor;
 type Normalize = (x: Tensor, variance: Tensor, eps: Tensor) => Tensor;
-const SQUARES: [string, Square][] = [["pow", (x) => x.pow(2)], ["mul", (x) => x.mul(x)]];
+const SQUARES: [string, Square][] = [
+  ["pow", (x) => x.pow(2)],
+  ["mul", (x) => x.mul(x)],
+];
 const NORMALIZES: [string, Normalize][] = [
   ["rsqrt", (x, v, eps) => x.mul(v.add(eps).rsqrt())],
   ["div-sqrt", (x, v, eps) => x.div(v.add(eps).sqrt())],
