@@ -8,7 +8,7 @@ import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { layerWindows } from "../common/attention-windows.ts";
 import { decoderFacts } from "../common/decoder-facts.ts";
-import type { OutputDtype } from "../common/target.ts";
+import { type OutputDtype, TargetError } from "../common/target.ts";
 
 /** Kiln activation -> transformers ACT2FN name. */
 export const HF_ACT_NAMES: Record<string, string> = { silu: "silu", relu: "relu", gelu: "gelu", gelu_tanh: "gelu_pytorch_tanh" };
@@ -29,13 +29,25 @@ export function hfRopeScaling(s: JsonValue | undefined): JsonValue {
 
 const TOKEN_KEYS = ["bos_token_id", "eos_token_id", "pad_token_id"] as const;
 
+/**
+ * A special-token id from config.json, as the output's config.json and generation config carry it: null, an integer,
+ * or a non-empty list of integers. Anything else is a one-line TargetError naming the field, instead of being copied
+ * through unread. The value is not checked against the vocabulary: small test models keep their parent's ids (GPT-2's
+ * 50256 with a 512-token vocabulary), and transformers accepts them.
+ */
+export function checkTokenId(key: string, value: unknown): JsonValue {
+  const ok = (v: unknown) => Number.isSafeInteger(v);
+  if (value === null || ok(value) || (Array.isArray(value) && value.length > 0 && value.every(ok))) return value as JsonValue;
+  throw new TargetError(`config.json: ${key} must be a token id (an integer) or a list of them, got ${JSON.stringify(value)?.slice(0, 80)}`);
+}
+
 export function hfStandardConfig(low: LoweredModel, hf: Readonly<Record<string, unknown>>, dtype: OutputDtype): Record<string, JsonValue> {
   const f = decoderFacts(low, hf);
   const a = f.att;
   const headDim = a.headDim as number;
   const rope = a.rope !== "none";
   const windows = layerWindows(low.graph);
-  const tokens = Object.fromEntries(TOKEN_KEYS.filter((k) => hf[k] !== undefined).map((k) => [k, hf[k] as JsonValue]));
+  const tokens = Object.fromEntries(TOKEN_KEYS.filter((k) => hf[k] !== undefined).map((k) => [k, checkTokenId(k, hf[k])]));
   return {
     vocab_size: f.vocab,
     hidden_size: f.hidden,
