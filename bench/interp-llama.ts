@@ -7,6 +7,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsWriter, type TensorSpec } from "../src/weights/safetensors.ts";
+import { llamaTensors } from "./synthetic-llama.ts";
 
 export const INTERP_LLAMA = {
   architectures: ["LlamaForCausalLM"],
@@ -26,33 +27,7 @@ export const INTERP_LLAMA = {
   torch_dtype: "float32",
 } as const;
 
-function tensors(): TensorSpec[] {
-  const c = INTERP_LLAMA;
-  const h = c.hidden_size;
-  const q = c.num_attention_heads * c.head_dim;
-  const kv = c.num_key_value_heads * c.head_dim;
-  const t = (name: string, shape: number[]): TensorSpec => ({ name, dtype: "F32", shape });
-  const layer = (i: number) => {
-    const p = `model.layers.${i}`;
-    return [
-      t(`${p}.input_layernorm.weight`, [h]),
-      t(`${p}.mlp.down_proj.weight`, [h, c.intermediate_size]),
-      t(`${p}.mlp.gate_proj.weight`, [c.intermediate_size, h]),
-      t(`${p}.mlp.up_proj.weight`, [c.intermediate_size, h]),
-      t(`${p}.post_attention_layernorm.weight`, [h]),
-      t(`${p}.self_attn.k_proj.weight`, [kv, h]),
-      t(`${p}.self_attn.o_proj.weight`, [h, q]),
-      t(`${p}.self_attn.q_proj.weight`, [q, h]),
-      t(`${p}.self_attn.v_proj.weight`, [kv, h]),
-    ];
-  };
-  return [
-    t("lm_head.weight", [c.vocab_size, h]),
-    t("model.embed_tokens.weight", [c.vocab_size, h]),
-    ...Array.from({ length: c.num_hidden_layers }, (_, i) => layer(i)).flat(),
-    t("model.norm.weight", [h]),
-  ].sort((a, b) => (a.name < b.name ? -1 : 1));
-}
+const tensors = (): TensorSpec[] => llamaTensors(INTERP_LLAMA, "F32");
 
 export const interpLlamaParams = (): number => tensors().reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
 

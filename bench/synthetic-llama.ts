@@ -32,11 +32,24 @@ export type LlamaConfig = typeof SYNTHETIC_LLAMA;
 const SHARDS = 3;
 const CHUNK_BYTES = 8 << 20;
 
+/** The HF config fields that fix a LLaMA checkpoint's tensor shapes (head_dim defaults to hidden / heads). */
+export interface LlamaShape {
+  readonly hidden_size: number;
+  readonly intermediate_size: number;
+  readonly num_attention_heads: number;
+  readonly num_key_value_heads: number;
+  readonly num_hidden_layers: number;
+  readonly vocab_size: number;
+  readonly head_dim?: number;
+}
+
 /** Every HF tensor of the model with its shape, in the order save_pretrained's safetensors writer sorts them. */
-export function llamaTensors(c: LlamaConfig): TensorSpec[] {
+export function llamaTensors(c: LlamaShape, dtype: TensorSpec["dtype"] = "BF16"): TensorSpec[] {
   const h = c.hidden_size;
-  const kv = (h / c.num_attention_heads) * c.num_key_value_heads;
-  const t = (name: string, shape: number[]): TensorSpec => ({ name, dtype: "BF16", shape });
+  const headDim = c.head_dim ?? h / c.num_attention_heads;
+  const q = headDim * c.num_attention_heads;
+  const kv = headDim * c.num_key_value_heads;
+  const t = (name: string, shape: number[]): TensorSpec => ({ name, dtype, shape });
   const layer = (i: number) => {
     const p = `model.layers.${i}`;
     return [
@@ -46,8 +59,8 @@ export function llamaTensors(c: LlamaConfig): TensorSpec[] {
       t(`${p}.mlp.up_proj.weight`, [c.intermediate_size, h]),
       t(`${p}.post_attention_layernorm.weight`, [h]),
       t(`${p}.self_attn.k_proj.weight`, [kv, h]),
-      t(`${p}.self_attn.o_proj.weight`, [h, h]),
-      t(`${p}.self_attn.q_proj.weight`, [h, h]),
+      t(`${p}.self_attn.o_proj.weight`, [h, q]),
+      t(`${p}.self_attn.q_proj.weight`, [q, h]),
       t(`${p}.self_attn.v_proj.weight`, [kv, h]),
     ];
   };
