@@ -96,6 +96,20 @@ const ROUND: Partial<Record<string, (v: number) => number>> = {
   bool: (v) => (v ? 1 : 0),
 };
 
+/** A batched matmul's sizes: [..., m, k] @ [..., k, n], the broadcast batch, and each operand's batch offsets. */
+export function matmulLayout(a: readonly number[], b: readonly number[]) {
+  const [m, k] = a.slice(-2) as [number, number];
+  const n = b[b.length - 1]!;
+  const batchA = a.slice(0, -2);
+  const batchB = b.slice(0, -2);
+  const rank = Math.max(batchA.length, batchB.length);
+  const batch = Array.from({ length: rank }, (_, i) => {
+    const x = batchA[batchA.length - rank + i] ?? 1;
+    return x === 1 ? (batchB[batchB.length - rank + i] ?? 1) : x;
+  });
+  return { m, k, n, batch, offA: broadcastOffsets(batchA, batch), offB: broadcastOffsets(batchB, batch) };
+}
+
 export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   constant: (_ins, a) => [tensor(a.dtype, [], a.dtype === "i32" || a.dtype === "bool" ? Int32Array.of(a.value) : Float32Array.of(a.value))],
   cast: ([x], a) => {
@@ -120,17 +134,7 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   silu: ([x]) => map(x!, GATED_ACTS.silu),
   gelu: ([x], a) => map(x!, a.approximate === "tanh" ? geluTanh : gelu),
   matmul: ([a, b]) => {
-    const [m, k] = a!.shape.slice(-2) as [number, number];
-    const n = b!.shape[b!.shape.length - 1]!;
-    const batchA = a!.shape.slice(0, -2);
-    const batchB = b!.shape.slice(0, -2);
-    const rank = Math.max(batchA.length, batchB.length);
-    const batch = Array.from({ length: rank }, (_, i) => {
-      const x = batchA[batchA.length - rank + i] ?? 1;
-      return x === 1 ? (batchB[batchB.length - rank + i] ?? 1) : x;
-    });
-    const offA = broadcastOffsets(batchA, batch);
-    const offB = broadcastOffsets(batchB, batch);
+    const { m, k, n, batch, offA, offB } = matmulLayout(a!.shape, b!.shape);
     const out = new Float32Array(numel(batch) * m * n);
     for (let bi = 0; bi < numel(batch); bi++) {
       const pa = offA[bi]! * m * k;

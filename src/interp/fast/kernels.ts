@@ -6,8 +6,8 @@
 // attribute or value) run on the reference kernel until someone teaches the fast one, never silently ignored.
 
 import type { CoreOp } from "../../ir/ops.ts";
-import { type Kernel, KERNELS } from "../kernels.ts";
-import { broadcastOffsets, numel, type RTensor, tensor } from "../tensor.ts";
+import { type Kernel, KERNELS, matmulLayout } from "../kernels.ts";
+import { numel, type RTensor, tensor } from "../tensor.ts";
 import { FAST_ELEMENTWISE } from "./elementwise.ts";
 import { nativeKernels } from "./native.ts";
 
@@ -71,17 +71,7 @@ const linear: Kernel<"linear"> = (ins, attrs, ctx) => {
 const matmul: Kernel<"matmul"> = (ins, attrs, ctx) => {
   const [a, b] = ins;
   if (!isF32(a, b)) return KERNELS.matmul(ins, attrs, ctx);
-  const [m, k] = a!.shape.slice(-2) as [number, number];
-  const n = b!.shape[b!.shape.length - 1]!;
-  const batchA = a!.shape.slice(0, -2);
-  const batchB = b!.shape.slice(0, -2);
-  const rank = Math.max(batchA.length, batchB.length);
-  const batch = Array.from({ length: rank }, (_, i) => {
-    const x = batchA[batchA.length - rank + i] ?? 1;
-    return x === 1 ? (batchB[batchB.length - rank + i] ?? 1) : x;
-  });
-  const offA = broadcastOffsets(batchA, batch);
-  const offB = broadcastOffsets(batchB, batch);
+  const { m, k, n, batch, offA, offB } = matmulLayout(a!.shape, b!.shape);
   const T = numel(batch);
   const out = new Float32Array(T * m * n);
   const ad = a!.data as Float32Array;
