@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const BRIDGE_DIR = fileURLToPath(new URL("../../../python-bridge/", import.meta.url));
+export const BRIDGE_DIR = fileURLToPath(new URL("../../../python-bridge/", import.meta.url));
 const REPO_VENV = fileURLToPath(new URL("../../../.venv/bin/python", import.meta.url));
 
 /** Verification did not pass: outside tolerance, or the bridge refused the directory. */
