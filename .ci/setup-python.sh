@@ -9,7 +9,7 @@ if node scripts/python.mjs torch numpy pytest transformers safetensors peft ruff
 if [ -d /opt/pypi/simple ] || [ -d /opt/wheels ]; then
   pip=(.venv/bin/pip install -q --index-url file:///opt/pypi/simple --find-links /opt/wheels)
   if [ -x .venv/bin/python ] || python3 -m venv .venv; then
-    "${pip[@]}" torch numpy pytest transformers==5.17.0 safetensors || "${pip[@]}" torch numpy pytest
+    "${pip[@]}" torch numpy pytest transformers==5.17.0 safetensors tokenizers || "${pip[@]}" torch numpy pytest
     "${pip[@]}" peft || echo "setup-python: peft did not install; the LoRA tests that need it will skip" >&2
     "${pip[@]}" ruff || echo "setup-python: ruff did not install; npm run lint will fail in CI" >&2
     node scripts/python.mjs torch numpy pytest >/dev/null 2>&1 && exit 0
