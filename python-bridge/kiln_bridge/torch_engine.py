@@ -108,7 +108,8 @@ def load_model(job: Job, hf_dir: str, device: torch.device) -> torch.nn.Module:
             p = params.get(t["name"])
             if p is None:
                 raise BridgeError(f"{job.dir}: weight plan tensor {t['name']!r} is no parameter of the generated model")
-            value = evaluate(t["expr"], source.read, dtype)
+            # Sources move to the device first, so fusing (concat) and casting run there.
+            value = evaluate(t["expr"], lambda n: source.read(n).to(device), dtype, device).to(dtype)
             if list(value.shape) != list(p.shape):
                 raise BridgeError(f"{hf_dir}: {t['name']} evaluates to {list(value.shape)}, the model expects {list(p.shape)}")
             p.copy_(value)

@@ -74,15 +74,16 @@ _UNARY: dict[str, Callable[[dict, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def evaluate(expr: dict, read: Callable[[str], torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The tensor `expr` describes; sources come from `read`, zeros are made in `dtype`."""
+def evaluate(expr: dict, read: Callable[[str], torch.Tensor], dtype: torch.dtype,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    """The tensor `expr` describes; sources come from `read`, zeros are made in `dtype` on `device`."""
     if "source" in expr:
         return read(str(expr["source"]))
     op = expr.get("op")
     if op == "zeros":
-        return torch.zeros([int(d) for d in expr["shape"]], dtype=dtype)
+        return torch.zeros([int(d) for d in expr["shape"]], dtype=dtype, device=device)
     if op == "concat":
-        return torch.cat([evaluate(x, read, dtype) for x in expr["xs"]], dim=_dim(expr))
+        return torch.cat([evaluate(x, read, dtype, device) for x in expr["xs"]], dim=_dim(expr))
     if op in _UNARY:
-        return _UNARY[op](expr, evaluate(expr["x"], read, dtype))
+        return _UNARY[op](expr, evaluate(expr["x"], read, dtype, device))
     raise BridgeError(f"unknown weight expression op {op!r}")
