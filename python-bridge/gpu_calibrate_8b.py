@@ -13,7 +13,8 @@
    header-only checkpoint of the same shape, sparse on disk, and runs the same kiln command on it);
 3. calibrates over --samples random prompts of --seq-len tokens (seeded) with the torch engine on --device, timing
    the weight load and the calibration and recording torch.cuda.max_memory_allocated;
-4. with `node`: compiles the FP8 checkpoint (`kiln compile --quant fp8 --calibration ...`) at each --tp and checks
+4. with `node`: compiles the FP8 checkpoint (`kiln compile --quant fp8 --calibration ...`) at each --tp (in
+   parallel: each compile is one Node process) and checks
    every rank (check_fp8_rank: each tensor against the source sharded by TensorRT-LLM's rules, FP8 bytes equal to
    torch's own E4M3 conversion, scales equal amax / 448 of the rank's shard or of the calibration); without node the
    step is skipped and the results say so.
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -172,32 +174,38 @@ def has_node() -> bool:
 # fused qkv = [q_r; k_r; v_r] by heads, ColumnLinear split on rows, RowLinear on columns, lm_head rows), not from
 # Kiln's lowering.
 
-def _expected(src, cfg: dict, tp: int, r: int) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Rank r's tensors by TensorRT-LLM name: (weight,) or, for a gated MLP fc/gate, (weight, partner weight)."""
+def _expected(src, cfg: dict, tp: int, r: int) -> dict[str, Callable[[], tuple[torch.Tensor, ...]]]:
+    """Rank r's tensors by TensorRT-LLM name, made on demand: (weight,) or, for a gated MLP fc / gate, (weight,
+    partner weight), the two sharing one FP8 scale."""
     h, heads, kvh = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = h // heads
 
     def rows(t, n):
         return t.chunk(n, dim=0)[r]
 
-    out = {"transformer.vocab_embedding.weight": (src("model.embed_tokens.weight"),),
-           "transformer.ln_f.weight": (src("model.norm.weight"),),
-           "lm_head.weight": (rows(src("lm_head.weight"), tp),)}
+    out = {"transformer.vocab_embedding.weight": lambda: (src("model.embed_tokens.weight"),),
+           "transformer.ln_f.weight": lambda: (src("model.norm.weight"),),
+           "lm_head.weight": lambda: (rows(src("lm_head.weight"), tp),)}
     for i in range(cfg["num_hidden_layers"]):
         hf, k = f"model.layers.{i}.", f"transformer.layers.{i}."
-        q = src(hf + "self_attn.q_proj.weight").reshape(heads, hd, h)
-        kk = src(hf + "self_attn.k_proj.weight").reshape(kvh, hd, h)
-        v = src(hf + "self_attn.v_proj.weight").reshape(kvh, hd, h)
-        qkv = torch.cat([rows(q, tp).reshape(-1, h), rows(kk, tp).reshape(-1, h), rows(v, tp).reshape(-1, h)])
-        fc, gate = rows(src(hf + "mlp.gate_proj.weight"), tp), rows(src(hf + "mlp.up_proj.weight"), tp)
+
+        def qkv(hf=hf):
+            q = src(hf + "self_attn.q_proj.weight").reshape(heads, hd, h)
+            kk = src(hf + "self_attn.k_proj.weight").reshape(kvh, hd, h)
+            v = src(hf + "self_attn.v_proj.weight").reshape(kvh, hd, h)
+            return (torch.cat([rows(q, tp).reshape(-1, h), rows(kk, tp).reshape(-1, h), rows(v, tp).reshape(-1, h)]),)
+
+        def mlp(first, second, hf=hf):
+            return rows(src(hf + f"mlp.{first}_proj.weight"), tp), rows(src(hf + f"mlp.{second}_proj.weight"), tp)
+
         out.update({
-            k + "input_layernorm.weight": (src(hf + "input_layernorm.weight"),),
-            k + "post_layernorm.weight": (src(hf + "post_attention_layernorm.weight"),),
-            k + "attention.qkv.weight": (qkv,),
-            k + "attention.dense.weight": (src(hf + "self_attn.o_proj.weight").chunk(tp, dim=1)[r],),
-            k + "mlp.fc.weight": (fc, gate),
-            k + "mlp.gate.weight": (gate, fc),
-            k + "mlp.proj.weight": (src(hf + "mlp.down_proj.weight").chunk(tp, dim=1)[r],),
+            k + "input_layernorm.weight": lambda hf=hf: (src(hf + "input_layernorm.weight"),),
+            k + "post_layernorm.weight": lambda hf=hf: (src(hf + "post_attention_layernorm.weight"),),
+            k + "attention.qkv.weight": qkv,
+            k + "attention.dense.weight": lambda hf=hf: (src(hf + "self_attn.o_proj.weight").chunk(tp, dim=1)[r],),
+            k + "mlp.fc.weight": lambda mlp=mlp: mlp("gate", "up"),  # TensorRT-LLM's fc is HF's gate_proj
+            k + "mlp.gate.weight": lambda mlp=mlp: mlp("up", "gate"),
+            k + "mlp.proj.weight": lambda hf=hf: (src(hf + "mlp.down_proj.weight").chunk(tp, dim=1)[r],),
         })
     return out
 
@@ -216,10 +224,11 @@ def check_fp8_rank(out_dir: str, ckpt: str, calibration: dict, r: int, device: s
     expected = _expected(lambda n: source.read(n).to(device), hf_cfg, tp, r)
     got = load_file(os.path.join(out_dir, f"rank{r}.safetensors"))
     problems, fp8 = [], 0
-    for name, want in expected.items():
+    for name, make in expected.items():
         if name not in got:
             problems.append(f"{name}: missing")
             continue
+        want = make()
         t = got[name].to(device)
         if t.dtype != torch.float8_e4m3fn:
             if not torch.equal(t, want[0].to(t.dtype)):
@@ -242,21 +251,33 @@ def check_fp8_rank(out_dir: str, ckpt: str, calibration: dict, r: int, device: s
     return {"rank": r, "fp8_weights": fp8, "tensors": len(got), "ok": not problems, "problems": problems[:10]}
 
 
-def compile_and_check(ckpt: str, calib_file: str, calibration: dict, tp: int, work: str, device: str) -> dict:
-    out = os.path.join(work, f"fp8-tp{tp}")
+def compile_and_check(ckpt: str, calib_file: str, calibration: dict, tps: list[int], work: str, device: str) -> list[dict]:
+    """`kiln compile --quant fp8` at every tp, all at once (each is one Node process, mostly single-threaded FP8
+    encoding), then the rank checks of each output."""
+    outs = {tp: os.path.join(work, f"fp8-tp{tp}") for tp in tps}
     t0 = time.perf_counter()
-    r = _kiln(["compile", "models/llama.ts", "--hf", ckpt, "--out", out, "--quant", "fp8", "--calibration", calib_file,
-               "--tp", str(tp), "--no-typecheck", "--force"])
-    row: dict = {"tp": tp, "compile_seconds": round(time.perf_counter() - t0, 2), "compile_ok": r.returncode == 0}
-    if r.returncode != 0:
-        row["error"] = (r.stderr or r.stdout).strip().splitlines()[-1:]
-        return row
-    t0 = time.perf_counter()
-    row["ranks"] = [check_fp8_rank(out, ckpt, calibration, rank, device) for rank in range(tp)]
-    row["check_seconds"] = round(time.perf_counter() - t0, 2)
-    row["bytes"] = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-    shutil.rmtree(out, ignore_errors=True)
-    return row
+    procs = {tp: subprocess.Popen(["node", os.path.join(REPO, "bin", "kiln.js"), "compile", "models/llama.ts", "--hf",
+                                   ckpt, "--out", out, "--quant", "fp8", "--calibration", calib_file, "--tp", str(tp),
+                                   "--no-typecheck", "--force"], cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+             for tp, out in outs.items()}
+    rows = []
+    for tp, proc in procs.items():
+        _, err = proc.communicate()
+        row: dict = {"tp": tp, "compile_seconds": round(time.perf_counter() - t0, 2), "compile_ok": proc.returncode == 0}
+        if proc.returncode != 0:
+            row["error"] = err.strip().splitlines()[-1:]
+        rows.append(row)
+    for row in rows:
+        if not row["compile_ok"]:
+            continue
+        out = outs[row["tp"]]
+        t1 = time.perf_counter()
+        row["ranks"] = [check_fp8_rank(out, ckpt, calibration, rank, device) for rank in range(row["tp"])]
+        row["check_seconds"] = round(time.perf_counter() - t1, 2)
+        row["bytes"] = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
 
 
 def run(args) -> int:
@@ -290,6 +311,8 @@ def run(args) -> int:
         calibration = engine.calibrate(prompts)
         watch.mark("calibrate")
         del engine
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
         stats = watch.stats()
         results["calibration"] = {**stats, "samples": args.samples, "seq_len": args.seq_len,
                                   "tokens": args.samples * args.seq_len, "batch_tokens": args.batch_tokens,
@@ -299,8 +322,7 @@ def run(args) -> int:
         with open(calib_file, "w") as f:
             f.write(json.dumps(calibration, indent=2) + "\n")
         if has_node():
-            results["fp8"] = [compile_and_check(ckpt, calib_file, calibration, tp, work, args.device)
-                              for tp in args.tp]
+            results["fp8"] = compile_and_check(ckpt, calib_file, calibration, args.tp, work, args.device)
         else:
             results["notes"].append("node is not on PATH here: kiln compile --quant fp8 and the rank checks were "
                                     "skipped; run them where node is (VERIFIED.md)")
