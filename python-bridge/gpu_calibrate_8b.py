@@ -130,7 +130,7 @@ def generate_checkpoint(ckpt: str, shape: dict, seed: int, device: str) -> dict:
                     t = torch.ones(shp, dtype=BF16)
                 else:
                     t = (torch.randn(shp, generator=gen, device=device, dtype=torch.float32) * 0.02).to(BF16).cpu()
-                out.write(t.contiguous().view(torch.uint8).numpy().tobytes())
+                out.write(t.contiguous().view(torch.uint8).numpy().data)
         nbytes += size
     _write_index(ckpt, files)
     return {"bytes": nbytes, "files": len(files), "parameters": nbytes // 2}
