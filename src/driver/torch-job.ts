@@ -63,8 +63,7 @@ export async function writeTorchJob<C>(def: ModelDefinition<C>, hfDir: string, d
       attentions: attentionModules(lowered.graph),
       excluded: hintExclusions(inst.graph, inst.weights.map, lowered),
     };
-    for (const [name, text] of Object.entries({ ...emission.files, "__init__.py": "", "job.json": `${JSON.stringify(job, null, 1)}\n` }))
-    {
+    for (const [name, text] of Object.entries({ ...emission.files, "__init__.py": "", "job.json": `${JSON.stringify(job, null, 1)}\n` })) {
       await mkdir(dirname(join(dir, name)), { recursive: true });
       await writeFile(join(dir, name), text);
     }

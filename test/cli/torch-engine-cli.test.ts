@@ -45,7 +45,19 @@ describe.skipIf(skip !== undefined)(`torch engine CLI${skip ? ` (SKIPPED: ${skip
   it("--device cuda without a GPU is one line naming the device", async () => {
     const hasCuda = execFileSync(py!, ["-c", "import torch; print(torch.cuda.is_available())"], { encoding: "utf8" }).trim() === "True";
     if (hasCuda) return;
-    const r = await kiln(["calibrate", "models/llama.ts", "--hf", llama3, "--out", join(tmp, "c.json"), "--engine", "torch", "--device", "cuda", "--no-typecheck"]);
+    const r = await kiln([
+      "calibrate",
+      "models/llama.ts",
+      "--hf",
+      llama3,
+      "--out",
+      join(tmp, "c.json"),
+      "--engine",
+      "torch",
+      "--device",
+      "cuda",
+      "--no-typecheck",
+    ]);
     expect(r.code).toBe(1);
     expect(r.err.trim()).toMatch(/^kiln: --device cuda: torch \S+ sees no CUDA device here$/);
   }, 300_000);
@@ -56,7 +68,10 @@ describe.skipIf(skip !== undefined)(`torch engine CLI${skip ? ` (SKIPPED: ${skip
     const r = await kiln(["calibrate", "models/llama.ts", "--hf", llama3, "--out", out, "--engine", "torch", "--torch-job", job, "--no-typecheck"]);
     expect(r.code).toBe(0);
     expect(existsSync(join(job, "job.json")) && existsSync(join(job, "prompts.txt"))).toBe(true);
-    const command = r.out.split("\n")[1]!.trim().replace(/ python3 /, ` ${py} `);
+    const command = r.out
+      .split("\n")[1]!
+      .trim()
+      .replace(/ python3 /, ` ${py} `);
     expect(command).toContain("-m kiln_bridge calibrate --job");
     execSync(command, { stdio: "pipe" });
     const ref = join(tmp, "interp.json");
@@ -66,25 +81,42 @@ describe.skipIf(skip !== undefined)(`torch engine CLI${skip ? ` (SKIPPED: ${skip
     expect(again.err.trim()).toMatch(/--torch-job .*job: the directory exists and is not empty$/);
   }, 300_000);
 
-  it.skipIf(!hasRealModel)("--text: both engines calibrate TinyStories on the same packed samples", async () => {
-    const tok = join(tmp, "tok");
-    execFileSync(py!, ["python-bridge/tests/tinystories_tokenizer.py", `${REAL_TINYSTORIES}vocab.json`, tok]);
-    const text = join(tmp, "stories.jsonl");
-    writeFileSync(
-      text,
-      ["Once upon a time, there was a little girl named Lily.", "She loved to play outside in the park.", "One day, she saw a big dog."]
-        .map((t) => JSON.stringify({ text: t }))
-        .join("\n"),
-    );
-    const flags = ["--text", text, "--tokenizer", tok, "--samples", "2", "--seq-len", "12", "--no-typecheck", "--json"];
-    const [a, b] = [join(tmp, "text-interp.json"), join(tmp, "text-torch.json")];
-    const ri = await kiln(["calibrate", "models/llama.ts", "--hf", REAL_TINYSTORIES, "--out", a, ...flags]);
-    const rt = await kiln(["calibrate", "models/llama.ts", "--hf", REAL_TINYSTORIES, "--out", b, "--engine", "torch", ...flags]);
-    expect([ri.code, rt.code]).toEqual([0, 0]);
-    expect(JSON.parse(ri.out)).toMatchObject({ prompts: 2, tokens: 24, engine: "interp" });
-    expect(JSON.parse(rt.out)).toMatchObject({ prompts: 2, tokens: 24, engine: "torch" });
-    expect(worstRel(maxima(b), maxima(a))).toBeLessThanOrEqual(1e-5);
-    const bad = await kiln(["calibrate", "models/llama.ts", "--hf", REAL_TINYSTORIES, "--out", a, ...flags.slice(0, 4), "--samples", "9", "--seq-len", "12", "--no-typecheck"]);
-    expect(bad.err.trim()).toMatch(/^kiln: --text .*stories\.jsonl: --samples 9 asks for more than the 3 windows of 12 tokens the text gives$/);
-  }, 300_000);
+  it.skipIf(!hasRealModel)(
+    "--text: both engines calibrate TinyStories on the same packed samples",
+    async () => {
+      const tok = join(tmp, "tok");
+      execFileSync(py!, ["python-bridge/tests/tinystories_tokenizer.py", `${REAL_TINYSTORIES}vocab.json`, tok]);
+      const text = join(tmp, "stories.jsonl");
+      writeFileSync(
+        text,
+        ["Once upon a time, there was a little girl named Lily.", "She loved to play outside in the park.", "One day, she saw a big dog."]
+          .map((t) => JSON.stringify({ text: t }))
+          .join("\n"),
+      );
+      const flags = ["--text", text, "--tokenizer", tok, "--samples", "2", "--seq-len", "12", "--no-typecheck", "--json"];
+      const [a, b] = [join(tmp, "text-interp.json"), join(tmp, "text-torch.json")];
+      const ri = await kiln(["calibrate", "models/llama.ts", "--hf", REAL_TINYSTORIES, "--out", a, ...flags]);
+      const rt = await kiln(["calibrate", "models/llama.ts", "--hf", REAL_TINYSTORIES, "--out", b, "--engine", "torch", ...flags]);
+      expect([ri.code, rt.code]).toEqual([0, 0]);
+      expect(JSON.parse(ri.out)).toMatchObject({ prompts: 2, tokens: 24, engine: "interp" });
+      expect(JSON.parse(rt.out)).toMatchObject({ prompts: 2, tokens: 24, engine: "torch" });
+      expect(worstRel(maxima(b), maxima(a))).toBeLessThanOrEqual(1e-5);
+      const bad = await kiln([
+        "calibrate",
+        "models/llama.ts",
+        "--hf",
+        REAL_TINYSTORIES,
+        "--out",
+        a,
+        ...flags.slice(0, 4),
+        "--samples",
+        "9",
+        "--seq-len",
+        "12",
+        "--no-typecheck",
+      ]);
+      expect(bad.err.trim()).toMatch(/^kiln: --text .*stories\.jsonl: --samples 9 asks for more than the 3 windows of 12 tokens the text gives$/);
+    },
+    300_000,
+  );
 });

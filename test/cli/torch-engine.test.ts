@@ -44,7 +44,12 @@ interface Case {
 // The zoo's vocabularies hold 509 tokens: the built-in prompts folded into them.
 const zooPrompts = DEFAULT_PROMPTS.map((p) => p.map((id) => id % 509));
 const CASES: Case[] = [
-  ...FIXTURE_MODELS.map(({ fixture, model }) => ({ name: fixture, def: BUILT_IN[model]!, hf: `${FIXTURES}${fixture}`, prompts: DEFAULT_PROMPTS.map((p) => [...p]) })),
+  ...FIXTURE_MODELS.map(({ fixture, model }) => ({
+    name: fixture,
+    def: BUILT_IN[model]!,
+    hf: `${FIXTURES}${fixture}`,
+    prompts: DEFAULT_PROMPTS.map((p) => [...p]),
+  })),
   ...(hasRealModel ? [{ name: "tinystories260k", def: llama, hf: REAL_TINYSTORIES, prompts: DEFAULT_PROMPTS.map((p) => [...p]) }] : []),
   ...ZOO_FIXTURES.map(({ fixture, model }) => ({ name: fixture, def: zooModel(model), hf: `${ZOO}${fixture}`, prompts: zooPrompts })),
 ];
@@ -129,7 +134,10 @@ describe.skipIf(skip !== undefined)(`torch engine against the interpreter${skip 
         expect(t.positions, what).toBe(i.accuracy.positions);
         expect(t.relLogitError, what).toBeGreaterThan(0);
         expect(worstMetric(t, i.accuracy), what).toBeLessThanOrEqual(1e-4);
-        expect(t.perPrompt.map((p) => p.positions), what).toEqual(i.perPrompt.map((p) => p.positions));
+        expect(
+          t.perPrompt.map((p) => p.positions),
+          what,
+        ).toEqual(i.perPrompt.map((p) => p.positions));
       });
     });
   }

@@ -9,10 +9,9 @@
 
 import { loadModelFile } from "../../driver/load-model-file.ts";
 import { resolve } from "node:path";
-import { type QuantAccuracy } from "../../quant/metrics.ts";
 import { readHFConfigJson } from "../../weights/hf-config.ts";
 import { evaluateQuant, loadQuantizableModel, logitsOf, quantDtype } from "../../driver/quantized-model.ts";
-import { quantAccuracy } from "../../quant/metrics.ts";
+import { type QuantAccuracy, quantAccuracy } from "../../quant/metrics.ts";
 import { readAdapter, type LoraAdapter } from "../../lora/adapter.ts";
 import type { ModelDefinition } from "../../dsl/define-model.ts";
 import { isQuantized } from "../../quant/spec.ts";
