@@ -2,6 +2,7 @@
 
     python3 python-bridge/gpu_calibrate_8b.py run --out DIR [--job JOB] [--shape 8b|small|tiny] [--device cuda]
                                               [--samples 512] [--seq-len 512] [--tp 1,2] [--work SCRATCH] [--keep]
+                                              [--text FILE --tokenizer DIR]
     python3 python-bridge/gpu_calibrate_8b.py prepare --job JOB [--shape 8b|small|tiny]      (needs node)
 
 `run`, from the repository root:
@@ -11,7 +12,8 @@
 2. gets the torch engine's job (Kiln's generated code + weight plan, src/driver/torch-job.ts): with `node` on PATH
    through `kiln calibrate --engine torch --torch-job`, else from --job (made beforehand by `prepare`, which writes a
    header-only checkpoint of the same shape, sparse on disk, and runs the same kiln command on it);
-3. calibrates over --samples random prompts of --seq-len tokens (seeded) with the torch engine on --device, timing
+3. calibrates over --samples random prompts of --seq-len tokens (seeded; or --text FILE --tokenizer DIR packed into
+   such windows, kiln_bridge/text_samples.py) with the torch engine on --device, timing
    the weight load and the calibration and recording torch.cuda.max_memory_allocated;
 4. with `node`: compiles the FP8 checkpoint (`kiln compile --quant fp8 --calibration ...`) at each --tp (in
    parallel: each compile is one Node process) and checks
@@ -40,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from kiln_bridge import fake_quant as fq  # noqa: E402
-from kiln_bridge.torch_engine import Engine, Stopwatch, read_job  # noqa: E402
+from kiln_bridge.torch_engine import Engine, Stopwatch, check_prompts, read_job  # noqa: E402
 
 SHAPES = {
     "8b": dict(hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=128256),
@@ -303,8 +305,14 @@ def run(args) -> int:
             t0 = time.perf_counter()
             make_job(ckpt, job)
             results["job_seconds"] = round(time.perf_counter() - t0, 2)
-        gen = torch.Generator().manual_seed(args.seed + 1)
-        prompts = torch.randint(0, shape["vocab"], (args.samples, args.seq_len), generator=gen).tolist()
+        if args.text:
+            from kiln_bridge.text_samples import text_samples
+
+            prompts = text_samples(args.text, args.tokenizer, args.samples, args.seq_len)
+            check_prompts(prompts, shape["vocab"], args.text)
+        else:
+            gen = torch.Generator().manual_seed(args.seed + 1)
+            prompts = torch.randint(0, shape["vocab"], (args.samples, args.seq_len), generator=gen).tolist()
         watch = Stopwatch(torch.device(args.device))
         engine = Engine(read_job(job), ckpt, torch.device(args.device), args.batch_tokens)
         watch.mark("load")
@@ -360,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--batch-tokens", type=int, default=16384)
     r.add_argument("--tp", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--text", help="calibrate on this text (with --tokenizer) instead of random token ids")
+    r.add_argument("--tokenizer", help="directory holding tokenizer.json (its ids must fit the shape's vocabulary)")
     r.add_argument("--work", help="scratch directory for the checkpoint and compiled outputs (default: a temp dir)")
     r.add_argument("--keep", action="store_true", help="keep the scratch directory")
     q = sub.add_parser("prepare")
