@@ -148,6 +148,24 @@ describe("array versions", () => {
     expect(() => f32ToE4M3(new Float32Array(3), 1, dst)).toThrow(/destination length 2/);
   });
 
+  it("the block encoder equals the scalar one bit for bit, over every float32 exponent and across blocks", () => {
+    // Random bit patterns cover every exponent (subnormal, normal, saturating, Inf, NaN), both signs and the ties of
+    // the 3-bit rounding; 10007 elements span several 4096-element blocks and a ragged tail.
+    const bits = new Uint32Array(10007);
+    let seed = 12345;
+    for (let i = 0; i < bits.length; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const tie = i % 5 === 0 ? (seed & ~0xfffff) | 0x80000 : seed; // exactly halfway between two E4M3 codes
+      bits[i] = i % 3 === 0 ? (tie & 0x807fffff) | ((0x70 + (i % 32)) << 23) : tie; // bias towards E4M3's range
+    }
+    const src = new Float32Array(bits.buffer);
+    for (const scale of [1, 0.37, 3e-3]) {
+      const fast = f32ToE4M3(src, scale);
+      const slow = Uint8Array.from(src, (x) => f32ToE4M3Bits(x / scale));
+      expect(fast).toEqual(slow);
+    }
+  });
+
   it("rejects a zero, negative or non-finite scale", () => {
     for (const s of [0, -1, NaN, Infinity]) {
       expect(() => f32ToE4M3(new Float32Array(1), s)).toThrow(QuantError);
