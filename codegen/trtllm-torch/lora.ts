@@ -17,12 +17,15 @@
 // runtime LoRA (codegen/common/lora-runtime.ts: A [r, in], B [out, r] with the adapter's per-module scale folded in;
 // GPT-2's fused c_attn becomes q/k/v modules sharing A). Every module is zero-padded to the adapter's largest rank R
 // and the config says r = lora_alpha = R, so both loader versions scale by exactly 1 and PEFT would too.
+// LoraLayer hands lora_grouped_gemm its whole output-size list [q, kv, kv] positionally for the modules present
+// (_torch/peft/lora/layer.py @ 98277545), so k / v LoRA without q would get q's size: where q and kv sizes differ
+// (grouped-query attention), a layer with k or v rows and no q row gets an all-zero q row.
 // Invariants: output is deterministic; names and paths from user input reach Python only through pyString.
 
 import { basename } from "node:path";
 import { LoraError } from "../../src/lora/adapter.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import { type LoraModuleName, LAYER_MODULES, loraTargetModules, type RuntimeLoraAdapter, type RuntimeLoraRow, runtimeLoraRows } from "../common/lora-runtime.ts";
+import { LAYER_MODULES, LORA_MODULE_IDS, type LoraModuleName, loraTargetModules, type RuntimeLoraAdapter, type RuntimeLoraRow, runtimeLoraRows } from "../common/lora-runtime.ts";
 import { pyInt, pyString } from "../python/identifiers.ts";
 import { PyWriter } from "../python/writer.ts";
 import { ATTENTION_NAMES, MLP_ROLES, torchPath } from "./checkpoint-names.ts";
@@ -110,6 +113,8 @@ export function emitTorchLora(adapters: readonly RuntimeLoraAdapter[], m: TorchL
         `${adapters[i]!.adapter.dir}: LoRA on '${kv.hfModule}' with ${m.kvHeads} KV heads at tp ${m.tp}: TensorRT-LLM's runtime LoRA splits k/v across ranks and cannot take replicated KV heads (use --lora-merge, or tp <= ${m.kvHeads})`,
       );
   });
+  const attn = m.lowered.graph.nodes.find((n) => n.op === "trtllm.attention")?.attrs;
+  if (attn && attn.heads !== attn.kvHeads) rowsPer.forEach((rows, i) => (rowsPer[i] = withZeroQ(rows, (attn.heads as number) * (attn.headDim as number))));
   const mlpOp = m.lowered.graph.nodes.find((n) => n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp")?.op;
   const hfNames = trtllmToHfModules(mlpOp);
   const modules = loraTargetModules(rowsPer);
@@ -162,6 +167,25 @@ export function emitTorchLora(adapters: readonly RuntimeLoraAdapter[], m: TorchL
   )}\n`;
   files["lora_example.py"] = emitExample(m, loraConfig, list);
   return { files, tensors, adapters: list, loraConfig };
+}
+
+/** Rows plus an all-zero attn_q row for each layer that has attn_k / attn_v rows but none for attn_q. */
+function withZeroQ(rows: RuntimeLoraRow[], qSize: number): RuntimeLoraRow[] {
+  const out = [...rows];
+  for (const layer of new Set(rows.map((r) => r.layer))) {
+    const here = rows.filter((r) => r.layer === layer);
+    const kv = here.find((r) => r.module === "attn_k" || r.module === "attn_v");
+    if (!kv || here.some((r) => r.module === "attn_q")) continue;
+    const [r, inDim] = kv.A.shape as [number, number];
+    out.push({
+      module: "attn_q",
+      layer,
+      hfModule: kv.hfModule,
+      A: { shape: [r, inDim], data: new Float32Array(r * inDim) },
+      B: { shape: [qSize, r], data: new Float32Array(qSize * r) },
+    });
+  }
+  return out.sort((x, y) => x.layer - y.layer || LORA_MODULE_IDS[x.module] - LORA_MODULE_IDS[y.module]);
 }
 
 function fail(message: string): never {
