@@ -114,3 +114,45 @@ def test_cli_exit_codes(outputs) -> None:
                              text=True)
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "no adapter 'nope'" in missing.stderr
+
+
+def test_linear_built_gated_mlp_applies_lora_like_peft(tmp_path: Path) -> None:
+    """LLaMA with exact GELU: the package's KilnGatedMLP (Linears with LoraLayers, not GatedMLP) carries the
+    all-Linear adapter; goldens: PEFT on transformers' model with the same weights and hidden_act."""
+    import torch
+    transformers = pytest.importorskip("transformers", reason="the GELU goldens are computed with transformers")
+    peft = pytest.importorskip("peft", reason="the GELU goldens are computed with PEFT")
+    src, adapter = Path(fixture_dir("llama")), LORA / "llama" / "all_rslora"
+    hf = tmp_path / "llama_gelu"
+    hf.mkdir()
+    config = json.loads((src / "config.json").read_text())
+    (hf / "config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
+    shutil.copyfile(src / "model.safetensors", hf / "model.safetensors")
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(hf), dtype=torch.float32).eval()
+    model = peft.PeftModel.from_pretrained(model, str(adapter)).eval()
+    prompts, golden = load_file(str(src / "golden.safetensors")), {}
+    for i in range(2):
+        ids = prompts[f"input_ids.{i}"]
+        with torch.no_grad():
+            golden[f"logits.{i}"] = model(ids.long()[None]).logits[0].float().contiguous()
+        golden[f"input_ids.{i}"] = ids
+    goldens = tmp_path / "golden_gelu_lora"
+    goldens.mkdir()
+    save_file(golden, str(goldens / "golden.safetensors"))
+    # The base model's goldens for the same prompts (the batch also holds base requests).
+    base = {k: v for k, v in golden.items() if k.startswith("input_ids")}
+    bare = transformers.AutoModelForCausalLM.from_pretrained(str(hf), dtype=torch.float32).eval()
+    for i in range(2):
+        with torch.no_grad():
+            base[f"logits.{i}"] = bare(base[f"input_ids.{i}"].long()[None]).logits[0].float().contiguous()
+    save_file(base, str(hf / "golden.safetensors"))
+    out = tmp_path / "out"
+    node = shutil.which("node") or pytest.skip("node is not installed; `kiln compile` cannot run")
+    subprocess.run([node, "bin/kiln.js", "compile", "models/llama.ts", "--hf", str(hf), "--out", str(out), "--target",
+                    "trtllm-torch", "--tp", "2", "--no-typecheck", "--lora", str(adapter)], cwd=REPO, check=True,
+                   capture_output=True, text=True)
+    assert "class KilnGatedMLP(nn.Module):" in next(out.glob("kiln_*/modeling_*.py")).read_text()
+    for tp in (1, 2):
+        report = verify_lora(str(out), str(hf), [("all_rslora", str(goldens))], tp=tp)
+        assert report["ok"], report
+        assert all(p["rel_l2"] <= 1e-5 for p in report["prompts"])
