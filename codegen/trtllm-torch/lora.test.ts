@@ -134,7 +134,8 @@ describe("trtllm-torch --lora", () => {
     const { outDir } = await compileWith("quoted", llama, "llama", [odd, `${LORA}llama/attn_qv`], 1);
     const example = join(outDir, "lora_example.py");
     execFileSync("python3", ["-m", "py_compile", example]);
-    const script = "import ast,sys\nt=ast.parse(open(sys.argv[1]).read())\nv=[n.value for n in t.body if isinstance(n,ast.Assign) and n.targets[0].id=='ADAPTERS'][0]\nprint('|'.join(e.elts[0].value for e in v.elts))";
+    const script =
+      "import ast,sys\nt=ast.parse(open(sys.argv[1]).read())\nv=[n.value for n in t.body if isinstance(n,ast.Assign) and n.targets[0].id=='ADAPTERS'][0]\nprint('|'.join(e.elts[0].value for e in v.elts))";
     expect(execFileSync("python3", ["-c", script, example], { encoding: "utf8" }).trim()).toBe(`we"ird 'name\\ $(x)|attn_qv`);
     expect(readFileSync(example, "utf8")).not.toContain("LLM(model=HERE, lora_config=lora_config, tensor_parallel_size");
   });

@@ -25,7 +25,15 @@
 import { basename } from "node:path";
 import { LoraError } from "../../src/lora/adapter.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
-import { LAYER_MODULES, LORA_MODULE_IDS, type LoraModuleName, loraTargetModules, type RuntimeLoraAdapter, type RuntimeLoraRow, runtimeLoraRows } from "../common/lora-runtime.ts";
+import {
+  LAYER_MODULES,
+  LORA_MODULE_IDS,
+  type LoraModuleName,
+  loraTargetModules,
+  type RuntimeLoraAdapter,
+  type RuntimeLoraRow,
+  runtimeLoraRows,
+} from "../common/lora-runtime.ts";
 import { pyInt, pyString } from "../python/identifiers.ts";
 import { PyWriter } from "../python/writer.ts";
 import { ATTENTION_NAMES, MLP_ROLES, torchPath } from "./checkpoint-names.ts";
@@ -55,7 +63,12 @@ export interface TorchLoraConfig {
 
 /** TensorRT-LLM module -> the generated model's module name, for this model's MLP kind. */
 export function trtllmToHfModules(mlpOp: string | undefined): Record<string, string> {
-  const map: Record<string, string> = { attn_q: ATTENTION_NAMES.qkv[0], attn_k: ATTENTION_NAMES.qkv[1], attn_v: ATTENTION_NAMES.qkv[2], attn_dense: ATTENTION_NAMES.dense };
+  const map: Record<string, string> = {
+    attn_q: ATTENTION_NAMES.qkv[0],
+    attn_k: ATTENTION_NAMES.qkv[1],
+    attn_v: ATTENTION_NAMES.qkv[2],
+    attn_dense: ATTENTION_NAMES.dense,
+  };
   for (const [role, name] of (mlpOp && MLP_ROLES[mlpOp]) || []) {
     const module = LAYER_MODULES[`mlp.${role}`]?.[0];
     if (module) map[module] = name;

@@ -254,13 +254,7 @@ class Emitter {
     const pos = n.attrs.rope === "none" ? "None" : args[1]!.expr === FLAT_POSITIONS ? "position_ids" : `${args[1]!.expr}.view(1, -1)`;
     // Sliding windows: Attention.forward's attention_window_size, per layer from the config (None = global).
     const window = layerWindows(this.plan.g) ? ["attention_window_size=self.attention_window_size"] : [];
-    b.w.call(`${out} = ${mod}`, [
-      `position_ids=${pos}`,
-      `hidden_states=${args[0]!.expr}`,
-      "attn_metadata=attn_metadata",
-      ...window,
-      "lora_params=lora_params",
-    ]);
+    b.w.call(`${out} = ${mod}`, [`position_ids=${pos}`, `hidden_states=${args[0]!.expr}`, "attn_metadata=attn_metadata", ...window, "lora_params=lora_params"]);
   }
 }
 
@@ -404,12 +398,7 @@ function emitModel(em: Emitter): PyWriter {
       const reserved = [...params, "hidden_states", "layer"];
       emitGlue(em, w, plan.pre, part.pre, reserved, new Map(), part.layerInput);
       w.block("for layer in self.layers:", () =>
-        w.call("hidden_states = layer", [
-          "position_ids=position_ids",
-          "hidden_states=hidden_states",
-          "attn_metadata=attn_metadata",
-          "lora_params=lora_params",
-        ]),
+        w.call("hidden_states = layer", ["position_ids=position_ids", "hidden_states=hidden_states", "attn_metadata=attn_metadata", "lora_params=lora_params"]),
       );
       const last = part.layerOutputs[part.layerOutputs.length - 1]!;
       if (part.transformerOutput !== last) emitGlue(em, w, plan.post, part.post, reserved, new Map([[last, "hidden_states"]]), part.transformerOutput);

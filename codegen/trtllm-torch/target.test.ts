@@ -73,7 +73,10 @@ describe("trtllm-torch: the emitted package uses only real TensorRT-LLM 1.2 PyTo
       bad,
       readFileSync(modeling, "utf8")
         .replace("num_key_value_heads=", "num_kv_heads=")
-        .replace("attn_metadata=attn_metadata,\n            lora_params=lora_params,\n        )", "attn_meta=attn_metadata,\n            lora_params=lora_params,\n        )"),
+        .replace(
+          "attn_metadata=attn_metadata,\n            lora_params=lora_params,\n        )",
+          "attn_meta=attn_metadata,\n            lora_params=lora_params,\n        )",
+        ),
     );
     const api = checkPythonApi(bad, { manifest: MANIFESTS });
     const messages = api.problems.map((p) => p.message).join("\n");

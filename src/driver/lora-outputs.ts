@@ -52,10 +52,7 @@ export function runtimeLoraOutputs(
       tp: mapping.tp,
       kvHeads: config.num_key_value_heads ?? config.num_attention_heads,
       pkg,
-      mapArgs: [
-        ...(mapping.tp > 1 ? [`tensor_parallel_size=${mapping.tp}`] : []),
-        ...(mapping.pp > 1 ? [`pipeline_parallel_size=${mapping.pp}`] : []),
-      ],
+      mapArgs: [...(mapping.tp > 1 ? [`tensor_parallel_size=${mapping.tp}`] : []), ...(mapping.pp > 1 ? [`pipeline_parallel_size=${mapping.pp}`] : [])],
     });
     return {
       emission: {
@@ -109,7 +106,9 @@ export function runtimeLoraOutputs(
     };
   }
   if (target !== "trtllm-engine")
-    throw new LoraError(`--lora without --lora-merge: runtime LoRA is built for the trtllm-engine, trtllm-torch and hf targets (got ${target}); use --lora-merge`);
+    throw new LoraError(
+      `--lora without --lora-merge: runtime LoRA is built for the trtllm-engine, trtllm-torch and hf targets (got ${target}); use --lora-merge`,
+    );
   const config = JSON.parse(e.files["config.json"]!);
   const runtime = emitRuntimeLora(bound, lowered.weights, e.files["build_config.json"]!, {
     dtype: config.dtype,
