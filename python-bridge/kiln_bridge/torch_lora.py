@@ -122,6 +122,7 @@ class PeftCache:
     dtype: torch.dtype
     tp: int
     loaded: dict[int, dict] = field(default_factory=dict)
+    pointers: list[int] = field(default_factory=list)
 
     def load(self, lora_int_id: int) -> dict:
         if lora_int_id not in self.loaded:
@@ -136,14 +137,18 @@ class PeftCache:
         """The table _get_lora_params_from_requests builds for this batch, with this rank's pointers."""
         from .eager_trtllm._torch.peft.lora.grouped_gemm import register
 
+        def keep(t: torch.Tensor) -> int:
+            ptr = register(t)
+            self.pointers.append(ptr)
+            return ptr
+
         per_request: list[dict[tuple[int, int], tuple[int, int, int]]] = []
         for req in requests:
             configs = {}
             if req is not None:
                 for (layer, module), (a, b) in self.load(req).items():
                     a_r, b_r = split_for_rank(module, a, b, self.tp, rank)
-                    configs[(layer, MODULE_IDS[module])] = (a_r.shape[0], register(a_r.to(device)),
-                                                            register(b_r.to(device)))
+                    configs[(layer, MODULE_IDS[module])] = (a_r.shape[0], keep(a_r.to(device)), keep(b_r.to(device)))
             per_request.append(configs)
         keys = sorted({k for c in per_request for k in c})
         if not keys:
@@ -162,3 +167,10 @@ class PeftCache:
         params["prompt_lens_cpu"] = torch.tensor(seq_lens, dtype=torch.int32)
         params["num_seqs"] = len(requests)
         return params
+
+    def release(self) -> None:
+        """Forgets every address this cache registered (the PEFT cache freeing its pages)."""
+        from .eager_trtllm._torch.peft.lora.grouped_gemm import release
+
+        release(self.pointers)
+        self.pointers.clear()

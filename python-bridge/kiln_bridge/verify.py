@@ -192,6 +192,8 @@ def verify_lora(ckpt_dir: str, hf_dir: str, cases: list[tuple[str, str]], device
         raise
     except Exception as e:  # noqa: BLE001 - generated code failing at run time: one line naming the directory
         raise GeneratedCodeError(f"{g.ckpt_dir} ({g.kind} + LoRA): {type(e).__name__}: {e}") from None
+    finally:
+        cache.release()
     prompts = [(ids, ref) for _, _, ids, ref in batch]
     report = _report(g, g, prompts, RankResult(logits=logits, seconds=seconds), [], dtype=dtype, device=device,
                      transport=f"threads ({g.world_size} simulated ranks), one packed batch", tolerance=tolerance,

@@ -156,3 +156,28 @@ def test_linear_built_gated_mlp_applies_lora_like_peft(tmp_path: Path) -> None:
         report = verify_lora(str(out), str(hf), [("all_rslora", str(goldens))], tp=tp)
         assert report["ok"], report
         assert all(p["rel_l2"] <= 1e-5 for p in report["prompts"])
+
+
+def test_eager_lora_grouped_gemm_expands_requests_to_tokens() -> None:
+    """loraOp.cpp: a context request covers its prompt length, a generation request one token; rank 0 gives zeros;
+    each module's output is (x A^T) B^T with A [r, in], B [out, r] read at the request's pointers."""
+    import torch
+    from kiln_bridge.eager_trtllm._torch.peft.lora.grouped_gemm import lora_grouped_gemm, register, release
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    a, b = torch.randn(2, 5, generator=gen, dtype=torch.float64), torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    pa, pb = register(a), register(b)
+    # requests: context of 4 tokens with the adapter, a generation token without it, a generation token with it
+    types, lens = torch.tensor([0, 1, 1], dtype=torch.int32), torch.tensor([4, 0, 0], dtype=torch.int32)
+    ranks, ptrs = torch.tensor([2, 0, 2], dtype=torch.int32), torch.tensor([pa, pb, 0, 0, 0, 0, pa, pb, 0])
+    (out,) = lora_grouped_gemm(x, types, [ranks], [ptrs], lens, [3], False, True, 2, 0, True)
+    want = (x @ a.T) @ b.T
+    assert torch.allclose(out[:4], want[:4]) and torch.allclose(out[5], want[5])
+    assert torch.equal(out[4], torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="lora tokens 5 input tokens 6"):
+        lora_grouped_gemm(x, types, [ranks], [ptrs], torch.tensor([3, 0, 0], dtype=torch.int32), [3], False, True, 2,
+                          0, True)
+    release([pa, pb])
+    with pytest.raises(ValueError, match="no LoRA weights at address"):
+        lora_grouped_gemm(x, types, [ranks], [ptrs], lens, [3], False, True, 2, 0, True)
