@@ -173,11 +173,11 @@ def verify_generated(g: Generated, hf_dir: str, device: str = "cpu", dtype: str 
 
 
 def verify_lora(ckpt_dir: str, hf_dir: str, cases: list[tuple[str, str]], device: str = "cpu",
-                dtype: str = "float32", tolerance: float | None = None, tp: int = 1) -> dict:
+                dtype: str = "float32", tolerance: float | None = None, tp: int = 1, pp: int = 1) -> dict:
     """A trtllm-torch output with runtime LoRA: the base prompts (goldens in hf_dir) and, per (adapter, golden dir)
     case, that golden's prompts with the adapter's LoRARequest, all in one packed batch."""
     _check_device(dtype, device)
-    g = detect(ckpt_dir, tp, 1)
+    g = detect(ckpt_dir, tp, pp)
     if g is None or g.kind != "trtllm-torch":
         raise BridgeError(f"{ckpt_dir}: --lora checks a trtllm-torch output (kiln compile --target trtllm-torch --lora ...)")
     adapters = read_adapter_set(ckpt_dir)
@@ -299,7 +299,7 @@ def main(args) -> int:
             raise BridgeError("--lora runs the trtllm-torch package with simulated ranks in one process; run it "
                               "without torchrun")
         report = verify_lora(args.ckpt, args.hf, [_lora_arg(x) for x in args.lora], device=args.device,
-                             dtype=args.dtype, tolerance=args.tol, tp=args.tp)
+                             dtype=args.dtype, tolerance=args.tol, tp=args.tp, pp=args.pp)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
         return 0 if report["ok"] else 1
     if world > 1:

@@ -1,7 +1,8 @@
 """The trtllm-torch package with runtime LoRA (`kiln compile --target trtllm-torch --lora A,B`), executed on the eager
 `tensorrt_llm._torch` with its LoraLayers (written from TensorRT-LLM's sources): every adapter's requests, batched
 together with base-model requests in one packed batch as the executor batches LoRARequests, reproduce PEFT's own
-logits (the golden.safetensors beside each adapter fixture), relative L2 <= 1e-5 in float32, at simulated tp 1 and 2.
+logits (the golden.safetensors beside each adapter fixture), relative L2 <= 1e-5 in float32, at simulated tp 1 and 2
+(and tp 2 x pp 2 once).
 Planted bugs fail: A and B swapped, the scale alpha/r missing from B, an adapter_config alpha that is not the one the
 B was scaled for, and a request routed to the other adapter."""
 from __future__ import annotations
@@ -49,6 +50,12 @@ def test_adapters_in_one_batch_match_peft(outputs, family: str, tp: int) -> None
     assert [p["request"] for p in report["prompts"]] == ["base", "base"] + [a for a in ADAPTERS[family] for _ in (0, 1)]
     assert all(p["rel_l2"] <= 1e-5 for p in report["prompts"])
     assert report["tp"] == tp
+
+
+def test_pipeline_stages_pass_lora_params_on(outputs) -> None:
+    report = verify_lora(str(outputs["llama3_gqa"]), fixture_dir("llama3_gqa"), _cases("llama3_gqa"), tp=2, pp=2)
+    assert report["ok"], report
+    assert (report["tp"], report["pp"]) == (2, 2)
 
 
 def test_a_request_routed_to_the_other_adapter_fails(outputs) -> None:
