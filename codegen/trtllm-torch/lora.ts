@@ -249,6 +249,7 @@ function emitExample(m: TorchLoraModel, c: TorchLoraConfig, adapters: TorchLoraE
       `max_loras=${pyInt(c.max_loras)}`,
       `max_cpu_loras=${pyInt(c.max_cpu_loras)}`,
     ]);
+    w.comment("No tokenizer files in this directory? Add tokenizer=<the HF model directory>.");
     w.call("llm = LLM", ["model=HERE", "lora_config=lora_config", ...m.mapArgs]);
     w.line("requests = [None] + [LoRARequest(n, i, p) for n, i, p in ADAPTERS]");
     w.line('prompts = ["Hello"] * len(requests)');
