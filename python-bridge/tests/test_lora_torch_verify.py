@@ -52,6 +52,14 @@ def test_adapters_in_one_batch_match_peft(outputs, family: str, tp: int) -> None
     assert report["tp"] == tp
 
 
+def test_bfloat16_run_within_its_tolerance(outputs) -> None:
+    """The model and LoRA weights cast to bfloat16 (as the loader casts them to the model dtype)."""
+    report = verify_lora(str(outputs["llama3_gqa"]), fixture_dir("llama3_gqa"), _cases("llama3_gqa"), dtype="bfloat16",
+                         tp=2)
+    assert report["ok"], report
+    assert report["tolerance"] == 5e-2
+
+
 def test_pipeline_stages_pass_lora_params_on(outputs) -> None:
     report = verify_lora(str(outputs["llama3_gqa"]), fixture_dir("llama3_gqa"), _cases("llama3_gqa"), tp=2, pp=2)
     assert report["ok"], report
