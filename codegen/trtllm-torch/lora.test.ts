@@ -19,6 +19,7 @@ import { readAdapter } from "../../src/lora/adapter.ts";
 import { SafetensorsFile, writeSafetensors } from "../../src/weights/safetensors.ts";
 import { FIXTURES } from "../../test/golden.ts";
 import { checkPythonApi } from "../apicheck/check-api.ts";
+import { adapterNames } from "./lora.ts";
 
 const MANIFESTS = ["trtllm-1.2.json", "trtllm-torch-1.2.json"].map((m) => fileURLToPath(new URL(`../apicheck/${m}`, import.meta.url)));
 const LORA = fileURLToPath(new URL("../../test/fixtures/lora/", import.meta.url));
@@ -158,6 +159,10 @@ describe("trtllm-torch --lora", () => {
     expect(q.shape).toEqual([64, 2]);
     expect(q.data.every((v) => v === 0)).toBe(true);
     expect(ours.get(`${key}.lora_B.weight`)!.data.every((v) => v === 0.25)).toBe(true);
+  });
+
+  it("request names are the adapter directories' names, made distinct", () => {
+    expect(adapterNames(["x/a", "y/a/", "z/a-2", "a"])).toEqual(["a", "a-2", "a-2-2", "a-3"]);
   });
 
   it("refuses k/v LoRA when TensorRT-LLM would replicate KV heads (tp > num_key_value_heads), before writing", async () => {

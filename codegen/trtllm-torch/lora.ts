@@ -94,14 +94,15 @@ function padRank(row: RuntimeLoraRow, R: number): { A: TorchLoraTensor["data"]; 
   return { A, B, inDim, outDim };
 }
 
-/** Distinct request names from the adapter directories' base names (a repeated name gets -2, -3, ...). */
-function adapterNames(dirs: readonly string[]): string[] {
-  const seen = new Map<string, number>();
+/** Distinct request names from the adapter directories' base names (a name already taken gets -2, -3, ...). */
+export function adapterNames(dirs: readonly string[]): string[] {
+  const taken = new Set<string>();
   return dirs.map((d) => {
     const base = basename(d.replace(/[\\/]+$/, "")) || "adapter";
-    const n = (seen.get(base) ?? 0) + 1;
-    seen.set(base, n);
-    return n === 1 ? base : `${base}-${n}`;
+    let name = base;
+    for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+    taken.add(name);
+    return name;
   });
 }
 
