@@ -5,15 +5,20 @@
 
 SOURCES.json lists the files to read: {"manifest", "target_release", "module_prefixes", "files": [{"module",
 "path", "repo", "commit", "version_hint", "parsed"}]}; each `path` is read under DIR (a TensorRT-LLM checkout, or
-excerpts of its files: class and function signatures with bodies elided). Every file is parsed with `ast`; nothing
+excerpts of its files: class and function signatures with bodies elided). With `--keep MANIFEST.json` (an earlier
+output for the same SOURCES.json), a listed file absent under DIR keeps its module entry and source record from
+MANIFEST, so a manifest can be extended with new files without the excerpts it was first made from. Every file is parsed with `ast`; nothing
 is imported or executed. The manifest records, per module, its imports (relative ones resolved), public functions,
 classes (bases, methods with their parameters, dataclass fields and the synthesized __init__, child modules and
 attributes set in __init__), enums with their members and module-level assignments, plus a resolution table for
 every name visible in a covered module. Only names, signatures, defaults and attribute names are kept: no source
 text beyond default-value expressions.
 
+Pydantic models (a class deriving from `BaseModel`) get the synthesized keyword-only __init__ of their annotated
+fields, as kw_only dataclasses do (`Field(default=...)` / `Field(default_factory=...)` count as defaults).
+
 Invariants: Python 3.9+ standard library only; the output is deterministic (sorted keys in `resolution`, source
-order elsewhere); a file listed but absent is an error naming it.
+order elsewhere); a file listed but absent (and not kept) is an error naming it.
 """
 from __future__ import annotations
 
@@ -117,9 +122,14 @@ def is_dataclass(cls: ast.ClassDef) -> ast.expr | None:
     return None
 
 
-def dataclass_fields(cls: ast.ClassDef, decorator: ast.expr) -> list[Json]:
-    kw_only = isinstance(decorator, ast.Call) and any(
-        k.arg == "kw_only" and literal(k.value) is True for k in decorator.keywords)
+def is_pydantic(cls: ast.ClassDef) -> bool:
+    return any(ast.unparse(b).split(".")[-1] == "BaseModel" for b in cls.bases)
+
+
+def dataclass_fields(cls: ast.ClassDef, decorator: ast.expr | None) -> list[Json]:
+    """Fields of a dataclass (decorator given) or of a pydantic model (decorator None: keyword-only)."""
+    kw_only = decorator is None or (isinstance(decorator, ast.Call) and any(
+        k.arg == "kw_only" and literal(k.value) is True for k in decorator.keywords))
     fields = []
     for node in cls.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
@@ -133,6 +143,11 @@ def dataclass_fields(cls: ast.ClassDef, decorator: ast.expr) -> list[Json]:
             kws = {k.arg: k.value for k in value.keywords}
             init = literal(kws["init"]) is not False if "init" in kws else True
             has_default = "default" in kws or "default_factory" in kws
+        elif isinstance(value, ast.Call) and ast.unparse(value.func) in ("Field", "pydantic.Field"):
+            kws = {k.arg: k.value for k in value.keywords}
+            first = value.args[0] if value.args else None
+            has_default = ("default" in kws or "default_factory" in kws
+                           or (first is not None and not (isinstance(first, ast.Constant) and first.value is ...)))
         if not init:
             continue
         f = {"name": node.target.id, "kind": "keyword_only" if kw_only else "positional_or_keyword",
@@ -168,13 +183,14 @@ def class_entry(cls: ast.ClassDef, fq: str) -> Json:
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     attributes[t.id] = {"source": ast.unparse(node.value)}
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and not is_dataclass(cls):
+        elif (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and not is_dataclass(cls)
+              and not is_pydantic(cls)):
             attributes[node.target.id] = {"annotation": ast.unparse(node.annotation)}
     out["methods"] = methods
     if attributes:
         out["class_attributes"] = attributes
     decorator = is_dataclass(cls)
-    if decorator is not None:
+    if decorator is not None or is_pydantic(cls):
         out["kind"] = "dataclass"
         out["fields"] = dataclass_fields(cls, decorator)
         if "__init__" not in methods:
@@ -287,13 +303,22 @@ def main(argv=None) -> int:
     ap.add_argument("sources")
     ap.add_argument("--root", required=True, help="directory the listed paths are read under")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--keep", help="an earlier manifest: listed files absent under --root keep their entries from it")
     a = ap.parse_args(argv)
     with open(a.sources, encoding="utf-8") as f:
         spec = json.load(f)
+    kept: Json = {"modules": {}, "source": {}}
+    if a.keep:
+        with open(a.keep, encoding="utf-8") as f:
+            kept = json.load(f)
     modules: Json = {}
     source: Json = {}
     for entry in spec["files"]:
         path = os.path.join(a.root, entry["path"])
+        if not os.path.exists(path) and entry["module"] in kept["modules"] and entry["path"] in kept["source"]:
+            modules[entry["module"]] = kept["modules"][entry["module"]]
+            source[entry["path"]] = kept["source"][entry["path"]]
+            continue
         if not os.path.exists(path):
             print(f"extract_manifest: {entry['path']} is listed in {a.sources} but missing under {a.root}", file=sys.stderr)
             return 2

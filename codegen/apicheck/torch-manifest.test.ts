@@ -4,7 +4,7 @@
 // subclass is checked against its forward; trtllm-torch-1.2.json documents the file version behind every module.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,6 +66,57 @@ describe("extract_manifest.py", () => {
     expect(m.module_prefixes).toEqual(["pkg"]);
   });
 
+  it("gives pydantic models a keyword-only __init__ of their fields; --keep extends a manifest without the old sources", () => {
+    const root = join(tmp, "pyd");
+    const later = join(tmp, "pyd-later");
+    mkdirSync(join(root, "q"), { recursive: true });
+    mkdirSync(join(later, "q"), { recursive: true });
+    writeFileSync(
+      join(root, "q", "cfg.py"),
+      [
+        "from pydantic import BaseModel, Field",
+        "",
+        "",
+        "class Cfg(BaseModel):",
+        "    dirs: list = Field(default_factory=list)",
+        "    rank: int = 64",
+        "    name: str = Field(...)",
+        "    extra: int = Field(3)",
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(join(later, "q", "req.py"), "from dataclasses import dataclass\n\n\n@dataclass\nclass Req:\n    name: str\n    id: int\n");
+    const files = [
+      { module: "q.cfg", path: "q/cfg.py", commit: null, parsed: "whole file" },
+      { module: "q.req", path: "q/req.py", commit: null, parsed: "whole file" },
+    ];
+    const spec = (n: number) => {
+      const f = join(tmp, `pyd-sources-${n}.json`);
+      writeFileSync(f, JSON.stringify({ manifest: "t", target_release: "t", module_prefixes: ["q"], files: files.slice(0, n) }));
+      return f;
+    };
+    const first = join(tmp, "pyd-1.json");
+    execFileSync(python, [here("./extract_manifest.py"), spec(1), "--root", root, "--out", first]);
+    const m1 = JSON.parse(readFileSync(first, "utf8"));
+    expect(m1.modules["q.cfg"].classes.Cfg.synthesized_init.params.map((p: any) => [p.name, p.kind, p.has_default])).toEqual([
+      ["dirs", "keyword_only", true],
+      ["rank", "keyword_only", true],
+      ["name", "keyword_only", false],
+      ["extra", "keyword_only", true],
+    ]);
+    const second = join(tmp, "pyd-2.json");
+    execFileSync(python, [here("./extract_manifest.py"), spec(2), "--root", later, "--keep", first, "--out", second]);
+    const m2 = JSON.parse(readFileSync(second, "utf8"));
+    expect(m2.modules["q.cfg"]).toEqual(m1.modules["q.cfg"]);
+    expect(m2.source["q/cfg.py"]).toEqual(m1.source["q/cfg.py"]);
+    expect(Object.keys(m2.modules["q.req"].classes)).toEqual(["Req"]);
+    expect(m2.resolution["q.cfg.Cfg"]).toEqual({ target: "q.cfg.Cfg", kind: "class" });
+    // Without --keep the file absent under --root is an error naming it.
+    expect(() => execFileSync(python, [here("./extract_manifest.py"), spec(2), "--root", later, "--out", join(tmp, "pyd-3.json")], { stdio: "pipe" })).toThrow(
+      /q\/cfg.py is listed/,
+    );
+  });
+
   it("checks subclasses through subscripted bases, and calls of torch.nn.Module children through their forward", () => {
     const manifest = join(tmp, "manifest.json");
     const file = join(tmp, "user.py");
@@ -102,8 +153,8 @@ describe("trtllm-torch-1.2.json", () => {
   const m = JSON.parse(readFileSync(here("./trtllm-torch-1.2.json"), "utf8"));
   const spec = JSON.parse(readFileSync(here("./trtllm-torch-1.2.sources.json"), "utf8"));
 
-  it("covers tensorrt_llm._torch only, and every module names the file version it was read from", () => {
-    expect(m.module_prefixes).toEqual(["tensorrt_llm._torch"]);
+  it("covers tensorrt_llm._torch and the LLM API's LoRA types, and every module names the file version it was read from", () => {
+    expect(m.module_prefixes).toEqual(["tensorrt_llm._torch", "tensorrt_llm.lora_helper", "tensorrt_llm.executor"]);
     expect(Object.keys(m.modules).sort()).toEqual(spec.files.map((f: any) => f.module).sort());
     for (const f of spec.files) expect(m.source[f.path]).toMatchObject({ version_hint: f.version_hint, parsed: f.parsed });
   });
@@ -129,5 +180,33 @@ describe("trtllm-torch-1.2.json", () => {
     expect(m.modules["tensorrt_llm._torch.attention_backend.interface"].classes.RopeParams.synthesized_init.params.map((p: any) => p.name)).toEqual(
       expect.arrayContaining(["dim", "theta", "scale_type", "scale", "low_freq_factor", "high_freq_factor", "max_positions", "original_max_positions"]),
     );
+    expect(init("tensorrt_llm._torch.peft.lora.layer", "LoraLayer")).toEqual(["lora_module_types", "output_hidden_sizes"]);
+    expect(m.modules["tensorrt_llm._torch.peft.lora.layer"].enums.LoraModuleType.members.slice(0, 8).map((x: any) => [x.name, x.value])).toEqual([
+      ["ATTENTION_QKV", 0],
+      ["ATTENTION_Q", 1],
+      ["ATTENTION_K", 2],
+      ["ATTENTION_V", 3],
+      ["ATTENTION_DENSE", 4],
+      ["MLP_H_TO_4H", 5],
+      ["MLP_4H_TO_H", 6],
+      ["MLP_GATE", 7],
+    ]);
+    const fields = (mod: string, cls: string) => m.modules[mod].classes[cls].synthesized_init.params.map((p: any) => [p.name, p.kind, p.has_default]);
+    expect(fields("tensorrt_llm.lora_helper", "LoraConfig")).toEqual(
+      expect.arrayContaining([
+        ["lora_dir", "keyword_only", true],
+        ["max_lora_rank", "keyword_only", true],
+        ["lora_target_modules", "keyword_only", true],
+        ["trtllm_modules_to_hf_modules", "keyword_only", true],
+        ["max_loras", "keyword_only", true],
+        ["max_cpu_loras", "keyword_only", true],
+      ]),
+    );
+    expect(fields("tensorrt_llm.executor.request", "LoRARequest")).toEqual([
+      ["lora_name", "positional_or_keyword", false],
+      ["lora_int_id", "positional_or_keyword", false],
+      ["lora_path", "positional_or_keyword", true],
+      ["lora_ckpt_source", "positional_or_keyword", true],
+    ]);
   });
 });

@@ -163,6 +163,7 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
       /^trtllm-build --lora_plugin float32 --lora_target_modules attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate --max_lora_rank 8 --checkpoint_dir /,
     );
     expect(json.lora.tasks.map((t: { taskId: number }) => t.taskId)).toEqual([1, 2]);
+    // trtllm-torch takes runtime adapters too (codegen/trtllm-torch/lora.test.ts has the details).
     const torch = await kiln([
       "compile",
       "models/llama.ts",
@@ -176,9 +177,21 @@ describe("runtime LoRA: converted tensors applied as the LoRA plugin does reprod
       adapterDir("llama", "attn_qv"),
       "--no-typecheck",
     ]);
-    expect(torch.code).toBe(1);
-    expect(torch.err).toMatch(
-      /^kiln: --lora without --lora-merge: runtime LoRA is built for the trtllm-engine and hf targets \(got trtllm-torch\); use --lora-merge\n$/,
-    );
+    expect(torch.code).toBe(0);
+    expect(torch.out).toContain(`python3 ${join(tmp, "cli-torch")}/lora_example.py`);
+    const two = await kiln([
+      "compile",
+      "models/llama.ts",
+      "--hf",
+      baseDir("llama"),
+      "--out",
+      join(tmp, "cli-merge-two"),
+      "--lora",
+      `${adapterDir("llama", "attn_qv")},${adapterDir("llama", "all_rslora")}`,
+      "--lora-merge",
+      "--no-typecheck",
+    ]);
+    expect(two.code).not.toBe(0);
+    expect(two.err).toMatch(/^kiln: --lora-merge folds one adapter into the weights, got 2 \(.*\)\n$/);
   });
 });

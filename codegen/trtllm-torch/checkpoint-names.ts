@@ -56,6 +56,23 @@ const slices = (scope: string, own: string, names: readonly string[], sizes: rea
   });
 };
 
+/** The lowered MLP Linears (fc, gate, proj) -> the backend's names, per MLP kind (GatedMLP keeps HF's gate_proj /
+ * up_proj, fused at load time; MLP has up_proj / down_proj). */
+export const MLP_ROLES: Readonly<Record<string, readonly (readonly [string, string])[]>> = {
+  "trtllm.gated_mlp": [
+    ["fc", "gate_proj"],
+    ["gate", "up_proj"],
+    ["proj", "down_proj"],
+  ],
+  "trtllm.mlp": [
+    ["fc", "up_proj"],
+    ["proj", "down_proj"],
+  ],
+};
+
+/** The attention's q / k / v parts and its output Linear under the backend's names. */
+export const ATTENTION_NAMES = { qkv: ["q_proj", "k_proj", "v_proj"], dense: "o_proj" } as const;
+
 /** Checkpoint tensors for the parameters of one module node (attention, MLPs), in the node's input order. */
 export function moduleTensors(n: Node): TorchTensor[] {
   const base = torchPath(n.scope);
@@ -64,25 +81,14 @@ export function moduleTensors(n: Node): TorchTensor[] {
   if (n.op === "trtllm.attention") {
     const hd = a.headDim as number;
     const sizes = [(a.heads as number) * hd, (a.kvHeads as number) * hd, (a.kvHeads as number) * hd];
-    const qkv = ["q_proj", "k_proj", "v_proj"];
+    const qkv = ATTENTION_NAMES.qkv;
     return [
       ...slices(n.scope, "weight", qkv, sizes),
       ...(a.qkvBias ? slices(n.scope, "bias", qkv, sizes) : []),
-      one("dense.weight", "o_proj.weight"),
-      ...(a.denseBias ? [one("dense.bias", "o_proj.bias")] : []),
+      one("dense.weight", `${ATTENTION_NAMES.dense}.weight`),
+      ...(a.denseBias ? [one("dense.bias", `${ATTENTION_NAMES.dense}.bias`)] : []),
     ];
   }
-  const roles: Record<string, readonly (readonly [string, string])[]> = {
-    "trtllm.gated_mlp": [
-      ["fc", "gate_proj"],
-      ["gate", "up_proj"],
-      ["proj", "down_proj"],
-    ],
-    "trtllm.mlp": [
-      ["fc", "up_proj"],
-      ["proj", "down_proj"],
-    ],
-  };
-  const r = roles[n.op] ?? fail(`${n.op} in ${n.scope} is not a PyTorch-backend module`);
+  const r = MLP_ROLES[n.op] ?? fail(`${n.op} in ${n.scope} is not a PyTorch-backend module`);
   return [...r.map(([from, to]) => one(`${from}.weight`, `${to}.weight`)), ...(a.bias ? r.map(([from, to]) => one(`${from}.bias`, `${to}.bias`)) : [])];
 }

@@ -5,6 +5,11 @@
 // norm: the names the backend's pipeline parallelism looks for) and a DecoderModelForCausalLM subclass registered
 // with register_auto_model. Fused QKV and gate-up weights are filled by the backend's default load_weights from the
 // separate q/k/v and gate/up tensors of the checkpoint (see checkpoint-names.ts).
+// Runtime LoRA: `lora_params` (the executor's per-batch adapter table) is threaded as 1.2.1's own models do
+// (models/modeling_llama.py @ 3a5901cd: DecoderModel.forward(..., lora_params=None, **kwargs) passes it to every
+// decoder layer, the layer passes it to its Attention and MLP); the backend's Attention, GatedMLP and MLP apply it
+// through their LoraLayers. The Linear-built KilnGatedMLP gives its Linears LoraLayers the way GatedMLP does
+// (modules/gated_mlp.py @ 01503f55: gate = mlp_h_to_4h, up = mlp_gate, down = mlp_4h_to_h).
 // Invariants: imports come from tensorrt_llm._torch.* and tensorrt_llm.functional only as listed in
 // codegen/apicheck/trtllm-torch-1.2.json (the static check in the tests); output is byte-identical for the same
 // input; every user string reaches Python through codegen/python/identifiers.
@@ -146,7 +151,12 @@ class Emitter {
         this.usesGatedLinear = true;
         this.use("tensorrt_llm._torch.modules.linear", "Linear");
         this.use("tensorrt_llm._torch.modules.linear", "TensorParallelMode");
-        return ["KilnGatedMLP", [...sizes, `activation=${activationFn(a.act as string, this.helper)}`, dtype, "model_config=model_config"]];
+        this.use("tensorrt_llm._torch.peft.lora.layer", "LoraLayer");
+        this.use("tensorrt_llm._torch.peft.lora.layer", "LoraModuleType");
+        return [
+          "KilnGatedMLP",
+          [...sizes, `activation=${activationFn(a.act as string, this.helper)}`, dtype, "model_config=model_config", "layer_idx=layer_idx"],
+        ];
       }
       case "norm": {
         const dim = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
@@ -232,6 +242,10 @@ class Emitter {
   }
 
   moduleCall(b: Body, n: Node, mod: string, args: readonly Val[], out: string): void {
+    if (n.op === "trtllm.mlp" || n.op === "trtllm.gated_mlp") {
+      b.w.call(`${out} = ${mod}`, [args[0]!.expr, "lora_params=lora_params"]);
+      return;
+    }
     if (n.op !== "trtllm.attention") {
       b.w.call(`${out} = ${mod}`, [args[n.op === "embedding" ? 1 : 0]!.expr]);
       return;
@@ -240,7 +254,7 @@ class Emitter {
     const pos = n.attrs.rope === "none" ? "None" : args[1]!.expr === FLAT_POSITIONS ? "position_ids" : `${args[1]!.expr}.view(1, -1)`;
     // Sliding windows: Attention.forward's attention_window_size, per layer from the config (None = global).
     const window = layerWindows(this.plan.g) ? ["attention_window_size=self.attention_window_size"] : [];
-    b.w.call(`${out} = ${mod}`, [`position_ids=${pos}`, `hidden_states=${args[0]!.expr}`, "attn_metadata=attn_metadata", ...window]);
+    b.w.call(`${out} = ${mod}`, [`position_ids=${pos}`, `hidden_states=${args[0]!.expr}`, "attn_metadata=attn_metadata", ...window, "lora_params=lora_params"]);
   }
 }
 
@@ -249,45 +263,43 @@ const FLAT_POSITIONS = "position_ids.view(-1)";
 
 function emitGatedLinear(): PyWriter {
   const w = new PyWriter();
+  // Each Linear applies its own LoraLayer inside (Linear(lora=...), modules/linear.py apply_linear: before the
+  // row-parallel all-reduce), with the module types and local output sizes GatedMLP gives its LoRA layers.
+  const linear = (name: string, io: [string, string], mode: string, lora: string, size: string) =>
+    w.call(`self.${name} = Linear`, [
+      io[0],
+      io[1],
+      "bias=bias",
+      "dtype=dtype",
+      "mapping=model_config.mapping",
+      `tensor_parallel_mode=TensorParallelMode.${mode}`,
+      "quant_config=model_config.get_quant_config()",
+      "skip_create_weights_in_init=model_config.skip_create_weights_in_init",
+      `lora=LoraLayer([LoraModuleType.${lora}], [${size}])`,
+    ]);
   w.block("class KilnGatedMLP(nn.Module):", () => {
     w.docstring([
       "down(act(gate(x)) * up(x)) for gates other than SiLU.",
       "",
       "TensorRT-LLM's GatedMLP only runs SiLU (fused SwiGLU); this keeps its",
       "checkpoint names and tensor-parallel layout (gate/up column-parallel,",
-      "down row-parallel, all-reduced).",
+      "down row-parallel, all-reduced) and its LoRA module types.",
     ]);
     w.blank();
-    w.blockCall("def __init__", ["self", "*", "hidden_size", "intermediate_size", "bias", "activation", "dtype", "model_config"], () => {
+    w.blockCall("def __init__", ["self", "*", "hidden_size", "intermediate_size", "bias", "activation", "dtype", "model_config", "layer_idx"], () => {
       w.line("super().__init__()");
       w.line("self.activation = activation");
-      const col = [
-        "hidden_size",
-        "intermediate_size",
-        "bias=bias",
-        "dtype=dtype",
-        "mapping=model_config.mapping",
-        "tensor_parallel_mode=TensorParallelMode.COLUMN",
-        "quant_config=model_config.get_quant_config()",
-        "skip_create_weights_in_init=model_config.skip_create_weights_in_init",
-      ];
-      w.call("self.gate_proj = Linear", col);
-      w.call("self.up_proj = Linear", col);
-      w.call("self.down_proj = Linear", [
-        "intermediate_size",
-        "hidden_size",
-        "bias=bias",
-        "dtype=dtype",
-        "mapping=model_config.mapping",
-        "tensor_parallel_mode=TensorParallelMode.ROW",
-        "quant_config=model_config.get_quant_config()",
-        "skip_create_weights_in_init=model_config.skip_create_weights_in_init",
-      ]);
+      w.line("self.layer_idx = layer_idx");
+      w.line("local_intermediate = intermediate_size // model_config.mapping.tp_size");
+      linear("gate_proj", ["hidden_size", "intermediate_size"], "COLUMN", "MLP_H_TO_4H", "local_intermediate");
+      linear("up_proj", ["hidden_size", "intermediate_size"], "COLUMN", "MLP_GATE", "local_intermediate");
+      linear("down_proj", ["intermediate_size", "hidden_size"], "ROW", "MLP_4H_TO_H", "hidden_size");
     });
     w.blank();
-    w.block("def forward(self, x):", () => {
-      w.line("inter = self.activation(self.gate_proj(x)) * self.up_proj(x)");
-      w.line("return self.down_proj(inter)");
+    w.block("def forward(self, x, lora_params=None):", () => {
+      w.line("gate = self.gate_proj(x, lora_params=lora_params, layer_idx=self.layer_idx)");
+      w.line("up = self.up_proj(x, lora_params=lora_params, layer_idx=self.layer_idx)");
+      w.line("return self.down_proj(self.activation(gate) * up, lora_params=lora_params, layer_idx=self.layer_idx)");
     });
   });
   return w;
@@ -326,9 +338,9 @@ function emitLayer(em: Emitter): PyWriter {
       em.emitTree(w, l0.tree.root, LAYER_RENAME, true);
     });
     w.blank();
-    const params = ["self", "position_ids", "hidden_states", "attn_metadata", "residual=None", "**kwargs"];
+    const params = ["self", "position_ids", "hidden_states", "attn_metadata", "residual=None", "lora_params=None", "**kwargs"];
     w.blockCall("def forward", params, () => {
-      w.comment("hidden_states: [num_tokens, hidden] (packed); residual is not used");
+      w.comment("hidden_states: [num_tokens, hidden] (packed); residual is not used; lora_params: the batch's LoRA table");
       const b = em.body(w, l0.tree, LAYER_RENAME, params, true);
       b.env.set(plan.part.layerInput, { expr: "hidden_states", literal: false });
       if (plan.part.positionIds !== undefined) b.env.set(plan.part.positionIds, { expr: FLAT_POSITIONS, literal: false });
@@ -380,13 +392,13 @@ function emitModel(em: Emitter): PyWriter {
       em.emitTree(w, plan.post.root, MODEL_RENAME, false);
     });
     w.blank();
-    const params = ["self", "attn_metadata", "input_ids=None", "position_ids=None", "inputs_embeds=None", "**kwargs"];
+    const params = ["self", "attn_metadata", "input_ids=None", "position_ids=None", "inputs_embeds=None", "lora_params=None", "**kwargs"];
     w.blockCall("def forward", params, () => {
       w.block("if input_ids is None:", () => w.line(`raise ValueError(${pyString(`${names.model} needs input_ids`)})`));
       const reserved = [...params, "hidden_states", "layer"];
       emitGlue(em, w, plan.pre, part.pre, reserved, new Map(), part.layerInput);
       w.block("for layer in self.layers:", () =>
-        w.call("hidden_states = layer", ["position_ids=position_ids", "hidden_states=hidden_states", "attn_metadata=attn_metadata"]),
+        w.call("hidden_states = layer", ["position_ids=position_ids", "hidden_states=hidden_states", "attn_metadata=attn_metadata", "lora_params=lora_params"]),
       );
       const last = part.layerOutputs[part.layerOutputs.length - 1]!;
       if (part.transformerOutput !== last) emitGlue(em, w, plan.post, part.post, reserved, new Map([[last, "hidden_states"]]), part.transformerOutput);

@@ -73,7 +73,10 @@ describe("trtllm-torch: the emitted package uses only real TensorRT-LLM 1.2 PyTo
       bad,
       readFileSync(modeling, "utf8")
         .replace("num_key_value_heads=", "num_kv_heads=")
-        .replace("attn_metadata=attn_metadata,\n        )", "attn_meta=attn_metadata,\n        )"),
+        .replace(
+          "attn_metadata=attn_metadata,\n            lora_params=lora_params,\n        )",
+          "attn_meta=attn_metadata,\n            lora_params=lora_params,\n        )",
+        ),
     );
     const api = checkPythonApi(bad, { manifest: MANIFESTS });
     const messages = api.problems.map((p) => p.message).join("\n");
@@ -191,6 +194,11 @@ describe("trtllm-torch: glue and non-SiLU gates", () => {
     expect(source).toContain("tensor_parallel_mode=TensorParallelMode.ROW");
     expect(source).toContain("self.mlp = KilnGatedMLP(");
     expect(source).not.toMatch(/ = GatedMLP\(/);
+    // LoRA as GatedMLP applies it: gate = mlp_h_to_4h, up = mlp_gate, down = mlp_4h_to_h, inside each Linear.
+    for (const m of ["MLP_H_TO_4H], [local_intermediate]", "MLP_GATE], [local_intermediate]", "MLP_4H_TO_H], [hidden_size]"])
+      expect(source).toContain(`lora=LoraLayer([LoraModuleType.${m})`);
+    expect(source).toContain("gate = self.gate_proj(x, lora_params=lora_params, layer_idx=self.layer_idx)");
+    expect(source).toMatch(/self\.mlp\(\s*post_attention_layernorm_output,\s*lora_params=lora_params,/);
     const api = checkPythonApi(modeling, { manifest: MANIFESTS });
     expect(api.problems).toEqual([]);
     expect(api.checked).toBeGreaterThan(40);

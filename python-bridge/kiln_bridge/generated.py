@@ -146,8 +146,11 @@ def _engine_rank(g: Generated, model_cls, dtype: str) -> Callable[[int], Callabl
 
 
 def run_generated(g: Generated, prompts: list[torch.Tensor], device: str, dtype: str,
-                  kernels: dict[str, str] | None = None):
-    """Logits [T, vocab] per prompt (from the last stage's tp rank 0) and wall seconds per prompt."""
+                  kernels: dict[str, str] | None = None, lora=None):
+    """Logits [T, vocab] per prompt (from the last stage's tp rank 0) and wall seconds per prompt.
+    `lora` (trtllm-torch only): (torch_lora.PeftCache, the lora_int_id or None per prompt) runs every prompt in
+    one packed batch, each with its own adapter, as the executor batches requests; the seconds are then the
+    batch's, per prompt."""
     with as_tensorrt_llm(), _imported_from(g.ckpt_dir, kernels or {}):
         if g.kind == "model.py":
             build = _engine_rank(g, _import_model_py(g), dtype)
@@ -159,6 +162,14 @@ def run_generated(g: Generated, prompts: list[torch.Tensor], device: str, dtype:
         def rank_main(comm):
             with _rank.rank_context(comm, device):
                 forward = build(comm.rank)
+                if lora is not None:
+                    cache, requests = lora
+                    start = time.perf_counter()
+                    params = cache.lora_params(comm.tp_rank, requests, [int(p.shape[0]) for p in prompts], device)
+                    out = forward.packed(prompts, params)
+                    wall = time.perf_counter() - start
+                    return ([None if o is None else o[..., : g.vocab_size].float().cpu() for o in out or [None] * len(prompts)],
+                            [wall] * len(prompts))
                 logits, seconds = [], []
                 for ids in prompts:
                     start = time.perf_counter()

@@ -1,7 +1,10 @@
 """Build one rank of a trtllm-torch package (kiln_<name>/) on the eager `tensorrt_llm._torch` and return its
 forward: the package is imported (registering its class with register_auto_model), its config class reads
 config.json, ModelConfig gets the rank's Mapping and the compute dtype, and the model loads model.safetensors
-through its own `load_weights`, which slices every tensor for the rank. Runs inside generated.run_generated."""
+through its own `load_weights`, which slices every tensor for the rank. Runs inside generated.run_generated.
+The rank's forward also has `.packed(prompts, lora_params)`: several prompts as one packed batch (the layout the
+executor gives the model: tokens concatenated, positions restarting per sequence, attn_metadata.seq_lens) with
+the executor's LoRA table (torch_lora.PeftCache), returning logits per prompt."""
 from __future__ import annotations
 
 import importlib
@@ -66,6 +69,18 @@ def torch_rank(g, dtype: str) -> Callable[[int], Callable[[torch.Tensor], torch.
                                      return_context_logits=True)
             return logits if mapping.is_last_pp_rank() else None
 
+        def packed(prompts: list[torch.Tensor], lora_params) -> list[torch.Tensor] | None:
+            dev = _rank.device()
+            lens = [int(p.shape[0]) for p in prompts]
+            meta = AttentionMetadata(seq_lens=lens)
+            ids = torch.cat(prompts).to(dev)
+            positions = torch.cat([torch.arange(n) for n in lens]).to(dev)[None, :]
+            with torch.no_grad():
+                logits = model.forward(meta, input_ids=ids, position_ids=positions, return_context_logits=True,
+                                       lora_params=lora_params)
+            return list(logits.split(lens)) if mapping.is_last_pp_rank() else None
+
+        forward.packed = packed
         return forward
 
     return build

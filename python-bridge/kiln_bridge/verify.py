@@ -5,6 +5,11 @@ The golden file is `<hf dir>/golden.safetensors`: for i = 0, 1, ... `input_ids.{
 error ||ours - ref|| / ||ref|| over all positions (unpadded vocab), the max abs error, argmax agreement and wall
 time; the checkpoint passes when every prompt's relative error is within the tolerance.
 
+LoRA (a trtllm-torch output compiled with --lora): `--lora NAME=DIR` adds the prompts of DIR/golden.safetensors (PEFT's
+logits for that adapter) to one packed batch with the base prompts, each request carrying its adapter (NAME is the
+lora_name or lora_int_id in lora/adapters.json), as the executor batches LoRARequests; every prompt is compared with
+its own golden (torch_lora.py).
+
 Transports: one process simulating every rank as a thread (default; CPU or one GPU), or one process per rank under
 torchrun / torch.distributed (WORLD_SIZE > 1; NCCL with --device cuda, gloo with --device cpu).
 
@@ -28,6 +33,7 @@ from .errors import BridgeError, CheckpointError
 from .generated import Generated, GeneratedCodeError, detect, run_generated
 from .numerics import DTYPES, Numerics
 from .safetensors_io import load_file
+from .torch_lora import PeftCache, read_adapter_set
 
 # Relative-L2 tolerance per effective precision. fp32: two correct fp32 implementations of these networks differ by
 # ~1e-7..1e-6 (summation order, libm); 1e-5 leaves >10x headroom while any layout bug (a swapped head, a bias on the
@@ -166,6 +172,38 @@ def verify_generated(g: Generated, hf_dir: str, device: str = "cpu", dtype: str 
     return report
 
 
+def verify_lora(ckpt_dir: str, hf_dir: str, cases: list[tuple[str, str]], device: str = "cpu",
+                dtype: str = "float32", tolerance: float | None = None, tp: int = 1, pp: int = 1) -> dict:
+    """A trtllm-torch output with runtime LoRA: the base prompts (goldens in hf_dir) and, per (adapter, golden dir)
+    case, that golden's prompts with the adapter's LoRARequest, all in one packed batch."""
+    _check_device(dtype, device)
+    g = detect(ckpt_dir, tp, pp)
+    if g is None or g.kind != "trtllm-torch":
+        raise BridgeError(f"{ckpt_dir}: --lora checks a trtllm-torch output (kiln compile --target trtllm-torch --lora ...)")
+    adapters = read_adapter_set(ckpt_dir)
+    batch = [("base", None, ids, ref) for ids, ref in load_golden(hf_dir)]
+    for key, golden_dir in cases:
+        a = adapters.find(key)
+        batch += [(str(a["lora_name"]), int(a["lora_int_id"]), ids, ref) for ids, ref in load_golden(golden_dir)]
+    cache = PeftCache(adapters, DTYPES[dtype], g.tp)
+    try:
+        logits, seconds = run_generated(g, [b[2] for b in batch], device, dtype, lora=(cache, [b[1] for b in batch]))
+    except BridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - generated code failing at run time: one line naming the directory
+        raise GeneratedCodeError(f"{g.ckpt_dir} ({g.kind} + LoRA): {type(e).__name__}: {e}") from None
+    finally:
+        cache.release()
+    prompts = [(ids, ref) for _, _, ids, ref in batch]
+    report = _report(g, g, prompts, RankResult(logits=logits, seconds=seconds), [], dtype=dtype, device=device,
+                     transport=f"threads ({g.world_size} simulated ranks), one packed batch", tolerance=tolerance,
+                     ckpt_dir=g.ckpt_dir, hf_dir=hf_dir)
+    for row, b in zip(report["prompts"], batch):
+        row["request"] = b[0]
+    report["executed"] = "trtllm-torch + LoRA"
+    return report
+
+
 def verify_checkpoint(ckpt_dir: str, hf_dir: str, device: str = "cpu", dtype: str = "float32",
                       tolerance: float | None = None, kernels: dict[str, str] | None = None,
                       tp: int = 1, pp: int = 1) -> dict:
@@ -244,7 +282,7 @@ def format_report(report: dict) -> str:
              f"(checkpoint {report['checkpoint_dtype']}) on {report['device']} via {report['transport']}; "
              f"tolerance {report['tolerance']:g}"]
     for r in report["prompts"]:
-        lines.append(f"  prompt {r['prompt']}: {r['tokens']} tokens  rel_l2 {r['rel_l2']:.3e}  max_abs "
+        lines.append(f"  prompt {r['prompt']}{' [' + r['request'] + ']' if 'request' in r else ''}: {r['tokens']} tokens  rel_l2 {r['rel_l2']:.3e}  max_abs "
                      f"{r['max_abs']:.3e}  argmax {r['argmax_matches']}/{r['tokens']}  {r['wall_s']:.3f}s")
     lines += [f"  warning: {w}" for w in report["warnings"]]
     lines.append("PASS" if report["ok"] else "FAIL: relative L2 error above tolerance")
@@ -256,6 +294,14 @@ def main(args) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     run = verify_distributed if world > 1 else verify_checkpoint
     kernels = dict(_kernel_arg(k) for k in args.kernel or [])
+    if args.lora:
+        if world > 1:
+            raise BridgeError("--lora runs the trtllm-torch package with simulated ranks in one process; run it "
+                              "without torchrun")
+        report = verify_lora(args.ckpt, args.hf, [_lora_arg(x) for x in args.lora], device=args.device,
+                             dtype=args.dtype, tolerance=args.tol, tp=args.tp, pp=args.pp)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        return 0 if report["ok"] else 1
     if world > 1:
         report = run(args.ckpt, args.hf, device=args.device, dtype=args.dtype, tolerance=args.tol)
     else:
@@ -273,6 +319,14 @@ def _kernel_arg(spec: str) -> tuple[str, str]:
     return stem, file
 
 
+def _lora_arg(spec: str) -> tuple[str, str]:
+    name, sep, golden = spec.partition("=")
+    if not sep or not name or not golden:
+        raise BridgeError(f"--lora {spec!r}: expected ADAPTER=DIR (lora_name or lora_int_id, and the directory "
+                          "holding that adapter's golden.safetensors)")
+    return name, golden
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--ckpt", required=True, help="TensorRT-LLM checkpoint directory (config.json + rank*.safetensors)")
     parser.add_argument("--hf", required=True, help="directory holding golden.safetensors (input_ids.i / logits.i)")
@@ -285,6 +339,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tp", type=int, default=1, help="trtllm-torch outputs only (their checkpoint has no "
                         "mapping): the tensor-parallel size to simulate")
     parser.add_argument("--pp", type=int, default=1, help="trtllm-torch outputs only: the pipeline-parallel size")
+    parser.add_argument("--lora", action="append", metavar="ADAPTER=DIR",
+                        help="trtllm-torch outputs compiled with --lora: run DIR/golden.safetensors' prompts with this "
+                             "adapter (lora_name or lora_int_id), batched with the base prompts; repeat for more")
     parser.add_argument("--kernel", action="append", metavar="MODULE=FILE",
                         help="replace a custom op's kernel module (kiln_plugins/MODULE.py) by FILE, which defines the "
                              "same launch(); e.g. the op's reference in PyTorch on a CPU without Triton")

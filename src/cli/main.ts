@@ -166,6 +166,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--tp <n>", "trtllm-torch only: tensor-parallel size to simulate")
     .option("--pp <n>", "trtllm-torch only: pipeline-parallel size to simulate")
     .option("--kernel <module=file...>", "replace a custom op's kernel module by a Python file with the same launch()")
+    .option("--lora <adapter=dir...>", "trtllm-torch --lora outputs: run dir/golden.safetensors' prompts with this adapter, batched with the base prompts")
     .option("--tol <x>", "relative L2 tolerance (default by precision)")
     .option("--json", "print the report as JSON")
     .action(async (dir, o) => verifyCommand(dir, o, out));

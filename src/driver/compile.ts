@@ -191,7 +191,7 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
         }
         let writeLora = async (_dir: string) => {};
         if (o.loraRuntime?.length)
-          ({ emission, write: writeLora } = runtimeLoraOutputs(o.target ?? DEFAULT_TARGET, emission, o.loraRuntime, inst.weights, ckpt, lowered));
+          ({ emission, write: writeLora } = runtimeLoraOutputs(o.target ?? DEFAULT_TARGET, emission, o.loraRuntime, inst.weights, ckpt, lowered, o.mapping));
         const counts = await writeCheckpointFiles(source, emission.plans, tmp, {
           ...(o.onProgress && { onProgress: o.onProgress }),
           ...(o.allowNonFinite && { allowNonFinite: true }),

@@ -12,7 +12,9 @@ const FIXTURE = "../shared/fixtures/hf/llama";
 
 describe("kiln verify", () => {
   it("passes every flag to the bridge", () => {
-    expect(bridgeArgs("out", { hf: "h", device: "cuda", dtype: "bfloat16", tp: "2", pp: "2", kernel: ["k=f.py"], tol: "0.1", json: true })).toEqual([
+    expect(
+      bridgeArgs("out", { hf: "h", device: "cuda", dtype: "bfloat16", tp: "2", pp: "2", kernel: ["k=f.py"], lora: ["a=d1", "2=d2"], tol: "0.1", json: true }),
+    ).toEqual([
       "-m",
       "kiln_bridge",
       "verify",
@@ -30,6 +32,10 @@ describe("kiln verify", () => {
       "2",
       "--kernel",
       "k=f.py",
+      "--lora",
+      "a=d1",
+      "--lora",
+      "2=d2",
       "--tol",
       "0.1",
       "--json",

@@ -1,6 +1,7 @@
 // `kiln verify OUT --hf DIR [--device cpu|cuda] [--dtype ...]`: execute what `kiln compile` wrote (a built-in
 // checkpoint on the bridge's independent decoder, a custom model.py or a trtllm-torch package on the bridge's eager
-// TensorRT-LLM) and compare its logits with DIR/golden.safetensors. Runs `python -m kiln_bridge verify` with the
+// TensorRT-LLM) and compare its logits with DIR/golden.safetensors. `--lora ADAPTER=DIR` (trtllm-torch outputs compiled
+// with --lora) adds DIR's prompts with that adapter to one packed batch with the base prompts. Runs `python -m kiln_bridge verify` with the
 // first Python that imports torch, found as `npm test` finds it (scripts/python.mjs: $KILN_PYTHON, .venv/bin/python,
 // /usr/bin/python3, python3); without one it fails with one line saying how to get one.
 // Exit: 0 within tolerance; otherwise a one-line `kiln:` error (outside tolerance, or the bridge's own message).
@@ -24,6 +25,7 @@ export interface VerifyFlags {
   readonly tp?: string;
   readonly pp?: string;
   readonly kernel?: string[];
+  readonly lora?: string[];
   readonly tol?: string;
   readonly json?: boolean;
 }
@@ -41,6 +43,7 @@ export function bridgeArgs(out: string, f: VerifyFlags): string[] {
   if (f.tp) args.push("--tp", f.tp);
   if (f.pp) args.push("--pp", f.pp);
   for (const k of f.kernel ?? []) args.push("--kernel", k);
+  for (const l of f.lora ?? []) args.push("--lora", l);
   if (f.tol) args.push("--tol", f.tol);
   if (f.json) args.push("--json");
   return args;

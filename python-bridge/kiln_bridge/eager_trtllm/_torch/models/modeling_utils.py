@@ -3,8 +3,8 @@ per ../shared/docs/trtllm-pytorch-facts.md "The default DecoderModelForCausalLM.
 
 - register_auto_model(name) records the class in MODEL_CLASS_MAPPING.
 - DecoderModelForCausalLM(model, *, config, hidden_size, vocab_size): `self.model` and an LMHead (COLUMN,
-  gather_output=True; tied to model.embed_tokens when config.tie_word_embeddings); forward runs the model and the
-  head over every token (return_context_logits) or the last one.
+  gather_output=True; tied to model.embed_tokens when config.tie_word_embeddings); forward runs the model (handing it lora_params, as
+  upstream's forward does) and the head over every token (return_context_logits) or the last one.
 - load_weights(weights): walks named_modules; `*.qkv_proj` gets [q_proj, k_proj, v_proj] and `*.gate_up_proj` gets
   [gate_proj, up_proj] from the sibling checkpoint keys (k/v heads duplicated when tp > num_key_value_heads); any
   other module with `load_weights` gets its own keys; a module without it has its direct parameters copied by name.
@@ -141,9 +141,9 @@ class DecoderModelForCausalLM(nn.Module, Generic[TModel, TConfig], metaclass=Pos
         self.model.__pp_init__()
 
     def forward(self, attn_metadata, input_ids=None, position_ids=None, inputs_embeds=None,
-                return_context_logits=False, **kwargs):
+                return_context_logits=False, lora_params=None, **kwargs):
         hidden = self.model(attn_metadata=attn_metadata, input_ids=input_ids, position_ids=position_ids,
-                            inputs_embeds=inputs_embeds)
+                            inputs_embeds=inputs_embeds, lora_params=lora_params)
         if not return_context_logits:
             hidden = hidden[-1:]
         return self.lm_head(hidden)

@@ -6,10 +6,16 @@ facts in ../shared/docs/trtllm-pytorch-facts.md "Attention"), backend: plain cau
   which defaults to bias).
 - RoPE from pos_embd_params (RopeParams frequencies; is_neox: rotate-half pairs (i, i + dim/2), else interleaved
   pairs (2i, 2i+1)) on the first rope.dim channels of q and k, at `position_ids`; None = no rotation.
-- Softmax scale 1 / (sqrt(head_dim) * q_scaling), causal mask, softmax in float32.
+- Softmax scale 1 / (sqrt(head_dim) * q_scaling), causal mask within each sequence of the packed batch
+  (attn_metadata.seq_lens), softmax in float32.
+- LoRA: o_proj carries o_lora = LoraLayer([ATTENTION_DENSE], [hidden]); splitted_qkv_lora = LoraLayer([ATTENTION_Q,
+  ATTENTION_K, ATTENTION_V], [q_size, kv_size, kv_size]) and fused_qkv_lora = LoraLayer([ATTENTION_QKV], [q_size + 2
+  kv_size]) (local sizes) add to qkv_proj's output before RoPE when lora_params is non-empty; o_proj gets
+  lora_params and layer_idx.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -17,6 +23,7 @@ from torch import nn
 
 from .... import rope as rope_tables
 from ..attention_backend.interface import PositionalEmbeddingParams
+from ..peft.lora.layer import LoraLayer, LoraModuleType
 from .linear import Linear, TensorParallelMode, WeightMode, WeightsLoadingConfig
 
 
@@ -41,8 +48,15 @@ class Attention(nn.Module):
         self.qkv_proj = Linear(hidden_size, tp * (self.num_heads + 2 * self.num_key_value_heads) * d, bias=bias,
                                dtype=dtype, mapping=mapping, tensor_parallel_mode=TensorParallelMode.COLUMN,
                                weights_loading_config=WeightsLoadingConfig(weight_mode=WeightMode.FUSED_QKV_LINEAR))
+        self.o_lora = LoraLayer([LoraModuleType.ATTENTION_DENSE], [hidden_size])
         self.o_proj = Linear(tp * self.num_heads * d, hidden_size, bias=bias if dense_bias is None else dense_bias,
-                             dtype=dtype, mapping=mapping, tensor_parallel_mode=TensorParallelMode.ROW)
+                             dtype=dtype, mapping=mapping, tensor_parallel_mode=TensorParallelMode.ROW,
+                             lora=self.o_lora)
+        q_size, kv_size = self.num_heads * d, self.num_key_value_heads * d
+        self.splitted_qkv_lora = LoraLayer(
+            [LoraModuleType.ATTENTION_Q, LoraModuleType.ATTENTION_K, LoraModuleType.ATTENTION_V],
+            [q_size, kv_size, kv_size])
+        self.fused_qkv_lora = LoraLayer([LoraModuleType.ATTENTION_QKV], [q_size + 2 * kv_size])
 
     def forward(self, position_ids, hidden_states, attn_metadata, attention_mask=None, mrope_config=None,
                 all_reduce_params=None, lora_params=None, attention_window_size=None, **kwargs):
@@ -51,7 +65,13 @@ class Attention(nn.Module):
         x = hidden_states
         dtype, n = x.dtype, x.shape[0]
         h, kv, d = self.num_heads, self.num_key_value_heads, self.head_dim
-        q, k, v = torch.split(self.qkv_proj(x).float(), [h * d, kv * d, kv * d], dim=-1)
+        qkv = self.qkv_proj(x)
+        if lora_params:
+            for lora in (self.splitted_qkv_lora, self.fused_qkv_lora):
+                qkv_lora = lora(x, lora_params, self.layer_idx)
+                if qkv_lora is not None:
+                    qkv = qkv + qkv_lora
+        q, k, v = torch.split(qkv.float(), [h * d, kv * d, kv * d], dim=-1)
         q, k, v = q.reshape(n, h, d), k.reshape(n, kv, d), v.reshape(n, kv, d)
         p = self.pos_embd_params
         if p is not None:
@@ -65,8 +85,17 @@ class Attention(nn.Module):
             k = rope_tables.apply(k, cos, sin, int(p.rope.dim), style)
         q, k, v = q.to(dtype).float(), k.to(dtype).float(), v.to(dtype).float()
         k, v = k.repeat_interleave(h // kv, dim=1), v.repeat_interleave(h // kv, dim=1)
+        lens = list(getattr(attn_metadata, "seq_lens", None) or [n])
+        if sum(lens) != n:
+            raise ValueError(f"attn_metadata.seq_lens {lens} do not add up to {n} tokens")
+        ctx = torch.cat([self._causal(q[a:a + m], k[a:a + m], v[a:a + m], dtype)
+                         for a, m in zip(itertools.accumulate([0, *lens[:-1]]), lens)])
+        return self.o_proj(ctx.reshape(n, h * d).to(dtype), lora_params=lora_params, layer_idx=self.layer_idx)
+
+    def _causal(self, q, k, v, dtype):
+        """One sequence: softmax(q k^T / (sqrt(d) q_scaling), causal) v, probabilities rounded to the dtype."""
+        n, d = q.shape[0], self.head_dim
         scores = torch.einsum("qhd,khd->hqk", q, k) / (math.sqrt(d) * self.q_scaling)
-        mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+        mask = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
         probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1).to(dtype).float()
-        ctx = torch.einsum("hqk,khd->qhd", probs, v).reshape(n, h * d).to(dtype)
-        return self.o_proj(ctx)
+        return torch.einsum("hqk,khd->qhd", probs, v)

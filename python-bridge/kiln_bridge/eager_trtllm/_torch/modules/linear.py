@@ -4,6 +4,9 @@
 - TensorParallelMode.COLUMN: weight [out/tp, in], bias [out/tp]; gather_output all-gathers the last dim.
 - TensorParallelMode.ROW: weight [out, in/tp], bias [out]; only tp rank 0 adds the bias, then the output is
   all-reduced (unless reduce_output=False).
+- lora (a LoraLayer) is applied inside `apply_linear`: its output on the layer's own input is added to the
+  GEMM result before the ROW all-reduce (linear.py forward / apply_linear, the 1.2-era version of 90,930 characters),
+  when lora_params is non-empty.
 - load_weights(list of dicts): each source is sliced for this rank by `load_weight_shard` (COLUMN: dim 0; ROW:
   dim 1 of a weight, a ROW bias is whole), then the pieces are concatenated along dim 0: 3 sources (q, k, v) for
   WeightMode.FUSED_QKV_LINEAR, 2 (gate, up) for FUSED_GATE_UP_LINEAR, 1 for VANILLA. A piece of the wrong shape is
@@ -64,8 +67,9 @@ class Linear(nn.Module):
     def __init__(self, in_features, out_features, bias=True, dtype=None, mapping: Mapping | None = None,
                  tensor_parallel_mode: TensorParallelMode | None = None, gather_output: bool = False,
                  quant_config=None, weights_loading_config: WeightsLoadingConfig | None = None,
-                 reduce_output: bool = True, skip_create_weights_in_init: bool = False, **_unused):
+                 reduce_output: bool = True, skip_create_weights_in_init: bool = False, lora=None, **_unused):
         super().__init__()
+        self.lora = lora
         if quant_config is not None:
             raise NotImplementedError("eager tensorrt_llm: quantized _torch Linear is not modelled")
         mapping = mapping or Mapping()
@@ -82,14 +86,22 @@ class Linear(nn.Module):
         self.weight = nn.Parameter(torch.empty(local_out, local_in, dtype=dtype, device=dev), requires_grad=False)
         self.bias = nn.Parameter(torch.empty(local_out, dtype=dtype, device=dev), requires_grad=False) if bias else None
 
+    def apply_linear(self, input: torch.Tensor, bias, lora_params=None, layer_idx=None) -> torch.Tensor:
+        output = nn.functional.linear(input, self.weight, bias)
+        if self.lora is not None and lora_params:
+            lora_result = self.lora(input, lora_params, layer_idx)
+            if lora_result is not None:
+                output = output + lora_result
+        return output
+
     def forward(self, input: torch.Tensor, *, all_reduce_params=None, lora_params=None, layer_idx=None) -> torch.Tensor:
         if self.tp_mode == TensorParallelMode.ROW:
             bias = self.bias if self.tp_rank == 0 else None
-            out = nn.functional.linear(input, self.weight, bias)
+            out = self.apply_linear(input, bias, lora_params, layer_idx)
             if self.tp_size > 1 and self.reduce_output:
                 out = _rank.comm().all_reduce(out)
             return out
-        out = nn.functional.linear(input, self.weight, self.bias)
+        out = self.apply_linear(input, self.bias, lora_params, layer_idx)
         if self.tp_mode == TensorParallelMode.COLUMN and self.gather_output and self.tp_size > 1:
             out = _rank.comm().all_gather(out)
         return out

@@ -1,0 +1,1 @@
+"""Eager `tensorrt_llm._torch.peft.lora`."""
