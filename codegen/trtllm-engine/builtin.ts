@@ -1,13 +1,14 @@
 // Built-in detection: a lowered model is emitted for one of TensorRT-LLM's own classes (LLaMAForCausalLM,
-// QWenForCausalLM, GPTForCausalLM, GPTJForCausalLM) when every decoder layer and the model around it have exactly that class's
-// structure and its fixed settings; then `trtllm-build --checkpoint_dir` works without custom code and keeps the
-// fusions TensorRT-LLM applies only to its own classes. Otherwise the reason is reported and custom code is emitted.
+// QWenForCausalLM, GPTForCausalLM with its gpt2 and starcoder2 variants, GPTJForCausalLM, GPTNeoXForCausalLM) when every
+// decoder layer and the model around it have exactly that class's structure and its fixed settings; then
+// `trtllm-build --checkpoint_dir` works without custom code and keeps the fusions TensorRT-LLM applies only to its
+// own classes. Otherwise the reason is reported and custom code is emitted.
 
 import type { Graph, Node } from "../../src/ir/graph.ts";
 import { isTrtllmOp } from "../../src/lower/trtllm-ops.ts";
 import { type LayerProgram, layerPrograms, renderProgram } from "./layer-program.ts";
 
-export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj";
+export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox";
 
 export interface BuiltinMatch {
   readonly family: BuiltinFamily;
@@ -23,8 +24,15 @@ interface Expected {
   readonly args: readonly (readonly (string | number)[])[];
   readonly attention: (a: Readonly<Record<string, unknown>>) => string | undefined;
   readonly mlp: (a: Readonly<Record<string, unknown>>) => string | undefined;
-  readonly model: (g: Graph, at: ModelParts) => string | undefined;
+  readonly model: (g: Graph, at: ModelParts, o: DetectOptions) => string | undefined;
   readonly architecture: string;
+  /** Said instead of "layer N wires ..." when the ops match but their wiring does not. */
+  readonly wiring?: string;
+}
+
+/** What detection needs beyond the graph: the pipeline stages asked for (some classes have none). */
+export interface DetectOptions {
+  readonly pp?: number;
 }
 
 interface ModelParts {
@@ -88,26 +96,35 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
         m.head && m.head.inputs.length > 2 && "lm_head has a bias",
       ),
   },
+  // GPTForCausalLM (tensorrt_llm/models/gpt/model.py, config.py @ 6b25e1e0): LayerNorm pre-norm block, one `bias` flag
+  // for every Linear, learned absolute positions (gpt2) or rope_gpt_neox over rotary_pct of the head with
+  // num_key_value_heads (the starcoder2 variant: GPTConfig.from_hugging_face maps Starcoder2's use_bias, norm_epsilon,
+  // rope_theta and partial_rotary_factor onto these fields and its gelu_pytorch_tanh onto 'gelu', ACT2FN's tanh GELU).
   gpt: {
     architecture: "GPTForCausalLM",
     ops: ["layer_norm", "trtllm.attention", "add", "layer_norm", "trtllm.mlp", "add"],
     args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
     attention: (a) =>
       check(
-        a.rope !== "none" && "rotary embedding (this port covers learned absolute positions)",
-        !a.qkvBias && "no attention bias",
-        !a.denseBias && "no output bias",
+        a.rope === "gptj" && "rotary style rope_gptj (GPT's rotary layers are rope_gpt_neox)",
+        a.qkvBias !== a.denseBias && "q/k/v and output biases differ (GPT has one bias flag)",
         defaultScale(a),
-        a.kvHeads !== a.heads && "grouped-query heads",
         noQkNorm(a),
       ),
-    mlp: (a) => check(!a.bias && "MLP without bias", a.act !== "gelu_tanh" && `activation ${a.act} (GPT-2 uses gelu_new)`),
-    model: (_g, m) =>
-      check(
-        !m.hasPositionEmbedding && "no learned position embedding",
+    mlp: (a) => check(a.act !== "gelu_tanh" && `activation ${a.act} (GPT-2 and StarCoder2 use the tanh GELU)`),
+    model: (g, m) => {
+      const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention"));
+      const mlps = g.nodes.filter((n) => isTrtllmOp(n, "trtllm.mlp"));
+      const rope = att?.attrs.rope !== "none";
+      return check(
+        rope && m.hasPositionEmbedding && "learned position embedding besides rotary positions",
+        !rope && !m.hasPositionEmbedding && "no learned position embedding",
+        !rope && att?.attrs.kvHeads !== att?.attrs.heads && "grouped-query heads with learned positions (the gpt2 variant)",
+        mlps.some((n) => n.attrs.bias !== att?.attrs.qkvBias) && "MLP and attention biases differ (GPT has one bias flag)",
         m.finalNorm?.op !== "layer_norm" && "final norm is not LayerNorm",
         m.head && m.head.inputs.length > 2 && "lm_head has a bias",
-      ),
+      );
+    },
   },
   gptj: {
     architecture: "GPTJForCausalLM",
@@ -138,6 +155,46 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
       );
     },
   },
+  // GPTNeoXForCausalLM (tensorrt_llm/models/gptneox/model.py, the DecoderModelForCausalLM version; checkpoint names from
+  // examples/models/contrib/gptneox/convert_checkpoint.py @ 2a9abd95): parallel residual only (attention and MLP both
+  // read the layer input, through input_layernorm and post_attention_layernorm), LayerNorms with the default eps 1e-5,
+  // biased MHA with rope_gpt_neox over rotary_pct and no rotary scaling, MLP width fixed at 4 x hidden, ACT2FN's
+  // activations (its 'gelu' is the tanh approximation, so HF's exact-GELU Pythia cannot be expressed), no pipeline
+  // stages (its model has no send/recv; the converter asserts pp_size == 1).
+  gptneox: {
+    architecture: "GPTNeoXForCausalLM",
+    wiring: "sequential residual (1.2.1's GPTNeoXDecoderLayer is parallel only)",
+    ops: ["layer_norm", "trtllm.attention", "add", "layer_norm", "trtllm.mlp", "add"],
+    args: [["x"], [0, "pos"], ["x", 1], ["x"], [3], [2, 4]],
+    attention: (a) =>
+      check(
+        a.rope !== "neox" && "rotary style is not rope_gpt_neox",
+        !(a.qkvBias && a.denseBias) && "attention without biases (GPT-NeoX's Attention has bias=True)",
+        a.kvHeads !== a.heads && "grouped-query heads",
+        (a.ropeScaling as unknown) !== null && "rope scaling (GPT-NeoX passes none)",
+        defaultScale(a),
+        noQkNorm(a),
+      ),
+    mlp: (a) =>
+      check(
+        !a.bias && "MLP without bias",
+        a.act === "gelu" && "exact (erf) GELU: 1.2.1's 'gelu' is the tanh approximation, so HF GPT-NeoX's GELU has no built-in equivalent",
+      ),
+    model: (g, m, o) => {
+      const mlp = g.nodes.find((n) => n.op === "trtllm.mlp");
+      const ffn = mlp ? (g.values.get(mlp.inputs[1]!)!.shape[0] as number) : 0;
+      const eps = g.nodes.filter((n) => n.op === "layer_norm").map((n) => n.attrs.eps as number);
+      return check(
+        (o.pp ?? 1) > 1 && "pipeline parallelism (1.2.1's GPT-NeoX model has no pipeline stages)",
+        m.hasPositionEmbedding && "learned position embedding",
+        m.headDim * m.heads !== m.hidden && "head_dim x heads is not hidden_size (GPT-NeoX derives head_dim)",
+        m.finalNorm?.op !== "layer_norm" && "final norm is not LayerNorm",
+        ffn !== 4 * m.hidden && `MLP width ${ffn} is not 4 x hidden (fixed in 1.2.1's GPTNeoXDecoderLayer)`,
+        eps.some((e) => Math.abs(e - 1e-5) > 1e-12) && "LayerNorm epsilon is not 1e-5 (GPT-NeoX's LayerNorms use the default)",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      );
+    },
+  },
 };
 
 const sameArgs = (got: readonly (string | number)[], want: readonly (string | number)[], commutative: boolean) => {
@@ -150,7 +207,7 @@ function matchLayer(p: LayerProgram, e: Expected): string | undefined {
   const ops = p.steps.map((s) => s.node.op);
   if (ops.join() !== e.ops.join()) return `layer ${p.index} is ${renderProgram(p)}`;
   for (const [k, s] of p.steps.entries()) {
-    if (!sameArgs(s.args, e.args[k]!, s.node.op === "add")) return `layer ${p.index} wires ${renderProgram(p)}`;
+    if (!sameArgs(s.args, e.args[k]!, s.node.op === "add")) return e.wiring ? `layer ${p.index}: ${e.wiring}` : `layer ${p.index} wires ${renderProgram(p)}`;
     const why =
       s.node.op === "trtllm.attention"
         ? e.attention(s.node.attrs)
@@ -193,13 +250,13 @@ function glueProblem(g: Graph): string | undefined {
   return custom ? `custom parameter '${custom.name}'` : undefined;
 }
 
-export function detectBuiltin(g: Graph): Detection {
+export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const programs = layerPrograms(g);
   const parts = modelParts(g);
   const glue = glueProblem(g);
   const reasons = {} as Record<BuiltinFamily, string>;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
-    const why = glue ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts);
+    const why = glue ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
     if (!why) return { ok: true, match: { family, architecture: e.architecture } };
     reasons[family] = why;
   }

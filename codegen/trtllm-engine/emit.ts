@@ -40,6 +40,17 @@ export interface EngineEmission {
   readonly runCommand: (engineDir: string) => string;
 }
 
+/** GPT-NeoX's class names the MLP's norm post_attention_layernorm (examples/models/contrib/gptneox/convert_checkpoint.py
+ *  @ 2a9abd95); every other built-in says post_layernorm. */
+function withNeoxNames(low: LoweredModel): LoweredModel {
+  const rename = (n: string) => n.replace(/^(transformer\.layers\.\d+)\.post_layernorm\./, "$1.post_attention_layernorm.");
+  return {
+    ...low,
+    graph: { ...low.graph, params: low.graph.params.map((p) => ({ ...p, name: rename(p.name) })) },
+    weights: Object.fromEntries(Object.entries(low.weights).map(([n, e]) => [rename(n), e])),
+  };
+}
+
 /** GPT-J's TensorRT-LLM layer sums attention and MLP before one all-reduce: biases live on rank 0 only. */
 function withLayerReduce(g: Graph): Graph {
   return { ...g, nodes: g.nodes.map((n) => (n.op === "trtllm.attention" || n.op === "trtllm.mlp" ? { ...n, attrs: { ...n.attrs, reduce: "layer" } } : n)) };
@@ -59,10 +70,11 @@ function weightsMapEntry(t: PlanTensor): JsonValue {
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): EngineEmission {
-  const detection = detectBuiltin(low.graph);
+  const detection = detectBuiltin(low.graph, { pp: o.mapping.pp });
   const builtin = !o.customCode && detection.ok ? detection.match.family : undefined;
-  const graph = builtin === "gptj" ? withLayerReduce(low.graph) : low.graph;
-  const lowered = { ...low, graph };
+  const renamed = builtin === "gptneox" ? withNeoxNames(low) : low;
+  const graph = builtin === "gptj" ? withLayerReduce(renamed.graph) : renamed.graph;
+  const lowered = { ...renamed, graph };
   const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
   const architecture = builtin && detection.ok ? detection.match.architecture : custom!.architecture;
   const base = {

@@ -69,7 +69,7 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     num_key_value_heads: a.kvHeads!,
     head_size: headDim,
     intermediate_size: f.intermediate,
-    hidden_act: family === "gpt" && f.act === "gelu_tanh" ? "gelu_new" : ACT_NAMES[f.act]!,
+    hidden_act: family === "gpt" && f.act === "gelu_tanh" && a.rope === "none" ? "gelu_new" : ACT_NAMES[f.act]!,
     norm_epsilon: f.norm?.attrs.eps ?? 1e-5,
     position_embedding_type: POSITION_TYPES[a.rope as string]!,
     max_position_embeddings: f.maxPositions,
@@ -83,8 +83,12 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     llama: { attn_bias: a.qkvBias!, mlp_bias: f.mlpBias },
     // QWenConfig (tensorrt_llm/models/qwen/config.py @ 0428c188): qwen_type picks the variant; attn_bias is the q/k/v bias.
     qwen: { qwen_type: "qwen2", attn_bias: a.qkvBias!, mlp_bias: f.mlpBias, tie_word_embeddings: o.hf.tie_word_embeddings === true },
-    gpt: { gpt_variant: "gpt2", bias: true, q_scaling: 1.0 },
+    // GPTConfig (models/gpt/config.py @ 6b25e1e0): one bias flag; rotary models are the starcoder2 variant.
+    gpt: { gpt_variant: a.rope === "none" ? "gpt2" : "starcoder2", bias: a.qkvBias!, q_scaling: 1.0 },
     gptj: { rotary_dim: a.rotaryDim! },
+    // GPTNeoXDecoderLayer reads rotary_emb_base and rotary_pct (examples/models/contrib/gptneox/convert_checkpoint.py
+    // @ 2a9abd95 writes exactly these).
+    gptneox: { rotary_emb_base: a.ropeTheta!, rotary_pct: (a.rotaryDim as number) / headDim },
   };
   return { ...common, ...(family ? extras[family] : {}) };
 }

@@ -24,7 +24,7 @@ import torch
 from ... import safetensors_io
 from .. import _rank
 from ..functional import PositionEmbeddingType, Tensor, str_dtype_to_torch
-from ..layers.attention import Attention, AttentionParams
+from ..layers.attention import Attention, AttentionParams, KeyValueCacheParams
 from ..mapping import Mapping
 from ..module import Module, ModuleList
 from ..quantization import QuantMode
@@ -198,9 +198,23 @@ class DecoderModelForCausalLM(PretrainedModel):
         return Tensor(logits.t.to(str_dtype_to_torch(self.config.logits_dtype)))
 
 
+def stage_attention_windows(config: PretrainedConfig) -> list[int] | None:
+    """The per-layer windows this pipeline stage's attention layers get from the runtime when a run sets none:
+    config.json's runtime_defaults.max_attention_window (RuntimeDefaults, models/modeling_utils.py @ b35ac1b6), a
+    list the executor repeats to cover every layer (KvCacheConfig.max_attention_window), restricted to this stage's
+    layers (Mapping.pp_layers). None when the config has no windows."""
+    defaults = config.runtime_defaults or {}
+    windows = defaults.get("max_attention_window") if isinstance(defaults, dict) else getattr(defaults, "max_attention_window", None)
+    if not windows:
+        return None
+    full = [int(windows[i % len(windows)]) for i in range(config.num_hidden_layers)]
+    return [full[i] for i in config.mapping.pp_layers(config.num_hidden_layers)]
+
+
 def run_prompt(model: DecoderModelForCausalLM, input_ids: torch.Tensor) -> torch.Tensor | None:
     """Logits [T, vocab_padded] of one prompt on the last stage (None elsewhere): tokens packed, positions 0..T-1,
-    the hidden-state placeholder of a later stage shaped [T, hidden] in the model dtype (what F.recv fills)."""
+    the hidden-state placeholder of a later stage shaped [T, hidden] in the model dtype (what F.recv fills), the
+    runtime's per-layer attention windows in the KV-cache parameters."""
     config = model.config
     dev = _rank.device()
     ids = Tensor(input_ids.to(dev, torch.int32))
@@ -209,6 +223,7 @@ def run_prompt(model: DecoderModelForCausalLM, input_ids: torch.Tensor) -> torch
     if not config.mapping.is_first_pp_rank():
         hidden = Tensor(torch.zeros(input_ids.shape[0], config.hidden_size, device=dev,
                                     dtype=str_dtype_to_torch(config.dtype)))
+    kv = KeyValueCacheParams(host_max_attention_window_sizes=stage_attention_windows(config))
     out = model.forward(ids, position_ids=positions, use_cache=False, attention_params=AttentionParams(),
-                        hidden_states=hidden)
+                        kv_cache_params=kv, hidden_states=hidden)
     return out.t if config.mapping.is_last_pp_rank() else None
