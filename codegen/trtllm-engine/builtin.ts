@@ -5,10 +5,12 @@
 // own classes. Otherwise the reason is reported and custom code is emitted.
 
 import type { Graph, Node } from "../../src/ir/graph.ts";
+import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { isTrtllmOp } from "../../src/lower/trtllm-ops.ts";
 import { type LayerProgram, layerPrograms, renderProgram } from "./layer-program.ts";
+import { foldOffsetNorms } from "./offset-norms.ts";
 
-export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox";
+export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox" | "gemma";
 
 export interface BuiltinMatch {
   readonly family: BuiltinFamily;
@@ -37,6 +39,8 @@ export interface DetectOptions {
 
 interface ModelParts {
   readonly hasPositionEmbedding: boolean;
+  /** The constant the token embeddings are multiplied by (Gemma: sqrt(hidden)), if any. */
+  readonly embeddingScale?: number;
   readonly finalNorm?: Node;
   readonly head?: Node;
   readonly heads: number;
@@ -195,6 +199,32 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
       );
     },
   },
+  // GemmaForCausalLM, Gemma 1 (tensorrt_llm/models/gemma/model.py @ 5dedf53b, config.py @ 9df6d722): LLaMA's layer with
+  // RmsNorm layers whose checkpoint weights are 1 + w (convert.py @ 65b31db1; offset-norms.ts folds Kiln's (1 + w)
+  // glue into that form), Attention(bias=attn_bias) with head_size from the config and q_scaling 1, a GatedMLP with
+  // the config's hidden_act (ACT2FN: gelu_pytorch_tanh is the tanh GELU), and GemmaModel multiplying the token
+  // embeddings by sqrt(hidden_size). GemmaConfig forces use_parallel_embedding = tp_size > 1.
+  gemma: {
+    architecture: "GemmaForCausalLM",
+    ops: ["rms_norm", "trtllm.attention", "add", "rms_norm", "trtllm.gated_mlp", "add"],
+    args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
+    attention: (a) =>
+      check(
+        a.rope !== "neox" && "rotary style is not rope_gpt_neox",
+        a.rotaryDim !== a.headDim && "partial rotary (Gemma's Attention rotates the whole head)",
+        a.qkvBias !== a.denseBias && "q/k/v and output biases differ (Gemma has one attn_bias)",
+        defaultScale(a),
+        noQkNorm(a),
+      ),
+    mlp: (a) => check(a.act !== "gelu_tanh" && `activation ${a.act} (Gemma's GatedMLP uses the tanh GELU)`),
+    model: (_g, m) =>
+      check(
+        m.embeddingScale === undefined && "no sqrt(hidden_size) embedding scale (GemmaModel always applies it)",
+        m.embeddingScale !== undefined && !within(m.embeddingScale, Math.sqrt(m.hidden)) && `embedding scale ${m.embeddingScale} is not sqrt(hidden_size)`,
+        m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      ),
+  },
 };
 
 const sameArgs = (got: readonly (string | number)[], want: readonly (string | number)[], commutative: boolean) => {
@@ -221,10 +251,20 @@ function matchLayer(p: LayerProgram, e: Expected): string | undefined {
   return undefined;
 }
 
+/** The scaled-embedding glue: `mul(embedding, constant)` at the model level, right on the token embeddings. */
+function embeddingScaleNodes(g: Graph): { mul: Node; constant: Node } | undefined {
+  const embed = g.nodes.find((n) => n.scope === "transformer.vocab_embedding");
+  const mul = embed && g.nodes.find((n) => n.op === "mul" && n.scope === "transformer" && n.inputs.includes(embed.outputs[0]!));
+  const constant = mul && g.nodes.find((n) => n.op === "constant" && n.scope === "transformer" && mul.inputs.includes(n.outputs[0]!));
+  return mul && constant ? { mul, constant } : undefined;
+}
+
 function modelParts(g: Graph): ModelParts {
   const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention"));
+  const scale = embeddingScaleNodes(g)?.constant.attrs.value;
   return {
     hasPositionEmbedding: g.nodes.some((n) => n.scope === "transformer.position_embedding"),
+    ...(typeof scale === "number" && { embeddingScale: scale }),
     finalNorm: g.nodes.find((n) => n.scope === "transformer.ln_f"),
     head: g.nodes.find((n) => n.op === "trtllm.lm_head"),
     heads: att?.attrs.heads ?? 0,
@@ -233,9 +273,13 @@ function modelParts(g: Graph): ModelParts {
   };
 }
 
-/** The model-level glue every built-in has: embeddings, layers, final norm, lm_head, and nothing else. */
-function glueProblem(g: Graph): string | undefined {
+/** The model-level glue every built-in has: embeddings, layers, final norm, lm_head, and nothing else (Gemma: also
+ *  its embedding scale). */
+function glueProblem(g: Graph, family: BuiltinFamily): string | undefined {
+  const scale = family === "gemma" ? embeddingScaleNodes(g) : undefined;
   const known = (n: Node) =>
+    n === scale?.mul ||
+    n === scale?.constant ||
     /^transformer\.layers\.\d+/.test(n.scope) ||
     ["transformer.vocab_embedding", "transformer.position_embedding", "transformer.ln_f", "lm_head"].includes(n.scope) ||
     (n.op === "add" && n.scope === "transformer");
@@ -253,12 +297,19 @@ function glueProblem(g: Graph): string | undefined {
 export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const programs = layerPrograms(g);
   const parts = modelParts(g);
-  const glue = glueProblem(g);
   const reasons = {} as Record<BuiltinFamily, string>;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
-    const why = glue ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
+    const why = glueProblem(g, family) ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
     if (!why) return { ok: true, match: { family, architecture: e.architecture } };
     reasons[family] = why;
   }
   return { ok: false, reasons };
+}
+
+/** Detection as the engine target runs it: on the graph with (1 + w) norms folded (offset-norms.ts) when it has
+ *  any, since that is the form a built-in class stores; `lowered` is the model a built-in checkpoint is written from. */
+export function detectForEngine(low: LoweredModel, o: DetectOptions = {}): { detection: Detection; lowered: LoweredModel } {
+  const folded = foldOffsetNorms(low);
+  const lowered = folded ?? low;
+  return { detection: detectBuiltin(lowered.graph, o), lowered };
 }

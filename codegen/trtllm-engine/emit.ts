@@ -12,7 +12,7 @@ import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8
 import { formatExpr } from "../../src/weights/weight-map.ts";
 import { maxAttentionWindow } from "../common/attention-windows.ts";
 import { shellQuote } from "../../src/io/shell.ts";
-import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
+import { type BuiltinFamily, type Detection, detectForEngine } from "./builtin.ts";
 import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "../common/checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
@@ -70,9 +70,12 @@ function weightsMapEntry(t: PlanTensor): JsonValue {
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): EngineEmission {
-  const detection = detectBuiltin(low.graph, { pp: o.mapping.pp });
+  const engine = detectForEngine(low, { pp: o.mapping.pp });
+  const detection = engine.detection;
   const builtin = !o.customCode && detection.ok ? detection.match.family : undefined;
-  const renamed = builtin === "gptneox" ? withNeoxNames(low) : low;
+  // Custom code keeps the graph as lowered; a built-in class gets its own form of it (folded norms, names, reduce).
+  const form = builtin ? engine.lowered : low;
+  const renamed = builtin === "gptneox" ? withNeoxNames(form) : form;
   const graph = builtin === "gptj" ? withLayerReduce(renamed.graph) : renamed.graph;
   const lowered = { ...renamed, graph };
   const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
@@ -86,7 +89,8 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   // executor uses when the run does not set KvCacheConfig.max_attention_window itself.
   const windows = maxAttentionWindow(graph, base.max_position_embeddings as number);
   const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
-  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
+  // GemmaConfig sets use_parallel_embedding = tp_size > 1 whatever the checkpoint says: vocab rows per rank.
+  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: builtin === "gemma" && o.mapping.tp > 1 });
   const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {

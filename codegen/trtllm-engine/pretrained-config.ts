@@ -88,6 +88,15 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     gptj: { rotary_dim: a.rotaryDim! },
     // GPTNeoXDecoderLayer reads rotary_emb_base and rotary_pct (examples/models/contrib/gptneox/convert_checkpoint.py
     // @ 2a9abd95 writes exactly these).
+    // GemmaConfig (models/gemma/config.py @ 9df6d722): attn_bias/mlp_bias, hidden_act verbatim from HF, and
+    // use_parallel_embedding = tp_size > 1 (sharded by vocab rows), which the rank files follow.
+    gemma: {
+      attn_bias: a.qkvBias!,
+      mlp_bias: f.mlpBias,
+      hidden_act: f.act === "gelu_tanh" ? "gelu_pytorch_tanh" : ACT_NAMES[f.act]!,
+      use_parallel_embedding: o.mapping.tp > 1,
+      embedding_sharding_dim: 0,
+    },
     gptneox: { rotary_emb_base: a.ropeTheta!, rotary_pct: (a.rotaryDim as number) / headDim },
   };
   return { ...common, ...(family ? extras[family] : {}) };

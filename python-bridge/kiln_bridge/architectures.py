@@ -7,6 +7,9 @@ gpt,gptj,gptneox}/model.py), including the places where the class ignores config
   Attention(bias=attn_bias, dense_bias=False), GatedMLP(bias=mlp_bias), head_size from config.json.
 - GPT: LayerNorm with bias, learned absolute positions or RoPE (rotary_pct), GatedMLP only for swiglu/geglu acts;
   the starcoder2 variant is the same layer (models/gpt/config.py @ 6b25e1e0 maps Starcoder2 onto these fields).
+- Gemma 1 (models/gemma/model.py @ 5dedf53b, config.py @ 9df6d722): LLaMA's layer with RmsNorms (the checkpoint
+  holds 1 + w), Attention(bias=attn_bias) with head_size, GatedMLP(hidden_act, bias=mlp_bias), token embeddings
+  times sqrt(hidden_size) cast back to the model dtype, use_parallel_embedding forced to tp_size > 1.
 - GPT-NeoX (models/gptneox/model.py, DecoderModelForCausalLM version): parallel residual with two LayerNorms
   (input_layernorm, post_attention_layernorm, default eps 1e-5) and two all-reduces, biased MHA with rope_gpt_neox
   over rotary_pct at rotary_emb_base, MLP width 4 x hidden whatever config.json says; no pipeline stages.
@@ -59,6 +62,7 @@ class DecoderSpec:
     embedding_sharding_dim: int
     logits_dtype: str
     windows: tuple[int, ...] | None = None  # per global layer (runtime_defaults.max_attention_window), None = global
+    embedding_scale: float | None = None    # Gemma: token embeddings times sqrt(hidden_size)
 
 
 def _windows(config: dict) -> tuple[int, ...] | None:
@@ -210,6 +214,24 @@ def _qwen(config: dict) -> DecoderSpec:
                        position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=1.0, **c)
 
 
+def _gemma(config: dict) -> DecoderSpec:
+    if _get(config, "inter_layernorms", False):
+        raise UnsupportedConfig("config.json inter_layernorms: Gemma 2/3 layers are not modelled")
+    for key, default in (("qk_layernorm", False), ("final_logit_softcapping", None), ("attn_logit_softcapping", None)):
+        _refuse_unless(config, key, default)
+    c = _common(config)
+    _refuse_unless(config, "rotary_pct", 1.0)
+    _check_rotary_dim(config, c["head_size"])
+    tp = int((config.get("mapping") or {}).get("tp_size", 1))
+    # GemmaConfig.__init__: use_parallel_embedding = tp_size > 1, whatever config.json says.
+    c.update(use_parallel_embedding=tp > 1)
+    attn_bias, mlp_bias = bool(_get(config, "attn_bias", False)), bool(_get(config, "mlp_bias", False))
+    return DecoderSpec(family="gemma", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
+                       qkv_bias=attn_bias, dense_bias=attn_bias, mlp_bias=mlp_bias, lm_head_bias=False,
+                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=1.0,
+                       **dict(c, embedding_scale=float(c["hidden_size"]) ** 0.5))
+
+
 def _gptneox(config: dict) -> DecoderSpec:
     c = _common(config)
     if c["num_kv_heads"] != c["num_heads"] or c["head_size"] != c["hidden_size"] // c["num_heads"]:
@@ -240,6 +262,7 @@ ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "Starcoder2ForCausalLM": _gpt,
     "Qwen2ForCausalLM": _qwen,
     "GPTNeoXForCausalLM": _gptneox,
+    "GemmaForCausalLM": _gemma,
     "GPTJForCausalLM": _gptj,
 }
 

@@ -191,6 +191,8 @@ class DecoderProgram:
             h = nm.round(comm.all_reduce(table[local.clamp(0, rows - 1)] * inside[:, None]))
         else:
             h = comm.all_gather(table[ids])
+        if s.embedding_scale is not None:  # GemmaModel: cast(hidden_states * sqrt(hidden_size), hidden_states.dtype)
+            h = nm.round(h * s.embedding_scale)
         if s.position == "learned_absolute":
             if int(positions[-1]) >= s.max_position_embeddings:
                 raise CheckpointError(f"prompt of {len(positions)} tokens exceeds max_position_embeddings="

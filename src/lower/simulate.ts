@@ -194,6 +194,15 @@ function sameTensor(a: RTensor, b: RTensor): boolean {
   return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => Object.is(v, b.data[i]));
 }
 
+/** A vocab-parallel embedding's table (TensorRT-LLM's Embedding with sharding_dim 0): each rank looks up its own
+ *  rows, zeros elsewhere, and the all-reduce sums them, which is the lookup in the rows stacked in rank order (the
+ *  padding past `vocab` is never read). */
+function vocabRows(shards: RTensor[], vocab: number): RTensor {
+  const table = K.concat(shards, { axis: 0 }, ctx)[0]!;
+  if (table.shape[0]! < vocab) throw new SimulationError(`embedding shards hold ${table.shape[0]} rows, fewer than the vocabulary's ${vocab}`);
+  return table.shape[0] === vocab ? table : K.slice([table], { axis: 0, start: 0, end: vocab }, ctx)[0]!;
+}
+
 /** Runs the lowered graph with per-rank weights (global parameter names -> one tensor per tp rank). */
 export function simulateTensorParallel(
   g: Graph,
@@ -225,6 +234,7 @@ export function simulateTensorParallel(
       else {
         const single = ins.map((v, k) => {
           if (!Array.isArray(v)) return v;
+          if (n.op === "embedding" && k === 0 && v.some((t) => !sameTensor(t, v[0]!))) return vocabRows(v, g.values.get(n.inputs[0]!)!.shape[0] as number);
           if (v.some((t) => !sameTensor(t, v[0]!))) throw new SimulationError(`replicated parameter '${paramOf.get(n.inputs[k]!)}' differs between tp ranks`);
           return v[0]!;
         });

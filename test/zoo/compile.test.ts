@@ -25,14 +25,14 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   qwen2: { architecture: "Qwen2ForCausalLM", builtin: "qwen", windows: [128, 5, 5] },
   // QK-norm: custom model.py with Attention(qk_layernorm=True, layernorm_type=RmsNorm, eps=rms_norm_eps).
   qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
-  // Embedding scale and (1 + w) norms are glue: custom model.py.
-  gemma: { architecture: "KilnGemmaForCausalLM", builtin: null, windows: undefined },
-  // 1.2.1 has GPTNeoXForCausalLM, but built-in detection does not know it yet: custom model.py (parallel and
-  // sequential residual both).
+  // GemmaForCausalLM: norms folded to 1 + w in the checkpoint, the embedding scale is the class's own.
+  gemma: { architecture: "GemmaForCausalLM", builtin: "gemma", windows: undefined },
+  // 1.2.1's GPTNeoXForCausalLM computes the tanh GELU where HF GPT-NeoX uses the exact one: custom model.py
+  // (parallel and sequential residual both).
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
   gpt_neox_seq: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
-  // Custom code (1.2.1 builds it with GPTForCausalLM's starcoder2 variant; not matched yet); sliding window 4.
-  starcoder2: { architecture: "KilnStarcoder2ForCausalLM", builtin: null, windows: [4, 4, 4] },
+  // GPTForCausalLM's starcoder2 variant (rotary, GQA, biases); sliding window 4 at run time.
+  starcoder2: { architecture: "GPTForCausalLM", builtin: "gpt", windows: [4, 4, 4] },
   // Partial rotary: custom code (1.2.1's Phi3ForCausalLM not matched yet); sliding window 5.
   phi3: { architecture: "KilnPhi3ForCausalLM", builtin: null, windows: [5, 5, 5] },
 };
