@@ -10,7 +10,7 @@ import { isTrtllmOp } from "../../src/lower/trtllm-ops.ts";
 import { type LayerProgram, layerPrograms, renderProgram } from "./layer-program.ts";
 import { foldOffsetNorms } from "./offset-norms.ts";
 
-export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox" | "gemma";
+export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox" | "gemma" | "phi3";
 
 export interface BuiltinMatch {
   readonly family: BuiltinFamily;
@@ -35,6 +35,8 @@ interface Expected {
 /** What detection needs beyond the graph: the pipeline stages asked for (some classes have none). */
 export interface DetectOptions {
   readonly pp?: number;
+  /** Weights are quantized (Phi-3's fused swiglu fc is only written unquantized). */
+  readonly quantized?: boolean;
 }
 
 interface ModelParts {
@@ -221,6 +223,34 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
       check(
         m.embeddingScale === undefined && "no sqrt(hidden_size) embedding scale (GemmaModel always applies it)",
         m.embeddingScale !== undefined && !within(m.embeddingScale, Math.sqrt(m.hidden)) && `embedding scale ${m.embeddingScale} is not sqrt(hidden_size)`,
+        m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      ),
+  },
+  // Phi3ForCausalLM, the Phi-3 mini/medium/3.5/4-mini variant (tensorrt_llm/models/phi3/model.py @ c4dc529f, config.py
+  // @ 1e6a4f97, convert.py @ 89fd9b74): RmsNorm pre-norm layers, Attention without biases or head size (hidden /
+  // heads) over rotary_pct = partial_rotary_factor of the head, no rotary scaling short of long_rope, and a plain MLP
+  // with hidden_act swiglu whose fc holds [up; gate] (the converter swaps gate_up_proj's halves). Phi3Model has no
+  // pipeline stages (no send/recv).
+  phi3: {
+    architecture: "Phi3ForCausalLM",
+    ops: ["rms_norm", "trtllm.attention", "add", "rms_norm", "trtllm.gated_mlp", "add"],
+    args: [["x"], [0, "pos"], ["x", 1], [2], [3], [2, 4]],
+    attention: (a) =>
+      check(
+        a.rope !== "neox" && "rotary style is not rope_gpt_neox",
+        (a.qkvBias || a.denseBias) && "attention biases (Phi-3's Attention has none)",
+        (a.ropeScaling as unknown) !== null && "rope scaling (Phi-3 takes long_rope only, not modelled here)",
+        defaultScale(a),
+        noQkNorm(a),
+      ),
+    mlp: (a) => check(a.act !== "silu" && `activation ${a.act} (Phi-3's MLP is swiglu)`, a.bias && "MLP bias"),
+    model: (_g, m, o) =>
+      check(
+        (o.pp ?? 1) > 1 && "pipeline parallelism (1.2.1's Phi3Model has no pipeline stages)",
+        o.quantized && "quantized weights (Kiln writes Phi-3's fused swiglu fc unquantized only)",
+        m.headDim * m.heads !== m.hidden && "head_dim x heads is not hidden_size (Phi-3's Attention derives head_dim)",
+        m.hasPositionEmbedding && "learned position embedding",
         m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm",
         m.head && m.head.inputs.length > 2 && "lm_head has a bias",
       ),

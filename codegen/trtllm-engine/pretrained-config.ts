@@ -97,6 +97,9 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
       use_parallel_embedding: o.mapping.tp > 1,
       embedding_sharding_dim: 0,
     },
+    // Phi3Config (models/phi3/config.py @ 1e6a4f97): silu becomes swiglu (one fused fc), rotary_pct is
+    // partial_rotary_factor, tie_word_embeddings decides whether the converter copies the embedding into lm_head.
+    phi3: { hidden_act: "swiglu", tie_word_embeddings: o.hf.tie_word_embeddings === true },
     gptneox: { rotary_emb_base: a.ropeTheta!, rotary_pct: (a.rotaryDim as number) / headDim },
   };
   return { ...common, ...(family ? extras[family] : {}) };

@@ -10,6 +10,9 @@ gpt,gptj,gptneox}/model.py), including the places where the class ignores config
 - Gemma 1 (models/gemma/model.py @ 5dedf53b, config.py @ 9df6d722): LLaMA's layer with RmsNorms (the checkpoint
   holds 1 + w), Attention(bias=attn_bias) with head_size, GatedMLP(hidden_act, bias=mlp_bias), token embeddings
   times sqrt(hidden_size) cast back to the model dtype, use_parallel_embedding forced to tp_size > 1.
+- Phi-3 (models/phi3/model.py @ c4dc529f, config.py @ 1e6a4f97): RmsNorm layers, Attention without biases and with
+  head_size = hidden // heads over rotary_pct, a plain MLP whose hidden_act is swiglu (fc = [x; gate] halves per
+  rank), lm_head without bias; the small, MoE and long-rope variants are refused; no pipeline stages.
 - GPT-NeoX (models/gptneox/model.py, DecoderModelForCausalLM version): parallel residual with two LayerNorms
   (input_layernorm, post_attention_layernorm, default eps 1e-5) and two all-reduces, biased MHA with rope_gpt_neox
   over rotary_pct at rotary_emb_base, MLP width 4 x hidden whatever config.json says; no pipeline stages.
@@ -232,6 +235,24 @@ def _gemma(config: dict) -> DecoderSpec:
                        **dict(c, embedding_scale=float(c["hidden_size"]) ** 0.5))
 
 
+def _phi3(config: dict) -> DecoderSpec:
+    if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
+        raise UnsupportedConfig(f"config.json position_embedding_type={config['position_embedding_type']!r}: "
+                                "only rope_gpt_neox (not long_rope) is modelled for Phi-3")
+    if "moe" in config or _get(config, "gegelu_limit", None) is not None:
+        raise UnsupportedConfig("config.json: the Phi-3 small and MoE variants are not modelled")
+    if int((config.get("mapping") or {}).get("pp_size", 1)) != 1:
+        raise UnsupportedConfig("config.json mapping.pp_size > 1: the Phi-3 model has no pipeline stages")
+    c = _common(config)
+    if c["head_size"] != c["hidden_size"] // c["num_heads"]:
+        raise UnsupportedConfig("config.json head_size: Phi-3's Attention uses hidden_size // num_attention_heads")
+    rotary_dim = int(c["head_size"] * float(_get(config, "rotary_pct", 1.0)))
+    _check_rotary_dim(config, rotary_dim)
+    return DecoderSpec(family="phi3", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=False,
+                       qkv_bias=False, dense_bias=False, mlp_bias=False, lm_head_bias=False, position="rope_gpt_neox",
+                       rotary_dim=rotary_dim, q_scaling=1.0, **c)
+
+
 def _gptneox(config: dict) -> DecoderSpec:
     c = _common(config)
     if c["num_kv_heads"] != c["num_heads"] or c["head_size"] != c["hidden_size"] // c["num_heads"]:
@@ -263,6 +284,7 @@ ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "Qwen2ForCausalLM": _qwen,
     "GPTNeoXForCausalLM": _gptneox,
     "GemmaForCausalLM": _gemma,
+    "Phi3ForCausalLM": _phi3,
     "GPTJForCausalLM": _gptj,
 }
 

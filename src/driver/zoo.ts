@@ -30,9 +30,9 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", class: "custom model.py" },
   // 1.2.1 builds StarCoder2 with GPTForCausalLM, gpt_variant starcoder2.
   starcoder2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
-  // Partial rotary (the fixture's 0.5): custom model.py; 1.2.1's Phi3ForCausalLM is not matched yet. A full-rotary
-  // Phi-3 has LLaMA's structure and compiles for the built-in LLaMA class.
-  phi3: { architecture: "KilnPhi3ForCausalLM", class: "custom model.py" },
+  // Phi3ForCausalLM (partial rotary as rotary_pct, gate_up as one swiglu fc); a full-rotary Phi-3 has LLaMA's
+  // structure and compiles for the built-in LLaMA class; with --pp > 1 custom model.py (Phi3Model has no stages).
+  phi3: { architecture: "Phi3ForCausalLM", class: "Phi3ForCausalLM" },
   gpt2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
   gptj: { architecture: "GPTJForCausalLM", class: "GPTJForCausalLM" },
 };

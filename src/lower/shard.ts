@@ -17,6 +17,8 @@ export class ShardError extends Error {}
 export type Role =
   | { readonly kind: "replicated" }
   | { readonly kind: "column" }
+  /** A column-parallel weight of two stacked halves (swiglu fc [x; gate]): each rank holds its part of each half. */
+  | { readonly kind: "column_halves" }
   | { readonly kind: "row" }
   | { readonly kind: "row_bias"; readonly rank0Only: boolean }
   | { readonly kind: "qkv"; readonly heads: number; readonly kvHeads: number; readonly headDim: number }
@@ -41,10 +43,11 @@ export function paramRoles(g: Graph): Map<string, Role> {
       if (n.attrs.denseBias) set(n, slot, { kind: "row_bias", rank0Only: layerReduce });
     } else if (n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp") {
       const cols = n.op === "trtllm.gated_mlp" ? 2 : 1;
-      for (let k = 0; k < cols; k++) set(n, 1 + k, { kind: "column" });
+      const column: Role = n.attrs.act === "swiglu" ? { kind: "column_halves" } : { kind: "column" };
+      for (let k = 0; k < cols; k++) set(n, 1 + k, column);
       set(n, 1 + cols, { kind: "row" });
       if (n.attrs.bias) {
-        for (let k = 0; k < cols; k++) set(n, 2 + cols + k, { kind: "column" });
+        for (let k = 0; k < cols; k++) set(n, 2 + cols + k, column);
         set(n, 2 + 2 * cols, { kind: "row_bias", rank0Only: layerReduce });
       }
     } else if (n.op === "trtllm.lm_head") {
@@ -98,6 +101,11 @@ export function rankExpr(name: string, e: WeightExpr, role: Role, shape: readonl
       return e;
     case "column":
       return part(0);
+    case "column_halves": {
+      const half = evenSplit(shape[0]!, 2, `${name} halves`);
+      const n = evenSplit(half, tp, `${name} half`);
+      return simplifyExpr(concat(0, slice(e, 0, r * n, (r + 1) * n), slice(e, 0, half + r * n, half + (r + 1) * n)), shapeOf);
+    }
     case "row":
       return part(1);
     case "row_bias":

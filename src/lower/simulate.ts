@@ -111,6 +111,13 @@ const GATED: Record<string, (x: RTensor) => RTensor> = {
   gelu_tanh: (x) => K.gelu([x], { approximate: "tanh" }, ctx)[0]!,
 };
 
+/** TensorRT-LLM's ACT2FN swiglu on one rank's fc output: halves [x; gate] -> silu(gate) * x. */
+function swiglu(y: RTensor): RTensor {
+  const half = y.shape.at(-1)! / 2;
+  const [a, gate] = K.split([y], { axis: -1, sizes: [half, half] }, ctx) as [RTensor, RTensor];
+  return K.mul([a, GATED.silu!(gate)], {}, ctx)[0]!;
+}
+
 /** Per-rank values of each input: activations are shared, parameters come per rank. */
 type RankInputs = (RTensor | RTensor[])[];
 const perRank = (v: RTensor | RTensor[]): RTensor[] => (Array.isArray(v) ? v : [v]);
@@ -165,7 +172,7 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
   "trtllm.mlp": (ins, n, tp, h) => {
     const x = ins[0] as RTensor;
     const [fc, proj, fcB, projB] = ins.slice(1).map(perRank) as RTensor[][];
-    const act = GATED[n.attrs.act]!;
+    const act = n.attrs.act === "swiglu" ? swiglu : GATED[n.attrs.act]!;
     const partials = Array.from({ length: tp }, (_, r) => {
       const hk = rankHooks(h, n.scope, r);
       return linearOf(hk, "proj", act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), proj![r]!, undefined);

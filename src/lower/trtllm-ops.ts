@@ -39,7 +39,9 @@ const ATTENTION_ATTRS = {
 } as const satisfies AttrSchema;
 
 const MLP_ATTRS = {
-  act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu"] },
+  /** "swiglu" (plain MLP only, TensorRT-LLM's ACT2FN swiglu): fc holds 2 x ffn rows, per rank [x_r; gate_r], and
+   *  the activation is silu(gate) * x. Only built-in classes that take it (Phi-3) get it, from the engine target. */
+  act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu", "swiglu"] },
   bias: "bool",
   reduce: { oneOf: ["allreduce", "layer"] },
 } as const satisfies AttrSchema;
@@ -80,6 +82,7 @@ export const TRTLLM_OPS = {
     arity: [4, 7],
     infer: (ins, a) => {
       const [x, fc, gate, proj, ...biases] = ins as [ValueType, ValueType, ValueType, ValueType, ...ValueType[]];
+      if (a.act === "swiglu") fail("gated_mlp has its own gate; swiglu is a plain MLP's activation");
       const d = hiddenOf(x);
       const ffn = fc.shape[0] as number;
       matrix(fc, ffn, d, "fc.weight");
@@ -97,14 +100,15 @@ export const TRTLLM_OPS = {
     infer: (ins, a) => {
       const [x, fc, proj, ...biases] = ins as [ValueType, ValueType, ValueType, ...ValueType[]];
       const d = hiddenOf(x);
-      const ffn = fc.shape[0] as number;
-      matrix(fc, ffn, d, "fc.weight");
+      const rows = fc.shape[0] as number;
+      const ffn = a.act === "swiglu" ? rows / 2 : rows;
+      matrix(fc, rows, d, "fc.weight");
       matrix(proj, d, ffn, "proj.weight");
       if (biases.length !== (a.bias ? 2 : 0)) fail(`mlp with bias=${a.bias} takes ${a.bias ? 5 : 3} inputs, got ${ins.length}`);
-      if (a.bias) [ffn, d].forEach((n, i) => vector(biases[i], n, ["fc.bias", "proj.bias"][i]!));
+      if (a.bias) [rows, d].forEach((n, i) => vector(biases[i], n, ["fc.bias", "proj.bias"][i]!));
       return [{ dtype: x.dtype, shape: [...x.shape] }];
     },
-    doc: "TensorRT-LLM MLP: proj(act(fc(x))) (inputs: x, fc.weight, proj.weight, [fc.bias, proj.bias])",
+    doc: "TensorRT-LLM MLP: proj(act(fc(x))); swiglu: fc gives [x; gate] halves, act = silu(gate) * x (inputs: x, fc.weight, proj.weight, [fc.bias, proj.bias])",
   } satisfies OpDef<typeof MLP_ATTRS>,
   "trtllm.lm_head": {
     attrs: { vocab: "int" },

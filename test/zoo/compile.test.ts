@@ -33,8 +33,8 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   gpt_neox_seq: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
   // GPTForCausalLM's starcoder2 variant (rotary, GQA, biases); sliding window 4 at run time.
   starcoder2: { architecture: "GPTForCausalLM", builtin: "gpt", windows: [4, 4, 4] },
-  // Partial rotary: custom code (1.2.1's Phi3ForCausalLM not matched yet); sliding window 5.
-  phi3: { architecture: "KilnPhi3ForCausalLM", builtin: null, windows: [5, 5, 5] },
+  // Phi3ForCausalLM: partial rotary as rotary_pct, one swiglu fc; sliding window 5.
+  phi3: { architecture: "Phi3ForCausalLM", builtin: "phi3", windows: [5, 5, 5] },
 };
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
