@@ -7,6 +7,9 @@ facts in ../shared/docs/trtllm-pytorch-facts.md "Attention"), backend: plain cau
 - RoPE from pos_embd_params (RopeParams frequencies; is_neox: rotate-half pairs (i, i + dim/2), else interleaved
   pairs (2i, 2i+1)) on the first rope.dim channels of q and k, at `position_ids`; None = no rotation.
 - Softmax scale 1 / (sqrt(head_dim) * q_scaling), causal mask, softmax in float32.
+- `forward(..., attention_window_size=w)`: the layer's sliding window (../shared/docs/trtllm-pytorch-facts.md
+  "Attention": the per-layer window the backend applies with a cyclic KV cache of w tokens), so a query at i sees
+  keys i - w + 1 .. i; None is the whole sequence.
 """
 from __future__ import annotations
 
@@ -46,8 +49,6 @@ class Attention(nn.Module):
 
     def forward(self, position_ids, hidden_states, attn_metadata, attention_mask=None, mrope_config=None,
                 all_reduce_params=None, lora_params=None, attention_window_size=None, **kwargs):
-        if attention_window_size is not None:
-            raise NotImplementedError("eager tensorrt_llm: attention_window_size is not modelled")
         x = hidden_states
         dtype, n = x.dtype, x.shape[0]
         h, kv, d = self.num_heads, self.num_key_value_heads, self.head_dim
@@ -67,6 +68,8 @@ class Attention(nn.Module):
         k, v = k.repeat_interleave(h // kv, dim=1), v.repeat_interleave(h // kv, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / (math.sqrt(d) * self.q_scaling)
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+        if attention_window_size is not None:  # keys older than the window have left the cyclic KV cache
+            mask |= torch.ones(n, n, dtype=torch.bool, device=x.device).tril(-int(attention_window_size))
         probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1).to(dtype).float()
         ctx = torch.einsum("hqk,khd->qhd", probs, v).reshape(n, h * d).to(dtype)
         return self.o_proj(ctx)
