@@ -165,6 +165,7 @@ export const TORCH_GLUE_OPS: { readonly [K in CoreOp]: TorchGlueRule<K> } = {
   neg: (c) => `-${tensor(c, 0)}`,
   exp: unary("torch.exp"),
   tanh: unary("torch.tanh"),
+  softcap: (c) => `torch.tanh(${tensor(c, 0)} / ${pyFloat(c.node.attrs.cap)}) * ${pyFloat(c.node.attrs.cap)}`,
   erf: unary("torch.erf"),
   sqrt: unary("torch.sqrt"),
   rsqrt: unary("torch.rsqrt"),

@@ -178,6 +178,8 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
   neg: (c) => `${isFloat(c.args[0]!.dtype) ? "0.0" : "0"} - ${tensor(c, 0)}`,
   exp: unary("exp"),
   tanh: unary("tanh"),
+  // cap * tanh(x / cap), written as DecoderModelForCausalLM writes Gemma 2's final soft-capping (x * (1 / cap)).
+  softcap: (c) => `${c.F("tanh")}(${tensor(c, 0)} * ${pyFloat(1 / c.node.attrs.cap)}) * ${pyFloat(c.node.attrs.cap)}`,
   sqrt: unary("sqrt"),
   relu: unary("relu"),
   sigmoid: unary("sigmoid"),

@@ -81,6 +81,10 @@ export class Tensor {
   silu(): Tensor {
     return op1("silu", this);
   }
+  /** Soft-capping cap * tanh(x / cap) (Gemma 2's final logits); cap > 0. */
+  softcap(cap: number): Tensor {
+    return op1("softcap", this, { cap });
+  }
   gelu(approximate: "none" | "tanh" = "none"): Tensor {
     return op1("gelu", this, { approximate });
   }

@@ -82,6 +82,9 @@ const ATTENTION_SCHEMA = {
   scale: "number",
   /** Sliding window in tokens (query i sees keys i-window+1 .. i); 0 = every earlier key. */
   window: "int",
+  /** Attention-logit soft-capping (Gemma 2): scores become softcap * tanh(scores / softcap) after scaling and before
+   *  the mask; 0 = none. */
+  softcap: "number",
 } as const satisfies AttrSchema;
 
 export const CORE_OPS = {
@@ -106,6 +109,15 @@ export const CORE_OPS = {
   exp: unary("e ** x"),
   tanh: unary("tanh(x)"),
   erf: unary("erf(x)"),
+  softcap: {
+    attrs: { cap: "number" },
+    arity: [1, 1],
+    infer: (ins, a) => {
+      if (!(a.cap > 0)) fail(`softcap needs a positive cap, got ${a.cap}`);
+      return unaryFloat(ins);
+    },
+    doc: "soft-capping cap * tanh(x / cap) (Gemma 2 final logits)",
+  } satisfies OpDef<{ cap: "number" }>,
   sqrt: unary("sqrt(x)"),
   rsqrt: unary("1 / sqrt(x)"),
   relu: unary("max(x, 0)"),
@@ -345,7 +357,7 @@ export const CORE_OPS = {
         fail(`q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)} disagree`);
       return [t(q.dtype, [q.shape[0]!, q.shape[1]!, h, v.shape[3]!])];
     },
-    doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window)",
+    doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window); softcap > 0 caps the scaled scores to softcap * tanh(scores / softcap) before the mask",
   } satisfies OpDef<typeof ATTENTION_SCHEMA>,
 } as const;
 
