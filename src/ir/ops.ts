@@ -77,6 +77,14 @@ const ROPE_SCHEMA = {
   scaling: "json",
 } as const satisfies AttrSchema;
 
+const CAST_SCHEMA = {
+  dtype: "dtype",
+  /** Float32 islands (src/ir/islands.ts). Graphs trace floats as f32, which stands for the build's float dtype
+   *  (float16/bfloat16 in half builds): "enter" makes the result float32 in every build, "exit" returns to the
+   *  build's dtype, "none" is an ordinary cast. Island casts are never folded away. */
+  island: { oneOf: ["none", "enter", "exit"] },
+} as const satisfies AttrSchema;
+
 const ATTENTION_SCHEMA = {
   causal: "bool",
   scale: "number",
@@ -95,11 +103,15 @@ export const CORE_OPS = {
     doc: "a scalar constant (broadcasts against any shape)",
   } satisfies OpDef<{ value: "number"; dtype: "dtype" }>,
   cast: {
-    attrs: { dtype: "dtype" },
+    attrs: CAST_SCHEMA,
     arity: [1, 1],
-    infer: (ins, a) => [t(a.dtype, ins[0]!.shape)],
-    doc: "convert element type",
-  } satisfies OpDef<{ dtype: "dtype" }>,
+    infer: (ins, a) => {
+      if (a.island !== "none" && (a.dtype !== "f32" || !isFloat(ins[0]!.dtype)))
+        fail(`a float32 island ${a.island} casts a float tensor to f32, got ${ins[0]!.dtype} -> ${a.dtype}`);
+      return [t(a.dtype, ins[0]!.shape)];
+    },
+    doc: "convert element type; island enter/exit: into float32 in every build / back to the build's float dtype",
+  } satisfies OpDef<typeof CAST_SCHEMA>,
   add: binary("a + b", true),
   sub: binary("a - b"),
   mul: binary("a * b", true),
