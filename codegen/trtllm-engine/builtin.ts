@@ -324,12 +324,20 @@ function glueProblem(g: Graph, family: BuiltinFamily): string | undefined {
   return custom ? `custom parameter '${custom.name}'` : undefined;
 }
 
+/** Soft-capping (Gemma 2): none of the families above caps attention logits or final logits in 1.2.1. */
+function softcapProblem(g: Graph): string | undefined {
+  const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention") && n.attrs.softcap > 0);
+  if (att) return `${att.scope}: attention-logit soft-capping`;
+  return g.nodes.some((n) => isTrtllmOp(n, "trtllm.lm_head") && n.attrs.softcap > 0) ? "final-logit soft-capping" : undefined;
+}
+
 export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const programs = layerPrograms(g);
   const parts = modelParts(g);
+  const softcap = softcapProblem(g);
   const reasons = {} as Record<BuiltinFamily, string>;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
-    const why = glueProblem(g, family) ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
+    const why = glueProblem(g, family) ?? softcap ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
     if (!why) return { ok: true, match: { family, architecture: e.architecture } };
     reasons[family] = why;
   }

@@ -111,6 +111,8 @@ class Emitter {
         // The backend's QK-norm layer (QKNormRoPEAttention) is not in the 1.2.1 API manifest this target is checked
         // against, so its 1.2.1 constructor is unverified: refuse rather than guess.
         if (a.qkNorm) fail(`${n.scope}: per-head q/k RMSNorm (QK-norm) is not supported by --target trtllm-torch yet (use --target trtllm-engine or hf)`);
+        // The backend's Attention in the 1.2.1 manifest takes no logit cap (no max_attn_value / softcap argument).
+        if (a.softcap) fail(`${n.scope}: attention-logit soft-capping is not supported by --target trtllm-torch (use --target trtllm-engine or hf)`);
         const use = this.plan.slotUse.get(n)?.get(-1);
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         return [
@@ -400,6 +402,8 @@ function emitCausalLm(em: Emitter): PyWriter {
   const { plan, names } = em;
   const hp = headParams(plan);
   const head = plan.part.head;
+  // DecoderModelForCausalLM computes the logits itself; its 1.2.1 forward (manifest) has no soft-capping hook.
+  if (head.attrs.softcap) fail(`lm_head: final-logit soft-capping is not supported by --target trtllm-torch (use --target trtllm-engine or hf)`);
   const hidden = plan.g.values.get(head.inputs[1]!)!.shape[1] as number;
   const w = new PyWriter();
   const base = em.use("tensorrt_llm._torch.models.modeling_utils", "DecoderModelForCausalLM");

@@ -11,7 +11,7 @@ import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { importModelFile, loadModelFile, ModelFileError } from "./load-model-file.ts";
 
 /** Zoo entries in the order `kiln models` lists them. */
-export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj"] as const;
+export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj"] as const;
 
 export type ZooName = (typeof ZOO_NAMES)[number];
 
@@ -25,6 +25,9 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   qwen3: { architecture: "KilnQwen3ForCausalLM", class: "custom model.py" },
   // GemmaForCausalLM: its checkpoint stores the (1 + w) norm scales, its model applies the sqrt(hidden) embedding scale.
   gemma: { architecture: "GemmaForCausalLM", class: "GemmaForCausalLM" },
+  // Soft-capping, four norms per layer: custom model.py (Attention(max_attn_value), Gemma2ConfigGroup keys for the
+  // final cap); 1.2.1's GemmaForCausalLM (gemma2 config group) is not matched yet.
+  gemma2: { architecture: "KilnGemma2ForCausalLM", class: "custom model.py" },
   // HF GPT-NeoX's exact GELU: 1.2.1's GPTNeoXForCausalLM computes ACT2FN's tanh GELU (and fixes the MLP at 4 x
   // hidden, parallel residual only), so custom model.py; a tanh-GELU, 4x, parallel config gets the built-in class.
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", class: "custom model.py" },

@@ -98,7 +98,7 @@ function attentionRank(
     q = K.rope([q, pos], rope, ctx)[0]!;
     k = K.rope([k, pos], rope, ctx)[0]!;
   }
-  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale, window: a.window }, ctx)[0]!;
+  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale, window: a.window, softcap: a.softcap }, ctx)[0]!;
   expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
   const xd = hk.lin("dense", reshape(out, [b, s, hl * hd]));
   return hk.out("dense", xd, K.linear([xd, denseW], {}, ctx)[0]!);
@@ -185,7 +185,8 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
     const parts = Array.from({ length: tp }, (_, r) => K.linear(b ? [x, w![r]!, b[r]!] : [x, w![r]!], {}, ctx)[0]!);
     const gathered = K.concat(parts, { axis: -1 }, ctx)[0]!;
     const vocab = n.attrs.vocab;
-    return gathered.shape.at(-1) === vocab ? gathered : K.slice([gathered], { axis: -1, start: 0, end: vocab }, ctx)[0]!;
+    const logits = gathered.shape.at(-1) === vocab ? gathered : K.slice([gathered], { axis: -1, start: 0, end: vocab }, ctx)[0]!;
+    return n.attrs.softcap > 0 ? K.softcap([logits], { cap: n.attrs.softcap }, ctx)[0]! : logits;
   },
 };
 

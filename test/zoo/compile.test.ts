@@ -27,6 +27,8 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
   // GemmaForCausalLM: norms folded to 1 + w in the checkpoint, the embedding scale is the class's own.
   gemma: { architecture: "GemmaForCausalLM", builtin: "gemma", windows: undefined },
+  // Soft-capping and four norms per layer: custom model.py; layers 0 and 2 slide (window 4), layer 1 is global.
+  gemma2: { architecture: "KilnGemma2ForCausalLM", builtin: null, windows: [4, 128, 4] },
   // 1.2.1's GPTNeoXForCausalLM computes the tanh GELU where HF GPT-NeoX uses the exact one: custom model.py
   // (parallel and sequential residual both).
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
@@ -105,6 +107,16 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
     expect(c.head_size).toBe(24);
   });
 
+  it("gemma2: model.py caps attention logits with max_attn_value, config.json carries Gemma2ConfigGroup's keys", async () => {
+    const out = join(tmp, "gemma2-softcap");
+    await compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    const py = readFileSync(join(out, "model.py"), "utf8");
+    expect(py.match(/max_attn_value=2\.0,/g)?.length).toBe(1);
+    const c = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    // DecoderModelForCausalLM soft-caps lm_head's logits when all three keys are present (query_pre_attn_scalar 24).
+    expect([Math.round(c.query_pre_attn_scalar * 1e9) / 1e9, c.final_logit_softcapping, c.attn_logit_softcapping]).toEqual([24, 3, 2]);
+  });
+
   it("qwen2 config carries QWenConfig's fields", async () => {
     const out = join(tmp, "qwen2-fields");
     await compileModel(zooModel("qwen2"), { hfDir: `${ZOO}qwen2`, outDir: out, mapping: { tp: 1, pp: 1 } });
@@ -121,6 +133,12 @@ describe("zoo: the PyTorch targets", () => {
     const py = readFileSync(join(out, "kiln_qwen2", "modeling_kiln_qwen2.py"), "utf8");
     expect(py).toContain("self.attention_window_size = config.kiln_attention_windows[layer_idx] or None");
     expect(py).toContain("attention_window_size=self.attention_window_size,");
+  });
+
+  it("trtllm-torch refuses soft-capping in one line naming the layer (1.2.1's backend Attention takes no logit cap)", async () => {
+    await expect(
+      compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: join(tmp, "gemma2-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" }),
+    ).rejects.toThrow(/^transformer\.layers\.0\.attention: attention-logit soft-capping is not supported by --target trtllm-torch/);
   });
 
   it("trtllm-torch refuses QK-norm in one line naming the layer (its QK-norm layer is not in the 1.2.1 manifest)", async () => {
