@@ -23,16 +23,18 @@ from kiln_bridge.verify import verify_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "test" / "fixtures" / "zoo"
 # fixture -> zoo model, and the class compiling it must give (test/zoo/compile.test.ts pins the same on the TS side)
-FIXTURES = {"mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gpt_neox": "gpt_neox",
+FIXTURES = {"mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
+            "gpt_neox": "gpt_neox",
             "gpt_neox_seq": "gpt_neox", "starcoder2": "starcoder2", "phi3": "phi3", "neox_builtin": "gpt_neox"}
 BUILTIN = {"mistral": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM",
            "starcoder2": "GPTForCausalLM", "phi3": "Phi3ForCausalLM", "neox_builtin": "GPTNeoXForCausalLM"}
 # Classes without pipeline stages in 1.2.1 (Phi3Model, GPTNeoXModel): at pp 2 Kiln emits model.py instead.
 NO_PP = {"phi3", "neox_builtin"}
 ENGINE = [(f, tp, pp) for f in FIXTURES for tp, pp in ((1, 1), (2, 1), (2, 2))]
-# qwen3 is refused by the trtllm-torch target (QK-norm). Gemma's package keeps its final (1 + w) norm as a plain
+# qwen3 and gemma2 are refused by the trtllm-torch target (QK-norm, soft-capping). Gemma's package keeps its final (1 + w) norm as a plain
 # nn.Module, which DecoderModel.__pp_init__ cannot skip on an earlier stage: no pp there (noted in docs/models.md).
-TORCH = [(f, tp, pp) for f in FIXTURES if f != "qwen3" for tp, pp in ((1, 1), (2, 1), (2, 2))
+NO_TORCH = {"qwen3", "gemma2"}
+TORCH = [(f, tp, pp) for f in FIXTURES if f not in NO_TORCH for tp, pp in ((1, 1), (2, 1), (2, 2))
          if not (f == "gemma" and pp > 1)]
 
 
@@ -70,7 +72,7 @@ def zoo(tmp_path_factory):
     root = tmp_path_factory.mktemp("kiln_zoo")
     _make_neox_builtin(root)
     jobs = [(f, "engine", tp, pp) for f, tp, pp in ENGINE] + [(f, "custom", 2, 1) for f in FIXTURES]
-    jobs += [(f, "torch", 1, 1) for f in FIXTURES if f != "qwen3"]
+    jobs += [(f, "torch", 1, 1) for f in FIXTURES if f not in NO_TORCH]
     procs = []
     for k in range(2):
         spec = root / f"jobs{k}.json"
@@ -185,7 +187,7 @@ def test_qk_norm_dropped_from_model_py_is_a_one_line_error(zoo, tmp_path):
     ckpt = _copy(zoo, _name("qwen3", "custom", 2, 1), tmp_path)
     path = ckpt / "model.py"
     path.write_text(path.read_text().replace("qk_layernorm=True", "qk_layernorm=False"))
-    with pytest.raises(BridgeError, match=r"rank0\.safetensors: .*q_layernorm\.weight"):
+    with pytest.raises(BridgeError, match=r"rank[01]\.safetensors: tensors in the rank file that no parameter of the model uses: .*q_layernorm\.weight"):
         verify_checkpoint(str(ckpt), _hf(zoo, "qwen3"))
 
 
@@ -232,3 +234,23 @@ def test_neox_norm_name_is_checked(zoo, tmp_path):
     _edit_rank(ckpt, 0, rename)
     with pytest.raises(BridgeError, match=r"rank0\.safetensors: tensor 'transformer\.layers\.0\.post_attention_layernorm"):
         verify_checkpoint(str(ckpt), _hf(zoo, "neox_builtin"))
+
+
+def test_attention_softcap_dropped_from_model_py_fails(zoo, tmp_path):
+    ckpt = _copy(zoo, _name("gemma2", "custom", 2, 1), tmp_path)
+    path = ckpt / "model.py"
+    text = path.read_text()
+    assert "max_attn_value=2.0" in text
+    path.write_text(text.replace("max_attn_value=2.0", "max_attn_value=0.0"))
+    _fails(ckpt, _hf(zoo, "gemma2"))
+
+
+def test_final_softcap_dropped_from_config_fails(zoo, tmp_path):
+    # Without the whole Gemma2ConfigGroup, DecoderModelForCausalLM leaves the logits uncapped.
+    ckpt = _copy(zoo, _name("gemma2", "custom", 2, 1), tmp_path)
+    _edit_config(ckpt, final_logit_softcapping=None)
+    with pytest.raises(BridgeError):  # the config class requires the key: a one-line error
+        verify_checkpoint(str(ckpt), _hf(zoo, "gemma2"))
+    ckpt2 = _copy(zoo, _name("gemma2", "custom", 2, 1), tmp_path / "b")
+    _edit_config(ckpt2, final_logit_softcapping=0.0)
+    _fails(ckpt2, _hf(zoo, "gemma2"))

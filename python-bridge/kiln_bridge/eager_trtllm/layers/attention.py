@@ -13,6 +13,10 @@
   RopeEmbeddingUtils of tensorrt_llm/functional.py), softmax in float32, outputs cast to the layer dtype.
 - learned_absolute: no rotation. ALiBi, relative attention, long-rope, yarn, mrope, cross attention and Gemma 3's
   local rotary base (is_local) are refused rather than guessed.
+- max_attn_value > 0 (Gemma 2's attention-logit soft-capping): the plugin's attn_logit_softcapping_scale c turns
+  each scaled logit s into c * tanh(s / c) (cpp/tensorrt_llm/kernels/unfusedAttentionKernels.cu softmax_kernel,
+  the stored 2025 version), here before the causal / window mask as in the fused context kernels (the unfused kernel
+  adds its -10000 mask first, which leaves masked logits at -c).
 - qk_layernorm (Qwen3, Gemma 3, OLMo 2): with layernorm_share (the default), one q_layernorm and one k_layernorm of
   LayerNormType(attention_head_size, eps) normalize every head of q and k after the qkv split and before the plugin
   rotates them; parameter names attention.q_layernorm.weight / k_layernorm.weight.
@@ -99,6 +103,7 @@ class Attention(Module):
         self.num_attention_kv_heads = (kv + tp_size - 1) // tp_size
         self.tp_group, self.tp_size, self.tp_rank = tp_group, tp_size, tp_rank
         self.q_scaling = q_scaling
+        self.max_attn_value = float(max_attn_value or 0.0)
         self.norm_factor = math.sqrt(self.attention_head_size)
         self.rotary_embedding_dim = 0
         if self.position_embedding_type.is_rope():
@@ -165,6 +170,8 @@ class Attention(Module):
         k = k.repeat_interleave(group, dim=1)
         v = v.repeat_interleave(group, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / (self.norm_factor * self.q_scaling)
+        if self.max_attn_value > 0:
+            scores = self.max_attn_value * torch.tanh(scores / self.max_attn_value)
         if self.attention_mask_type == AttentionMaskType.causal:
             mask = torch.ones(n_tok, n_tok, dtype=torch.bool, device=x.device).triu(1)
             window = self._window(kv_cache_params)

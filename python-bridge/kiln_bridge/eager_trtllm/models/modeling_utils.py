@@ -11,8 +11,10 @@
   warns on unused ones; the verifier treats an unused tensor as an error too (it means model.py dropped a weight).
 - DecoderLayerList: the layers of this pipeline stage (Mapping.pp_layers), named 0..n-1 within the stage.
 - DecoderModelForCausalLM.forward: RoPE tables from the config (Attention.create_attention_const_params), the
-  transformer, then on the last stage lm_head over every token (gather_context_logits) cast to logits_dtype; other
-  stages return the hidden states they sent.
+  transformer, then on the last stage lm_head over every token (gather_context_logits), soft-capped as
+  c * tanh(logits / c) when the config holds every Gemma2ConfigGroup key (query_pre_attn_scalar,
+  final_logit_softcapping, attn_logit_softcapping) with a final cap c, cast to logits_dtype; other stages return the
+  hidden states they sent.
 """
 from __future__ import annotations
 
@@ -195,7 +197,21 @@ class DecoderModelForCausalLM(PretrainedModel):
         for attr in ("output_multiplier_scale", "logits_soft_cap"):
             if getattr(self.config, attr, None):
                 raise NotImplementedError(f"eager tensorrt_llm: config.{attr} is not modelled")
-        return Tensor(logits.t.to(str_dtype_to_torch(self.config.logits_dtype)))
+        out = logits.t
+        cap = _final_softcap(self.config)
+        if cap:
+            out = (cap * torch.tanh(out.float() / cap)).to(out.dtype)
+        return Tensor(out.to(str_dtype_to_torch(self.config.logits_dtype)))
+
+
+GEMMA2_CONFIG_GROUP = ("query_pre_attn_scalar", "final_logit_softcapping", "attn_logit_softcapping")
+
+
+def _final_softcap(config) -> float | None:
+    """The final-logit cap DecoderModelForCausalLM applies: only with the whole Gemma2ConfigGroup in the config."""
+    if all(hasattr(config, k) for k in GEMMA2_CONFIG_GROUP):
+        return getattr(config, "final_logit_softcapping", None) or None
+    return None
 
 
 def stage_attention_windows(config: PretrainedConfig) -> list[int] | None:
