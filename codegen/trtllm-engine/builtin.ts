@@ -10,7 +10,7 @@ import { isTrtllmOp } from "../../src/lower/trtllm-ops.ts";
 import { type LayerProgram, layerPrograms, renderProgram } from "./layer-program.ts";
 import { foldOffsetNorms } from "./offset-norms.ts";
 
-export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox" | "gemma" | "phi3";
+export type BuiltinFamily = "llama" | "qwen" | "gpt" | "gptj" | "gptneox" | "gemma" | "gemma2" | "phi3";
 
 export interface BuiltinMatch {
   readonly family: BuiltinFamily;
@@ -227,6 +227,36 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
         m.head && m.head.inputs.length > 2 && "lm_head has a bias",
       ),
   },
+  // GemmaForCausalLM, Gemma 2 (the same files; GemmaConfig.is_gemma_2 by the architecture name): inter_layernorms, i.e.
+  // post_layernorm on the attention output and pre/post_feedforward_layernorm around the MLP, each residual added
+  // after its post-norm; q_scaling = sqrt(query_pre_attn_scalar) / sqrt(head_size) (any softmax scale one value for
+  // all layers), max_attn_value = attn_logit_softcapping, and the final logits capped by DecoderModelForCausalLM
+  // (Gemma2ConfigGroup's final_logit_softcapping). Sliding layers take their window at run time, like every class.
+  gemma2: {
+    architecture: "Gemma2ForCausalLM",
+    ops: ["rms_norm", "trtllm.attention", "rms_norm", "add", "rms_norm", "trtllm.gated_mlp", "rms_norm", "add"],
+    args: [["x"], [0, "pos"], [1], ["x", 2], [3], [4], [5], [3, 6]],
+    attention: (a) =>
+      check(
+        a.rope !== "neox" && "rotary style is not rope_gpt_neox",
+        a.rotaryDim !== a.headDim && "partial rotary (Gemma's Attention rotates the whole head)",
+        a.qkvBias !== a.denseBias && "q/k/v and output biases differ (Gemma has one attn_bias)",
+        noQkNorm(a),
+      ),
+    mlp: (a) => check(a.act !== "gelu_tanh" && `activation ${a.act} (Gemma's GatedMLP uses the tanh GELU)`),
+    model: (g, m) => {
+      const atts = g.nodes.filter((n) => isTrtllmOp(n, "trtllm.attention"));
+      const same = (k: "scale" | "softcap") => atts.every((n) => n.attrs[k] === atts[0]!.attrs[k]);
+      return check(
+        !same("scale") && "softmax scales differ between layers (one query_pre_attn_scalar)",
+        !same("softcap") && "attention soft-caps differ between layers (one attn_logit_softcapping)",
+        m.embeddingScale === undefined && "no sqrt(hidden_size) embedding scale (GemmaModel always applies it)",
+        m.embeddingScale !== undefined && !within(m.embeddingScale, Math.sqrt(m.hidden)) && `embedding scale ${m.embeddingScale} is not sqrt(hidden_size)`,
+        m.finalNorm?.op !== "rms_norm" && "final norm is not RMSNorm",
+        m.head && m.head.inputs.length > 2 && "lm_head has a bias",
+      );
+    },
+  },
   // Phi3ForCausalLM, the Phi-3 mini/medium/3.5/4-mini variant (tensorrt_llm/models/phi3/model.py @ c4dc529f, config.py
   // @ 1e6a4f97, convert.py @ 89fd9b74): RmsNorm pre-norm layers, Attention without biases or head size (hidden /
   // heads) over rotary_pct = partial_rotary_factor of the head, no rotary scaling short of long_rope, and a plain MLP
@@ -306,7 +336,7 @@ function modelParts(g: Graph): ModelParts {
 /** The model-level glue every built-in has: embeddings, layers, final norm, lm_head, and nothing else (Gemma: also
  *  its embedding scale). */
 function glueProblem(g: Graph, family: BuiltinFamily): string | undefined {
-  const scale = family === "gemma" ? embeddingScaleNodes(g) : undefined;
+  const scale = family === "gemma" || family === "gemma2" ? embeddingScaleNodes(g) : undefined;
   const known = (n: Node) =>
     n === scale?.mul ||
     n === scale?.constant ||
@@ -317,14 +347,14 @@ function glueProblem(g: Graph, family: BuiltinFamily): string | undefined {
   if (extra) return `extra ${extra.op} outside the decoder layers (${extra.scope || "top level"})`;
   const custom = g.params.find(
     (p) =>
-      !/\.(q_layernorm|k_layernorm)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
+      !/\.(q_layernorm|k_layernorm)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|pre_feedforward_layernorm|post_feedforward_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
         p.name,
       ),
   );
   return custom ? `custom parameter '${custom.name}'` : undefined;
 }
 
-/** Soft-capping (Gemma 2): none of the families above caps attention logits or final logits in 1.2.1. */
+/** Soft-capping: only Gemma 2's class caps attention logits (max_attn_value) and final logits in 1.2.1. */
 function softcapProblem(g: Graph): string | undefined {
   const att = g.nodes.find((n) => isTrtllmOp(n, "trtllm.attention") && n.attrs.softcap > 0);
   if (att) return `${att.scope}: attention-logit soft-capping`;
@@ -337,7 +367,7 @@ export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const softcap = softcapProblem(g);
   const reasons = {} as Record<BuiltinFamily, string>;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
-    const why = glueProblem(g, family) ?? softcap ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
+    const why = glueProblem(g, family) ?? (family === "gemma2" ? undefined : softcap) ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
     if (!why) return { ok: true, match: { family, architecture: e.architecture } };
     reasons[family] = why;
   }

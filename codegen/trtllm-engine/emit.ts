@@ -117,7 +117,8 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   const windows = maxAttentionWindow(graph, base.max_position_embeddings as number);
   const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
   // GemmaConfig sets use_parallel_embedding = tp_size > 1 whatever the checkpoint says: vocab rows per rank.
-  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: builtin === "gemma" && o.mapping.tp > 1 });
+  const gemma = builtin === "gemma" || builtin === "gemma2";
+  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: gemma && o.mapping.tp > 1 });
   const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {

@@ -45,6 +45,9 @@ export function trtRotaryScaling(s: JsonValue): JsonValue {
   };
 }
 
+/** A value computed back from a float (1 / scale^2) that is an integer up to rounding is written as that integer. */
+const wholeIfClose = (x: number) => (Math.abs(x - Math.round(x)) <= 1e-9 * Math.abs(x) ? Math.round(x) : x);
+
 /** config.json `quantization` for a resolved quantization spec (or none). */
 export function quantizationConfig(spec: QuantSpec | undefined, low: LoweredModel, pp: number): Record<string, JsonValue> {
   const config: Record<string, JsonValue> = {
@@ -100,6 +103,18 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     // Phi3Config (models/phi3/config.py @ 1e6a4f97): silu becomes swiglu (one fused fc), rotary_pct is
     // partial_rotary_factor, tie_word_embeddings decides whether the converter copies the embedding into lm_head.
     phi3: { hidden_act: "swiglu", tie_word_embeddings: o.hf.tie_word_embeddings === true },
+    // Gemma 2: GemmaConfig's gemma2 group (Gemma2ConfigGroup keys; query_pre_attn_scalar from the softmax scale
+    // 1 / sqrt(query_pre_attn_scalar), the attention and final logit caps, null when absent).
+    gemma2: {
+      attn_bias: a.qkvBias!,
+      mlp_bias: f.mlpBias,
+      hidden_act: f.act === "gelu_tanh" ? "gelu_pytorch_tanh" : ACT_NAMES[f.act]!,
+      use_parallel_embedding: o.mapping.tp > 1,
+      embedding_sharding_dim: 0,
+      query_pre_attn_scalar: wholeIfClose(1 / ((a.scale as number) * (a.scale as number))),
+      attn_logit_softcapping: (a.softcap as number) || null,
+      final_logit_softcapping: (low.graph.nodes.find((n) => n.op === "trtllm.lm_head")?.attrs.softcap as number | undefined) || null,
+    },
     gptneox: { rotary_emb_base: a.ropeTheta!, rotary_pct: (a.rotaryDim as number) / headDim },
   };
   return { ...common, ...(family ? extras[family] : {}) };

@@ -13,6 +13,10 @@ gpt,gptj,gptneox}/model.py), including the places where the class ignores config
 - Phi-3 (models/phi3/model.py @ c4dc529f, config.py @ 1e6a4f97): RmsNorm layers, Attention without biases and with
   head_size = hidden // heads over rotary_pct, a plain MLP whose hidden_act is swiglu (fc = [x; gate] halves per
   rank), lm_head without bias; the small, MoE and long-rope variants are refused; no pipeline stages.
+- Gemma 2 (the same class, architecture Gemma2ForCausalLM): inter_layernorms (post_layernorm on the attention output,
+  pre/post_feedforward_layernorm around the MLP), q_scaling = sqrt(query_pre_attn_scalar) / sqrt(head_size), the
+  attention logits capped at attn_logit_softcapping (Attention's max_attn_value) and the final logits at
+  final_logit_softcapping (DecoderModelForCausalLM, Gemma2ConfigGroup).
 - GPT-NeoX (models/gptneox/model.py, DecoderModelForCausalLM version): parallel residual with two LayerNorms
   (input_layernorm, post_attention_layernorm, default eps 1e-5) and two all-reduces, biased MHA with rope_gpt_neox
   over rotary_pct at rotary_emb_base, MLP width 4 x hidden whatever config.json says; no pipeline stages.
@@ -26,6 +30,7 @@ with `register_kiln_program` (none yet).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +71,9 @@ class DecoderSpec:
     logits_dtype: str
     windows: tuple[int, ...] | None = None  # per global layer (runtime_defaults.max_attention_window), None = global
     embedding_scale: float | None = None    # Gemma: token embeddings times sqrt(hidden_size)
+    inter_norms: bool = False               # Gemma 2: post-attention, pre- and post-feedforward norms
+    attn_softcap: float | None = None       # Gemma 2: c * tanh(scaled logits / c)
+    final_softcap: float | None = None      # Gemma 2: c * tanh(logits / c)
 
 
 def _windows(config: dict) -> tuple[int, ...] | None:
@@ -218,10 +226,11 @@ def _qwen(config: dict) -> DecoderSpec:
 
 
 def _gemma(config: dict) -> DecoderSpec:
-    if _get(config, "inter_layernorms", False):
-        raise UnsupportedConfig("config.json inter_layernorms: Gemma 2/3 layers are not modelled")
-    for key, default in (("qk_layernorm", False), ("final_logit_softcapping", None), ("attn_logit_softcapping", None)):
-        _refuse_unless(config, key, default)
+    gemma2 = config.get("architecture") == "Gemma2ForCausalLM"
+    _refuse_unless(config, "qk_layernorm", False)
+    if not gemma2:
+        for key in ("final_logit_softcapping", "attn_logit_softcapping"):
+            _refuse_unless(config, key, None)
     c = _common(config)
     _refuse_unless(config, "rotary_pct", 1.0)
     _check_rotary_dim(config, c["head_size"])
@@ -229,10 +238,16 @@ def _gemma(config: dict) -> DecoderSpec:
     # GemmaConfig.__init__: use_parallel_embedding = tp_size > 1, whatever config.json says.
     c.update(use_parallel_embedding=tp > 1)
     attn_bias, mlp_bias = bool(_get(config, "attn_bias", False)), bool(_get(config, "mlp_bias", False))
+    extra: dict[str, Any] = {"embedding_scale": float(c["hidden_size"]) ** 0.5}
+    q_scaling = 1.0
+    if gemma2:
+        # GemmaConfig asserts query_pre_attn_scalar for Gemma 2; GemmaDecoderLayer derives q_scaling from it.
+        q_scaling = math.sqrt(float(_require(config, "query_pre_attn_scalar"))) / math.sqrt(c["head_size"])
+        extra.update(inter_norms=True, attn_softcap=config.get("attn_logit_softcapping") or None,
+                     final_softcap=config.get("final_logit_softcapping") or None)
     return DecoderSpec(family="gemma", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
                        qkv_bias=attn_bias, dense_bias=attn_bias, mlp_bias=mlp_bias, lm_head_bias=False,
-                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=1.0,
-                       **dict(c, embedding_scale=float(c["hidden_size"]) ** 0.5))
+                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=q_scaling, **dict(c, **extra))
 
 
 def _phi3(config: dict) -> DecoderSpec:
@@ -284,6 +299,7 @@ ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "Qwen2ForCausalLM": _qwen,
     "GPTNeoXForCausalLM": _gptneox,
     "GemmaForCausalLM": _gemma,
+    "Gemma2ForCausalLM": _gemma,
     "Phi3ForCausalLM": _phi3,
     "GPTJForCausalLM": _gptj,
 }

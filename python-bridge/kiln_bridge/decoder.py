@@ -11,6 +11,8 @@ the logits of a prompt by full causal recompute (no KV cache), talking to its pe
   all-reduce, and TensorRT-LLM's preprocess_weights zeroes attention.dense.bias / mlp.proj.bias on tp ranks > 0;
 - GPT-NeoX's parallel block (models/gptneox/model.py): input_layernorm feeds the attention, post_attention_layernorm
   the MLP, both read the layer input; each RowLinear all-reduces and adds its bias once; out = attn + mlp + x;
+- Gemma 2 (inter_norms): x + post_layernorm(attn(input_layernorm(x))), then + post_feedforward_layernorm(mlp(
+  pre_feedforward_layernorm(.))); attention logits and final logits soft-capped (c * tanh(s / c), before the mask);
 - sliding windows (config.json runtime_defaults.max_attention_window, one entry per global layer): a query at i sees
   keys i - w + 1 .. i, as the attention plugin with a cyclic KV cache of w tokens;
 - vocab_embedding is replicated unless use_parallel_embedding (dim 0: row shards + all-reduce, dim 1: column
@@ -90,6 +92,9 @@ class DecoderProgram:
                 out[p + "input_layernorm." + part] = (D,)
                 if not s.parallel_residual:
                     out[p + self._post_norm + "." + part] = (D,)
+                if s.inter_norms:
+                    out[p + "pre_feedforward_layernorm." + part] = (D,)
+                    out[p + "post_feedforward_layernorm." + part] = (D,)
             qkv = (d["heads"] + 2 * d["kv_heads"]) * hd
             put(p + "attention.qkv", (qkv, D), (qkv,) if s.qkv_bias else None)
             put(p + "attention.dense", (D, d["heads"] * hd), (D,) if s.dense_bias else None)
@@ -177,6 +182,8 @@ class DecoderProgram:
             return None
         h = self._norm(w, "transformer.ln_f", h, nm, s.ln_f_eps)
         logits = comm.all_gather(nm.linear(h, w["lm_head.weight"], w.get("lm_head.bias")))  # [T, padded vocab]
+        if s.final_softcap:
+            logits = nm.round(s.final_softcap * torch.tanh(logits / s.final_softcap))
         return Numerics(self.logits_dtype).round(logits[:, : s.vocab_size])
 
     def _embed(self, w, comm, ids, positions, nm: Numerics) -> torch.Tensor:
@@ -218,6 +225,12 @@ class DecoderProgram:
         if s.parallel_residual:
             y = nm.add(self._attention(w, p, x, comm, nm, cos, sin, False, window), self._mlp(w, p, x, comm, nm, False))
             return nm.add(nm.round(comm.all_reduce(y)), h)
+        if s.inter_norms:
+            a = self._norm(w, p + "post_layernorm", self._attention(w, p, x, comm, nm, cos, sin, True, window), nm,
+                           s.norm_eps)
+            h = nm.add(h, a)
+            m = self._mlp(w, p, self._norm(w, p + "pre_feedforward_layernorm", h, nm, s.norm_eps), comm, nm, True)
+            return nm.add(h, self._norm(w, p + "post_feedforward_layernorm", m, nm, s.norm_eps))
         if s.parallel_norms:
             a = self._attention(w, p, x, comm, nm, cos, sin, True, window)
             m = self._mlp(w, p, self._norm(w, p + self._post_norm, h, nm, s.norm_eps), comm, nm, True)
@@ -239,6 +252,8 @@ class DecoderProgram:
         group = d["heads"] // d["kv_heads"]  # query heads sharing one kv head (GQA / MQA)
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         scores = torch.einsum("thd,shd->hts", q, k) / (math.sqrt(hd) * s.q_scaling)  # [heads, T, T], fp32
+        if s.attn_softcap:
+            scores = s.attn_softcap * torch.tanh(scores / s.attn_softcap)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         if window is not None:  # keys older than the window have left the cyclic KV cache
             causal |= torch.ones(T, T, dtype=torch.bool, device=x.device).tril(-window)

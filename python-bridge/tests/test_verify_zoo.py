@@ -27,6 +27,7 @@ FIXTURES = {"mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "
             "gpt_neox": "gpt_neox",
             "gpt_neox_seq": "gpt_neox", "starcoder2": "starcoder2", "phi3": "phi3", "neox_builtin": "gpt_neox"}
 BUILTIN = {"mistral": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM",
+           "gemma2": "Gemma2ForCausalLM",
            "starcoder2": "GPTForCausalLM", "phi3": "Phi3ForCausalLM", "neox_builtin": "GPTNeoXForCausalLM"}
 # Classes without pipeline stages in 1.2.1 (Phi3Model, GPTNeoXModel): at pp 2 Kiln emits model.py instead.
 NO_PP = {"phi3", "neox_builtin"}
@@ -242,6 +243,20 @@ def test_attention_softcap_dropped_from_model_py_fails(zoo, tmp_path):
     text = path.read_text()
     assert "max_attn_value=2.0" in text
     path.write_text(text.replace("max_attn_value=2.0", "max_attn_value=0.0"))
+    _fails(ckpt, _hf(zoo, "gemma2"))
+
+
+@pytest.mark.parametrize("kind", ["engine", "custom"])
+def test_final_softcap_dropped_fails(zoo, tmp_path, kind):
+    # The built-in Gemma 2 checkpoint and model.py both carry the final cap in config.json.
+    ckpt = _copy(zoo, _name("gemma2", kind, 2, 1), tmp_path)
+    _edit_config(ckpt, final_logit_softcapping=0.0)
+    _fails(ckpt, _hf(zoo, "gemma2"))
+
+
+def test_attention_softcap_dropped_from_the_builtin_config_fails(zoo, tmp_path):
+    ckpt = _copy(zoo, _name("gemma2", "engine", 2, 1), tmp_path)
+    _edit_config(ckpt, attn_logit_softcapping=None)
     _fails(ckpt, _hf(zoo, "gemma2"))
 
 

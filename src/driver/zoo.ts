@@ -25,9 +25,9 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   qwen3: { architecture: "KilnQwen3ForCausalLM", class: "custom model.py" },
   // GemmaForCausalLM: its checkpoint stores the (1 + w) norm scales, its model applies the sqrt(hidden) embedding scale.
   gemma: { architecture: "GemmaForCausalLM", class: "GemmaForCausalLM" },
-  // Soft-capping, four norms per layer: custom model.py (Attention(max_attn_value), Gemma2ConfigGroup keys for the
-  // final cap); 1.2.1's GemmaForCausalLM (gemma2 config group) is not matched yet.
-  gemma2: { architecture: "KilnGemma2ForCausalLM", class: "custom model.py" },
+  // GemmaForCausalLM's Gemma 2 form (architecture Gemma2ForCausalLM): inter_layernorms, max_attn_value, the
+  // Gemma2ConfigGroup keys for the final cap; the alternating windows at run time.
+  gemma2: { architecture: "Gemma2ForCausalLM", class: "GemmaForCausalLM" },
   // HF GPT-NeoX's exact GELU: 1.2.1's GPTNeoXForCausalLM computes ACT2FN's tanh GELU (and fixes the MLP at 4 x
   // hidden, parallel residual only), so custom model.py; a tanh-GELU, 4x, parallel config gets the built-in class.
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", class: "custom model.py" },

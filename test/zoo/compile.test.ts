@@ -27,8 +27,9 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
   // GemmaForCausalLM: norms folded to 1 + w in the checkpoint, the embedding scale is the class's own.
   gemma: { architecture: "GemmaForCausalLM", builtin: "gemma", windows: undefined },
-  // Soft-capping and four norms per layer: custom model.py; layers 0 and 2 slide (window 4), layer 1 is global.
-  gemma2: { architecture: "KilnGemma2ForCausalLM", builtin: null, windows: [4, 128, 4] },
+  // GemmaForCausalLM's Gemma 2 form (soft-caps, four norms per layer); layers 0 and 2 slide (window 4), layer 1 is
+  // global, at run time.
+  gemma2: { architecture: "Gemma2ForCausalLM", builtin: "gemma2", windows: [4, 128, 4] },
   // 1.2.1's GPTNeoXForCausalLM computes the tanh GELU where HF GPT-NeoX uses the exact one: custom model.py
   // (parallel and sequential residual both).
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
@@ -109,12 +110,26 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
 
   it("gemma2: model.py caps attention logits with max_attn_value, config.json carries Gemma2ConfigGroup's keys", async () => {
     const out = join(tmp, "gemma2-softcap");
-    await compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    // --custom-code: by default Gemma 2 compiles for the built-in class (next test).
+    await compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: out, mapping: { tp: 1, pp: 1 }, customCode: true });
     const py = readFileSync(join(out, "model.py"), "utf8");
     expect(py.match(/max_attn_value=2\.0,/g)?.length).toBe(1);
     const c = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
     // DecoderModelForCausalLM soft-caps lm_head's logits when all three keys are present (query_pre_attn_scalar 24).
     expect([Math.round(c.query_pre_attn_scalar * 1e9) / 1e9, c.final_logit_softcapping, c.attn_logit_softcapping]).toEqual([24, 3, 2]);
+  });
+
+  it("gemma2 built in: GemmaConfig's Gemma 2 keys and the 1 + w scales of all four norms per layer", async () => {
+    const out = join(tmp, "gemma2-builtin");
+    await compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    const c = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect([c.architecture, c.query_pre_attn_scalar, c.final_logit_softcapping, c.attn_logit_softcapping]).toEqual(["Gemma2ForCausalLM", 24, 3, 2]);
+    const map = JSON.parse(readFileSync(join(out, "weights.map.json"), "utf8")).files["rank0.safetensors"];
+    const norms = ["input_layernorm", "post_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"];
+    expect(norms.map((n) => map[`transformer.layers.1.${n}.weight`].from)).toEqual(
+      ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"].map((n) => `offset[1](model.layers.1.${n}.weight)`),
+    );
+    expect(map["transformer.ln_f.weight"].from).toBe("offset[1](model.norm.weight)");
   });
 
   it("qwen2 config carries QWenConfig's fields", async () => {
