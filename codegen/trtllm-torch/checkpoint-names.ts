@@ -70,6 +70,8 @@ export function moduleTensors(n: Node): TorchTensor[] {
       ...(a.qkvBias ? slices(n.scope, "bias", qkv, sizes) : []),
       one("dense.weight", "o_proj.weight"),
       ...(a.denseBias ? [one("dense.bias", "o_proj.bias")] : []),
+      // QKNormRoPEAttention's per-head norms (HF Qwen3's self_attn.q_norm / k_norm).
+      ...(a.qkNorm ? [one("q_layernorm.weight", "q_norm.weight"), one("k_layernorm.weight", "k_norm.weight")] : []),
     ];
   }
   const roles: Record<string, readonly (readonly [string, string])[]> = {

@@ -32,9 +32,9 @@ BUILTIN = {"mistral": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": 
 # Classes without pipeline stages in 1.2.1 (Phi3Model, GPTNeoXModel): at pp 2 Kiln emits model.py instead.
 NO_PP = {"phi3", "neox_builtin"}
 ENGINE = [(f, tp, pp) for f in FIXTURES for tp, pp in ((1, 1), (2, 1), (2, 2))]
-# qwen3 and gemma2 are refused by the trtllm-torch target (QK-norm, soft-capping). Gemma's package keeps its final (1 + w) norm as a plain
+# gemma2 is refused by the trtllm-torch target (soft-capping). Gemma's package keeps its final (1 + w) norm as a plain
 # nn.Module, which DecoderModel.__pp_init__ cannot skip on an earlier stage: no pp there (noted in docs/models.md).
-NO_TORCH = {"qwen3", "gemma2"}
+NO_TORCH = {"gemma2"}
 TORCH = [(f, tp, pp) for f in FIXTURES if f not in NO_TORCH for tp, pp in ((1, 1), (2, 1), (2, 2))
          if not (f == "gemma" and pp > 1)]
 
@@ -182,6 +182,19 @@ def test_qk_norm_scales_are_applied(zoo, tmp_path):
     for rank in (0, 1):
         _edit_rank(ckpt, rank, lambda w: w.update({n: torch.ones_like(t) for n, t in w.items() if "q_layernorm" in n}))
     _fails(ckpt, _hf(zoo, "qwen3"))
+
+
+def test_qk_norm_scales_in_the_torch_package_are_applied(zoo, tmp_path):
+    # Qwen3's trtllm-torch package (QKNormRoPEAttention): q_norm scales set to ones must fail.
+    import torch
+
+    ckpt = _copy(zoo, _name("qwen3", "torch", 1, 1), tmp_path)
+    path = str(ckpt / "model.safetensors")
+    weights = load_file(path)
+    weights.update({n: torch.ones_like(t) for n, t in weights.items() if n.endswith("q_norm.weight")})
+    save_file(weights, path)
+    report = verify_checkpoint(str(ckpt), _hf(zoo, "qwen3"), tp=2)
+    assert not report["ok"] and max(p["rel_l2"] for p in report["prompts"]) > 1e-3
 
 
 def test_qk_norm_dropped_from_model_py_is_a_one_line_error(zoo, tmp_path):

@@ -12,6 +12,7 @@ import { tritonConfigs } from "../../codegen/triton/configs.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { compileModel } from "../../src/driver/compile.ts";
 import { simulateCheckpoint } from "../../src/driver/simulate-checkpoint.ts";
+import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
 import { zooModel } from "./models.ts";
 
@@ -156,9 +157,17 @@ describe("zoo: the PyTorch targets", () => {
     ).rejects.toThrow(/^transformer\.layers\.0\.attention: attention-logit soft-capping is not supported by --target trtllm-torch/);
   });
 
-  it("trtllm-torch refuses QK-norm in one line naming the layer (its QK-norm layer is not in the 1.2.1 manifest)", async () => {
-    await expect(
-      compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: join(tmp, "qwen3-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" }),
-    ).rejects.toThrow(/^transformer\.layers\.0\.attention: per-head q\/k RMSNorm \(QK-norm\) is not supported by --target trtllm-torch yet/);
+  it("trtllm-torch: QK-norm is QKNormRoPEAttention, its norms named q_norm / k_norm, and the code passes the API check", async () => {
+    const out = join(tmp, "qwen3-torch");
+    await compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: out, mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" });
+    const file = join(out, "kiln_qwen3", "modeling_kiln_qwen3.py");
+    const py = readFileSync(file, "utf8");
+    expect(py).toContain("from tensorrt_llm._torch.modules.qk_norm_attention import QKNormRoPEAttention");
+    expect(py).toContain("fuse_qk_norm_rope=False,");
+    const f = await SafetensorsFile.open(join(out, "model.safetensors"));
+    const names = f.tensors().map((t) => t.name);
+    await f.close();
+    expect(names).toEqual(expect.arrayContaining(["model.layers.0.self_attn.q_norm.weight", "model.layers.0.self_attn.k_norm.weight"]));
+    expect(checkPythonApi(file, { manifest: ["codegen/apicheck/trtllm-1.2.json", "codegen/apicheck/trtllm-torch-1.2.json"] }).problems).toEqual([]);
   });
 });

@@ -47,6 +47,11 @@ class Attention(nn.Module):
         self.o_proj = Linear(tp * self.num_heads * d, hidden_size, bias=bias if dense_bias is None else dense_bias,
                              dtype=dtype, mapping=mapping, tensor_parallel_mode=TensorParallelMode.ROW)
 
+    def apply_qk_norm_heads(self, q, k, dtype):
+        """Per-head q/k before the rotation ([tokens, heads, head_dim], float32); Attention leaves them as they are
+        (QKNormRoPEAttention normalizes them)."""
+        return q, k
+
     def forward(self, position_ids, hidden_states, attn_metadata, attention_mask=None, mrope_config=None,
                 all_reduce_params=None, lora_params=None, attention_window_size=None, **kwargs):
         x = hidden_states
@@ -54,6 +59,7 @@ class Attention(nn.Module):
         h, kv, d = self.num_heads, self.num_key_value_heads, self.head_dim
         q, k, v = torch.split(self.qkv_proj(x).float(), [h * d, kv * d, kv * d], dim=-1)
         q, k, v = q.reshape(n, h, d), k.reshape(n, kv, d), v.reshape(n, kv, d)
+        q, k = self.apply_qk_norm_heads(q, k, dtype)
         p = self.pos_embd_params
         if p is not None:
             if p.rope is None:
