@@ -15,7 +15,10 @@ import { zooModel } from "../../test/zoo/models.ts";
 
 interface ClassEntry {
   readonly bases: string[];
-  readonly methods: Record<string, { body?: { child_modules?: { name: string; callee: string; callee_resolved?: string }[]; registered_parameters?: { name: string }[] } }>;
+  readonly methods: Record<
+    string,
+    { body?: { child_modules?: { name: string; callee: string; callee_resolved?: string }[]; registered_parameters?: { name: string }[] } }
+  >;
 }
 interface Manifest {
   readonly modules: Record<string, { imports?: Record<string, string>; classes?: Record<string, ClassEntry> }>;
@@ -89,10 +92,18 @@ function registers(dotted: string, path: string[]): boolean {
 
 /** Model and decoder-layer classes of each built-in family. */
 const TREES: Record<string, { model: string; layer: string; architecture: string }> = {
-  mistral: { model: "tensorrt_llm.models.llama.model.LLaMAModel", layer: "tensorrt_llm.models.llama.model.LLaMADecoderLayer", architecture: "LlamaForCausalLM" },
+  mistral: {
+    model: "tensorrt_llm.models.llama.model.LLaMAModel",
+    layer: "tensorrt_llm.models.llama.model.LLaMADecoderLayer",
+    architecture: "LlamaForCausalLM",
+  },
   qwen2: { model: "tensorrt_llm.models.qwen.model.QWenModel", layer: "tensorrt_llm.models.qwen.model.QWenDecoderLayer", architecture: "Qwen2ForCausalLM" },
   gemma: { model: "tensorrt_llm.models.gemma.model.GemmaModel", layer: "tensorrt_llm.models.gemma.model.GemmaDecoderLayer", architecture: "GemmaForCausalLM" },
-  gemma2: { model: "tensorrt_llm.models.gemma.model.GemmaModel", layer: "tensorrt_llm.models.gemma.model.GemmaDecoderLayer", architecture: "Gemma2ForCausalLM" },
+  gemma2: {
+    model: "tensorrt_llm.models.gemma.model.GemmaModel",
+    layer: "tensorrt_llm.models.gemma.model.GemmaDecoderLayer",
+    architecture: "Gemma2ForCausalLM",
+  },
   starcoder2: { model: "tensorrt_llm.models.gpt.model.GPTModel", layer: "tensorrt_llm.models.gpt.model.GPTDecoderLayer", architecture: "GPTForCausalLM" },
   phi3: { model: "tensorrt_llm.models.phi3.model.Phi3Model", layer: "tensorrt_llm.models.phi3.model.Phi3DecoderLayer", architecture: "Phi3ForCausalLM" },
 };

@@ -367,7 +367,11 @@ export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const softcap = softcapProblem(g);
   const reasons = {} as Record<BuiltinFamily, string>;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
-    const why = glueProblem(g, family) ?? (family === "gemma2" ? undefined : softcap) ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts, o);
+    const why =
+      glueProblem(g, family) ??
+      (family === "gemma2" ? undefined : softcap) ??
+      programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ??
+      e.model(g, parts, o);
     if (!why) return { ok: true, match: { family, architecture: e.architecture } };
     reasons[family] = why;
   }

@@ -120,13 +120,17 @@ class Emitter {
         // take their epsilon from the config's rms_norm_eps. fuse_qk_norm_rope=False keeps RoPE in the Attention
         // path, which takes every scaling type (the fused kernel knows rope.theta and yarn only).
         if (a.qkNorm && !within(a.qkNormEps as number, this.rmsNormEps()))
-          fail(`${n.scope}: QK-norm epsilon ${a.qkNormEps} differs from the model's rms_norm_eps ${this.rmsNormEps()}, which QKNormRoPEAttention uses for both`);
+          fail(
+            `${n.scope}: QK-norm epsilon ${a.qkNormEps} differs from the model's rms_norm_eps ${this.rmsNormEps()}, which QKNormRoPEAttention uses for both`,
+          );
         // The backend's Attention in the 1.2.1 manifest takes no logit cap (no max_attn_value / softcap argument).
         if (a.softcap) fail(`${n.scope}: attention-logit soft-capping is not supported by --target trtllm-torch (use --target trtllm-engine or hf)`);
         const use = this.plan.slotUse.get(n)?.get(-1);
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         return [
-          a.qkNorm ? this.use("tensorrt_llm._torch.modules.qk_norm_attention", "QKNormRoPEAttention") : this.use("tensorrt_llm._torch.modules.attention", "Attention"),
+          a.qkNorm
+            ? this.use("tensorrt_llm._torch.modules.qk_norm_attention", "QKNormRoPEAttention")
+            : this.use("tensorrt_llm._torch.modules.attention", "Attention"),
           [
             `hidden_size=${this.size(hidden, "hidden_size")}`,
             `num_attention_heads=${this.size(a.heads as number, "num_attention_heads")}`,

@@ -128,7 +128,9 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
     const map = JSON.parse(readFileSync(join(out, "weights.map.json"), "utf8")).files["rank0.safetensors"];
     const norms = ["input_layernorm", "post_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"];
     expect(norms.map((n) => map[`transformer.layers.1.${n}.weight`].from)).toEqual(
-      ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"].map((n) => `offset[1](model.layers.1.${n}.weight)`),
+      ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"].map(
+        (n) => `offset[1](model.layers.1.${n}.weight)`,
+      ),
     );
     expect(map["transformer.ln_f.weight"].from).toBe("offset[1](model.norm.weight)");
   });
