@@ -42,6 +42,7 @@ export const ZOO_FIXTURES = [
   { fixture: "qwen2", model: "qwen2" },
   { fixture: "qwen3", model: "qwen3" },
   { fixture: "gemma", model: "gemma" },
+  { fixture: "gemma2", model: "gemma2" },
   { fixture: "gpt_neox", model: "gpt_neox" },
   { fixture: "gpt_neox_seq", model: "gpt_neox" },
   { fixture: "starcoder2", model: "starcoder2" },

@@ -177,6 +177,10 @@ describe("trtllm-torch-1.2.json", () => {
       ]),
     );
     expect(init("tensorrt_llm._torch.models.modeling_utils", "DecoderModelForCausalLM")).toEqual(["model", "config", "hidden_size", "vocab_size"]);
+    // QK-norm (Qwen3): QKNormRoPEAttention's keywords on top of Attention's.
+    expect(init("tensorrt_llm._torch.modules.qk_norm_attention", "QKNormRoPEAttention")).toEqual(
+      expect.arrayContaining(["hidden_size", "num_key_value_heads", "pos_embd_params", "skip_rope", "fuse_qk_norm_rope", "config", "q_scaling"]),
+    );
     expect(m.modules["tensorrt_llm._torch.attention_backend.interface"].classes.RopeParams.synthesized_init.params.map((p: any) => p.name)).toEqual(
       expect.arrayContaining(["dim", "theta", "scale_type", "scale", "low_freq_factor", "high_freq_factor", "max_positions", "original_max_positions"]),
     );

@@ -36,7 +36,8 @@ export function decoderFacts(low: LoweredModel, hf: Readonly<Record<string, unkn
     norm: g.nodes.find((n) => isOp(n, "rms_norm") || isOp(n, "layer_norm")),
     vocab: g.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!.attrs.vocab,
     hidden,
-    intermediate: mlp ? (shape(mlp, 1)[0] as number) : 4 * hidden,
+    // A swiglu fc stacks [x; gate]: the MLP width is half its rows.
+    intermediate: mlp ? (shape(mlp, 1)[0] as number) / (mlp.attrs.act === "swiglu" ? 2 : 1) : 4 * hidden,
     maxPositions: posTable ? (shape(posTable, 0)[0] as number) : (hfMaxPos ?? 2048),
     act: mlp ? mlp.attrs.act : "silu",
     mlpBias: mlp?.attrs.bias ?? false,

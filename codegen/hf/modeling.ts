@@ -121,6 +121,7 @@ class Emitter {
             ...(rope ? this.ropeArgs(a) : []),
             ...(layerWindows(g) ? ["sliding_window=config.kiln_attention_windows[layer_idx]"] : []),
             ...(a.qkNorm ? [`qk_norm_eps=${pyFloat(a.qkNormEps as number)}`] : []),
+            ...(a.softcap ? [`softcap=${pyFloat(a.softcap as number)}`] : []),
           ],
         ];
       }
@@ -381,6 +382,9 @@ function emitCausalLm(em: Emitter): PyWriter {
       w.line("hidden_states = outputs.last_hidden_state");
       w.block("if isinstance(logits_to_keep, int) and logits_to_keep > 0:", () => w.line("hidden_states = hidden_states[:, -logits_to_keep:]"));
       w.line("logits = self.lm_head(hidden_states)");
+      // Final-logit soft-capping (trtllm.lm_head softcap), as transformers' Gemma2ForCausalLM does it.
+      const cap = head.attrs.softcap;
+      if (cap) w.line(`logits = torch.tanh(logits / ${pyFloat(cap)}) * ${pyFloat(cap)}`);
       w.line("loss = None");
       w.block("if labels is not None:", () =>
         w.call("loss = self.loss_function", ["logits=logits", "labels=labels", "vocab_size=self.config.vocab_size", "**kwargs"]),

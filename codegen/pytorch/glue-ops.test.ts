@@ -40,9 +40,12 @@ describe("torch glue ops", () => {
   });
 
   it("casts to the parameter dtype follow the model's run-time dtype; others are literal", () => {
-    expect(rule("cast", { dtype: "f32" }, [X]).expr).toBe("x.to(MODEL_DTYPE)");
-    expect(rule("cast", { dtype: "i32" }, [X]).expr).toBe("x.to(torch.int32)");
-    expect(rule("cast", { dtype: "bf16" }, [X]).expr).toBe("x.to(torch.bfloat16)");
+    expect(rule("cast", { dtype: "f32", island: "none" }, [X]).expr).toBe("x.to(MODEL_DTYPE)");
+    expect(rule("cast", { dtype: "i32", island: "none" }, [X]).expr).toBe("x.to(torch.int32)");
+    expect(rule("cast", { dtype: "bf16", island: "none" }, [X]).expr).toBe("x.to(torch.bfloat16)");
+    // A float32 island: in float32 whatever the model's dtype, and back to it at the exit.
+    expect(rule("cast", { dtype: "f32", island: "enter" }, [X]).expr).toBe("x.to(torch.float32)");
+    expect(rule("cast", { dtype: "f32", island: "exit" }, [X]).expr).toBe("x.to(MODEL_DTYPE)");
   });
 
   it("activations and gated layouts go through helpers only when needed", () => {

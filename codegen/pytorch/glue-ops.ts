@@ -165,6 +165,7 @@ export const TORCH_GLUE_OPS: { readonly [K in CoreOp]: TorchGlueRule<K> } = {
   neg: (c) => `-${tensor(c, 0)}`,
   exp: unary("torch.exp"),
   tanh: unary("torch.tanh"),
+  softcap: (c) => `torch.tanh(${tensor(c, 0)} / ${pyFloat(c.node.attrs.cap)}) * ${pyFloat(c.node.attrs.cap)}`,
   erf: unary("torch.erf"),
   sqrt: unary("torch.sqrt"),
   rsqrt: unary("torch.rsqrt"),
@@ -174,6 +175,9 @@ export const TORCH_GLUE_OPS: { readonly [K in CoreOp]: TorchGlueRule<K> } = {
   gelu: (c) => `${activationFn(c.node.attrs.approximate === "tanh" ? "gelu_tanh" : "gelu", c.helper)}(${tensor(c, 0)})`,
   cast: (c) => {
     const d = c.node.attrs.dtype;
+    // Float32 islands: "enter" is float32 in every build, "exit" returns to the model's run-time dtype.
+    if (c.node.attrs.island === "enter") return `${tensor(c, 0)}.to(torch.float32)`;
+    if (c.node.attrs.island === "exit") return `${tensor(c, 0)}.to(${c.modelDtype})`;
     return `${tensor(c, 0)}.to(${d === c.paramDtype && isFloat(d) ? c.modelDtype : TORCH_DTYPES[d]})`;
   },
   matmul: (c) => `torch.matmul(${tensor(c, 0)}, ${tensor(c, 1)})`,

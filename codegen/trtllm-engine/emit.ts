@@ -4,15 +4,15 @@
 // built-in class and custom code; `customCode` forces custom code.
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import type { Graph } from "../../src/ir/graph.ts";
+import type { Graph, ValueId } from "../../src/ir/graph.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
-import { formatExpr } from "../../src/weights/weight-map.ts";
+import { concat, formatExpr, type WeightExpr } from "../../src/weights/weight-map.ts";
 import { maxAttentionWindow } from "../common/attention-windows.ts";
 import { shellQuote } from "../../src/io/shell.ts";
-import { type BuiltinFamily, type Detection, detectBuiltin } from "./builtin.ts";
+import { type BuiltinFamily, type Detection, detectForEngine } from "./builtin.ts";
 import { buildConfig } from "./build-config.ts";
 import { rankFilePlans } from "../common/checkpoint-plan.ts";
 import { customOpFiles, PLUGIN_PACKAGE, pluginPythonPath } from "./custom-ops.ts";
@@ -40,6 +40,44 @@ export interface EngineEmission {
   readonly runCommand: (engineDir: string) => string;
 }
 
+/** GPT-NeoX's class names the MLP's norm post_attention_layernorm (examples/models/contrib/gptneox/convert_checkpoint.py
+ *  @ 2a9abd95); every other built-in says post_layernorm. */
+function withNeoxNames(low: LoweredModel): LoweredModel {
+  const rename = (n: string) => n.replace(/^(transformer\.layers\.\d+)\.post_layernorm\./, "$1.post_attention_layernorm.");
+  return {
+    ...low,
+    graph: { ...low.graph, params: low.graph.params.map((p) => ({ ...p, name: rename(p.name) })) },
+    weights: Object.fromEntries(Object.entries(low.weights).map(([n, e]) => [rename(n), e])),
+  };
+}
+
+/** Phi-3's class runs its MLP as one swiglu fc (models/phi3/model.py @ c4dc529f): every gated MLP becomes a plain
+ *  one whose fc stacks [up; gate] (convert.py @ 89fd9b74 swaps gate_up_proj's halves into that order), split per
+ *  rank half by half (shard.ts column_halves), as MLP's per-rank swiglu needs. */
+function withSwigluFc(low: LoweredModel): LoweredModel {
+  const g = low.graph;
+  const nameOf = new Map(g.params.map((p) => [p.value, p.name]));
+  const values = new Map(g.values);
+  let next = Math.max(...values.keys()) + 1;
+  const fused = new Map<string, ValueId>();
+  const weights: Record<string, WeightExpr> = { ...low.weights };
+  const nodes = g.nodes.map((n) => {
+    if (n.op !== "trtllm.gated_mlp") return n;
+    const [x, fc, gate, proj] = n.inputs as [ValueId, ValueId, ValueId, ValueId];
+    const [fcName, gateName] = [nameOf.get(fc)!, nameOf.get(gate)!];
+    const t = values.get(fc)!;
+    const v = next++;
+    values.set(v, { ...t, shape: [2 * (t.shape[0] as number), t.shape[1]!] });
+    fused.set(fcName, v);
+    weights[fcName] = concat(0, low.weights[gateName]!, low.weights[fcName]!);
+    delete weights[gateName];
+    return { ...n, op: "trtllm.mlp", inputs: [x, v, proj], attrs: { ...n.attrs, act: "swiglu" }, meta: { trtllm: "MLP(swiglu)" } };
+  });
+  const gates = new Set(g.nodes.filter((n) => n.op === "trtllm.gated_mlp").map((n) => n.inputs[2]!));
+  const params = g.params.filter((p) => !gates.has(p.value)).map((p) => (fused.has(p.name) ? { ...p, value: fused.get(p.name)! } : p));
+  return { ...low, graph: { ...g, nodes, params, values }, weights };
+}
+
 /** GPT-J's TensorRT-LLM layer sums attention and MLP before one all-reduce: biases live on rank 0 only. */
 function withLayerReduce(g: Graph): Graph {
   return { ...g, nodes: g.nodes.map((n) => (n.op === "trtllm.attention" || n.op === "trtllm.mlp" ? { ...n, attrs: { ...n.attrs, reduce: "layer" } } : n)) };
@@ -59,10 +97,14 @@ function weightsMapEntry(t: PlanTensor): JsonValue {
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): EngineEmission {
-  const detection = detectBuiltin(low.graph);
+  const engine = detectForEngine(low, { pp: o.mapping.pp, quantized: Boolean(o.quant?.weight) });
+  const detection = engine.detection;
   const builtin = !o.customCode && detection.ok ? detection.match.family : undefined;
-  const graph = builtin === "gptj" ? withLayerReduce(low.graph) : low.graph;
-  const lowered = { ...low, graph };
+  // Custom code keeps the graph as lowered; a built-in class gets its own form of it (folded norms, names, reduce).
+  const form = builtin ? engine.lowered : low;
+  const renamed = builtin === "gptneox" ? withNeoxNames(form) : builtin === "phi3" ? withSwigluFc(form) : form;
+  const graph = builtin === "gptj" ? withLayerReduce(renamed.graph) : renamed.graph;
+  const lowered = { ...renamed, graph };
   const custom = builtin ? undefined : emitModelPy(lowered, { modelName: o.modelName });
   const architecture = builtin && detection.ok ? detection.match.architecture : custom!.architecture;
   const base = {
@@ -74,7 +116,9 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   // executor uses when the run does not set KvCacheConfig.max_attention_window itself.
   const windows = maxAttentionWindow(graph, base.max_position_embeddings as number);
   const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
-  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
+  // GemmaConfig sets use_parallel_embedding = tp_size > 1 whatever the checkpoint says: vocab rows per rank.
+  const gemma = builtin === "gemma" || builtin === "gemma2";
+  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: gemma && o.mapping.tp > 1 });
   const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {

@@ -100,7 +100,11 @@ describe("glue op rules", () => {
     expect(run("gelu", { approximate: "none" }, [["x", H]])).toEqual({ code: "_kiln_gelu_erf(x)", helpers: ["_kiln_gelu_erf"] });
     expect(run("rsqrt", {}, [["x", H]]).code).toBe("F.div(1.0, F.sqrt(x))");
     expect(run("gated_activation", { act: "silu" }, [["x", ["batch", "seq", 128]]]).code).toBe("_kiln_gated(x, 64, F.silu)");
-    expect(run("cast", { dtype: "f16" }, [["x", H]]).code).toBe('F.cast(x, "f16")');
+    expect(run("cast", { dtype: "f16", island: "none" }, [["x", H]]).code).toBe('F.cast(x, "f16")');
+    // A float32 island: float32 in every build on the way in, the model's dtype on the way out.
+    expect(run("cast", { dtype: "f32", island: "none" }, [["x", H]]).code).toBe("F.cast(x, self.config.dtype)");
+    expect(run("cast", { dtype: "f32", island: "enter" }, [["x", H]]).code).toBe('F.cast(x, "float32")');
+    expect(run("cast", { dtype: "f32", island: "exit" }, [["x", H]]).code).toBe("F.cast(x, self.config.dtype)");
     expect(
       run("linear", {}, [
         ["x", H],

@@ -178,6 +178,8 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
   neg: (c) => `${isFloat(c.args[0]!.dtype) ? "0.0" : "0"} - ${tensor(c, 0)}`,
   exp: unary("exp"),
   tanh: unary("tanh"),
+  // cap * tanh(x / cap), written as DecoderModelForCausalLM writes Gemma 2's final soft-capping (x * (1 / cap)).
+  softcap: (c) => `${c.F("tanh")}(${tensor(c, 0)} * ${pyFloat(1 / c.node.attrs.cap)}) * ${pyFloat(c.node.attrs.cap)}`,
   sqrt: unary("sqrt"),
   relu: unary("relu"),
   sigmoid: unary("sigmoid"),
@@ -185,7 +187,9 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
   rsqrt: (c) => `${c.F("div")}(1.0, ${c.F("sqrt")}(${tensor(c, 0)}))`,
   erf: (c) => `${c.helper("_kiln_erf")}(${tensor(c, 0)})`,
   gelu: (c) => `${ACT_FN[c.node.attrs.approximate === "tanh" ? "gelu_tanh" : "gelu"]!(c)}(${tensor(c, 0)})`,
-  cast: (c) => `${c.F("cast")}(${tensor(c, 0)}, ${c.dtype(c.node.attrs.dtype)})`,
+  // Float32 islands: "enter" casts to float32 in every build (the model's own f32 means config.dtype), "exit" back.
+  cast: (c) =>
+    `${c.F("cast")}(${tensor(c, 0)}, ${c.node.attrs.island === "enter" ? '"float32"' : c.node.attrs.island === "exit" ? c.dtype("f32") : c.dtype(c.node.attrs.dtype)})`,
   matmul: (c) => `${c.F("matmul")}(${tensor(c, 0)}, ${tensor(c, 1)})`,
   linear: (c) => `${c.F("matmul")}(${tensor(c, 0)}, ${tensor(c, 1)}, transb=True)${c.args[2] ? ` + ${tensor(c, 2)}` : ""}`,
   embedding: (c) => `${c.F("embedding")}(${tensor(c, 1)}, ${tensor(c, 0)})`,

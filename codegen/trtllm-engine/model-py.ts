@@ -88,8 +88,9 @@ function buildPlan(low: LoweredModel): Plan {
   checkSameStructure(layers);
   const std = pretrainedConfig(low, "Kiln", undefined, { dtype: "float16", mapping: { tp: 1, pp: 1 }, hf: {} });
   // Per-layer numeric attributes: shared values are written inline, differing ones become config lists.
-  const fields = new Namespace([...PRETRAINED_CONFIG_KEYS]);
-  const { slotUse, configFields } = layerConfigFields(layers, fields);
+  const fields = new Namespace([...PRETRAINED_CONFIG_KEYS, ...SOFTCAP_CONFIG_KEYS]);
+  const { slotUse, configFields: layerFields } = layerConfigFields(layers, fields);
+  const configFields = { ...layerFields, ...finalSoftcapFields(g, part) };
   const pre = newClassTree("transformer.");
   const post = newClassTree("transformer.");
   for (const n of part.pre) addNode(pre, g, n, MODEL_ATTRS);
@@ -101,6 +102,25 @@ function buildPlan(low: LoweredModel): Plan {
     );
   return { g, part, layers, slotUse, configFields, pre, post, std, live: liveNodes(g) };
 }
+
+/**
+ * Final-logit soft-capping: TensorRT-LLM 1.2.1's DecoderModelForCausalLM.forward caps lm_head's logits itself when the
+ * config has every key of Gemma2ConfigGroup (query_pre_attn_scalar, final_logit_softcapping, attn_logit_softcapping;
+ * models/modeling_utils.py @ b35ac1b6), so model.py writes those keys rather than glue after lm_head. The values are the
+ * model's own: 1 / scale^2 of layer 0's attention and its logit cap (null when it has none).
+ */
+function finalSoftcapFields(g: Graph, part: Partition): Record<string, JsonValue> {
+  const cap = part.head.attrs.softcap;
+  if (!cap) return {};
+  const att = part.layers[0]!.find((n) => n.op === "trtllm.attention");
+  const scale = att?.attrs.scale as number | undefined;
+  const attnCap = att?.attrs.softcap as number | undefined;
+  if (!scale) fail(`graph '${g.name}': final-logit soft-capping needs decoder layers with attention`);
+  return { query_pre_attn_scalar: 1 / (scale! * scale!), final_logit_softcapping: cap, attn_logit_softcapping: attnCap || null };
+}
+
+/** The config keys of finalSoftcapFields (fixed names: TensorRT-LLM reads them). */
+const SOFTCAP_CONFIG_KEYS = ["query_pre_attn_scalar", "final_logit_softcapping", "attn_logit_softcapping"];
 
 /** PretrainedConfig attributes and the keys pretrained-config.ts writes: custom fields must not take these names. */
 const PRETRAINED_CONFIG_KEYS = [
@@ -237,6 +257,9 @@ class Emitter {
                   `eps=${pyFloat(a.qkNormEps as number)}`,
                 ]
               : []),
+            // Attention-logit soft-capping: the plugin's attn_logit_softcapping_scale (models/gemma/model.py passes
+            // config.attn_logit_softcapping as max_attn_value).
+            ...(a.softcap ? [`max_attn_value=${pyFloat(a.softcap as number)}`] : []),
             "position_embedding_type=config.position_embedding_type",
             ...(rope
               ? ["rotary_embedding_base=config.rotary_base", "rotary_embedding_scaling=config.rotary_scaling", "rotary_embedding_percentage=config.rotary_pct"]
@@ -404,13 +427,17 @@ function emitConfig(em: Emitter): PyWriter {
   const w = new PyWriter();
   const base = em.imports.use("tensorrt_llm.models.modeling_utils", "PretrainedConfig");
   const custom = Object.keys(em.plan.configFields);
+  const layerLists = custom.filter((f) => !SOFTCAP_CONFIG_KEYS.includes(f));
   w.block(`class ${em.names.config}(${base}):`, () => {
     w.docstring([
       `PretrainedConfig of ${em.names.causalLm}.`,
       "",
       "The rotary settings are read by name (as LLaMAConfig does), so the",
       "Attention layers and the RoPE tables of DecoderModelForCausalLM agree.",
-      ...(custom.length ? ["Per-layer lists, indexed by the global layer index:", ...custom.map((f) => `${f}.`)] : []),
+      ...(layerLists.length ? ["Per-layer lists, indexed by the global layer index:", ...layerLists.map((f) => `${f}.`)] : []),
+      ...(custom.some((f) => SOFTCAP_CONFIG_KEYS.includes(f))
+        ? ["query_pre_attn_scalar, final_logit_softcapping and attn_logit_softcapping", "make DecoderModelForCausalLM soft-cap the logits (Gemma2ConfigGroup)."]
+        : []),
     ]);
     w.blank();
     w.blockCall("def __init__", ["self", "*", ...ROTARY.map(([k, v]) => `${k}=${v}`), ...custom, "**kwargs"], () => {

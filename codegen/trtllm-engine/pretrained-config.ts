@@ -45,6 +45,9 @@ export function trtRotaryScaling(s: JsonValue): JsonValue {
   };
 }
 
+/** A value computed back from a float (1 / scale^2) that is an integer up to rounding is written as that integer. */
+const wholeIfClose = (x: number) => (Math.abs(x - Math.round(x)) <= 1e-9 * Math.abs(x) ? Math.round(x) : x);
+
 /** config.json `quantization` for a resolved quantization spec (or none). */
 export function quantizationConfig(spec: QuantSpec | undefined, low: LoweredModel, pp: number): Record<string, JsonValue> {
   const config: Record<string, JsonValue> = {
@@ -69,7 +72,7 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     num_key_value_heads: a.kvHeads!,
     head_size: headDim,
     intermediate_size: f.intermediate,
-    hidden_act: family === "gpt" && f.act === "gelu_tanh" ? "gelu_new" : ACT_NAMES[f.act]!,
+    hidden_act: family === "gpt" && f.act === "gelu_tanh" && a.rope === "none" ? "gelu_new" : ACT_NAMES[f.act]!,
     norm_epsilon: f.norm?.attrs.eps ?? 1e-5,
     position_embedding_type: POSITION_TYPES[a.rope as string]!,
     max_position_embeddings: f.maxPositions,
@@ -83,8 +86,36 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     llama: { attn_bias: a.qkvBias!, mlp_bias: f.mlpBias },
     // QWenConfig (tensorrt_llm/models/qwen/config.py @ 0428c188): qwen_type picks the variant; attn_bias is the q/k/v bias.
     qwen: { qwen_type: "qwen2", attn_bias: a.qkvBias!, mlp_bias: f.mlpBias, tie_word_embeddings: o.hf.tie_word_embeddings === true },
-    gpt: { gpt_variant: "gpt2", bias: true, q_scaling: 1.0 },
+    // GPTConfig (models/gpt/config.py @ 6b25e1e0): one bias flag; rotary models are the starcoder2 variant.
+    gpt: { gpt_variant: a.rope === "none" ? "gpt2" : "starcoder2", bias: a.qkvBias!, q_scaling: 1.0 },
     gptj: { rotary_dim: a.rotaryDim! },
+    // GPTNeoXDecoderLayer reads rotary_emb_base and rotary_pct (examples/models/contrib/gptneox/convert_checkpoint.py
+    // @ 2a9abd95 writes exactly these).
+    // GemmaConfig (models/gemma/config.py @ 9df6d722): attn_bias/mlp_bias, hidden_act verbatim from HF, and
+    // use_parallel_embedding = tp_size > 1 (sharded by vocab rows), which the rank files follow.
+    gemma: {
+      attn_bias: a.qkvBias!,
+      mlp_bias: f.mlpBias,
+      hidden_act: f.act === "gelu_tanh" ? "gelu_pytorch_tanh" : ACT_NAMES[f.act]!,
+      use_parallel_embedding: o.mapping.tp > 1,
+      embedding_sharding_dim: 0,
+    },
+    // Phi3Config (models/phi3/config.py @ 1e6a4f97): silu becomes swiglu (one fused fc), rotary_pct is
+    // partial_rotary_factor, tie_word_embeddings decides whether the converter copies the embedding into lm_head.
+    phi3: { hidden_act: "swiglu", tie_word_embeddings: o.hf.tie_word_embeddings === true },
+    // Gemma 2: GemmaConfig's gemma2 group (Gemma2ConfigGroup keys; query_pre_attn_scalar from the softmax scale
+    // 1 / sqrt(query_pre_attn_scalar), the attention and final logit caps, null when absent).
+    gemma2: {
+      attn_bias: a.qkvBias!,
+      mlp_bias: f.mlpBias,
+      hidden_act: f.act === "gelu_tanh" ? "gelu_pytorch_tanh" : ACT_NAMES[f.act]!,
+      use_parallel_embedding: o.mapping.tp > 1,
+      embedding_sharding_dim: 0,
+      query_pre_attn_scalar: wholeIfClose(1 / ((a.scale as number) * (a.scale as number))),
+      attn_logit_softcapping: (a.softcap as number) || null,
+      final_logit_softcapping: (low.graph.nodes.find((n) => n.op === "trtllm.lm_head")?.attrs.softcap as number | undefined) || null,
+    },
+    gptneox: { rotary_emb_base: a.ropeTheta!, rotary_pct: (a.rotaryDim as number) / headDim },
   };
   return { ...common, ...(family ? extras[family] : {}) };
 }

@@ -87,6 +87,8 @@ export function moduleTensors(n: Node): TorchTensor[] {
       ...(a.qkvBias ? slices(n.scope, "bias", qkv, sizes) : []),
       one("dense.weight", `${ATTENTION_NAMES.dense}.weight`),
       ...(a.denseBias ? [one("dense.bias", `${ATTENTION_NAMES.dense}.bias`)] : []),
+      // QKNormRoPEAttention's per-head norms (HF Qwen3's self_attn.q_norm / k_norm).
+      ...(a.qkNorm ? [one("q_layernorm.weight", "q_norm.weight"), one("k_layernorm.weight", "k_norm.weight")] : []),
     ];
   }
   const r = MLP_ROLES[n.op] ?? fail(`${n.op} in ${n.scope} is not a PyTorch-backend module`);

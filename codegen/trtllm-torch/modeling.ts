@@ -15,6 +15,8 @@
 // input; every user string reaches Python through codegen/python/identifiers.
 
 import { layerWindows } from "../common/attention-windows.ts";
+
+const within = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.abs(b);
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
@@ -69,6 +71,12 @@ class Emitter {
     return h;
   };
 
+  /** config.json's rms_norm_eps (codegen/pytorch/hf-config.ts: the first norm's, when it is an RMSNorm), NaN without. */
+  rmsNormEps(): number {
+    const first = this.plan.g.nodes.find((n) => n.op === "rms_norm" || n.op === "layer_norm");
+    return first?.op === "rms_norm" ? (first.attrs.eps as number) : Number.NaN;
+  }
+
   size(n: number, key: string): string {
     return this.std[key] === n ? `config.${key}` : pyInt(n);
   }
@@ -113,13 +121,21 @@ class Emitter {
     switch (leaf.module) {
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
-        // The backend's QK-norm layer (QKNormRoPEAttention) is not in the 1.2.1 API manifest this target is checked
-        // against, so its 1.2.1 constructor is unverified: refuse rather than guess.
-        if (a.qkNorm) fail(`${n.scope}: per-head q/k RMSNorm (QK-norm) is not supported by --target trtllm-torch yet (use --target trtllm-engine or hf)`);
+        // QK-norm: the backend's QKNormRoPEAttention (modules/qk_norm_attention.py @ a98a9061), whose q_norm / k_norm
+        // take their epsilon from the config's rms_norm_eps. fuse_qk_norm_rope=False keeps RoPE in the Attention
+        // path, which takes every scaling type (the fused kernel knows rope.theta and yarn only).
+        if (a.qkNorm && !within(a.qkNormEps as number, this.rmsNormEps()))
+          fail(
+            `${n.scope}: QK-norm epsilon ${a.qkNormEps} differs from the model's rms_norm_eps ${this.rmsNormEps()}, which QKNormRoPEAttention uses for both`,
+          );
+        // The backend's Attention in the 1.2.1 manifest takes no logit cap (no max_attn_value / softcap argument).
+        if (a.softcap) fail(`${n.scope}: attention-logit soft-capping is not supported by --target trtllm-torch (use --target trtllm-engine or hf)`);
         const use = this.plan.slotUse.get(n)?.get(-1);
         const hidden = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
         return [
-          this.use("tensorrt_llm._torch.modules.attention", "Attention"),
+          a.qkNorm
+            ? this.use("tensorrt_llm._torch.modules.qk_norm_attention", "QKNormRoPEAttention")
+            : this.use("tensorrt_llm._torch.modules.attention", "Attention"),
           [
             `hidden_size=${this.size(hidden, "hidden_size")}`,
             `num_attention_heads=${this.size(a.heads as number, "num_attention_heads")}`,
@@ -132,6 +148,7 @@ class Emitter {
             `dense_bias=${a.denseBias ? "True" : "False"}`,
             "config=model_config",
             `q_scaling=${use?.field ? `config.${use.field}[layer_idx]` : pyFloat(use?.uniform ?? 1)}`,
+            ...(a.qkNorm ? ["fuse_qk_norm_rope=False", ...(a.rope === "none" ? ["skip_rope=True"] : [])] : []),
           ],
         ];
       }
@@ -412,6 +429,8 @@ function emitCausalLm(em: Emitter): PyWriter {
   const { plan, names } = em;
   const hp = headParams(plan);
   const head = plan.part.head;
+  // DecoderModelForCausalLM computes the logits itself; its 1.2.1 forward (manifest) has no soft-capping hook.
+  if (head.attrs.softcap) fail(`lm_head: final-logit soft-capping is not supported by --target trtllm-torch (use --target trtllm-engine or hf)`);
   const hidden = plan.g.values.get(head.inputs[1]!)!.shape[1] as number;
   const w = new PyWriter();
   const base = em.use("tensorrt_llm._torch.models.modeling_utils", "DecoderModelForCausalLM");

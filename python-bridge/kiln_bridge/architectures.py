@@ -1,17 +1,36 @@
 """config.json -> the semantics TensorRT-LLM 1.2 gives that checkpoint, as a `DecoderSpec` (data, no code).
 
-Each built-in family reads config.json the way its TensorRT-LLM model class does (tensorrt_llm/models/{llama,gpt,
-gptj}/model.py), including the places where the class ignores config.json:
+Each built-in family reads config.json the way its TensorRT-LLM model class does (tensorrt_llm/models/{llama,qwen,
+gpt,gptj,gptneox}/model.py), including the places where the class ignores config.json:
 - LLaMA: RmsNorm, GatedMLP(fc = activated half), rope_gpt_neox over the whole head, q_scaling = 1/attention_multiplier.
-- GPT: LayerNorm with bias, learned absolute positions or RoPE (rotary_pct), GatedMLP only for swiglu/geglu acts.
+- QWen, qwen_type qwen2 (models/qwen/model.py, the QWenConfig version of the 1.2 line): LLaMA's layer with
+  Attention(bias=attn_bias, dense_bias=False), GatedMLP(bias=mlp_bias), head_size from config.json.
+- GPT: LayerNorm with bias, learned absolute positions or RoPE (rotary_pct), GatedMLP only for swiglu/geglu acts;
+  the starcoder2 variant is the same layer (models/gpt/config.py @ 6b25e1e0 maps Starcoder2 onto these fields).
+- Gemma 1 (models/gemma/model.py @ 5dedf53b, config.py @ 9df6d722): LLaMA's layer with RmsNorms (the checkpoint
+  holds 1 + w), Attention(bias=attn_bias) with head_size, GatedMLP(hidden_act, bias=mlp_bias), token embeddings
+  times sqrt(hidden_size) cast back to the model dtype, use_parallel_embedding forced to tp_size > 1.
+- Phi-3 (models/phi3/model.py @ c4dc529f, config.py @ 1e6a4f97): RmsNorm layers, Attention without biases and with
+  head_size = hidden // heads over rotary_pct, a plain MLP whose hidden_act is swiglu (fc = [x; gate] halves per
+  rank), lm_head without bias; the small, MoE and long-rope variants are refused; no pipeline stages.
+- Gemma 2 (the same class, architecture Gemma2ForCausalLM): inter_layernorms (post_layernorm on the attention output,
+  pre/post_feedforward_layernorm around the MLP), q_scaling = sqrt(query_pre_attn_scalar) / sqrt(head_size), the
+  attention logits capped at attn_logit_softcapping (Attention's max_attn_value) and the final logits at
+  final_logit_softcapping (DecoderModelForCausalLM, Gemma2ConfigGroup).
+- GPT-NeoX (models/gptneox/model.py, DecoderModelForCausalLM version): parallel residual with two LayerNorms
+  (input_layernorm, post_attention_layernorm, default eps 1e-5) and two all-reduces, biased MHA with rope_gpt_neox
+  over rotary_pct at rotary_emb_base, MLP width 4 x hidden whatever config.json says; no pipeline stages.
 - GPT-J: parallel attention + MLP with ONE all-reduce (so mlp.proj.bias lives on tp rank 0 only), MLP width fixed at
   4*hidden, no attention biases, lm_head with bias, ln_f eps fixed at 1e-5, kv heads = heads.
+Every family applies config.json's runtime_defaults.max_attention_window (per-layer sliding windows) as the
+runtime does when a run sets no window of its own.
 Fields that change the computation in ways the verifier does not model are refused with `UnsupportedConfig`.
 A config.json with a `kiln` block describes a Kiln custom layer program; those are dispatched to programs registered
 with `register_kiln_program` (none yet).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +41,7 @@ from .numerics import GATED_ACT_2_ACT
 
 @dataclass(frozen=True)
 class DecoderSpec:
-    family: str                 # llama | gpt | gptj
+    family: str                 # llama | qwen | gpt | gptj | gptneox
     vocab_size: int
     hidden_size: int
     num_layers: int
@@ -34,6 +53,7 @@ class DecoderSpec:
     norm_eps: float
     ln_f_eps: float
     parallel_residual: bool     # GPT-J block: x + allreduce(attn(ln(x)) + mlp(ln(x)))
+    parallel_norms: bool        # GPT-NeoX block: x + attn(ln1(x)) + mlp(ln2(x)), each reduced on its own
     gated_mlp: bool             # proj(act(fc(x)) * gate(x))
     hidden_act: str
     qkv_bias: bool
@@ -49,6 +69,24 @@ class DecoderSpec:
     use_parallel_embedding: bool
     embedding_sharding_dim: int
     logits_dtype: str
+    windows: tuple[int, ...] | None = None  # per global layer (runtime_defaults.max_attention_window), None = global
+    embedding_scale: float | None = None    # Gemma: token embeddings times sqrt(hidden_size)
+    inter_norms: bool = False               # Gemma 2: post-attention, pre- and post-feedforward norms
+    attn_softcap: float | None = None       # Gemma 2: c * tanh(scaled logits / c)
+    final_softcap: float | None = None      # Gemma 2: c * tanh(logits / c)
+
+
+def _windows(config: dict) -> tuple[int, ...] | None:
+    """runtime_defaults.max_attention_window (PretrainedConfig.runtime_defaults -> RuntimeDefaults, models/
+    modeling_utils.py @ b35ac1b6), repeated to one entry per layer as the executor's KvCacheConfig does."""
+    defaults = config.get("runtime_defaults") or {}
+    windows = defaults.get("max_attention_window") if isinstance(defaults, dict) else None
+    if not windows:
+        return None
+    if not all(isinstance(w, int) and w > 0 for w in windows):
+        raise CheckpointError(f"config.json runtime_defaults.max_attention_window={windows!r}: expected positive integers")
+    layers = int(_require(config, "num_hidden_layers"))
+    return tuple(int(windows[i % len(windows)]) for i in range(layers))
 
 
 def _get(config: dict, key: str, default: Any) -> Any:
@@ -94,6 +132,8 @@ def _common(config: dict) -> dict[str, Any]:
         use_parallel_embedding=bool(_get(config, "use_parallel_embedding", False)),
         embedding_sharding_dim=int(_get(config, "embedding_sharding_dim", 0)),
         logits_dtype=str(_get(config, "logits_dtype", "float32")),
+        windows=_windows(config),
+        parallel_norms=False,
     )
 
 
@@ -123,7 +163,7 @@ def _llama(config: dict) -> DecoderSpec:
                        q_scaling=1.0 / float(_get(config, "attention_multiplier", 1.0)), **c)
 
 
-_GPT_VARIANTS = ("gpt2", "santacoder", "starcoder")
+_GPT_VARIANTS = ("gpt2", "santacoder", "starcoder", "starcoder2")
 _GPT_POSITIONS = ("learned_absolute", "rope_gpt_neox", "rope_gptj")
 
 
@@ -167,6 +207,87 @@ def _gptj(config: dict) -> DecoderSpec:
                        rotary_dim=rotary_dim, q_scaling=1.0, **c)
 
 
+def _qwen(config: dict) -> DecoderSpec:
+    qwen_type = _get(config, "qwen_type", "qwen")
+    if qwen_type != "qwen2":
+        raise UnsupportedConfig(f"config.json qwen_type={qwen_type!r}: only qwen2 is modelled")
+    for key, default in (("use_logn_attn", False), ("qk_layernorm", False)):
+        _refuse_unless(config, key, default)
+    if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
+        raise UnsupportedConfig(f"config.json position_embedding_type={config['position_embedding_type']!r}: "
+                                "only rope_gpt_neox is modelled for QWen")
+    c = _common(config)
+    _refuse_unless(config, "rotary_pct", 1.0)
+    _check_rotary_dim(config, c["head_size"])
+    attn_bias, mlp_bias = bool(_get(config, "attn_bias", True)), bool(_get(config, "mlp_bias", False))
+    return DecoderSpec(family="qwen", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
+                       qkv_bias=attn_bias, dense_bias=False, mlp_bias=mlp_bias, lm_head_bias=False,
+                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=1.0, **c)
+
+
+def _gemma(config: dict) -> DecoderSpec:
+    gemma2 = config.get("architecture") == "Gemma2ForCausalLM"
+    _refuse_unless(config, "qk_layernorm", False)
+    if not gemma2:
+        for key in ("final_logit_softcapping", "attn_logit_softcapping"):
+            _refuse_unless(config, key, None)
+    c = _common(config)
+    _refuse_unless(config, "rotary_pct", 1.0)
+    _check_rotary_dim(config, c["head_size"])
+    tp = int((config.get("mapping") or {}).get("tp_size", 1))
+    # GemmaConfig.__init__: use_parallel_embedding = tp_size > 1, whatever config.json says.
+    c.update(use_parallel_embedding=tp > 1)
+    attn_bias, mlp_bias = bool(_get(config, "attn_bias", False)), bool(_get(config, "mlp_bias", False))
+    extra: dict[str, Any] = {"embedding_scale": float(c["hidden_size"]) ** 0.5}
+    q_scaling = 1.0
+    if gemma2:
+        # GemmaConfig asserts query_pre_attn_scalar for Gemma 2; GemmaDecoderLayer derives q_scaling from it.
+        q_scaling = math.sqrt(float(_require(config, "query_pre_attn_scalar"))) / math.sqrt(c["head_size"])
+        extra.update(inter_norms=True, attn_softcap=config.get("attn_logit_softcapping") or None,
+                     final_softcap=config.get("final_logit_softcapping") or None)
+    return DecoderSpec(family="gemma", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
+                       qkv_bias=attn_bias, dense_bias=attn_bias, mlp_bias=mlp_bias, lm_head_bias=False,
+                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=q_scaling, **dict(c, **extra))
+
+
+def _phi3(config: dict) -> DecoderSpec:
+    if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
+        raise UnsupportedConfig(f"config.json position_embedding_type={config['position_embedding_type']!r}: "
+                                "only rope_gpt_neox (not long_rope) is modelled for Phi-3")
+    if "moe" in config or _get(config, "gegelu_limit", None) is not None:
+        raise UnsupportedConfig("config.json: the Phi-3 small and MoE variants are not modelled")
+    if int((config.get("mapping") or {}).get("pp_size", 1)) != 1:
+        raise UnsupportedConfig("config.json mapping.pp_size > 1: the Phi-3 model has no pipeline stages")
+    c = _common(config)
+    if c["head_size"] != c["hidden_size"] // c["num_heads"]:
+        raise UnsupportedConfig("config.json head_size: Phi-3's Attention uses hidden_size // num_attention_heads")
+    rotary_dim = int(c["head_size"] * float(_get(config, "rotary_pct", 1.0)))
+    _check_rotary_dim(config, rotary_dim)
+    return DecoderSpec(family="phi3", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=False,
+                       qkv_bias=False, dense_bias=False, mlp_bias=False, lm_head_bias=False, position="rope_gpt_neox",
+                       rotary_dim=rotary_dim, q_scaling=1.0, **c)
+
+
+def _gptneox(config: dict) -> DecoderSpec:
+    c = _common(config)
+    if c["num_kv_heads"] != c["num_heads"] or c["head_size"] != c["hidden_size"] // c["num_heads"]:
+        raise UnsupportedConfig("config.json num_key_value_heads/head_size: GPT-NeoX attention is MHA with "
+                                "head_size = hidden_size // num_attention_heads")
+    if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
+        raise UnsupportedConfig("config.json position_embedding_type: GPT-NeoX layers always use rope_gpt_neox")
+    if int((config.get("mapping") or {}).get("pp_size", 1)) != 1:
+        raise UnsupportedConfig("config.json mapping.pp_size > 1: the GPT-NeoX model has no pipeline stages")
+    rotary_dim = int(c["head_size"] * float(_get(config, "rotary_pct", 1.0)))
+    _check_rotary_dim(config, rotary_dim)
+    # GPTNeoXDecoderLayer: LayerNorm(hidden) with the default eps, MLP(ffn_hidden_size=hidden_size * 4), Attention
+    # without rotary scaling, at rotary_emb_base.
+    c.update(norm_eps=1e-5, intermediate_size=4 * c["hidden_size"], rotary_scaling=None,
+             rotary_base=float(_get(config, "rotary_emb_base", 10000.0)))
+    return DecoderSpec(family="gptneox", norm="layer", ln_f_eps=1e-5, parallel_residual=False, gated_mlp=False,
+                       qkv_bias=True, dense_bias=True, mlp_bias=True, lm_head_bias=False, position="rope_gpt_neox",
+                       rotary_dim=rotary_dim, q_scaling=1.0, **dict(c, parallel_norms=True))
+
+
 # architecture string (MODEL_MAP key) -> spec reader
 ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "LlamaForCausalLM": _llama,
@@ -174,6 +295,12 @@ ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "GPTForCausalLM": _gpt,
     "GPT2LMHeadModel": _gpt,
     "GPTBigCodeForCausalLM": _gpt,
+    "Starcoder2ForCausalLM": _gpt,
+    "Qwen2ForCausalLM": _qwen,
+    "GPTNeoXForCausalLM": _gptneox,
+    "GemmaForCausalLM": _gemma,
+    "Gemma2ForCausalLM": _gemma,
+    "Phi3ForCausalLM": _phi3,
     "GPTJForCausalLM": _gptj,
 }
 

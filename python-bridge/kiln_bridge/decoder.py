@@ -9,6 +9,12 @@ the logits of a prompt by full causal recompute (no KV cache), talking to its pe
 - RowLinear (dense, proj) holds columns [out, in/tp]; partial products are all-reduced, then the WHOLE bias is
   added once; GPT-J's RowLinears have no tp group: each rank adds its own bias before the block's single
   all-reduce, and TensorRT-LLM's preprocess_weights zeroes attention.dense.bias / mlp.proj.bias on tp ranks > 0;
+- GPT-NeoX's parallel block (models/gptneox/model.py): input_layernorm feeds the attention, post_attention_layernorm
+  the MLP, both read the layer input; each RowLinear all-reduces and adds its bias once; out = attn + mlp + x;
+- Gemma 2 (inter_norms): x + post_layernorm(attn(input_layernorm(x))), then + post_feedforward_layernorm(mlp(
+  pre_feedforward_layernorm(.))); attention logits and final logits soft-capped (c * tanh(s / c), before the mask);
+- sliding windows (config.json runtime_defaults.max_attention_window, one entry per global layer): a query at i sees
+  keys i - w + 1 .. i, as the attention plugin with a cyclic KV cache of w tokens;
 - vocab_embedding is replicated unless use_parallel_embedding (dim 0: row shards + all-reduce, dim 1: column
   shards + all-gather); tied lm_head: a missing lm_head.weight is taken from vocab_embedding.weight of the same file.
 """
@@ -39,6 +45,10 @@ class DecoderProgram:
         self.logits_dtype = spec.logits_dtype
 
     # ---- layout -----------------------------------------------------------------------------------------------
+
+    @property
+    def _post_norm(self) -> str:
+        return "post_attention_layernorm" if self.spec.parallel_norms else "post_layernorm"
 
     def local_dims(self, tp: int) -> dict[str, int]:
         s = self.spec
@@ -81,7 +91,10 @@ class DecoderProgram:
             for part in norm:
                 out[p + "input_layernorm." + part] = (D,)
                 if not s.parallel_residual:
-                    out[p + "post_layernorm." + part] = (D,)
+                    out[p + self._post_norm + "." + part] = (D,)
+                if s.inter_norms:
+                    out[p + "pre_feedforward_layernorm." + part] = (D,)
+                    out[p + "post_feedforward_layernorm." + part] = (D,)
             qkv = (d["heads"] + 2 * d["kv_heads"]) * hd
             put(p + "attention.qkv", (qkv, D), (qkv,) if s.qkv_bias else None)
             put(p + "attention.dense", (D, d["heads"] * hd), (D,) if s.dense_bias else None)
@@ -161,13 +174,16 @@ class DecoderProgram:
         cos = sin = None
         if s.position != "learned_absolute":
             cos, sin = rope.cos_sin(positions, rope.inv_freq(s.rotary_dim, s.rotary_base, s.rotary_scaling))
-        for l in range(len(layout.stage_layers(comm.pp_rank))):
-            h = self._layer(w, f"transformer.layers.{l}.", h, comm, nm, cos, sin)
+        for l, layer in enumerate(layout.stage_layers(comm.pp_rank)):
+            window = None if s.windows is None else s.windows[layer]
+            h = self._layer(w, f"transformer.layers.{l}.", h, comm, nm, cos, sin, window)
         if comm.pp_rank < comm.pp_size - 1:
             comm.send_next(h)
             return None
         h = self._norm(w, "transformer.ln_f", h, nm, s.ln_f_eps)
         logits = comm.all_gather(nm.linear(h, w["lm_head.weight"], w.get("lm_head.bias")))  # [T, padded vocab]
+        if s.final_softcap:
+            logits = nm.round(s.final_softcap * torch.tanh(logits / s.final_softcap))
         return Numerics(self.logits_dtype).round(logits[:, : s.vocab_size])
 
     def _embed(self, w, comm, ids, positions, nm: Numerics) -> torch.Tensor:
@@ -182,6 +198,8 @@ class DecoderProgram:
             h = nm.round(comm.all_reduce(table[local.clamp(0, rows - 1)] * inside[:, None]))
         else:
             h = comm.all_gather(table[ids])
+        if s.embedding_scale is not None:  # GemmaModel: cast(hidden_states * sqrt(hidden_size), hidden_states.dtype)
+            h = nm.round(h * s.embedding_scale)
         if s.position == "learned_absolute":
             if int(positions[-1]) >= s.max_position_embeddings:
                 raise CheckpointError(f"prompt of {len(positions)} tokens exceeds max_position_embeddings="
@@ -201,17 +219,27 @@ class DecoderProgram:
         bias = w.get(prefix + ".bias")
         return y if bias is None else nm.add(y, bias)
 
-    def _layer(self, w, p: str, h, comm, nm: Numerics, cos, sin) -> torch.Tensor:
+    def _layer(self, w, p: str, h, comm, nm: Numerics, cos, sin, window: int | None) -> torch.Tensor:
         s = self.spec
         x = self._norm(w, p + "input_layernorm", h, nm, s.norm_eps)
         if s.parallel_residual:
-            y = nm.add(self._attention(w, p, x, comm, nm, cos, sin, reduce=False), self._mlp(w, p, x, comm, nm, False))
+            y = nm.add(self._attention(w, p, x, comm, nm, cos, sin, False, window), self._mlp(w, p, x, comm, nm, False))
             return nm.add(nm.round(comm.all_reduce(y)), h)
-        h = nm.add(h, self._attention(w, p, x, comm, nm, cos, sin, reduce=True))
-        x = self._norm(w, p + "post_layernorm", h, nm, s.norm_eps)
+        if s.inter_norms:
+            a = self._norm(w, p + "post_layernorm", self._attention(w, p, x, comm, nm, cos, sin, True, window), nm,
+                           s.norm_eps)
+            h = nm.add(h, a)
+            m = self._mlp(w, p, self._norm(w, p + "pre_feedforward_layernorm", h, nm, s.norm_eps), comm, nm, True)
+            return nm.add(h, self._norm(w, p + "post_feedforward_layernorm", m, nm, s.norm_eps))
+        if s.parallel_norms:
+            a = self._attention(w, p, x, comm, nm, cos, sin, True, window)
+            m = self._mlp(w, p, self._norm(w, p + self._post_norm, h, nm, s.norm_eps), comm, nm, True)
+            return nm.add(nm.add(a, m), h)
+        h = nm.add(h, self._attention(w, p, x, comm, nm, cos, sin, True, window))
+        x = self._norm(w, p + self._post_norm, h, nm, s.norm_eps)
         return nm.add(h, self._mlp(w, p, x, comm, nm, True))
 
-    def _attention(self, w, p: str, x, comm, nm: Numerics, cos, sin, reduce: bool) -> torch.Tensor:
+    def _attention(self, w, p: str, x, comm, nm: Numerics, cos, sin, reduce: bool, window: int | None) -> torch.Tensor:
         s = self.spec
         d = self.local_dims(comm.tp_size)
         T, hd = x.shape[0], s.head_size
@@ -224,7 +252,11 @@ class DecoderProgram:
         group = d["heads"] // d["kv_heads"]  # query heads sharing one kv head (GQA / MQA)
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         scores = torch.einsum("thd,shd->hts", q, k) / (math.sqrt(hd) * s.q_scaling)  # [heads, T, T], fp32
+        if s.attn_softcap:
+            scores = s.attn_softcap * torch.tanh(scores / s.attn_softcap)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        if window is not None:  # keys older than the window have left the cyclic KV cache
+            causal |= torch.ones(T, T, dtype=torch.bool, device=x.device).tril(-window)
         probs = nm.round(torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1))
         ctx = nm.round(torch.einsum("hts,shd->thd", probs, v)).reshape(T, d["heads"] * hd)
         return self._row_linear(w, p + "attention.dense", ctx, comm, nm, reduce)

@@ -62,7 +62,19 @@ FIXTURES = {
     "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(BASE, partial_rotary_factor=0.5, sliding_window=5,
                                                    rms_norm_eps=1e-5, rope_theta=10000.0, pad_token_id=None,
                                                    tie_word_embeddings=False)),
+    # Gemma 2: attention-logit and final-logit soft-capping with caps small enough to bite (2 and 3), pre- and
+    # post-norms around attention and MLP, alternating sliding (window 4) and global layers from the default
+    # layer_types, query_pre_attn_scalar 24 (attention scale 24**-0.5, not head_dim**-0.5), tied embeddings.
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(BASE, head_dim=16, rms_norm_eps=1e-6, rope_theta=10000.0,
+                                                        hidden_activation="gelu_pytorch_tanh", sliding_window=4,
+                                                        query_pre_attn_scalar=24, attn_logit_softcapping=2.0,
+                                                        final_logit_softcapping=3.0, tie_word_embeddings=True)),
 }
+
+
+# Fixtures whose goldens come from transformers' eager attention: for Gemma 2 the SDPA path (the default) drops
+# attn_logit_softcapping, while eager_attention_forward applies it (modeling_gemma2.py @ transformers 5.17).
+EAGER = {"gemma2"}
 
 
 def perturb_vectors(model: torch.nn.Module, gen: torch.Generator) -> None:
@@ -91,6 +103,8 @@ def make(name: str, out: str) -> None:
     torch.manual_seed(0)
     config = getattr(transformers, config_cls)(**fields)
     config.architectures = [model_cls]
+    if name in EAGER:
+        config._attn_implementation = "eager"
     model = getattr(transformers, model_cls)(config).eval().float()
     perturb_vectors(model, torch.Generator().manual_seed(1))
     d = os.path.join(out, name)

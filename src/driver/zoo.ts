@@ -11,7 +11,7 @@ import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { importModelFile, loadModelFile, ModelFileError } from "./load-model-file.ts";
 
 /** Zoo entries in the order `kiln models` lists them. */
-export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj"] as const;
+export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj"] as const;
 
 export type ZooName = (typeof ZOO_NAMES)[number];
 
@@ -23,15 +23,19 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   qwen2: { architecture: "Qwen2ForCausalLM", class: "QWenForCausalLM" },
   // QK-norm: custom model.py with Attention(qk_layernorm=True) (codegen/trtllm-engine/builtin.ts says why).
   qwen3: { architecture: "KilnQwen3ForCausalLM", class: "custom model.py" },
-  // Embedding scale and (1 + w) norms stay glue ops: custom model.py (1.2.1's GemmaForCausalLM not matched yet).
-  gemma: { architecture: "KilnGemmaForCausalLM", class: "custom model.py" },
-  // 1.2.1's GPTNeoXForCausalLM is not matched by built-in detection yet: custom model.py.
+  // GemmaForCausalLM: its checkpoint stores the (1 + w) norm scales, its model applies the sqrt(hidden) embedding scale.
+  gemma: { architecture: "GemmaForCausalLM", class: "GemmaForCausalLM" },
+  // GemmaForCausalLM's Gemma 2 form (architecture Gemma2ForCausalLM): inter_layernorms, max_attn_value, the
+  // Gemma2ConfigGroup keys for the final cap; the alternating windows at run time.
+  gemma2: { architecture: "Gemma2ForCausalLM", class: "GemmaForCausalLM" },
+  // HF GPT-NeoX's exact GELU: 1.2.1's GPTNeoXForCausalLM computes ACT2FN's tanh GELU (and fixes the MLP at 4 x
+  // hidden, parallel residual only), so custom model.py; a tanh-GELU, 4x, parallel config gets the built-in class.
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", class: "custom model.py" },
-  // 1.2.1 builds StarCoder2 with GPTForCausalLM (gpt_variant starcoder2); not matched by detection yet: custom model.py.
-  starcoder2: { architecture: "KilnStarcoder2ForCausalLM", class: "custom model.py" },
-  // Partial rotary (the fixture's 0.5): custom model.py; 1.2.1's Phi3ForCausalLM is not matched yet. A full-rotary
-  // Phi-3 has LLaMA's structure and compiles for the built-in LLaMA class.
-  phi3: { architecture: "KilnPhi3ForCausalLM", class: "custom model.py" },
+  // 1.2.1 builds StarCoder2 with GPTForCausalLM, gpt_variant starcoder2.
+  starcoder2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
+  // Phi3ForCausalLM (partial rotary as rotary_pct, gate_up as one swiglu fc); a full-rotary Phi-3 has LLaMA's
+  // structure and compiles for the built-in LLaMA class; with --pp > 1 custom model.py (Phi3Model has no stages).
+  phi3: { architecture: "Phi3ForCausalLM", class: "Phi3ForCausalLM" },
   gpt2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
   gptj: { architecture: "GPTJForCausalLM", class: "GPTJForCausalLM" },
 };

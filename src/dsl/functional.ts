@@ -29,11 +29,20 @@ export const rope = (x: Tensor, positions: Tensor, spec: RopeSpec): Tensor =>
 export const gatedActivation = (x: Tensor, act: "silu" | "gelu" | "gelu_tanh" | "relu"): Tensor => emit1("gated_activation", [x], { act });
 
 /** q: [batch, seq, heads, d], k/v: [batch, seq, kv_heads, d] -> [batch, seq, heads, d]. `window` (tokens, default 0 =
- *  unlimited) is a sliding window: query i attends to keys i-window+1 .. i. */
-export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boolean; scale: number; window?: number }): Tensor => {
+ *  unlimited) is a sliding window: query i attends to keys i-window+1 .. i. `softcap` (default 0 = none) caps the
+ *  scaled scores to softcap * tanh(scores / softcap) before the mask (Gemma 2's attn_logit_softcapping). */
+export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boolean; scale: number; window?: number; softcap?: number }): Tensor => {
   const window = opts.window ?? 0;
   if (!Number.isInteger(window) || window < 0) throw new Error(`attention window must be a whole number of tokens >= 0 (0 = unlimited), got ${window}`);
-  return emit1("attention", [q, k, v], { causal: opts.causal, scale: opts.scale, window });
+  const softcap = opts.softcap ?? 0;
+  if (!(softcap >= 0) || !Number.isFinite(softcap)) throw new Error(`attention softcap must be a finite number >= 0 (0 = none), got ${softcap}`);
+  return emit1("attention", [q, k, v], { causal: opts.causal, scale: opts.scale, window, softcap });
+};
+
+/** Soft-capping cap * tanh(x / cap), the same as `x.softcap(cap)`. */
+export const softcap = (x: Tensor, cap: number): Tensor => {
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`softcap needs a finite cap > 0, got ${cap}`);
+  return emit1("softcap", [x], { cap });
 };
 
 /** Activations by their Hugging Face names; unknown names are rejected where a config is parsed. */

@@ -81,11 +81,22 @@ export class Tensor {
   silu(): Tensor {
     return op1("silu", this);
   }
+  /** Soft-capping cap * tanh(x / cap) (Gemma 2's final logits); cap > 0. */
+  softcap(cap: number): Tensor {
+    return op1("softcap", this, { cap });
+  }
   gelu(approximate: "none" | "tanh" = "none"): Tensor {
     return op1("gelu", this, { approximate });
   }
-  cast(dtype: DType): Tensor {
-    return op1("cast", this, { dtype });
+  /**
+   * Converts the element type. Floats trace as f32, the build's float dtype (float16/bfloat16 in half builds).
+   * "float32" starts a float32 island: the result and what is computed from it stay float32 in every build until
+   * `.cast("model")` returns to the build's dtype (numerically delicate sums in a half-precision model).
+   */
+  cast(dtype: DType | "float32" | "model"): Tensor {
+    if (dtype === "float32") return op1("cast", this, { dtype: "f32", island: "enter" });
+    if (dtype === "model") return op1("cast", this, { dtype: "f32", island: "exit" });
+    return op1("cast", this, { dtype, island: "none" });
   }
   matmul(o: Tensor): Tensor {
     return emit1("matmul", [this, o]);

@@ -127,6 +127,7 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   exp: ([x]) => map(x!, Math.exp),
   tanh: ([x]) => map(x!, Math.tanh),
   erf: ([x]) => map(x!, erf),
+  softcap: ([x], a) => map(x!, (v) => a.cap * Math.tanh(v / a.cap)),
   sqrt: ([x]) => map(x!, Math.sqrt),
   rsqrt: ([x]) => map(x!, (v) => 1 / Math.sqrt(v)),
   relu: ([x]) => map(x!, (v) => Math.max(v, 0)),
@@ -347,6 +348,8 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
             let dot = 0;
             for (let c = 0; c < d; c++) dot += q!.data[qo + c]! * k!.data[ko + c]!;
             scores[j] = dot * a.scale;
+            // Soft-capping before the mask (transformers' eager_attention_forward: scores / softcap, tanh, * softcap).
+            if (a.softcap > 0) scores[j] = a.softcap * Math.tanh(scores[j]! / a.softcap);
             if (scores[j]! > max) max = scores[j]!;
           }
           let sum = 0;

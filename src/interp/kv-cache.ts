@@ -24,6 +24,7 @@ const POSITIONWISE = new Set([
   "neg",
   "exp",
   "tanh",
+  "softcap",
   "erf",
   "sqrt",
   "rsqrt",

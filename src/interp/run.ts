@@ -2,11 +2,14 @@
 // must have one size); parameters come from a name -> tensor map. Kernels come from the core table or, for ops
 // registered later (custom ops, target ops), from `registerKernel`; core ops prefer the fast table (fast/kernels.ts). Errors name the node and its source line.
 
+import { isFloat } from "../ir/dtype.ts";
 import { describeNode, type Graph, type ValueId } from "../ir/graph.ts";
+import { islandValues } from "../ir/islands.ts";
 import { formatShape } from "../ir/shape.ts";
 import { type Kernel, KERNELS, type KernelContext } from "./kernels.ts";
 import { FAST_KERNELS } from "./fast/kernels.ts";
-import type { RTensor } from "./tensor.ts";
+import { type RTensor, tensor } from "./tensor.ts";
+import { roundToBf16, roundToF16 } from "../weights/half.ts";
 
 export type AnyKernel = (ins: RTensor[], attrs: any, ctx: KernelContext) => RTensor[];
 const extraKernels = new Map<string, AnyKernel>();
@@ -29,6 +32,25 @@ export interface RunOptions {
   readonly onNode?: (node: Graph["nodes"][number], outputs: RTensor[]) => void;
   /** A kernel to use for this node instead of the op's (the KV cache's attention, kv-cache.ts). */
   readonly kernelOverride?: (node: Graph["nodes"][number]) => AnyKernel | undefined;
+  /**
+   * Emulates a half-precision build: float parameters and every float value outside the graph's float32 islands
+   * (src/ir/islands.ts) are rounded to this dtype after each op, as a float16/bfloat16 engine stores them; island
+   * values keep float32. Kernels still accumulate in float32/64, so this models storage rounding, not a GPU's kernels.
+   */
+  readonly half?: "f16" | "bf16";
+}
+
+const HALF_ROUND = { f16: roundToF16, bf16: roundToBf16 } as const;
+
+/** t rounded to a half dtype (float tensors only; integer tensors pass through). */
+function roundHalf(t: RTensor, half: "f16" | "bf16"): RTensor {
+  if (!isFloat(t.dtype)) return t;
+  const r = HALF_ROUND[half];
+  return tensor(
+    t.dtype,
+    t.shape,
+    Float32Array.from(t.data, (v) => r(v)),
+  );
 }
 
 function bindSymbols(g: Graph, inputs: ReadonlyMap<string, RTensor>): Map<string, number> {
@@ -52,6 +74,8 @@ function bindSymbols(g: Graph, inputs: ReadonlyMap<string, RTensor>): Map<string
 export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params: ReadonlyMap<string, RTensor>, opts: RunOptions = {}): Map<string, RTensor> {
   const env = new Map<ValueId, RTensor>();
   const ctx: KernelContext = { bindings: bindSymbols(g, inputs) };
+  const half = opts.half;
+  const island = half ? islandValues(g) : new Set<ValueId>();
   for (const i of g.inputs) env.set(i.value, inputs.get(i.name)!);
   for (const p of g.params) {
     const t = params.get(p.name);
@@ -59,7 +83,7 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     if (!t) throw new InterpError(`no weights for parameter '${p.name}'`);
     if (t.shape.length !== decl.shape.length || t.shape.some((d, k) => d !== decl.shape[k]))
       throw new InterpError(`parameter '${p.name}' has shape [${t.shape}], graph expects ${formatShape(decl.shape)}`);
-    env.set(p.value, t);
+    env.set(p.value, half ? roundHalf(t, half) : t);
   }
   for (const n of g.nodes) {
     const kernel = opts.kernelOverride?.(n) ?? kernelFor(n.op);
@@ -74,6 +98,7 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     } catch (e) {
       throw new InterpError(`${describeNode(n)}: ${(e as Error).message}`);
     }
+    if (half) outs = outs.map((t, k) => (island.has(n.outputs[k]!) ? t : roundHalf(t, half)));
     n.outputs.forEach((o, k) => env.set(o, outs[k]!));
     opts.onNode?.(n, outs);
   }

@@ -77,11 +77,22 @@ const ROPE_SCHEMA = {
   scaling: "json",
 } as const satisfies AttrSchema;
 
+const CAST_SCHEMA = {
+  dtype: "dtype",
+  /** Float32 islands (src/ir/islands.ts). Graphs trace floats as f32, which stands for the build's float dtype
+   *  (float16/bfloat16 in half builds): "enter" makes the result float32 in every build, "exit" returns to the
+   *  build's dtype, "none" is an ordinary cast. Island casts are never folded away. */
+  island: { oneOf: ["none", "enter", "exit"] },
+} as const satisfies AttrSchema;
+
 const ATTENTION_SCHEMA = {
   causal: "bool",
   scale: "number",
   /** Sliding window in tokens (query i sees keys i-window+1 .. i); 0 = every earlier key. */
   window: "int",
+  /** Attention-logit soft-capping (Gemma 2): scores become softcap * tanh(scores / softcap) after scaling and before
+   *  the mask; 0 = none. */
+  softcap: "number",
 } as const satisfies AttrSchema;
 
 export const CORE_OPS = {
@@ -92,11 +103,15 @@ export const CORE_OPS = {
     doc: "a scalar constant (broadcasts against any shape)",
   } satisfies OpDef<{ value: "number"; dtype: "dtype" }>,
   cast: {
-    attrs: { dtype: "dtype" },
+    attrs: CAST_SCHEMA,
     arity: [1, 1],
-    infer: (ins, a) => [t(a.dtype, ins[0]!.shape)],
-    doc: "convert element type",
-  } satisfies OpDef<{ dtype: "dtype" }>,
+    infer: (ins, a) => {
+      if (a.island !== "none" && (a.dtype !== "f32" || !isFloat(ins[0]!.dtype)))
+        fail(`a float32 island ${a.island} casts a float tensor to f32, got ${ins[0]!.dtype} -> ${a.dtype}`);
+      return [t(a.dtype, ins[0]!.shape)];
+    },
+    doc: "convert element type; island enter/exit: into float32 in every build / back to the build's float dtype",
+  } satisfies OpDef<typeof CAST_SCHEMA>,
   add: binary("a + b", true),
   sub: binary("a - b"),
   mul: binary("a * b", true),
@@ -106,6 +121,15 @@ export const CORE_OPS = {
   exp: unary("e ** x"),
   tanh: unary("tanh(x)"),
   erf: unary("erf(x)"),
+  softcap: {
+    attrs: { cap: "number" },
+    arity: [1, 1],
+    infer: (ins, a) => {
+      if (!(a.cap > 0)) fail(`softcap needs a positive cap, got ${a.cap}`);
+      return unaryFloat(ins);
+    },
+    doc: "soft-capping cap * tanh(x / cap) (Gemma 2 final logits)",
+  } satisfies OpDef<{ cap: "number" }>,
   sqrt: unary("sqrt(x)"),
   rsqrt: unary("1 / sqrt(x)"),
   relu: unary("max(x, 0)"),
@@ -345,7 +369,7 @@ export const CORE_OPS = {
         fail(`q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)} disagree`);
       return [t(q.dtype, [q.shape[0]!, q.shape[1]!, h, v.shape[3]!])];
     },
-    doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window)",
+    doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window); softcap > 0 caps the scaled scores to softcap * tanh(scores / softcap) before the mask",
   } satisfies OpDef<typeof ATTENTION_SCHEMA>,
 } as const;
 

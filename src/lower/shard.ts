@@ -2,7 +2,8 @@
 // TensorRT-LLM's conventions: column-parallel weights and biases split on dim 0, row-parallel weights on dim 1 with
 // the bias whole on every rank (or on rank 0 only where the layer reduces once, GPT-J), the fused QKV split by heads
 // first and concatenated per rank ([q_r; k_r; v_r], key/value heads replicated when fewer than tp), lm_head padded to
-// a multiple of tp then split on dim 0, everything else replicated. Expressions are simplified, so a rank's slice reads
+// a multiple of tp then split on dim 0 (so is the token embedding with a vocab-parallel embedding), everything else
+// replicated. Expressions are simplified, so a rank's slice reads
 // only the source rows it needs.
 
 import type { Graph, Node } from "../ir/graph.ts";
@@ -16,6 +17,8 @@ export class ShardError extends Error {}
 export type Role =
   | { readonly kind: "replicated" }
   | { readonly kind: "column" }
+  /** A column-parallel weight of two stacked halves (swiglu fc [x; gate]): each rank holds its part of each half. */
+  | { readonly kind: "column_halves" }
   | { readonly kind: "row" }
   | { readonly kind: "row_bias"; readonly rank0Only: boolean }
   | { readonly kind: "qkv"; readonly heads: number; readonly kvHeads: number; readonly headDim: number }
@@ -40,10 +43,11 @@ export function paramRoles(g: Graph): Map<string, Role> {
       if (n.attrs.denseBias) set(n, slot, { kind: "row_bias", rank0Only: layerReduce });
     } else if (n.op === "trtllm.gated_mlp" || n.op === "trtllm.mlp") {
       const cols = n.op === "trtllm.gated_mlp" ? 2 : 1;
-      for (let k = 0; k < cols; k++) set(n, 1 + k, { kind: "column" });
+      const column: Role = n.attrs.act === "swiglu" ? { kind: "column_halves" } : { kind: "column" };
+      for (let k = 0; k < cols; k++) set(n, 1 + k, column);
       set(n, 1 + cols, { kind: "row" });
       if (n.attrs.bias) {
-        for (let k = 0; k < cols; k++) set(n, 2 + cols + k, { kind: "column" });
+        for (let k = 0; k < cols; k++) set(n, 2 + cols + k, column);
         set(n, 2 + 2 * cols, { kind: "row_bias", rank0Only: layerReduce });
       }
     } else if (n.op === "trtllm.lm_head") {
@@ -97,6 +101,11 @@ export function rankExpr(name: string, e: WeightExpr, role: Role, shape: readonl
       return e;
     case "column":
       return part(0);
+    case "column_halves": {
+      const half = evenSplit(shape[0]!, 2, `${name} halves`);
+      const n = evenSplit(half, tp, `${name} half`);
+      return simplifyExpr(concat(0, slice(e, 0, r * n, (r + 1) * n), slice(e, 0, half + r * n, half + (r + 1) * n)), shapeOf);
+    }
     case "row":
       return part(1);
     case "row_bias":
@@ -112,9 +121,20 @@ export function rankExpr(name: string, e: WeightExpr, role: Role, shape: readonl
   }
 }
 
+export interface ShardOptions {
+  /** TensorRT-LLM's use_parallel_embedding with embedding_sharding_dim 0: the token embedding is split by vocab rows,
+   *  padded to a multiple of tp like lm_head (layers/embedding.py: ceil(num_embeddings / tp) rows per rank). */
+  readonly parallelEmbedding?: boolean;
+}
+
 /** Every rank's expressions for every parameter (global names). */
-export function shardWeights(lowered: LoweredModel, tp: number, shapeOf: ShapeOf): WeightMap[] {
+export function shardWeights(lowered: LoweredModel, tp: number, shapeOf: ShapeOf, o: ShardOptions = {}): WeightMap[] {
   const roles = paramRoles(lowered.graph);
+  if (o.parallelEmbedding) {
+    const embed = lowered.graph.nodes.find((n) => n.op === "embedding" && n.scope === "transformer.vocab_embedding");
+    const table = embed && lowered.graph.params.find((p) => p.value === embed.inputs[0]);
+    if (table) roles.set(table.name, { kind: "lm_head" });
+  }
   const shapes = new Map(lowered.graph.params.map((p) => [p.name, lowered.graph.values.get(p.value)!.shape as number[]]));
   return Array.from({ length: tp }, (_, r) =>
     Object.fromEntries(Object.entries(lowered.weights).map(([name, e]) => [name, rankExpr(name, e, roles.get(name)!, shapes.get(name)!, tp, r, shapeOf)])),

@@ -98,7 +98,7 @@ function attentionRank(
     q = K.rope([q, pos], rope, ctx)[0]!;
     k = K.rope([k, pos], rope, ctx)[0]!;
   }
-  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale, window: a.window }, ctx)[0]!;
+  const out = K.attention([q, hk.kv("k", k), hk.kv("v", v)], { causal: true, scale: a.scale, window: a.window, softcap: a.softcap }, ctx)[0]!;
   expectShape(denseW, [x.shape[2]!, hl * hd], `${what}.dense.weight`);
   const xd = hk.lin("dense", reshape(out, [b, s, hl * hd]));
   return hk.out("dense", xd, K.linear([xd, denseW], {}, ctx)[0]!);
@@ -110,6 +110,13 @@ const GATED: Record<string, (x: RTensor) => RTensor> = {
   gelu: (x) => K.gelu([x], { approximate: "none" }, ctx)[0]!,
   gelu_tanh: (x) => K.gelu([x], { approximate: "tanh" }, ctx)[0]!,
 };
+
+/** TensorRT-LLM's ACT2FN swiglu on one rank's fc output: halves [x; gate] -> silu(gate) * x. */
+function swiglu(y: RTensor): RTensor {
+  const half = y.shape.at(-1)! / 2;
+  const [a, gate] = K.split([y], { axis: -1, sizes: [half, half] }, ctx) as [RTensor, RTensor];
+  return K.mul([a, GATED.silu!(gate)], {}, ctx)[0]!;
+}
 
 /** Per-rank values of each input: activations are shared, parameters come per rank. */
 type RankInputs = (RTensor | RTensor[])[];
@@ -165,7 +172,7 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
   "trtllm.mlp": (ins, n, tp, h) => {
     const x = ins[0] as RTensor;
     const [fc, proj, fcB, projB] = ins.slice(1).map(perRank) as RTensor[][];
-    const act = GATED[n.attrs.act]!;
+    const act = n.attrs.act === "swiglu" ? swiglu : GATED[n.attrs.act]!;
     const partials = Array.from({ length: tp }, (_, r) => {
       const hk = rankHooks(h, n.scope, r);
       return linearOf(hk, "proj", act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), proj![r]!, undefined);
@@ -178,7 +185,8 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
     const parts = Array.from({ length: tp }, (_, r) => K.linear(b ? [x, w![r]!, b[r]!] : [x, w![r]!], {}, ctx)[0]!);
     const gathered = K.concat(parts, { axis: -1 }, ctx)[0]!;
     const vocab = n.attrs.vocab;
-    return gathered.shape.at(-1) === vocab ? gathered : K.slice([gathered], { axis: -1, start: 0, end: vocab }, ctx)[0]!;
+    const logits = gathered.shape.at(-1) === vocab ? gathered : K.slice([gathered], { axis: -1, start: 0, end: vocab }, ctx)[0]!;
+    return n.attrs.softcap > 0 ? K.softcap([logits], { cap: n.attrs.softcap }, ctx)[0]! : logits;
   },
 };
 
@@ -192,6 +200,15 @@ for (const op of Object.keys(TP_KERNELS))
 
 function sameTensor(a: RTensor, b: RTensor): boolean {
   return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => Object.is(v, b.data[i]));
+}
+
+/** A vocab-parallel embedding's table (TensorRT-LLM's Embedding with sharding_dim 0): each rank looks up its own
+ *  rows, zeros elsewhere, and the all-reduce sums them, which is the lookup in the rows stacked in rank order (the
+ *  padding past `vocab` is never read). */
+function vocabRows(shards: RTensor[], vocab: number): RTensor {
+  const table = K.concat(shards, { axis: 0 }, ctx)[0]!;
+  if (table.shape[0]! < vocab) throw new SimulationError(`embedding shards hold ${table.shape[0]} rows, fewer than the vocabulary's ${vocab}`);
+  return table.shape[0] === vocab ? table : K.slice([table], { axis: 0, start: 0, end: vocab }, ctx)[0]!;
 }
 
 /** Runs the lowered graph with per-rank weights (global parameter names -> one tensor per tp rank). */
@@ -225,6 +242,7 @@ export function simulateTensorParallel(
       else {
         const single = ins.map((v, k) => {
           if (!Array.isArray(v)) return v;
+          if (n.op === "embedding" && k === 0 && v.some((t) => !sameTensor(t, v[0]!))) return vocabRows(v, g.values.get(n.inputs[0]!)!.shape[0] as number);
           if (v.some((t) => !sameTensor(t, v[0]!))) throw new SimulationError(`replicated parameter '${paramOf.get(n.inputs[k]!)}' differs between tp ranks`);
           return v[0]!;
         });

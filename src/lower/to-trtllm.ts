@@ -162,6 +162,7 @@ function analyzeAttention(c: Ctx, A: Node): AttentionBlock {
       qkvBias: qkvB.length > 0,
       denseBias: dense.inputs[2] !== undefined,
       window: A.attrs.window,
+      softcap: A.attrs.softcap,
       qkNorm: q.norm !== undefined,
       qkNormEps: (q.norm?.attrs.eps as number | undefined) ?? 1e-6,
       reduce: "allreduce",
@@ -304,8 +305,16 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
     g.outputs.find((o) => o.name === "logits"),
     `graph '${g.name}' has no 'logits' output`,
   );
-  const head = need(c.def.get(logitsOut.value), "logits are a graph input");
-  need(head.op === "linear", `${where(head)}: logits must come straight from a linear layer (the LM head)`);
+  let head = need(c.def.get(logitsOut.value), "logits are a graph input");
+  // Final-logit soft-capping (Gemma 2) right after the LM head folds into trtllm.lm_head's softcap attribute.
+  let headSoftcap = 0;
+  if (head.op === "softcap") {
+    headSoftcap = head.attrs.cap as number;
+    interior.add(head);
+    head = need(c.def.get(head.inputs[0]!), `${where(head)}: soft-capping of a graph input`);
+    need((c.users.get(head.outputs[0]!) ?? []).length === 1, `${where(head)}: the LM head's logits are used elsewhere besides the soft-capping`);
+  }
+  need(head.op === "linear", `${where(head)}: logits must come straight from a linear layer (the LM head), optionally soft-capped`);
   const finalNorm = c.def.get(head.inputs[0]!);
 
   // Names for the TensorRT-LLM module of each remaining node.
@@ -387,7 +396,9 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
       const vocab = g.values.get(n.inputs[1]!)!.shape[0] as number;
       const ins = [map(n.inputs[0]!), param("lm_head.weight", exprOf(n.inputs[1]!), shapeOfParam(n.inputs[1]!))];
       if (n.inputs[2] !== undefined) ins.push(param("lm_head.bias", exprOf(n.inputs[2]), shapeOfParam(n.inputs[2])));
-      subst.set(n.outputs[0]!, b.node("trtllm.lm_head", ins, { vocab }, opts("lm_head", { trtllm: "ColumnLinear(gather_output)" }))[0]!);
+      const logits = b.node("trtllm.lm_head", ins, { vocab, softcap: headSoftcap }, opts("lm_head", { trtllm: "ColumnLinear(gather_output)" }))[0]!;
+      subst.set(n.outputs[0]!, logits);
+      subst.set(logitsOut.value, logits);
       continue;
     }
     // Everything else keeps its op; parameters get TensorRT-LLM module names.

@@ -29,6 +29,10 @@ const ATTENTION_ATTRS = {
   /** Sliding window in tokens (0 = global). TensorRT-LLM 1.2.1 takes it at runtime, per layer, as
    *  max_attention_window_size; the layer itself is unchanged. */
   window: "int",
+  /** Attention-logit soft-capping, 0 = none: TensorRT-LLM 1.2.1's Attention(max_attn_value=cap), which the GPT
+   *  attention plugin takes as attn_logit_softcapping_scale (models/gemma/model.py passes
+   *  config.attn_logit_softcapping there). */
+  softcap: "number",
   /** QK-norm (TensorRT-LLM Attention qk_layernorm with RmsNorm): per-head RMSNorm of q and k before rotary, with
    *  two trailing inputs q_layernorm.weight and k_layernorm.weight, each [headDim]. */
   qkNorm: "bool",
@@ -39,7 +43,9 @@ const ATTENTION_ATTRS = {
 } as const satisfies AttrSchema;
 
 const MLP_ATTRS = {
-  act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu"] },
+  /** "swiglu" (plain MLP only, TensorRT-LLM's ACT2FN swiglu): fc holds 2 x ffn rows, per rank [x_r; gate_r], and
+   *  the activation is silu(gate) * x. Only built-in classes that take it (Phi-3) get it, from the engine target. */
+  act: { oneOf: ["silu", "gelu", "gelu_tanh", "relu", "swiglu"] },
   bias: "bool",
   reduce: { oneOf: ["allreduce", "layer"] },
 } as const satisfies AttrSchema;
@@ -52,6 +58,14 @@ function vector(t: ValueType | undefined, n: number, what: string) {
   if (t?.shape.length !== 1 || t.shape[0] !== n) fail(`${what} must be [${n}], got ${t ? formatShape(t.shape) : "nothing"}`);
 }
 const hiddenOf = (x: ValueType) => x.shape[x.shape.length - 1] as number;
+
+const LM_HEAD_ATTRS = {
+  vocab: "int",
+  /** Final-logit soft-capping, 0 = none. TensorRT-LLM 1.2.1's DecoderModelForCausalLM.forward applies it to lm_head's
+   *  output when the config has Gemma2ConfigGroup's keys (models/modeling_utils.py @ b35ac1b6:
+   *  lm_logits * (1 / final_logit_softcapping), tanh, * final_logit_softcapping). */
+  softcap: "number",
+} as const satisfies AttrSchema;
 
 export const TRTLLM_OPS = {
   "trtllm.attention": {
@@ -80,6 +94,7 @@ export const TRTLLM_OPS = {
     arity: [4, 7],
     infer: (ins, a) => {
       const [x, fc, gate, proj, ...biases] = ins as [ValueType, ValueType, ValueType, ValueType, ...ValueType[]];
+      if (a.act === "swiglu") fail("gated_mlp has its own gate; swiglu is a plain MLP's activation");
       const d = hiddenOf(x);
       const ffn = fc.shape[0] as number;
       matrix(fc, ffn, d, "fc.weight");
@@ -97,17 +112,18 @@ export const TRTLLM_OPS = {
     infer: (ins, a) => {
       const [x, fc, proj, ...biases] = ins as [ValueType, ValueType, ValueType, ...ValueType[]];
       const d = hiddenOf(x);
-      const ffn = fc.shape[0] as number;
-      matrix(fc, ffn, d, "fc.weight");
+      const rows = fc.shape[0] as number;
+      const ffn = a.act === "swiglu" ? rows / 2 : rows;
+      matrix(fc, rows, d, "fc.weight");
       matrix(proj, d, ffn, "proj.weight");
       if (biases.length !== (a.bias ? 2 : 0)) fail(`mlp with bias=${a.bias} takes ${a.bias ? 5 : 3} inputs, got ${ins.length}`);
-      if (a.bias) [ffn, d].forEach((n, i) => vector(biases[i], n, ["fc.bias", "proj.bias"][i]!));
+      if (a.bias) [rows, d].forEach((n, i) => vector(biases[i], n, ["fc.bias", "proj.bias"][i]!));
       return [{ dtype: x.dtype, shape: [...x.shape] }];
     },
-    doc: "TensorRT-LLM MLP: proj(act(fc(x))) (inputs: x, fc.weight, proj.weight, [fc.bias, proj.bias])",
+    doc: "TensorRT-LLM MLP: proj(act(fc(x))); swiglu: fc gives [x; gate] halves, act = silu(gate) * x (inputs: x, fc.weight, proj.weight, [fc.bias, proj.bias])",
   } satisfies OpDef<typeof MLP_ATTRS>,
   "trtllm.lm_head": {
-    attrs: { vocab: "int" },
+    attrs: LM_HEAD_ATTRS,
     arity: [2, 3],
     infer: (ins, a) => {
       const [x, w, b] = ins as [ValueType, ValueType, ValueType | undefined];
@@ -115,8 +131,8 @@ export const TRTLLM_OPS = {
       if (b) vector(b, a.vocab, "lm_head.bias");
       return [{ dtype: x.dtype, shape: [...x.shape.slice(0, -1), a.vocab] }];
     },
-    doc: "TensorRT-LLM lm_head: ColumnLinear(gather_output=True); vocab rows padded to a multiple of tp in checkpoints",
-  } satisfies OpDef<{ vocab: "int" }>,
+    doc: "TensorRT-LLM lm_head: ColumnLinear(gather_output=True); vocab rows padded to a multiple of tp in checkpoints; softcap > 0 caps the logits to softcap * tanh(logits / softcap)",
+  } satisfies OpDef<typeof LM_HEAD_ATTRS>,
 } as const;
 
 export type TrtllmOp = keyof typeof TRTLLM_OPS;

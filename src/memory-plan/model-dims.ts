@@ -79,6 +79,7 @@ export function rankShape(p: PlanParam, d: ModelDims, tp: number): number[] {
     replicated: () => [...p.shape],
     row_bias: () => [...p.shape],
     column: () => [rows! / tp, ...rest],
+    column_halves: () => [rows! / tp, ...rest],
     row: () => [rows!, rest[0]! / tp],
     qkv: () => [(d.heads / tp + 2 * kvHeadsPerRank(d, tp)) * d.headDim, ...rest],
     lm_head: () => [Math.ceil(rows! / tp), ...rest],

@@ -48,7 +48,8 @@ function foldShape(n: Node, g: Graph, producer: (v: ValueId) => Node | undefined
   const inType = r.builder.type(input);
   const outType = g.values.get(n.outputs[0]!)!;
   const same = inType.dtype === outType.dtype && shapeEq(inType.shape, outType.shape);
-  if ((n.op === "reshape" || n.op === "cast") && same) return [input];
+  // Float32 island casts stay: f32 -> f32 in the graph is float16 -> float32 (or back) in a half build.
+  if ((n.op === "reshape" || (n.op === "cast" && n.attrs.island === "none")) && same) return [input];
   const src = producer(input);
   if (n.op === "reshape" && src?.op === "reshape") {
     const origin = r.map(src.inputs[0]!);

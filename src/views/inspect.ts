@@ -4,7 +4,7 @@
 // Invariants: counts are exact element counts of the traced graph's parameters (a tied weight counts once); module
 // paths are parameter names minus their last component, plus every ancestor, "" being the whole model.
 
-import { type BuiltinFamily, detectBuiltin } from "../../codegen/trtllm-engine/builtin.ts";
+import { type BuiltinFamily, detectForEngine } from "../../codegen/trtllm-engine/builtin.ts";
 import { emitModelPy } from "../../codegen/trtllm-engine/model-py.ts";
 import type { Hints } from "../dsl/hints.ts";
 import type { JsonValue } from "../ir/attrs.ts";
@@ -55,7 +55,7 @@ export function paramsPerModule(g: Graph): ModuleParams[] {
 
 function targetClass(stages: ModelStages): TargetClass {
   const lowered = stages.lowered();
-  const d = detectBuiltin(lowered.graph);
+  const d = detectForEngine(lowered).detection;
   if (d.ok)
     return {
       builtin: true,

@@ -125,7 +125,7 @@ function everyStandardOp(): { g: Graph; covered: Set<string> } {
   const [e] = op("embedding", [table, ids]);
   const [a] = op("add", [x, e!]);
   const [one] = op("constant", [], { value: 1, dtype: "f32" });
-  const [half] = op("cast", [op("cast", [a!], { dtype: "f16" })[0]!], { dtype: "f32" });
+  const [half] = op("cast", [op("cast", [a!], { dtype: "f16", island: "none" })[0]!], { dtype: "f32", island: "none" });
   const [pos] = op("add", [op("exp", [half!])[0]!, one!]);
   const [d] = op("div", [op("sub", [a!, op("neg", [x])[0]!])[0]!, pos!]);
   const [p] = op("pow", [op("sqrt", [pos!])[0]!, op("constant", [], { value: 3, dtype: "f32" })[0]!]);

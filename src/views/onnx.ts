@@ -194,7 +194,15 @@ const STANDARD_RULES = {
  * do not fit a standard op (reshape with symbolic dims). Together with the rules above they must cover the op table:
  * `_everyOpDecided` does not compile while an op is in neither.
  */
-export const KILN_DOMAIN_OPS = ["reshape", "repeat_interleave", "rope", "causal_mask", "gated_activation", "attention"] as const satisfies readonly CoreOp[];
+export const KILN_DOMAIN_OPS = [
+  "reshape",
+  "repeat_interleave",
+  "rope",
+  "causal_mask",
+  "gated_activation",
+  "attention",
+  "softcap",
+] as const satisfies readonly CoreOp[];
 type UndecidedOps = Exclude<CoreOp, keyof typeof STANDARD_RULES | (typeof KILN_DOMAIN_OPS)[number]>;
 const _everyOpDecided: [UndecidedOps] extends [never] ? true : UndecidedOps = true;
 void _everyOpDecided;

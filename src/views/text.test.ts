@@ -29,14 +29,14 @@ it("folds the repeated layers of the lowered llama3_gqa", async () => {
       param %25: f32[512, 64] lm_head.weight
       %26: f32[batch, seq, 64] = embedding %2, %0  # @transformer.vocab_embedding
       %27: f32[batch, seq, 64] = rms_norm %26, %3 eps=0.00001  # @transformer.layers.0.input_layernorm
-      %28: f32[batch, seq, 64] = trtllm.attention %27, %1, %4, %5 heads=8 kvHeads=2 headDim=8 rope=neox rotaryDim=8 ropeTheta=500000 scale=0.35355339059327373 qkvBias=false denseBias=false window=0 qkNorm=false qkNormEps=0.000001 reduce=allreduce !trtllm=Attention  # @transformer.layers.0.attention
+      %28: f32[batch, seq, 64] = trtllm.attention %27, %1, %4, %5 heads=8 kvHeads=2 headDim=8 rope=neox rotaryDim=8 ropeTheta=500000 scale=0.35355339059327373 qkvBias=false denseBias=false window=0 softcap=0 qkNorm=false qkNormEps=0.000001 reduce=allreduce !trtllm=Attention  # @transformer.layers.0.attention
       %29: f32[batch, seq, 64] = add %26, %28  # @transformer.layers.0
       %30: f32[batch, seq, 64] = rms_norm %29, %6 eps=0.00001  # @transformer.layers.0.post_layernorm
       %31: f32[batch, seq, 64] = trtllm.gated_mlp %30, %7, %8, %9 act=silu bias=false reduce=allreduce !trtllm=GatedMLP  # @transformer.layers.0.mlp
       %32: f32[batch, seq, 64] = add %29, %31  # @transformer.layers.0
       ... transformer.layers.1 … transformer.layers.2: × 2 identical layers (same as transformer.layers.0, 6 nodes each)
       %45: f32[batch, seq, 64] = rms_norm %44, %24 eps=0.00001  # @transformer.ln_f
-      %46: f32[batch, seq, 512] = trtllm.lm_head %45, %25 vocab=512 !trtllm="ColumnLinear(gather_output)"  # @lm_head
+      %46: f32[batch, seq, 512] = trtllm.lm_head %45, %25 vocab=512 softcap=0 !trtllm="ColumnLinear(gather_output)"  # @lm_head
       output logits = %46
     }
     "

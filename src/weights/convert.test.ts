@@ -1,5 +1,5 @@
 // convert.ts: streamed conversion equals in-memory evalExpr + cast for random checkpoints and random expression
-// trees of every transform (tiny blocks force many blocks and odd boundaries); rounding ties of every cast;
+// trees of every transform (offset included: its sum is rounded once, to the output dtype) (tiny blocks force many blocks and odd boundaries); rounding ties of every cast;
 // plan validation; and failures that must leave nothing in the output directory.
 
 import { fc, test as fcTest } from "@fast-check/vitest";
@@ -14,7 +14,7 @@ import { rangeCopier } from "./copy-ranges.ts";
 import type { FloatDtype } from "./float-cast.ts";
 import { f32ToBf16, f32ToF16 } from "./half.ts";
 import { SafetensorsFile, writeSafetensors, type TensorWithData } from "./safetensors.ts";
-import { concat, evalExpr, pad, reshape, repeatInterleave, slice, src, transpose, type WeightExpr, zeros } from "./weight-map.ts";
+import { concat, evalExpr, offset, pad, reshape, repeatInterleave, slice, src, transpose, type WeightExpr, zeros } from "./weight-map.ts";
 
 let root: string;
 let counter = 0;
@@ -120,6 +120,7 @@ function randomExpr(r: Rng, sources: readonly Shaped[], depth: number): Shaped {
       const shape = factorShape(r, numel(x.shape));
       return { e: reshape(x.e, shape), shape };
     },
+    () => ({ e: offset(x.e, r.pick([1, -0.5, 3.25])), shape: x.shape }),
     () => {
       // Parts that fit x on every dim but `dim`: slices of x, x itself, zeros, a sibling expression reshaped.
       const parts: Shaped[] = [];

@@ -30,7 +30,7 @@ import { DATA_ALIGN, SafetensorsWriter } from "./safetensors.ts";
 import { bestDataResidue, blockRanges, isPlainCopy, type PlacedCopy } from "./copy-plan.ts";
 import { rangeCopier, type RangeCopier, type RangeCopyError } from "./copy-ranges.ts";
 import type { SafetensorsDtype } from "./dtypes.ts";
-import { exprSources, type WeightExpr, zeros } from "./weight-map.ts";
+import { exprChildren, exprSources, type WeightExpr, zeros } from "./weight-map.ts";
 import { castLosses, countNonFinite, NumericsTally } from "./numerics.ts";
 
 export class ConvertError extends Error {
@@ -171,8 +171,9 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
     if (!isConvertibleDtype(d)) return `source tensor "${name}" is ${d}; only F32, F16 and BF16 sources can be converted`;
     dtypes.add(d);
   }
-  // One source dtype: move its bits untouched and cast once at the end. Mixed: widen everything to F32.
-  const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 ? ([...dtypes][0] as FloatDtype) : "F32";
+  // One source dtype: move its bits untouched and cast once at the end. Mixed, or arithmetic on the values (offset):
+  // widen everything to F32, so the result is rounded once, to the output dtype.
+  const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 && !hasOffset(t.expr) ? ([...dtypes][0] as FloatDtype) : "F32";
   const elements = numel(node.shape);
   const plain = isPlainCopy(node, elements, work, (name) => source.info(name)!.dtype);
   const native = !plain ? undefined : work === t.dtype ? "copy" : castTable(work, t.dtype) ? "cast" : undefined;
@@ -401,6 +402,8 @@ function placedCopies(f: PlannedFile): PlacedCopy[] {
   }
   return copies;
 }
+
+const hasOffset = (e: WeightExpr): boolean => !("source" in e) && (e.op === "offset" || exprChildren(e).some(hasOffset));
 
 const newBuffer = (bytes: number, workers: CastWorkers | undefined): ArrayBufferLike => (workers ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
 

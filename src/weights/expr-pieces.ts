@@ -45,7 +45,15 @@ export interface TransposePiece {
   count: number;
   dst: number;
 }
-export type Piece = ReadPiece | ZeroPiece | TransposePiece;
+/** Elements [start, start + count) of an offset node's output: the same range of its input, plus the constant. */
+export interface OffsetPiece {
+  kind: "offset";
+  node: ShapedExpr;
+  start: number;
+  count: number;
+  dst: number;
+}
+export type Piece = ReadPiece | ZeroPiece | TransposePiece | OffsetPiece;
 
 /** Thrown (as a value, not an Error) when a PieceList would pass its cap. */
 export const PIECES_FULL: unique symbol = Symbol("PIECES_FULL");
@@ -83,6 +91,10 @@ export class PieceList {
 
   transpose(node: ShapedExpr, start: number, count: number, dst: number): void {
     this.#push({ kind: "transpose", node, start, count, dst });
+  }
+
+  offset(node: ShapedExpr, start: number, count: number, dst: number): void {
+    this.#push({ kind: "offset", node, start, count, dst });
   }
 
   #push(p: Piece): void {
@@ -156,5 +168,6 @@ export function collect(node: ShapedExpr, start: number, count: number, dst: num
   else if (e.op === "reshape")
     collect(node.kids[0]!, start, count, dst, out); // row-major order is unchanged
   else if (e.op === "transpose") out.transpose(node, start, count, dst);
+  else if (e.op === "offset") out.offset(node, start, count, dst);
   else collectAxis(e, node, start, count, dst, out);
 }

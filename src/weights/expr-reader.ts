@@ -12,7 +12,7 @@
 
 import * as fs from "node:fs";
 import { FLOAT_BYTES, floatCast, type FloatDtype } from "./float-cast.ts";
-import { collect, PieceList, PIECES_FULL, type Piece, type ReadPiece, type ShapedExpr, type TransposePiece } from "./expr-pieces.ts";
+import { collect, type OffsetPiece, PieceList, PIECES_FULL, type Piece, type ReadPiece, type ShapedExpr, type TransposePiece } from "./expr-pieces.ts";
 
 export class SourceReadError extends Error {
   override name = "SourceReadError";
@@ -115,6 +115,7 @@ export class ExprReader {
     for (const p of pieces) {
       if (p.kind === "zero") bytes.fill(0, p.dst * wb, (p.dst + p.count) * wb);
       else if (p.kind === "transpose") await this.#transpose(p, work, dst);
+      else if (p.kind === "offset") await this.#offset(p, work, dst);
       else {
         const slot = this.#sources.get(p.source)!;
         const sb = FLOAT_BYTES[slot.dtype];
@@ -167,6 +168,21 @@ export class ExprReader {
         else cast(scratch.slice(at, at + rowBytes), 0, dst, out, p.count);
       }
     }
+  }
+
+  /** The input's same range, decoded to float32, plus the constant, rounded back to the work dtype (one rounding,
+   *  as TensorRT-LLM's converters do: param + 1.0 in float32, then the cast). Only small tensors (norm scales) use it. */
+  async #offset(p: OffsetPiece, work: FloatDtype, dst: ArrayBufferLike): Promise<void> {
+    const wb = FLOAT_BYTES[work];
+    const temp = new ArrayBuffer(p.count * wb);
+    await this.fill(p.node.kids[0]!, work, [{ start: p.start, count: p.count, dst: 0 }], temp);
+    const f32 = new Float32Array(p.count);
+    if (work === "F32") f32.set(new Float32Array(temp));
+    else floatCast(work, "F32")(temp, 0, f32.buffer, 0, p.count);
+    const value = (p.node.expr as { value: number }).value;
+    for (let i = 0; i < p.count; i++) f32[i] = f32[i]! + value;
+    if (work === "F32") new Float32Array(dst, p.dst * 4, p.count).set(f32);
+    else floatCast("F32", work)(f32.buffer, 0, dst, p.dst * wb, p.count);
   }
 
   /** Output rows [j0, j1) of a transpose are input columns [j0, j1): read them row by row, then scatter. */

@@ -14,6 +14,10 @@ export function inferSourceShapes(map: WeightMap, paramShapes: ReadonlyMap<strin
       found.set(e.source, prev ? prev.map((d, i) => Math.max(d, shape[i]!)) : shape);
       return;
     }
+    if (e.op === "offset") {
+      visit(e.x, shape, where);
+      return;
+    }
     if (e.op === "transpose") {
       visit(e.x, [shape[1]!, shape[0]!], where);
       return;

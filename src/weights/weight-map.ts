@@ -11,7 +11,9 @@ export type WeightExpr =
   | { readonly op: "pad"; readonly dim: number; readonly to: number; readonly x: WeightExpr }
   | { readonly op: "repeat_interleave"; readonly dim: number; readonly repeats: number; readonly x: WeightExpr }
   | { readonly op: "reshape"; readonly shape: readonly number[]; readonly x: WeightExpr }
-  | { readonly op: "zeros"; readonly shape: readonly number[] };
+  | { readonly op: "zeros"; readonly shape: readonly number[] }
+  /** x + value, elementwise: a checkpoint that stores a scale minus a constant (Gemma's (1 + w) norms). */
+  | { readonly op: "offset"; readonly value: number; readonly x: WeightExpr };
 
 /** target parameter name -> expression, in parameter order. */
 export type WeightMap = Readonly<Record<string, WeightExpr>>;
@@ -30,6 +32,7 @@ export const pad = (x: WeightExpr, dim: number, to: number): WeightExpr => ({ op
 export const repeatInterleave = (x: WeightExpr, dim: number, repeats: number): WeightExpr => ({ op: "repeat_interleave", dim, repeats, x });
 export const reshape = (x: WeightExpr, shape: readonly number[]): WeightExpr => ({ op: "reshape", shape, x });
 export const zeros = (shape: readonly number[]): WeightExpr => ({ op: "zeros", shape });
+export const offset = (x: WeightExpr, value: number): WeightExpr => ({ op: "offset", value, x });
 
 /** Builds the entries of every layer from one template function. */
 export function perLayer(n: number, entries: (i: number) => Record<string, WeightExpr>): Record<string, WeightExpr> {
@@ -142,6 +145,11 @@ const RULES: { [K in TransformOp]: TransformRule<K> } = {
         : fail(`repeat count ${e.repeats} must be a positive integer`);
     },
     apply: (e, [x]) => remapAxis(x!, e.dim, x!.shape[e.dim]! * e.repeats, (j) => Math.floor(j / e.repeats)),
+  },
+  offset: {
+    label: (e) => `offset[${e.value}]`,
+    shape: (_e, [s]) => [...s!],
+    apply: (e, [x]) => ({ shape: [...x!.shape], data: x!.data.map((v) => v + e.value) }),
   },
   reshape: {
     label: (e) => `reshape[${e.shape}]`,

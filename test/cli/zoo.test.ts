@@ -75,6 +75,7 @@ describe("the model zoo on the command line", () => {
       qwen2: `${ZOO}qwen2`,
       qwen3: `${ZOO}qwen3`,
       gemma: `${ZOO}gemma`,
+      gemma2: `${ZOO}gemma2`,
       gpt_neox: `${ZOO}gpt_neox`,
       starcoder2: `${ZOO}starcoder2`,
       phi3: `${ZOO}phi3`,

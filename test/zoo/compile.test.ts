@@ -12,6 +12,7 @@ import { tritonConfigs } from "../../codegen/triton/configs.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { compileModel } from "../../src/driver/compile.ts";
 import { simulateCheckpoint } from "../../src/driver/simulate-checkpoint.ts";
+import { SafetensorsFile } from "../../src/weights/safetensors.ts";
 import { readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
 import { zooModel } from "./models.ts";
 
@@ -25,16 +26,19 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   qwen2: { architecture: "Qwen2ForCausalLM", builtin: "qwen", windows: [128, 5, 5] },
   // QK-norm: custom model.py with Attention(qk_layernorm=True, layernorm_type=RmsNorm, eps=rms_norm_eps).
   qwen3: { architecture: "KilnQwen3ForCausalLM", builtin: null, windows: undefined },
-  // Embedding scale and (1 + w) norms are glue: custom model.py.
-  gemma: { architecture: "KilnGemmaForCausalLM", builtin: null, windows: undefined },
-  // 1.2.1 has GPTNeoXForCausalLM, but built-in detection does not know it yet: custom model.py (parallel and
-  // sequential residual both).
+  // GemmaForCausalLM: norms folded to 1 + w in the checkpoint, the embedding scale is the class's own.
+  gemma: { architecture: "GemmaForCausalLM", builtin: "gemma", windows: undefined },
+  // GemmaForCausalLM's Gemma 2 form (soft-caps, four norms per layer); layers 0 and 2 slide (window 4), layer 1 is
+  // global, at run time.
+  gemma2: { architecture: "Gemma2ForCausalLM", builtin: "gemma2", windows: [4, 128, 4] },
+  // 1.2.1's GPTNeoXForCausalLM computes the tanh GELU where HF GPT-NeoX uses the exact one: custom model.py
+  // (parallel and sequential residual both).
   gpt_neox: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
   gpt_neox_seq: { architecture: "KilnGptNeoxForCausalLM", builtin: null, windows: undefined },
-  // Custom code (1.2.1 builds it with GPTForCausalLM's starcoder2 variant; not matched yet); sliding window 4.
-  starcoder2: { architecture: "KilnStarcoder2ForCausalLM", builtin: null, windows: [4, 4, 4] },
-  // Partial rotary: custom code (1.2.1's Phi3ForCausalLM not matched yet); sliding window 5.
-  phi3: { architecture: "KilnPhi3ForCausalLM", builtin: null, windows: [5, 5, 5] },
+  // GPTForCausalLM's starcoder2 variant (rotary, GQA, biases); sliding window 4 at run time.
+  starcoder2: { architecture: "GPTForCausalLM", builtin: "gpt", windows: [4, 4, 4] },
+  // Phi3ForCausalLM: partial rotary as rotary_pct, one swiglu fc; sliding window 5.
+  phi3: { architecture: "Phi3ForCausalLM", builtin: "phi3", windows: [5, 5, 5] },
 };
 
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
@@ -105,6 +109,32 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
     expect(c.head_size).toBe(24);
   });
 
+  it("gemma2: model.py caps attention logits with max_attn_value, config.json carries Gemma2ConfigGroup's keys", async () => {
+    const out = join(tmp, "gemma2-softcap");
+    // --custom-code: by default Gemma 2 compiles for the built-in class (next test).
+    await compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: out, mapping: { tp: 1, pp: 1 }, customCode: true });
+    const py = readFileSync(join(out, "model.py"), "utf8");
+    expect(py.match(/max_attn_value=2\.0,/g)?.length).toBe(1);
+    const c = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    // DecoderModelForCausalLM soft-caps lm_head's logits when all three keys are present (query_pre_attn_scalar 24).
+    expect([Math.round(c.query_pre_attn_scalar * 1e9) / 1e9, c.final_logit_softcapping, c.attn_logit_softcapping]).toEqual([24, 3, 2]);
+  });
+
+  it("gemma2 built in: GemmaConfig's Gemma 2 keys and the 1 + w scales of all four norms per layer", async () => {
+    const out = join(tmp, "gemma2-builtin");
+    await compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    const c = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect([c.architecture, c.query_pre_attn_scalar, c.final_logit_softcapping, c.attn_logit_softcapping]).toEqual(["Gemma2ForCausalLM", 24, 3, 2]);
+    const map = JSON.parse(readFileSync(join(out, "weights.map.json"), "utf8")).files["rank0.safetensors"];
+    const norms = ["input_layernorm", "post_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"];
+    expect(norms.map((n) => map[`transformer.layers.1.${n}.weight`].from)).toEqual(
+      ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"].map(
+        (n) => `offset[1](model.layers.1.${n}.weight)`,
+      ),
+    );
+    expect(map["transformer.ln_f.weight"].from).toBe("offset[1](model.norm.weight)");
+  });
+
   it("qwen2 config carries QWenConfig's fields", async () => {
     const out = join(tmp, "qwen2-fields");
     await compileModel(zooModel("qwen2"), { hfDir: `${ZOO}qwen2`, outDir: out, mapping: { tp: 1, pp: 1 } });
@@ -123,9 +153,23 @@ describe("zoo: the PyTorch targets", () => {
     expect(py).toContain("attention_window_size=self.attention_window_size,");
   });
 
-  it("trtllm-torch refuses QK-norm in one line naming the layer (its QK-norm layer is not in the 1.2.1 manifest)", async () => {
+  it("trtllm-torch refuses soft-capping in one line naming the layer (1.2.1's backend Attention takes no logit cap)", async () => {
     await expect(
-      compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: join(tmp, "qwen3-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" }),
-    ).rejects.toThrow(/^transformer\.layers\.0\.attention: per-head q\/k RMSNorm \(QK-norm\) is not supported by --target trtllm-torch yet/);
+      compileModel(zooModel("gemma2"), { hfDir: `${ZOO}gemma2`, outDir: join(tmp, "gemma2-torch"), mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" }),
+    ).rejects.toThrow(/^transformer\.layers\.0\.attention: attention-logit soft-capping is not supported by --target trtllm-torch/);
+  });
+
+  it("trtllm-torch: QK-norm is QKNormRoPEAttention, its norms named q_norm / k_norm, and the code passes the API check", async () => {
+    const out = join(tmp, "qwen3-torch");
+    await compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: out, mapping: { tp: 1, pp: 1 }, target: "trtllm-torch" });
+    const file = join(out, "kiln_qwen3", "modeling_kiln_qwen3.py");
+    const py = readFileSync(file, "utf8");
+    expect(py).toContain("from tensorrt_llm._torch.modules.qk_norm_attention import QKNormRoPEAttention");
+    expect(py).toContain("fuse_qk_norm_rope=False,");
+    const f = await SafetensorsFile.open(join(out, "model.safetensors"));
+    const names = f.tensors().map((t) => t.name);
+    await f.close();
+    expect(names).toEqual(expect.arrayContaining(["model.layers.0.self_attn.q_norm.weight", "model.layers.0.self_attn.k_norm.weight"]));
+    expect(checkPythonApi(file, { manifest: ["codegen/apicheck/trtllm-1.2.json", "codegen/apicheck/trtllm-torch-1.2.json"] }).problems).toEqual([]);
   });
 });

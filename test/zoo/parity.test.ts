@@ -30,4 +30,15 @@ describe("zoo: HF parity in the interpreter", () => {
     const g = (await readGolden(dir))[0]!;
     expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
   });
+
+  it("soft-capping matters: the gemma2 fixture without its attention cap, or without its final cap, misses the goldens", async () => {
+    const dir = `${ZOO}gemma2`;
+    const g = (await readGolden(dir))[0]!;
+    const attnOff = instantiateFromDir(zooModel("gemma2"), dir);
+    for (const n of attnOff.graph.nodes) if (n.op === "attention") (n.attrs as { softcap: number }).softcap = 0;
+    expect(relL2(causalLMLogits(attnOff.graph, await loadWeights(attnOff, dir), g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
+    const finalOff = instantiateFromDir(zooModel("gemma2"), dir);
+    for (const n of finalOff.graph.nodes) if (n.op === "softcap") (n.attrs as { cap: number }).cap = 1e9;
+    expect(relL2(causalLMLogits(finalOff.graph, await loadWeights(finalOff, dir), g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
+  });
 });

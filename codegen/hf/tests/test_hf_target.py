@@ -23,11 +23,14 @@ FIXTURES = REPO / "test" / "fixtures" / "hf"
 ZOO = REPO / "test" / "fixtures" / "zoo"
 MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "models/llama.ts", "llama3_gqa": "models/llama.ts",
               "mistral": "models/mistral.ts", "qwen2": "models/qwen2.ts", "qwen3": "models/qwen3.ts",
-              "gemma": "models/gemma.ts", "gpt_neox": "models/gpt_neox.ts", "gpt_neox_seq": "models/gpt_neox.ts",
+              "gemma": "models/gemma.ts", "gemma2": "models/gemma2.ts", "gpt_neox": "models/gpt_neox.ts", "gpt_neox_seq": "models/gpt_neox.ts",
               "starcoder2": "models/starcoder2.ts", "phi3": "models/phi3.ts"}
 # Zoo fixtures (scripts/zoo-fixtures/make.py) live beside the original ones; their sliding windows are shorter than
 # the prompts, so generate() through the KV cache checks the window mask too.
-FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "gpt_neox_seq", "starcoder2", "phi3") else FIXTURES) / f for f in MODEL_FILE}
+FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "gpt_neox_seq", "starcoder2", "phi3") else FIXTURES) / f for f in MODEL_FILE}
+# Goldens made with transformers' eager attention (scripts/zoo-fixtures/make.py EAGER): its SDPA path drops Gemma 2's
+# attention-logit soft-capping, so the original model is loaded the same way.
+EAGER_ATTENTION = {"gemma2"}
 GLUE_MODEL = "codegen/hf/tests/glue_model.ts"
 TOLERANCE = 1e-5
 
@@ -92,7 +95,8 @@ def test_logits_and_greedy_match_the_original_model(emitted, fixture):
     model, info = load(emitted[fixture], output_loading_info=True)
     assert type(model).__name__.startswith("Kiln") and type(model).__name__.endswith("ForCausalLM")
     assert {k: v for k, v in info.items() if v} == {}
-    original = transformers.AutoModelForCausalLM.from_pretrained(str(FIXTURE_DIR[fixture])).eval()
+    eager = {"attn_implementation": "eager"} if fixture in EAGER_ATTENTION else {}
+    original = transformers.AutoModelForCausalLM.from_pretrained(str(FIXTURE_DIR[fixture]), **eager).eval()
     for ids, logits, greedy in golden(fixture):
         with torch.no_grad():
             mine = model(ids[None]).logits[0]

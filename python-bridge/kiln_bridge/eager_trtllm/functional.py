@@ -64,8 +64,8 @@ class AttentionMaskType(IntEnum):
 
 
 class LayerNormType(IntEnum):
-    # Values as in tensorrt_llm/functional.py; model.py names it for Attention(qk_layernorm=True, layernorm_type=...),
-    # which the eager Attention refuses as not modelled (Qwen3's QK-norm), so it is a name here, not a behaviour.
+    # Values as in tensorrt_llm/functional.py; model.py names it for Attention(qk_layernorm=True, layernorm_type=...)
+    # (Qwen3's QK-norm), which picks the per-head norm class of layers/attention.py.
     LayerNorm = 0
     RmsNorm = 1
     GroupNorm = 2

@@ -1,5 +1,6 @@
 // Multi-head causal self-attention with separate q/k/v/o projections, grouped-query (or multi-query) key/value
-// heads, optional per-projection biases, optional rotary embedding (full or partial), optional per-head QK-norm and an optional sliding window. The core computes one
+// heads, optional per-projection biases, optional rotary embedding (full or partial), optional per-head QK-norm, an optional sliding window and
+// optional attention-logit soft-capping. The core computes one
 // `attention` op; fusion passes later merge q/k/v into one GEMM.
 
 import { ModelSizeError } from "../../io/kiln-error.ts";
@@ -29,6 +30,9 @@ export interface AttentionConfig {
   readonly qkNorm?: { readonly eps: number };
   /** Sliding window in tokens for this layer (Mistral, Qwen2, Gemma 2 local layers); omit or 0 for global. */
   readonly window?: number;
+  /** Attention-logit soft-capping (Gemma 2 `attn_logit_softcapping`): scaled scores become softcap * tanh(s / softcap)
+   *  before the mask; omit or 0 for none. */
+  readonly softcap?: number;
   readonly dtype?: DType;
 }
 
@@ -75,7 +79,12 @@ export class Attention extends Module {
       q = rope(q, positions, this.cfg.rope);
       k = rope(k, positions, this.cfg.rope);
     }
-    const out = attention(q, k, v, { causal: this.cfg.causal ?? true, scale: this.cfg.scale ?? 1 / Math.sqrt(this.headDim), window: this.cfg.window ?? 0 });
+    const out = attention(q, k, v, {
+      causal: this.cfg.causal ?? true,
+      scale: this.cfg.scale ?? 1 / Math.sqrt(this.headDim),
+      window: this.cfg.window ?? 0,
+      softcap: this.cfg.softcap ?? 0,
+    });
     return this.o.forward(out.reshape([b, s, this.heads * this.headDim]));
   }
 }

@@ -1,5 +1,6 @@
 // A decoder-only causal LM wrapper: token embedding (+ optional learned absolute positions), a list of decoder
-// layers, a final norm and an LM head that is either its own Linear or tied to the token embedding.
+// layers, a final norm and an LM head that is either its own Linear or tied to the token embedding, optionally
+// followed by final-logit soft-capping.
 
 import { linear } from "../functional.ts";
 import { Module } from "../module.ts";
@@ -19,6 +20,8 @@ export interface CausalLMParts<L extends DecoderLayer> {
   readonly norm: Module & { forward(x: Tensor): Tensor };
   /** Omit to tie the LM head to the token embedding. */
   readonly lmHead?: Linear;
+  /** Final-logit soft-capping (Gemma 2 `final_logit_softcapping`): logits become cap * tanh(logits / cap). */
+  readonly finalSoftcap?: number;
 }
 
 export class CausalLM<L extends DecoderLayer = DecoderLayer> extends Module {
@@ -27,6 +30,7 @@ export class CausalLM<L extends DecoderLayer = DecoderLayer> extends Module {
   readonly layers: L[];
   readonly norm: Module & { forward(x: Tensor): Tensor };
   readonly lmHead?: Linear;
+  readonly finalSoftcap?: number;
 
   constructor(parts: CausalLMParts<L>) {
     super();
@@ -35,6 +39,7 @@ export class CausalLM<L extends DecoderLayer = DecoderLayer> extends Module {
     this.layers = parts.layers;
     this.norm = parts.norm;
     if (parts.lmHead) this.lmHead = parts.lmHead;
+    if (parts.finalSoftcap) this.finalSoftcap = parts.finalSoftcap;
   }
 
   get tied(): boolean {
@@ -47,6 +52,7 @@ export class CausalLM<L extends DecoderLayer = DecoderLayer> extends Module {
     if (this.positionEmbed) h = h.add(this.positionEmbed.forward(positionIds));
     for (const layer of this.layers) h = layer.forward(h, positionIds);
     h = this.norm.forward(h);
-    return this.lmHead ? this.lmHead.forward(h) : linear(h, this.embed.weight);
+    const logits = this.lmHead ? this.lmHead.forward(h) : linear(h, this.embed.weight);
+    return this.finalSoftcap ? logits.softcap(this.finalSoftcap) : logits;
   }
 }

@@ -90,7 +90,7 @@ describe("fast kernels match the reference kernels", () => {
       const h = kvh * group;
       const sk = s + (causal ? extraKeys % 5 : extraKeys);
       const ins = [t([b, s, h, d], seed), t([b, sk, kvh, d], seed + 1), t([b, sk, kvh, d + 1], seed + 2)];
-      const attrs = { causal, scale: 1 / Math.sqrt(d), window: 0 };
+      const attrs = { causal, scale: 1 / Math.sqrt(d), window: 0, softcap: 0 };
       const [fast] = FAST_KERNELS.attention!(ins, attrs, ctx);
       const [ref] = KERNELS.attention(ins, attrs, ctx);
       expect(fast!.shape).toEqual(ref!.shape);
@@ -130,7 +130,7 @@ describe("rows are independent: a row's result does not depend on the rows compu
     const q = t([b, s, h, d], 9);
     const k = t([b, s, kvh, d], 10);
     const v = t([b, s, kvh, d], 11);
-    const attrs = { causal: true, scale: 0.2, window: 0 };
+    const attrs = { causal: true, scale: 0.2, window: 0, softcap: 0 };
     const full = FAST_KERNELS.attention!([q, k, v], attrs, ctx)[0]!.data;
     const lastQ = f32([b, 1, h, d], q.data.slice((s - 1) * h * d) as Float32Array);
     const last = FAST_KERNELS.attention!([lastQ, k, v], attrs, ctx)[0]!.data;
@@ -142,14 +142,16 @@ describe("the attention whitelist", () => {
   it("takes the fast path only for causal and scale with valid values", () => {
     expect(fastAttentionUnderstands({ causal: true, scale: 0.5, window: 0 })).toBe(true);
     expect(fastAttentionUnderstands({ causal: true, scale: 0.5, window: 4 })).toBe(false);
-    expect(fastAttentionUnderstands({ causal: true, scale: 0.5, softcap: undefined, window: 0 })).toBe(false);
+    expect(fastAttentionUnderstands({ causal: true, scale: 0.5, window: 0, softcap: 0 })).toBe(true);
+    expect(fastAttentionUnderstands({ causal: true, scale: 0.5, window: 0, softcap: 50 })).toBe(false);
+    expect(fastAttentionUnderstands({ causal: true, scale: 0.5, alibi: undefined, window: 0 })).toBe(false);
     expect(fastAttentionUnderstands({ causal: "yes", scale: 0.5 })).toBe(false);
     expect(fastAttentionUnderstands({ causal: true, scale: Number.NaN, window: 0 })).toBe(false);
   });
 
   it("an attention node with an attribute it does not know runs on the reference kernel, exactly", () => {
     const ins = [t([1, 5, 2, 8], 12), t([1, 5, 2, 8], 13), t([1, 5, 2, 8], 14)];
-    const known = { causal: true, scale: 0.3, window: 0 };
+    const known = { causal: true, scale: 0.3, window: 0, softcap: 0 };
     const withUnknown = { ...known, window: 2 } as typeof known;
     const seen: unknown[] = [];
     const original = KERNELS.attention;

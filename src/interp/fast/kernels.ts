@@ -92,6 +92,8 @@ const ATTENTION_WHITELIST: Readonly<Record<string, (v: unknown) => boolean>> = {
   scale: (v) => typeof v === "number" && Number.isFinite(v),
   // No sliding window (issue 15's window attr): the native kernel attends to every earlier key; window > 0 falls back.
   window: (v) => v === 0 || v === undefined,
+  // No soft-capping in the native kernel: softcap > 0 runs on the reference kernel.
+  softcap: (v) => v === 0 || v === undefined,
 };
 
 export function fastAttentionUnderstands(attrs: object): boolean {

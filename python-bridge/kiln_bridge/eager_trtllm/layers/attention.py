@@ -11,8 +11,20 @@
   rotary_dim, handed over by `fill_attention_params`), as the engine feeds the plugin; a table whose width differs
   from the layer's rotary dim is an error. Angles and rotation in float32 (kiln_bridge.rope follows
   RopeEmbeddingUtils of tensorrt_llm/functional.py), softmax in float32, outputs cast to the layer dtype.
-- learned_absolute: no rotation. ALiBi, relative attention, long-rope, yarn, mrope, cross attention, qk layernorm
-  and sliding windows are refused rather than guessed.
+- learned_absolute: no rotation. ALiBi, relative attention, long-rope, yarn, mrope, cross attention and Gemma 3's
+  local rotary base (is_local) are refused rather than guessed.
+- max_attn_value > 0 (Gemma 2's attention-logit soft-capping): the plugin's attn_logit_softcapping_scale c turns
+  each scaled logit s into c * tanh(s / c) (cpp/tensorrt_llm/kernels/unfusedAttentionKernels.cu softmax_kernel,
+  the stored 2025 version), here before the causal / window mask as in the fused context kernels (the unfused kernel
+  adds its -10000 mask first, which leaves masked logits at -c).
+- qk_layernorm (Qwen3, Gemma 3, OLMo 2): with layernorm_share (the default), one q_layernorm and one k_layernorm of
+  LayerNormType(attention_head_size, eps) normalize every head of q and k after the qkv split and before the plugin
+  rotates them; parameter names attention.q_layernorm.weight / k_layernorm.weight.
+- Sliding windows are a runtime setting, as in the engine: the runtime hands every layer the per-layer list
+  `kv_cache_params.host_max_attention_window_sizes` (gpt_attention's host_max_attention_window_sizes, one entry per
+  layer of this pipeline stage, taken at `local_layer_idx`); a query at position i then sees keys i - w + 1 .. i (a
+  cyclic KV cache of w tokens). The eager runtime fills the list from config.json's runtime_defaults, as
+  RuntimeDefaults.max_attention_window does when a run sets no window (run_prompt in models/modeling_utils.py).
 """
 from __future__ import annotations
 
@@ -22,10 +34,13 @@ from dataclasses import dataclass
 import torch
 
 from ... import rope as rope_tables
-from ..functional import AttentionMaskType, PositionEmbeddingType, Tensor
+from ..functional import AttentionMaskType, LayerNormType, PositionEmbeddingType, Tensor
 from ..module import Module
 from ..parameter import Parameter
 from .linear import ColumnLinear, RowLinear
+from .normalization import LayerNorm, RmsNorm
+
+_QK_NORMS = {LayerNormType.LayerNorm: LayerNorm, LayerNormType.RmsNorm: RmsNorm}
 
 
 @dataclass
@@ -39,6 +54,7 @@ class AttentionParams:
 @dataclass
 class KeyValueCacheParams:
     past_key_value: list | None = None
+    host_max_attention_window_sizes: list[int] | None = None
 
 
 def _as_position_type(value) -> PositionEmbeddingType:
@@ -62,7 +78,8 @@ class Attention(Module):
                  use_implicit_relative_attention=False, reorder=False, enable_qkv=True, cp_group=(0,), cp_size=1,
                  cp_rank=0, max_seqlen_for_logn_scaling=8192, use_logn_scaling=False, is_local=False):
         super().__init__()
-        refused = {"qk_layernorm": qk_layernorm, "inner_layernorm": inner_layernorm, "cross_attention": cross_attention,
+        refused = {"qk_layernorm without layernorm_share": qk_layernorm and not layernorm_share,
+                   "inner_layernorm": inner_layernorm, "cross_attention": cross_attention,
                    "relative_attention": relative_attention, "clip_qkv": clip_qkv is not None,
                    "use_logn_scaling": use_logn_scaling, "cp_size>1": cp_size > 1, "is_local": is_local,
                    "apply_query_key_layer_scaling": apply_query_key_layer_scaling}
@@ -86,6 +103,7 @@ class Attention(Module):
         self.num_attention_kv_heads = (kv + tp_size - 1) // tp_size
         self.tp_group, self.tp_size, self.tp_rank = tp_group, tp_size, tp_rank
         self.q_scaling = q_scaling
+        self.max_attn_value = float(max_attn_value or 0.0)
         self.norm_factor = math.sqrt(self.attention_head_size)
         self.rotary_embedding_dim = 0
         if self.position_embedding_type.is_rope():
@@ -96,6 +114,13 @@ class Attention(Module):
         self.dense = RowLinear(tp_size * self.num_attention_heads * d, hidden_size,
                                bias=bias if dense_bias is None else dense_bias, dtype=dtype, tp_group=tp_group,
                                tp_size=tp_size)
+        self.qk_layernorm = qk_layernorm
+        if qk_layernorm:
+            norm = _QK_NORMS.get(LayerNormType.RmsNorm if layernorm_type is None else LayerNormType(layernorm_type))
+            if norm is None:
+                raise NotImplementedError(f"eager tensorrt_llm: qk_layernorm with {layernorm_type!r} is not modelled")
+            self.q_layernorm = norm(d, eps=eps, dtype=dtype)
+            self.k_layernorm = norm(d, eps=eps, dtype=dtype)
 
     # ---- model-level constants (DecoderModelForCausalLM) ---------------------------------------------------------
 
@@ -134,6 +159,9 @@ class Attention(Module):
         qkv = self.qkv(hidden_states).t.float()
         q, k, v = torch.split(qkv, [h * d, kv * d, kv * d], dim=-1)
         q, k, v = q.reshape(n_tok, h, d), k.reshape(n_tok, kv, d), v.reshape(n_tok, kv, d)
+        if self.qk_layernorm:  # per head, in the layer dtype, before the plugin's rotation
+            q = self.q_layernorm(Tensor(q.to(dtype))).t.float()
+            k = self.k_layernorm(Tensor(k.to(dtype))).t.float()
         if self.rotary_embedding_dim:
             q, k = self._rotate(q, k, attention_params, x.device)
         q, k = q.to(dtype).float(), k.to(dtype).float()  # the plugin stores rotated q/k in the KV dtype
@@ -142,12 +170,26 @@ class Attention(Module):
         k = k.repeat_interleave(group, dim=1)
         v = v.repeat_interleave(group, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / (self.norm_factor * self.q_scaling)
+        if self.max_attn_value > 0:
+            scores = self.max_attn_value * torch.tanh(scores / self.max_attn_value)
         if self.attention_mask_type == AttentionMaskType.causal:
             mask = torch.ones(n_tok, n_tok, dtype=torch.bool, device=x.device).triu(1)
+            window = self._window(kv_cache_params)
+            if window is not None:
+                mask |= torch.ones(n_tok, n_tok, dtype=torch.bool, device=x.device).tril(-window)
             scores = scores.masked_fill(mask, float("-inf"))
         probs = torch.softmax(scores, dim=-1).to(dtype).float()
         ctx = torch.einsum("hqk,khd->qhd", probs, v).reshape(n_tok, h * d).to(dtype)
         return self.dense(Tensor(ctx))
+
+    def _window(self, kv_cache_params) -> int | None:
+        """This layer's entry of the runtime's per-layer window list (None: no list, the whole sequence)."""
+        sizes = None if kv_cache_params is None else kv_cache_params.host_max_attention_window_sizes
+        if sizes is None:
+            return None
+        if self.local_layer_idx >= len(sizes):
+            raise RuntimeError(f"eager tensorrt_llm: {len(sizes)} attention windows for local layer {self.local_layer_idx}")
+        return int(sizes[self.local_layer_idx])
 
     def _rotate(self, q, k, attention_params, device):
         inv = None if attention_params is None else attention_params.rotary_inv_freq

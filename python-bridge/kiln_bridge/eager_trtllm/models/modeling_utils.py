@@ -11,8 +11,10 @@
   warns on unused ones; the verifier treats an unused tensor as an error too (it means model.py dropped a weight).
 - DecoderLayerList: the layers of this pipeline stage (Mapping.pp_layers), named 0..n-1 within the stage.
 - DecoderModelForCausalLM.forward: RoPE tables from the config (Attention.create_attention_const_params), the
-  transformer, then on the last stage lm_head over every token (gather_context_logits) cast to logits_dtype; other
-  stages return the hidden states they sent.
+  transformer, then on the last stage lm_head over every token (gather_context_logits), soft-capped as
+  c * tanh(logits / c) when the config holds every Gemma2ConfigGroup key (query_pre_attn_scalar,
+  final_logit_softcapping, attn_logit_softcapping) with a final cap c, cast to logits_dtype; other stages return the
+  hidden states they sent.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 from ... import safetensors_io
 from .. import _rank
 from ..functional import PositionEmbeddingType, Tensor, str_dtype_to_torch
-from ..layers.attention import Attention, AttentionParams
+from ..layers.attention import Attention, AttentionParams, KeyValueCacheParams
 from ..mapping import Mapping
 from ..module import Module, ModuleList
 from ..quantization import QuantMode
@@ -195,12 +197,40 @@ class DecoderModelForCausalLM(PretrainedModel):
         for attr in ("output_multiplier_scale", "logits_soft_cap"):
             if getattr(self.config, attr, None):
                 raise NotImplementedError(f"eager tensorrt_llm: config.{attr} is not modelled")
-        return Tensor(logits.t.to(str_dtype_to_torch(self.config.logits_dtype)))
+        out = logits.t
+        cap = _final_softcap(self.config)
+        if cap:
+            out = (cap * torch.tanh(out.float() / cap)).to(out.dtype)
+        return Tensor(out.to(str_dtype_to_torch(self.config.logits_dtype)))
+
+
+GEMMA2_CONFIG_GROUP = ("query_pre_attn_scalar", "final_logit_softcapping", "attn_logit_softcapping")
+
+
+def _final_softcap(config) -> float | None:
+    """The final-logit cap DecoderModelForCausalLM applies: only with the whole Gemma2ConfigGroup in the config."""
+    if all(hasattr(config, k) for k in GEMMA2_CONFIG_GROUP):
+        return getattr(config, "final_logit_softcapping", None) or None
+    return None
+
+
+def stage_attention_windows(config: PretrainedConfig) -> list[int] | None:
+    """The per-layer windows this pipeline stage's attention layers get from the runtime when a run sets none:
+    config.json's runtime_defaults.max_attention_window (RuntimeDefaults, models/modeling_utils.py @ b35ac1b6), a
+    list the executor repeats to cover every layer (KvCacheConfig.max_attention_window), restricted to this stage's
+    layers (Mapping.pp_layers). None when the config has no windows."""
+    defaults = config.runtime_defaults or {}
+    windows = defaults.get("max_attention_window") if isinstance(defaults, dict) else getattr(defaults, "max_attention_window", None)
+    if not windows:
+        return None
+    full = [int(windows[i % len(windows)]) for i in range(config.num_hidden_layers)]
+    return [full[i] for i in config.mapping.pp_layers(config.num_hidden_layers)]
 
 
 def run_prompt(model: DecoderModelForCausalLM, input_ids: torch.Tensor) -> torch.Tensor | None:
     """Logits [T, vocab_padded] of one prompt on the last stage (None elsewhere): tokens packed, positions 0..T-1,
-    the hidden-state placeholder of a later stage shaped [T, hidden] in the model dtype (what F.recv fills)."""
+    the hidden-state placeholder of a later stage shaped [T, hidden] in the model dtype (what F.recv fills), the
+    runtime's per-layer attention windows in the KV-cache parameters."""
     config = model.config
     dev = _rank.device()
     ids = Tensor(input_ids.to(dev, torch.int32))
@@ -209,6 +239,7 @@ def run_prompt(model: DecoderModelForCausalLM, input_ids: torch.Tensor) -> torch
     if not config.mapping.is_first_pp_rank():
         hidden = Tensor(torch.zeros(input_ids.shape[0], config.hidden_size, device=dev,
                                     dtype=str_dtype_to_torch(config.dtype)))
+    kv = KeyValueCacheParams(host_max_attention_window_sizes=stage_attention_windows(config))
     out = model.forward(ids, position_ids=positions, use_cache=False, attention_params=AttentionParams(),
-                        hidden_states=hidden)
+                        kv_cache_params=kv, hidden_states=hidden)
     return out.t if config.mapping.is_last_pp_rank() else None

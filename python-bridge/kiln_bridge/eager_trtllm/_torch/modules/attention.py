@@ -12,6 +12,9 @@ facts in ../shared/docs/trtllm-pytorch-facts.md "Attention"), backend: plain cau
   ATTENTION_K, ATTENTION_V], [q_size, kv_size, kv_size]) and fused_qkv_lora = LoraLayer([ATTENTION_QKV], [q_size + 2
   kv_size]) (local sizes) add to qkv_proj's output before RoPE when lora_params is non-empty; o_proj gets
   lora_params and layer_idx.
+- `forward(..., attention_window_size=w)`: the layer's sliding window (../shared/docs/trtllm-pytorch-facts.md
+  "Attention": the per-layer window the backend applies with a cyclic KV cache of w tokens), so a query at i sees
+  keys i - w + 1 .. i; None is the whole sequence.
 """
 from __future__ import annotations
 
@@ -58,10 +61,13 @@ class Attention(nn.Module):
             [q_size, kv_size, kv_size])
         self.fused_qkv_lora = LoraLayer([LoraModuleType.ATTENTION_QKV], [q_size + 2 * kv_size])
 
+    def apply_qk_norm_heads(self, q, k, dtype):
+        """Per-head q/k before the rotation ([tokens, heads, head_dim], float32); Attention leaves them as they are
+        (QKNormRoPEAttention normalizes them)."""
+        return q, k
+
     def forward(self, position_ids, hidden_states, attn_metadata, attention_mask=None, mrope_config=None,
                 all_reduce_params=None, lora_params=None, attention_window_size=None, **kwargs):
-        if attention_window_size is not None:
-            raise NotImplementedError("eager tensorrt_llm: attention_window_size is not modelled")
         x = hidden_states
         dtype, n = x.dtype, x.shape[0]
         h, kv, d = self.num_heads, self.num_key_value_heads, self.head_dim
@@ -73,6 +79,7 @@ class Attention(nn.Module):
                     qkv = qkv + qkv_lora
         q, k, v = torch.split(qkv.float(), [h * d, kv * d, kv * d], dim=-1)
         q, k, v = q.reshape(n, h, d), k.reshape(n, kv, d), v.reshape(n, kv, d)
+        q, k = self.apply_qk_norm_heads(q, k, dtype)
         p = self.pos_embd_params
         if p is not None:
             if p.rope is None:
@@ -88,14 +95,17 @@ class Attention(nn.Module):
         lens = list(getattr(attn_metadata, "seq_lens", None) or [n])
         if sum(lens) != n:
             raise ValueError(f"attn_metadata.seq_lens {lens} do not add up to {n} tokens")
-        ctx = torch.cat([self._causal(q[a:a + m], k[a:a + m], v[a:a + m], dtype)
+        ctx = torch.cat([self._causal(q[a:a + m], k[a:a + m], v[a:a + m], dtype, attention_window_size)
                          for a, m in zip(itertools.accumulate([0, *lens[:-1]]), lens)])
         return self.o_proj(ctx.reshape(n, h * d).to(dtype), lora_params=lora_params, layer_idx=self.layer_idx)
 
-    def _causal(self, q, k, v, dtype):
-        """One sequence: softmax(q k^T / (sqrt(d) q_scaling), causal) v, probabilities rounded to the dtype."""
+    def _causal(self, q, k, v, dtype, window=None):
+        """One sequence: softmax(q k^T / (sqrt(d) q_scaling), causal, within the sliding window if any) v,
+        probabilities rounded to the dtype."""
         n, d = q.shape[0], self.head_dim
         scores = torch.einsum("qhd,khd->hqk", q, k) / (math.sqrt(d) * self.q_scaling)
         mask = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+        if window is not None:  # keys older than the window have left the cyclic KV cache
+            mask |= torch.ones(n, n, dtype=torch.bool, device=q.device).tril(-int(window))
         probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1).to(dtype).float()
         return torch.einsum("hqk,khd->qhd", probs, v)
