@@ -31,6 +31,30 @@ describe("zoo: HF parity in the interpreter", () => {
     expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
   });
 
+  it("rope scaling matters: each scaled fixture without its scaling, and longrope with only its short factors, misses", async () => {
+    for (const [fixture, model] of [
+      ["llama_yarn", "llama"],
+      ["llama_dynamic", "llama"],
+      ["phi3_longrope", "phi3"],
+    ] as const) {
+      const dir = `${ZOO}${fixture}`;
+      const g = (await readGolden(dir))[0]!; // 11 tokens: past dynamic's 8 positions and longrope's original 8
+      const inst = instantiateFromDir(zooModel(model), dir);
+      const params = await loadWeights(inst, dir);
+      const ropes = inst.graph.nodes.filter((n) => n.op === "rope");
+      const original = ropes.map((n) => n.attrs.scaling);
+      for (const n of ropes) (n.attrs as { scaling: unknown }).scaling = null;
+      expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits), fixture).toBeGreaterThan(1e-3);
+      if (fixture === "phi3_longrope") {
+        ropes.forEach((n, i) => {
+          const s = original[i] as { shortFactor: number[] };
+          (n.attrs as { scaling: unknown }).scaling = { ...s, longFactor: s.shortFactor };
+        });
+        expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
+      }
+    }
+  });
+
   it("soft-capping matters: the gemma2 fixture without its attention cap, or without its final cap, misses the goldens", async () => {
     const dir = `${ZOO}gemma2`;
     const g = (await readGolden(dir))[0]!;
