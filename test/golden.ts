@@ -50,4 +50,5 @@ export const ZOO_FIXTURES = [
   { fixture: "phi3_longrope", model: "phi3" },
   { fixture: "llama_yarn", model: "llama" },
   { fixture: "llama_dynamic", model: "llama" },
+  { fixture: "falcon", model: "falcon" },
 ] as const;

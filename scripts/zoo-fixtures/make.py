@@ -87,6 +87,13 @@ FIXTURES = {
     "llama_dynamic": ("LlamaConfig", "LlamaForCausalLM", dict(
         BASE, max_position_embeddings=8, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
         rope_scaling=dict(rope_type="dynamic", factor=2.0))),
+    # Falcon (7B style): parallel attention and MLP from one LayerNorm, multi-query attention from a fused
+    # query_key_value (q heads, then k, then v), exact-GELU MLP, LayerNorms with bias, tied embeddings.
+    "falcon": ("FalconConfig", "FalconForCausalLM", dict(
+        vocab_size=509, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, ffn_hidden_size=96,
+        max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, layer_norm_epsilon=1e-5,
+        new_decoder_architecture=False, multi_query=True, parallel_attn=True, alibi=False, bias=False,
+        rope_theta=10000.0, tie_word_embeddings=True)),
 }
 
 

@@ -40,6 +40,8 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   // Rope scaling through config.json's rotary_scaling (RotaryScalingType yarn / dynamic): still LLaMA's class.
   llama_yarn: { architecture: "LlamaForCausalLM", builtin: "llama", windows: undefined },
   llama_dynamic: { architecture: "LlamaForCausalLM", builtin: "llama", windows: undefined },
+  // Parallel block with one LayerNorm, multi-query attention, exact GELU: custom model.py.
+  falcon: { architecture: "KilnFalconForCausalLM", builtin: null, windows: undefined },
 };
 
 /** Fixtures the engine target refuses, with the one-line reason (checked instead of rank files). */

@@ -25,10 +25,11 @@ MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "mode
               "mistral": "models/mistral.ts", "qwen2": "models/qwen2.ts", "qwen3": "models/qwen3.ts",
               "gemma": "models/gemma.ts", "gemma2": "models/gemma2.ts", "gpt_neox": "models/gpt_neox.ts", "gpt_neox_seq": "models/gpt_neox.ts",
               "starcoder2": "models/starcoder2.ts", "phi3": "models/phi3.ts",
-              "phi3_longrope": "models/phi3.ts", "llama_yarn": "models/llama.ts", "llama_dynamic": "models/llama.ts"}
+              "phi3_longrope": "models/phi3.ts", "llama_yarn": "models/llama.ts", "llama_dynamic": "models/llama.ts",
+              "falcon": "models/falcon.ts"}
 # Zoo fixtures (scripts/zoo-fixtures/make.py) live beside the original ones; their sliding windows are shorter than
 # the prompts, so generate() through the KV cache checks the window mask too.
-FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "gpt_neox_seq", "starcoder2", "phi3", "phi3_longrope", "llama_yarn", "llama_dynamic") else FIXTURES) / f for f in MODEL_FILE}
+FIXTURE_DIR = {f: (ZOO if f in ("mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "gpt_neox_seq", "starcoder2", "phi3", "phi3_longrope", "llama_yarn", "llama_dynamic", "falcon") else FIXTURES) / f for f in MODEL_FILE}
 # Goldens made with transformers' eager attention (scripts/zoo-fixtures/make.py EAGER): its SDPA path drops Gemma 2's
 # attention-logit soft-capping, so the original model is loaded the same way.
 EAGER_ATTENTION = {"gemma2"}
