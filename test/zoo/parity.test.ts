@@ -3,7 +3,9 @@
 // tokens exactly. The fixtures' sliding windows are shorter than the prompts, so a window that is ignored or off by
 // one fails here (the negative test shows it).
 
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parseWith } from "../../src/weights/hf-config.ts";
 import { causalLMLogits, greedyGenerate } from "../../src/interp/causal-lm.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { instantiateFromDir, loadWeights } from "../../src/driver/instantiate.ts";
@@ -53,6 +55,14 @@ describe("zoo: HF parity in the interpreter", () => {
         expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
       }
     }
+  });
+
+  it("falcon refuses the variants it does not cover in one line naming the field", async () => {
+    const config = JSON.parse(readFileSync(`${ZOO}falcon/config.json`, "utf8"));
+    expect(() => parseWith(zooModel("falcon").config, { ...config, new_decoder_architecture: true }, "config.json")).toThrow(
+      /^config\.json: new_decoder_architecture: new_decoder_architecture must be false \(Kiln's Falcon covers the 7B-style block\)$/,
+    );
+    expect(() => parseWith(zooModel("falcon").config, { ...config, alibi: true }, "config.json")).toThrow(/alibi must be false/);
   });
 
   it("soft-capping matters: the gemma2 fixture without its attention cap, or without its final cap, misses the goldens", async () => {
