@@ -1,15 +1,15 @@
 // Phi-3 / Phi-3.5 / Phi-4-mini: a LLaMA-style decoder whose checkpoint fuses the attention projections (`qkv_proj`:
 // q rows, then k, then v) and the MLP's gate and up projections (`gate_up_proj`: gate first, the activated half),
 // with optional partial rotary (`partial_rotary_factor`) and sliding window. Reads HF `Phi3ForCausalLM` configs in
-// transformers 4.x and 5.x form. Its long-context rope scaling (longrope / su) is not supported yet: such a config
-// is refused in one line by ropeFromHF.
+// transformers 4.x and 5.x form, including long-context LongRoPE scaling (rope type "longrope", or "su" / "yarn",
+// which Phi3Config reads as longrope: configuration_phi3.py @ transformers 5.17).
 
-import { defineModel, HFSlidingWindowFields, perLayer, rotaryDimFromHF, slice, slidingWindowsFromHF, src, z } from "kiln";
+import { defineModel, HFSlidingWindowFields, perLayer, ropeFromHF, rotaryDimFromHF, slice, slidingWindowsFromHF, src, z } from "kiln";
 import { createLlama, LLAMA_FIELDS, type LlamaConfig, llamaConfigFrom } from "./llama.ts";
 
 const Phi3Config = z.looseObject({ ...LLAMA_FIELDS, ...HFSlidingWindowFields, tie_word_embeddings: z.boolean().default(false) }).transform((c) => {
   const base = llamaConfigFrom(c, slidingWindowsFromHF(c, c.num_hidden_layers));
-  return { ...base, rotaryDim: rotaryDimFromHF(c, base.headDim) };
+  return { ...base, rope: ropeFromHF(c, 10000, { su: "longrope", yarn: "longrope" }), rotaryDim: rotaryDimFromHF(c, base.headDim) };
 });
 
 /** HF Phi3ForCausalLM tensor names -> Kiln parameters (the fused projections split by rows). */

@@ -47,4 +47,8 @@ export const ZOO_FIXTURES = [
   { fixture: "gpt_neox_seq", model: "gpt_neox" },
   { fixture: "starcoder2", model: "starcoder2" },
   { fixture: "phi3", model: "phi3" },
+  { fixture: "phi3_longrope", model: "phi3" },
+  { fixture: "llama_yarn", model: "llama" },
+  { fixture: "llama_dynamic", model: "llama" },
+  { fixture: "falcon", model: "falcon" },
 ] as const;

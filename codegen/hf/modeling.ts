@@ -70,6 +70,7 @@ class Emitter {
    *  rope_parameters form, so the generated code does not read it back). The scaling dict is a module constant. */
   ropeArgs(a: Readonly<Record<string, unknown>>): string[] {
     const scaling = hfRopeScaling((a.ropeScaling ?? null) as JsonValue);
+    const s = (a.ropeScaling ?? null) as Record<string, JsonValue> | null;
     if (scaling !== null) {
       const known = JSON.stringify(this.ropeScaling);
       if (this.ropeScaling !== undefined && known !== JSON.stringify(scaling)) fail(`rotary scaling differs between attention layers`);
@@ -80,6 +81,7 @@ class Emitter {
       `rope_theta=${pyFloat(a.ropeTheta as number)}`,
       `rope_scaling=${scaling === null ? "None" : ROPE_SCALING_CONST}`,
       `rope_interleaved=${a.rope === "gptj" ? "True" : "False"}`,
+      ...(s?.type === "dynamic" ? [`rope_max_positions=${pyInt(s.maxPositions as number)}`] : []),
     ];
   }
 
@@ -360,6 +362,25 @@ function emitCausalLm(em: Emitter): PyWriter {
     w.blank();
     w.block("def set_output_embeddings(self, value):", () => w.line("self.lm_head = value"));
     w.blank();
+    const longrope = em.ropeScaling as { rope_type?: string; original_max_position_embeddings?: number } | undefined;
+    if (longrope?.rope_type === "longrope") {
+      // LongRoPE switches to its long factors past original_max_position_embeddings. transformers'
+      // Phi3ForCausalLM.prepare_inputs_for_generation (5.17) drops the cache once there but still feeds only the
+      // new token (next_sequence_length stays 1), so it loses the context; the generated model drops the cache and
+      // recomputes the whole sequence, which is what a full forward (the goldens) computes.
+      const original = pyInt(longrope.original_max_position_embeddings!);
+      w.blockCall("def prepare_inputs_for_generation", ["self", "input_ids", "past_key_values=None", "**kwargs"], () => {
+        w.comment("Recompute once when the sequence first passes the short-factor range.");
+        w.block(`if past_key_values and input_ids.shape[1] >= ${original} + 1:`, () =>
+          w.block(`if past_key_values.get_seq_length() <= ${original}:`, () => {
+            w.line("past_key_values = None");
+            w.line('kwargs["next_sequence_length"] = None  # feed the whole sequence');
+          }),
+        );
+        w.call("return super().prepare_inputs_for_generation", ["input_ids", "past_key_values=past_key_values", "**kwargs"]);
+      });
+      w.blank();
+    }
     const params = [
       "self",
       "input_ids=None",

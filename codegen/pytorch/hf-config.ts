@@ -18,6 +18,26 @@ export function hfRopeScaling(s: JsonValue | undefined): JsonValue {
   if (s === null || s === undefined || typeof s !== "object" || Array.isArray(s)) return null;
   const o = s as Record<string, JsonValue>;
   if (o.type === "linear") return { rope_type: "linear", factor: o.factor! };
+  if (o.type === "dynamic") return { rope_type: "dynamic", factor: o.factor! };
+  // yarn and longrope with every derived value resolved (attention_factor included), in transformers' key names.
+  if (o.type === "yarn")
+    return {
+      rope_type: "yarn",
+      factor: o.factor!,
+      original_max_position_embeddings: o.originalMaxPositionEmbeddings!,
+      beta_fast: o.betaFast!,
+      beta_slow: o.betaSlow!,
+      truncate: o.truncate!,
+      attention_factor: o.attentionFactor!,
+    };
+  if (o.type === "longrope")
+    return {
+      rope_type: "longrope",
+      short_factor: o.shortFactor!,
+      long_factor: o.longFactor!,
+      original_max_position_embeddings: o.originalMaxPositionEmbeddings!,
+      attention_factor: o.attentionFactor!,
+    };
   return {
     rope_type: "llama3",
     factor: o.factor!,

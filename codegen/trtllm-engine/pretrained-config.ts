@@ -6,6 +6,7 @@
 // exclude_modules (TensorRT-LLM's defaults plus what hints exclude; src/quant/exclusions.ts); other QuantConfig
 // fields keep TensorRT-LLM's defaults and are not written.
 
+import { engineRotaryScaling } from "./rotary-scaling.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Mapping } from "../../src/lower/mapping.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
@@ -30,20 +31,8 @@ const ACT_NAMES: Record<string, string> = { silu: "silu", relu: "relu", gelu_tan
 
 const POSITION_TYPES: Record<string, string> = { none: "learned_absolute", neox: "rope_gpt_neox", gptj: "rope_gptj" };
 
-/** TensorRT-LLM's rotary scaling dict (HF key names; `type` is what Attention reads). */
-export function trtRotaryScaling(s: JsonValue): JsonValue {
-  if (s === null || typeof s !== "object" || Array.isArray(s)) return null;
-  const o = s as Record<string, JsonValue>;
-  if (o.type === "linear") return { type: "linear", factor: o.factor! };
-  return {
-    type: "llama3",
-    rope_type: "llama3",
-    factor: o.factor!,
-    low_freq_factor: o.lowFreqFactor!,
-    high_freq_factor: o.highFreqFactor!,
-    original_max_position_embeddings: o.originalMaxPositionEmbeddings!,
-  };
-}
+/** TensorRT-LLM's rotary scaling dict (HF key names; `type` is what Attention reads): rotary-scaling.ts. */
+export const trtRotaryScaling = (s: JsonValue): JsonValue => engineRotaryScaling(s);
 
 /** A value computed back from a float (1 / scale^2) that is an integer up to rounding is written as that integer. */
 const wholeIfClose = (x: number) => (Math.abs(x - Math.round(x)) <= 1e-9 * Math.abs(x) ? Math.round(x) : x);

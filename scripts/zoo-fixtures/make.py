@@ -69,6 +69,31 @@ FIXTURES = {
                                                         hidden_activation="gelu_pytorch_tanh", sliding_window=4,
                                                         query_pre_attn_scalar=24, attn_logit_softcapping=2.0,
                                                         final_logit_softcapping=3.0, tie_word_embeddings=True)),
+    # Phi-3 long context (LongRoPE, "su" in 4.x configs): per-frequency short and long divisors, long ones once a
+    # sequence passes original_max_position_embeddings 8 (the 11-token prompt; the 6-token one crosses while
+    # generating), attention factor sqrt(1 + ln(128 / 8) / ln 8) on cos/sin; partial rotary 0.5 (4 frequencies).
+    "phi3_longrope": ("Phi3Config", "Phi3ForCausalLM", dict(
+        BASE, partial_rotary_factor=0.5, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        original_max_position_embeddings=8,
+        rope_scaling=dict(type="su", short_factor=[1.0, 1.25, 1.5, 2.0], long_factor=[1.5, 3.0, 6.0, 12.0],
+                          original_max_position_embeddings=8))),
+    # LLaMA with YaRN: factor 4 over original_max_position_embeddings 32, default betas, attention factor
+    # 0.1 ln 4 + 1 on cos/sin.
+    "llama_yarn": ("LlamaConfig", "LlamaForCausalLM", dict(
+        BASE, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32))),
+    # LLaMA with dynamic NTK: max_position_embeddings 8, so the base grows for the 11-token prompt and while the
+    # 6-token one generates past 8 tokens.
+    "llama_dynamic": ("LlamaConfig", "LlamaForCausalLM", dict(
+        BASE, max_position_embeddings=8, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(rope_type="dynamic", factor=2.0))),
+    # Falcon (7B style): parallel attention and MLP from one LayerNorm, multi-query attention from a fused
+    # query_key_value (q heads, then k, then v), exact-GELU MLP, LayerNorms with bias, tied embeddings.
+    "falcon": ("FalconConfig", "FalconForCausalLM", dict(
+        vocab_size=509, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, ffn_hidden_size=96,
+        max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, layer_norm_epsilon=1e-5,
+        new_decoder_architecture=False, multi_query=True, parallel_attn=True, alibi=False, bias=False,
+        rope_theta=10000.0, tie_word_embeddings=True)),
 }
 
 

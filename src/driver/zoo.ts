@@ -11,7 +11,7 @@ import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { importModelFile, loadModelFile, ModelFileError } from "./load-model-file.ts";
 
 /** Zoo entries in the order `kiln models` lists them. */
-export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj"] as const;
+export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "starcoder2", "phi3", "falcon", "gpt2", "gptj"] as const;
 
 export type ZooName = (typeof ZOO_NAMES)[number];
 
@@ -36,6 +36,8 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   // Phi3ForCausalLM (partial rotary as rotary_pct, gate_up as one swiglu fc); a full-rotary Phi-3 has LLaMA's
   // structure and compiles for the built-in LLaMA class; with --pp > 1 custom model.py (Phi3Model has no stages).
   phi3: { architecture: "Phi3ForCausalLM", class: "Phi3ForCausalLM" },
+  // Falcon 7B style (parallel block, multi-query, exact GELU): custom model.py; 1.2.1's FalconForCausalLM not matched yet.
+  falcon: { architecture: "KilnFalconForCausalLM", class: "custom model.py" },
   gpt2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
   gptj: { architecture: "GPTJForCausalLM", class: "GPTJForCausalLM" },
 };

@@ -5,7 +5,7 @@
 import type { CoreAttrs, CoreOp } from "../ir/ops.ts";
 import { concreteShape, normAxis } from "../ir/shape.ts";
 import { roundToBf16, roundToF16 } from "../weights/half.ts";
-import { applyRope, parseRopeScaling, ropeInvFreq } from "./rope.ts";
+import { applyRope, parseRopeScaling, ropeAttentionFactor, ropeDependsOnLength, ropeInvFreq } from "./rope.ts";
 import { aroundAxis, broadcastOffsets, numel, type RTensor, strides, tensor } from "./tensor.ts";
 
 export interface KernelContext {
@@ -308,8 +308,11 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
   },
   rope: ([x, pos], a) => {
     const out = Float32Array.from(x!.data);
-    const inv = ropeInvFreq(a.rotaryDim, a.theta, parseRopeScaling(a.scaling));
-    applyRope(out, x!.shape, pos!.data as Int32Array, pos!.shape[0]!, a.style, a.rotaryDim, inv);
+    const scaling = parseRopeScaling(a.scaling);
+    // dynamic / longrope: the call's sequence length is max(position_ids) + 1 (transformers' dynamic_rope_update).
+    const seqLen = ropeDependsOnLength(scaling) ? (pos!.data as Int32Array).reduce((m, p) => Math.max(m, p), -1) + 1 : 0;
+    const inv = ropeInvFreq(a.rotaryDim, a.theta, scaling, seqLen);
+    applyRope(out, x!.shape, pos!.data as Int32Array, pos!.shape[0]!, a.style, a.rotaryDim, inv, ropeAttentionFactor(scaling));
     return [tensor(x!.dtype, x!.shape, out)];
   },
   causal_mask: ([x]) => {

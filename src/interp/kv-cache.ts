@@ -11,6 +11,8 @@ import { normAxis, type Shape } from "../ir/shape.ts";
 import { fastAttentionUnderstands, INTERP_KERNELS } from "./fast/kernels.ts";
 import { type AnyKernel, runGraph } from "./run.ts";
 import { i32, type RTensor } from "./tensor.ts";
+import { parseRopeScaling, ropeDependsOnLength } from "./rope.ts";
+import type { JsonValue } from "../ir/attrs.ts";
 
 /** Ops whose output at a sequence position depends only on their inputs at that position (axis-free ops). */
 const POSITIONWISE = new Set([
@@ -62,6 +64,8 @@ export function kvCacheSupport(g: Graph): CacheSupport {
   let attentions = 0;
   for (const n of g.nodes) {
     const fail = (why: string): CacheSupport => ({ ok: false, why: `${n.op} node '${n.scope}': ${why}` });
+    // dynamic / longrope frequencies follow the whole call's length: keys rotated earlier would be stale.
+    if (n.op === "rope" && ropeDependsOnLength(parseRopeScaling(n.attrs.scaling as JsonValue))) return fail("its rope scaling depends on the sequence length");
     if (POSITIONWISE.has(n.op)) {
       if (n.op === "linear" && n.inputs.slice(1).some(hasSeq)) return fail("weights vary along the sequence");
       continue;

@@ -47,9 +47,37 @@ describe("rotaryDimFromHF", () => {
 });
 
 describe("ropeFromHF", () => {
-  it("refuses scaling types Kiln does not implement (Phi-3's longrope) in one line naming config.json", () => {
-    expect(() => ropeFromHF({ rope_parameters: { rope_type: "longrope", rope_theta: 1e4 } })).toThrow(
-      new ConfigError("config.json: rope scaling type 'longrope' is not supported (supported: default, linear, llama3)"),
+  it("refuses scaling types Kiln does not implement in one line naming config.json", () => {
+    expect(() => ropeFromHF({ rope_parameters: { rope_type: "proportional", rope_theta: 1e4 } })).toThrow(
+      new ConfigError("config.json: rope scaling type 'proportional' is not supported (supported: default, linear, llama3, dynamic, yarn, longrope)"),
+    );
+    expect(() => ropeFromHF({ rope_scaling: { type: "longrope", short_factor: [1] }, max_position_embeddings: 8 })).toThrow(
+      new ConfigError("config.json: rope scaling 'longrope' needs 'long_factor'"),
     );
   });
+
+  it("yarn: the attention factor from factor alone, or from mscale / mscale_all_dim (modeling_rope_utils.py)", () => {
+    const plain = ropeFromHF({ rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 32 }, max_position_embeddings: 128 });
+    expect(plain.scaling).toMatchObject({ type: "yarn", betaFast: 32, betaSlow: 1, truncate: true });
+    expect((plain.scaling as { attentionFactor: number }).attentionFactor).toBeCloseTo(0.1 * Math.log(4) + 1, 12);
+    const deepseek = ropeFromHF({ rope_scaling: { type: "yarn", factor: 40, mscale: 1, mscale_all_dim: 1, original_max_position_embeddings: 4096 } });
+    expect((deepseek.scaling as { attentionFactor: number }).attentionFactor).toBe(1);
+  });
+
+  it("longrope: Phi-3's top-level original_max_position_embeddings, 'su' through the alias, sqrt(1 + ln s / ln L)", () => {
+    const r = ropeFromHF(
+      { rope_scaling: { type: "su", short_factor: [1, 2], long_factor: [3, 4] }, max_position_embeddings: 128, original_max_position_embeddings: 8 },
+      1e4,
+      { su: "longrope" },
+    );
+    expect(r.scaling).toMatchObject({ type: "longrope", originalMaxPositionEmbeddings: 8, shortFactor: [1, 2], longFactor: [3, 4] });
+    expect((r.scaling as { attentionFactor: number }).attentionFactor).toBeCloseTo(Math.sqrt(1 + Math.log(16) / Math.log(8)), 12);
+  });
+
+  it("dynamic: the factor and the model's max_position_embeddings", () =>
+    expect(ropeFromHF({ rope_scaling: { type: "dynamic", factor: 2 }, max_position_embeddings: 8 }).scaling).toEqual({
+      type: "dynamic",
+      factor: 2,
+      maxPositions: 8,
+    }));
 });

@@ -40,6 +40,16 @@ const RopeScaling4 = z.looseObject({
   low_freq_factor: z.number().optional(),
   high_freq_factor: z.number().optional(),
   original_max_position_embeddings: z.number().int().optional(),
+  // yarn
+  beta_fast: z.number().nullish(),
+  beta_slow: z.number().nullish(),
+  mscale: z.number().nullish(),
+  mscale_all_dim: z.number().nullish(),
+  attention_factor: z.number().nullish(),
+  truncate: z.boolean().nullish(),
+  // longrope
+  short_factor: z.array(z.number()).nullish(),
+  long_factor: z.array(z.number()).nullish(),
 });
 
 /** The rope fields of a HF config; pass through `ropeFromHF`. */
@@ -53,33 +63,102 @@ export const HFRopeFields = {
   partial_rotary_factor: z.number().positive().max(1).optional(),
   rotary_pct: z.number().positive().max(1).optional(),
   rotary_dim: z.number().int().positive().nullish(),
+  original_max_position_embeddings: z.number().int().positive().optional(),
 };
+
+/** Rotary scaling, the types transformers' modeling_rope_utils.py has (5.17), with every derived number resolved. */
+export type KilnRopeScaling =
+  | { type: "linear"; factor: number }
+  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  /** Dynamic NTK: the base grows when a call's positions reach past maxPositions (max_position_embeddings). */
+  | { type: "dynamic"; factor: number; maxPositions: number }
+  /** YaRN: per-frequency blend of interpolation and extrapolation; cos/sin scaled by attentionFactor. */
+  | {
+      type: "yarn";
+      factor: number;
+      originalMaxPositionEmbeddings: number;
+      betaFast: number;
+      betaSlow: number;
+      truncate: boolean;
+      attentionFactor: number;
+      /** The config's own mscale / mscale_all_dim (0 when absent), for targets that derive the factor themselves. */
+      mscale: number;
+      mscaleAllDim: number;
+    }
+  /** LongRoPE (Phi-3 su): per-frequency divisors, long ones once a call's positions pass originalMaxPositionEmbeddings. */
+  | { type: "longrope"; shortFactor: number[]; longFactor: number[]; originalMaxPositionEmbeddings: number; attentionFactor: number };
 
 export interface KilnRope {
   readonly theta: number;
-  /** null, {type:"linear", factor} or {type:"llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings}. */
-  readonly scaling:
-    | null
-    | { type: "linear"; factor: number }
-    | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  readonly scaling: null | KilnRopeScaling;
 }
 
 type RopeInput = {
   rope_theta?: number | undefined;
   rope_scaling?: z.infer<typeof RopeScaling4> | null | undefined;
   rope_parameters?: (z.infer<typeof RopeScaling4> & { rope_theta?: number | undefined }) | null | undefined;
+  max_position_embeddings?: number | undefined;
+  /** Top-level in Phi-3 configs; transformers copies it into the rope parameters (standardize_rope_params). */
+  original_max_position_embeddings?: number | undefined;
 };
 
-/** Rotary theta and scaling from either config form; an unsupported scaling type is a one-line ConfigError. */
-export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
+/** YaRN's get_mscale (modeling_rope_utils.py _compute_yarn_parameters @ transformers 5.17). */
+const yarnMscale = (scale: number, mscale = 1) => (scale <= 1 ? 1 : 0.1 * mscale * Math.log(scale) + 1);
+
+/** Rotary theta and scaling from either config form; an unsupported scaling type is a one-line ConfigError. `aliases`
+ *  renames types first (Phi-3 reads "su" and "yarn" as longrope, configuration_phi3.py @ transformers 5.17). */
+export function ropeFromHF(c: RopeInput, defaultTheta = 10000, aliases: Readonly<Record<string, string>> = {}): KilnRope {
   const p = c.rope_parameters ?? c.rope_scaling ?? undefined;
   const theta = c.rope_parameters?.rope_theta ?? c.rope_theta ?? defaultTheta;
-  const type = p?.rope_type ?? p?.type ?? "default";
-  const need = (v: number | undefined, field: string) => {
-    if (v === undefined) throw new ConfigError(`config.json: rope scaling '${type}' needs '${field}'`);
+  const given = p?.rope_type ?? p?.type ?? "default";
+  const type = aliases[given] ?? given;
+  const need = <T>(v: T | undefined | null, field: string): T => {
+    if (v === undefined || v === null) throw new ConfigError(`config.json: rope scaling '${type}' needs '${field}'`);
     return v;
   };
+  // standardize_rope_params: a top-level original_max_position_embeddings wins, else the rope dict's, else
+  // max_position_embeddings (for llama3, yarn and longrope).
+  const originalMax = () =>
+    c.original_max_position_embeddings ?? p?.original_max_position_embeddings ?? need(c.max_position_embeddings, "max_position_embeddings");
   if (type === "default") return { theta, scaling: null };
+  if (type === "dynamic")
+    return { theta, scaling: { type: "dynamic", factor: need(p?.factor, "factor"), maxPositions: need(c.max_position_embeddings, "max_position_embeddings") } };
+  if (type === "yarn") {
+    const orig = originalMax();
+    const factor = p?.factor ?? need(c.max_position_embeddings, "max_position_embeddings") / orig;
+    const attentionFactor =
+      p?.attention_factor ?? (p?.mscale && p?.mscale_all_dim ? yarnMscale(factor, p.mscale) / yarnMscale(factor, p.mscale_all_dim) : yarnMscale(factor));
+    return {
+      theta,
+      scaling: {
+        type: "yarn",
+        factor,
+        originalMaxPositionEmbeddings: orig,
+        betaFast: p?.beta_fast || 32,
+        betaSlow: p?.beta_slow || 1,
+        truncate: p?.truncate ?? true,
+        attentionFactor,
+        mscale: p?.mscale ?? 0,
+        mscaleAllDim: p?.mscale_all_dim ?? 0,
+      },
+    };
+  }
+  if (type === "longrope") {
+    const orig = originalMax();
+    const factor = p?.factor ?? need(c.max_position_embeddings, "max_position_embeddings") / orig;
+    // _compute_longrope_parameters: sqrt(1 + log(factor) / log(original_max_position_embeddings)) when factor > 1.
+    const attentionFactor = p?.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig)));
+    return {
+      theta,
+      scaling: {
+        type: "longrope",
+        shortFactor: need(p?.short_factor, "short_factor"),
+        longFactor: need(p?.long_factor, "long_factor"),
+        originalMaxPositionEmbeddings: orig,
+        attentionFactor,
+      },
+    };
+  }
   if (type === "linear") return { theta, scaling: { type: "linear", factor: need(p?.factor, "factor") } };
   if (type === "llama3")
     return {
@@ -92,7 +171,7 @@ export function ropeFromHF(c: RopeInput, defaultTheta = 10000): KilnRope {
         originalMaxPositionEmbeddings: need(p?.original_max_position_embeddings, "original_max_position_embeddings"),
       },
     };
-  throw new ConfigError(`config.json: rope scaling type '${type}' is not supported (supported: default, linear, llama3)`);
+  throw new ConfigError(`config.json: rope scaling type '${given}' is not supported (supported: default, linear, llama3, dynamic, yarn, longrope)`);
 }
 
 type PartialRotaryInput = {

@@ -79,6 +79,7 @@ describe("the model zoo on the command line", () => {
       gpt_neox: `${ZOO}gpt_neox`,
       starcoder2: `${ZOO}starcoder2`,
       phi3: `${ZOO}phi3`,
+      falcon: `${ZOO}falcon`,
       gpt2: `${FIXTURES}gpt2`,
       gptj: `${FIXTURES}gptj`,
     };

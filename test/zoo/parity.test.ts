@@ -3,7 +3,9 @@
 // tokens exactly. The fixtures' sliding windows are shorter than the prompts, so a window that is ignored or off by
 // one fails here (the negative test shows it).
 
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parseWith } from "../../src/weights/hf-config.ts";
 import { causalLMLogits, greedyGenerate } from "../../src/interp/causal-lm.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { instantiateFromDir, loadWeights } from "../../src/driver/instantiate.ts";
@@ -29,6 +31,38 @@ describe("zoo: HF parity in the interpreter", () => {
     const params = await loadWeights(inst, dir);
     const g = (await readGolden(dir))[0]!;
     expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
+  });
+
+  it("rope scaling matters: each scaled fixture without its scaling, and longrope with only its short factors, misses", async () => {
+    for (const [fixture, model] of [
+      ["llama_yarn", "llama"],
+      ["llama_dynamic", "llama"],
+      ["phi3_longrope", "phi3"],
+    ] as const) {
+      const dir = `${ZOO}${fixture}`;
+      const g = (await readGolden(dir))[0]!; // 11 tokens: past dynamic's 8 positions and longrope's original 8
+      const inst = instantiateFromDir(zooModel(model), dir);
+      const params = await loadWeights(inst, dir);
+      const ropes = inst.graph.nodes.filter((n) => n.op === "rope");
+      const original = ropes.map((n) => n.attrs.scaling);
+      for (const n of ropes) (n.attrs as { scaling: unknown }).scaling = null;
+      expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits), fixture).toBeGreaterThan(1e-3);
+      if (fixture === "phi3_longrope") {
+        ropes.forEach((n, i) => {
+          const s = original[i] as { shortFactor: number[] };
+          (n.attrs as { scaling: unknown }).scaling = { ...s, longFactor: s.shortFactor };
+        });
+        expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
+      }
+    }
+  });
+
+  it("falcon refuses the variants it does not cover in one line naming the field", async () => {
+    const config = JSON.parse(readFileSync(`${ZOO}falcon/config.json`, "utf8"));
+    expect(() => parseWith(zooModel("falcon").config, { ...config, new_decoder_architecture: true }, "config.json")).toThrow(
+      /^config\.json: new_decoder_architecture: new_decoder_architecture must be false \(Kiln's Falcon covers the 7B-style block\)$/,
+    );
+    expect(() => parseWith(zooModel("falcon").config, { ...config, alibi: true }, "config.json")).toThrow(/alibi must be false/);
   });
 
   it("soft-capping matters: the gemma2 fixture without its attention cap, or without its final cap, misses the goldens", async () => {
