@@ -33,21 +33,6 @@
 /* ---------------------------------------------------------------- threads */
 
 typedef void (*WorkFn)(void *ctx, long item);
-typedef struct {
-  WorkFn fn;
-  void *ctx;
-  long items;
-  long next;
-} Pool;
-
-static void *pool_worker(void *arg) {
-  Pool *p = arg;
-  for (;;) {
-    long i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
-    if (i >= p->items) return NULL;
-    p->fn(p->ctx, i);
-  }
-}
 
 static int thread_count(void) {
   static int n = 0;
@@ -59,18 +44,116 @@ static int thread_count(void) {
   return n;
 }
 
-/* Runs fn(ctx, 0..items-1) on up to thread_count() threads; small jobs (flops below ~1M) stay on the caller. */
-static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
-  Pool p = {fn, ctx, items, 0};
-  int t = thread_count();
-  if (t > items) t = (int)items;
-  if (flops < 1e6) t = 1;
-  pthread_t tid[256];
-  int started = 0;
-  for (int i = 1; i < t; i++)
-    if (pthread_create(&tid[started], NULL, pool_worker, &p) == 0) started++;
-  pool_worker(&p);
-  for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+/*
+ * A persistent pool of thread_count() - 1 workers, started on the first parallel job. A decode step makes ~60
+ * kernel calls of 10-500 us each, so creating threads per call (as this file first did) cost more than some
+ * calls. Items are claimed from one 64-bit word, (job generation << 32) | next item, by compare-and-swap, so a
+ * worker that wakes late can never take an item of a finished or later job; the caller waits only for items to
+ * be done, not for every worker to show up (on a loaded machine a sleeping worker may be scheduled much later).
+ * Workers spin briefly (the next call often comes within microseconds) and then sleep on a condition
+ * variable, so an idle process costs no CPU; the caller spins longer for items in flight on a running worker. One job at a time (call_mu): Node calls from its main thread, but
+ * worker_threads could load the addon too.
+ */
+#define SPIN_ITERS 2000 /* ~5-10 us of pause instructions before a worker sleeps (longer spins cost the whole machine when it is oversubscribed) */
+static struct {
+  pthread_mutex_t call_mu, mu;
+  pthread_cond_t wake, done_cv;
+  WorkFn fn;
+  void *ctx;
+  long items;
+  uint64_t claim; /* (generation << 32) | next item index (atomic) */
+  long done;      /* items finished in the current job (atomic) */
+  int started;
+} pool = {.call_mu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
+          .done_cv = PTHREAD_COND_INITIALIZER};
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static inline uint32_t gen_of(uint64_t c) { return (uint32_t)(c >> 32); }
+
+/* Runs items of job `gen` until none is left; returns whether this thread finished the job's last item. */
+static void run_items(uint32_t gen) {
+  uint64_t c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+  for (;;) {
+    if (gen_of(c) != gen || (long)(uint32_t)c >= __atomic_load_n(&pool.items, __ATOMIC_RELAXED)) return;
+    if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+    /* the item is ours and unfinished, so the job (fn, ctx, items) cannot change under us */
+    pool.fn(pool.ctx, (long)(uint32_t)c);
+    if (__atomic_add_fetch(&pool.done, 1, __ATOMIC_ACQ_REL) == pool.items) {
+      pthread_mutex_lock(&pool.mu);
+      pthread_cond_signal(&pool.done_cv);
+      pthread_mutex_unlock(&pool.mu);
+      return;
+    }
+    c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+  }
+}
+
+static void *pool_worker(void *arg) {
+  (void)arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t g = gen_of(__atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE));
+    for (int spin = 0; g == seen && spin < SPIN_ITERS; spin++) {
+      cpu_relax();
+      g = gen_of(__atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE));
+    }
+    if (g == seen) {
+      pthread_mutex_lock(&pool.mu);
+      while ((g = gen_of(__atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE))) == seen) pthread_cond_wait(&pool.wake, &pool.mu);
+      pthread_mutex_unlock(&pool.mu);
+    }
+    seen = g;
+    run_items(g);
+  }
+  return NULL;
+}
+
+static void start_workers(void) {
+  pool.started = 1;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  for (int i = 1; i < thread_count(); i++) {
+    pthread_t t;
+    pthread_create(&t, &attr, pool_worker, NULL); /* a worker that fails to start leaves more items to the others */
+  }
+  pthread_attr_destroy(&attr);
+}
+
+/* Runs fn(ctx, 0..items-1) on the pool and the caller; small jobs (below ~1M flops and ~256 KB of operand
+   bytes: a GEMV is memory-bound, so a second thread pays off at fewer flops) stay on the caller. */
+static void parallel_for(long items, double flops, double bytes, WorkFn fn, void *ctx) {
+  if (items <= 0) return;
+  if (items == 1 || thread_count() == 1 || (flops < 1e6 && bytes < 256e3) || items > 0x7fffffffL) {
+    for (long i = 0; i < items; i++) fn(ctx, i);
+    return;
+  }
+  pthread_mutex_lock(&pool.call_mu);
+  if (!pool.started) start_workers();
+  pool.fn = fn;
+  pool.ctx = ctx;
+  __atomic_store_n(&pool.items, items, __ATOMIC_RELAXED);
+  __atomic_store_n(&pool.done, 0, __ATOMIC_RELAXED);
+  uint32_t gen = gen_of(pool.claim) + 1;
+  pthread_mutex_lock(&pool.mu);
+  __atomic_store_n(&pool.claim, (uint64_t)gen << 32, __ATOMIC_RELEASE);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.mu);
+  run_items(gen);
+  for (int spin = 0; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) != items && spin < 10 * SPIN_ITERS; spin++) cpu_relax();
+  if (__atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) != items) {
+    pthread_mutex_lock(&pool.mu);
+    while (__atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) != items) pthread_cond_wait(&pool.done_cv, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+  }
+  pthread_mutex_unlock(&pool.call_mu);
 }
 
 /* ---------------------------------------------------------------- the kernel, once per vector width */
@@ -186,7 +269,7 @@ static void nt_item(void *ctx, long item) {
 static void gemm_nt(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C, long ldc,
                     const float *bias) {
   NtJob job = {pick_cols(), M, N, K, A, B, bias, lda, ldb, ldc, C};
-  parallel_for((N + NB - 1) / NB, 2.0 * M * N * K, nt_item, &job);
+  parallel_for((N + NB - 1) / NB, 2.0 * M * N * K, 4.0 * (N + M) * K, nt_item, &job);
 }
 
 /* ---------------------------------------------------------------- batched matmul */
@@ -328,8 +411,8 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   MmJob job = {pick_cols(), (long)m, (long)k, (long)n, a, b, offA, offB, out, NULL};
   job.bt = malloc(sizeof(float) * (size_t)(T * k * n > 0 ? T * k * n : 1));
   if (!job.bt) return fail(env, "matmul: out of memory");
-  parallel_for(T, 2.0 * T * k * n, mm_transpose, &job);
-  parallel_for(T, 2.0 * T * m * n * k, mm_item, &job);
+  parallel_for(T, 2.0 * T * k * n, 8.0 * T * k * n, mm_transpose, &job);
+  parallel_for(T, 2.0 * T * m * n * k, 4.0 * T * (m + n) * k, mm_item, &job);
   free(job.bt);
   return NULL;
 }
@@ -350,7 +433,7 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
   if (nq < b * s * h * d || nk < b * sk * kvh * d || nv < b * sk * kvh * dv || no < b * s * h * dv)
     return fail(env, "attention: array too short for the shape");
   AttJob job = {pick_cols(), (long)b, (long)s, (long)h, (long)kvh, (long)sk, (long)d, (long)dv, (float)scale, causal, q, k, v, out};
-  parallel_for((long)(b * h), 2.0 * b * h * s * sk * (d + dv), att_item, &job);
+  parallel_for((long)(b * h), 2.0 * b * h * s * sk * (d + dv), 4.0 * b * kvh * sk * (d + dv), att_item, &job);
   return NULL;
 }
 
