@@ -65,6 +65,12 @@ export async function interpBench(rounds: number, log: (m: string) => void = (m)
   const torch = torchForward(threads, rounds);
   for (let i = half; i < rounds; i++) kiln.push(forward());
 
+  // A decode step reads every weight once except the embedding table (one row): the memory-bound floor of a step.
+  const tables = new Set(inst.graph.nodes.filter((n) => n.op === "embedding").map((n) => n.inputs[0]));
+  const stepBytes = inst.graph.params.reduce((a, p) => a + (tables.has(p.value) ? 0 : weights.get(p.name)!.data.byteLength), 0);
+  // The same number of bytes read by a bare SIMD loop on the same threads, once per round next to the decode.
+  const probe = native ? new Float32Array(stepBytes / 4).fill(1) : undefined;
+  const bareRead: number[] = [];
   const prefill: number[] = [];
   const decode: number[] = [];
   for (let i = 0; i < rounds; i++) {
@@ -77,12 +83,14 @@ export async function interpBench(rounds: number, log: (m: string) => void = (m)
     const t2 = performance.now();
     prefill.push((t1 - t0) / 1000);
     decode.push((t2 - t1) / 1000);
+    if (probe) {
+      const t3 = performance.now();
+      native!.sum(probe);
+      bareRead.push((performance.now() - t3) / 1000);
+    }
   }
   const ratios = prefill.map((p, i) => decode[i]! / p);
   const generationVsPrefill = median(ratios);
-  // A decode step reads every weight once except the embedding table (one row): the memory-bound floor of a step.
-  const tables = new Set(inst.graph.nodes.filter((n) => n.op === "embedding").map((n) => n.inputs[0]));
-  const stepBytes = inst.graph.params.reduce((a, p) => a + (tables.has(p.value) ? 0 : weights.get(p.name)!.data.byteLength), 0);
   const perToken = median(decode) / NEW_TOKENS;
   const lines = [
     `interpreter: ${(params / 1e6).toFixed(1)}M-parameter LLaMA (hidden 512, 8 layers, vocab 32000), fp32, 64-token prompt; ${native ? `native kernels (${native.isa()}, ${threads} threads)` : "JS kernels (no native helper)"}; ${availableParallelism()} CPUs; medians of ${rounds}`,
@@ -99,6 +107,12 @@ export async function interpBench(rounds: number, log: (m: string) => void = (m)
     `  generation: ${NEW_TOKENS} new tokens with the KV cache ${ms(median(decode))}, one 64-token prefill ${ms(median(prefill))}: ${generationVsPrefill.toFixed(2)}x (median of per-round ratios; goal <= 3x)`,
     `    per token ${(perToken * 1000).toFixed(1)} ms: the ${(stepBytes / 2 ** 20).toFixed(0)} MiB of fp32 weights a step reads (all but the embedding table), at ${(stepBytes / perToken / 2 ** 30).toFixed(1)} GiB/s`,
   );
+  if (bareRead.length) {
+    const floor = (NEW_TOKENS * median(bareRead)) / median(prefill);
+    lines.push(
+      `    memory floor: a bare SIMD read of as many bytes takes ${ms(median(bareRead))} (${(stepBytes / median(bareRead) / 2 ** 30).toFixed(1)} GiB/s), so ${NEW_TOKENS} steps cannot take under ${ms(NEW_TOKENS * median(bareRead))}: ${floor.toFixed(2)}x the prefill on this machine`,
+    );
+  }
   return { lines, forwardVsTorch, generationVsPrefill };
 }
 

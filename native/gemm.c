@@ -6,6 +6,7 @@
  * matmul(a, b, out, batch, m, k, n, offA, offB)          out[t] = a[offA[t]] (m x k) @ b[offB[t]] (k x n), per batch t
  * attention(q, k, v, out, b, s, h, kvh, sk, d, dv, scale, causal)   grouped-query SDPA, [b, s, heads, dim] layouts
  * threads() -> the worker count (KILN_THREADS, else the online cores)
+ * sum(x) -> the sum of x, read once on the threads: the bench's memory-bandwidth probe
  *
  * One kernel does all the arithmetic: C = A . B^T with both operands contiguous along k (a linear's weight rows, a
  * transposed matmul operand, attention's keys), vectorized along k with GCC vector types. Register tiles of
@@ -344,6 +345,36 @@ static void att_item(void *ctx, long item) {
   free(acc);
 }
 
+/* ---------------------------------------------------------------- memory-bandwidth probe */
+
+/* sum(x): a bare streaming read of x on the pool, for the bench's floor of a decode step (bench/interp.ts): the
+   same bytes a step's weights occupy, read with nothing else to do. Not used by the kernels. */
+typedef float SumV __attribute__((vector_size(32)));
+#define SUM_CHUNK (1L << 18) /* floats per item: 1 MiB */
+typedef struct {
+  const float *x;
+  long n;
+  double *partial;
+} SumJob;
+
+static void sum_item(void *ctx, long item) {
+  SumJob *j = ctx;
+  long i0 = item * SUM_CHUNK, i1 = i0 + SUM_CHUNK < j->n ? i0 + SUM_CHUNK : j->n, i = i0;
+  SumV a = {0}, b = {0}, c = {0}, d = {0};
+  for (; i + 32 <= i1; i += 32) {
+    SumV t[4];
+    memcpy(t, j->x + i, sizeof t);
+    a += t[0];
+    b += t[1];
+    c += t[2];
+    d += t[3];
+  }
+  double s = 0;
+  for (int l = 0; l < 8; l++) s += (double)a[l] + b[l] + c[l] + d[l];
+  for (; i < i1; i++) s += j->x[i];
+  j->partial[item] = s;
+}
+
 /* ---------------------------------------------------------------- N-API */
 
 static napi_value fail(napi_env env, const char *msg) {
@@ -437,6 +468,23 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_sum(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  float *x;
+  size_t n;
+  if (!typed(env, argv[0], 0, (void **)&x, &n) || !x) return fail(env, "sum(x): x must be a Float32Array");
+  long items = ((long)n + SUM_CHUNK - 1) / SUM_CHUNK;
+  SumJob job = {x, (long)n, calloc((size_t)(items > 0 ? items : 1), sizeof(double))};
+  if (!job.partial) return fail(env, "sum: out of memory");
+  parallel_for(items, (double)n, 4.0 * (double)n, sum_item, &job);
+  double total = 0;
+  for (long i = 0; i < items; i++) total += job.partial[i];
+  free(job.partial);
+  napi_value r;
+  napi_create_double(env, total, &r);
+  return r;
+}
+
 static napi_value js_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value r;
@@ -464,6 +512,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"matmul", NULL, js_matmul, NULL, NULL, NULL, napi_default, NULL},
       {"attention", NULL, js_attention, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
       {"isa", NULL, js_isa, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
