@@ -119,7 +119,21 @@ export async function interpBench(rounds: number, log: (m: string) => void = (m)
 /** Peak RSS (MiB, GNU time: the largest process of the tree) of a fresh `node bin/kiln.js run ...`; undefined without GNU time. */
 function runPeakMB(hfDir: string, ids: readonly number[], newTokens: number): number | undefined {
   if (!existsSync(TIME)) return undefined;
-  const args = ["-f", "%M", process.execPath, "bin/kiln.js", "run", "models/llama.ts", "--hf", hfDir, "--ids", ids.join(","), "--max-new-tokens", String(newTokens), "--json"];
+  const args = [
+    "-f",
+    "%M",
+    process.execPath,
+    "bin/kiln.js",
+    "run",
+    "models/llama.ts",
+    "--hf",
+    hfDir,
+    "--ids",
+    ids.join(","),
+    "--max-new-tokens",
+    String(newTokens),
+    "--json",
+  ];
   const r = spawnSync(TIME, args, { cwd: join(import.meta.dirname, ".."), encoding: "utf8" });
   if (r.status !== 0) throw new Error(`kiln run failed: ${r.stderr.trim().split("\n").at(-1)}`);
   return Number(r.stderr.trim().split("\n").at(-1)) / 1024;

@@ -234,7 +234,9 @@ async function main(): Promise<void> {
     );
   console.log("\nCLI and interpreter (issue 16; ratios measured in this run):");
   console.log(
-    [...startupBench(Math.max(ROUNDS, 9)).lines, ...typecheckBench(ROUNDS).lines, ...(await interpBench(ROUNDS)).lines, ...(await runMemoryBench()).lines].join("\n"),
+    [...startupBench(Math.max(ROUNDS, 9)).lines, ...typecheckBench(ROUNDS).lines, ...(await interpBench(ROUNDS)).lines, ...(await runMemoryBench()).lines].join(
+      "\n",
+    ),
   );
 }
 
