@@ -51,9 +51,12 @@ static int thread_count(void) {
  * calls. Items are claimed from one 64-bit word, (job generation << 32) | next item, by compare-and-swap, so a
  * worker that wakes late can never take an item of a finished or later job; the caller waits only for items to
  * be done, not for every worker to show up (on a loaded machine a sleeping worker may be scheduled much later).
- * Workers spin briefly (the next call often comes within microseconds) and then sleep on a condition
- * variable, so an idle process costs no CPU; the caller spins longer for items in flight on a running worker. One job at a time (call_mu): Node calls from its main thread, but
- * worker_threads could load the addon too.
+ * Generations are even while a job is open; the caller makes the word odd (closed) before it rewrites the job's
+ * fields and even again after, so a late worker that read a new field still fails its compare-and-swap (all
+ * sequentially consistent). Workers spin briefly (the next call often comes within microseconds) and then sleep
+ * on a condition variable, so an idle process costs no CPU; the caller spins longer for items in flight on a
+ * running worker. One job at a time (call_mu): Node calls from its main thread, but worker_threads could load
+ * the addon too.
  */
 #define SPIN_ITERS 2000 /* ~5-10 us of pause instructions before a worker sleeps (longer spins cost the whole machine when it is oversubscribed) */
 static struct {
@@ -61,8 +64,8 @@ static struct {
   pthread_cond_t wake, done_cv;
   WorkFn fn;
   void *ctx;
-  long items;
-  uint64_t claim; /* (generation << 32) | next item index (atomic) */
+  long items;     /* (atomic) */
+  uint64_t claim; /* (generation << 32) | next item index (atomic); odd generation: a job is being set up */
   long done;      /* items finished in the current job (atomic) */
   int started;
 } pool = {.call_mu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
@@ -76,38 +79,43 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+#define SC __ATOMIC_SEQ_CST
 static inline uint32_t gen_of(uint64_t c) { return (uint32_t)(c >> 32); }
 
-/* Runs items of job `gen` until none is left; returns whether this thread finished the job's last item. */
+/* Runs items of job `gen` until none is left. */
 static void run_items(uint32_t gen) {
-  uint64_t c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
   for (;;) {
-    if (gen_of(c) != gen || (long)(uint32_t)c >= __atomic_load_n(&pool.items, __ATOMIC_RELAXED)) return;
-    if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+    uint64_t c = __atomic_load_n(&pool.claim, SC);
+    if (gen_of(c) != gen) return;
+    long items = __atomic_load_n(&pool.items, SC);
+    if ((long)(uint32_t)c >= items) return;
+    if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, SC, SC)) continue;
     /* the item is ours and unfinished, so the job (fn, ctx, items) cannot change under us */
     pool.fn(pool.ctx, (long)(uint32_t)c);
-    if (__atomic_add_fetch(&pool.done, 1, __ATOMIC_ACQ_REL) == pool.items) {
+    if (__atomic_add_fetch(&pool.done, 1, SC) == items) {
       pthread_mutex_lock(&pool.mu);
       pthread_cond_signal(&pool.done_cv);
       pthread_mutex_unlock(&pool.mu);
       return;
     }
-    c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
   }
 }
+
+/* A job to join: an open (even) generation this worker has not run yet. */
+static inline int joinable(uint32_t g, uint32_t seen) { return g != seen && !(g & 1); }
 
 static void *pool_worker(void *arg) {
   (void)arg;
   uint32_t seen = 0;
   for (;;) {
-    uint32_t g = gen_of(__atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE));
-    for (int spin = 0; g == seen && spin < SPIN_ITERS; spin++) {
+    uint32_t g = gen_of(__atomic_load_n(&pool.claim, SC));
+    for (int spin = 0; !joinable(g, seen) && spin < SPIN_ITERS; spin++) {
       cpu_relax();
-      g = gen_of(__atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE));
+      g = gen_of(__atomic_load_n(&pool.claim, SC));
     }
-    if (g == seen) {
+    if (!joinable(g, seen)) {
       pthread_mutex_lock(&pool.mu);
-      while ((g = gen_of(__atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE))) == seen) pthread_cond_wait(&pool.wake, &pool.mu);
+      while (!joinable(g = gen_of(__atomic_load_n(&pool.claim, SC)), seen)) pthread_cond_wait(&pool.wake, &pool.mu);
       pthread_mutex_unlock(&pool.mu);
     }
     seen = g;
@@ -138,20 +146,21 @@ static void parallel_for(long items, double flops, double bytes, WorkFn fn, void
   }
   pthread_mutex_lock(&pool.call_mu);
   if (!pool.started) start_workers();
+  uint32_t gen = gen_of(__atomic_load_n(&pool.claim, SC)) + 2; /* even: the previous job's, plus two */
+  __atomic_store_n(&pool.claim, (uint64_t)(gen - 1) << 32, SC); /* closed while the fields change */
   pool.fn = fn;
   pool.ctx = ctx;
-  __atomic_store_n(&pool.items, items, __ATOMIC_RELAXED);
-  __atomic_store_n(&pool.done, 0, __ATOMIC_RELAXED);
-  uint32_t gen = gen_of(pool.claim) + 1;
+  __atomic_store_n(&pool.items, items, SC);
+  __atomic_store_n(&pool.done, 0, SC);
   pthread_mutex_lock(&pool.mu);
-  __atomic_store_n(&pool.claim, (uint64_t)gen << 32, __ATOMIC_RELEASE);
+  __atomic_store_n(&pool.claim, (uint64_t)gen << 32, SC);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mu);
   run_items(gen);
-  for (int spin = 0; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) != items && spin < 10 * SPIN_ITERS; spin++) cpu_relax();
-  if (__atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) != items) {
+  for (int spin = 0; __atomic_load_n(&pool.done, SC) != items && spin < 10 * SPIN_ITERS; spin++) cpu_relax();
+  if (__atomic_load_n(&pool.done, SC) != items) {
     pthread_mutex_lock(&pool.mu);
-    while (__atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) != items) pthread_cond_wait(&pool.done_cv, &pool.mu);
+    while (__atomic_load_n(&pool.done, SC) != items) pthread_cond_wait(&pool.done_cv, &pool.mu);
     pthread_mutex_unlock(&pool.mu);
   }
   pthread_mutex_unlock(&pool.call_mu);
