@@ -139,6 +139,16 @@ describe("rows are independent: a row's result does not depend on the rows compu
     }
   });
 
+  it("back-to-back calls on the thread pool agree bit for bit (300 one-row GEMVs over 1 MB of weights)", () => {
+    const x = t([1, 512], 15);
+    const w = t([512, 512], 16); // 1 MB: a one-row call this large runs on the pool
+    const first = Array.from(FAST_KERNELS.linear!([x, w], {}, ctx)[0]!.data);
+    let differing = 0;
+    for (let i = 0; i < 300; i++) if (Array.from(FAST_KERNELS.linear!([x, w], {}, ctx)[0]!.data).some((v, j) => v !== first[j])) differing++;
+    expect(differing).toBe(0);
+    expect(relL2(first, KERNELS.linear([x, w], {}, ctx)[0]!.data)).toBeLessThanOrEqual(1e-6);
+  });
+
   it("causal attention's last query alone equals the last row of the full pass, bit for bit", () => {
     const [b, s, h, kvh, d] = [1, 9, 4, 2, 24];
     const q = t([b, s, h, d], 9);
