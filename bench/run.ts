@@ -1,6 +1,7 @@
 // `npm run bench`: `kiln compile` throughput against `cp -r` of the same files on the same disk, peak RSS (in-process
 // conversions, and fresh `npx kiln compile` processes end to end), compile time without weights for LLaMA-3 8B /
-// 70B / 405B, then the CLI's startup and type-check cache and the interpreter's speed (cli-startup.ts, interp.ts).
+// 70B / 405B, then the CLI's startup and type-check cache, the interpreter's speed and `kiln run`'s memory
+// (cli-startup.ts, interp.ts).
 // Method: the source files are read from the page cache in every run (a warm-up `cp -r` first loads them, and
 // nothing is dropped). Every run, cp or Kiln, writes into the same fresh directory next to the source; other
 // dirty data is synced before it, and the previous run's output is deleted right before the run starts writing
@@ -23,7 +24,7 @@ import { join } from "node:path";
 import { formatBytes } from "../src/weights/progress.ts";
 import { startupBench, typecheckBench } from "./cli-startup.ts";
 import { compileTimes } from "./compile-time.ts";
-import { interpBench } from "./interp.ts";
+import { interpBench, runMemoryBench } from "./interp.ts";
 import { withOtherCpu } from "./other-cpu.ts";
 import { dropStale, setAsideOutput } from "./stale-output.ts";
 import { ensureSyntheticLlama } from "./synthetic-llama.ts";
@@ -79,10 +80,11 @@ async function timeCp(sourceBytes: number): Promise<Sample> {
 
 /** `npx kiln compile` as a user runs it: a fresh process (startup, type check, compile), its peak RSS the largest
  * of its processes' (GNU time). `typecheckCache: false` makes the type check cold (KILN_TYPECHECK_CACHE=0). */
-async function timeKilnCli(sourceBytes: number, typecheckCache: boolean): Promise<Sample> {
+async function timeKilnCli(sourceBytes: number, typecheckCache: boolean, via: "npx" | "bin"): Promise<Sample> {
   const [out, stale] = setAsideOutput(ROOT);
   const rssFile = join(ROOT, "kiln-rss.txt");
-  const cli = ["npx", "kiln", "compile", "models/llama.ts", "--hf", SOURCE, "--out", out, "--dtype", "bfloat16"];
+  const kiln = via === "npx" ? ["npx", "kiln"] : ["./bin/kiln.js"];
+  const cli = [...kiln, "compile", "models/llama.ts", "--hf", SOURCE, "--out", out, "--dtype", "bfloat16"];
   const withTime = existsSync(TIME);
   const [cmd, args] = withTime ? [TIME, ["-f", "%M", "-o", rssFile, ...cli]] : [cli[0]!, cli.slice(1)];
   dropStale(stale);
@@ -102,8 +104,11 @@ async function timeKilnCli(sourceBytes: number, typecheckCache: boolean): Promis
 
 /** End-to-end cases: fresh `npx kiln compile` processes, next to the in-process conversions above. */
 const CLI_CASES = [
-  { label: "npx kiln compile tp=1 BF16 (fresh process, type check cached)", typecheckCache: true },
-  { label: "  same, type check not cached", typecheckCache: false },
+  { label: "npx kiln compile tp=1 BF16 (fresh process, type check cached)", typecheckCache: true, via: "npx" },
+  { label: "  same, type check not cached", typecheckCache: false, via: "npx" },
+  // The same binary without npx's own startup (~1.5 s: npm's CLI loads to find it): what `kiln` on PATH runs
+  // after a global install or `npm link`.
+  { label: "./bin/kiln.js compile tp=1 BF16 (fresh process, type check cached)", typecheckCache: true, via: "bin" },
 ] as const;
 
 async function timeKiln(tp: number, dtype: string, native: boolean): Promise<Sample> {
@@ -199,7 +204,7 @@ async function main(): Promise<void> {
       ? timeCp(bytes)
       : i <= CASES.length
         ? timeKiln(CASES[i - 1]!.tp, CASES[i - 1]!.dtype, CASES[i - 1]!.native)
-        : timeKilnCli(bytes, CLI_CASES[i - 1 - CASES.length]!.typecheckCache);
+        : timeKilnCli(bytes, CLI_CASES[i - 1 - CASES.length]!.typecheckCache, CLI_CASES[i - 1 - CASES.length]!.via);
   for (let round = 0; round < ROUNDS; round++) {
     for (let k = 0; k < runs.length; k++) {
       const i = (round + k) % runs.length;
@@ -228,7 +233,11 @@ async function main(): Promise<void> {
       `  ${r.model.padEnd(13)} ${r.medianMs.toFixed(0).padStart(5)} ms (best ${r.bestMs.toFixed(0)} ms)  ${r.nodes} lowered nodes, ${r.rankTensors} rank tensors`,
     );
   console.log("\nCLI and interpreter (issue 16; ratios measured in this run):");
-  console.log([...startupBench(Math.max(ROUNDS, 9)).lines, ...typecheckBench(ROUNDS).lines, ...(await interpBench(ROUNDS)).lines].join("\n"));
+  console.log(
+    [...startupBench(Math.max(ROUNDS, 9)).lines, ...typecheckBench(ROUNDS).lines, ...(await interpBench(ROUNDS)).lines, ...(await runMemoryBench()).lines].join(
+      "\n",
+    ),
+  );
 }
 
 await main();

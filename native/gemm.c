@@ -6,6 +6,7 @@
  * matmul(a, b, out, batch, m, k, n, offA, offB)          out[t] = a[offA[t]] (m x k) @ b[offB[t]] (k x n), per batch t
  * attention(q, k, v, out, b, s, h, kvh, sk, d, dv, scale, causal)   grouped-query SDPA, [b, s, heads, dim] layouts
  * threads() -> the worker count (KILN_THREADS, else the online cores)
+ * sum(x) -> the sum of x, read once on the threads: the bench's memory-bandwidth probe
  *
  * One kernel does all the arithmetic: C = A . B^T with both operands contiguous along k (a linear's weight rows, a
  * transposed matmul operand, attention's keys), vectorized along k with GCC vector types. Register tiles of
@@ -33,21 +34,6 @@
 /* ---------------------------------------------------------------- threads */
 
 typedef void (*WorkFn)(void *ctx, long item);
-typedef struct {
-  WorkFn fn;
-  void *ctx;
-  long items;
-  long next;
-} Pool;
-
-static void *pool_worker(void *arg) {
-  Pool *p = arg;
-  for (;;) {
-    long i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
-    if (i >= p->items) return NULL;
-    p->fn(p->ctx, i);
-  }
-}
 
 static int thread_count(void) {
   static int n = 0;
@@ -59,18 +45,125 @@ static int thread_count(void) {
   return n;
 }
 
-/* Runs fn(ctx, 0..items-1) on up to thread_count() threads; small jobs (flops below ~1M) stay on the caller. */
-static void parallel_for(long items, double flops, WorkFn fn, void *ctx) {
-  Pool p = {fn, ctx, items, 0};
-  int t = thread_count();
-  if (t > items) t = (int)items;
-  if (flops < 1e6) t = 1;
-  pthread_t tid[256];
-  int started = 0;
-  for (int i = 1; i < t; i++)
-    if (pthread_create(&tid[started], NULL, pool_worker, &p) == 0) started++;
-  pool_worker(&p);
-  for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+/*
+ * A persistent pool of thread_count() - 1 workers, started on the first parallel job. A decode step makes ~60
+ * kernel calls of 10-500 us each, so creating threads per call (as this file first did) cost more than some
+ * calls. Items are claimed from one 64-bit word, (job generation << 32) | next item, by compare-and-swap, so a
+ * worker that wakes late can never take an item of a finished or later job; the caller waits only for items to
+ * be done, not for every worker to show up (on a loaded machine a sleeping worker may be scheduled much later).
+ * Generations are even while a job is open; the caller makes the word odd (closed) before it rewrites the job's
+ * fields and even again after, so a late worker that read a new field still fails its compare-and-swap (all
+ * sequentially consistent). Workers spin briefly (the next call often comes within microseconds) and then sleep
+ * on a condition variable, so an idle process costs no CPU; the caller spins longer for items in flight on a
+ * running worker. One job at a time (call_mu): Node calls from its main thread, but worker_threads could load
+ * the addon too.
+ */
+#define SPIN_ITERS 2000 /* ~5-10 us of pause instructions before a worker sleeps (longer spins cost the whole machine when it is oversubscribed) */
+static struct {
+  pthread_mutex_t call_mu, mu;
+  pthread_cond_t wake, done_cv;
+  WorkFn fn;
+  void *ctx;
+  long items;     /* (atomic) */
+  uint64_t claim; /* (generation << 32) | next item index (atomic); odd generation: a job is being set up */
+  long done;      /* items finished in the current job (atomic) */
+  int started;
+} pool = {.call_mu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
+          .done_cv = PTHREAD_COND_INITIALIZER};
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+#define SC __ATOMIC_SEQ_CST
+static inline uint32_t gen_of(uint64_t c) { return (uint32_t)(c >> 32); }
+
+/* Runs items of job `gen` until none is left. */
+static void run_items(uint32_t gen) {
+  for (;;) {
+    uint64_t c = __atomic_load_n(&pool.claim, SC);
+    if (gen_of(c) != gen) return;
+    long items = __atomic_load_n(&pool.items, SC);
+    if ((long)(uint32_t)c >= items) return;
+    if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, SC, SC)) continue;
+    /* the item is ours and unfinished, so the job (fn, ctx, items) cannot change under us */
+    pool.fn(pool.ctx, (long)(uint32_t)c);
+    if (__atomic_add_fetch(&pool.done, 1, SC) == items) {
+      pthread_mutex_lock(&pool.mu);
+      pthread_cond_signal(&pool.done_cv);
+      pthread_mutex_unlock(&pool.mu);
+      return;
+    }
+  }
+}
+
+/* A job to join: an open (even) generation this worker has not run yet. */
+static inline int joinable(uint32_t g, uint32_t seen) { return g != seen && !(g & 1); }
+
+static void *pool_worker(void *arg) {
+  (void)arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t g = gen_of(__atomic_load_n(&pool.claim, SC));
+    for (int spin = 0; !joinable(g, seen) && spin < SPIN_ITERS; spin++) {
+      cpu_relax();
+      g = gen_of(__atomic_load_n(&pool.claim, SC));
+    }
+    if (!joinable(g, seen)) {
+      pthread_mutex_lock(&pool.mu);
+      while (!joinable(g = gen_of(__atomic_load_n(&pool.claim, SC)), seen)) pthread_cond_wait(&pool.wake, &pool.mu);
+      pthread_mutex_unlock(&pool.mu);
+    }
+    seen = g;
+    run_items(g);
+  }
+  return NULL;
+}
+
+static void start_workers(void) {
+  pool.started = 1;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  for (int i = 1; i < thread_count(); i++) {
+    pthread_t t;
+    pthread_create(&t, &attr, pool_worker, NULL); /* a worker that fails to start leaves more items to the others */
+  }
+  pthread_attr_destroy(&attr);
+}
+
+/* Runs fn(ctx, 0..items-1) on the pool and the caller; small jobs (below ~1M flops and ~256 KB of operand
+   bytes: a GEMV is memory-bound, so a second thread pays off at fewer flops) stay on the caller. */
+static void parallel_for(long items, double flops, double bytes, WorkFn fn, void *ctx) {
+  if (items <= 0) return;
+  if (items == 1 || thread_count() == 1 || (flops < 1e6 && bytes < 256e3) || items > 0x7fffffffL) {
+    for (long i = 0; i < items; i++) fn(ctx, i);
+    return;
+  }
+  pthread_mutex_lock(&pool.call_mu);
+  if (!pool.started) start_workers();
+  uint32_t gen = gen_of(__atomic_load_n(&pool.claim, SC)) + 2; /* even: the previous job's, plus two */
+  __atomic_store_n(&pool.claim, (uint64_t)(gen - 1) << 32, SC); /* closed while the fields change */
+  pool.fn = fn;
+  pool.ctx = ctx;
+  __atomic_store_n(&pool.items, items, SC);
+  __atomic_store_n(&pool.done, 0, SC);
+  pthread_mutex_lock(&pool.mu);
+  __atomic_store_n(&pool.claim, (uint64_t)gen << 32, SC);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.mu);
+  run_items(gen);
+  for (int spin = 0; __atomic_load_n(&pool.done, SC) != items && spin < 10 * SPIN_ITERS; spin++) cpu_relax();
+  if (__atomic_load_n(&pool.done, SC) != items) {
+    pthread_mutex_lock(&pool.mu);
+    while (__atomic_load_n(&pool.done, SC) != items) pthread_cond_wait(&pool.done_cv, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+  }
+  pthread_mutex_unlock(&pool.call_mu);
 }
 
 /* ---------------------------------------------------------------- the kernel, once per vector width */
@@ -186,7 +279,7 @@ static void nt_item(void *ctx, long item) {
 static void gemm_nt(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C, long ldc,
                     const float *bias) {
   NtJob job = {pick_cols(), M, N, K, A, B, bias, lda, ldb, ldc, C};
-  parallel_for((N + NB - 1) / NB, 2.0 * M * N * K, nt_item, &job);
+  parallel_for((N + NB - 1) / NB, 2.0 * M * N * K, 4.0 * (N + M) * K, nt_item, &job);
 }
 
 /* ---------------------------------------------------------------- batched matmul */
@@ -261,6 +354,36 @@ static void att_item(void *ctx, long item) {
   free(acc);
 }
 
+/* ---------------------------------------------------------------- memory-bandwidth probe */
+
+/* sum(x): a bare streaming read of x on the pool, for the bench's floor of a decode step (bench/interp.ts): the
+   same bytes a step's weights occupy, read with nothing else to do. Not used by the kernels. */
+typedef float SumV __attribute__((vector_size(32)));
+#define SUM_CHUNK (1L << 18) /* floats per item: 1 MiB */
+typedef struct {
+  const float *x;
+  long n;
+  double *partial;
+} SumJob;
+
+static void sum_item(void *ctx, long item) {
+  SumJob *j = ctx;
+  long i0 = item * SUM_CHUNK, i1 = i0 + SUM_CHUNK < j->n ? i0 + SUM_CHUNK : j->n, i = i0;
+  SumV a = {0}, b = {0}, c = {0}, d = {0};
+  for (; i + 32 <= i1; i += 32) {
+    SumV t[4];
+    memcpy(t, j->x + i, sizeof t);
+    a += t[0];
+    b += t[1];
+    c += t[2];
+    d += t[3];
+  }
+  double s = 0;
+  for (int l = 0; l < 8; l++) s += (double)a[l] + b[l] + c[l] + d[l];
+  for (; i < i1; i++) s += j->x[i];
+  j->partial[item] = s;
+}
+
 /* ---------------------------------------------------------------- N-API */
 
 static napi_value fail(napi_env env, const char *msg) {
@@ -328,8 +451,8 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   MmJob job = {pick_cols(), (long)m, (long)k, (long)n, a, b, offA, offB, out, NULL};
   job.bt = malloc(sizeof(float) * (size_t)(T * k * n > 0 ? T * k * n : 1));
   if (!job.bt) return fail(env, "matmul: out of memory");
-  parallel_for(T, 2.0 * T * k * n, mm_transpose, &job);
-  parallel_for(T, 2.0 * T * m * n * k, mm_item, &job);
+  parallel_for(T, 2.0 * T * k * n, 8.0 * T * k * n, mm_transpose, &job);
+  parallel_for(T, 2.0 * T * m * n * k, 4.0 * T * (m + n) * k, mm_item, &job);
   free(job.bt);
   return NULL;
 }
@@ -350,8 +473,25 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
   if (nq < b * s * h * d || nk < b * sk * kvh * d || nv < b * sk * kvh * dv || no < b * s * h * dv)
     return fail(env, "attention: array too short for the shape");
   AttJob job = {pick_cols(), (long)b, (long)s, (long)h, (long)kvh, (long)sk, (long)d, (long)dv, (float)scale, causal, q, k, v, out};
-  parallel_for((long)(b * h), 2.0 * b * h * s * sk * (d + dv), att_item, &job);
+  parallel_for((long)(b * h), 2.0 * b * h * s * sk * (d + dv), 4.0 * b * kvh * sk * (d + dv), att_item, &job);
   return NULL;
+}
+
+static napi_value js_sum(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  float *x;
+  size_t n;
+  if (!typed(env, argv[0], 0, (void **)&x, &n) || !x) return fail(env, "sum(x): x must be a Float32Array");
+  long items = ((long)n + SUM_CHUNK - 1) / SUM_CHUNK;
+  SumJob job = {x, (long)n, calloc((size_t)(items > 0 ? items : 1), sizeof(double))};
+  if (!job.partial) return fail(env, "sum: out of memory");
+  parallel_for(items, (double)n, 4.0 * (double)n, sum_item, &job);
+  double total = 0;
+  for (long i = 0; i < items; i++) total += job.partial[i];
+  free(job.partial);
+  napi_value r;
+  napi_create_double(env, total, &r);
+  return r;
 }
 
 static napi_value js_threads(napi_env env, napi_callback_info info) {
@@ -381,6 +521,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"matmul", NULL, js_matmul, NULL, NULL, NULL, napi_default, NULL},
       {"attention", NULL, js_attention, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
       {"isa", NULL, js_isa, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

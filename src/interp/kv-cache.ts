@@ -10,7 +10,7 @@ import type { Graph, Node } from "../ir/graph.ts";
 import { normAxis, type Shape } from "../ir/shape.ts";
 import { fastAttentionUnderstands, INTERP_KERNELS } from "./fast/kernels.ts";
 import { type AnyKernel, runGraph } from "./run.ts";
-import { i32, type RTensor } from "./tensor.ts";
+import { i32, type RTensor, tensor } from "./tensor.ts";
 import { parseRopeScaling, ropeDependsOnLength } from "./rope.ts";
 import type { JsonValue } from "../ir/attrs.ts";
 
@@ -98,9 +98,38 @@ export function kvCacheSupport(g: Graph): CacheSupport {
   return attentions > 0 ? { ok: true } : { ok: false, why: "the graph has no attention node" };
 }
 
+/** Keys or values of one attention node: [1, positions, kv heads, dim] rows in a buffer that grows by doubling, so
+ * a step appends its new rows instead of copying the whole cache (batch 1, float32: what `feed` produces). */
+class GrowingRows {
+  private buf = new Float32Array(0);
+  private rows = 0;
+
+  constructor(private readonly rowShape: readonly number[]) {}
+
+  static accepts(t: RTensor): boolean {
+    return t.shape[0] === 1 && t.data instanceof Float32Array;
+  }
+
+  /** Appends t's positions; returns the whole cache as a tensor viewing the buffer (valid until the next append). */
+  append(t: RTensor): RTensor {
+    const width = this.rowShape.reduce((a, b) => a * b, 1);
+    const add = t.shape[1]!;
+    const need = (this.rows + add) * width;
+    if (need > this.buf.length) {
+      const grown = new Float32Array(Math.max(need, 2 * this.buf.length));
+      grown.set(this.buf.subarray(0, this.rows * width));
+      this.buf = grown;
+    }
+    this.buf.set(t.data as Float32Array, this.rows * width);
+    this.rows += add;
+    return tensor(t.dtype, [1, this.rows, ...this.rowShape], this.buf.subarray(0, need));
+  }
+}
+
 /** One prompt's decoding state: the keys and values every attention node has seen, [batch, positions, kv heads, dim]. */
 export class KvCacheSession {
   private readonly cache = new Map<Node, { k: RTensor; v: RTensor }>();
+  private readonly rows = new Map<Node, { k: GrowingRows; v: GrowingRows }>();
   private position = 0;
   private readonly override: (n: Node) => AnyKernel | undefined;
 
@@ -114,6 +143,13 @@ export class KvCacheSession {
       if (n.op !== "attention") return undefined;
       return (ins, attrs, ctx) => {
         const [q, k, v] = ins as [RTensor, RTensor, RTensor];
+        let rows = this.rows.get(n);
+        if (!rows && !this.cache.has(n) && GrowingRows.accepts(k) && GrowingRows.accepts(v)) {
+          rows = { k: new GrowingRows(k.shape.slice(2)), v: new GrowingRows(v.shape.slice(2)) };
+          this.rows.set(n, rows);
+        }
+        if (rows && GrowingRows.accepts(k) && GrowingRows.accepts(v)) return attention([q, rows.k.append(k), rows.v.append(v)], attrs, ctx);
+        if (rows) throw new Error("the KV cache holds batch-1 float32 rows, but this step's keys are not");
         const prev = this.cache.get(n);
         const all = prev ? { k: concat([prev.k, k], { axis: 1 }, ctx)[0]!, v: concat([prev.v, v], { axis: 1 }, ctx)[0]! } : { k, v };
         this.cache.set(n, all);

@@ -70,6 +70,23 @@ function bindSymbols(g: Graph, inputs: ReadonlyMap<string, RTensor>): Map<string
   return bindings;
 }
 
+/** For each node, the values whose last reader it is (graph outputs excluded): dropped once it has run, so a
+ * forward holds only live activations instead of every intermediate until the end. Cached per graph. */
+const dropsByGraph = new WeakMap<Graph, ValueId[][]>();
+function dropsAfter(g: Graph): ValueId[][] {
+  let drops = dropsByGraph.get(g);
+  if (drops) return drops;
+  const last = new Map<ValueId, number>();
+  g.nodes.forEach((n, i) => {
+    for (const v of n.inputs) last.set(v, i);
+  });
+  for (const o of g.outputs) last.delete(o.value);
+  drops = g.nodes.map(() => []);
+  for (const [v, i] of last) drops[i]!.push(v);
+  dropsByGraph.set(g, drops);
+  return drops;
+}
+
 /** Runs the graph; returns its outputs by name. */
 export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params: ReadonlyMap<string, RTensor>, opts: RunOptions = {}): Map<string, RTensor> {
   const env = new Map<ValueId, RTensor>();
@@ -85,7 +102,8 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
       throw new InterpError(`parameter '${p.name}' has shape [${t.shape}], graph expects ${formatShape(decl.shape)}`);
     env.set(p.value, half ? roundHalf(t, half) : t);
   }
-  for (const n of g.nodes) {
+  const drops = dropsAfter(g);
+  for (const [index, n] of g.nodes.entries()) {
     const kernel = opts.kernelOverride?.(n) ?? kernelFor(n.op);
     if (!kernel) throw new InterpError(`no interpreter kernel for op '${n.op}' (${describeNode(n)})`);
     let outs: RTensor[];
@@ -101,6 +119,7 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, RTensor>, params:
     if (half) outs = outs.map((t, k) => (island.has(n.outputs[k]!) ? t : roundHalf(t, half)));
     n.outputs.forEach((o, k) => env.set(o, outs[k]!));
     opts.onNode?.(n, outs);
+    for (const v of drops[index]!) env.delete(v);
   }
   return new Map(g.outputs.map((o) => [o.name, env.get(o.value)!]));
 }

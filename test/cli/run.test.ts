@@ -121,6 +121,15 @@ export default defineModel({ name: "bad", architectures: [], config: z.object({}
     expect(JSON.parse(r.stdout)).toMatchObject({ model: "llama", prompt: [1, 2, 3], tokens: expect.any(Array) });
     expect(JSON.parse(r.stdout).tokens).toHaveLength(4);
   });
+
+  it("the real `kiln` binary runs a zoo model by name (zoo files are .ts: the compiled CLI loads tsx for them too)", () => {
+    const r = spawnSync(process.execPath, ["bin/kiln.js", "run", "llama", "--hf", `${FIXTURES}llama`, "--ids", "1,2,3", "--max-new-tokens", "2", "--json"], {
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).tokens).toHaveLength(2);
+  });
 });
 
 describe("kiln passes", () => {

@@ -1,9 +1,14 @@
 // The fast kernels against the reference ones (../kernels.ts) on random shapes, odd and tiny ones included:
 // relative L2 error <= 1e-6. The fast GEMM multiplies and accumulates in float32 (as PyTorch's CPU GEMM does; the
-// reference accumulates in float64), so on tiny random shapes, where one output element can nearly cancel, the
-// error is measured against the magnitude of the terms summed (|x| |w|^T + |b|, the bound float32 dot products
-// guarantee); on realistic shapes, and wherever nothing cancels, it is the plain relative L2. Also: rows are computed independently (what KV-cached generation relies on), the
-// attention whitelist sends unknown attributes to the reference kernel, and every CPU dispatch path agrees.
+// reference accumulates in float64), so on tiny random shapes, where one output element can nearly cancel, a plain
+// relative bound is ill-posed: over 20000 random shapes of this test's range (rows 1-9, in 1-300, out 1-70),
+// PyTorch 2.13's float32 F.linear exceeds rel L2 1e-6 against float64 on 6 (worst 4.8e-6) and this kernel on 2
+// (worst 3.0e-5), all single outputs of a near-cancelling dot product; against the terms' magnitude
+// (|x| |w|^T + |b|, the bound float32 dot products guarantee) the worst is 4.9e-8 and 3.2e-8
+// (docs/performance.md). So tiny shapes are held to 1e-6 against the terms, and to the plain relative 1e-6 whenever
+// the output does not cancel (its terms' magnitude within 25x of its own: 19972 of those 20000 shapes, none
+// failing); realistic shapes to the plain relative L2 always. Also: rows are computed independently (what KV-cached generation relies on), the attention whitelist
+// sends unknown attributes to the reference kernel, and every CPU dispatch path agrees.
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -34,6 +39,15 @@ const t = (shape: number[], seed: number) =>
 const dim = (max: number) => fc.integer({ min: 1, max });
 const abs = (x: RTensor) => f32(x.shape, Float32Array.from(x.data, Math.abs));
 
+const norm = (a: ArrayLike<number>) => Math.hypot(...Array.from(a));
+
+/** Tiny shapes: rel <= 1e-6 against the terms' magnitude, and plain rel <= 1e-6 where the output does not cancel
+ * (a random dot product of k terms has ||terms|| / ||sum|| near 0.75 sqrt(k): 13 at k = 300). */
+function expectClose(fast: ArrayLike<number>, ref: ArrayLike<number>, refAbs: ArrayLike<number>): void {
+  expect(relToTerms(fast, ref, refAbs)).toBeLessThanOrEqual(1e-6);
+  if (norm(refAbs) <= 25 * norm(ref)) expect(relL2(fast, ref)).toBeLessThanOrEqual(1e-6);
+}
+
 /** ||fast - ref|| / ||ref computed on absolute values||: relative to the terms' magnitude, not their sum. */
 function relToTerms(fast: ArrayLike<number>, ref: ArrayLike<number>, refAbs: ArrayLike<number>): number {
   let num = 0;
@@ -57,7 +71,7 @@ describe("fast kernels match the reference kernels", () => {
     const [ref] = KERNELS.linear(ins, {}, ctx);
     const [refAbs] = KERNELS.linear(ins.map(abs), {}, ctx);
     expect(fast!.shape).toEqual(ref!.shape);
-    expect(relToTerms(fast!.data, ref!.data, refAbs!.data)).toBeLessThanOrEqual(1e-6);
+    expectClose(fast!.data, ref!.data, refAbs!.data);
   });
 
   test.prop([fc.integer({ min: 4, max: 40 }), fc.integer({ min: 64, max: 600 }), fc.integer({ min: 16, max: 200 }), fc.boolean(), fc.nat()], { numRuns: 25 })(
@@ -81,7 +95,7 @@ describe("fast kernels match the reference kernels", () => {
     const [ref] = KERNELS.matmul([a, b], {}, ctx);
     const [refAbs] = KERNELS.matmul([abs(a), abs(b)], {}, ctx);
     expect(fast!.shape).toEqual(ref!.shape);
-    expect(relToTerms(fast!.data, ref!.data, refAbs!.data)).toBeLessThanOrEqual(1e-6);
+    expectClose(fast!.data, ref!.data, refAbs!.data);
   });
 
   test.prop([dim(2), dim(9), fc.constantFrom(1, 2, 3), fc.constantFrom(1, 2), dim(40), dim(12), fc.boolean(), fc.nat(12)], { numRuns: 60 })(
@@ -123,6 +137,16 @@ describe("rows are independent: a row's result does not depend on the rows compu
       const one = FAST_KERNELS.linear!([f32([1, 300], x.data.slice(r * 300, (r + 1) * 300) as Float32Array), w], {}, ctx)[0]!.data;
       expect(Array.from(one)).toEqual(Array.from(all.subarray(r * 50, (r + 1) * 50)));
     }
+  });
+
+  it("back-to-back calls on the thread pool agree bit for bit (300 one-row GEMVs over 1 MB of weights)", () => {
+    const x = t([1, 512], 15);
+    const w = t([512, 512], 16); // 1 MB: a one-row call this large runs on the pool
+    const first = Array.from(FAST_KERNELS.linear!([x, w], {}, ctx)[0]!.data);
+    let differing = 0;
+    for (let i = 0; i < 300; i++) if (Array.from(FAST_KERNELS.linear!([x, w], {}, ctx)[0]!.data).some((v, j) => v !== first[j])) differing++;
+    expect(differing).toBe(0);
+    expect(relL2(first, KERNELS.linear([x, w], {}, ctx)[0]!.data)).toBeLessThanOrEqual(1e-6);
   });
 
   it("causal attention's last query alone equals the last row of the full pass, bit for bit", () => {

@@ -30,6 +30,8 @@ export interface NativeKernels {
   ): void;
   /** Worker threads (KILN_THREADS, else the online cores). */
   threads(): number;
+  /** The sum of x, read once on the worker threads: the bench's memory-bandwidth probe (bench/interp.ts). */
+  sum(x: Float32Array): number;
   /** The instruction set the kernels dispatched to: avx512, avx2, sse or neon. */
   isa(): string;
 }
