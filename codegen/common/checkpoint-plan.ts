@@ -9,8 +9,7 @@
 
 import { placeParam, type Mapping, rankOf } from "../../src/lower/mapping.ts";
 import { type LoweredModel, postLayerParams } from "../../src/lower/to-trtllm.ts";
-import { activationScale, kvScale } from "../../src/quant/calibration.ts";
-import type { QuantSpec } from "../../src/quant/spec.ts";
+import { inputScaleOf, kvScaleOf, type QuantSpec } from "../../src/quant/spec.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { constTensor, scaleTensor } from "../../src/weights/fp8-plan.ts";
 import type { WeightMap } from "../../src/weights/weight-map.ts";
@@ -45,17 +44,29 @@ export function rankFilePlans(
         }
         const module = place(l.module).localName;
         const group = place(l.scaleGroup).localName;
+        // Pre-quantized: the checkpoint's scale for the group (expr reads the dequantized source weights, so the
+        // codes are the source's where its scale is the group's, and TensorRT-LLM's requantization elsewhere).
+        const fixed = quant!.prequant?.weightScale.get(l.scaleGroup);
+        const origin = quant!.prequant && `pre-quantized checkpoint (${quant!.prequant.source})`;
         tensors.push(
-          { name: at.localName, dtype: "F8_E4M3", expr, scaleGroup: group },
-          scaleTensor(`${module}.weights_scaling_factor`, group),
-          constTensor(`${module}.activation_scaling_factor`, [activationScale(quant!.calibration!, l.module)]),
+          { name: at.localName, dtype: "F8_E4M3", expr, scaleGroup: group, ...(fixed !== undefined && { scale: fixed }) },
+          fixed === undefined ? scaleTensor(`${module}.weights_scaling_factor`, group) : constTensor(`${module}.weights_scaling_factor`, [fixed], origin),
+          constTensor(`${module}.activation_scaling_factor`, [inputScaleOf(quant!, l.module)], origin),
         );
       }
       for (const a of quant?.attentions ?? []) {
         const at = place(a);
         if (at.stage !== pp) continue;
         const last = tensors.map((t) => t.name.startsWith(`${at.localName}.`)).lastIndexOf(true);
-        tensors.splice(last + 1, 0, constTensor(`${at.localName}.kv_cache_scaling_factor`, [kvScale(quant!.calibration!, a, quant!.kv!)]));
+        tensors.splice(
+          last + 1,
+          0,
+          constTensor(
+            `${at.localName}.kv_cache_scaling_factor`,
+            [kvScaleOf(quant!, a)],
+            quant!.prequant && `pre-quantized checkpoint (${quant!.prequant.source})`,
+          ),
+        );
       }
       plans.push({ file: `rank${rank}.safetensors`, tensors, metadata: { ...metadata, rank: String(rank), tp_rank: String(tp), pp_rank: String(pp) } });
     }

@@ -48,10 +48,10 @@ function withLayerReduce(g: Graph): Graph {
 /** weights.map.json's entry for a rank-file tensor: its source expression, or how Kiln computes it. */
 function weightsMapEntry(t: PlanTensor): JsonValue {
   if (isScaleTensor(t)) return { dtype: t.dtype, from: `amax(${t.scaleOf} on this rank) / 448` };
-  if (isConstTensor(t)) return { dtype: t.dtype, from: "calibration", values: [...t.values] };
+  if (isConstTensor(t)) return { dtype: t.dtype, from: t.origin ?? "calibration", values: [...t.values] };
   return {
     dtype: t.dtype,
-    from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / scale(${t.scaleGroup}))` : formatExpr(t.expr),
+    from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / ${t.scale ?? `scale(${t.scaleGroup})`})` : formatExpr(t.expr),
     expr: t.expr as unknown as JsonValue,
   };
 }

@@ -14,8 +14,11 @@ import { isTrtllmOp } from "../lower/trtllm-ops.ts";
 import { checkHintConsistency } from "../passes/hints.ts";
 import { instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
-import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
+import { BindError, bindProblems, graphParams, loadParams, type TensorSource } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
+import { openPrequant, refuseQuantFlags } from "./prequant-view.ts";
+import { prequantOptions } from "../quant/prequant.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { adaptedSource } from "../lora/bind.ts";
@@ -36,6 +39,10 @@ export interface QuantizableModel {
   /** Linears that `quantize: false` hints keep unquantized. */
   readonly excluded: readonly string[];
   readonly vocab: number;
+  /** The quantization a pre-quantized checkpoint carries (src/quant/prequant.ts), applied by simulateEngine. */
+  readonly prequant?: QuantOptions;
+  /** The checkpoint directory. */
+  readonly hfDir: string;
 }
 
 /** With a LoRA adapter, the model is the adapted one (the adapter folded into the weights, src/lora/bind.ts). */
@@ -45,15 +52,19 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
   checkHintConsistency(inst.graph);
   const ckpt = await openCheckpoint(hfDir);
   try {
-    const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
+    const pre = await openPrequant(hfDir, hf, ckpt);
+    const plain: TensorSource = pre ?? ckpt;
+    const problems = bindProblems(graphParams(inst.graph), inst.weights, plain);
     if (problems.length) throw new BindError(problems, hfDir);
     const opt = optimize(inst);
-    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => ckpt.info(n)?.shape);
-    const source = adapter ? await adaptedSource(ckpt, inst.weights, adapter) : ckpt;
+    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => plain.info(n)?.shape);
+    if (pre && adapter) throw new QuantError(`${hfDir} is pre-quantized: LoRA adapters on pre-quantized checkpoints are not supported`);
+    const source = adapter ? await adaptedSource(ckpt, inst.weights, adapter) : plain;
     const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, source, hfDir);
     const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
     const head = lowered.graph.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!;
-    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab };
+    const excluded = hintExclusions(inst.graph, inst.weights.map, lowered);
+    return { name: def.name, hf, hfDir, lowered, weights, excluded, vocab: head.attrs.vocab, ...(pre && { prequant: prequantOptions(lowered, pre) }) };
   } finally {
     await ckpt.close();
   }
@@ -78,7 +89,9 @@ export interface SimulatedEngine {
  * Resolves `o` (hint exclusions added) and builds the simulated engine. Without a calibration where one is needed,
  * calibrates on `prompts`.
  */
-export function simulateEngine(m: QuantizableModel, o: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): SimulatedEngine {
+export function simulateEngine(m: QuantizableModel, given: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): SimulatedEngine {
+  if (m.prequant) refuseQuantFlags(m.hfDir, m.prequant.prequant!.source, given);
+  const o = m.prequant ? { ...m.prequant, excluded: [...m.prequant.excluded!, ...(given.excluded ?? [])] } : given;
   checkQuantDtype(o, dtype);
   const calibration = o.calibration ?? (needsCalibration(o) ? calibrateModel(m, prompts) : undefined);
   const spec = resolveQuant(m.lowered.graph, { ...o, excluded: [...m.excluded, ...(o.excluded ?? [])], ...(calibration && { calibration }) });

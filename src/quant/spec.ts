@@ -4,7 +4,7 @@
 // and every attention (checked here, naming what is missing); weight-only schemes need none; TensorRT-LLM's
 // weight-only and FP8 GEMMs take half-precision activations, so a quantized model's dtype is float16 or bfloat16.
 
-import type { Calibration } from "./calibration.ts";
+import { activationScale, type Calibration, kvScale } from "./calibration.ts";
 import { attentionModules, type QuantLinear, quantizableLinears } from "./linears.ts";
 import { QuantError } from "../numerics/quant-error.ts";
 import { type KvCacheQuant, KV_CACHE_SCHEMES, WEIGHT_SCHEMES, type WeightQuant } from "./schemes.ts";
@@ -12,12 +12,26 @@ import type { Graph } from "../ir/graph.ts";
 
 export type QuantDtype = "float32" | "float16" | "bfloat16";
 
+/** Scales a pre-quantized checkpoint carries (src/quant/prequant.ts), by TensorRT-LLM module path. */
+export interface PrequantScales {
+  /** What the checkpoint was, for weights.map.json and messages (e.g. "modelopt FP8 (per-tensor weight scales)"). */
+  readonly source: string;
+  /** FP8 weights_scaling_factor per scale group (the same on every tp rank). */
+  readonly weightScale: ReadonlyMap<string, number>;
+  /** activation_scaling_factor per quantized Linear. */
+  readonly inputScale: ReadonlyMap<string, number>;
+  /** kv_cache_scaling_factor per attention. */
+  readonly kvScale: ReadonlyMap<string, number>;
+}
+
 export interface QuantOptions {
   readonly weight?: WeightQuant;
   readonly kv?: KvCacheQuant;
   /** Global module paths of Linears that stay unquantized (from hints; see exclusions.ts). */
   readonly excluded?: readonly string[];
   readonly calibration?: Calibration;
+  /** Scales read from a pre-quantized checkpoint: they replace calibration and Kiln's own weight scales. */
+  readonly prequant?: PrequantScales;
 }
 
 export interface QuantSpec extends QuantOptions {
@@ -31,7 +45,7 @@ export const isQuantized = (o: QuantOptions): boolean => o.weight !== undefined 
 
 /** Whether the options need a calibration (FP8 activations or a quantized KV cache). */
 export const needsCalibration = (o: QuantOptions): boolean =>
-  (o.weight !== undefined && WEIGHT_SCHEMES[o.weight].needsCalibration) || (o.kv !== undefined && KV_CACHE_SCHEMES[o.kv].needsCalibration);
+  !o.prequant && ((o.weight !== undefined && WEIGHT_SCHEMES[o.weight].needsCalibration) || (o.kv !== undefined && KV_CACHE_SCHEMES[o.kv].needsCalibration));
 
 export function checkQuantDtype(o: QuantOptions, dtype: QuantDtype): void {
   if (o.weight !== undefined && dtype === "float32")
@@ -62,3 +76,11 @@ export function resolveQuant(g: Graph, o: QuantOptions): QuantSpec {
   }
   return { ...o, linears, attentions };
 }
+
+/** A quantized Linear's activation_scaling_factor: the pre-quantized checkpoint's, else calibrated. */
+export const inputScaleOf = (spec: QuantSpec, module: string): number =>
+  spec.prequant ? spec.prequant.inputScale.get(module)! : activationScale(spec.calibration!, module);
+
+/** An attention's kv_cache_scaling_factor: the pre-quantized checkpoint's, else calibrated. */
+export const kvScaleOf = (spec: QuantSpec, attention: string): number =>
+  spec.prequant ? spec.prequant.kvScale.get(attention)! : kvScale(spec.calibration!, attention, spec.kv!);

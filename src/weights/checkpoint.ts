@@ -74,10 +74,17 @@ export class Checkpoint {
    * how `kiln compile --lora-merge` hands merged weights to the converter without rewriting the checkpoint. The
    * result owns the overlay file and shares this checkpoint's files: close one of the two (closing is idempotent).
    */
-  withOverlay(overlay: SafetensorsFile): Checkpoint {
+  withOverlay(overlay: SafetensorsFile, opts: { hide?: readonly string[]; allowNew?: boolean } = {}): Checkpoint {
+    // allowNew / hide: a pre-quantized checkpoint seen through its dequantized view (dequant-source.ts) gains
+    // `<linear>.weight` tensors it never stored (AWQ/GPTQ) and hides the packed tensors and scales they came from.
     const entries = new Map(this.#entries);
+    for (const name of opts.hide ?? []) entries.delete(name);
     for (const info of overlay.tensors()) {
       const base = entries.get(info.name)?.info;
+      if (!base && opts.allowNew) {
+        entries.set(info.name, { file: overlay, info: { ...info, file: overlay.path } });
+        continue;
+      }
       if (!base) throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is not in the checkpoint ${this.dir}`);
       if (base.shape.join() !== info.shape.join())
         throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is [${info.shape}], the checkpoint's is [${base.shape}]`);

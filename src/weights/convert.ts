@@ -108,7 +108,7 @@ interface PlannedTensor {
   node: ShapedExpr;
   elements: number;
   /** F8_E4M3: its scale group, and the group's scale once the first pass ran. */
-  fp8?: { group: string; scale?: number };
+  fp8?: { group: string; scale?: number; fixed?: boolean };
   /** F32 written from memory: literal values, or a group's scale (known after the first pass). */
   literal?: { values?: readonly number[]; scaleOf?: string };
   /**
@@ -156,7 +156,7 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
     const p = planTensor(source, { name: t.name, dtype: "F32", expr: t.expr });
     if (typeof p === "string") return p;
     const { native: _native, ...evaluated } = p; // encoded after evaluation: never copied or cast natively
-    return { ...evaluated, fp8: { group: t.scaleGroup } };
+    return { ...evaluated, fp8: { group: t.scaleGroup, ...(t.scale !== undefined && { scale: t.scale, fixed: true }) } };
   }
   if (!isConvertibleDtype(t.dtype)) return `dtype ${JSON.stringify(t.dtype)} is not F32, F16 or BF16`;
   let node: ShapedExpr;
@@ -480,7 +480,7 @@ async function streamFiles(
  * scale tensor's value filled in. One block at a time, evaluated as F32 like the second pass.
  */
 async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMap<string, SourceSlot>, blockBytes: number): Promise<void> {
-  const quantized = files.filter((f) => f.tensors.some((t) => t.fp8));
+  const quantized = files.filter((f) => f.tensors.some((t) => t.fp8 && !t.fp8.fixed));
   if (!quantized.length) return;
   const reader = new ExprReader(slots, blockBytes);
   const work = new ArrayBuffer(blockBytes);
@@ -488,7 +488,7 @@ async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMa
   for (const f of quantized) {
     const amax = new GroupAmax();
     for (const t of f.tensors) {
-      if (!t.fp8) continue;
+      if (!t.fp8 || t.fp8.fixed) continue;
       const perBlock = Math.max(1, Math.floor(blockBytes / 4));
       for (let start = 0; start < t.elements; start += perBlock) {
         const count = Math.min(perBlock, t.elements - start);
@@ -499,7 +499,7 @@ async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMa
     }
     const scales = amax.scales();
     for (const t of f.tensors) {
-      if (t.fp8) t.fp8.scale = scales.get(t.fp8.group)!;
+      if (t.fp8 && !t.fp8.fixed) t.fp8.scale = scales.get(t.fp8.group)!;
       if (t.literal?.scaleOf !== undefined) t.literal.values = [scales.get(t.literal.scaleOf)!];
     }
   }

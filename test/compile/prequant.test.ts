@@ -1,0 +1,134 @@
+// Pre-quantized FP8 checkpoints (ModelOpt and compressed-tensors layouts, test/fixtures/prequant, made by
+// scripts/prequant-fixtures/make.py with transformers and torch's own float8_e4m3fn): `kiln compile` recognizes them
+// and writes TensorRT-LLM 1.2.1's FP8 checkpoint from the checkpoint's own codes and scales (no calibration); the
+// interpreter and the simulated engine reproduce the goldens; the rank files hold exactly what the simulated engine
+// computes with at tp 1 and 2; broken inputs fail with one line naming the tensor.
+// Tolerances (relative L2 over all logits): the goldens are float32 transformers runs; Kiln's interpreter differs
+// from transformers by float32 summation order only (rel L2 <= 4e-7 on the plain fixtures, README), so 1e-5 leaves
+// 25x margin for that roundoff and none for a wrong scale (a scale off by one float16 ulp moves logits ~1e-3).
+// With the engine's activation fake-quant, a float32 roundoff difference can move x / s across an E4M3 rounding
+// boundary and flip one code; the same 1e-5 bound holds on these fixtures (measured below) and is asserted as is.
+
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import llama from "../../models/llama.ts";
+import { compileModel } from "../../src/driver/compile.ts";
+import { loadWeights, instantiateFromDir } from "../../src/driver/instantiate.ts";
+import { loadQuantizableModel, logitsOf, simulateEngine } from "../../src/driver/quantized-model.ts";
+import { causalInputs } from "../../src/interp/causal-lm.ts";
+import { runGraph } from "../../src/interp/run.ts";
+import { type RTensor, tensor } from "../../src/interp/tensor.ts";
+import { simulateTensorParallel } from "../../src/lower/simulate.ts";
+import { e4m3ToF32 } from "../../src/numerics/fp8-e4m3.ts";
+import { SafetensorsFile } from "../../src/weights/safetensors.ts";
+import { PREQUANT, readGolden } from "../golden.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "kiln-prequant-"));
+const FIXTURES = ["modelopt_fp8", "ct_fp8"] as const;
+const TOL = 1e-5;
+/** TensorRT-LLM Linear -> the HF modules fused into it (models/llama.ts). */
+const SOURCES: Record<string, string[]> = {
+  "attention.qkv": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+  "attention.dense": ["self_attn.o_proj"],
+  "mlp.fc": ["mlp.gate_proj"],
+  "mlp.gate": ["mlp.up_proj"],
+  "mlp.proj": ["mlp.down_proj"],
+};
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+async function readAll(file: string) {
+  const f = await SafetensorsFile.open(file);
+  try {
+    const out = new Map<string, { dtype: string; shape: number[]; data: Float32Array | Uint8Array }>();
+    for (const t of f.tensors())
+      out.set(t.name, {
+        dtype: t.dtype,
+        shape: [...t.shape],
+        data: t.dtype === "F8_E4M3" ? new Uint8Array(await f.readBytes(t.name)) : await f.readF32(t.name),
+      });
+    return out;
+  } finally {
+    await f.close();
+  }
+}
+
+describe.each(FIXTURES)("pre-quantized %s", (fixture) => {
+  const dir = `${PREQUANT}${fixture}`;
+
+  it("runs in the interpreter as the dequantized model (golden_weights) and in the simulated engine as TensorRT-LLM's FP8 (golden)", async () => {
+    const inst = instantiateFromDir(llama, dir);
+    const params = await loadWeights(inst, dir);
+    const m = await loadQuantizableModel(llama, dir);
+    expect(m.prequant?.weight).toBe("fp8");
+    const engine = simulateEngine(m, {}, "float16", []);
+    for (const [i, g] of (await readGolden(dir, "golden_weights.safetensors")).entries()) {
+      const logits = runGraph(inst.graph, causalInputs(g.ids), params).get("logits")!.data as Float32Array;
+      expect(relL2(logits, g.logits), `prompt ${i}`).toBeLessThan(TOL);
+    }
+    for (const [i, g] of (await readGolden(dir)).entries()) expect(relL2(logitsOf(m, g.ids, engine), g.logits), `prompt ${i}`).toBeLessThan(TOL);
+  });
+
+  it.each([1, 2])("compiles at tp %i to FP8 rank files holding the source codes and scales, equal to the simulated engine", async (tp) => {
+    const out = join(tmp, `${fixture}-tp${tp}`);
+    await compileModel(llama, { hfDir: dir, outDir: out, mapping: { tp, pp: 1 } });
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(config.quantization.quant_algo).toBe("FP8");
+    expect(config.quantization.kv_cache_quant_algo).toBeNull();
+    expect(config.dtype).toBe("float16");
+    const m = await loadQuantizableModel(llama, dir);
+    const engine = simulateEngine(m, {}, "float16", []);
+    const src = await readAll(join(dir, "model.safetensors"));
+    const scalar = (name: string) => (src.get(name)!.data as Float32Array)[0]!;
+    const ranks = await Promise.all(Array.from({ length: tp }, (_, r) => readAll(join(out, `rank${r}.safetensors`))));
+    const mats = new Map<string, RTensor[]>();
+    for (const [r, files] of ranks.entries()) {
+      for (const [name, t] of files) {
+        if (/scaling_factor$/.test(name)) continue;
+        const module = name.slice(0, name.lastIndexOf("."));
+        const data =
+          t.dtype === "F8_E4M3"
+            ? e4m3ToF32(t.data as Uint8Array, (files.get(`${module}.weights_scaling_factor`)!.data as Float32Array)[0]!)
+            : (t.data as Float32Array);
+        if (t.dtype !== "F8_E4M3") expect(t.dtype, name).toBe("F16");
+        const list = mats.get(name) ?? [];
+        list[r] = tensor("f32", t.shape, data);
+        mats.set(name, list);
+      }
+      for (let l = 0; l < 3; l++)
+        for (const [lin, hfs] of Object.entries(SOURCES)) {
+          const at = `transformer.layers.${l}.${lin}`;
+          const w = files.get(`${at}.weight`)!;
+          expect(w.dtype).toBe("F8_E4M3");
+          // Per-tensor scales are the checkpoint's (the group's largest), replicated on every rank.
+          const s = (files.get(`${at}.weights_scaling_factor`)!.data as Float32Array)[0]!;
+          expect(s).toBe(Math.max(...hfs.map((h) => scalar(`model.layers.${l}.${h}.weight_scale`))));
+          expect((files.get(`${at}.activation_scaling_factor`)!.data as Float32Array)[0]).toBe(
+            Math.max(...hfs.map((h) => scalar(`model.layers.${l}.${h}.input_scale`))),
+          );
+          // No requantization where the group's scale is the source's: at tp 1 the codes are the source bytes.
+          if (tp === 1) {
+            const codes = hfs.map((h) => src.get(`model.layers.${l}.${h}.weight`)!.data as Uint8Array);
+            expect(Buffer.from(w.data as Uint8Array).equals(Buffer.concat(codes)), at).toBe(true);
+            expect(mats.get(`${at}.weight`)![0]!.data, at).toEqual(engine.weights.get(`${at}.weight`)![0]!.data);
+          }
+        }
+    }
+    // The rank files, dequantized as FP8Linear does and run through the tensor-parallel simulator with the engine's
+    // activation fake-quant, reproduce the golden.
+    for (const [i, g] of (await readGolden(dir)).entries()) {
+      const logits = simulateTensorParallel(m.lowered.graph, causalInputs(g.ids), mats, tp, engine.hooks).get("logits")!.data as Float32Array;
+      expect(relL2(logits, g.logits), `prompt ${i}`).toBeLessThan(TOL);
+    }
+  });
+});
