@@ -8,7 +8,7 @@ import type { Graph } from "../../src/ir/graph.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
-import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
+import { isBytesTensor, isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
 import { formatExpr } from "../../src/weights/weight-map.ts";
 import { maxAttentionWindow } from "../common/attention-windows.ts";
 import { shellQuote } from "../../src/io/shell.ts";
@@ -49,6 +49,7 @@ function withLayerReduce(g: Graph): Graph {
 function weightsMapEntry(t: PlanTensor): JsonValue {
   if (isScaleTensor(t)) return { dtype: t.dtype, from: `amax(${t.scaleOf} on this rank) / 448` };
   if (isConstTensor(t)) return { dtype: t.dtype, from: t.origin ?? "calibration", values: [...t.values] };
+  if (isBytesTensor(t)) return { dtype: t.dtype, from: t.origin, shape: [...t.shape] };
   return {
     dtype: t.dtype,
     from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / ${t.scale ?? `scale(${t.scaleGroup})`})` : formatExpr(t.expr),
@@ -75,7 +76,7 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   const windows = maxAttentionWindow(graph, base.max_position_embeddings as number);
   const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
   const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
-  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
+  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant, o.shapeOf);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {
     format: "kiln.weights-map/1",

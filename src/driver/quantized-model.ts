@@ -17,14 +17,14 @@ import { optimize } from "./optimize.ts";
 import { BindError, bindProblems, graphParams, loadParams, type TensorSource } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { openPrequant, refuseQuantFlags } from "./prequant-view.ts";
-import { prequantOptions } from "../quant/prequant.ts";
+import { int4EngineWeights, prequantOptions } from "../quant/prequant.ts";
 import { QuantError } from "../numerics/quant-error.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { adaptedSource } from "../lora/bind.ts";
 import { type Calibration, calibrate } from "../quant/calibration.ts";
 import { hintExclusions } from "../quant/exclusions.ts";
-import { quantHooks, quantizeWeights } from "../quant/fake-quant-model.ts";
+import { quantHooks, quantizeWeights, ROUND_TO } from "../quant/fake-quant-model.ts";
 import { type QuantAccuracy, quantAccuracy } from "../quant/metrics.ts";
 import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "../quant/spec.ts";
 
@@ -64,7 +64,14 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
     const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
     const head = lowered.graph.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!;
     const excluded = hintExclusions(inst.graph, inst.weights.map, lowered);
-    return { name: def.name, hf, hfDir, lowered, weights, excluded, vocab: head.attrs.vocab, ...(pre && { prequant: prequantOptions(lowered, pre) }) };
+    let prequant = pre && prequantOptions(lowered, pre);
+    const int4 = prequant?.prequant?.int4;
+    if (int4) {
+      // The engine's weights are computed now, while the checkpoint is open (simulateEngine is synchronous).
+      const engineWeights = await int4EngineWeights(lowered, prequant!, ROUND_TO[quantDtype(hf)]);
+      prequant = { ...prequant, prequant: { ...prequant!.prequant!, int4: { ...int4, engineWeights } } };
+    }
+    return { name: def.name, hf, hfDir, lowered, weights, excluded, vocab: head.attrs.vocab, ...(prequant && { prequant }) };
   } finally {
     await ckpt.close();
   }
@@ -92,6 +99,8 @@ export interface SimulatedEngine {
 export function simulateEngine(m: QuantizableModel, given: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): SimulatedEngine {
   if (m.prequant) refuseQuantFlags(m.hfDir, m.prequant.prequant!.source, given);
   const o = m.prequant ? { ...m.prequant, excluded: [...m.prequant.excluded!, ...(given.excluded ?? [])] } : given;
+  if (m.prequant?.prequant?.int4 && dtype !== quantDtype(m.hf))
+    throw new QuantError(`${m.hfDir}: a pre-quantized INT4 checkpoint is simulated in its own dtype ${quantDtype(m.hf)}, not ${dtype}`);
   checkQuantDtype(o, dtype);
   const calibration = o.calibration ?? (needsCalibration(o) ? calibrateModel(m, prompts) : undefined);
   const spec = resolveQuant(m.lowered.graph, { ...o, excluded: [...m.excluded, ...(o.excluded ?? [])], ...(calibration && { calibration }) });

@@ -18,6 +18,7 @@ import { tensor } from "../interp/tensor.ts";
 import type { SimulationHooks } from "../lower/simulate.ts";
 import { roundToBf16, roundToF16 } from "../weights/half.ts";
 import { roundToE4M3 } from "../numerics/fp8-e4m3.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { fakeQuantInt4PerChannel, fakeQuantInt8PerChannel } from "./int-quant.ts";
 import type { QuantLinear } from "./linears.ts";
 import { absMax, fakeQuantFp8, fakeQuantInt8PerTensor, fp8WeightScale } from "../numerics/per-tensor.ts";
@@ -55,6 +56,12 @@ function weightQuantizer(spec: QuantSpec, dtype: QuantDtype, weights: ReadonlyMa
     };
   if (spec.weight === "w8a16") return perChannel(fakeQuantInt8PerChannel);
   if (spec.weight === "w4a16") return perChannel(fakeQuantInt4PerChannel);
+  if (spec.weight === "w4a16_awq") {
+    // Group-wise INT4 exists only pre-quantized: the engine's weights were computed when the model was loaded.
+    const engine = spec.prequant?.int4?.engineWeights;
+    if (!engine) throw new QuantError("group-wise INT4 weights need a pre-quantized checkpoint's engine weights");
+    return (w, l) => engine.get(l.param) ?? w;
+  }
   // Pre-quantized: the checkpoint's scale on every rank; w is the dequantized source weight, so this is
   // TensorRT-LLM's requantization e4m3(code * s_i / s) (the identity where s_i = s), dequantized with s.
   const fixed = spec.prequant?.weightScale;

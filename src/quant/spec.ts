@@ -9,6 +9,8 @@ import { attentionModules, type QuantLinear, quantizableLinears } from "./linear
 import { QuantError } from "../numerics/quant-error.ts";
 import { type KvCacheQuant, KV_CACHE_SCHEMES, WEIGHT_SCHEMES, type WeightQuant } from "./schemes.ts";
 import type { Graph } from "../ir/graph.ts";
+import type { RTensor } from "../interp/tensor.ts";
+import type { Dense } from "../weights/weight-map.ts";
 
 export type QuantDtype = "float32" | "float16" | "bfloat16";
 
@@ -22,6 +24,16 @@ export interface PrequantScales {
   readonly inputScale: ReadonlyMap<string, number>;
   /** kv_cache_scaling_factor per attention. */
   readonly kvScale: ReadonlyMap<string, number>;
+  /** Group-wise INT4 (AWQ/GPTQ): the group size, and per-element planes of a source Linear's unpacked tensors. */
+  readonly int4?: Int4Planes;
+}
+
+/** Planes [out, in] of one INT4 source Linear (by its virtual weight name): codes q (0..15), scales s, zeros z. */
+export interface Int4Planes {
+  readonly groupSize: number;
+  readonly plane: (source: string, which: "q" | "s" | "z") => Promise<Dense>;
+  /** The lowered weights the engine multiplies with (tp 1), for the simulator: c * s + round(zero) per element. */
+  readonly engineWeights?: ReadonlyMap<string, RTensor>;
 }
 
 export interface QuantOptions {
@@ -54,6 +66,8 @@ export function checkQuantDtype(o: QuantOptions, dtype: QuantDtype): void {
 
 /** Resolves the options against a lowered graph; throws QuantError naming any module calibration does not cover. */
 export function resolveQuant(g: Graph, o: QuantOptions): QuantSpec {
+  if (o.weight && WEIGHT_SCHEMES[o.weight].prequantOnly && !o.prequant?.int4)
+    throw new QuantError(`--quant ${o.weight} comes only from a pre-quantized AWQ/GPTQ checkpoint`);
   const excluded = new Set(o.excluded ?? []);
   const all = quantizableLinears(g);
   for (const m of excluded) if (!all.some((l) => l.module === m)) throw new QuantError(`excluded module '${m}' is not a quantizable Linear of this model`);

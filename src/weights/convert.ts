@@ -23,13 +23,23 @@ import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Checkpoint } from "./checkpoint.ts";
 import { castFloats, castsOnWorkers, castTable, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
-import { encodeFp8Block, f32Bytes, GroupAmax, isConstTensor, isFp8Tensor, isScaleTensor, type QuantPlanTensor, quantTensorProblems } from "./fp8-plan.ts";
+import {
+  encodeFp8Block,
+  f32Bytes,
+  GroupAmax,
+  isBytesTensor,
+  isConstTensor,
+  isFp8Tensor,
+  isScaleTensor,
+  type QuantPlanTensor,
+  quantTensorProblems,
+} from "./fp8-plan.ts";
 import { shapeTree, type ShapedExpr } from "./expr-pieces.ts";
 import { ExprReader, SourceReadError, type SourceSlot } from "./expr-reader.ts";
 import { DATA_ALIGN, SafetensorsWriter } from "./safetensors.ts";
 import { bestDataResidue, blockRanges, isPlainCopy, type PlacedCopy } from "./copy-plan.ts";
 import { rangeCopier, type RangeCopier, type RangeCopyError } from "./copy-ranges.ts";
-import type { SafetensorsDtype } from "./dtypes.ts";
+import { dtypeBytes, type SafetensorsDtype } from "./dtypes.ts";
 import { exprSources, type WeightExpr, zeros } from "./weight-map.ts";
 import { castLosses, countNonFinite, NumericsTally } from "./numerics.ts";
 
@@ -109,8 +119,10 @@ interface PlannedTensor {
   elements: number;
   /** F8_E4M3: its scale group, and the group's scale once the first pass ran. */
   fp8?: { group: string; scale?: number; fixed?: boolean };
-  /** F32 written from memory: literal values, or a group's scale (known after the first pass). */
-  literal?: { values?: readonly number[]; scaleOf?: string };
+  /** Written from memory: literal F32 values, a group's scale (known after the first pass), or computed bytes. */
+  literal?: { values?: readonly number[]; scaleOf?: string; bytes?: () => Promise<Uint8Array> };
+  /** The file dtype of computed bytes (BytesPlanTensor), when it is not `dtype`. */
+  stored?: SafetensorsDtype;
   /**
    * What the native helper can do with it when built: "copy", every byte is a source byte or zero (copy-plan.ts),
    * copied file to file by the helper; "cast", the same but in another 16-bit dtype, cast through a table on the
@@ -120,8 +132,8 @@ interface PlannedTensor {
 }
 
 /** The dtype a planned tensor has in the file, and its bytes per element there. */
-const storedDtype = (t: PlannedTensor): SafetensorsDtype => (t.fp8 ? "F8_E4M3" : t.dtype);
-const storedBytes = (t: PlannedTensor) => (t.fp8 ? 1 : FLOAT_BYTES[t.dtype]);
+const storedDtype = (t: PlannedTensor): SafetensorsDtype => t.stored ?? (t.fp8 ? "F8_E4M3" : t.dtype);
+const storedBytes = (t: PlannedTensor) => dtypeBytes(storedDtype(t));
 
 interface PlannedFile {
   file: string;
@@ -140,6 +152,18 @@ function checkFileName(file: unknown): string | undefined {
 
 /** Plans one tensor, or returns why it cannot be converted. */
 function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
+  if (isBytesTensor(t)) {
+    const elements = numel(t.shape);
+    return {
+      name: t.name,
+      dtype: "F32",
+      work: "F32",
+      node: shapeTree(zeros(t.shape), () => undefined),
+      elements,
+      literal: { bytes: t.bytes },
+      stored: t.dtype,
+    };
+  }
   if (isScaleTensor(t) || isConstTensor(t)) {
     // Its expression is zeros of its shape, so it flows through the same planning as the rest.
     const n = isConstTensor(t) ? t.values.length : 1;
@@ -334,6 +358,12 @@ function* roundRobin(files: readonly PlannedFile[], sizes: BlockSizes): Generato
  * runs in place in the output buffer: each word is read before it is written.
  */
 async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: CastWorkers | undefined, tally: NumericsTally): Promise<Uint8Array> {
+  if (t.literal?.bytes) {
+    const bytes = await t.literal.bytes();
+    if (bytes.length !== count * storedBytes(t))
+      throw new ConvertError(`tensor "${t.name}": computed ${bytes.length} bytes, expected ${count * storedBytes(t)}`);
+    return bytes;
+  }
   if (t.literal) return f32Bytes(t.literal.values!);
   const segments = [{ start, count, dst: 0 }];
   const inPlace = FLOAT_BYTES[t.work] === FLOAT_BYTES[t.dtype];

@@ -12,7 +12,7 @@
 import type { Checkpoint } from "./checkpoint.ts";
 import { e4m3ToF32 } from "../numerics/fp8-e4m3.ts";
 import { type PrequantFormat, PrequantError } from "./prequant-format.ts";
-import { dequantizeInt4, int4Module, type Int4Module } from "./int4-packing.ts";
+import { dequantizeInt4, type Int4Layout, type Int4Module, int4Layout, readInt4 } from "./int4-packing.ts";
 import { SafetensorsFile, SafetensorsWriter } from "./safetensors.ts";
 
 /** One quantized Linear of the source checkpoint, by its HF module path. */
@@ -24,8 +24,8 @@ export interface QuantizedLinear {
   readonly weightScale?: number | Float32Array;
   /** FP8: the static input (activation) scale. */
   readonly inputScale?: number;
-  /** INT4: the unpacked integer codes, zeros and scales. */
-  readonly int4?: Int4Module;
+  /** INT4: where its packed tensors are (unpacked on demand by `int4`). */
+  readonly int4?: Int4Layout;
   /** Source tensors this Linear consumes (hidden from the plain view). */
   readonly consumed: readonly string[];
 }
@@ -100,7 +100,7 @@ export class DequantSource {
     }
     for (const name of names) {
       if (!name.endsWith(".qweight")) continue;
-      const q = await int4Module(ckpt, name.slice(0, -".qweight".length), format);
+      const q = await int4Layout(ckpt, name.slice(0, -".qweight".length), format);
       linears.set(`${q.module}.weight`, { module: q.module, shape: [q.out, q.in], int4: q, consumed: q.consumed });
       for (const c of q.consumed) hidden.add(c);
     }
@@ -122,7 +122,7 @@ export class DequantSource {
   async readF32(name: string): Promise<Float32Array> {
     const l = this.linears.get(name);
     if (!l) return this.#ckpt.readF32(name);
-    if (l.int4) return dequantizeInt4(l.int4);
+    if (l.int4) return dequantizeInt4(await this.int4(name));
     const codes = await this.#ckpt.readBytes(name);
     const s = l.weightScale!;
     if (typeof s === "number") return e4m3ToF32(codes, s);
@@ -130,6 +130,13 @@ export class DequantSource {
     const cols = l.shape[1];
     for (let i = 0; i < out.length; i++) out[i] = out[i]! * s[Math.floor(i / cols)]!;
     return out;
+  }
+
+  /** An INT4 Linear's codes, zeros and scales, by its virtual weight name (read and unpacked now). */
+  async int4(name: string): Promise<Int4Module> {
+    const l = this.linears.get(name)?.int4;
+    if (!l) throw new PrequantError(`tensor "${name}" is not an INT4 Linear of ${this.#ckpt.dir}`);
+    return readInt4(this.#ckpt, l);
   }
 
   /**

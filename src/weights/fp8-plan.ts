@@ -42,7 +42,36 @@ export interface ConstPlanTensor {
   readonly origin?: string;
 }
 
-export type QuantPlanTensor = Fp8PlanTensor | ScalePlanTensor | ConstPlanTensor;
+/**
+ * Bytes computed in memory when the converter reaches the tensor (one tensor at a time): group-wise INT4 codes,
+ * scales and zeros of a pre-quantized checkpoint (codegen/common/int4-tensors.ts).
+ */
+export interface BytesPlanTensor {
+  readonly name: string;
+  readonly dtype: "I8" | "F16" | "BF16" | "F32";
+  readonly shape: readonly number[];
+  readonly bytes: () => Promise<Uint8Array>;
+  readonly expr: WeightExpr;
+  /** How the bytes are made, for weights.map.json. */
+  readonly origin: string;
+}
+
+export type QuantPlanTensor = Fp8PlanTensor | ScalePlanTensor | ConstPlanTensor | BytesPlanTensor;
+
+export const bytesTensor = (
+  name: string,
+  dtype: BytesPlanTensor["dtype"],
+  shape: readonly number[],
+  origin: string,
+  bytes: () => Promise<Uint8Array>,
+): BytesPlanTensor => ({
+  name,
+  dtype,
+  shape,
+  bytes,
+  expr: zeros(shape),
+  origin,
+});
 
 export const scaleTensor = (name: string, group: string): ScalePlanTensor => ({ name, dtype: "F32", scaleOf: group, expr: zeros([1]) });
 export const constTensor = (name: string, values: readonly number[], origin?: string): ConstPlanTensor => ({
@@ -56,6 +85,7 @@ export const constTensor = (name: string, values: readonly number[], origin?: st
 export const isFp8Tensor = (t: object): t is Fp8PlanTensor => "scaleGroup" in t;
 export const isScaleTensor = (t: object): t is ScalePlanTensor => "scaleOf" in t;
 export const isConstTensor = (t: object): t is ConstPlanTensor => "values" in t;
+export const isBytesTensor = (t: object): t is BytesPlanTensor => "bytes" in t;
 
 /** Problems with one file's quantized tensors (empty when consistent). */
 export function quantTensorProblems(tensors: readonly object[]): string[] {

@@ -19,18 +19,22 @@ import { type Int4Format, PrequantError } from "./prequant-format.ts";
 /** AutoAWQ's interleave: nibble i of a packed word holds column AWQ_ORDER[i] of its eight. */
 export const AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7] as const;
 
-/** One INT4 Linear, unpacked: codes [out, in] (0..15), zero points and scales [groups, out]. */
-export interface Int4Module {
+/** Where one INT4 Linear's packed tensors are and what shape they unpack to (checked; nothing unpacked yet). */
+export interface Int4Layout {
   readonly module: string;
   readonly producer: "awq" | "gptq";
   readonly out: number;
   readonly in: number;
   readonly groupSize: number;
+  readonly consumed: readonly string[];
+}
+
+/** One INT4 Linear, unpacked: codes [out, in] (0..15), zero points and scales [groups, out]. */
+export interface Int4Module extends Int4Layout {
   readonly q: Uint8Array;
   /** The zero point z of each group and output (GPTQ's stored value + 1, so 1..16). */
   readonly zeros: Uint8Array;
   readonly scales: Float32Array;
-  readonly consumed: readonly string[];
 }
 
 const nibble = (word: number, i: number) => (word >>> (4 * i)) & 0xf;
@@ -42,9 +46,11 @@ function expectShape(ckpt: Checkpoint, name: string, want: readonly number[], wh
     throw new PrequantError(`${ckpt.dir}: tensor "${name}" is [${info.shape}], expected [${want}] (${why})`);
 }
 
-/** Reads and unpacks one module's packed tensors. */
-export async function int4Module(ckpt: Checkpoint, module: string, f: Int4Format): Promise<Int4Module> {
-  const [qw, qz, sc, gi] = ["qweight", "qzeros", "scales", "g_idx"].map((s) => `${module}.${s}`) as [string, string, string, string];
+const names = (module: string) => ["qweight", "qzeros", "scales", "g_idx"].map((s) => `${module}.${s}`) as [string, string, string, string];
+
+/** Checks one module's packed tensors against the group size (and GPTQ's g_idx against act-order). */
+export async function int4Layout(ckpt: Checkpoint, module: string, f: Int4Format): Promise<Int4Layout> {
+  const [qw, qz, sc, gi] = names(module);
   for (const n of [qw, qz, sc]) if (!ckpt.info(n)) throw new PrequantError(`${ckpt.dir}: tensor "${n}" is missing (every "${qw}" needs it)`);
   const scaleShape = ckpt.info(sc)!.shape;
   if (scaleShape.length !== 2) throw new PrequantError(`${ckpt.dir}: tensor "${sc}" is [${scaleShape}], expected [in/group, out]`);
@@ -54,12 +60,30 @@ export async function int4Module(ckpt: Checkpoint, module: string, f: Int4Format
   if (f.producer === "awq") expectShape(ckpt, qw, [inFeatures, out / 8], why);
   else expectShape(ckpt, qw, [inFeatures / 8, out], why);
   expectShape(ckpt, qz, [groups, out / 8], why);
+  const consumed = [qw, qz, sc];
+  if (f.producer === "gptq" && ckpt.info(gi)) {
+    expectShape(ckpt, gi, [inFeatures], why);
+    const idx = await ckpt.readI32(gi);
+    const k = idx.findIndex((g, i) => g !== Math.floor(i / f.groupSize));
+    if (k >= 0)
+      throw new PrequantError(
+        `${ckpt.dir}: tensor "${gi}" puts input row ${k} in group ${idx[k]}, not ${Math.floor(k / f.groupSize)}: act-order (desc_act) checkpoints are not supported by TensorRT-LLM 1.2.1's groupwise INT4 kernels`,
+      );
+    consumed.push(gi);
+  }
+  return { module, producer: f.producer, out, in: inFeatures, groupSize: f.groupSize, consumed };
+}
+
+/** Reads and unpacks one module's packed tensors. */
+export async function readInt4(ckpt: Checkpoint, l: Int4Layout): Promise<Int4Module> {
+  const [qw, qz, sc] = names(l.module);
+  const { out, in: inFeatures } = l;
+  const groups = inFeatures / l.groupSize;
   const [packedW, packedZ, scales] = [await ckpt.readI32(qw), await ckpt.readI32(qz), await ckpt.readF32(sc)];
   const q = new Uint8Array(out * inFeatures);
   const zeros = new Uint8Array(groups * out);
-  const consumed = [qw, qz, sc];
-  if (f.producer === "awq") {
-    const words = out / 8;
+  const words = out / 8;
+  if (l.producer === "awq") {
     for (let k = 0; k < inFeatures; k++)
       for (let c = 0; c < words; c++) {
         const w = packedW[k * words + c]!;
@@ -73,21 +97,10 @@ export async function int4Module(ckpt: Checkpoint, module: string, f: Int4Format
         const w = packedW[r * out + o]!;
         for (let j = 0; j < 8; j++) q[o * inFeatures + 8 * r + j] = nibble(w, j);
       }
-    const words = out / 8;
     for (let g = 0; g < groups; g++)
       for (let c = 0; c < words; c++) for (let j = 0; j < 8; j++) zeros[g * out + 8 * c + j] = nibble(packedZ[g * words + c]!, j) + 1;
-    if (ckpt.info(gi)) {
-      expectShape(ckpt, gi, [inFeatures], why);
-      const idx = await ckpt.readI32(gi);
-      const k = idx.findIndex((g, i) => g !== Math.floor(i / f.groupSize));
-      if (k >= 0)
-        throw new PrequantError(
-          `${ckpt.dir}: tensor "${gi}" puts input row ${k} in group ${idx[k]}, not ${Math.floor(k / f.groupSize)}: act-order (desc_act) checkpoints are not supported by TensorRT-LLM 1.2.1's groupwise INT4 kernels`,
-        );
-      consumed.push(gi);
-    }
   }
-  return { module, producer: f.producer, out, in: inFeatures, groupSize: f.groupSize, q, zeros, scales, consumed };
+  return { ...l, q, zeros, scales };
 }
 
 /** w [out, in] float32: (q - z) * s per element, as the format defines it. */

@@ -132,3 +132,68 @@ describe.each(FIXTURES)("pre-quantized %s", (fixture) => {
     }
   });
 });
+
+/** TensorRT-LLM 1.2.1's W4A16_AWQ checkpoint tensors of one Linear, dequantized as its group-wise kernel does. */
+function dequantInt4(files: Map<string, { shape: number[]; data: Float32Array | Uint8Array }>, module: string, raw: Uint8Array): RTensor {
+  const [halfOut, inF] = files.get(`${module}.weight`)!.shape as [number, number];
+  const out = 2 * halfOut;
+  const scales = files.get(`${module}.weights_scaling_factor`)!; // [out, in/group]
+  const zeros = files.get(`${module}.zero`)!; // [in/group, out]
+  const groups = scales.shape[1]!;
+  const group = inF / groups;
+  const w = new Float32Array(out * inF);
+  for (let i = 0; i < halfOut; i++)
+    for (let k = 0; k < inF; k++) {
+      const byte = raw[i * inF + k]!;
+      const codes = [((byte & 0xf) << 28) >> 28, (byte << 24) >> 28]; // signed nibbles: low = row 2i, high = row 2i + 1
+      for (const [half, c] of codes.entries()) {
+        const o = 2 * i + half;
+        const g = Math.floor(k / group);
+        w[o * inF + k] = c * (scales.data as Float32Array)[o * groups + g]! + (zeros.data as Float32Array)[g * out + o]!;
+      }
+    }
+  return tensor("f32", [out, inF], w);
+}
+
+describe.each(["awq_int4", "gptq_int4"] as const)("pre-quantized %s", (fixture) => {
+  const dir = `${PREQUANT}${fixture}`;
+
+  it("runs in the interpreter as the format's dequantization (golden_weights) and in the simulated engine as 1.2.1's kernel (golden)", async () => {
+    const inst = instantiateFromDir(llama, dir);
+    const params = await loadWeights(inst, dir);
+    for (const [i, g] of (await readGolden(dir, "golden_weights.safetensors")).entries())
+      expect(relL2(runGraph(inst.graph, causalInputs(g.ids), params).get("logits")!.data as Float32Array, g.logits), `prompt ${i}`).toBeLessThan(TOL);
+    const m = await loadQuantizableModel(llama, dir);
+    expect(m.prequant?.weight).toBe("w4a16_awq");
+    const engine = simulateEngine(m, {}, "float16", []);
+    for (const [i, g] of (await readGolden(dir)).entries()) expect(relL2(logitsOf(m, g.ids, engine), g.logits), `prompt ${i}`).toBeLessThan(TOL);
+  });
+
+  it.each([1, 2])("compiles at tp %i to W4A16_AWQ rank files that reproduce the golden", async (tp) => {
+    const out = join(tmp, `${fixture}-tp${tp}`);
+    await compileModel(llama, { hfDir: dir, outDir: out, mapping: { tp, pp: 1 } });
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(config.quantization).toMatchObject({ quant_algo: "W4A16_AWQ", group_size: 32, has_zero_point: true, pre_quant_scale: false });
+    const m = await loadQuantizableModel(llama, dir);
+    const mats = new Map<string, RTensor[]>();
+    for (let r = 0; r < tp; r++) {
+      const files = await readAll(join(out, `rank${r}.safetensors`));
+      const raw = await SafetensorsFile.open(join(out, `rank${r}.safetensors`));
+      for (const [name, t] of files) {
+        if (/\.(weights_scaling_factor|zero)$/.test(name)) continue;
+        const module = name.slice(0, name.lastIndexOf("."));
+        const w = t.dtype === "I8" ? dequantInt4(files, module, await raw.readBytes(name)) : tensor("f32", t.shape, t.data as Float32Array);
+        if (t.dtype === "I8") expect(files.get(`${module}.weights_scaling_factor`)!.dtype).toBe("F16");
+        const list = mats.get(name) ?? [];
+        list[r] = w;
+        mats.set(name, list);
+      }
+      await raw.close();
+    }
+    expect([...mats.keys()].filter((n) => /layers\.0\./.test(n)).length).toBe(7);
+    for (const [i, g] of (await readGolden(dir)).entries()) {
+      const logits = simulateTensorParallel(m.lowered.graph, causalInputs(g.ids), mats, tp).get("logits")!.data as Float32Array;
+      expect(relL2(logits, g.logits), `prompt ${i}`).toBeLessThan(TOL);
+    }
+  });
+});
