@@ -9,7 +9,7 @@
 // With the engine's activation fake-quant, a float32 roundoff difference can move x / s across an E4M3 rounding
 // boundary and flip one code; the same 1e-5 bound holds on these fixtures (measured below) and is asserted as is.
 
-import { mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,7 +22,7 @@ import { runGraph } from "../../src/interp/run.ts";
 import { type RTensor, tensor } from "../../src/interp/tensor.ts";
 import { simulateTensorParallel } from "../../src/lower/simulate.ts";
 import { e4m3ToF32 } from "../../src/numerics/fp8-e4m3.ts";
-import { SafetensorsFile } from "../../src/weights/safetensors.ts";
+import { SafetensorsFile, type TensorWithData, writeSafetensors } from "../../src/weights/safetensors.ts";
 import { PREQUANT, readGolden } from "../golden.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-prequant-"));
@@ -195,5 +195,90 @@ describe.each(["awq_int4", "gptq_int4"] as const)("pre-quantized %s", (fixture) 
       const logits = simulateTensorParallel(m.lowered.graph, causalInputs(g.ids), mats, tp).get("logits")!.data as Float32Array;
       expect(relL2(logits, g.logits), `prompt ${i}`).toBeLessThan(TOL);
     }
+  });
+});
+
+/** A copy of a fixture with its tensors (raw bytes) and config edited. */
+async function brokenCopy(
+  fixture: string,
+  name: string,
+  edit: (t: Map<string, TensorWithData>) => void,
+  config: (c: Record<string, unknown>) => void = () => {},
+): Promise<string> {
+  const from = `${PREQUANT}${fixture}`;
+  const to = join(tmp, `broken-${name}`);
+  cpSync(from, to, { recursive: true });
+  const f = await SafetensorsFile.open(join(from, "model.safetensors"));
+  const tensors = new Map<string, TensorWithData>();
+  for (const t of f.tensors()) tensors.set(t.name, { name: t.name, dtype: t.dtype, shape: [...t.shape], data: new Uint8Array(await f.readBytes(t.name)) });
+  await f.close();
+  edit(tensors);
+  rmSync(join(to, "model.safetensors"));
+  await writeSafetensors(join(to, "model.safetensors"), [...tensors.values()]);
+  const c = JSON.parse(readFileSync(join(to, "config.json"), "utf8"));
+  config(c);
+  writeFileSync(join(to, "config.json"), JSON.stringify(c));
+  return to;
+}
+
+describe("broken pre-quantized checkpoints", () => {
+  it("a missing FP8 weight scale is a one-line error naming the tensor", async () => {
+    const dir = await brokenCopy("modelopt_fp8", "no-scale", (t) => t.delete("model.layers.1.self_attn.k_proj.weight_scale"));
+    await expect(compileModel(llama, { hfDir: dir, outDir: join(tmp, "x1") })).rejects.toThrow(
+      /^.*"model\.layers\.1\.self_attn\.k_proj\.weight" is F8_E4M3 but "model\.layers\.1\.self_attn\.k_proj\.weight_scale" is missing$/,
+    );
+  });
+
+  it("a missing INT4 tensor, or the wrong group size, is a one-line error naming the tensor", async () => {
+    const noZeros = await brokenCopy("gptq_int4", "no-qzeros", (t) => t.delete("model.layers.0.mlp.up_proj.qzeros"));
+    await expect(loadQuantizableModel(llama, noZeros)).rejects.toThrow(/tensor "model\.layers\.0\.mlp\.up_proj\.qzeros" is missing/);
+    const group64 = await brokenCopy("awq_int4", "group64", () => {}, (c) => ((c.quantization_config as Record<string, unknown>).group_size = 64));
+    await expect(compileModel(llama, { hfDir: group64, outDir: join(tmp, "x2") })).rejects.toThrow(
+      /tensor "model\.layers\.0\.mlp\.down_proj\.qweight" is \[256,16\], expected \[512,16\] \(group size 64/,
+    );
+  });
+
+  it("swapped qzeros nibbles load but fail verification against the golden", async () => {
+    const dir = await brokenCopy("awq_int4", "swapped-zeros", (t) => {
+      for (const [name, x] of t)
+        if (name.endsWith(".qzeros")) x.data = (x.data as Uint8Array).map((b) => ((b & 0xf) << 4) | (b >> 4));
+    });
+    const m = await loadQuantizableModel(llama, dir);
+    const engine = simulateEngine(m, {}, "float16", []);
+    const g = (await readGolden(dir))[0]!;
+    expect(relL2(logitsOf(m, g.ids, engine), g.logits)).toBeGreaterThan(100 * TOL);
+  });
+
+  it("--quant, --kv-cache or a calibration on a pre-quantized checkpoint is refused", async () => {
+    await expect(compileModel(llama, { hfDir: `${PREQUANT}ct_fp8`, outDir: join(tmp, "x3"), quant: { weight: "fp8" } })).rejects.toThrow(
+      /ct_fp8 is already quantized \(compressed-tensors FP8 \(per-tensor weight scales\)\): its own scales are used; drop --quant/,
+    );
+    const m = await loadQuantizableModel(llama, `${PREQUANT}awq_int4`);
+    expect(() => simulateEngine(m, { kv: "int8" }, "float16", [])).toThrow(/already quantized/);
+  });
+
+  it("a per-channel compressed-tensors checkpoint is refused with the reason", async () => {
+    const dir = await brokenCopy(
+      "ct_fp8",
+      "channel",
+      (t) => {
+        for (const [name, x] of t)
+          if (name.endsWith(".weight_scale")) {
+            const rows = t.get(name.replace(/_scale$/, ""))!.shape[0]!;
+            const s = new Float32Array(x.data.buffer.slice(0, 4) as ArrayBuffer)[0]!;
+            t.set(name, { name, dtype: "F32", shape: [rows, 1], data: new Float32Array(rows).fill(s) });
+          }
+      },
+      (c) => {
+        const q = c.quantization_config as { config_groups: { group_0: { weights: { strategy: string } } } };
+        q.config_groups.group_0.weights.strategy = "channel";
+      },
+    );
+    await expect(compileModel(llama, { hfDir: dir, outDir: join(tmp, "x4") })).rejects.toThrow(/FP8_PER_CHANNEL_PER_TOKEN/);
+    // ... while the dequantized view still reads it (per-row scales), so the interpreter runs it.
+    const inst = instantiateFromDir(llama, dir);
+    const params = await loadWeights(inst, dir);
+    const g = (await readGolden(dir, "golden_weights.safetensors"))[0]!;
+    expect(relL2(runGraph(inst.graph, causalInputs(g.ids), params).get("logits")!.data as Float32Array, g.logits)).toBeLessThan(TOL);
   });
 });
