@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import llama from "../../models/llama.ts";
 import { compileModel } from "../../src/driver/compile.ts";
+import { planCommand } from "../../src/cli/commands/plan.ts";
 import { loadWeights, instantiateFromDir } from "../../src/driver/instantiate.ts";
 import { loadQuantizableModel, logitsOf, simulateEngine } from "../../src/driver/quantized-model.ts";
 import { causalInputs } from "../../src/interp/causal-lm.ts";
@@ -232,7 +233,12 @@ describe("broken pre-quantized checkpoints", () => {
   it("a missing INT4 tensor, or the wrong group size, is a one-line error naming the tensor", async () => {
     const noZeros = await brokenCopy("gptq_int4", "no-qzeros", (t) => t.delete("model.layers.0.mlp.up_proj.qzeros"));
     await expect(loadQuantizableModel(llama, noZeros)).rejects.toThrow(/tensor "model\.layers\.0\.mlp\.up_proj\.qzeros" is missing/);
-    const group64 = await brokenCopy("awq_int4", "group64", () => {}, (c) => ((c.quantization_config as Record<string, unknown>).group_size = 64));
+    const group64 = await brokenCopy(
+      "awq_int4",
+      "group64",
+      () => {},
+      (c) => ((c.quantization_config as Record<string, unknown>).group_size = 64),
+    );
     await expect(compileModel(llama, { hfDir: group64, outDir: join(tmp, "x2") })).rejects.toThrow(
       /tensor "model\.layers\.0\.mlp\.down_proj\.qweight" is \[256,16\], expected \[512,16\] \(group size 64/,
     );
@@ -240,8 +246,7 @@ describe("broken pre-quantized checkpoints", () => {
 
   it("swapped qzeros nibbles load but fail verification against the golden", async () => {
     const dir = await brokenCopy("awq_int4", "swapped-zeros", (t) => {
-      for (const [name, x] of t)
-        if (name.endsWith(".qzeros")) x.data = (x.data as Uint8Array).map((b) => ((b & 0xf) << 4) | (b >> 4));
+      for (const [name, x] of t) if (name.endsWith(".qzeros")) x.data = (x.data as Uint8Array).map((b) => ((b & 0xf) << 4) | (b >> 4));
     });
     const m = await loadQuantizableModel(llama, dir);
     const engine = simulateEngine(m, {}, "float16", []);
@@ -280,5 +285,73 @@ describe("broken pre-quantized checkpoints", () => {
     const params = await loadWeights(inst, dir);
     const g = (await readGolden(dir, "golden_weights.safetensors"))[0]!;
     expect(relL2(runGraph(inst.graph, causalInputs(g.ids), params).get("logits")!.data as Float32Array, g.logits)).toBeLessThan(TOL);
+  });
+});
+
+describe("kiln plan on pre-quantized checkpoints", () => {
+  it.each(["modelopt_fp8", "ct_fp8", "awq_int4", "gptq_int4"])("%s: weights per GPU are exactly the bytes of the tp 2 rank file", async (fixture) => {
+    const out = join(tmp, `plan-${fixture}`);
+    await compileModel(llama, { hfDir: `${PREQUANT}${fixture}`, outDir: out, mapping: { tp: 2, pp: 1 } });
+    const f = await SafetensorsFile.open(join(out, "rank0.safetensors"));
+    const bytes = f.tensors().reduce((a, t) => a + t.byteLength, 0);
+    await f.close();
+    let json = "";
+    await planCommand(
+      "models/llama.ts",
+      { hf: `${PREQUANT}${fixture}`, tp: "2", pp: "1", gpu: "h100-80gb", maxBatch: "8", json: true, typecheck: false },
+      (s) => (json += s),
+    );
+    const plan = JSON.parse(json);
+    expect(plan.options.quant).toBe(fixture.endsWith("fp8") ? "fp8" : "w4a16_awq");
+    expect(plan.weightsPerGpu).toBe(bytes);
+  });
+});
+
+describe("FP8 KV-cache scales of a pre-quantized checkpoint", () => {
+  it("become kv_cache_scaling_factor = max(k_scale, v_scale) on every rank, in both naming styles", async () => {
+    const k = [0.02, 0.03, 0.05];
+    const v = [0.04, 0.01, 0.05];
+    for (const [fixture, style] of [
+      ["modelopt_fp8", (l: number, kv: "k" | "v") => `model.layers.${l}.self_attn.${kv}_proj.${kv}_scale`],
+      ["ct_fp8", (l: number, kv: "k" | "v") => `model.layers.${l}.self_attn.${kv}_scale`],
+    ] as const) {
+      const dir = await brokenCopy(
+        fixture,
+        `kv-${fixture}`,
+        (t) => {
+          for (let l = 0; l < 3; l++)
+            for (const [kv, s] of [
+              ["k", k[l]!],
+              ["v", v[l]!],
+            ] as const)
+              t.set(style(l, kv), { name: style(l, kv), dtype: "F32", shape: [], data: Float32Array.of(s) });
+        },
+        (c) => {
+          if (fixture === "ct_fp8")
+            (c.quantization_config as Record<string, unknown>).kv_cache_scheme = {
+              num_bits: 8,
+              type: "float",
+              strategy: "tensor",
+              dynamic: false,
+              symmetric: true,
+            };
+        },
+      );
+      if (fixture === "modelopt_fp8") {
+        const q = JSON.parse(readFileSync(join(dir, "hf_quant_config.json"), "utf8"));
+        q.quantization.kv_cache_quant_algo = "FP8";
+        writeFileSync(join(dir, "hf_quant_config.json"), JSON.stringify(q));
+      }
+      const out = join(tmp, `kv-out-${fixture}`);
+      await compileModel(llama, { hfDir: dir, outDir: out, mapping: { tp: 2, pp: 1 } });
+      expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).quantization.kv_cache_quant_algo).toBe("FP8");
+      for (const r of [0, 1]) {
+        const files = await readAll(join(out, `rank${r}.safetensors`));
+        for (let l = 0; l < 3; l++)
+          expect((files.get(`transformer.layers.${l}.attention.kv_cache_scaling_factor`)!.data as Float32Array)[0]).toBe(Math.fround(Math.max(k[l]!, v[l]!)));
+      }
+      const m = await loadQuantizableModel(llama, dir);
+      expect(simulateEngine(m, {}, "float16", []).spec.kv).toBe("fp8");
+    }
   });
 });
