@@ -147,11 +147,13 @@ function parseChoice<K extends string>(table: Readonly<Record<K, unknown>>, flag
 
 /** Validate a `--quant` value. */
 export function parseWeightQuant(value: string): WeightQuant {
-  const q = parseChoice(WEIGHT_SCHEMES, "--quant", value);
-  if (WEIGHT_SCHEMES[q].prequantOnly)
+  if (Object.hasOwn(WEIGHT_SCHEMES, value) && WEIGHT_SCHEMES[value as WeightQuant].prequantOnly)
     throw new QuantError(`--quant ${value} comes only from a pre-quantized AWQ/GPTQ checkpoint (--hf DIR), never from a flag`);
-  return q;
+  return parseChoice(FLAG_SCHEMES, "--quant", value);
 }
+
+/** The schemes a --quant flag may name. */
+const FLAG_SCHEMES = Object.fromEntries(Object.entries(WEIGHT_SCHEMES).filter(([, s]) => !s.prequantOnly)) as Readonly<Record<WeightQuant, WeightScheme>>;
 
 /** Validate a `--kv-cache` value. */
 export const parseKvCacheQuant = (value: string): KvCacheQuant => parseChoice(KV_CACHE_SCHEMES, "--kv-cache", value);
