@@ -197,11 +197,10 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
     const written = await writeOutputDir(outDir, "compile", async (tmp) => {
       // The merged weights are an overlay file beside the staging directory, removed whatever happens.
       const overlay = `${tmp}.lora-merged.safetensors`;
-      const dequantized = `${tmp}.dequantized.safetensors`;
       try {
         // Pre-quantized: the converter streams the dequantized weights and re-encodes them with the checkpoint's
         // scales (bit-identical codes where no fusion changes the scale).
-        let source = pre ? await pre.materialize(dequantized) : ckpt;
+        let source = pre ? pre.converterSource() : ckpt;
         if (o.loraMerge) {
           const merged = await mergeIntoCheckpoint(ckpt, inst.weights, o.loraMerge, overlay);
           source = merged.ckpt;
@@ -224,7 +223,6 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
         return counts;
       } finally {
         await rm(overlay, { force: true });
-        await rm(dequantized, { force: true });
       }
     });
     const { bytesWritten, nativeCopiedBytes, nativeCastBytes, numerics } = written;

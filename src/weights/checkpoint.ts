@@ -15,6 +15,8 @@ export class CheckpointError extends Error {
 export interface CheckpointTensorInfo extends TensorInfo {
   /** Path of the safetensors file holding the tensor. */
   file: string;
+  /** An F8_E4M3 weight of a pre-quantized checkpoint: the converter reads it as e4m3(code) * dequantScale. */
+  dequantScale?: number;
 }
 
 const SINGLE_FILE = "model.safetensors";
@@ -74,23 +76,27 @@ export class Checkpoint {
    * how `kiln compile --lora-merge` hands merged weights to the converter without rewriting the checkpoint. The
    * result owns the overlay file and shares this checkpoint's files: close one of the two (closing is idempotent).
    */
-  withOverlay(overlay: SafetensorsFile, opts: { hide?: readonly string[]; allowNew?: boolean } = {}): Checkpoint {
-    // allowNew / hide: a pre-quantized checkpoint seen through its dequantized view (dequant-source.ts) gains
-    // `<linear>.weight` tensors it never stored (AWQ/GPTQ) and hides the packed tensors and scales they came from.
+  withOverlay(overlay: SafetensorsFile): Checkpoint {
     const entries = new Map(this.#entries);
-    for (const name of opts.hide ?? []) entries.delete(name);
     for (const info of overlay.tensors()) {
       const base = entries.get(info.name)?.info;
-      if (!base && opts.allowNew) {
-        entries.set(info.name, { file: overlay, info: { ...info, file: overlay.path } });
-        continue;
-      }
       if (!base) throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is not in the checkpoint ${this.dir}`);
       if (base.shape.join() !== info.shape.join())
         throw new CheckpointError(`${overlay.path}: overlay tensor "${info.name}" is [${info.shape}], the checkpoint's is [${base.shape}]`);
       entries.set(info.name, { file: overlay, info: { ...info, file: overlay.path } });
     }
     return new Checkpoint(this.dir, [...this.#shards, overlay], entries);
+  }
+
+  /** This checkpoint with per-tensor FP8 scales attached to its F8_E4M3 weights (dequant-source.ts); shares files. */
+  withDequantScales(scales: ReadonlyMap<string, number>): Checkpoint {
+    const entries = new Map(this.#entries);
+    for (const [name, scale] of scales) {
+      const e = entries.get(name);
+      if (!e || e.info.dtype !== "F8_E4M3") throw new CheckpointError(`${this.dir}: "${name}" is not an F8_E4M3 tensor of the checkpoint`);
+      entries.set(name, { file: e.file, info: { ...e.info, dequantScale: scale } });
+    }
+    return new Checkpoint(this.dir, this.#shards, entries);
   }
 
   #file(name: string): SafetensorsFile {

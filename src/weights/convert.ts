@@ -191,12 +191,15 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   }
   const dtypes = new Set<string>();
   for (const name of exprSources(t.expr)) {
-    const d = source.info(name)!.dtype;
-    if (!isConvertibleDtype(d)) return `source tensor "${name}" is ${d}; only F32, F16 and BF16 sources can be converted`;
+    const info = source.info(name)!;
+    const d = info.dtype;
+    // A pre-quantized FP8 weight with its scale (dequant-source.ts) is widened to F32 as it is read.
+    if (!isConvertibleDtype(d) && !(d === "F8_E4M3" && info.dequantScale !== undefined))
+      return `source tensor "${name}" is ${d}; only F32, F16 and BF16 sources can be converted`;
     dtypes.add(d);
   }
-  // One source dtype: move its bits untouched and cast once at the end. Mixed: widen everything to F32.
-  const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 ? ([...dtypes][0] as FloatDtype) : "F32";
+  // One source dtype: move its bits untouched and cast once at the end. Mixed (or FP8): widen everything to F32.
+  const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 && !dtypes.has("F8_E4M3") ? ([...dtypes][0] as FloatDtype) : "F32";
   const elements = numel(node.shape);
   const plain = isPlainCopy(node, elements, work, (name) => source.info(name)!.dtype);
   const native = !plain ? undefined : work === t.dtype ? "copy" : castTable(work, t.dtype) ? "cast" : undefined;
@@ -241,7 +244,8 @@ async function openSources(source: Checkpoint, files: readonly PlannedFile[]) {
           const info = source.info(name)!;
           if (!handles.has(info.file)) handles.set(info.file, await open(info.file, "r"));
           const fd = handles.get(info.file)!.fd;
-          slots.set(name, { name, path: info.file, fd, byteOffset: info.byteOffset, dtype: info.dtype as FloatDtype });
+          const fp8 = info.dtype === "F8_E4M3" && info.dequantScale !== undefined ? { scale: info.dequantScale } : {};
+          slots.set(name, { name, path: info.file, fd, byteOffset: info.byteOffset, dtype: info.dtype as FloatDtype | "F8_E4M3", ...fp8 });
         }
   } catch (e) {
     await close();

@@ -7,13 +7,12 @@
 //   - FP8: w[o, i] = e4m3(code[o, i]) * weight_scale (one scale, or weight_scale[o] per output channel).
 //   - INT4: w[o, i] = (q[o, i] - z[g(i), o]) * s[g(i), o], unpacked by int4-packing.ts.
 // Invariants: a quantized weight without its scale (or an INT4 module missing any packed tensor) is a one-line
-// PrequantError naming the tensor; scales must be positive and finite; `materialize` streams one Linear at a time.
+// PrequantError naming the tensor; scales must be positive and finite; INT4 tensors are unpacked one module at a time.
 
 import type { Checkpoint } from "./checkpoint.ts";
 import { e4m3ToF32 } from "../numerics/fp8-e4m3.ts";
 import { type PrequantFormat, PrequantError } from "./prequant-format.ts";
 import { dequantizeInt4, type Int4Layout, type Int4Module, int4Layout, readInt4 } from "./int4-packing.ts";
-import { SafetensorsFile, SafetensorsWriter } from "./safetensors.ts";
 
 /** One quantized Linear of the source checkpoint, by its HF module path. */
 export interface QuantizedLinear {
@@ -140,23 +139,17 @@ export class DequantSource {
   }
 
   /**
-   * The checkpoint the converter streams from: the dequantized weights written to `overlayPath` (F32, one Linear
-   * at a time) and laid over the source, packed tensors and scales hidden. The caller removes `overlayPath`.
+   * The checkpoint the converter streams from: FP8 weights carry their scale and are widened to F32 as they are read
+   * (expr-reader.ts), so the converter re-encodes them with the group's scale without any temporary copy; INT4
+   * Linears are written from their unpacked tensors (codegen/common/int4-tensors.ts) and never read as floats.
    */
-  async materialize(overlayPath: string): Promise<Checkpoint> {
-    const specs = [...this.linears].map(([name, l]) => ({ name, dtype: "F32" as const, shape: [...l.shape] }));
-    const w = await SafetensorsWriter.create(overlayPath, specs);
-    try {
-      for (const s of specs) {
-        const data = await this.readF32(s.name);
-        await w.write(s.name, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      }
-      await w.finish();
-    } catch (e) {
-      await w.abort();
-      throw e;
+  converterSource(): Checkpoint {
+    if (this.format.kind === "int4") return this.#ckpt;
+    const scales = new Map<string, number>();
+    for (const [name, l] of this.linears) {
+      if (typeof l.weightScale !== "number") throw new PrequantError(`tensor "${name}": per-channel FP8 weights are not written for TensorRT-LLM`);
+      scales.set(name, l.weightScale);
     }
-    const file = await SafetensorsFile.open(overlayPath);
-    return this.#ckpt.withOverlay(file, { hide: [...this.#hidden], allowNew: true });
+    return this.#ckpt.withDequantScales(scales);
   }
 }

@@ -22,7 +22,7 @@ import { causalInputs } from "../../src/interp/causal-lm.ts";
 import { runGraph } from "../../src/interp/run.ts";
 import { type RTensor, tensor } from "../../src/interp/tensor.ts";
 import { simulateTensorParallel } from "../../src/lower/simulate.ts";
-import { e4m3ToF32 } from "../../src/numerics/fp8-e4m3.ts";
+import { e4m3BitsToF32, e4m3ToF32, f32ToE4M3, f32ToE4M3Bits } from "../../src/numerics/fp8-e4m3.ts";
 import { SafetensorsFile, type TensorWithData, writeSafetensors } from "../../src/weights/safetensors.ts";
 import { PREQUANT, readGolden } from "../golden.ts";
 
@@ -353,5 +353,37 @@ describe("FP8 KV-cache scales of a pre-quantized checkpoint", () => {
       const m = await loadQuantizableModel(llama, dir);
       expect(simulateEngine(m, {}, "float16", []).spec.kv).toBe("fp8");
     }
+  });
+});
+
+describe("q/k/v with different FP8 weight scales", () => {
+  it("are requantized to the largest, as FP8Linear.postprocess does: e4m3(float32(code) * s_k / s_max)", async () => {
+    // k_proj of layer 0 gets half the scale and codes for twice the values (the same weights, a different scale).
+    const dir = await brokenCopy("modelopt_fp8", "requant", (t) => {
+      const w = t.get("model.layers.0.self_attn.k_proj.weight")!;
+      w.data = f32ToE4M3(e4m3ToF32(w.data as Uint8Array, 2));
+      const s = t.get("model.layers.0.self_attn.k_proj.weight_scale")!;
+      s.data = Float32Array.of(new Float32Array((s.data as Uint8Array).slice().buffer)[0]! / 2);
+    });
+    const out = join(tmp, "requant-out");
+    await compileModel(llama, { hfDir: dir, outDir: out });
+    const src = await readAll(join(dir, "model.safetensors"));
+    const scale = (n: string) => (src.get(`model.layers.0.self_attn.${n}.weight_scale`)!.data as Float32Array)[0]!;
+    const sMax = Math.max(scale("q_proj"), scale("k_proj"), scale("v_proj"));
+    expect(scale("k_proj")).toBeLessThan(sMax);
+    const files = await readAll(join(out, "rank0.safetensors"));
+    expect((files.get("transformer.layers.0.attention.qkv.weights_scaling_factor")!.data as Float32Array)[0]).toBe(sMax);
+    const qkv = files.get("transformer.layers.0.attention.qkv.weight")!.data as Uint8Array;
+    const [q, k, v] = ["q_proj", "k_proj", "v_proj"].map((n) => src.get(`model.layers.0.self_attn.${n}.weight`)!.data as Uint8Array) as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
+    const sK = scale("k_proj");
+    const requant = Uint8Array.from(k, (c) => f32ToE4M3Bits(Math.fround(Math.fround(e4m3BitsToF32(c) * sK) / sMax)));
+    expect(Buffer.from(qkv.subarray(0, q.length)).equals(Buffer.from(q))).toBe(true);
+    expect(Buffer.from(qkv.subarray(q.length, q.length + k.length)).equals(Buffer.from(requant))).toBe(true);
+    expect(Buffer.from(qkv.subarray(q.length + k.length)).equals(Buffer.from(v))).toBe(true);
+    expect(requant).not.toEqual(k);
   });
 });
