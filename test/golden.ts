@@ -15,8 +15,8 @@ export interface GoldenPrompt {
   readonly greedy: number[];
 }
 
-export async function readGolden(dir: string): Promise<GoldenPrompt[]> {
-  const f = await SafetensorsFile.open(`${dir}/golden.safetensors`);
+export async function readGolden(dir: string, file = "golden.safetensors"): Promise<GoldenPrompt[]> {
+  const f = await SafetensorsFile.open(`${dir}/${file}`);
   try {
     const out: GoldenPrompt[] = [];
     for (let i = 0; f.info(`input_ids.${i}`); i++)
@@ -34,6 +34,9 @@ export const FIXTURE_MODELS = [
   { fixture: "llama", model: "llama" },
   { fixture: "llama3_gqa", model: "llama" },
 ] as const;
+
+/** Pre-quantized fixtures (scripts/prequant-fixtures/make.py), all read by models/llama.ts. */
+export const PREQUANT = fileURLToPath(new URL("./fixtures/prequant/", import.meta.url));
 
 /** The zoo fixtures (made by scripts/zoo-fixtures/make.py with transformers) and the zoo model file for each. */
 export const ZOO = fileURLToPath(new URL("./fixtures/zoo/", import.meta.url));

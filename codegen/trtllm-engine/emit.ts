@@ -8,7 +8,7 @@ import type { Graph, ValueId } from "../../src/ir/graph.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
-import { isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
+import { isBytesTensor, isConstTensor, isFp8Tensor, isScaleTensor } from "../../src/weights/fp8-plan.ts";
 import { concat, formatExpr, type WeightExpr } from "../../src/weights/weight-map.ts";
 import { maxAttentionWindow } from "../common/attention-windows.ts";
 import { shellQuote } from "../../src/io/shell.ts";
@@ -86,10 +86,11 @@ function withLayerReduce(g: Graph): Graph {
 /** weights.map.json's entry for a rank-file tensor: its source expression, or how Kiln computes it. */
 function weightsMapEntry(t: PlanTensor): JsonValue {
   if (isScaleTensor(t)) return { dtype: t.dtype, from: `amax(${t.scaleOf} on this rank) / 448` };
-  if (isConstTensor(t)) return { dtype: t.dtype, from: "calibration", values: [...t.values] };
+  if (isConstTensor(t)) return { dtype: t.dtype, from: t.origin ?? "calibration", values: [...t.values] };
+  if (isBytesTensor(t)) return { dtype: t.dtype, from: t.origin, shape: [...t.shape] };
   return {
     dtype: t.dtype,
-    from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / scale(${t.scaleGroup}))` : formatExpr(t.expr),
+    from: isFp8Tensor(t) ? `e4m3(${formatExpr(t.expr)} / ${t.scale ?? `scale(${t.scaleGroup})`})` : formatExpr(t.expr),
     expr: t.expr as unknown as JsonValue,
   };
 }
@@ -119,7 +120,7 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   // GemmaConfig sets use_parallel_embedding = tp_size > 1 whatever the checkpoint says: vocab rows per rank.
   const gemma = builtin === "gemma" || builtin === "gemma2";
   const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: gemma && o.mapping.tp > 1 });
-  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
+  const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant, o.shapeOf);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {
     format: "kiln.weights-map/1",

@@ -43,7 +43,11 @@ export function quantizationConfig(spec: QuantSpec | undefined, low: LoweredMode
     quant_algo: spec?.weight ? WEIGHT_SCHEMES[spec.weight].quantAlgo : null,
     kv_cache_quant_algo: spec?.kv ? KV_CACHE_SCHEMES[spec.kv].kvCacheQuantAlgo : null,
   };
-  return spec?.weight ? { ...config, exclude_modules: excludeModules(spec, low.graph, low.numLayers, pp) } : config;
+  // Group-wise INT4 from AWQ/GPTQ: zero points, no AWQ pre-quant scale (AutoAWQ folds its smoothing into the
+  // preceding layers; GPTQ has none), the checkpoint's group size (QuantConfig fields, models/modeling_utils.py).
+  const int4 = spec?.prequant?.int4;
+  const groupwise: Record<string, JsonValue> = int4 ? { group_size: int4.groupSize, has_zero_point: true, pre_quant_scale: false } : {};
+  return spec?.weight ? { ...config, ...groupwise, exclude_modules: excludeModules(spec, low.graph, low.numLayers, pp) } : config;
 }
 
 export function pretrainedConfig(low: LoweredModel, architecture: string, family: BuiltinFamily | undefined, o: ConfigOptions): Record<string, JsonValue> {

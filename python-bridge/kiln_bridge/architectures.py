@@ -37,6 +37,7 @@ from typing import Any
 
 from .errors import CheckpointError, UnsupportedConfig
 from .numerics import GATED_ACT_2_ACT
+from .quantized import quant_config
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,7 @@ def _require(config: dict, key: str) -> Any:
 
 def _common(config: dict) -> dict[str, Any]:
     """Fields every family reads the same way (PretrainedConfig defaults)."""
-    quant = config.get("quantization") or {}
-    for key in ("quant_algo", "kv_cache_quant_algo"):
-        if quant.get(key) not in (None, "NO_QUANT"):
-            raise UnsupportedConfig(f"config.json quantization.{key}={quant[key]!r}: quantized engines are not modelled")
+    quant_config(config)  # FP8 and W4A16_AWQ weights are dequantized on load (quantized.py); others are refused
     moe = config.get("moe") or {}
     if int(_get(moe, "num_experts", 0)) > 0 or int(_get(config, "moe_num_experts", 0)) > 0:
         raise UnsupportedConfig("config.json moe: mixture-of-experts layers are not modelled")

@@ -30,6 +30,7 @@ from .architectures import DecoderSpec
 from .checkpoint import CheckpointLayout
 from .errors import CheckpointError
 from .numerics import Numerics
+from .quantized import quantize_input
 
 Shape = tuple[int, ...]
 
@@ -213,7 +214,7 @@ class DecoderProgram:
         return nm.layer_norm(x, w[prefix + ".weight"], w[prefix + ".bias"], eps)
 
     def _row_linear(self, w, prefix: str, x, comm, nm: Numerics, reduce: bool) -> torch.Tensor:
-        y = nm.linear(x, w[prefix + ".weight"])
+        y = nm.linear(quantize_input(x, prefix, w), w[prefix + ".weight"])
         if reduce:
             y = nm.round(comm.all_reduce(y))
         bias = w.get(prefix + ".bias")
@@ -243,7 +244,8 @@ class DecoderProgram:
         s = self.spec
         d = self.local_dims(comm.tp_size)
         T, hd = x.shape[0], s.head_size
-        qkv = nm.linear(x, w[p + "attention.qkv.weight"], w.get(p + "attention.qkv.bias"))
+        qkv = nm.linear(quantize_input(x, p + "attention.qkv", w), w[p + "attention.qkv.weight"],
+                        w.get(p + "attention.qkv.bias"))
         q, k, v = qkv.split([d["heads"] * hd, d["kv_heads"] * hd, d["kv_heads"] * hd], dim=-1)
         q, k, v = q.reshape(T, -1, hd), k.reshape(T, -1, hd), v.reshape(T, -1, hd)  # [T, heads, hd]
         if cos is not None:
@@ -263,7 +265,8 @@ class DecoderProgram:
 
     def _mlp(self, w, p: str, x, comm, nm: Numerics, reduce: bool) -> torch.Tensor:
         s = self.spec
-        a = nm.act(s.hidden_act, nm.linear(x, w[p + "mlp.fc.weight"], w.get(p + "mlp.fc.bias")))
+        fc_in, gate_in = quantize_input(x, p + "mlp.fc", w), quantize_input(x, p + "mlp.gate", w)
+        a = nm.act(s.hidden_act, nm.linear(fc_in, w[p + "mlp.fc.weight"], w.get(p + "mlp.fc.bias")))
         if s.gated_mlp:
-            a = nm.round(a * nm.linear(x, w[p + "mlp.gate.weight"], w.get(p + "mlp.gate.bias")))
+            a = nm.round(a * nm.linear(gate_in, w[p + "mlp.gate.weight"], w.get(p + "mlp.gate.bias")))
         return self._row_linear(w, p + "mlp.proj", a, comm, nm, reduce)

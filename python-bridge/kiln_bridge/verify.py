@@ -32,6 +32,7 @@ from .comm import ThreadWorld, TorchDistComm
 from .errors import BridgeError, CheckpointError
 from .generated import Generated, GeneratedCodeError, detect, run_generated
 from .numerics import DTYPES, Numerics
+from .quantized import dequantize_rank
 from .safetensors_io import load_file
 from .torch_lora import PeftCache, read_adapter_set
 
@@ -89,9 +90,11 @@ class RankResult:
 
 
 def _load_checked(layout: CheckpointLayout, program, rank: int, nm: Numerics, device: str):
-    raw = layout.load_rank(rank)
+    raw, inputs = dequantize_rank(layout.config, layout.load_rank(rank), layout.rank_file(rank))
     warnings = program.check_weights(layout, rank, raw)
-    return program.prepare(layout, rank, raw, nm, device), warnings
+    weights = program.prepare(layout, rank, raw, nm, device)
+    weights.update({name: t.to(device) for name, t in inputs.items()})  # quantized GEMM inputs (quantized.py)
+    return weights, warnings
 
 
 def _run_prompts(layout, program, comm, weights, prompts, nm: Numerics, device: str) -> RankResult:

@@ -29,6 +29,10 @@ import { hintExclusions } from "../quant/exclusions.ts";
 import { QuantError } from "../numerics/quant-error.ts";
 import { checkPrompts, DEFAULT_PROMPTS } from "../quant/prompts.ts";
 import { calibrateModel, loadQuantizableModel, quantDtype } from "./quantized-model.ts";
+import { openPrequant, refuseQuantFlags } from "./prequant-view.ts";
+import { prequantOptions } from "../quant/prequant.ts";
+import type { DequantSource } from "../weights/dequant-source.ts";
+import { describePrequant } from "../weights/prequant-format.ts";
 import { checkQuantDtype, isQuantized, needsCalibration, type QuantOptions, resolveQuant } from "../quant/spec.ts";
 import { checkRelativePath, type Emission, type OutputDtype } from "../../codegen/common/target.ts";
 import { DEFAULT_TARGET, onlyTargetsWith, TARGETS, type TargetName } from "./targets.ts";
@@ -114,7 +118,12 @@ export function prepareCompile<C>(
   def: ModelDefinition<C>,
   hf: Record<string, unknown>,
   shapeOf: ShapeOf | "infer",
-  o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & { configPath?: string; instance?: Instance<C> },
+  o: Omit<CompileOptions, "hfDir" | "outDir" | "onProgress" | "calibrationPrompts"> & {
+    configPath?: string;
+    instance?: Instance<C>;
+    /** A pre-quantized checkpoint's view: its scales become the quantization (src/quant/prequant.ts). */
+    prequant?: DequantSource;
+  },
 ): Prepared {
   // Tracing is the costliest step of the prelude; reuse the instance the caller already traced.
   const inst = o.instance ?? instantiate(def, hf, o.configPath ?? "config.json");
@@ -126,7 +135,7 @@ export function prepareCompile<C>(
   const lowered = lowerToTrtllm(opt.graph, opt.weights.map, shape);
   checkMapping(mapping, lowered.numLayers);
   const target = o.target ?? DEFAULT_TARGET;
-  const q = o.quant && isQuantized(o.quant) ? o.quant : undefined;
+  const q = o.prequant ? prequantOptions(lowered, o.prequant) : o.quant && isQuantized(o.quant) ? o.quant : undefined;
   if (q && !TARGETS[target].capabilities.quantization) throw new QuantError(`--quant and --kv-cache apply to ${onlyTargetsWith("quantization")}`);
   const dtype = o.dtype ?? (q?.weight ? quantDtype(hf) : defaultDtype(hf, o.configPath));
   if (q) checkQuantDtype(q, dtype);
@@ -153,10 +162,15 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
   const ckpt = await openCheckpoint(o.hfDir);
   try {
     const inst = instantiate(def, hf, `${o.hfDir}/config.json`);
-    const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
+    const pre = await openPrequant(o.hfDir, hf, ckpt);
+    if (pre) refuseQuantFlags(o.hfDir, describePrequant(pre.format), o.quant);
+    if (pre && (o.loraMerge || o.loraRuntime?.length))
+      throw new QuantError(`${o.hfDir} is pre-quantized: LoRA adapters on pre-quantized checkpoints are not supported`);
+    const plain = pre ?? ckpt;
+    const problems = bindProblems(graphParams(inst.graph), inst.weights, plain);
     if (problems.length) throw new BindError(problems, o.hfDir);
     let quant = o.quant;
-    if (quant && needsCalibration(quant) && !quant.calibration && TARGETS[o.target ?? DEFAULT_TARGET].capabilities.quantization) {
+    if (!pre && quant && needsCalibration(quant) && !quant.calibration && TARGETS[o.target ?? DEFAULT_TARGET].capabilities.quantization) {
       const m = await loadQuantizableModel(def, o.hfDir);
       quant = {
         ...quant,
@@ -166,9 +180,10 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
         ),
       };
     }
-    const prepared = prepareCompile(def, hf, (n) => ckpt.info(n)?.shape, {
+    const prepared = prepareCompile(def, hf, (n) => plain.info(n)?.shape, {
       ...o,
       ...(quant && { quant }),
+      ...(pre && { prequant: pre }),
       configPath: `${o.hfDir}/config.json`,
       instance: inst,
     });
@@ -183,7 +198,9 @@ export async function compileModel<C>(def: ModelDefinition<C>, o: CompileOptions
       // The merged weights are an overlay file beside the staging directory, removed whatever happens.
       const overlay = `${tmp}.lora-merged.safetensors`;
       try {
-        let source = ckpt;
+        // Pre-quantized: the converter streams the dequantized weights and re-encodes them with the checkpoint's
+        // scales (bit-identical codes where no fusion changes the scale).
+        let source = pre ? pre.converterSource() : ckpt;
         if (o.loraMerge) {
           const merged = await mergeIntoCheckpoint(ckpt, inst.weights, o.loraMerge, overlay);
           source = merged.ckpt;

@@ -9,6 +9,7 @@ import type { RTensor } from "../interp/tensor.ts";
 import { tensor } from "../interp/tensor.ts";
 import { graphParams, loadParams } from "../weights/bind.ts";
 import { type Checkpoint, openCheckpoint } from "../weights/checkpoint.ts";
+import { openPrequant } from "./prequant-view.ts";
 import { ConfigError, parseWith, readHFConfigJson } from "../weights/hf-config.ts";
 import type { WeightMapSpec } from "../weights/weight-map.ts";
 import { checkConfigSizes } from "../weights/config-limits.ts";
@@ -76,7 +77,10 @@ export async function loadWeights(
 ): Promise<Map<string, RTensor>> {
   const ckpt: Checkpoint = await openCheckpoint(hfDir);
   try {
-    const source = opts.adapter ? await adaptedSource(ckpt, inst.weights, opts.adapter) : ckpt;
+    // A pre-quantized checkpoint runs as its dequantized weights (the engine's activation quantization is the
+    // simulator's business: quantized-model.ts).
+    const pre = await openPrequant(hfDir, readHFConfigJson(hfDir) as Record<string, unknown>, ckpt);
+    const source = opts.adapter ? await adaptedSource(ckpt, inst.weights, opts.adapter) : (pre ?? ckpt);
     const dense = await loadParams(graphParams(inst.graph), inst.weights, source, hfDir, { ...(opts.allowNonFinite && { allowNonFinite: true }) });
     return new Map([...dense].map(([k, d]) => [k, tensor("f32", d.shape, d.data)]));
   } finally {

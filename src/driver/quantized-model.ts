@@ -14,14 +14,17 @@ import { isTrtllmOp } from "../lower/trtllm-ops.ts";
 import { checkHintConsistency } from "../passes/hints.ts";
 import { instantiate } from "./instantiate.ts";
 import { optimize } from "./optimize.ts";
-import { BindError, bindProblems, graphParams, loadParams } from "../weights/bind.ts";
+import { BindError, bindProblems, graphParams, loadParams, type TensorSource } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
+import { openPrequant, refuseQuantFlags } from "./prequant-view.ts";
+import { int4EngineWeights, prequantOptions } from "../quant/prequant.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { readHFConfigJson } from "../weights/hf-config.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { adaptedSource } from "../lora/bind.ts";
 import { type Calibration, calibrate } from "../quant/calibration.ts";
 import { hintExclusions } from "../quant/exclusions.ts";
-import { quantHooks, quantizeWeights } from "../quant/fake-quant-model.ts";
+import { quantHooks, quantizeWeights, ROUND_TO } from "../quant/fake-quant-model.ts";
 import { type QuantAccuracy, quantAccuracy } from "../quant/metrics.ts";
 import { checkQuantDtype, needsCalibration, type QuantDtype, type QuantOptions, type QuantSpec, resolveQuant } from "../quant/spec.ts";
 
@@ -36,6 +39,10 @@ export interface QuantizableModel {
   /** Linears that `quantize: false` hints keep unquantized. */
   readonly excluded: readonly string[];
   readonly vocab: number;
+  /** The quantization a pre-quantized checkpoint carries (src/quant/prequant.ts), applied by simulateEngine. */
+  readonly prequant?: QuantOptions;
+  /** The checkpoint directory. */
+  readonly hfDir: string;
 }
 
 /** With a LoRA adapter, the model is the adapted one (the adapter folded into the weights, src/lora/bind.ts). */
@@ -45,15 +52,26 @@ export async function loadQuantizableModel<C>(def: ModelDefinition<C>, hfDir: st
   checkHintConsistency(inst.graph);
   const ckpt = await openCheckpoint(hfDir);
   try {
-    const problems = bindProblems(graphParams(inst.graph), inst.weights, ckpt);
+    const pre = await openPrequant(hfDir, hf, ckpt);
+    const plain: TensorSource = pre ?? ckpt;
+    const problems = bindProblems(graphParams(inst.graph), inst.weights, plain);
     if (problems.length) throw new BindError(problems, hfDir);
     const opt = optimize(inst);
-    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => ckpt.info(n)?.shape);
-    const source = adapter ? await adaptedSource(ckpt, inst.weights, adapter) : ckpt;
+    const lowered = lowerToTrtllm(opt.graph, opt.weights.map, (n) => plain.info(n)?.shape);
+    if (pre && adapter) throw new QuantError(`${hfDir} is pre-quantized: LoRA adapters on pre-quantized checkpoints are not supported`);
+    const source = adapter ? await adaptedSource(ckpt, inst.weights, adapter) : plain;
     const dense = await loadParams(graphParams(lowered.graph), { map: lowered.weights, ignore: ["*"] }, source, hfDir);
     const weights = new Map([...dense].map(([k, d]) => [k, [tensor("f32", d.shape, d.data)]]));
     const head = lowered.graph.nodes.find((n) => isTrtllmOp(n, "trtllm.lm_head"))!;
-    return { name: def.name, hf, lowered, weights, excluded: hintExclusions(inst.graph, inst.weights.map, lowered), vocab: head.attrs.vocab };
+    const excluded = hintExclusions(inst.graph, inst.weights.map, lowered);
+    let prequant = pre && prequantOptions(lowered, pre);
+    const int4 = prequant?.prequant?.int4;
+    if (int4) {
+      // The engine's weights are computed now, while the checkpoint is open (simulateEngine is synchronous).
+      const engineWeights = await int4EngineWeights(lowered, prequant!, ROUND_TO[quantDtype(hf)]);
+      prequant = { ...prequant, prequant: { ...prequant!.prequant!, int4: { ...int4, engineWeights } } };
+    }
+    return { name: def.name, hf, hfDir, lowered, weights, excluded, vocab: head.attrs.vocab, ...(prequant && { prequant }) };
   } finally {
     await ckpt.close();
   }
@@ -78,7 +96,11 @@ export interface SimulatedEngine {
  * Resolves `o` (hint exclusions added) and builds the simulated engine. Without a calibration where one is needed,
  * calibrates on `prompts`.
  */
-export function simulateEngine(m: QuantizableModel, o: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): SimulatedEngine {
+export function simulateEngine(m: QuantizableModel, given: QuantOptions, dtype: QuantDtype, prompts: readonly (readonly number[])[]): SimulatedEngine {
+  if (m.prequant) refuseQuantFlags(m.hfDir, m.prequant.prequant!.source, given);
+  const o = m.prequant ? { ...m.prequant, excluded: [...m.prequant.excluded!, ...(given.excluded ?? [])] } : given;
+  if (m.prequant?.prequant?.int4 && dtype !== quantDtype(m.hf))
+    throw new QuantError(`${m.hfDir}: a pre-quantized INT4 checkpoint is simulated in its own dtype ${quantDtype(m.hf)}, not ${dtype}`);
   checkQuantDtype(o, dtype);
   const calibration = o.calibration ?? (needsCalibration(o) ? calibrateModel(m, prompts) : undefined);
   const spec = resolveQuant(m.lowered.graph, { ...o, excluded: [...m.excluded, ...(o.excluded ?? [])], ...(calibration && { calibration }) });

@@ -5,7 +5,8 @@
 // The model as computed here (all numbers exact integers except the documented estimate):
 //   weights(stage)   = Σ over the stage's parameters of their per-rank shape × element bytes; --quant stores
 //                      quantizable Linear weights as the scheme's engine tensors (int8/int4 + per-channel scale,
-//                      or fp8 + two f32 scales); lm_head, embeddings and norms keep the model dtype;
+//                      fp8 + two f32 scales, or group-wise int4 + a scale and a zero per group and output);
+//                      lm_head, embeddings and norms keep the model dtype;
 //                      --kv-cache adds one f32 scale per attention layer.
 //   kv per token     = 2 (K and V) × kv heads per rank (replicated when fewer than tp) × head_dim × kv bytes,
 //                      per layer; × the stage's layers per GPU.
@@ -37,6 +38,8 @@ const LOGITS_BYTES = 4;
 export interface PlanOptions {
   readonly dtype: TrtDtype;
   readonly quant?: WeightQuant;
+  /** Group size of a group-wise INT4 scheme (a pre-quantized AWQ/GPTQ checkpoint's; default 128). */
+  readonly groupSize?: number;
   readonly kvCache?: KvCacheQuant;
   readonly tp: number;
   readonly pp: number;
@@ -87,8 +90,17 @@ export interface MemoryPlan {
 
 const product = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 
-function specBytes(spec: TensorSpec, out: number, inF: number, modelBytes: number): number {
-  const dims = spec.shape.map((d) => (d === "out" ? out : d === "in" ? inF : d === "out/2" ? out / 2 : d));
+/** Symbolic TensorSpec dims of a Linear [out, in] (group-wise schemes need the group size). */
+const SYMBOLIC_DIM: Readonly<Record<Exclude<TensorSpec["shape"][number], number>, (out: number, inF: number, group: number) => number>> = {
+  out: (out) => out,
+  in: (_o, inF) => inF,
+  "out/2": (out) => out / 2,
+  "out/4": (out) => out / 4,
+  "in/group": (_o, inF, group) => Math.ceil(inF / group),
+};
+
+function specBytes(spec: TensorSpec, out: number, inF: number, modelBytes: number, group: number): number {
+  const dims = spec.shape.map((d) => (typeof d === "number" ? d : SYMBOLIC_DIM[d](out, inF, group)));
   return product(dims) * (spec.dtype === "model" ? modelBytes : dtypeBytes(spec.dtype));
 }
 
@@ -97,7 +109,7 @@ function paramBytes(shape: readonly number[], quantizable: boolean, o: PlanOptio
   if (!o.quant || !quantizable) return product(shape) * modelBytes;
   const scheme = WEIGHT_SCHEMES[o.quant];
   const tensors = scheme.engineTensors.length ? scheme.engineTensors : scheme.checkpointTensors;
-  return tensors.reduce((s, t) => s + specBytes(t, shape[0]!, shape[1]!, modelBytes), 0);
+  return tensors.reduce((s, t) => s + specBytes(t, shape[0]!, shape[1]!, modelBytes, o.groupSize ?? 128), 0);
 }
 
 export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {

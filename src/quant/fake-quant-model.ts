@@ -17,12 +17,12 @@ import type { RTensor } from "../interp/tensor.ts";
 import { tensor } from "../interp/tensor.ts";
 import type { SimulationHooks } from "../lower/simulate.ts";
 import { roundToBf16, roundToF16 } from "../weights/half.ts";
-import { activationScale, kvScale } from "./calibration.ts";
 import { roundToE4M3 } from "../numerics/fp8-e4m3.ts";
+import { QuantError } from "../numerics/quant-error.ts";
 import { fakeQuantInt4PerChannel, fakeQuantInt8PerChannel } from "./int-quant.ts";
 import type { QuantLinear } from "./linears.ts";
 import { absMax, fakeQuantFp8, fakeQuantInt8PerTensor, fp8WeightScale } from "../numerics/per-tensor.ts";
-import type { QuantDtype, QuantSpec } from "./spec.ts";
+import { inputScaleOf, kvScaleOf, type QuantDtype, type QuantSpec } from "./spec.ts";
 
 /** Rounding to each model dtype (what a cast to it does to a float32). */
 export const ROUND_TO: Readonly<Record<QuantDtype, (x: number) => number>> = { float32: Math.fround, float16: roundToF16, bfloat16: roundToBf16 };
@@ -56,9 +56,18 @@ function weightQuantizer(spec: QuantSpec, dtype: QuantDtype, weights: ReadonlyMa
     };
   if (spec.weight === "w8a16") return perChannel(fakeQuantInt8PerChannel);
   if (spec.weight === "w4a16") return perChannel(fakeQuantInt4PerChannel);
-  const scales = fp8WeightScales(weights, spec.linears);
+  if (spec.weight === "w4a16_awq") {
+    // Group-wise INT4 exists only pre-quantized: the engine's weights were computed when the model was loaded.
+    const engine = spec.prequant?.int4?.engineWeights;
+    if (!engine) throw new QuantError("group-wise INT4 weights need a pre-quantized checkpoint's engine weights");
+    return (w, l) => engine.get(l.param) ?? w;
+  }
+  // Pre-quantized: the checkpoint's scale on every rank; w is the dequantized source weight, so this is
+  // TensorRT-LLM's requantization e4m3(code * s_i / s) (the identity where s_i = s), dequantized with s.
+  const fixed = spec.prequant?.weightScale;
+  const scales = fixed ? undefined : fp8WeightScales(weights, spec.linears);
   return (w, l, r) => {
-    const s = scales.get(l.scaleGroup)![r]!;
+    const s = fixed ? fixed.get(l.scaleGroup)! : scales!.get(l.scaleGroup)![r]!;
     const engineScale = round(s);
     return mapData(w, (x) => roundToE4M3(x / s) * engineScale);
   };
@@ -80,9 +89,8 @@ export function quantizeWeights(weights: ReadonlyMap<string, RTensor[]>, spec: Q
 /** Hooks that fake-quantize FP8 GEMM inputs and the KV cache (identity where the spec quantizes neither). */
 export function quantHooks(spec: QuantSpec, dtype: QuantDtype): SimulationHooks {
   const round = ROUND_TO[dtype];
-  const calib = spec.calibration;
-  const fp8Inputs = new Map(spec.weight === "fp8" ? spec.linears.map((l) => [l.module, round(activationScale(calib!, l.module))]) : []);
-  const kvScales = new Map(spec.kv ? spec.attentions.map((a) => [a, kvScale(calib!, a, spec.kv!)]) : []);
+  const fp8Inputs = new Map(spec.weight === "fp8" ? spec.linears.map((l) => [l.module, round(inputScaleOf(spec, l.module))]) : []);
+  const kvScales = new Map(spec.kv ? spec.attentions.map((a) => [a, kvScaleOf(spec, a)]) : []);
   const kvQuant = spec.kv === "int8" ? fakeQuantInt8PerTensor : fakeQuantFp8;
   return {
     linearInput: (module, x) => {

@@ -39,7 +39,9 @@ describe("scheme table", () => {
   it("parses CLI values and rejects others, listing the choices", () => {
     expect(parseWeightQuant("w4a16")).toBe("w4a16");
     expect(parseKvCacheQuant("fp8")).toBe("fp8");
-    expect(() => parseWeightQuant("int8")).toThrow(/--quant "int8" is not one of w8a16, w4a16, fp8/);
+    expect(() => parseWeightQuant("int8")).toThrow(/--quant "int8" is not one of w8a16, w4a16, fp8$/);
+    // Group-wise INT4 comes only with a pre-quantized AWQ/GPTQ checkpoint's codes and scales.
+    expect(() => parseWeightQuant("w4a16_awq")).toThrow(/--quant w4a16_awq comes only from a pre-quantized AWQ\/GPTQ checkpoint/);
     expect(() => parseKvCacheQuant("toString")).toThrow(QuantError);
   });
 });

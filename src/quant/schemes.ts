@@ -18,20 +18,20 @@ import type { KvCacheFormat } from "../numerics/per-tensor.ts";
 import { fnmatchCase } from "./fnmatch.ts";
 import { QuantError } from "../numerics/quant-error.ts";
 
-export type WeightQuant = "w8a16" | "w4a16" | "fp8";
+export type WeightQuant = "w8a16" | "w4a16" | "fp8" | "w4a16_awq";
 export type KvCacheQuant = KvCacheFormat;
 
 /** A tensor stored beside a quantized module: `<module path>.<suffix>`. "model" = the checkpoint's `dtype`. */
 export interface TensorSpec {
   readonly suffix: string;
   readonly dtype: SafetensorsDtype | "model";
-  readonly shape: readonly ("out" | "in" | "out/2" | 1)[];
+  readonly shape: readonly ("out" | "in" | "out/2" | "out/4" | "in/group" | 1)[];
 }
 
 export interface WeightScheme {
   /** `quantization.quant_algo` in config.json. */
-  readonly quantAlgo: "W8A16" | "W4A16" | "FP8";
-  readonly format: "int8-per-channel" | "int4-per-channel" | "fp8-per-tensor";
+  readonly quantAlgo: "W8A16" | "W4A16" | "FP8" | "W4A16_AWQ";
+  readonly format: "int8-per-channel" | "int4-per-channel" | "fp8-per-tensor" | "int4-groupwise";
   /** What Kiln writes per quantized Linear. */
   readonly checkpointTensors: readonly TensorSpec[];
   /** Substrings that make TensorRT-LLM quantize a tensor at load (weight-only only; empty otherwise). */
@@ -40,6 +40,8 @@ export interface WeightScheme {
   readonly engineTensors: readonly TensorSpec[];
   /** Whether activation statistics are needed (calibration). */
   readonly needsCalibration: boolean;
+  /** Only a pre-quantized checkpoint supplies this scheme's codes (src/quant/prequant.ts); never a --quant value. */
+  readonly prequantOnly?: true;
 }
 
 export interface KvCacheScheme {
@@ -83,6 +85,26 @@ export const WEIGHT_SCHEMES: Readonly<Record<WeightQuant, WeightScheme>> = {
     engineTensors: [],
     needsCalibration: true,
   },
+  // Group-wise INT4 with zero points, from AWQ/GPTQ checkpoints, in the layout 1.2.1's from_checkpoint turns into
+  // WeightOnlyGroupwiseQuant*Linear parameters (models/modeling_utils.py @ b35ac1b6 preprocess_perlayer_weights,
+  // W4A16_AWQ branch; quantization/layers.py @ 2340c776 parameter shapes): see codegen/common/int4-tensors.ts.
+  w4a16_awq: {
+    quantAlgo: "W4A16_AWQ",
+    format: "int4-groupwise",
+    checkpointTensors: [
+      { suffix: "weight", dtype: "I8", shape: ["out/2", "in"] },
+      { suffix: "weights_scaling_factor", dtype: "model", shape: ["out", "in/group"] },
+      { suffix: "zero", dtype: "model", shape: ["in/group", "out"] },
+    ],
+    loadTimeQuantizedNames: [],
+    engineTensors: [
+      { suffix: "weight", dtype: "model", shape: ["in", "out/4"] },
+      { suffix: "weights_scaling_factor", dtype: "model", shape: ["in/group", "out"] },
+      { suffix: "zero", dtype: "model", shape: ["in/group", "out"] },
+    ],
+    needsCalibration: false,
+    prequantOnly: true,
+  },
 };
 
 export const KV_CACHE_SCHEMES: Readonly<Record<KvCacheQuant, KvCacheScheme>> = {
@@ -124,7 +146,14 @@ function parseChoice<K extends string>(table: Readonly<Record<K, unknown>>, flag
 }
 
 /** Validate a `--quant` value. */
-export const parseWeightQuant = (value: string): WeightQuant => parseChoice(WEIGHT_SCHEMES, "--quant", value);
+export function parseWeightQuant(value: string): WeightQuant {
+  if (Object.hasOwn(WEIGHT_SCHEMES, value) && WEIGHT_SCHEMES[value as WeightQuant].prequantOnly)
+    throw new QuantError(`--quant ${value} comes only from a pre-quantized AWQ/GPTQ checkpoint (--hf DIR), never from a flag`);
+  return parseChoice(FLAG_SCHEMES, "--quant", value);
+}
+
+/** The schemes a --quant flag may name. */
+const FLAG_SCHEMES = Object.fromEntries(Object.entries(WEIGHT_SCHEMES).filter(([, s]) => !s.prequantOnly)) as Readonly<Record<WeightQuant, WeightScheme>>;
 
 /** Validate a `--kv-cache` value. */
 export const parseKvCacheQuant = (value: string): KvCacheQuant => parseChoice(KV_CACHE_SCHEMES, "--kv-cache", value);

@@ -13,6 +13,7 @@ import { instantiate, type Instance } from "../driver/instantiate.ts";
 import { type Optimized, optimize } from "../driver/optimize.ts";
 import { BindError } from "../weights/bind.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
+import { openPrequant } from "../driver/prequant-view.ts";
 import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { inferSourceShapes } from "../weights/infer-shapes.ts";
 import { type Dense, evalExpr, exprSources, type WeightMap } from "../weights/weight-map.ts";
@@ -54,10 +55,12 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
 }
 
-async function checkpointShapes(hfDir: string): Promise<Map<string, readonly number[]>> {
+async function checkpointShapes(hfDir: string, hf: Record<string, unknown>): Promise<Map<string, readonly number[]>> {
   const ckpt = await openCheckpoint(hfDir);
   try {
-    return new Map(ckpt.names().map((n) => [n, ckpt.info(n)!.shape]));
+    // A pre-quantized checkpoint is seen through its dequantized view (float `<linear>.weight` shapes).
+    const source = (await openPrequant(hfDir, hf, ckpt)) ?? ckpt;
+    return new Map(source.names().map((n) => [n, source.info(n)!.shape]));
   } finally {
     await ckpt.close();
   }
@@ -72,7 +75,7 @@ export async function loadModelStages(def: ModelDefinition, source: ModelSource)
   const hfDir = "hfDir" in source ? source.hfDir : undefined;
   const hf = hfDir !== undefined ? (readHFConfigJson(hfDir) as Record<string, unknown>) : readConfigFile((source as { configFile: string }).configFile);
   const inst = instantiate(def, hf, hfDir !== undefined ? `${hfDir}/config.json` : (source as { configFile: string }).configFile);
-  const shapes = hfDir !== undefined ? await checkpointShapes(hfDir) : inferredShapes(inst);
+  const shapes = hfDir !== undefined ? await checkpointShapes(hfDir, hf) : inferredShapes(inst);
   const shapeOf: ShapeOf = (n) => shapes.get(n);
   let fused: Optimized | undefined;
   let lowered: LoweredModel | undefined;
@@ -97,13 +100,14 @@ export async function loadStageWeights(stages: ModelStages, stage: Stage, hfDir:
   const map = stages.weightMap(stage);
   const ckpt = await openCheckpoint(hfDir);
   try {
+    const source = (await openPrequant(hfDir, stages.hf, ckpt)) ?? ckpt;
     const cache = new Map<string, Dense>();
     for (const e of Object.values(map))
       for (const s of exprSources(e)) {
         if (cache.has(s)) continue;
-        const info = ckpt.info(s);
+        const info = source.info(s);
         if (!info) throw new BindError([`checkpoint has no tensor '${s}'`], hfDir);
-        cache.set(s, { shape: info.shape, data: await ckpt.readF32(s) });
+        cache.set(s, { shape: info.shape, data: await source.readF32(s) });
       }
     return new Map(stages.graph(stage).params.map((p) => [p.name, evalExpr(map[p.name]!, (s) => cache.get(s)!)]));
   } finally {

@@ -15,6 +15,8 @@ export class CheckpointError extends Error {
 export interface CheckpointTensorInfo extends TensorInfo {
   /** Path of the safetensors file holding the tensor. */
   file: string;
+  /** An F8_E4M3 weight of a pre-quantized checkpoint: the converter reads it as e4m3(code) * dequantScale. */
+  dequantScale?: number;
 }
 
 const SINGLE_FILE = "model.safetensors";
@@ -84,6 +86,17 @@ export class Checkpoint {
       entries.set(info.name, { file: overlay, info: { ...info, file: overlay.path } });
     }
     return new Checkpoint(this.dir, [...this.#shards, overlay], entries);
+  }
+
+  /** This checkpoint with per-tensor FP8 scales attached to its F8_E4M3 weights (dequant-source.ts); shares files. */
+  withDequantScales(scales: ReadonlyMap<string, number>): Checkpoint {
+    const entries = new Map(this.#entries);
+    for (const [name, scale] of scales) {
+      const e = entries.get(name);
+      if (!e || e.info.dtype !== "F8_E4M3") throw new CheckpointError(`${this.dir}: "${name}" is not an F8_E4M3 tensor of the checkpoint`);
+      entries.set(name, { file: e.file, info: { ...e.info, dequantScale: scale } });
+    }
+    return new Checkpoint(this.dir, this.#shards, entries);
   }
 
   #file(name: string): SafetensorsFile {

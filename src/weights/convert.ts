@@ -23,13 +23,23 @@ import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Checkpoint } from "./checkpoint.ts";
 import { castFloats, castsOnWorkers, castTable, CastWorkers, FLOAT_BYTES, isConvertibleDtype, type FloatDtype } from "./float-cast.ts";
-import { encodeFp8Block, f32Bytes, GroupAmax, isConstTensor, isFp8Tensor, isScaleTensor, type QuantPlanTensor, quantTensorProblems } from "./fp8-plan.ts";
+import {
+  encodeFp8Block,
+  f32Bytes,
+  GroupAmax,
+  isBytesTensor,
+  isConstTensor,
+  isFp8Tensor,
+  isScaleTensor,
+  type QuantPlanTensor,
+  quantTensorProblems,
+} from "./fp8-plan.ts";
 import { shapeTree, type ShapedExpr } from "./expr-pieces.ts";
 import { ExprReader, SourceReadError, type SourceSlot } from "./expr-reader.ts";
 import { DATA_ALIGN, SafetensorsWriter } from "./safetensors.ts";
 import { bestDataResidue, blockRanges, isPlainCopy, type PlacedCopy } from "./copy-plan.ts";
 import { rangeCopier, type RangeCopier, type RangeCopyError } from "./copy-ranges.ts";
-import type { SafetensorsDtype } from "./dtypes.ts";
+import { dtypeBytes, type SafetensorsDtype } from "./dtypes.ts";
 import { exprChildren, exprSources, type WeightExpr, zeros } from "./weight-map.ts";
 import { castLosses, countNonFinite, NumericsTally } from "./numerics.ts";
 
@@ -108,9 +118,11 @@ interface PlannedTensor {
   node: ShapedExpr;
   elements: number;
   /** F8_E4M3: its scale group, and the group's scale once the first pass ran. */
-  fp8?: { group: string; scale?: number };
-  /** F32 written from memory: literal values, or a group's scale (known after the first pass). */
-  literal?: { values?: readonly number[]; scaleOf?: string };
+  fp8?: { group: string; scale?: number; fixed?: boolean };
+  /** Written from memory: literal F32 values, a group's scale (known after the first pass), or computed bytes. */
+  literal?: { values?: readonly number[]; scaleOf?: string; bytes?: () => Promise<Uint8Array> };
+  /** The file dtype of computed bytes (BytesPlanTensor), when it is not `dtype`. */
+  stored?: SafetensorsDtype;
   /**
    * What the native helper can do with it when built: "copy", every byte is a source byte or zero (copy-plan.ts),
    * copied file to file by the helper; "cast", the same but in another 16-bit dtype, cast through a table on the
@@ -120,8 +132,8 @@ interface PlannedTensor {
 }
 
 /** The dtype a planned tensor has in the file, and its bytes per element there. */
-const storedDtype = (t: PlannedTensor): SafetensorsDtype => (t.fp8 ? "F8_E4M3" : t.dtype);
-const storedBytes = (t: PlannedTensor) => (t.fp8 ? 1 : FLOAT_BYTES[t.dtype]);
+const storedDtype = (t: PlannedTensor): SafetensorsDtype => t.stored ?? (t.fp8 ? "F8_E4M3" : t.dtype);
+const storedBytes = (t: PlannedTensor) => dtypeBytes(storedDtype(t));
 
 interface PlannedFile {
   file: string;
@@ -140,6 +152,18 @@ function checkFileName(file: unknown): string | undefined {
 
 /** Plans one tensor, or returns why it cannot be converted. */
 function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
+  if (isBytesTensor(t)) {
+    const elements = numel(t.shape);
+    return {
+      name: t.name,
+      dtype: "F32",
+      work: "F32",
+      node: shapeTree(zeros(t.shape), () => undefined),
+      elements,
+      literal: { bytes: t.bytes },
+      stored: t.dtype,
+    };
+  }
   if (isScaleTensor(t) || isConstTensor(t)) {
     // Its expression is zeros of its shape, so it flows through the same planning as the rest.
     const n = isConstTensor(t) ? t.values.length : 1;
@@ -156,7 +180,7 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
     const p = planTensor(source, { name: t.name, dtype: "F32", expr: t.expr });
     if (typeof p === "string") return p;
     const { native: _native, ...evaluated } = p; // encoded after evaluation: never copied or cast natively
-    return { ...evaluated, fp8: { group: t.scaleGroup } };
+    return { ...evaluated, fp8: { group: t.scaleGroup, ...(t.scale !== undefined && { scale: t.scale, fixed: true }) } };
   }
   if (!isConvertibleDtype(t.dtype)) return `dtype ${JSON.stringify(t.dtype)} is not F32, F16 or BF16`;
   let node: ShapedExpr;
@@ -167,13 +191,16 @@ function planTensor(source: Checkpoint, t: PlanTensor): PlannedTensor | string {
   }
   const dtypes = new Set<string>();
   for (const name of exprSources(t.expr)) {
-    const d = source.info(name)!.dtype;
-    if (!isConvertibleDtype(d)) return `source tensor "${name}" is ${d}; only F32, F16 and BF16 sources can be converted`;
+    const info = source.info(name)!;
+    const d = info.dtype;
+    // A pre-quantized FP8 weight with its scale (dequant-source.ts) is widened to F32 as it is read.
+    if (!isConvertibleDtype(d) && !(d === "F8_E4M3" && info.dequantScale !== undefined))
+      return `source tensor "${name}" is ${d}; only F32, F16 and BF16 sources can be converted`;
     dtypes.add(d);
   }
-  // One source dtype: move its bits untouched and cast once at the end. Mixed, or arithmetic on the values (offset):
-  // widen everything to F32, so the result is rounded once, to the output dtype.
-  const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 && !hasOffset(t.expr) ? ([...dtypes][0] as FloatDtype) : "F32";
+  // One source dtype: move its bits untouched and cast once at the end. Mixed, FP8, or arithmetic on the values
+  // (offset): widen everything to F32, so the result is rounded once, to the output dtype.
+  const work = dtypes.size === 0 ? t.dtype : dtypes.size === 1 && !hasOffset(t.expr) && !dtypes.has("F8_E4M3") ? ([...dtypes][0] as FloatDtype) : "F32";
   const elements = numel(node.shape);
   const plain = isPlainCopy(node, elements, work, (name) => source.info(name)!.dtype);
   const native = !plain ? undefined : work === t.dtype ? "copy" : castTable(work, t.dtype) ? "cast" : undefined;
@@ -218,7 +245,8 @@ async function openSources(source: Checkpoint, files: readonly PlannedFile[]) {
           const info = source.info(name)!;
           if (!handles.has(info.file)) handles.set(info.file, await open(info.file, "r"));
           const fd = handles.get(info.file)!.fd;
-          slots.set(name, { name, path: info.file, fd, byteOffset: info.byteOffset, dtype: info.dtype as FloatDtype });
+          const fp8 = info.dtype === "F8_E4M3" && info.dequantScale !== undefined ? { scale: info.dequantScale } : {};
+          slots.set(name, { name, path: info.file, fd, byteOffset: info.byteOffset, dtype: info.dtype as FloatDtype | "F8_E4M3", ...fp8 });
         }
   } catch (e) {
     await close();
@@ -335,6 +363,12 @@ function* roundRobin(files: readonly PlannedFile[], sizes: BlockSizes): Generato
  * runs in place in the output buffer: each word is read before it is written.
  */
 async function fillBlock(lane: Lane, { t, start, count }: BlockJob, workers: CastWorkers | undefined, tally: NumericsTally): Promise<Uint8Array> {
+  if (t.literal?.bytes) {
+    const bytes = await t.literal.bytes();
+    if (bytes.length !== count * storedBytes(t))
+      throw new ConvertError(`tensor "${t.name}": computed ${bytes.length} bytes, expected ${count * storedBytes(t)}`);
+    return bytes;
+  }
   if (t.literal) return f32Bytes(t.literal.values!);
   const segments = [{ start, count, dst: 0 }];
   const inPlace = FLOAT_BYTES[t.work] === FLOAT_BYTES[t.dtype];
@@ -483,7 +517,7 @@ async function streamFiles(
  * scale tensor's value filled in. One block at a time, evaluated as F32 like the second pass.
  */
 async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMap<string, SourceSlot>, blockBytes: number): Promise<void> {
-  const quantized = files.filter((f) => f.tensors.some((t) => t.fp8));
+  const quantized = files.filter((f) => f.tensors.some((t) => t.fp8 && !t.fp8.fixed));
   if (!quantized.length) return;
   const reader = new ExprReader(slots, blockBytes);
   const work = new ArrayBuffer(blockBytes);
@@ -491,7 +525,7 @@ async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMa
   for (const f of quantized) {
     const amax = new GroupAmax();
     for (const t of f.tensors) {
-      if (!t.fp8) continue;
+      if (!t.fp8 || t.fp8.fixed) continue;
       const perBlock = Math.max(1, Math.floor(blockBytes / 4));
       for (let start = 0; start < t.elements; start += perBlock) {
         const count = Math.min(perBlock, t.elements - start);
@@ -502,7 +536,7 @@ async function resolveFp8Scales(files: readonly PlannedFile[], slots: ReadonlyMa
     }
     const scales = amax.scales();
     for (const t of f.tensors) {
-      if (t.fp8) t.fp8.scale = scales.get(t.fp8.group)!;
+      if (t.fp8 && !t.fp8.fixed) t.fp8.scale = scales.get(t.fp8.group)!;
       if (t.literal?.scaleOf !== undefined) t.literal.values = [scales.get(t.literal.scaleOf)!];
     }
   }

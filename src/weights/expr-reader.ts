@@ -12,6 +12,7 @@
 
 import * as fs from "node:fs";
 import { FLOAT_BYTES, floatCast, type FloatDtype } from "./float-cast.ts";
+import { e4m3ToF32 } from "../numerics/fp8-e4m3.ts";
 import { collect, type OffsetPiece, PieceList, PIECES_FULL, type Piece, type ReadPiece, type ShapedExpr, type TransposePiece } from "./expr-pieces.ts";
 
 export class SourceReadError extends Error {
@@ -25,7 +26,16 @@ export interface SourceSlot {
   readonly fd: number;
   /** Absolute file position of the tensor's first byte. */
   readonly byteOffset: number;
-  readonly dtype: FloatDtype;
+  /** F8_E4M3 only for a pre-quantized FP8 weight read with its scale (widened to F32 as e4m3(code) * scale). */
+  readonly dtype: FloatDtype | "F8_E4M3";
+  readonly scale?: number;
+}
+
+const sourceBytes = (d: SourceSlot["dtype"]): number => (d === "F8_E4M3" ? 1 : FLOAT_BYTES[d]);
+
+/** Widens `count` E4M3 codes at byte `at` of `src` into F32 words at byte `out` of `dst`, times `scale`. */
+function decodeFp8(src: ArrayBufferLike, at: number, dst: ArrayBufferLike, out: number, count: number, scale: number): void {
+  e4m3ToF32(new Uint8Array(src, at, count), scale, new Float32Array(dst, out, count));
 }
 
 /** Elements [start, start + count) of an expression, to go to element `dst` of the destination. */
@@ -118,7 +128,7 @@ export class ExprReader {
       else if (p.kind === "offset") await this.#offset(p, work, dst);
       else {
         const slot = this.#sources.get(p.source)!;
-        const sb = FLOAT_BYTES[slot.dtype];
+        const sb = sourceBytes(slot.dtype);
         const rowBytes = p.count * sb;
         for (let r = 0; r < p.rows; r++) {
           const start = slot.byteOffset + (p.srcStart + r * p.srcStride) * sb;
@@ -156,13 +166,15 @@ export class ExprReader {
     const from = new Uint8Array(scratch);
     const to = new Uint8Array(dst);
     for (const { p, slot, r0, r1 } of span.rows) {
-      const sb = FLOAT_BYTES[slot.dtype];
+      const sb = sourceBytes(slot.dtype);
       const rowBytes = p.count * sb;
-      const cast = slot.dtype === work ? undefined : floatCast(slot.dtype, work);
+      const fp8 = slot.dtype === "F8_E4M3";
+      const cast = slot.dtype === work || slot.dtype === "F8_E4M3" ? undefined : floatCast(slot.dtype, work);
       for (let r = r0; r < r1; r++) {
         const at = slot.byteOffset + (p.srcStart + r * p.srcStride) * sb - span.start;
         const out = (p.dst + r * p.dstStride) * wb;
-        if (!cast) to.set(from.subarray(at, at + rowBytes), out);
+        if (fp8) decodeFp8(scratch, at, dst, out, p.count, slot.scale!);
+        else if (!cast) to.set(from.subarray(at, at + rowBytes), out);
         // Typed views need element-aligned offsets; odd-sized tensors (U8, I8, BOOL) earlier in a file can break that.
         else if (at % sb === 0) cast(scratch, at, dst, out, p.count);
         else cast(scratch.slice(at, at + rowBytes), 0, dst, out, p.count);

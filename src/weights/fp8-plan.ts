@@ -20,6 +20,8 @@ export interface Fp8PlanTensor {
   readonly dtype: "F8_E4M3";
   readonly expr: WeightExpr;
   readonly scaleGroup: string;
+  /** A scale known up front (a pre-quantized checkpoint's): no amax pass, and no scale tensor of the group needed. */
+  readonly scale?: number;
 }
 
 /** The F32 [1] scale of a group, known after pass 1. */
@@ -36,16 +38,54 @@ export interface ConstPlanTensor {
   readonly dtype: "F32";
   readonly values: readonly number[];
   readonly expr: WeightExpr;
+  /** Where the values come from, for weights.map.json (default: calibration). */
+  readonly origin?: string;
 }
 
-export type QuantPlanTensor = Fp8PlanTensor | ScalePlanTensor | ConstPlanTensor;
+/**
+ * Bytes computed in memory when the converter reaches the tensor (one tensor at a time): group-wise INT4 codes,
+ * scales and zeros of a pre-quantized checkpoint (codegen/common/int4-tensors.ts).
+ */
+export interface BytesPlanTensor {
+  readonly name: string;
+  readonly dtype: "I8" | "F16" | "BF16" | "F32";
+  readonly shape: readonly number[];
+  readonly bytes: () => Promise<Uint8Array>;
+  readonly expr: WeightExpr;
+  /** How the bytes are made, for weights.map.json. */
+  readonly origin: string;
+}
+
+export type QuantPlanTensor = Fp8PlanTensor | ScalePlanTensor | ConstPlanTensor | BytesPlanTensor;
+
+export const bytesTensor = (
+  name: string,
+  dtype: BytesPlanTensor["dtype"],
+  shape: readonly number[],
+  origin: string,
+  bytes: () => Promise<Uint8Array>,
+): BytesPlanTensor => ({
+  name,
+  dtype,
+  shape,
+  bytes,
+  expr: zeros(shape),
+  origin,
+});
 
 export const scaleTensor = (name: string, group: string): ScalePlanTensor => ({ name, dtype: "F32", scaleOf: group, expr: zeros([1]) });
-export const constTensor = (name: string, values: readonly number[]): ConstPlanTensor => ({ name, dtype: "F32", values, expr: zeros([values.length]) });
+export const constTensor = (name: string, values: readonly number[], origin?: string): ConstPlanTensor => ({
+  name,
+  dtype: "F32",
+  values,
+  expr: zeros([values.length]),
+  ...(origin !== undefined && { origin }),
+});
 
 export const isFp8Tensor = (t: object): t is Fp8PlanTensor => "scaleGroup" in t;
 export const isScaleTensor = (t: object): t is ScalePlanTensor => "scaleOf" in t;
 export const isConstTensor = (t: object): t is ConstPlanTensor => "values" in t;
+export const isBytesTensor = (t: object): t is BytesPlanTensor => "bytes" in t;
 
 /** Problems with one file's quantized tensors (empty when consistent). */
 export function quantTensorProblems(tensors: readonly object[]): string[] {
@@ -53,7 +93,9 @@ export function quantTensorProblems(tensors: readonly object[]): string[] {
   const scales = new Set<string>();
   const problems: string[] = [];
   for (const t of tensors) {
-    if (isFp8Tensor(t)) members.add(t.scaleGroup);
+    if (isFp8Tensor(t) && t.scale === undefined) members.add(t.scaleGroup);
+    if (isFp8Tensor(t) && t.scale !== undefined && !(t.scale > 0 && Number.isFinite(t.scale)))
+      problems.push(`tensor "${t.name}": fixed FP8 scale ${t.scale} is not a positive finite number`);
     if (isScaleTensor(t)) scales.add(t.scaleOf);
     if (isConstTensor(t) && (t.values.length === 0 || !t.values.every(Number.isFinite)))
       problems.push(`tensor "${t.name}": literal values must be finite and non-empty`);

@@ -11,6 +11,8 @@ import { GPUS, parseGpu } from "../../memory-plan/gpus.ts";
 import { planMemory } from "../../memory-plan/plan.ts";
 import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
+import { quantDtype } from "../../driver/quantized-model.ts";
+import { describePrequant, detectPrequant } from "../../weights/prequant-format.ts";
 import { parseCount } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { modelSource } from "./model-source.ts";
@@ -48,8 +50,27 @@ export async function planCommand(spec: string | undefined, flags: PlanFlags, ou
   const stages = await loadModelStages(def, source);
   const hfMaxSeq = (stages.hf.max_position_embeddings ?? stages.hf.n_positions) as number | undefined;
   const maxSeq = flags.maxSeq === undefined ? (hfMaxSeq ?? DEFAULT_MAX_SEQ) : parseCount(flags.maxSeq, "--max-seq", 1);
-  const dtype = (flags.dtype as TrtDtype | undefined) ?? defaultDtype(stages.hf);
-  const plan = planMemory(stages.lowered(), { dtype, tp, pp, gpu, maxBatch, maxSeq, ...(quant && { quant }), ...(kvCache && { kvCache }) });
+  // A pre-quantized checkpoint is planned with its own format: FP8 codes + scales, or INT4 + per-group scales/zeros.
+  const pre = "hfDir" in source ? detectPrequant(source.hfDir, stages.hf) : undefined;
+  if (pre && (quant || kvCache))
+    throw new UsageError(`${(source as { hfDir: string }).hfDir} is already quantized (${describePrequant(pre)}): drop --quant and --kv-cache`);
+  const preQuant =
+    pre &&
+    (pre.kind === "fp8"
+      ? { quant: "fp8" as const, ...(pre.kvCache && { kvCache: "fp8" as const }) }
+      : { quant: "w4a16_awq" as const, groupSize: pre.groupSize });
+  const dtype = (flags.dtype as TrtDtype | undefined) ?? (pre ? quantDtype(stages.hf) : defaultDtype(stages.hf));
+  const plan = planMemory(stages.lowered(), {
+    dtype,
+    tp,
+    pp,
+    gpu,
+    maxBatch,
+    maxSeq,
+    ...(quant && { quant }),
+    ...(kvCache && { kvCache }),
+    ...preQuant,
+  });
   if (flags.json) return out(`${JSON.stringify({ model: def.name, ...plan })}\n`);
   out(formatPlan(plan, def.name));
 }

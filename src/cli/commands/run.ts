@@ -20,6 +20,7 @@ import { UsageError } from "../errors.ts";
 import { checkOutputFile } from "../../io/output-guard.ts";
 import { checkPromptLength, positionLimit } from "../../driver/positions.ts";
 import { readHFConfigJson } from "../../weights/hf-config.ts";
+import { describePrequant, detectPrequant } from "../../weights/prequant-format.ts";
 import { NumericsError } from "../../weights/numerics.ts";
 import { readAdapter } from "../../lora/adapter.ts";
 
@@ -63,7 +64,9 @@ export async function runCommand(spec: string | undefined, flags: RunFlags, out:
   const dtypeFlag = parseDtypeFlag(flags.dtype);
   let t1: number;
   let r: { logits: Float32Array; vocab: number; tokens: number[]; quantized?: string };
-  if (isQuantized(quant)) {
+  // A pre-quantized checkpoint (ModelOpt/compressed-tensors FP8, AWQ/GPTQ INT4) runs as its simulated engine.
+  const prequant = detectPrequant(flags.hf, readHFConfigJson(flags.hf) as Record<string, unknown>);
+  if (isQuantized(quant) || prequant) {
     const m = await loadQuantizableModel(def, flags.hf, adapter);
     const engine = simulateEngine(m, quant, quantDtype(m.hf, dtypeFlag), await loadPrompts(flags.prompts ?? [], m.vocab));
     t1 = performance.now();
@@ -71,7 +74,7 @@ export async function runCommand(spec: string | undefined, flags: RunFlags, out:
       logits: logitsOf(m, ids, engine),
       vocab: m.vocab,
       tokens: generateGreedy(m, ids, maxNew, engine),
-      quantized: `${describeQuant(quant)} (${engine.dtype})`,
+      quantized: `${prequant ? `pre-quantized ${describePrequant(prequant)}` : describeQuant(quant)} (${engine.dtype})`,
     };
   } else {
     const params = await loadWeights(inst, flags.hf, { ...(flags.allowNonfinite && { allowNonFinite: true }), ...(adapter && { adapter }) });
