@@ -165,7 +165,8 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
       mscale: 1,
       mscale_all_dim: 0,
     });
-    expect(await rotary("llama_dynamic")).toEqual({ type: "dynamic", factor: 2 });
+    // alpha 1: 1.2.1 builds its (unused) dynamic table from rotary_scaling["alpha"] and fails without it.
+    expect(await rotary("llama_dynamic")).toEqual({ type: "dynamic", factor: 2, alpha: 1 });
   });
 
   it("qwen2 config carries QWenConfig's fields", async () => {
