@@ -42,7 +42,8 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   // Rope scaling through config.json's rotary_scaling (RotaryScalingType yarn / dynamic): still LLaMA's class.
   llama_yarn: { architecture: "LlamaForCausalLM", builtin: "llama", windows: undefined },
   llama_dynamic: { architecture: "LlamaForCausalLM", builtin: "llama", windows: undefined },
-  // Parallel block with one LayerNorm, multi-query attention, exact GELU: custom model.py.
+  // Parallel block with one LayerNorm, multi-query attention, exact GELU: custom model.py (1.2.1's FalconConfig fixes
+  // the tanh GELU).
   falcon: { architecture: "KilnFalconForCausalLM", builtin: null, windows: undefined },
 };
 
@@ -110,6 +111,16 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
         expect(readFileSync(join(out, "model.py"), "utf8")).toContain(`MODEL_MAP["${e.architecture}"]`);
       }
     });
+
+  it("falcon: the reason leads with FalconForCausalLM's fixed tanh GELU; other shapes get no falcon reason", async () => {
+    const out = join(tmp, "falcon-why");
+    const r = await compileModel(zooModel("falcon"), { hfDir: `${ZOO}falcon`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    expect(r.emission.info(out).reason).toMatch(
+      /^custom code: not falcon: 1\.2\.1's FalconConfig fixes hidden_act 'gelu', the tanh approximation, and HF Falcon's MLP uses the exact \(erf\) GELU; not llama: /,
+    );
+    const neox = await compileModel(zooModel("gpt_neox"), { hfDir: `${ZOO}gpt_neox`, outDir: join(tmp, "neox-why"), mapping: { tp: 1, pp: 1 } });
+    expect(neox.emission.info(join(tmp, "neox-why")).reason).not.toContain("not falcon");
+  });
 
   it("qwen3: the reason for custom code is the QK-norm, and model.py passes its epsilon", async () => {
     const out = join(tmp, "qwen3-why");
