@@ -18,7 +18,12 @@ export interface BuiltinMatch {
   readonly architecture: string;
 }
 
-export type Detection = { readonly ok: true; readonly match: BuiltinMatch } | { readonly ok: false; readonly reasons: Readonly<Record<BuiltinFamily, string>> };
+/** Classes 1.2.1 has that Kiln never writes; a model of their layer shape is told why (first among the reasons). */
+export type UnwrittenFamily = "falcon";
+
+export type Detection =
+  | { readonly ok: true; readonly match: BuiltinMatch }
+  | { readonly ok: false; readonly reasons: Readonly<Record<BuiltinFamily, string> & Partial<Record<UnwrittenFamily, string>>> };
 
 interface Expected {
   readonly ops: readonly string[];
@@ -361,11 +366,27 @@ function softcapProblem(g: Graph): string | undefined {
   return g.nodes.some((n) => isTrtllmOp(n, "trtllm.lm_head") && n.attrs.softcap > 0) ? "final-logit soft-capping" : undefined;
 }
 
+// FalconForCausalLM (tensorrt_llm/models/falcon): its 7B block is one LayerNorm feeding attention and MLP in parallel,
+// but FalconConfig.from_hugging_face always sets hidden_act='gelu' (models/falcon/config.py @
+// 201135e58aa525af7e523d091d4c9584229524bc), ACT2FN's tanh approximation, where HF Falcon's MLP uses the exact GELU.
+const FALCON_BLOCK = ["layer_norm", "trtllm.mlp", "trtllm.attention", "add", "add"].join();
+
+function unwrittenReasons(g: Graph, programs: readonly LayerProgram[]): Partial<Record<UnwrittenFamily, string>> {
+  const falconShaped = programs.length > 0 && programs.every((p) => p.steps.map((s) => s.node.op).join() === FALCON_BLOCK);
+  if (!falconShaped) return {};
+  const exact = g.nodes.some((n) => isTrtllmOp(n, "trtllm.mlp") && n.attrs.act === "gelu");
+  return {
+    falcon: exact
+      ? "1.2.1's FalconConfig fixes hidden_act 'gelu', the tanh approximation, and HF Falcon's MLP uses the exact (erf) GELU"
+      : "Kiln does not write FalconForCausalLM checkpoints (its exact-GELU HF form cannot use the class)",
+  };
+}
+
 export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const programs = layerPrograms(g);
   const parts = modelParts(g);
   const softcap = softcapProblem(g);
-  const reasons = {} as Record<BuiltinFamily, string>;
+  const reasons = { ...unwrittenReasons(g, programs) } as Record<BuiltinFamily, string> & Partial<Record<UnwrittenFamily, string>>;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
     const why =
       glueProblem(g, family) ??

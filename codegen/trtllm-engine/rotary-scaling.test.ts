@@ -9,7 +9,7 @@ const yarn = { type: "yarn", factor: 4, originalMaxPositionEmbeddings: 32, betaF
 
 describe("engineRotaryScaling", () => {
   it("dynamic and yarn in 1.2.1's keys (yarn's factor derived there from mscale / mscale_all_dim)", () => {
-    expect(engineRotaryScaling({ type: "dynamic", factor: 2, maxPositions: 8 })).toEqual({ type: "dynamic", factor: 2 });
+    expect(engineRotaryScaling({ type: "dynamic", factor: 2, maxPositions: 8 })).toEqual({ type: "dynamic", factor: 2, alpha: 1 });
     expect(engineRotaryScaling({ ...yarn, attentionFactor: 0.1 * Math.log(4) + 1 } as JsonValue)).toMatchObject({ type: "yarn", mscale: 1, mscale_all_dim: 0 });
   });
 

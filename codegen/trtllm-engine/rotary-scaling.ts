@@ -28,8 +28,12 @@ export function engineRotaryScaling(s: JsonValue): JsonValue {
         original_max_position_embeddings: r.originalMaxPositionEmbeddings,
       };
     case "dynamic":
-      // RotaryScalingType.dynamic: the attention plugin grows the base with the sequence length at run time.
-      return { type: "dynamic", factor: r.factor };
+      // RotaryScalingType.dynamic: the attention plugin grows the base with the sequence length at run time
+      // (cpp/tensorrt_llm/kernels/gptKernels.cu @ 097f4cf1, update_rotary_base_n_scale), ignoring the model's table.
+      // 1.2.1 still builds that table, from "alpha" (Hunyuan's NTK-alpha base; create_sinusoidal_positions_for_
+      // attention_plugin in functional.py @ 0071496d), and fails with a KeyError without it: alpha 1 keeps it the
+      // plain base table, which the kernel does not read.
+      return { type: "dynamic", factor: r.factor, alpha: 1 };
     case "yarn": {
       // 1.2.1 derives the attention factor as get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim) with
       // defaults mscale 1, mscale_all_dim 0; an explicit HF attention_factor it would not reproduce is refused.

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import rope
 from .errors import CheckpointError, UnsupportedConfig
 from .numerics import GATED_ACT_2_ACT
 from .quantized import quant_config
@@ -126,13 +127,19 @@ def _common(config: dict) -> dict[str, Any]:
         hidden_act=str(_get(config, "hidden_act", "gelu")),
         max_position_embeddings=int(_get(config, "max_position_embeddings", 0)),
         rotary_base=float(_get(config, "rotary_base", 10000.0)),
-        rotary_scaling=config.get("rotary_scaling"),
+        rotary_scaling=_rotary_scaling(config),
         use_parallel_embedding=bool(_get(config, "use_parallel_embedding", False)),
         embedding_sharding_dim=int(_get(config, "embedding_sharding_dim", 0)),
         logits_dtype=str(_get(config, "logits_dtype", "float32")),
         windows=_windows(config),
         parallel_norms=False,
     )
+
+
+def _rotary_scaling(config: dict) -> dict | None:
+    scaling = config.get("rotary_scaling")
+    rope.check_buildable(scaling)
+    return scaling
 
 
 def _check_rotary_dim(config: dict, rotary_dim: int) -> None:

@@ -174,7 +174,7 @@ class DecoderProgram:
             h = comm.recv_prev(torch.empty(T, s.hidden_size, device=device))
         cos = sin = None
         if s.position != "learned_absolute":
-            cos, sin = rope.cos_sin(positions, rope.inv_freq(s.rotary_dim, s.rotary_base, s.rotary_scaling))
+            cos, sin = rope.tables(positions, s.rotary_dim, s.rotary_base, s.rotary_scaling, s.max_position_embeddings)
         for l, layer in enumerate(layout.stage_layers(comm.pp_rank)):
             window = None if s.windows is None else s.windows[layer]
             h = self._layer(w, f"transformer.layers.{l}.", h, comm, nm, cos, sin, window)

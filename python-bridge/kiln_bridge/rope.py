@@ -7,7 +7,21 @@ high_freq_factor, original_max_position_embeddings, defaults 8, 1, 4, 8192); ang
 Rotation touches only the first `rotary_dim` channels of each head:
 - rope_gpt_neox (rotate-half): pairs (i, i + rd/2) share inv_freq[i];
 - rope_gptj (interleaved): pairs (2i, 2i + 1) share inv_freq[i].
-Scaling types that change the tables with the sequence length (dynamic, yarn, longrope, mrope) are refused.
+- 'yarn': the table of `RopeEmbeddingUtils.create_sinusoidal_positions_yarn` (tensorrt_llm/functional.py
+  @ 0071496dc625910229bf433821453636ef3770eb, which layers/attention.py @ 89fd9b74 `create_attention_const_params`
+  feeds the plugin as its cos/sin cache): per-pair frequencies blended between interpolation (1 / (factor * p)) and
+  extrapolation (1 / p), p = base**(2i/rd) in float32, by a linear ramp over the pair index between
+  floor(d(beta_fast)) and ceil(d(beta_slow)) clamped to [0, rd - 1], d(r) = rd * ln(orig / (2 pi r)) / (2 ln base);
+  cos and sin then multiplied by mscale(factor, mscale) / mscale(factor, mscale_all_dim), mscale(s, m) =
+  0.1 m ln s + 1 for s > 1 (else 1). Defaults: beta_fast 32, beta_slow 1, mscale 1, mscale_all_dim 0, orig 4096.
+- 'dynamic': the plugin ignores the table and recomputes the frequencies per sequence in the context phase
+  (cpp/tensorrt_llm/kernels/gptKernels.cu @ 097f4cf1f2e2c9530edb8edb34adbb697fa846e5, computeSeqAndPaddingOffsets
+  with mmha::update_rotary_base_n_scale): for a sequence of L tokens with L > max_positions (the layer's
+  max_position_embeddings), base' = base * (L * factor / max_positions - (factor - 1)) ** (rd / (rd - 2)), and
+  inv_freq = 1 / base' ** (2i / rd) (the factor then plays no other part), all in float32.
+  1.2.1 builds that table too, from `rotary_scaling["alpha"]` (Hunyuan's NTK-alpha base) and fails with a KeyError
+  without it (create_sinusoidal_positions_for_attention_plugin): `check_buildable` refuses such a config in one line.
+Longrope and mrope are refused.
 """
 from __future__ import annotations
 
@@ -38,7 +52,68 @@ def inv_freq(rotary_dim: int, base: float, scaling: dict | None) -> torch.Tensor
         return (1.0 / float(scaling["factor"])) / powers
     if kind == "llama3":
         return _llama3(1.0 / powers, scaling)
-    raise UnsupportedConfig(f"config.json rotary_scaling type {kind!r} is not supported (none, linear, llama3 are)")
+    raise UnsupportedConfig(f"config.json rotary_scaling type {kind!r} is not supported here (none, linear, llama3 "
+                            "are; yarn and dynamic only through rope.tables)")
+
+
+def check_buildable(scaling: dict | None) -> None:
+    """A rotary_scaling 1.2.1's create_attention_const_params would fail on is refused as it would (one line)."""
+    if scaling_type(scaling) == "dynamic" and scaling.get("alpha") is None:
+        raise UnsupportedConfig("config.json rotary_scaling type 'dynamic' has no 'alpha': TensorRT-LLM 1.2.1's "
+                                "RopeEmbeddingUtils.create_sinusoidal_positions_for_attention_plugin reads "
+                                "rotary_scaling['alpha'] for dynamic scaling and fails building the model without it")
+
+
+def tables(positions: torch.Tensor, rotary_dim: int, base: float, scaling: dict | None,
+           max_positions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [T, rotary_dim // 2] the plugin rotates one sequence of T = len(positions) tokens with."""
+    kind = scaling_type(scaling)
+    mscale = 1.0
+    if kind == "dynamic":
+        freqs = dynamic_inv_freq(rotary_dim, base, float(scaling.get("factor", 1.0)), max_positions, len(positions))
+    elif kind == "yarn":
+        freqs, mscale = yarn(rotary_dim, base, scaling)
+    elif kind is None or kind in ("linear", "llama3"):
+        freqs = inv_freq(rotary_dim, base, scaling)
+    else:
+        raise UnsupportedConfig(f"config.json rotary_scaling type {kind!r} is not supported (none, linear, llama3, "
+                                "yarn and dynamic are)")
+    cos, sin = cos_sin(positions, freqs)
+    return (cos * mscale, sin * mscale) if mscale != 1.0 else (cos, sin)
+
+
+def dynamic_inv_freq(rotary_dim: int, base: float, factor: float, max_positions: int, seq_len: int) -> torch.Tensor:
+    """The context kernel's per-sequence frequencies for RotaryScalingType.dynamic (see the module header)."""
+    b = torch.tensor(float(base), dtype=torch.float32)
+    if seq_len > max_positions:
+        growth = torch.tensor(seq_len * factor / max_positions - (factor - 1), dtype=torch.float32)
+        b = b * growth ** torch.tensor(rotary_dim / (rotary_dim - 2), dtype=torch.float32)
+    exponents = torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim
+    return 1.0 / b ** exponents
+
+
+def yarn(rotary_dim: int, base: float, scaling: dict) -> tuple[torch.Tensor, float]:
+    """YaRN's per-pair frequencies and its cos/sin multiplier (see the module header)."""
+    factor = float(scaling.get("factor", 1.0))
+    orig = float(scaling.get("original_max_position_embeddings", 4096))
+    beta_fast, beta_slow = float(scaling.get("beta_fast", 32.0)), float(scaling.get("beta_slow", 1.0))
+
+    def correction_dim(rotations: float) -> float:
+        return rotary_dim * math.log(orig / (rotations * 2 * math.pi)) / (2 * math.log(base))
+
+    low = max(math.floor(correction_dim(beta_fast)), 0)
+    high = min(math.ceil(correction_dim(beta_slow)), rotary_dim - 1)
+    if low == high:
+        high += 0.001
+    powers = float(base) ** (torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim)
+    ramp = ((torch.arange(rotary_dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+    extrapolated = 1 - ramp  # weight of the unscaled frequency
+    freqs = (1.0 / (factor * powers)) * (1 - extrapolated) + (1.0 / powers) * extrapolated
+
+    def mscale_of(m: float) -> float:
+        return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
+
+    return freqs, mscale_of(float(scaling.get("mscale", 1.0))) / mscale_of(float(scaling.get("mscale_all_dim", 0.0)))
 
 
 def _llama3(freqs: torch.Tensor, scaling: dict) -> torch.Tensor:

@@ -148,7 +148,8 @@ def test_extra_tensors_and_dtype_mismatch_are_warnings(make_ckpt):
     ({"architecture": "MysteryForCausalLM"}, UnsupportedConfig, "MysteryForCausalLM"),
     ({"quantization": {"quant_algo": "W8A16"}}, UnsupportedConfig, "quant_algo='W8A16'"),
     ({"hidden_act": "softplus"}, UnsupportedConfig, "hidden_act='softplus'"),
-    ({"rotary_scaling": {"type": "yarn", "factor": 4.0}}, UnsupportedConfig, "'yarn'"),
+    ({"rotary_scaling": {"type": "longrope", "factor": 4.0}}, UnsupportedConfig, "'longrope'"),
+    ({"rotary_scaling": {"type": "dynamic", "factor": 2.0}}, UnsupportedConfig, "has no 'alpha'"),
     ({"residual_multiplier": 0.5}, UnsupportedConfig, "residual_multiplier"),
     ({"mapping": {"world_size": 2, "tp_size": 1, "pp_size": 1, "cp_size": 2}}, UnsupportedConfig, "cp_size"),
 ])

@@ -5,7 +5,9 @@ model.py forced with --custom-code; the trtllm-torch package at simulated tp 1, 
 test/fixtures/zoo (scripts/zoo-fixtures/make.py), plus one made here with that script: a GPT-NeoX with the tanh GELU
 and a 4 x hidden MLP, the only form 1.2.1's GPTNeoXForCausalLM can express.
 Negative tests plant one bug per feature (a dropped window, QK-norm scales, Gemma's 1 + w norms or its vocab-parallel
-embedding, Phi-3's swiglu halves, GPT-NeoX's norm name) and require the verification to fail.
+embedding, Phi-3's swiglu halves, GPT-NeoX's norm name, Gemma 2's caps, a dropped rotary_scaling, Falcon's exact GELU)
+and require the verification to fail; a dynamic rotary_scaling without the "alpha" 1.2.1 builds its table from is
+refused in one line.
 """
 from __future__ import annotations
 
@@ -25,18 +27,21 @@ ZOO = REPO / "test" / "fixtures" / "zoo"
 # fixture -> zoo model, and the class compiling it must give (test/zoo/compile.test.ts pins the same on the TS side)
 FIXTURES = {"mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
             "gpt_neox": "gpt_neox",
-            "gpt_neox_seq": "gpt_neox", "starcoder2": "starcoder2", "phi3": "phi3", "neox_builtin": "gpt_neox"}
+            "gpt_neox_seq": "gpt_neox", "starcoder2": "starcoder2", "phi3": "phi3", "neox_builtin": "gpt_neox",
+            "falcon": "falcon", "llama_yarn": "llama", "llama_dynamic": "llama"}
 BUILTIN = {"mistral": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM",
-           "gemma2": "Gemma2ForCausalLM",
+           "gemma2": "Gemma2ForCausalLM", "llama_yarn": "LlamaForCausalLM", "llama_dynamic": "LlamaForCausalLM",
            "starcoder2": "GPTForCausalLM", "phi3": "Phi3ForCausalLM", "neox_builtin": "GPTNeoXForCausalLM"}
 # Classes without pipeline stages in 1.2.1 (Phi3Model, GPTNeoXModel): at pp 2 Kiln emits model.py instead.
 NO_PP = {"phi3", "neox_builtin"}
-ENGINE = [(f, tp, pp) for f in FIXTURES for tp, pp in ((1, 1), (2, 1), (2, 2))]
-# gemma2 is refused by the trtllm-torch target (soft-capping). Gemma's package keeps its final (1 + w) norm as a plain
+# The fixtures added last (Falcon, LLaMA with yarn / dynamic rope scaling) run at tp 1 and 2 only, to keep the time.
+NEW = {"falcon", "llama_yarn", "llama_dynamic"}
+ENGINE = [(f, tp, pp) for f in FIXTURES for tp, pp in ((1, 1), (2, 1), (2, 2)) if not (f in NEW and pp > 1)]
+# gemma2 is refused by the trtllm-torch target (soft-capping), and so is rope scaling other than linear and llama3. Gemma's package keeps its final (1 + w) norm as a plain
 # nn.Module, which DecoderModel.__pp_init__ cannot skip on an earlier stage: no pp there (noted in docs/models.md).
-NO_TORCH = {"gemma2"}
+NO_TORCH = {"gemma2", "llama_yarn", "llama_dynamic"}
 TORCH = [(f, tp, pp) for f in FIXTURES if f not in NO_TORCH for tp, pp in ((1, 1), (2, 1), (2, 2))
-         if not (f == "gemma" and pp > 1)]
+         if not ((f == "gemma" or f in NEW) and pp > 1)]
 
 
 def _make_neox_builtin(out: Path) -> None:
@@ -282,3 +287,46 @@ def test_final_softcap_dropped_from_config_fails(zoo, tmp_path):
     ckpt2 = _copy(zoo, _name("gemma2", "custom", 2, 1), tmp_path / "b")
     _edit_config(ckpt2, final_logit_softcapping=0.0)
     _fails(ckpt2, _hf(zoo, "gemma2"))
+
+
+# ---- rope scaling (yarn, dynamic) and Falcon ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("fixture,kind", [("llama_yarn", "engine"), ("llama_yarn", "custom"),
+                                          ("llama_dynamic", "engine"), ("llama_dynamic", "custom")])
+def test_dropped_rotary_scaling_fails(zoo, tmp_path, fixture, kind):
+    # Without rotary_scaling the plain RoPE tables are used: yarn's blend and cos/sin factor, or dynamic's base growth
+    # past max_position_embeddings (8 < the 11-token prompt), are gone.
+    ckpt = _copy(zoo, _name(fixture, kind, 2, 1), tmp_path)
+    _edit_config(ckpt, rotary_scaling=None)
+    _fails(ckpt, _hf(zoo, fixture))
+
+
+def test_yarn_attention_factor_is_applied(zoo, tmp_path):
+    # 1.2.1 derives YaRN's cos/sin factor from mscale / mscale_all_dim: equal values make it 1, which must fail.
+    ckpt = _copy(zoo, _name("llama_yarn", "engine", 2, 1), tmp_path)
+    scaling = json.loads((ckpt / "config.json").read_text())["rotary_scaling"]
+    _edit_config(ckpt, rotary_scaling=dict(scaling, mscale_all_dim=scaling["mscale"]))
+    _fails(ckpt, _hf(zoo, "llama_yarn"))
+
+
+@pytest.mark.parametrize("kind", ["engine", "custom"])
+def test_dynamic_without_alpha_is_a_one_line_error(zoo, tmp_path, kind):
+    # 1.2.1's create_sinusoidal_positions_for_attention_plugin reads rotary_scaling["alpha"] for dynamic scaling (a
+    # KeyError at build time without it), although the plugin then recomputes the frequencies per sequence.
+    ckpt = _copy(zoo, _name("llama_dynamic", kind, 2, 1), tmp_path)
+    scaling = json.loads((ckpt / "config.json").read_text())["rotary_scaling"]
+    assert scaling == {"type": "dynamic", "factor": 2, "alpha": 1}
+    _edit_config(ckpt, rotary_scaling={"type": "dynamic", "factor": 2})
+    with pytest.raises(BridgeError, match=r"^config\.json rotary_scaling type 'dynamic' has no 'alpha'"):
+        verify_checkpoint(str(ckpt), _hf(zoo, "llama_dynamic"))
+
+
+def test_falcon_tanh_gelu_fails(zoo, tmp_path):
+    # HF Falcon's MLP uses the exact GELU; 1.2.1's 'gelu' (F.gelu) is the tanh approximation, which must fail.
+    ckpt = _copy(zoo, _name("falcon", "engine", 2, 1), tmp_path)
+    path = ckpt / "model.py"
+    text = path.read_text()
+    assert text.count("_kiln_gelu_erf(self.fc(hidden_states))") == 1
+    path.write_text(text.replace("_kiln_gelu_erf(self.fc(hidden_states))", "F.gelu(self.fc(hidden_states))"))
+    report = verify_checkpoint(str(ckpt), _hf(zoo, "falcon"))
+    assert not report["ok"] and max(p["rel_l2"] for p in report["prompts"]) > 1e-4

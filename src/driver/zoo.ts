@@ -36,7 +36,8 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   // Phi3ForCausalLM (partial rotary as rotary_pct, gate_up as one swiglu fc); a full-rotary Phi-3 has LLaMA's
   // structure and compiles for the built-in LLaMA class; with --pp > 1 custom model.py (Phi3Model has no stages).
   phi3: { architecture: "Phi3ForCausalLM", class: "Phi3ForCausalLM" },
-  // Falcon 7B style (parallel block, multi-query, exact GELU): custom model.py; 1.2.1's FalconForCausalLM not matched yet.
+  // Falcon 7B style (parallel block, multi-query, exact GELU): custom model.py; 1.2.1's FalconForCausalLM fixes the
+  // tanh GELU (FalconConfig's hidden_act 'gelu'), so HF Falcon cannot use it (`kiln inspect` says so).
   falcon: { architecture: "KilnFalconForCausalLM", class: "custom model.py" },
   gpt2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
   gptj: { architecture: "GPTJForCausalLM", class: "GPTJForCausalLM" },

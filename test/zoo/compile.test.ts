@@ -42,7 +42,8 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   // Rope scaling through config.json's rotary_scaling (RotaryScalingType yarn / dynamic): still LLaMA's class.
   llama_yarn: { architecture: "LlamaForCausalLM", builtin: "llama", windows: undefined },
   llama_dynamic: { architecture: "LlamaForCausalLM", builtin: "llama", windows: undefined },
-  // Parallel block with one LayerNorm, multi-query attention, exact GELU: custom model.py.
+  // Parallel block with one LayerNorm, multi-query attention, exact GELU: custom model.py (1.2.1's FalconConfig fixes
+  // the tanh GELU).
   falcon: { architecture: "KilnFalconForCausalLM", builtin: null, windows: undefined },
 };
 
@@ -111,6 +112,16 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
       }
     });
 
+  it("falcon: the reason leads with FalconForCausalLM's fixed tanh GELU; other shapes get no falcon reason", async () => {
+    const out = join(tmp, "falcon-why");
+    const r = await compileModel(zooModel("falcon"), { hfDir: `${ZOO}falcon`, outDir: out, mapping: { tp: 1, pp: 1 } });
+    expect(r.emission.info(out).reason).toMatch(
+      /^custom code: not falcon: 1\.2\.1's FalconConfig fixes hidden_act 'gelu', the tanh approximation, and HF Falcon's MLP uses the exact \(erf\) GELU; not llama: /,
+    );
+    const neox = await compileModel(zooModel("gpt_neox"), { hfDir: `${ZOO}gpt_neox`, outDir: join(tmp, "neox-why"), mapping: { tp: 1, pp: 1 } });
+    expect(neox.emission.info(join(tmp, "neox-why")).reason).not.toContain("not falcon");
+  });
+
   it("qwen3: the reason for custom code is the QK-norm, and model.py passes its epsilon", async () => {
     const out = join(tmp, "qwen3-why");
     const r = await compileModel(zooModel("qwen3"), { hfDir: `${ZOO}qwen3`, outDir: out, mapping: { tp: 1, pp: 1 } });
@@ -165,7 +176,8 @@ describe("zoo: TensorRT-LLM classes and runtime windows", () => {
       mscale: 1,
       mscale_all_dim: 0,
     });
-    expect(await rotary("llama_dynamic")).toEqual({ type: "dynamic", factor: 2 });
+    // alpha 1: 1.2.1 builds its (unused) dynamic table from rotary_scaling["alpha"] and fails without it.
+    expect(await rotary("llama_dynamic")).toEqual({ type: "dynamic", factor: 2, alpha: 1 });
   });
 
   it("qwen2 config carries QWenConfig's fields", async () => {

@@ -11,7 +11,11 @@
   rotary_dim, handed over by `fill_attention_params`), as the engine feeds the plugin; a table whose width differs
   from the layer's rotary dim is an error. Angles and rotation in float32 (kiln_bridge.rope follows
   RopeEmbeddingUtils of tensorrt_llm/functional.py), softmax in float32, outputs cast to the layer dtype.
-- learned_absolute: no rotation. ALiBi, relative attention, long-rope, yarn, mrope, cross attention and Gemma 3's
+- rotary_scaling yarn: the model's table is YaRN's (frequencies and a cos/sin multiplier, `AttentionParams.
+  rotary_mscale`); dynamic: the plugin recomputes the frequencies per sequence from the layer's own
+  rotary_embedding_base, factor and max_position_embeddings and the sequence length (kiln_bridge.rope's header cites
+  the kernel), and the model's table needs rotary_scaling["alpha"] as 1.2.1's does (a one-line error without it).
+- learned_absolute: no rotation. ALiBi, relative attention, long-rope, mrope, cross attention and Gemma 3's
   local rotary base (is_local) are refused rather than guessed.
 - max_attn_value > 0 (Gemma 2's attention-logit soft-capping): the plugin's attn_logit_softcapping_scale c turns
   each scaled logit s into c * tanh(s / c) (cpp/tensorrt_llm/kernels/unfusedAttentionKernels.cu softmax_kernel,
@@ -48,6 +52,7 @@ class AttentionParams:
     """What `fill_attention_params` hands every Attention: the model's RoPE frequencies (per pair, float32)."""
 
     rotary_inv_freq: torch.Tensor | None = None
+    rotary_mscale: float = 1.0
     positions: torch.Tensor | None = None
 
 
@@ -105,6 +110,9 @@ class Attention(Module):
         self.q_scaling = q_scaling
         self.max_attn_value = float(max_attn_value or 0.0)
         self.norm_factor = math.sqrt(self.attention_head_size)
+        self.rotary_embedding_base = float(rotary_embedding_base)
+        self.rotary_embedding_scaling = rotary_embedding_scaling
+        self.max_position_embeddings = int(max_position_embeddings)
         self.rotary_embedding_dim = 0
         if self.position_embedding_type.is_rope():
             self.rotary_embedding_dim = int(self.attention_head_size * rotary_embedding_percentage)
@@ -132,8 +140,15 @@ class Attention(Module):
             return
         head = config.head_size or config.hidden_size // config.num_attention_heads
         dim = getattr(config, "rotary_dim", None) or int(head * getattr(config, "rotary_pct", 1.0))
-        freqs = rope_tables.inv_freq(int(dim), getattr(config, "rotary_base", 10000.0),
-                                     getattr(config, "rotary_scaling", None))
+        base, scaling = getattr(config, "rotary_base", 10000.0), getattr(config, "rotary_scaling", None)
+        rope_tables.check_buildable(scaling)
+        kind = rope_tables.scaling_type(scaling)
+        if kind == "yarn":
+            freqs, model_cls.rotary_mscale = rope_tables.yarn(int(dim), base, scaling)
+        elif kind == "dynamic":  # the table (NTK-alpha base) goes unused: the kernel recomputes per sequence
+            freqs = rope_tables.inv_freq(int(dim), base, None)
+        else:
+            freqs = rope_tables.inv_freq(int(dim), base, scaling)
         model_cls.register_parameter("rotary_inv_freq", Parameter(freqs, dtype="float32", is_buffer=True))
 
     @staticmethod
@@ -142,6 +157,7 @@ class Attention(Module):
         inv = getattr(model_cls, "rotary_inv_freq", None)
         if isinstance(inv, Parameter):
             params.rotary_inv_freq = inv.value.t
+            params.rotary_mscale = float(getattr(model_cls, "rotary_mscale", 1.0))
         return params
 
     # ---- forward -------------------------------------------------------------------------------------------------
@@ -202,6 +218,12 @@ class Attention(Module):
                                f"attention layer {self.local_layer_idx} rotates {rd} "
                                "(config rotary_dim/rotary_pct disagree with rotary_embedding_percentage)")
         positions = torch.arange(q.shape[0], device=device)
+        scaling = self.rotary_embedding_scaling
+        if rope_tables.scaling_type(scaling) == "dynamic":
+            inv = rope_tables.dynamic_inv_freq(rd, self.rotary_embedding_base, float(scaling.get("factor", 1.0)),
+                                               self.max_position_embeddings, q.shape[0])
         cos, sin = rope_tables.cos_sin(positions, inv.float())
+        if attention_params.rotary_mscale != 1.0:
+            cos, sin = cos * attention_params.rotary_mscale, sin * attention_params.rotary_mscale
         style = self.position_embedding_type.name
         return rope_tables.apply(q, cos, sin, rd, style), rope_tables.apply(k, cos, sin, rd, style)
