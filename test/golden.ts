@@ -55,3 +55,8 @@ export const ZOO_FIXTURES = [
   { fixture: "llama_dynamic", model: "llama" },
   { fixture: "falcon", model: "falcon" },
 ] as const;
+
+/** Fixtures the engine target refuses, with the one-line reason (checked instead of rank files). */
+export const ENGINE_REFUSED: Record<string, RegExp> = {
+  phi3_longrope: /^rope scaling 'longrope' is not supported by the engine target: TensorRT-LLM 1\.2\.1 takes it only as position_embedding_type long_rope/,
+};

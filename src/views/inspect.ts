@@ -66,7 +66,7 @@ function targetClass(stages: ModelStages): TargetClass {
   try {
     architecture = emitModelPy(lowered, { modelName: stages.def.name }).architecture;
   } catch (e) {
-    architecture = `custom (model.py cannot be generated: ${(e as Error).message.split("\n")[0]})`;
+    architecture = `(model.py cannot be generated: ${(e as Error).message.split("\n")[0]})`;
   }
   const why = Object.entries(d.reasons)
     .map(([family, reason]) => `not ${family}: ${reason}`)

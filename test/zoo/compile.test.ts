@@ -13,7 +13,7 @@ import { relL2 } from "../../src/interp/tensor.ts";
 import { compileModel } from "../../src/driver/compile.ts";
 import { simulateCheckpoint } from "../../src/driver/simulate-checkpoint.ts";
 import { SafetensorsFile } from "../../src/weights/safetensors.ts";
-import { readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
+import { ENGINE_REFUSED, readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
 import { zooModel } from "./models.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-zoo-"));
@@ -47,11 +47,6 @@ const EXPECTED: Record<string, { architecture: string; builtin: string | null; w
   falcon: { architecture: "KilnFalconForCausalLM", builtin: null, windows: undefined },
 };
 
-/** Fixtures the engine target refuses, with the one-line reason (checked instead of rank files). */
-const REFUSED: Record<string, RegExp> = {
-  phi3_longrope: /^rope scaling 'longrope' is not supported by the engine target: TensorRT-LLM 1\.2\.1 takes it only as position_embedding_type long_rope/,
-};
-
 describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parallel simulation)", () => {
   for (const { fixture, model } of ZOO_FIXTURES)
     for (const [tp, pp] of [
@@ -64,8 +59,8 @@ describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parall
       it(`${fixture} tp=${tp} pp=${pp}`, async () => {
         const dir = `${ZOO}${fixture}`;
         const out = join(tmp, `${fixture}-tp${tp}-pp${pp}`);
-        if (REFUSED[fixture]) {
-          await expect(compileModel(zooModel(model), { hfDir: dir, outDir: out, mapping: { tp, pp } })).rejects.toThrow(REFUSED[fixture]);
+        if (ENGINE_REFUSED[fixture]) {
+          await expect(compileModel(zooModel(model), { hfDir: dir, outDir: out, mapping: { tp, pp } })).rejects.toThrow(ENGINE_REFUSED[fixture]);
           return;
         }
         const r = await compileModel(zooModel(model), { hfDir: dir, outDir: out, mapping: { tp, pp } });
@@ -80,7 +75,7 @@ describe("zoo: kiln compile rank files reproduce transformers (CPU tensor-parall
 });
 
 describe("zoo: TensorRT-LLM classes and runtime windows", () => {
-  for (const { fixture, model } of ZOO_FIXTURES.filter((f) => !REFUSED[f.fixture]))
+  for (const { fixture, model } of ZOO_FIXTURES.filter((f) => !ENGINE_REFUSED[f.fixture]))
     it(`${fixture}: ${EXPECTED[fixture]!.architecture}, ${EXPECTED[fixture]!.builtin ? "built in" : "custom code"}, windows ${EXPECTED[fixture]!.windows ?? "none"}`, async () => {
       const out = join(tmp, `${fixture}-class`);
       const r = await compileModel(zooModel(model), { hfDir: `${ZOO}${fixture}`, outDir: out, mapping: { tp: 2, pp: 1 } });
