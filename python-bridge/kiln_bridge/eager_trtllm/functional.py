@@ -394,4 +394,11 @@ def recv(tensor: Tensor, src: int) -> Tensor:
 ACT2FN = {"gelu": gelu, "gelu_new": gelu, "gelu_fast": gelu, "gelu_pytorch_tanh": gelu, "openai-gelu": gelu,
           "relu": relu, "silu": silu, "sigmoid": sigmoid, "tanh": tanh, "identity": lambda x: x,
           "squared-relu": lambda x: Tensor(torch.relu(x.t) ** 2), "relu2": lambda x: Tensor(torch.relu(x.t) ** 2),
-          "quick_gelu": lambda x: Tensor(x.t * torch.sigmoid(1.702 * x.t))}
+          "quick_gelu": lambda x: Tensor(x.t * torch.sigmoid(1.702 * x.t)),
+          "swiglu": lambda x: swiglu(x)}
+
+
+def swiglu(input: Tensor) -> Tensor:
+    """`x, gate = chunk(input, 2, dim=-1); silu(gate) * x` (functional.py @ 2a9abd95)."""
+    x, gate = input.t.chunk(2, dim=-1)
+    return Tensor(torch.nn.functional.silu(gate) * x)
