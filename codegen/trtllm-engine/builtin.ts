@@ -2,6 +2,9 @@
 // QWenForCausalLM, GPTForCausalLM, GPTJForCausalLM) when every decoder layer and the model around it have exactly that class's
 // structure and its fixed settings; then `trtllm-build --checkpoint_dir` works without custom code and keeps the
 // fusions TensorRT-LLM applies only to its own classes. Otherwise the reason is reported and custom code is emitted.
+// Mixture of experts: a layer whose MLP is `trtllm.moe` matches LLaMA (its MOE, plain: Mixtral, architecture
+// MixtralForCausalLM) or QWen (SharedMoE with a sigmoid-gated shared expert: qwen2_moe, Qwen2MoeForCausalLM) when every
+// layer is MoE, as those classes build MOE for every layer once config.moe has experts (docs/moe.md).
 
 import type { Graph, Node } from "../../src/ir/graph.ts";
 import { isTrtllmOp } from "../../src/lower/trtllm-ops.ts";
@@ -25,6 +28,10 @@ interface Expected {
   readonly mlp: (a: Readonly<Record<string, unknown>>) => string | undefined;
   readonly model: (g: Graph, at: ModelParts) => string | undefined;
   readonly architecture: string;
+  /** Why a `trtllm.moe` MLP does not fit the class (undefined = fits); absent when the class has no MoE port. */
+  readonly moe?: (a: Readonly<Record<string, unknown>>) => string | undefined;
+  /** The architecture string when the layers are MoE. */
+  readonly moeArchitecture?: string;
 }
 
 interface ModelParts {
@@ -58,6 +65,9 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
         noQkNorm(a),
       ),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have"),
+    // LLaMADecoderLayer: MOE(moe_config=config.moe) in place of GatedMLP (tensorrt_llm/models/llama/model.py @ 89fd9b74).
+    moe: (a) => check(a.shared && "a shared expert (LLaMA's MOE has none; QWen's SharedMoE does)"),
+    moeArchitecture: "MixtralForCausalLM",
     model: (_g, m) =>
       check(
         m.hasPositionEmbedding && "learned position embedding",
@@ -81,6 +91,9 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
         defaultScale(a),
       ),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have", a.bias && "MLP bias"),
+    // qwen2_moe: SharedMoE(use_shared_gate=True) always builds the sigmoid-gated shared expert.
+    moe: (a) => check(!a.shared && "no shared expert (QWen's qwen2_moe SharedMoE always has one)"),
+    moeArchitecture: "Qwen2MoeForCausalLM",
     model: (_g, m) =>
       check(
         m.hasPositionEmbedding && "learned position embedding",
@@ -147,16 +160,21 @@ const sameArgs = (got: readonly (string | number)[], want: readonly (string | nu
 };
 
 function matchLayer(p: LayerProgram, e: Expected): string | undefined {
-  const ops = p.steps.map((s) => s.node.op);
+  const isMoe = p.steps.some((s) => s.node.op === "trtllm.moe");
+  if (isMoe && !e.moe) return `layer ${p.index}: mixture of experts (this class's MoE is not ported)`;
+  // A MoE block stands where the class's GatedMLP stands.
+  const ops = p.steps.map((s) => (s.node.op === "trtllm.moe" ? "trtllm.gated_mlp" : s.node.op));
   if (ops.join() !== e.ops.join()) return `layer ${p.index} is ${renderProgram(p)}`;
   for (const [k, s] of p.steps.entries()) {
     if (!sameArgs(s.args, e.args[k]!, s.node.op === "add")) return `layer ${p.index} wires ${renderProgram(p)}`;
     const why =
       s.node.op === "trtllm.attention"
         ? e.attention(s.node.attrs)
-        : s.node.op.startsWith("trtllm.") && s.node.op.includes("mlp")
-          ? e.mlp(s.node.attrs)
-          : undefined;
+        : s.node.op === "trtllm.moe"
+          ? e.moe!(s.node.attrs)
+          : s.node.op.startsWith("trtllm.") && s.node.op.includes("mlp")
+            ? e.mlp(s.node.attrs)
+            : undefined;
     if (why) return `layer ${p.index}: ${why}`;
   }
   const norms = p.steps.filter((s) => s.node.op.endsWith("norm")).map((s) => s.node.attrs.eps);
@@ -186,7 +204,7 @@ function glueProblem(g: Graph): string | undefined {
   if (extra) return `extra ${extra.op} outside the decoder layers (${extra.scope || "top level"})`;
   const custom = g.params.find(
     (p) =>
-      !/\.(q_layernorm|k_layernorm)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
+      !/\.(q_layernorm|k_layernorm|router|shared_expert_gate)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
         p.name,
       ),
   );
@@ -198,9 +216,12 @@ export function detectBuiltin(g: Graph): Detection {
   const parts = modelParts(g);
   const glue = glueProblem(g);
   const reasons = {} as Record<BuiltinFamily, string>;
+  const moeLayers = programs.filter((p) => p.steps.some((s) => s.node.op === "trtllm.moe")).length;
+  // TensorRT-LLM's classes make every layer MoE once config.moe has experts: a mix needs custom code.
+  const mixed = moeLayers > 0 && moeLayers < programs.length ? `${moeLayers} of ${programs.length} layers are mixture-of-experts` : undefined;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
-    const why = glue ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts);
-    if (!why) return { ok: true, match: { family, architecture: e.architecture } };
+    const why = glue ?? mixed ?? programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ?? e.model(g, parts);
+    if (!why) return { ok: true, match: { family, architecture: moeLayers ? e.moeArchitecture! : e.architecture } };
     reasons[family] = why;
   }
   return { ok: false, reasons };

@@ -5,6 +5,7 @@
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph } from "../../src/ir/graph.ts";
+import { moeSizes } from "../../src/lower/mapping.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
@@ -74,7 +75,7 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   // executor uses when the run does not set KvCacheConfig.max_attention_window itself.
   const windows = maxAttentionWindow(graph, base.max_position_embeddings as number);
   const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
-  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf);
+  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, moeSizes(o.mapping).moeEp);
   const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {

@@ -7,7 +7,7 @@
 // Everything else in a lowered graph stays a core op (embedding, norms, residual adds, custom glue).
 
 import type { AttrSchema, AttrsOf } from "../ir/attrs.ts";
-import type { Node } from "../ir/graph.ts";
+import type { Graph, Node } from "../ir/graph.ts";
 import { type OpDef, registerOp, ShapeError, type ValueType } from "../ir/ops.ts";
 import { formatShape } from "../ir/shape.ts";
 
@@ -169,6 +169,12 @@ export type TrtllmNodeOf<K extends TrtllmOp> = Node & { readonly op: K; readonly
 /** Narrows a node to one TensorRT-LLM op (attrs typed by the table above; the verifier checks them). */
 export function isTrtllmOp<K extends TrtllmOp>(n: Node, ...ops: readonly K[]): n is TrtllmNodeOf<K> {
   return (ops as readonly string[]).includes(n.op);
+}
+
+/** Parameters TensorRT-LLM keeps in float32 whatever the model dtype: the MoE routers (input 1 of trtllm.moe). */
+export function float32Params(g: Graph): Set<string> {
+  const names = new Map(g.params.map((p) => [p.value, p.name]));
+  return new Set(g.nodes.filter((n) => n.op === "trtllm.moe").map((n) => names.get(n.inputs[1]!)!));
 }
 
 let registered = false;

@@ -11,7 +11,8 @@ import { GPUS, parseGpu } from "../../memory-plan/gpus.ts";
 import { planMemory } from "../../memory-plan/plan.ts";
 import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
-import { parseCount } from "../args.ts";
+import { moeSizes } from "../../lower/mapping.ts";
+import { parseCount, parseMapping } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { modelSource } from "./model-source.ts";
 
@@ -23,6 +24,8 @@ export interface PlanFlags {
   readonly kvCache?: string;
   readonly tp: string;
   readonly pp: string;
+  readonly moeTp?: string;
+  readonly moeEp?: string;
   readonly gpu: string;
   readonly maxBatch: string;
   readonly maxSeq?: string;
@@ -40,8 +43,11 @@ export async function planCommand(spec: string | undefined, flags: PlanFlags, ou
   if (!gpu) throw new UsageError(`--gpu: expected one of ${Object.keys(GPUS).join(", ")} or a memory size such as 24GiB, got '${flags.gpu}'`);
   const quant = flags.quant === undefined ? undefined : parseWeightQuant(flags.quant);
   const kvCache = flags.kvCache === undefined ? undefined : parseKvCacheQuant(flags.kvCache);
-  const tp = parseCount(flags.tp, "--tp", 1);
-  const pp = parseCount(flags.pp, "--pp", 1);
+  const mapping = parseMapping(flags);
+  const { tp, pp } = mapping;
+  const { moeEp } = moeSizes(mapping);
+  if (!Number.isInteger(moeEp) || moeSizes(mapping).moeTp * moeEp !== tp)
+    throw new UsageError(`--moe-tp x --moe-ep must equal --tp ${tp}, got --moe-tp ${flags.moeTp ?? "(derived)"} --moe-ep ${flags.moeEp ?? "(derived)"}`);
   const maxBatch = parseCount(flags.maxBatch, "--max-batch", 1);
   const source = modelSource(flags);
   const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
@@ -49,7 +55,7 @@ export async function planCommand(spec: string | undefined, flags: PlanFlags, ou
   const hfMaxSeq = (stages.hf.max_position_embeddings ?? stages.hf.n_positions) as number | undefined;
   const maxSeq = flags.maxSeq === undefined ? (hfMaxSeq ?? DEFAULT_MAX_SEQ) : parseCount(flags.maxSeq, "--max-seq", 1);
   const dtype = (flags.dtype as TrtDtype | undefined) ?? defaultDtype(stages.hf);
-  const plan = planMemory(stages.lowered(), { dtype, tp, pp, gpu, maxBatch, maxSeq, ...(quant && { quant }), ...(kvCache && { kvCache }) });
+  const plan = planMemory(stages.lowered(), { dtype, tp, pp, gpu, maxBatch, maxSeq, moeEp, ...(quant && { quant }), ...(kvCache && { kvCache }) });
   if (flags.json) return out(`${JSON.stringify({ model: def.name, ...plan })}\n`);
   out(formatPlan(plan, def.name));
 }
