@@ -136,6 +136,7 @@ describe("kiln passes", () => {
       "fold-bias",
       "recognize-norms",
       "recognize-attention",
+      "recognize-moe",
       "fuse-qkv",
       "fuse-gated-mlp",
       "cse",
