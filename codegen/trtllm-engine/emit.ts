@@ -6,6 +6,7 @@
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph } from "../../src/ir/graph.ts";
 import { moeSizes } from "../../src/lower/mapping.ts";
+import { lowerMoeToTrtllm } from "../../src/lower/moe-lowering.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
@@ -59,7 +60,9 @@ function weightsMapEntry(t: PlanTensor): JsonValue {
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
-export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): EngineEmission {
+export function emitEngineTarget(lowered0: LoweredModel, o: EngineEmitOptions): EngineEmission {
+  // Mixture-of-experts blocks become TensorRT-LLM's own MOE / SharedMoE (engine only; other targets run the core op).
+  const low = lowerMoeToTrtllm(lowered0, o.shapeOf);
   const detection = detectBuiltin(low.graph);
   const builtin = !o.customCode && detection.ok ? detection.match.family : undefined;
   const graph = builtin === "gptj" ? withLayerReduce(low.graph) : low.graph;

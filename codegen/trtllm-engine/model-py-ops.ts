@@ -14,6 +14,7 @@ import { pyFloat, pyInt } from "../python/identifiers.ts";
 import { dependencyOrder } from "../python/dependency-order.ts";
 import { constantLiteral } from "../common/emit-nodes.ts";
 import { fail } from "../common/model-py-plan.ts";
+import { trtllmMoeProblem } from "../../src/lower/moe-lowering.ts";
 
 export interface OpArg {
   readonly expr: string;
@@ -273,9 +274,12 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
   gather: (c) => `${c.F("gather")}(${tensor(c, 0)}, ${ndimAxis(c, c.node.attrs.axis)}, ${tensor(c, 1)})`,
   index_select: (c) => `${c.F("index_select")}(${tensor(c, 0)}, ${ndimAxis(c, c.node.attrs.axis)}, ${tensor(c, 1)})`,
   one_hot: (c) => `${c.helper("_kiln_one_hot")}(${tensor(c, 0)}, ${pyInt(c.node.attrs.numClasses)}, ${c.dtype(c.node.attrs.dtype)})`,
-  moe: unsupported(
-    "a mixture-of-experts block lowers to TensorRT-LLM's own MoE layer (tensorrt_llm.layers.MOE), not to functional glue; this build of Kiln has no engine lowering for `moe` yet",
-  ),
+  // Blocks TensorRT-LLM's MOE / SharedMoE can run were lowered to trtllm.moe (src/lower/moe-lowering.ts); what reaches
+  // glue is a form they cannot run, and functional glue would lose the MoE plugin, so say which and where to go.
+  moe: (c) =>
+    fail(
+      `${describeNode(c.node)}: this mixture-of-experts block cannot be TensorRT-LLM's MOE (${trtllmMoeProblem(c.node) ?? "it is outside the decoder layers"}); compile it with --target hf or trtllm-torch`,
+    ),
 };
 
 /** A glue context for a node whose op is only known at run time (the emitters walk untyped graphs). */

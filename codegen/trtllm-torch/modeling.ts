@@ -106,6 +106,9 @@ class Emitter {
     const a = n.attrs;
     const dtype = "dtype=config.torch_dtype";
     switch (leaf.module) {
+      case "moe":
+        // Only the engine target lowers mixture-of-experts blocks to trtllm.moe; this target runs the core op.
+        return fail(`${n.scope}: trtllm.moe is the engine target's TensorRT-LLM MoE layer, not this target's`);
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
         // The backend's QK-norm layer (QKNormRoPEAttention) is not in the 1.2.1 API manifest this target is checked

@@ -339,7 +339,8 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
   const normName = (n: Node, layer: number): string => {
     const feeds = (isAttention: boolean) => [...blocks.values()].some((blk) => (blk.kind === "attention") === isAttention && blk.x === n.outputs[0]);
     if (feeds(true)) return `transformer.layers.${layer}.input_layernorm`;
-    if (feeds(false)) return `transformer.layers.${layer}.post_layernorm`;
+    // A norm feeding a mixture-of-experts block is the MLP's norm too (TensorRT-LLM's MOE sits where GatedMLP does).
+    if (feeds(false) || (c.users.get(n.outputs[0]!) ?? []).some((u) => u.op === "moe")) return `transformer.layers.${layer}.post_layernorm`;
     const k = normCount.get(layer) ?? 0;
     normCount.set(layer, k + 1);
     return `transformer.layers.${layer}.norm_${k}`;

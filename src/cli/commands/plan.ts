@@ -12,6 +12,7 @@ import { planMemory } from "../../memory-plan/plan.ts";
 import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
 import { moeSizes } from "../../lower/mapping.ts";
+import { lowerMoeToTrtllm } from "../../lower/moe-lowering.ts";
 import { parseCount, parseMapping } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { modelSource } from "./model-source.ts";
@@ -55,7 +56,18 @@ export async function planCommand(spec: string | undefined, flags: PlanFlags, ou
   const hfMaxSeq = (stages.hf.max_position_embeddings ?? stages.hf.n_positions) as number | undefined;
   const maxSeq = flags.maxSeq === undefined ? (hfMaxSeq ?? DEFAULT_MAX_SEQ) : parseCount(flags.maxSeq, "--max-seq", 1);
   const dtype = (flags.dtype as TrtDtype | undefined) ?? defaultDtype(stages.hf);
-  const plan = planMemory(stages.lowered(), { dtype, tp, pp, gpu, maxBatch, maxSeq, moeEp, ...(quant && { quant }), ...(kvCache && { kvCache }) });
+  // The engine's layout: mixture-of-experts blocks as TensorRT-LLM's MOE (stacked experts, float32 router).
+  const plan = planMemory(lowerMoeToTrtllm(stages.lowered(), stages.shapeOf), {
+    dtype,
+    tp,
+    pp,
+    gpu,
+    maxBatch,
+    maxSeq,
+    moeEp,
+    ...(quant && { quant }),
+    ...(kvCache && { kvCache }),
+  });
   if (flags.json) return out(`${JSON.stringify({ model: def.name, ...plan })}\n`);
   out(formatPlan(plan, def.name));
 }
