@@ -62,7 +62,58 @@ FIXTURES = {
     "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(BASE, partial_rotary_factor=0.5, sliding_window=5,
                                                    rms_norm_eps=1e-5, rope_theta=10000.0, pad_token_id=None,
                                                    tie_word_embeddings=False)),
+    # Mixtral: 8 experts of width 48, top-2 renormalized (softmax), no sliding window.
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(BASE, intermediate_size=48, num_local_experts=8, num_experts_per_tok=2,
+                                                            rms_norm_eps=1e-5, rope_theta=1e6, sliding_window=None,
+                                                            tie_word_embeddings=False)),
+    # Qwen2-MoE: 6 experts, top-3 not renormalized, a shared expert behind a sigmoid gate, q/k/v biases.
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        BASE, num_experts=6, num_experts_per_tok=3, moe_intermediate_size=32, shared_expert_intermediate_size=80,
+        norm_topk_prob=False, rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=False)),
+    # The same with renormalized top-k (norm_topk_prob), top-2, and tied embeddings. (Dense layers among sparse ones,
+    # mlp_only_layers, run in the interpreter but not through the compile targets, which need one layer class.)
+    "qwen2_moe_norm": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        BASE, num_experts=6, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=80,
+        norm_topk_prob=True, rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=True)),
 }
+
+# Mixture-of-experts fixtures: router weights are drawn wider than the HF init so that routing is decisive, and
+# every routing decision on the fixture sequences (prompts and greedy continuations) must clear this margin between
+# the router logits of the k-th and the (k+1)-th expert (scores are monotone in the logits, so the logits decide the
+# choice; 1e-3 is about 1e4 float32 roundings at these magnitudes), so no implementation can pick another expert.
+ROUTER_STD = 0.3
+MIN_TOPK_MARGIN = 1e-3
+
+
+def widen_routers(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Router weights (mlp.gate.weight) and shared-expert gates N(0, ROUTER_STD)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("mlp.gate.weight") or name.endswith("mlp.shared_expert_gate.weight"):
+                p.copy_(ROUTER_STD * torch.randn(p.shape, generator=gen))
+
+
+def check_router_margins(model, config, sequences: list[list[int]]) -> float:
+    """The smallest k-th vs (k+1)-th router-logit gap over every routing decision; fails below MIN_TOPK_MARGIN."""
+    k = config.num_experts_per_tok
+    gaps = []
+
+    def hook(module, inputs, _output):
+        x = inputs[0].reshape(-1, inputs[0].shape[-1])
+        top = torch.topk(torch.nn.functional.linear(x, module.weight).float(), k + 1, dim=-1).values
+        gaps.append((top[:, k - 1] - top[:, k]).min().item())
+
+    routers = [m for n, m in model.named_modules() if n.endswith("mlp.gate") and hasattr(m, "top_k")]
+    handles = [r.register_forward_hook(hook) for r in routers]
+    with torch.no_grad():
+        for seq in sequences:
+            model(torch.tensor([seq]))
+    for h in handles:
+        h.remove()
+    margin = min(gaps)
+    if margin < MIN_TOPK_MARGIN:
+        sys.exit(f"make.py: a routing decision is a near tie (top-k logit margin {margin:.2e} < {MIN_TOPK_MARGIN})")
+    return margin
 
 
 def perturb_vectors(model: torch.nn.Module, gen: torch.Generator) -> None:
@@ -93,6 +144,9 @@ def make(name: str, out: str) -> None:
     config.architectures = [model_cls]
     model = getattr(transformers, model_cls)(config).eval().float()
     perturb_vectors(model, torch.Generator().manual_seed(1))
+    moe = hasattr(config, "num_experts_per_tok")
+    if moe:
+        widen_routers(model, torch.Generator().manual_seed(2))
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     model.save_pretrained(d, safe_serialization=True)
@@ -103,7 +157,11 @@ def make(name: str, out: str) -> None:
             golden[f"logits.{i}"] = model(torch.tensor([ids])).logits[0].float().contiguous()
             golden[f"greedy.{i}"] = torch.tensor(greedy(model, ids), dtype=torch.int32)
     save_file(golden, os.path.join(d, "golden.safetensors"))
-    print(f"{name}: {model_cls} -> {d}")
+    margin = ""
+    if moe:
+        seqs = [ids + golden[f"greedy.{i}"].tolist() for i, ids in enumerate(PROMPTS)]
+        margin = f" (smallest top-k margin {check_router_margins(model, config, seqs):.3f})"
+    print(f"{name}: {model_cls} -> {d}{margin}")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { importModelFile, loadModelFile, ModelFileError } from "./load-model-file.ts";
 
 /** Zoo entries in the order `kiln models` lists them. */
-export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj"] as const;
+export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj", "mixtral", "qwen2_moe"] as const;
 
 export type ZooName = (typeof ZOO_NAMES)[number];
 
@@ -34,6 +34,10 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   phi3: { architecture: "KilnPhi3ForCausalLM", class: "custom model.py" },
   gpt2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
   gptj: { architecture: "GPTJForCausalLM", class: "GPTJForCausalLM" },
+  // Issue 14: the built-in classes with their MoE config (1.2.1 MODEL_MAP: MixtralForCausalLM -> LLaMAForCausalLM,
+  // Qwen2MoeForCausalLM -> QWenForCausalLM); the engine lowering of `moe` is issue 14 part B.
+  mixtral: { architecture: "MixtralForCausalLM", class: "LLaMAForCausalLM" },
+  qwen2_moe: { architecture: "Qwen2MoeForCausalLM", class: "QWenForCausalLM" },
 };
 
 /** Absolute path of a zoo model file (models/<name>.ts in this package). */

@@ -8,10 +8,10 @@ import { describe, expect, it } from "vitest";
 import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
 import { ZOO_TRTLLM_CLASS, type ZooName } from "../../src/driver/zoo.ts";
-import { FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
+import { ENGINE_PENDING_MODELS, FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES, ZOO_MOE_FIXTURES } from "../golden.ts";
 
 /** Every model file with a fixture: the original HF fixtures and the zoo's. */
-const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...ZOO_FIXTURES.map((m) => ({ ...m, dir: ZOO }))];
+const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...[...ZOO_FIXTURES, ...ZOO_MOE_FIXTURES].map((m) => ({ ...m, dir: ZOO }))];
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-views-"));
 const CONFIGS = new URL("../fixtures/configs/", import.meta.url).pathname;
@@ -52,7 +52,7 @@ describe("graph, plan and inspect on every model in models/", () => {
       const inspect = await kiln(["inspect", ...common, "--json"]);
       expect(inspect.code).toBe(0);
       const r = JSON.parse(inspect.out);
-      const builtin = ZOO_TRTLLM_CLASS[model as ZooName].class !== "custom model.py";
+      const builtin = !ENGINE_PENDING_MODELS.includes(model) && ZOO_TRTLLM_CLASS[model as ZooName].class !== "custom model.py";
       expect(r.target.builtin).toBe(builtin);
       expect(r.ops.trtllm["trtllm.attention"]).toBe(r.ops.traced.attention);
       const text = await kiln(["inspect", ...common]);
