@@ -48,9 +48,9 @@ export const ZOO_FIXTURES = [
   { fixture: "phi3", model: "phi3" },
 ] as const;
 
-/** Zoo models the engine target refuses for now, with a one-line error: their `moe` ops lower to TensorRT-LLM's MOE
- *  layer, which is issue 14 part B. The CLI tests assert the refusal; part B empties this list. */
-export const ENGINE_PENDING_MODELS: readonly string[] = ["mixtral", "qwen2_moe"];
+/** Zoo models the engine target refuses, with a one-line error (none since issue 14 part B lowered `moe` to
+ *  TensorRT-LLM's MOE layer). */
+export const ENGINE_PENDING_MODELS: readonly string[] = [];
 
 /** Mixture-of-experts zoo fixtures (issue 14), listed apart while the engine target's MoE lowering is added. */
 export const ZOO_MOE_FIXTURES = [

@@ -52,15 +52,17 @@ export function simplifyExpr(e: WeightExpr, shapeOf: ShapeOf): WeightExpr {
       }
       return simplifyExpr({ op: "concat", dim: e.dim, xs: pieces }, shapeOf);
     }
-    if (!("source" in inner) && inner.op === "concat")
-      return simplifyExpr({ op: "concat", dim: inner.dim, xs: inner.xs.map((x) => ({ ...e, x })) }, shapeOf);
+    if (!("source" in inner) && inner.op === "concat") return simplifyExpr({ op: "concat", dim: inner.dim, xs: inner.xs.map((x) => ({ ...e, x })) }, shapeOf);
     if (!("source" in inner) && inner.op === "reshape" && e.dim === 0) {
       const from = exprShape(inner.x, shapeOf);
       const to = inner.shape;
       const rows = to[1] ?? 1;
       // [E * rows, ...rest] -> [E, rows, ...rest]: expert k is rows k*rows .. (k+1)*rows of the source.
       if (to.length === from.length + 1 && from[0] === to[0]! * rows && from.slice(1).every((d, i) => d === to[i + 2]))
-        return simplifyExpr({ op: "reshape", shape: [e.end - e.start, ...to.slice(1)], x: { ...e, start: e.start * rows, end: e.end * rows, x: inner.x } }, shapeOf);
+        return simplifyExpr(
+          { op: "reshape", shape: [e.end - e.start, ...to.slice(1)], x: { ...e, start: e.start * rows, end: e.end * rows, x: inner.x } },
+          shapeOf,
+        );
     }
     if (!("source" in inner) && inner.op === "slice" && inner.dim === e.dim)
       return simplifyExpr({ ...e, start: inner.start + e.start, end: inner.start + e.end, x: inner.x }, shapeOf);
