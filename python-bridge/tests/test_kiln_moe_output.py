@@ -1,6 +1,7 @@
 """The verifier (TensorRT-LLM's MoE semantics from its sources) on mixture-of-experts checkpoints written by
 `kiln compile`: Mixtral (LLaMA with a moe config) and Qwen2-MoE (QWen's SharedMoE) from the zoo fixtures, at
-tp in {1, 2, 4} x moe_ep in {1, 2}, float32, relative L2 <= 1e-5 against the transformers goldens; a Kiln checkpoint
+tp in {1, 2, 4} x moe_ep in {1, 2}, float32, relative L2 <= 1e-5 against the transformers goldens; `--custom-code`
+outputs (model.py building tensorrt_llm.layers.MOE / SharedMoE) run on the eager TensorRT-LLM; a Kiln checkpoint
 whose experts are moved to the wrong rank fails."""
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ ARCHITECTURE = {"mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausal
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> dict[tuple[str, int, int], Path]:
+def compiled(tmp_path_factory) -> dict[tuple, Path]:
     """Every (family, tp, ep) output, compiled in one Node process (tests/kiln_compile_many.mjs)."""
     node = shutil.which("node")
     if node is None:
@@ -34,6 +35,10 @@ def compiled(tmp_path_factory) -> dict[tuple[str, int, int], Path]:
             outs[(family, tp, ep)] = out
             jobs.append(["compile", MODEL_FILE[family], "--hf", str(ZOO / family), "--out", str(out), "--tp", str(tp),
                          "--moe-ep", str(ep), "--no-typecheck", "--json"])
+        out = root / f"{family}_custom"
+        outs[(family, "custom")] = out
+        jobs.append(["compile", MODEL_FILE[family], "--hf", str(ZOO / family), "--out", str(out), "--tp", "4", "--moe-ep",
+                     "2", "--custom-code", "--no-typecheck", "--json"])
     spec = root / "jobs.json"
     spec.write_text(json.dumps(jobs))
     subprocess.run([node, str(Path(__file__).parent / "kiln_compile_many.mjs"), str(spec)], cwd=REPO, check=True,
@@ -53,6 +58,15 @@ def test_verify_passes_on_kiln_moe_output(compiled, family: str, tp: int, ep: in
     assert report["warnings"] == []
     for prompt in report["prompts"]:
         assert prompt["rel_l2"] <= 1e-5 and prompt["argmax_agree"] == 1.0
+
+
+@pytest.mark.parametrize("family", list(MODEL_FILE))
+def test_verify_runs_kiln_moe_model_py(compiled, family: str) -> None:
+    out = compiled[(family, "custom")]
+    assert ("SharedMoE(" if family == "qwen2_moe" else "MOE(") in (out / "model.py").read_text()
+    report = verify_checkpoint(str(out), str(ZOO / family), device="cpu", dtype="float32")
+    assert report["ok"], report
+    assert all(p["rel_l2"] <= 1e-5 for p in report["prompts"])
 
 
 def test_experts_on_the_wrong_rank_fail(compiled, tmp_path: Path) -> None:

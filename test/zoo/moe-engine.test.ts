@@ -120,6 +120,14 @@ describe("MoE engine checkpoints: TensorRT-LLM's classes and layout", () => {
     golden.forEach((g, i) => expect(relL2(logits[i]!, g.logits)).toBeLessThanOrEqual(1e-5));
   });
 
+  it("custom code builds SharedMoE for a gated shared expert and passes the API check", async () => {
+    const { out } = await compile("qwen2_moe", 2, 1, { customCode: true }, "-custom");
+    const py = readFileSync(join(out, "model.py"), "utf8");
+    expect(py).toMatch(/SharedMoE\(\s*moe_config=MoeConfig\(num_experts=\d+, top_k=\d+, normalization_mode=MoeConfig\.ExpertScaleNormalizationMode\.NONE, shared_expert_intermediate_size=\d+\)/);
+    expect(py).toContain("use_shared_gate=True");
+    expect(checkPythonApi(join(out, "model.py")).problems).toEqual([]);
+  });
+
   it("--quant w8a16 never quantizes the router, the shared-expert gate or the experts", async () => {
     const { config } = await compile("qwen2_moe", 1, 1, { quant: { weight: "w8a16" }, dtype: "float16" }, "-w8");
     const ex: string[] = config.quantization.exclude_modules;
