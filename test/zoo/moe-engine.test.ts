@@ -24,7 +24,7 @@ import { inspectModel } from "../../src/views/inspect.ts";
 import { readGolden, ZOO } from "../golden.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-moe-"));
-// biome-ignore lint/suspicious/noExplicitAny: the two definitions have different config types
+// The two definitions have different config types; tests only pass them to compile.
 const MODELS: Record<"mixtral" | "qwen2_moe", ModelDefinition<any>> = { mixtral, qwen2_moe };
 type Family = keyof typeof MODELS;
 const SPLITS: [number, number][] = [
@@ -123,7 +123,9 @@ describe("MoE engine checkpoints: TensorRT-LLM's classes and layout", () => {
   it("custom code builds SharedMoE for a gated shared expert and passes the API check", async () => {
     const { out } = await compile("qwen2_moe", 2, 1, { customCode: true }, "-custom");
     const py = readFileSync(join(out, "model.py"), "utf8");
-    expect(py).toMatch(/SharedMoE\(\s*moe_config=MoeConfig\(num_experts=\d+, top_k=\d+, normalization_mode=MoeConfig\.ExpertScaleNormalizationMode\.NONE, shared_expert_intermediate_size=\d+\)/);
+    expect(py).toMatch(
+      /SharedMoE\(\s*moe_config=MoeConfig\(num_experts=\d+, top_k=\d+, normalization_mode=MoeConfig\.ExpertScaleNormalizationMode\.NONE, shared_expert_intermediate_size=\d+\)/,
+    );
     expect(py).toContain("use_shared_gate=True");
     expect(checkPythonApi(join(out, "model.py")).problems).toEqual([]);
   });
