@@ -160,8 +160,10 @@ describe("routing glue", () => {
     expect(run("one_hot", { numClasses: 8, dtype: "f32" }, [["i", R]])).toEqual({ code: "_kiln_one_hot(i, 8, self.config.dtype)", helpers: ["_kiln_one_hot"] });
   });
 
-  it("refuses moe as glue: it lowers to TensorRT-LLM's MOE layer", () => {
-    expect(() => run("moe", {}, [["x", R]])).toThrow(/moe in transformer\.layers\.0 at m\.ts:7:1: .*tensorrt_llm\.layers\.MOE/);
+  it("refuses moe as glue, saying why TensorRT-LLM's MOE cannot run it (the forms it can run are lowered to trtllm.moe)", () => {
+    expect(() => run("moe", { scoring: "sigmoid", activation: "silu" }, [["x", R]])).toThrow(
+      /moe in transformer\.layers\.0 at m\.ts:7:1: this mixture-of-experts block cannot be TensorRT-LLM's MOE \(router scoring 'sigmoid'.*--target hf or trtllm-torch/,
+    );
   });
 });
 
