@@ -110,3 +110,17 @@ def test_eager_moe_refuses_what_it_does_not_model():
     with pytest.raises(ValueError, match="not a multiple of EP size"):
         MOE(MoeConfig(num_experts=3, top_k=2), HIDDEN, 8, "swiglu", mapping=Mapping(world_size=2, tp_size=2,
                                                                                      moe_ep_size=2), bias=False)
+
+
+def test_eager_routing_functionals():
+    from kiln_bridge.eager_trtllm import functional as F
+
+    x = Tensor(torch.tensor([[1.0, 3.0, 3.0, 0.5], [2.0, -1.0, 2.0, 7.0]]))
+    values, idx = F.topk(x, 2, 1)
+    assert values.t.tolist() == [[3.0, 3.0], [7.0, 2.0]]
+    assert idx.t.tolist() == [[1, 2], [3, 0]] and idx.t.dtype == torch.int32  # ties: lower index first
+    assert F.argmax(x, 1).t.tolist() == [1, 3]
+    assert F.gather(x, 1, idx).t.tolist() == [[3.0, 3.0], [7.0, 2.0]]
+    assert F.index_select(x, 0, Tensor(torch.tensor([1], dtype=torch.int32))).t.tolist() == [[2.0, -1.0, 2.0, 7.0]]
+    assert F.eq(x, 3.0).t.tolist() == [[False, True, True, False], [False, False, False, False]]
+    assert F.gt(x, 2.0).t.sum().item() == 3 and F.lt(x, 0.0).t.sum().item() == 1
