@@ -50,11 +50,12 @@ export const ZOO_FIXTURES = [
 
 /** Zoo models the engine target refuses for now, with a one-line error: their `moe` ops lower to TensorRT-LLM's MOE
  *  layer, which is issue 14 part B. The CLI tests assert the refusal; part B empties this list. */
-export const ENGINE_PENDING_MODELS: readonly string[] = ["mixtral", "qwen2_moe"];
+export const ENGINE_PENDING_MODELS: readonly string[] = ["mixtral", "qwen2_moe", "qwen3_moe"];
 
 /** Mixture-of-experts zoo fixtures (issue 14), listed apart while the engine target's MoE lowering is added. */
 export const ZOO_MOE_FIXTURES = [
   { fixture: "mixtral", model: "mixtral" },
   { fixture: "qwen2_moe", model: "qwen2_moe" },
   { fixture: "qwen2_moe_norm", model: "qwen2_moe" },
+  { fixture: "qwen3_moe", model: "qwen3_moe" },
 ] as const;
