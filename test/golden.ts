@@ -57,4 +57,5 @@ export const ZOO_MOE_FIXTURES = [
   { fixture: "mixtral", model: "mixtral" },
   { fixture: "qwen2_moe", model: "qwen2_moe" },
   { fixture: "qwen2_moe_norm", model: "qwen2_moe" },
+  { fixture: "qwen3_moe", model: "qwen3_moe" },
 ] as const;

@@ -11,7 +11,21 @@ import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { importModelFile, loadModelFile, ModelFileError } from "./load-model-file.ts";
 
 /** Zoo entries in the order `kiln models` lists them. */
-export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gpt_neox", "starcoder2", "phi3", "gpt2", "gptj", "mixtral", "qwen2_moe"] as const;
+export const ZOO_NAMES = [
+  "llama",
+  "mistral",
+  "qwen2",
+  "qwen3",
+  "gemma",
+  "gpt_neox",
+  "starcoder2",
+  "phi3",
+  "gpt2",
+  "gptj",
+  "mixtral",
+  "qwen2_moe",
+  "qwen3_moe",
+] as const;
 
 export type ZooName = (typeof ZOO_NAMES)[number];
 
@@ -38,6 +52,8 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   // Qwen2MoeForCausalLM -> QWenForCausalLM); the engine lowering of `moe` is issue 14 part B.
   mixtral: { architecture: "MixtralForCausalLM", class: "LLaMAForCausalLM" },
   qwen2_moe: { architecture: "Qwen2MoeForCausalLM", class: "QWenForCausalLM" },
+  // QK-norm like qwen3: custom model.py (with TensorRT-LLM's MOE layer, part B).
+  qwen3_moe: { architecture: "KilnQwen3MoeForCausalLM", class: "custom model.py" },
 };
 
 /** Absolute path of a zoo model file (models/<name>.ts in this package). */

@@ -93,6 +93,7 @@ describe("the model zoo on the command line", () => {
       gptj: `${FIXTURES}gptj`,
       mixtral: `${ZOO}mixtral`,
       qwen2_moe: `${ZOO}qwen2_moe`,
+      qwen3_moe: `${ZOO}qwen3_moe`,
     };
     for (const name of ZOO_NAMES) {
       const r = await kiln(["compile", name, "--hf", fixtures[name]!, "--out", join(tmp, `class-${name}`), "--json"]);

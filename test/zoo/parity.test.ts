@@ -37,6 +37,7 @@ describe("zoo: HF parity in the interpreter", () => {
     ["mixtral", "mixtral", { topK: 1 }],
     ["qwen2_moe", "qwen2_moe", { normalizeTopK: true }],
     ["qwen2_moe_norm", "qwen2_moe", { normalizeTopK: false }],
+    ["qwen3_moe", "qwen3_moe", { normalizeTopK: false }],
   ] as const)
     it(`routing matters: ${fixture} with ${JSON.stringify(plant)} misses the goldens`, async () => {
       const dir = `${ZOO}${fixture}`;

@@ -25,7 +25,8 @@ MODEL_FILE = {"gpt2": "models/gpt2.ts", "gptj": "models/gptj.ts", "llama": "mode
               "mistral": "models/mistral.ts", "qwen2": "models/qwen2.ts", "qwen3": "models/qwen3.ts",
               "gemma": "models/gemma.ts", "gpt_neox": "models/gpt_neox.ts", "gpt_neox_seq": "models/gpt_neox.ts",
               "starcoder2": "models/starcoder2.ts", "phi3": "models/phi3.ts",
-              "mixtral": "models/mixtral.ts", "qwen2_moe": "models/qwen2_moe.ts", "qwen2_moe_norm": "models/qwen2_moe.ts"}
+              "mixtral": "models/mixtral.ts", "qwen2_moe": "models/qwen2_moe.ts", "qwen2_moe_norm": "models/qwen2_moe.ts",
+              "qwen3_moe": "models/qwen3_moe.ts"}
 # Zoo fixtures (scripts/zoo-fixtures/make.py) live beside the original ones; their sliding windows are shorter than
 # the prompts, so generate() through the KV cache checks the window mask too.
 FIXTURE_DIR = {f: (FIXTURES if f in ("gpt2", "gptj", "llama", "llama3_gqa") else ZOO) / f for f in MODEL_FILE}
