@@ -184,7 +184,8 @@ def test_custom_op_runs_its_pytorch_implementation(tmp_path):
     assert (out / "kiln_op_fused_add_rms_norm.py").read_text() == (REPO / "examples/fused_add_rms_norm/fused_add_rms_norm_torch.py").read_text()
     modeling = next(out.glob("modeling_*.py")).read_text()
     assert "from .kiln_op_fused_add_rms_norm import fused_add_rms_norm as _kiln_op_fused_add_rms_norm" in modeling
-    assert re.search(r"_kiln_op_fused_add_rms_norm\(\s*\[", modeling)  # the writer may wrap the long call
+    # Called with its list of inputs; a call too long for one line is wrapped one argument per line.
+    assert re.search(r"_kiln_op_fused_add_rms_norm\(\s*\[", modeling)
     model = load(out)
     for ids, logits, greedy in golden("llama"):
         with torch.no_grad():
