@@ -73,13 +73,16 @@ const LlamaConfig = LlamaFields.transform((c) => llamaConfigFrom(c));
 
 export type LlamaConfig = ReturnType<typeof llamaConfigFrom>;
 
-export class LlamaLayer extends Module {
+/** A layer's feed-forward block: the GatedMLP, or another block with the same interface (Mixtral's MoE). */
+export type FeedForward = Module & { forward(x: Tensor): Tensor };
+
+export class LlamaLayer<M extends FeedForward = GatedMLP> extends Module {
   readonly inputNorm: RMSNorm;
   readonly attn: Attention;
   readonly postNorm: RMSNorm;
-  readonly mlp: GatedMLP;
+  readonly mlp: M;
 
-  constructor(c: LlamaConfig, window = 0) {
+  constructor(c: LlamaConfig, window = 0, mlp?: M) {
     super();
     this.inputNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });
     this.attn = new Attention({
@@ -94,7 +97,7 @@ export class LlamaLayer extends Module {
       ...(c.qkNorm && { qkNorm: { eps: c.eps } }),
     });
     this.postNorm = new RMSNorm(c.hidden, c.eps, { offset: c.normOffset });
-    this.mlp = new GatedMLP(c.hidden, c.ffn, c.act, { bias: c.mlpBias });
+    this.mlp = mlp ?? (new GatedMLP(c.hidden, c.ffn, c.act, { bias: c.mlpBias }) as FeedForward as M);
   }
 
   forward(x: Tensor, positions: Tensor): Tensor {
@@ -103,10 +106,11 @@ export class LlamaLayer extends Module {
   }
 }
 
-export function createLlama(c: LlamaConfig): CausalLM<LlamaLayer> {
+/** The decoder; `mlpFor(i)` replaces layer i's GatedMLP (Mixtral / Qwen2-MoE pass their MoE blocks). */
+export function createLlama<M extends FeedForward = GatedMLP>(c: LlamaConfig, mlpFor?: (i: number) => M): CausalLM<LlamaLayer<M>> {
   return new CausalLM({
     embed: new Embedding(c.vocab, c.hidden, c.embedScale === undefined ? {} : { scale: c.embedScale }),
-    layers: Array.from({ length: c.layers }, (_, i) => new LlamaLayer(c, c.windows[i])),
+    layers: Array.from({ length: c.layers }, (_, i) => new LlamaLayer<M>(c, c.windows[i], mlpFor?.(i))),
     norm: new RMSNorm(c.hidden, c.eps, { offset: c.normOffset }),
     ...(!c.tied && { lmHead: new Linear(c.hidden, c.vocab) }),
   });

@@ -50,6 +50,16 @@ export const EXAMPLES: Record<string, string> = {
   "Tensor.slice": "const rot = x.slice(-1, 0, 32);",
   "Tensor.repeatInterleave": "const kk = k.repeatInterleave(heads / kvHeads, 2);",
   "Tensor.causalMask": "const masked = scores.causalMask();",
+  "Tensor.topk": "const [weights, experts] = probs.topk(2); // [..., 2] f32 and i32",
+  "Tensor.argmax": "const next = logits.argmax(-1); // i32",
+  "Tensor.gt": "const positive = x.gt(0); // bool",
+  "Tensor.lt": "const below = scores.lt(threshold);",
+  "Tensor.eq": "const chosen = experts.eq(e); // bool [..., k]",
+  "Tensor.gather": "const w = probs.gather(-1, experts); // torch.gather",
+  "Tensor.indexSelect": "const rows = table.indexSelect(0, ids1d);",
+  "Tensor.oneHot": "const mask = experts.oneHot(numExperts); // [..., k, E] f32",
+  "F.where": "F.where(x.gt(0), x, 0)",
+  "F.moe": 'F.moe(x, { router, gate, up, down }, { numExperts: 8, topK: 2, scoring: "softmax", normalizeTopK: true, activation: "silu" })',
   "F.linear": "F.linear(x, this.w.value, this.b.value)",
   "F.embedding": "F.embedding(this.table.value, ids)",
   "F.layerNorm": "F.layerNorm(x, w, b, 1e-5)",
@@ -66,6 +76,8 @@ export const EXAMPLES: Record<string, string> = {
   RMSNorm: "new RMSNorm(hidden, 1e-6, { offset: 1 }) // Gemma's (1 + w); omit offset for LLaMA",
   MLP: 'new MLP(hidden, 4 * hidden, "gelu_new", { bias: true })',
   GatedMLP: 'new GatedMLP(hidden, ffn, "silu")',
+  MoE: "new MoE({ hidden, expertFfn: 1408, numExperts: 60, topK: 4, normalizeTopK: false, sharedFfn: 5632, sharedExpertGate: true })",
+  Experts: "this.experts = new Experts(numExperts, hidden, ffn) // .gate/.up [E, I, H], .down [E, H, I]",
   Attention: 'new Attention({ hidden: 64, heads: 4, kvHeads: 2, rope: { style: "neox", rotaryDim: 16, theta: 1e4, scaling: null }, window: 4 })',
   CausalLM: "new CausalLM({ embed, layers, norm, lmHead })",
   src: 'src("model.layers.0.self_attn.q_proj.weight")',
@@ -253,7 +265,7 @@ export interface Reference {
 export function collectReference(): Reference {
   const project = new Project({ tsConfigFilePath: `${ROOT}tsconfig.json`, skipAddingFilesFromTsConfig: true });
   const file = (p: string) => project.addSourceFileAtPath(`${ROOT}${p}`);
-  const modules = ["linear", "embedding", "norms", "mlp", "attention", "causal-lm"].map((m) => file(`src/dsl/modules/${m}.ts`));
+  const modules = ["linear", "embedding", "norms", "mlp", "moe", "attention", "causal-lm"].map((m) => file(`src/dsl/modules/${m}.ts`));
   const weights = exportedFunctions(file("src/weights/weight-map.ts"), Object.keys(WEIGHT_DOCS)).map((i) => ({ ...i, doc: i.doc || WEIGHT_DOCS[i.name]! }));
   return {
     sections: [

@@ -2,7 +2,7 @@
 export { z } from "zod";
 export { defineModel, type ModelDefinition, type CausalLMModule } from "./dsl/define-model.ts";
 export * as F from "./dsl/functional.ts";
-export { ACTIVATION_NAMES, type Activation, type RopeSpec } from "./dsl/functional.ts";
+export { ACTIVATION_NAMES, type Activation, type MoeSpec, type MoeWeights, type RopeSpec } from "./dsl/functional.ts";
 export type { Hints } from "./dsl/hints.ts";
 export { Module } from "./dsl/module.ts";
 export { Parameter } from "./dsl/parameter.ts";
@@ -12,6 +12,7 @@ export { CausalLM, type DecoderLayer } from "./dsl/modules/causal-lm.ts";
 export { Embedding } from "./dsl/modules/embedding.ts";
 export { Linear } from "./dsl/modules/linear.ts";
 export { GatedMLP, MLP } from "./dsl/modules/mlp.ts";
+export { Experts, MoE, type MoEConfig } from "./dsl/modules/moe.ts";
 export { LayerNorm, RMSNorm } from "./dsl/modules/norms.ts";
 export { HFRopeFields, HFSlidingWindowFields, type KilnRope, ropeFromHF, rotaryDimFromHF, slidingWindowsFromHF } from "./weights/hf-config.ts";
 export {

@@ -1,6 +1,8 @@
 // What goes into each rank file: for rank r = pp_rank * tp + tp_rank, every parameter of pipeline stage pp_rank with
-// its local layer index and tp rank tp_rank's expression, in the checkpoint dtype. Rank files list tensors in the
-// lowered graph's parameter order, so outputs are deterministic.
+// its local layer index and tp rank tp_rank's expression, in the checkpoint dtype, except MoE routers, which
+// TensorRT-LLM stores and runs in float32 whatever the model dtype (MixtureOfExperts.router is a float32 RowLinear
+// with strict_dtype; its converters write it with torch.float32). Rank files list tensors in the lowered graph's
+// parameter order, so outputs are deterministic.
 // Quantization (src/quant/spec.ts): an FP8 Linear's weight is written as E4M3 codes followed by its
 // weights_scaling_factor (computed by the converter over this rank's shard and the Linear's scale group,
 // src/weights/fp8-plan.ts) and its calibrated activation_scaling_factor; with a quantized KV cache, each attention's
@@ -9,6 +11,7 @@
 
 import { placeParam, type Mapping, rankOf } from "../../src/lower/mapping.ts";
 import { type LoweredModel, postLayerParams } from "../../src/lower/to-trtllm.ts";
+import { float32Params } from "../../src/lower/trtllm-ops.ts";
 import { inputScaleOf, kvScaleOf, type QuantSpec } from "../../src/quant/spec.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
 import { bytesTensor, constTensor, scaleTensor } from "../../src/weights/fp8-plan.ts";
@@ -38,6 +41,7 @@ export function rankFilePlans(
   const place = (name: string) => placeParam(name, low.numLayers, m.pp, lastStage);
   const fp8 = new Map(quant?.weight === "fp8" ? quant.linears.map((l) => [l.param, l]) : []);
   const int4Linears = new Map(quant?.weight === "w4a16_awq" ? quant.linears.map((l) => [l.param, l]) : []);
+  const routers = float32Params(low.graph);
   for (let pp = 0; pp < m.pp; pp++)
     for (let tp = 0; tp < m.tp; tp++) {
       const rank = rankOf(m, pp, tp);
@@ -54,7 +58,7 @@ export function rankFilePlans(
         }
         const l = fp8.get(p.name);
         if (!l) {
-          tensors.push({ name: at.localName, dtype: SAFETENSORS_DTYPE[dtype], expr });
+          tensors.push({ name: at.localName, dtype: routers.has(p.name) ? "F32" : SAFETENSORS_DTYPE[dtype], expr });
           continue;
         }
         const module = place(l.module).localName;

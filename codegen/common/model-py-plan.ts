@@ -169,7 +169,7 @@ export function partition(g: Graph): Partition {
 /** TensorRT-LLM layers the generated code instantiates for graph nodes. Custom linears and embeddings stay
  *  functional with plain Parameters: quantization swaps every Linear/Embedding module for a quantized one that
  *  expects quantized checkpoint tensors, which Kiln does not write for custom weights. */
-export type ModuleKind = "attention" | "mlp" | "norm" | "embedding";
+export type ModuleKind = "attention" | "mlp" | "moe" | "norm" | "embedding";
 
 export interface ModuleLeaf {
   readonly kind: "module";
@@ -209,6 +209,16 @@ export function ownParams(module: ModuleKind, n: Node): string[] {
       const cols = n.op === "trtllm.gated_mlp" ? ["fc", "gate"] : ["fc"];
       return [...[...cols, "proj"].map((c) => `${c}.weight`), ...(n.attrs.bias ? [...cols, "proj"].map((c) => `${c}.bias`) : [])];
     }
+    case "moe":
+      // MixtureOfExperts: router, fc, proj (MOEWeightWrapper .weight); SharedMoE adds its MLP and gate.
+      return [
+        "router.weight",
+        "fc.weight",
+        "proj.weight",
+        ...b(n.attrs.shared, "shared_expert.fc.weight"),
+        ...b(n.attrs.shared, "shared_expert.proj.weight"),
+        ...b(n.attrs.shared, "shared_expert_gate.weight"),
+      ];
     case "norm":
       return ["weight", "bias"].slice(0, n.inputs.length - 1);
     case "embedding":
@@ -218,12 +228,17 @@ export function ownParams(module: ModuleKind, n: Node): string[] {
 
 /** Input slots holding the module's parameters, parallel to ownParams. */
 function paramSlots(module: ModuleKind, n: Node): number[] {
-  const from = { attention: 2, mlp: 1, norm: 1, embedding: 0 }[module];
+  const from = { attention: 2, mlp: 1, moe: 1, norm: 1, embedding: 0 }[module];
   const len = module === "embedding" ? 1 : n.inputs.length - from;
   return Array.from({ length: len }, (_, k) => from + k);
 }
 
-const TRTLLM_MODULES: Record<string, ModuleKind> = { "trtllm.attention": "attention", "trtllm.mlp": "mlp", "trtllm.gated_mlp": "mlp" };
+const TRTLLM_MODULES: Record<string, ModuleKind> = {
+  "trtllm.attention": "attention",
+  "trtllm.mlp": "mlp",
+  "trtllm.gated_mlp": "mlp",
+  "trtllm.moe": "moe",
+};
 const OPTIONAL_MODULES: Record<string, ModuleKind> = { rms_norm: "norm", layer_norm: "norm", embedding: "embedding" };
 /** Embeddings TensorRT-LLM's passes know by name (prompt tuning, parallel and shared embeddings); others are glue. */
 const EMBEDDING_SCOPES = new Set(["transformer.vocab_embedding", "transformer.position_embedding"]);

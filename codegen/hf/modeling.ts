@@ -98,6 +98,9 @@ class Emitter {
     const shape = (k: number) => g.values.get(n.inputs[k]!)!.shape as number[];
     const a = n.attrs;
     switch (leaf.module) {
+      case "moe":
+        // Only the engine target lowers mixture-of-experts blocks to trtllm.moe; this target runs the core op.
+        return fail(`${n.scope}: trtllm.moe is the engine target's TensorRT-LLM MoE layer, not this target's`);
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
         this.block("attention");

@@ -2,7 +2,7 @@
 // stay comments, imports grouped and sorted.
 
 import { describe, expect, it } from "vitest";
-import { Imports, PyWriter, wrapCall } from "./writer.ts";
+import { Imports, PyWriter, splitCall, wrapCall } from "./writer.ts";
 
 describe("PyWriter", () => {
   it("indents blocks, writes pass for an empty body and collapses blank lines", () => {
@@ -36,6 +36,16 @@ describe("PyWriter", () => {
     const w = new PyWriter();
     w.block("if x:", () => w.assign("hidden_states", "short * 2.0").assign("hidden_states", `${"a".repeat(40)} * ${"b".repeat(30)}`));
     expect(w.toString()).toBe(`if x:\n    hidden_states = short * 2.0\n    hidden_states = (\n        ${"a".repeat(40)} * ${"b".repeat(30)}\n    )\n`);
+  });
+
+  it("wraps a call too long even for parentheses one argument per line", () => {
+    const w = new PyWriter();
+    const args = ["x", ...Array.from({ length: 5 }, (_, i) => `self.mlp.experts.weight_${i}`), 'scoring="a, b"', "shape=(1, 2)"];
+    w.block("if x:", () => w.assign("moe", `_kiln_moe(${args.join(", ")})`));
+    expect(w.toString()).toBe(`if x:\n    moe = _kiln_moe(\n${args.map((a) => `        ${a},\n`).join("")}    )\n`);
+    expect(splitCall("f(a)(b)")).toBeUndefined();
+    expect(splitCall("f(a) + g(b)")).toBeUndefined();
+    expect(splitCall('f(a, "x)", [1, 2])')).toEqual({ head: "f", args: ["a", '"x)"', "[1, 2]"] });
   });
 
   it("keeps comments on their own lines, wrapped and sanitized", () => {

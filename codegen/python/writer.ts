@@ -77,10 +77,13 @@ export class PyWriter {
     return this;
   }
 
-  /** `target = expr`, wrapped in parentheses on its own line when it does not fit. */
+  /** `target = expr`, wrapped in parentheses on its own line when it does not fit; a call too long even for that
+   *  is wrapped one argument per line (a MoE helper call with many weights). */
   assign(target: string, expr: string): this {
     const one = `${target} = ${expr}`;
     if (this.indent.length + one.length <= MAX_LINE) return this.line(one);
+    const call = this.indent.length + INDENT.length + expr.length > MAX_LINE ? splitCall(expr) : undefined;
+    if (call) return this.call(`${target} = ${call.head}`, call.args);
     return this.line(`${target} = (`).line(`${INDENT}${expr}`).line(")");
   }
 
@@ -89,6 +92,33 @@ export class PyWriter {
     while (out.length && out[out.length - 1] === "") out.pop();
     return `${out.join("\n")}\n`;
   }
+}
+
+/** `head(a, b, ...)` split into its head and top-level arguments, or undefined when expr is not one such call. */
+export function splitCall(expr: string): { head: string; args: string[] } | undefined {
+  const open = /^[A-Za-z_][\w.]*\(/.exec(expr)?.[0].length;
+  if (open === undefined || !expr.endsWith(")")) return undefined;
+  const args: string[] = [];
+  let depth = 0;
+  let quote = "";
+  let start = open;
+  for (let i = open; i < expr.length - 1; i++) {
+    const ch = expr[i]!;
+    if (quote) {
+      if (ch === "\\") i++;
+      else if (ch === quote) quote = "";
+    } else if (ch === '"' || ch === "'") quote = ch;
+    else if ("([{".includes(ch)) depth++;
+    else if (")]}".includes(ch)) {
+      if (--depth < 0) return undefined; // the call closes before the end: `f(a)(b)` or `f(a) + g(b)`
+    } else if (ch === "," && depth === 0) {
+      args.push(expr.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  if (depth !== 0 || quote) return undefined;
+  args.push(expr.slice(start, -1).trim());
+  return { head: expr.slice(0, open - 1), args: args.filter((a) => a.length > 0) };
 }
 
 /** The lines of `head(args)tail` at indentation `indent`: one line if it fits in MAX_LINE, else wrapped. */

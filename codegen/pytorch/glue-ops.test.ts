@@ -66,6 +66,36 @@ describe("torch glue ops", () => {
   });
 });
 
+describe("torch glue for routing and MoE", () => {
+  const R = { expr: "r", shape: ["batch", "seq", 8] as Shape };
+  const IDX = { expr: "i", shape: ["batch", "seq", 2] as Shape, dtype: "i32" as DType };
+  it("casts torch's int64 indices to the IR's int32 and widens index operands", () => {
+    expect(rule("topk", { k: 2, axis: 2 }, [R])).toEqual({ expr: "_kiln_topk(r, 2, -1)", helpers: ["_kiln_topk"] });
+    expect(rule("argmax", { axis: -1, keepDims: false }, [R]).expr).toBe("torch.argmax(r, dim=-1, keepdim=False).to(torch.int32)");
+    expect(rule("gather", { axis: -1 }, [R, IDX]).expr).toBe("torch.gather(r, -1, i.long())");
+    expect(rule("index_select", { axis: -1 }, [R, { ...IDX, shape: [2] }]).expr).toBe("torch.index_select(r, -1, i.long())");
+    expect(rule("one_hot", { numClasses: 8, dtype: "f32" }, [IDX]).expr).toBe("F.one_hot(i.long(), 8).to(MODEL_DTYPE)");
+    expect(rule("one_hot", { numClasses: 8, dtype: "i32" }, [IDX]).expr).toBe("F.one_hot(i.long(), 8).to(torch.int32)");
+  });
+
+  it("writes comparisons as operators and where as torch.where", () => {
+    expect(rule("greater", {}, [R, { ...R, expr: "0.5", literal: true }]).expr).toBe("r > 0.5");
+    expect(rule("equal", {}, [R, R]).expr).toBe("r == r");
+    expect(rule("where", {}, [{ ...R, expr: "c", dtype: "bool" }, R, { ...R, expr: "0.0", literal: true }]).expr).toBe("torch.where(c, r, 0.0)");
+    expect(() => rule("topk", { k: 2, axis: 0 }, [R])).toThrow(/topk in transformer\.layers\.0 .*a batch\/sequence dim/);
+  });
+
+  it("calls the sparse MoE helper with the op's attributes", () => {
+    const w = (expr: string) => ({ expr, shape: [4, 8] as Shape });
+    const attrs = { numExperts: 4, topK: 2, scoring: "softmax", normalizeTopK: false, activation: "gelu_tanh" };
+    const r = rule("moe", attrs, [X, w("router"), w("gate"), w("up"), w("down")]);
+    expect(r.expr).toBe('_kiln_moe(x, router, gate, up, down, top_k=2, scoring="softmax", normalize_top_k=False, act=_kiln_gelu_tanh)');
+    expect(r.helpers.sort()).toEqual(["_kiln_gelu_tanh", "_kiln_moe"]);
+    const shared = rule("moe", { ...attrs, activation: "silu" }, [X, ...["a", "b", "c", "d", "e", "f", "g", "h"].map(w)]);
+    expect(shared.expr).toBe('_kiln_moe(x, a, b, c, d, e, f, g, h, top_k=2, scoring="softmax", normalize_top_k=False, act=F.silu)');
+  });
+});
+
 describe("TORCH_GLUE_OPS is complete over the op table", () => {
   it("does not compile without a rule for every core op", () => {
     // @ts-expect-error: a table missing any core op (here all but `add`) is a type error, so a new op cannot be forgotten

@@ -15,6 +15,7 @@ import { pyFloat, pyInt } from "../python/identifiers.ts";
 import { dependencyOrder } from "../python/dependency-order.ts";
 import { constantLiteral } from "../common/emit-nodes.ts";
 import { fail } from "../common/model-py-plan.ts";
+import { MOE_HELPER_SOURCE } from "./moe-helper.ts";
 
 export interface TorchArg {
   readonly expr: string;
@@ -37,7 +38,15 @@ export interface TorchGlueCtx<K extends CoreOp = CoreOp> {
   readonly paramDtype: DType;
 }
 
-export type TorchHelper = "_kiln_reshape_tail" | "_kiln_permute_tail" | "_kiln_rms_norm" | "_kiln_gated" | "_kiln_gelu_tanh" | "_kiln_softmax";
+export type TorchHelper =
+  | "_kiln_reshape_tail"
+  | "_kiln_permute_tail"
+  | "_kiln_rms_norm"
+  | "_kiln_gated"
+  | "_kiln_gelu_tanh"
+  | "_kiln_softmax"
+  | "_kiln_topk"
+  | "_kiln_moe";
 
 export const TORCH_HELPERS: Record<TorchHelper, { readonly deps: readonly TorchHelper[]; readonly source: readonly string[] }> = {
   _kiln_reshape_tail: {
@@ -89,6 +98,16 @@ export const TORCH_HELPERS: Record<TorchHelper, { readonly deps: readonly TorchH
     deps: [],
     source: ["def _kiln_gelu_tanh(x):", '    """GELU, tanh approximation (HF gelu_new)."""', '    return F.gelu(x, approximate="tanh")'],
   },
+  _kiln_topk: {
+    deps: [],
+    source: [
+      "def _kiln_topk(x, k, dim):",
+      '    """The k largest values along dim and their indices as int32."""',
+      "    values, indices = torch.topk(x, k, dim=dim)",
+      "    return values, indices.to(torch.int32)",
+    ],
+  },
+  _kiln_moe: { deps: [], source: MOE_HELPER_SOURCE },
 };
 
 /** Python callables for Kiln activation names. */
@@ -221,6 +240,30 @@ export const TORCH_GLUE_OPS: { readonly [K in CoreOp]: TorchGlueRule<K> } = {
   rope: unsupported("rotary embedding outside attention; lowering fuses q/k rope into trtllm.attention, so a rope left over has no generated equivalent"),
   causal_mask: unsupported("a causal mask outside attention; the generated attention masks internally"),
   attention: unsupported("attention that lowering did not turn into trtllm.attention; the KV cache lives in the generated attention module"),
+  // Routing ops (issue 14). Torch indexes with int64; the IR's indices are int32, so results are cast and
+  // index operands widened.
+  topk: (c) => `${c.helper("_kiln_topk")}(${tensor(c, 0)}, ${pyInt(c.node.attrs.k)}, ${tailAxis(c, 0, c.node.attrs.axis)})`,
+  argmax: (c) => `torch.argmax(${tensor(c, 0)}, dim=${tailAxis(c, 0, c.node.attrs.axis)}, keepdim=${c.node.attrs.keepDims ? "True" : "False"}).to(torch.int32)`,
+  greater: binary(">"),
+  less: binary("<"),
+  equal: binary("=="),
+  where: (c) => `torch.where(${c.args.map((a) => a.expr).join(", ")})`,
+  gather: (c) => `torch.gather(${tensor(c, 0)}, ${tailAxis(c, 0, c.node.attrs.axis)}, ${tensor(c, 1)}.long())`,
+  index_select: (c) => `torch.index_select(${tensor(c, 0)}, ${tailAxis(c, 0, c.node.attrs.axis)}, ${tensor(c, 1)}.long())`,
+  one_hot: (c) => {
+    const d = c.node.attrs.dtype;
+    return `F.one_hot(${tensor(c, 0)}.long(), ${pyInt(c.node.attrs.numClasses)}).to(${d === c.paramDtype && isFloat(d) ? c.modelDtype : TORCH_DTYPES[d]})`;
+  },
+  moe: (c) => {
+    const a = c.node.attrs;
+    const kw = [
+      `top_k=${pyInt(a.topK)}`,
+      `scoring=${JSON.stringify(a.scoring)}`,
+      `normalize_top_k=${a.normalizeTopK ? "True" : "False"}`,
+      `act=${activationFn(a.activation, c.helper)}`,
+    ];
+    return `${c.helper("_kiln_moe")}(${c.args.map((_, k) => tensor(c, k)).join(", ")}, ${kw.join(", ")})`;
+  },
 };
 
 /** A glue context for a node whose op is only known at run time (the emitters walk untyped graphs). */

@@ -3,6 +3,9 @@
 // decoder layer and the model around it have exactly that class's structure and its fixed settings; then
 // `trtllm-build --checkpoint_dir` works without custom code and keeps the fusions TensorRT-LLM applies only to its
 // own classes. Otherwise the reason is reported and custom code is emitted.
+// Mixture of experts: a layer whose MLP is `trtllm.moe` matches LLaMA (its MOE, plain: Mixtral, architecture
+// MixtralForCausalLM) or QWen (SharedMoE with a sigmoid-gated shared expert: qwen2_moe, Qwen2MoeForCausalLM) when every
+// layer is MoE, as those classes build MOE for every layer once config.moe has experts (docs/moe.md).
 
 import type { Graph, Node } from "../../src/ir/graph.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
@@ -35,6 +38,10 @@ interface Expected {
   readonly architecture: string;
   /** Said instead of "layer N wires ..." when the ops match but their wiring does not. */
   readonly wiring?: string;
+  /** Why a `trtllm.moe` MLP does not fit the class (undefined = fits); absent when the class has no MoE port. */
+  readonly moe?: (a: Readonly<Record<string, unknown>>) => string | undefined;
+  /** The architecture string when the layers are MoE. */
+  readonly moeArchitecture?: string;
 }
 
 /** What detection needs beyond the graph: the pipeline stages asked for (some classes have none). */
@@ -77,6 +84,9 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
         noQkNorm(a),
       ),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have"),
+    // LLaMADecoderLayer: MOE(moe_config=config.moe) in place of GatedMLP (tensorrt_llm/models/llama/model.py @ 89fd9b74).
+    moe: (a) => check(a.shared && "a shared expert (LLaMA's MOE has none; QWen's SharedMoE does)"),
+    moeArchitecture: "MixtralForCausalLM",
     model: (_g, m) =>
       check(
         m.hasPositionEmbedding && "learned position embedding",
@@ -100,6 +110,9 @@ const FAMILIES: Record<BuiltinFamily, Expected> = {
         defaultScale(a),
       ),
     mlp: (a) => check(a.act === "gelu" && "exact (erf) GELU, which TensorRT-LLM's activations do not have", a.bias && "MLP bias"),
+    // qwen2_moe: SharedMoE(use_shared_gate=True) always builds the sigmoid-gated shared expert.
+    moe: (a) => check(!a.shared && "no shared expert (QWen's qwen2_moe SharedMoE always has one)"),
+    moeArchitecture: "Qwen2MoeForCausalLM",
     model: (_g, m) =>
       check(
         m.hasPositionEmbedding && "learned position embedding",
@@ -299,16 +312,21 @@ const sameArgs = (got: readonly (string | number)[], want: readonly (string | nu
 };
 
 function matchLayer(p: LayerProgram, e: Expected): string | undefined {
-  const ops = p.steps.map((s) => s.node.op);
+  const isMoe = p.steps.some((s) => s.node.op === "trtllm.moe");
+  if (isMoe && !e.moe) return `layer ${p.index}: mixture of experts (this class's MoE is not ported)`;
+  // A MoE block stands where the class's GatedMLP stands.
+  const ops = p.steps.map((s) => (s.node.op === "trtllm.moe" ? "trtllm.gated_mlp" : s.node.op));
   if (ops.join() !== e.ops.join()) return `layer ${p.index} is ${renderProgram(p)}`;
   for (const [k, s] of p.steps.entries()) {
     if (!sameArgs(s.args, e.args[k]!, s.node.op === "add")) return e.wiring ? `layer ${p.index}: ${e.wiring}` : `layer ${p.index} wires ${renderProgram(p)}`;
     const why =
       s.node.op === "trtllm.attention"
         ? e.attention(s.node.attrs)
-        : s.node.op.startsWith("trtllm.") && s.node.op.includes("mlp")
-          ? e.mlp(s.node.attrs)
-          : undefined;
+        : s.node.op === "trtllm.moe"
+          ? e.moe!(s.node.attrs)
+          : s.node.op.startsWith("trtllm.") && s.node.op.includes("mlp")
+            ? e.mlp(s.node.attrs)
+            : undefined;
     if (why) return `layer ${p.index}: ${why}`;
   }
   const norms = p.steps.filter((s) => s.node.op.endsWith("norm")).map((s) => s.node.attrs.eps);
@@ -352,7 +370,7 @@ function glueProblem(g: Graph, family: BuiltinFamily): string | undefined {
   if (extra) return `extra ${extra.op} outside the decoder layers (${extra.scope || "top level"})`;
   const custom = g.params.find(
     (p) =>
-      !/\.(q_layernorm|k_layernorm)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|pre_feedforward_layernorm|post_feedforward_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
+      !/\.(q_layernorm|k_layernorm|router|shared_expert_gate)\.weight$|\.(qkv|dense|fc|gate|proj)\.(weight|bias)$|(input_layernorm|post_layernorm|pre_feedforward_layernorm|post_feedforward_layernorm|ln_f|vocab_embedding|position_embedding)\.(weight|bias)$|^lm_head\.(weight|bias)$/.test(
         p.name,
       ),
   );
@@ -387,13 +405,17 @@ export function detectBuiltin(g: Graph, o: DetectOptions = {}): Detection {
   const parts = modelParts(g);
   const softcap = softcapProblem(g);
   const reasons = { ...unwrittenReasons(g, programs) } as Record<BuiltinFamily, string> & Partial<Record<UnwrittenFamily, string>>;
+  const moeLayers = programs.filter((p) => p.steps.some((s) => s.node.op === "trtllm.moe")).length;
+  // TensorRT-LLM's classes make every layer MoE once config.moe has experts: a mix needs custom code.
+  const mixed = moeLayers > 0 && moeLayers < programs.length ? `${moeLayers} of ${programs.length} layers are mixture-of-experts` : undefined;
   for (const [family, e] of Object.entries(FAMILIES) as [BuiltinFamily, Expected][]) {
     const why =
       glueProblem(g, family) ??
+      mixed ??
       (family === "gemma2" ? undefined : softcap) ??
       programs.map((p) => matchLayer(p, e)).find((r) => r !== undefined) ??
       e.model(g, parts, o);
-    if (!why) return { ok: true, match: { family, architecture: e.architecture } };
+    if (!why) return { ok: true, match: { family, architecture: moeLayers ? e.moeArchitecture! : e.architecture } };
     reasons[family] = why;
   }
   return { ok: false, reasons };

@@ -5,6 +5,8 @@
 
 import type { JsonValue } from "../../src/ir/attrs.ts";
 import type { Graph, ValueId } from "../../src/ir/graph.ts";
+import { moeSizes } from "../../src/lower/mapping.ts";
+import { lowerMoeToTrtllm } from "../../src/lower/moe-lowering.ts";
 import { shardWeights } from "../../src/lower/shard.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import type { PlanTensor, RankFilePlan } from "../../src/weights/convert.ts";
@@ -97,7 +99,9 @@ function weightsMapEntry(t: PlanTensor): JsonValue {
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
-export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): EngineEmission {
+export function emitEngineTarget(lowered0: LoweredModel, o: EngineEmitOptions): EngineEmission {
+  // Mixture-of-experts blocks become TensorRT-LLM's own MOE / SharedMoE (engine only; other targets run the core op).
+  const low = lowerMoeToTrtllm(lowered0, o.shapeOf);
   const engine = detectForEngine(low, { pp: o.mapping.pp, quantized: Boolean(o.quant?.weight) });
   const detection = engine.detection;
   const builtin = !o.customCode && detection.ok ? detection.match.family : undefined;
@@ -119,7 +123,7 @@ export function emitEngineTarget(low: LoweredModel, o: EngineEmitOptions): Engin
   const config: Record<string, JsonValue> = windows ? { ...base, runtime_defaults: { max_attention_window: windows } } : base;
   // GemmaConfig sets use_parallel_embedding = tp_size > 1 whatever the checkpoint says: vocab rows per rank.
   const gemma = builtin === "gemma" || builtin === "gemma2";
-  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: gemma && o.mapping.tp > 1 });
+  const shards = shardWeights(lowered, o.mapping.tp, o.shapeOf, { parallelEmbedding: gemma && o.mapping.tp > 1, moeEp: moeSizes(o.mapping).moeEp });
   const plans = rankFilePlans(lowered, shards, o.mapping, o.dtype, o.metadata, o.quant, o.shapeOf);
   const build = buildConfig(o.hints, { dtype: o.dtype, maxSeqLen: config.max_position_embeddings as number });
   const weightsMap = {

@@ -119,6 +119,58 @@ describe("glue op rules", () => {
   });
 });
 
+describe("routing glue", () => {
+  const R: Shape = ["batch", "seq", 8];
+  it("uses TensorRT-LLM's functional routing ops with non-negative dims", () => {
+    expect(run("topk", { k: 2, axis: -1 }, [["r", R]]).code).toBe("F.topk(r, 2, r.ndim() - 1)");
+    expect(run("argmax", { axis: 2, keepDims: true }, [["r", R]]).code).toBe("F.argmax(r, r.ndim() - 1, keepdim=True)");
+    expect(
+      run("greater", {}, [
+        ["r", R],
+        ["0.5", [], true],
+      ]).code,
+    ).toBe("F.gt(r, 0.5)");
+    expect(
+      run("less", {}, [
+        ["r", R],
+        ["s", R],
+      ]).code,
+    ).toBe("F.lt(r, s)");
+    expect(
+      run("equal", {}, [
+        ["r", R],
+        ["s", R],
+      ]).code,
+    ).toBe("F.eq(r, s)");
+    expect(
+      run("where", {}, [
+        ["c", R],
+        ["r", R],
+        ["0.0", [], true],
+      ]).code,
+    ).toBe("F.where(c, r, 0.0)");
+    expect(
+      run("gather", { axis: -1 }, [
+        ["r", R],
+        ["i", R],
+      ]).code,
+    ).toBe("F.gather(r, r.ndim() - 1, i)");
+    expect(
+      run("index_select", { axis: -1 }, [
+        ["r", R],
+        ["i", [3]],
+      ]).code,
+    ).toBe("F.index_select(r, r.ndim() - 1, i)");
+    expect(run("one_hot", { numClasses: 8, dtype: "f32" }, [["i", R]])).toEqual({ code: "_kiln_one_hot(i, 8, self.config.dtype)", helpers: ["_kiln_one_hot"] });
+  });
+
+  it("refuses moe as glue, saying why TensorRT-LLM's MOE cannot run it (the forms it can run are lowered to trtllm.moe)", () => {
+    expect(() => run("moe", { scoring: "sigmoid", activation: "silu" }, [["x", R]])).toThrow(
+      /moe in transformer\.layers\.0 at m\.ts:7:1: this mixture-of-experts block cannot be TensorRT-LLM's MOE \(router scoring 'sigmoid'.*--target hf or trtllm-torch/,
+    );
+  });
+});
+
 describe("helpers and constants", () => {
   it("orders helpers after their dependencies", () => {
     expect(orderedHelpers(new Set<HelperName>(["_kiln_gelu_erf", "_kiln_view", "_kiln_erf"]))).toEqual(["_kiln_erf", "_kiln_gelu_erf", "_kiln_view"]);

@@ -14,6 +14,7 @@ import { pyFloat, pyInt } from "../python/identifiers.ts";
 import { dependencyOrder } from "../python/dependency-order.ts";
 import { constantLiteral } from "../common/emit-nodes.ts";
 import { fail } from "../common/model-py-plan.ts";
+import { trtllmMoeProblem } from "../../src/lower/moe-lowering.ts";
 
 export interface OpArg {
   readonly expr: string;
@@ -37,7 +38,7 @@ export interface GlueCtx<K extends CoreOp = CoreOp> {
   dtype(d: DType): string;
 }
 
-export type HelperName = "_kiln_erf" | "_kiln_gelu_erf" | "_kiln_view" | "_kiln_permute_tail" | "_kiln_gated";
+export type HelperName = "_kiln_erf" | "_kiln_gelu_erf" | "_kiln_view" | "_kiln_permute_tail" | "_kiln_gated" | "_kiln_one_hot";
 
 export const HELPERS: Record<HelperName, { readonly deps: readonly HelperName[]; readonly source: readonly string[] }> = {
   _kiln_erf: {
@@ -102,6 +103,15 @@ export const HELPERS: Record<HelperName, { readonly deps: readonly HelperName[];
       "    return act(gate) * up",
     ],
   },
+  _kiln_one_hot: {
+    deps: [],
+    source: [
+      "def _kiln_one_hot(ids, num_classes, dtype):",
+      '    """[..., num_classes] with 1 at each id and 0 elsewhere (F has no one_hot)."""',
+      '    classes = F.arange(0, num_classes, "int32")',
+      "    return F.cast(F.eq(F.unsqueeze(ids, ids.ndim()), classes), dtype)",
+    ],
+  },
 };
 
 const where = (c: GlueCtx) => describeNode(c.node);
@@ -143,6 +153,17 @@ function binary(op: string, literalLeft?: string): (c: GlueCtx) => string {
 }
 
 const unary = (fn: string) => (c: GlueCtx) => `${c.F(fn)}(${tensor(c, 0)})`;
+
+/** A trailing axis of input 0 as `x.ndim() - n` (functional ops that want a non-negative dim). */
+const ndimAxis = (c: GlueCtx, axis: number) => `${tensor(c, 0)}.ndim() - ${-tailAxis(c, 0, axis)}`;
+
+function compare(fn: string): (c: GlueCtx) => string {
+  return (c) => {
+    const [a, b] = c.args as [OpArg, OpArg];
+    if (a.literal && b.literal) fail(`${where(c)}: both operands are constants; constant-fold the graph first`);
+    return `${c.F(fn)}(${a.expr}, ${b.expr})`;
+  };
+}
 
 const lastDim = (c: GlueCtx) => c.args[0]!.shape[c.args[0]!.shape.length - 1] as number;
 
@@ -247,6 +268,22 @@ export const GLUE_OPS: { readonly [K in CoreOp]: GlueRule<K> } = {
   ),
   causal_mask: unsupported("a causal mask outside attention; TensorRT-LLM's attention plugin masks internally"),
   attention: unsupported("attention that lowering did not turn into trtllm.attention; TensorRT-LLM engines need the GPT attention plugin for the KV cache"),
+  // Routing ops (issue 14): TensorRT-LLM's functional forms; their indices are int32 like the IR's.
+  topk: (c) => `${c.F("topk")}(${tensor(c, 0)}, ${pyInt(c.node.attrs.k)}, ${ndimAxis(c, c.node.attrs.axis)})`,
+  argmax: (c) => `${c.F("argmax")}(${tensor(c, 0)}, ${ndimAxis(c, c.node.attrs.axis)}, keepdim=${c.node.attrs.keepDims ? "True" : "False"})`,
+  greater: compare("gt"),
+  less: compare("lt"),
+  equal: compare("eq"),
+  where: (c) => `${c.F("where")}(${c.args.map((a) => a.expr).join(", ")})`,
+  gather: (c) => `${c.F("gather")}(${tensor(c, 0)}, ${ndimAxis(c, c.node.attrs.axis)}, ${tensor(c, 1)})`,
+  index_select: (c) => `${c.F("index_select")}(${tensor(c, 0)}, ${ndimAxis(c, c.node.attrs.axis)}, ${tensor(c, 1)})`,
+  one_hot: (c) => `${c.helper("_kiln_one_hot")}(${tensor(c, 0)}, ${pyInt(c.node.attrs.numClasses)}, ${c.dtype(c.node.attrs.dtype)})`,
+  // Blocks TensorRT-LLM's MOE / SharedMoE can run were lowered to trtllm.moe (src/lower/moe-lowering.ts); what reaches
+  // glue is a form they cannot run, and functional glue would lose the MoE plugin, so say which and where to go.
+  moe: (c) =>
+    fail(
+      `${describeNode(c.node)}: this mixture-of-experts block cannot be TensorRT-LLM's MOE (${trtllmMoeProblem(c.node) ?? "it is outside the decoder layers"}); compile it with --target hf or trtllm-torch`,
+    ),
 };
 
 /** A glue context for a node whose op is only known at run time (the emitters walk untyped graphs). */

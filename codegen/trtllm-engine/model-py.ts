@@ -287,6 +287,37 @@ class Emitter {
         const actExpr = this.plan.std.hidden_act === name ? "config.hidden_act" : pyString(name);
         return [this.layerCls(gated ? "GatedMLP" : "MLP"), [...common, `hidden_act=${actExpr}`, ...tail, "quant_mode=config.quant_mode"]];
       }
+      case "moe": {
+        // tensorrt_llm/layers/moe.py @ c388fec7: MOE(moe_config, hidden_size, ffn_hidden_size, hidden_act, mapping, ...);
+        // SharedMoE adds the shared expert (width moe_config.shared_expert_intermediate_size) and its sigmoid gate.
+        if (!inLayer) fail(`trtllm.moe in ${n.scope} is outside the decoder layers`);
+        const a = n.attrs;
+        const moeConfig = this.imports.use("tensorrt_llm.layers", "MoeConfig");
+        const mode = `${moeConfig}.ExpertScaleNormalizationMode.${a.normalization === "renormalize" ? "RENORMALIZE" : "NONE"}`;
+        const cfg = [
+          `num_experts=${pyInt(a.numExperts as number)}`,
+          `top_k=${pyInt(a.topK as number)}`,
+          `normalization_mode=${mode}`,
+          ...(a.shared ? [`shared_expert_intermediate_size=${pyInt(shape(4)[0]! / 2)}`] : []),
+        ];
+        return [
+          // SharedMoE is not re-exported by the manifest's tensorrt_llm/layers/__init__.py; its module has it.
+          a.shared ? this.imports.use("tensorrt_llm.layers.moe", "SharedMoE") : this.layerCls("MOE"),
+          [
+            `moe_config=${moeConfig}(${cfg.join(", ")})`,
+            `hidden_size=${this.size(shape(2)[2]!, "hidden_size")}`,
+            `ffn_hidden_size=${pyInt(shape(2)[1]! / 2)}`,
+            `hidden_act=${pyString("swiglu")}`,
+            "mapping=config.mapping",
+            "bias=False",
+            "dtype=config.dtype",
+            "tp_group=config.mapping.tp_group",
+            "tp_size=config.mapping.tp_size",
+            "quant_mode=config.quant_mode",
+            ...(a.shared ? ["use_shared_gate=True"] : []),
+          ],
+        ];
+      }
       case "norm": {
         const rms = n.op === "rms_norm";
         const dim = g.values.get(n.inputs[0]!)!.shape.at(-1) as number;
@@ -413,7 +444,7 @@ function emitModuleCall(b: Body, n: Node, path: readonly string[], args: readonl
       "spec_decoding_params=spec_decoding_params",
     ]);
     b.w.block("if use_cache:", () => b.w.line(`${out}, presents = ${out}`));
-  } else if ((n.op === "trtllm.mlp" || n.op === "trtllm.gated_mlp") && n.attrs.act !== "gelu") {
+  } else if (((n.op === "trtllm.mlp" || n.op === "trtllm.gated_mlp") && n.attrs.act !== "gelu") || n.op === "trtllm.moe") {
     b.w.call(`${out} = ${mod}`, [x, "lora_layer_params=lora_layer_params"]);
   } else if (n.op === "embedding" && !b.inLayer && path.join(".") === "vocab_embedding") {
     b.w.call(`${out} = ${mod}`, [x, "*ptuning_args"]);

@@ -1,19 +1,20 @@
 // config.json of a TensorRT-LLM checkpoint: a PretrainedConfig dict with the fields TensorRT-LLM 1.2.1 reads (facts
 // §2.1), derived from the lowered graph (sizes, heads, rotary settings, activations), the mapping and the dtype, plus
 // the fields a built-in class adds (LLaMA attn_bias/mlp_bias, GPT gpt_variant/bias, GPT-J rotary_dim). Only real
-// field names are written; `mapping` carries world_size/tp_size/pp_size only (older versions reject other keys).
+// field names are written; `mapping` carries world_size/tp_size/pp_size only (older versions reject other keys), plus
+// moe_tp_size/moe_ep_size for mixture-of-experts models, with the `moe` MoeConfig dict (docs/moe.md).
 // `quantization` holds QuantConfig fields: quant_algo, kv_cache_quant_algo and, when Linears are quantized,
 // exclude_modules (TensorRT-LLM's defaults plus what hints exclude; src/quant/exclusions.ts); other QuantConfig
 // fields keep TensorRT-LLM's defaults and are not written.
 
 import { engineRotaryScaling } from "./rotary-scaling.ts";
 import type { JsonValue } from "../../src/ir/attrs.ts";
-import type { Mapping } from "../../src/lower/mapping.ts";
+import { type Mapping, moeSizes } from "../../src/lower/mapping.ts";
 import type { LoweredModel } from "../../src/lower/to-trtllm.ts";
 import { excludeModules } from "../../src/quant/exclusions.ts";
 import { KV_CACHE_SCHEMES, WEIGHT_SCHEMES } from "../../src/quant/schemes.ts";
 import type { QuantSpec } from "../../src/quant/spec.ts";
-import { decoderFacts } from "../common/decoder-facts.ts";
+import { decoderFacts, type MoeFacts } from "../common/decoder-facts.ts";
 import type { BuiltinFamily } from "./builtin.ts";
 
 export type TrtDtype = "float32" | "float16" | "bfloat16";
@@ -50,6 +51,39 @@ export function quantizationConfig(spec: QuantSpec | undefined, low: LoweredMode
   return spec?.weight ? { ...config, ...groupwise, exclude_modules: excludeModules(spec, low.graph, low.numLayers, pp) } : config;
 }
 
+/** MoeConfig.to_dict() (tensorrt_llm/layers/moe.py @ c388fec7); normalization_mode is the IntEnum's integer, as
+ *  asdict writes it (a string would silently route as NONE). */
+export function moeConfigDict(m: MoeFacts, shared = 0): Record<string, JsonValue> {
+  return {
+    num_experts: m.numExperts,
+    shared_expert_intermediate_size: shared,
+    top_k: m.topK,
+    normalization_mode: m.normalization === "renormalize" ? 1 : 0,
+    sparse_mixer_epsilon: 0.01,
+    tp_mode: 0,
+    device_limited_n_group: 0,
+    device_limited_topk_group: 0,
+    device_limited_routed_scaling_factor: 1.0,
+  };
+}
+
+/** Fields the built-in classes read for MoE layers: LLaMAConfig.moe (Mixtral, with the gated name "swiglu" that
+ *  LLaMAConfig.from_hugging_face writes for it) and QWenConfig's qwen2_moe fields (models/qwen/config.py @ 373970a8;
+ *  QWenDecoderLayer copies moe_shared_expert_intermediate_size into the MoeConfig and reads no per-layer lists). */
+function moeFields(family: BuiltinFamily, m: MoeFacts, hf: Readonly<Record<string, unknown>>): Record<string, JsonValue> {
+  if (family === "llama") return { hidden_act: "swiglu", moe: moeConfigDict(m) };
+  return {
+    qwen_type: "qwen2_moe",
+    hidden_act: "swiglu",
+    intermediate_size: typeof hf.intermediate_size === "number" ? hf.intermediate_size : m.expertInter,
+    moe_intermediate_size: m.expertInter,
+    moe_shared_expert_intermediate_size: m.sharedInter,
+    mlp_only_layers: [],
+    decoder_sparse_step: 1,
+    moe: moeConfigDict(m),
+  };
+}
+
 export function pretrainedConfig(low: LoweredModel, architecture: string, family: BuiltinFamily | undefined, o: ConfigOptions): Record<string, JsonValue> {
   const f = decoderFacts(low, o.hf);
   const a = f.att;
@@ -72,7 +106,12 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     rotary_base: a.ropeTheta!,
     rotary_scaling: trtRotaryScaling(a.ropeScaling!),
     ...(a.rope !== "none" && { rotary_pct: (a.rotaryDim as number) / headDim, rotary_dim: a.rotaryDim! }),
-    mapping: { world_size: o.mapping.tp * o.mapping.pp, tp_size: o.mapping.tp, pp_size: o.mapping.pp },
+    mapping: {
+      world_size: o.mapping.tp * o.mapping.pp,
+      tp_size: o.mapping.tp,
+      pp_size: o.mapping.pp,
+      ...(f.moe && { moe_tp_size: moeSizes(o.mapping).moeTp, moe_ep_size: moeSizes(o.mapping).moeEp }),
+    },
     quantization: o.quantization ?? { quant_algo: null, kv_cache_quant_algo: null },
   };
   const extras: Record<BuiltinFamily, Record<string, JsonValue>> = {
@@ -110,5 +149,5 @@ export function pretrainedConfig(low: LoweredModel, architecture: string, family
     },
     gptneox: { rotary_emb_base: a.ropeTheta!, rotary_pct: (a.rotaryDim as number) / headDim },
   };
-  return { ...common, ...(family ? extras[family] : {}) };
+  return { ...common, ...(family ? extras[family] : {}), ...(family && f.moe ? moeFields(family, f.moe, o.hf) : {}) };
 }

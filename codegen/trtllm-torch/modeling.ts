@@ -119,6 +119,9 @@ class Emitter {
     const a = n.attrs;
     const dtype = "dtype=config.torch_dtype";
     switch (leaf.module) {
+      case "moe":
+        // Only the engine target lowers mixture-of-experts blocks to trtllm.moe; this target runs the core op.
+        return fail(`${n.scope}: trtllm.moe is the engine target's TensorRT-LLM MoE layer, not this target's`);
       case "attention": {
         if (!inLayer) fail(`trtllm.attention in ${n.scope} is outside the decoder layers`);
         // QK-norm: the backend's QKNormRoPEAttention (modules/qk_norm_attention.py @ a98a9061), whose q_norm / k_norm

@@ -2,9 +2,13 @@
 
 Each built-in family reads config.json the way its TensorRT-LLM model class does (tensorrt_llm/models/{llama,qwen,
 gpt,gptj,gptneox}/model.py), including the places where the class ignores config.json:
-- LLaMA: RmsNorm, GatedMLP(fc = activated half), rope_gpt_neox over the whole head, q_scaling = 1/attention_multiplier.
+- LLaMA: RmsNorm, GatedMLP(fc = activated half), rope_gpt_neox over the whole head, q_scaling = 1/attention_multiplier;
+  with a `moe` block (Mixtral) every layer's MLP is `MOE` (tensorrt_llm/layers/moe.py @ c388fec7).
 - QWen, qwen_type qwen2 (models/qwen/model.py, the QWenConfig version of the 1.2 line): LLaMA's layer with
-  Attention(bias=attn_bias, dense_bias=False), GatedMLP(bias=mlp_bias), head_size from config.json.
+  Attention(bias=attn_bias, dense_bias=False), GatedMLP(bias=mlp_bias), head_size from config.json; qwen2_moe layers
+  are `SharedMoE(use_shared_gate=True)` with experts of moe_intermediate_size and a shared expert of
+  moe_shared_expert_intermediate_size, on every layer: mlp_only_layers / decoder_sparse_step are not read there, so
+  others are refused.
 - GPT: LayerNorm with bias, learned absolute positions or RoPE (rotary_pct), GatedMLP only for swiglu/geglu acts;
   the starcoder2 variant is the same layer (models/gpt/config.py @ 6b25e1e0 maps Starcoder2 onto these fields).
 - Gemma 1 (models/gemma/model.py @ 5dedf53b, config.py @ 9df6d722): LLaMA's layer with RmsNorms (the checkpoint
@@ -39,6 +43,21 @@ from . import rope
 from .errors import CheckpointError, UnsupportedConfig
 from .numerics import GATED_ACT_2_ACT
 from .quantized import quant_config
+
+# MoeConfig.ExpertScaleNormalizationMode (tensorrt_llm/layers/moe.py @ c388fec7) values the verifier models:
+# NONE = softmax(fp32 logits) then top-k; RENORMALIZE = top-k of the fp32 logits, then softmax over those k.
+MOE_NORMALIZATION = {0: "none", 1: "renormalize"}
+
+
+@dataclass(frozen=True)
+class MoeSpec:
+    num_experts: int
+    top_k: int
+    normalization: str          # none | renormalize (MOE_NORMALIZATION)
+    expert_size: int            # ffn_hidden_size of one expert
+    hidden_act: str             # MOE's hidden_act: gated (swiglu) => fc holds [up; gate] of 2 * expert_size rows
+    shared_size: int            # SharedMoE's shared expert MLP width (0: plain MOE)
+    shared_act: str             # the shared expert MLP's hidden_act
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class DecoderSpec:
     attn_softcap: float | None = None       # Gemma 2: c * tanh(scaled logits / c)
     final_softcap: float | None = None      # Gemma 2: c * tanh(logits / c)
 
+    moe: MoeSpec | None = None  # every layer's MLP is a mixture of experts
 
 def _windows(config: dict) -> tuple[int, ...] | None:
     """runtime_defaults.max_attention_window (PretrainedConfig.runtime_defaults -> RuntimeDefaults, models/
@@ -111,9 +131,6 @@ def _require(config: dict, key: str) -> Any:
 def _common(config: dict) -> dict[str, Any]:
     """Fields every family reads the same way (PretrainedConfig defaults)."""
     quant_config(config)  # FP8 and W4A16_AWQ weights are dequantized on load (quantized.py); others are refused
-    moe = config.get("moe") or {}
-    if int(_get(moe, "num_experts", 0)) > 0 or int(_get(config, "moe_num_experts", 0)) > 0:
-        raise UnsupportedConfig("config.json moe: mixture-of-experts layers are not modelled")
     hidden, heads = int(_require(config, "hidden_size")), int(_require(config, "num_attention_heads"))
     return dict(
         vocab_size=int(_require(config, "vocab_size")),
@@ -142,6 +159,39 @@ def _rotary_scaling(config: dict) -> dict | None:
     return scaling
 
 
+def _moe_block(config: dict, default_mode: int) -> tuple[int, int, int, int] | None:
+    """(num_experts, top_k, normalization_mode, shared_expert_intermediate_size) from config.json's `moe` dict (or the
+    legacy moe_num_experts / moe_top_k / moe_normalization_mode keys), None when the model has no MoE (has_moe():
+    num_experts > 1). Fields whose non-default values change the routing in ways not modelled are refused."""
+    moe = config.get("moe")
+    if moe is None:
+        moe = {"num_experts": _get(config, "moe_num_experts", 0), "top_k": _get(config, "moe_top_k", 0),
+               "normalization_mode": _get(config, "moe_normalization_mode", default_mode)}
+    if not isinstance(moe, dict):
+        raise CheckpointError("config.json moe: expected an object (MoeConfig.to_dict())")
+    experts, top_k = int(_get(moe, "num_experts", 0)), int(_get(moe, "top_k", 0))
+    if (experts == 0) != (top_k == 0):
+        raise CheckpointError(f"config.json moe: num_experts={experts} and top_k={top_k} must both be 0 or both be set")
+    if experts <= 1:
+        return None
+    if not 1 <= top_k <= experts:
+        raise CheckpointError(f"config.json moe.top_k={top_k} is not in 1..num_experts={experts}")
+    mode = moe.get("normalization_mode", 1)  # the MoeConfig dataclass default is RENORMALIZE
+    # MOE.forward compares the mode with IntEnum members: a string never matches and silently routes as NONE.
+    if not isinstance(mode, int) or isinstance(mode, bool) or mode not in MOE_NORMALIZATION:
+        raise UnsupportedConfig(f"config.json moe.normalization_mode={mode!r} is not modelled (only the integers "
+                                f"{', '.join(f'{k} ({v})' for k, v in MOE_NORMALIZATION.items())})")
+    for key, default in (("tp_mode", 0), ("device_limited_n_group", 0), ("device_limited_topk_group", 0),
+                         ("device_limited_routed_scaling_factor", 1.0)):
+        _refuse_unless(moe, key, default)
+    return experts, top_k, mode, int(_get(moe, "shared_expert_intermediate_size", 0))
+
+
+def _refuse_moe(config: dict, family: str) -> None:
+    if _moe_block(config, default_mode=1) is not None:
+        raise UnsupportedConfig(f"config.json moe: mixture-of-experts {family} layers are not modelled")
+
+
 def _check_rotary_dim(config: dict, rotary_dim: int) -> None:
     # create_attention_const_params builds the RoPE tables from config.rotary_embedding_dim, while Attention rotates
     # rotary_dim channels: if config.json says otherwise the engine's tables and kernel disagree.
@@ -162,10 +212,62 @@ def _llama(config: dict) -> DecoderSpec:
     _refuse_unless(config, "rotary_pct", 1.0)
     _check_rotary_dim(config, c["head_size"])
     attn_bias, mlp_bias = bool(_get(config, "attn_bias", False)), bool(_get(config, "mlp_bias", False))
+    moe = None
+    block = _moe_block(config, default_mode=1)  # LLaMAConfig's legacy default: RENORMALIZE
+    if block is not None:
+        experts, top_k, mode, shared = block
+        if shared:
+            raise UnsupportedConfig("config.json moe.shared_expert_intermediate_size: LLaMA layers build a plain MOE, "
+                                    "which has no shared expert")
+        if mlp_bias:
+            raise UnsupportedConfig("config.json mlp_bias with moe: expert biases are not modelled")
+        # LLaMADecoderLayer passes config.hidden_act to MOE unchanged: Mixtral's converter writes 'swiglu'.
+        moe = MoeSpec(num_experts=experts, top_k=top_k, normalization=MOE_NORMALIZATION[mode],
+                      expert_size=c["intermediate_size"], hidden_act=c["hidden_act"], shared_size=0, shared_act="")
     return DecoderSpec(family="llama", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
                        qkv_bias=attn_bias, dense_bias=attn_bias, mlp_bias=mlp_bias, lm_head_bias=False,
                        position="rope_gpt_neox", rotary_dim=c["head_size"],
-                       q_scaling=1.0 / float(_get(config, "attention_multiplier", 1.0)), **c)
+                       q_scaling=1.0 / float(_get(config, "attention_multiplier", 1.0)), moe=moe, **c)
+
+
+_QWEN_TYPES = ("qwen2", "qwen2_moe")
+
+
+def _qwen(config: dict) -> DecoderSpec:
+    qwen_type = _get(config, "qwen_type", "qwen")
+    if qwen_type not in _QWEN_TYPES:
+        raise UnsupportedConfig(f"config.json qwen_type={qwen_type!r} is not one of {', '.join(_QWEN_TYPES)}")
+    for key, default in (("use_logn_attn", False), ("qk_layernorm", False), ("mlp_only_layers", []),
+                         ("decoder_sparse_step", 1)):
+        _refuse_unless(config, key, default)
+    if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
+        raise UnsupportedConfig(f"config.json position_embedding_type={config['position_embedding_type']!r}: only "
+                                "rope_gpt_neox QWen layers are modelled")
+    c = _common(config)
+    _refuse_unless(config, "rotary_pct", 1.0)
+    _check_rotary_dim(config, c["head_size"])
+    attn_bias, mlp_bias = bool(_get(config, "attn_bias", True)), bool(_get(config, "mlp_bias", False))
+    moe = None
+    block = _moe_block(config, default_mode=0)  # QWenConfig's legacy default: NONE
+    if (block is None) != (qwen_type == "qwen2"):
+        raise UnsupportedConfig(f"config.json qwen_type={qwen_type!r} with moe "
+                                f"{'absent' if block is None else 'present'} is not modelled")
+    if block is not None:
+        experts, top_k, mode, _ = block
+        if mlp_bias:
+            raise UnsupportedConfig("config.json mlp_bias with moe: expert biases are not modelled")
+        # QWenDecoderLayer overwrites moe.shared_expert_intermediate_size with this top-level field.
+        shared = int(_require(config, "moe_shared_expert_intermediate_size"))
+        if shared <= 0:
+            raise UnsupportedConfig("config.json moe_shared_expert_intermediate_size must be > 0 for qwen2_moe "
+                                    "(SharedMoE always builds its shared expert)")
+        act = c["hidden_act"]
+        moe = MoeSpec(num_experts=experts, top_k=top_k, normalization=MOE_NORMALIZATION[mode],
+                      expert_size=int(_require(config, "moe_intermediate_size")), hidden_act=act,
+                      shared_size=shared, shared_act=act)
+    return DecoderSpec(family="qwen", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
+                       qkv_bias=attn_bias, dense_bias=False, mlp_bias=mlp_bias, lm_head_bias=False,
+                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=1.0, moe=moe, **c)
 
 
 _GPT_VARIANTS = ("gpt2", "santacoder", "starcoder", "starcoder2")
@@ -179,6 +281,7 @@ def _gpt(config: dict) -> DecoderSpec:
     for key, default in (("qk_layernorm", False), ("inner_layernorm", False), ("apply_query_key_layer_scaling", False),
                          ("embedding_scale", None), ("norm_before_bmm1", False)):
         _refuse_unless(config, key, default)
+    _refuse_moe(config, "GPT")
     position = _get(config, "position_embedding_type", "learned_absolute")
     if position not in _GPT_POSITIONS:
         raise UnsupportedConfig(f"config.json position_embedding_type={position!r} is not one of {', '.join(_GPT_POSITIONS)}")
@@ -196,6 +299,7 @@ def _gpt(config: dict) -> DecoderSpec:
 
 
 def _gptj(config: dict) -> DecoderSpec:
+    _refuse_moe(config, "GPT-J")
     c = _common(config)
     if c["num_kv_heads"] != c["num_heads"]:
         raise UnsupportedConfig("config.json num_key_value_heads: GPT-J attention always has kv heads = heads")
@@ -212,25 +316,8 @@ def _gptj(config: dict) -> DecoderSpec:
                        rotary_dim=rotary_dim, q_scaling=1.0, **c)
 
 
-def _qwen(config: dict) -> DecoderSpec:
-    qwen_type = _get(config, "qwen_type", "qwen")
-    if qwen_type != "qwen2":
-        raise UnsupportedConfig(f"config.json qwen_type={qwen_type!r}: only qwen2 is modelled")
-    for key, default in (("use_logn_attn", False), ("qk_layernorm", False)):
-        _refuse_unless(config, key, default)
-    if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
-        raise UnsupportedConfig(f"config.json position_embedding_type={config['position_embedding_type']!r}: "
-                                "only rope_gpt_neox is modelled for QWen")
-    c = _common(config)
-    _refuse_unless(config, "rotary_pct", 1.0)
-    _check_rotary_dim(config, c["head_size"])
-    attn_bias, mlp_bias = bool(_get(config, "attn_bias", True)), bool(_get(config, "mlp_bias", False))
-    return DecoderSpec(family="qwen", norm="rms", ln_f_eps=c["norm_eps"], parallel_residual=False, gated_mlp=True,
-                       qkv_bias=attn_bias, dense_bias=False, mlp_bias=mlp_bias, lm_head_bias=False,
-                       position="rope_gpt_neox", rotary_dim=c["head_size"], q_scaling=1.0, **c)
-
-
 def _gemma(config: dict) -> DecoderSpec:
+    _refuse_moe(config, "Gemma")
     gemma2 = config.get("architecture") == "Gemma2ForCausalLM"
     _refuse_unless(config, "qk_layernorm", False)
     if not gemma2:
@@ -256,6 +343,7 @@ def _gemma(config: dict) -> DecoderSpec:
 
 
 def _phi3(config: dict) -> DecoderSpec:
+    _refuse_moe(config, "Phi-3")
     if _get(config, "position_embedding_type", "rope_gpt_neox") != "rope_gpt_neox":
         raise UnsupportedConfig(f"config.json position_embedding_type={config['position_embedding_type']!r}: "
                                 "only rope_gpt_neox (not long_rope) is modelled for Phi-3")
@@ -274,6 +362,7 @@ def _phi3(config: dict) -> DecoderSpec:
 
 
 def _gptneox(config: dict) -> DecoderSpec:
+    _refuse_moe(config, "GPT-NeoX")
     c = _common(config)
     if c["num_kv_heads"] != c["num_heads"] or c["head_size"] != c["hidden_size"] // c["num_heads"]:
         raise UnsupportedConfig("config.json num_key_value_heads/head_size: GPT-NeoX attention is MHA with "
@@ -297,6 +386,11 @@ def _gptneox(config: dict) -> DecoderSpec:
 ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "LlamaForCausalLM": _llama,
     "LLaMAForCausalLM": _llama,
+    "MixtralForCausalLM": _llama,
+    "MistralForCausalLM": _llama,
+    "QWenForCausalLM": _qwen,
+    "Qwen2ForCausalLM": _qwen,
+    "Qwen2MoeForCausalLM": _qwen,
     "GPTForCausalLM": _gpt,
     "GPT2LMHeadModel": _gpt,
     "GPTBigCodeForCausalLM": _gpt,

@@ -3,8 +3,11 @@
 Rank layout (tensorrt_llm/mapping.py, MpiTopology): rank r = pp_rank * tp + tp_rank, tp_rank = r % tp,
 pp_rank = r // tp (context parallelism is refused). Pipeline stage p holds the global layers
 `torch.tensor_split(arange(L), pp)[p]` (the first L % pp stages get one extra layer), renumbered locally from 0.
-Invariants: `CheckpointLayout` only exists for a config whose mapping is consistent (world = tp * pp); every error
-names config.json or the rank file at fault.
+Mixture-of-experts layers split the tp group once more (MappingBase.__init__ and its moe_* properties, same file):
+moe_tp_size * moe_ep_size == tp_size (an absent or -1 size is derived from the other; both absent: moe_tp = tp,
+moe_ep = 1), moe_tp_rank = tp_rank // moe_ep_size, moe_ep_rank = tp_rank % moe_ep_size.
+Invariants: `CheckpointLayout` only exists for a config whose mapping is consistent (world = tp * pp,
+moe_tp * moe_ep = tp); every error names config.json or the rank file at fault.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ class CheckpointLayout:
     config: dict
     tp: int
     pp: int
+    moe_tp: int = 1
+    moe_ep: int = 1
 
     @property
     def world_size(self) -> int:
@@ -52,6 +57,12 @@ class CheckpointLayout:
 
     def pp_rank(self, rank: int) -> int:
         return rank // self.tp
+
+    def moe_tp_rank(self, rank: int) -> int:
+        return self.tp_rank(rank) // self.moe_ep
+
+    def moe_ep_rank(self, rank: int) -> int:
+        return self.tp_rank(rank) % self.moe_ep
 
     def rank_of(self, pp_rank: int, tp_rank: int) -> int:
         return pp_rank * self.tp + tp_rank
@@ -85,4 +96,23 @@ def layout_of(ckpt_dir: str, config: dict | None = None) -> CheckpointLayout:
     n_layers = int(config.get("num_hidden_layers", 0))
     if n_layers < pp:
         raise CheckpointError(f"{where}: num_hidden_layers={n_layers} < pp_size={pp} leaves a stage without layers")
-    return CheckpointLayout(ckpt_dir=ckpt_dir, config=config, tp=tp, pp=pp)
+    moe_tp, moe_ep = _moe_sizes(mapping, tp, where)
+    return CheckpointLayout(ckpt_dir=ckpt_dir, config=config, tp=tp, pp=pp, moe_tp=moe_tp, moe_ep=moe_ep)
+
+
+def _moe_sizes(mapping: dict, tp: int, where: str) -> tuple[int, int]:
+    """(moe_tp_size, moe_ep_size) as MappingBase derives them (moe_cluster_size 1, no context parallelism)."""
+    cluster = int(mapping.get("moe_cluster_size", -1))
+    if cluster not in (-1, 1):
+        raise UnsupportedConfig(f"{where}: mapping.moe_cluster_size={cluster}; MoE clusters are not supported")
+    moe_tp, moe_ep = int(mapping.get("moe_tp_size", -1)), int(mapping.get("moe_ep_size", -1))
+    if moe_tp == -1 and moe_ep == -1:
+        moe_tp, moe_ep = tp, 1
+    elif moe_tp == -1:
+        moe_tp = tp // moe_ep if moe_ep > 0 else 0
+    elif moe_ep == -1:
+        moe_ep = tp // moe_tp if moe_tp > 0 else 0
+    if min(moe_tp, moe_ep) < 1 or moe_tp * moe_ep != tp:
+        raise CheckpointError(f"{where}: mapping moe_tp_size={moe_tp} * moe_ep_size={moe_ep} must equal "
+                              f"tp_size={tp}")
+    return moe_tp, moe_ep

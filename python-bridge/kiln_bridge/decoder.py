@@ -17,6 +17,17 @@ the logits of a prompt by full causal recompute (no KV cache), talking to its pe
   keys i - w + 1 .. i, as the attention plugin with a cyclic KV cache of w tokens;
 - vocab_embedding is replicated unless use_parallel_embedding (dim 0: row shards + all-reduce, dim 1: column
   shards + all-gather); tied lm_head: a missing lm_head.weight is taken from vocab_embedding.weight of the same file.
+Mixture of experts (tensorrt_llm/layers/moe.py @ c388fec7, MixtureOfExperts / SharedMoE; the layout as
+tensorrt_llm/models/llama/convert.py @ 0afa06ab and models/qwen/convert.py @ 65b31db1 write it):
+- mlp.router.weight [E, hidden] in float32 on every rank (RowLinear, dtype float32, strict_dtype, no tp); routing
+  reads the hidden state cast to float32. NONE: top-k of softmax(logits); RENORMALIZE: softmax over the top-k logits.
+- mlp.fc.weight [E/moe_ep, 2*I/moe_tp, hidden] = per expert [w3 (up) ; w1 (gate)] rows of this moe_tp rank, the
+  gated activation taking `x, gate = chunk(2)` -> act(gate) * x; mlp.proj.weight [E/moe_ep, hidden, I/moe_tp].
+  moe_ep rank e holds the experts e*E/moe_ep ... (e+1)*E/moe_ep - 1 (Mapping.ep_experts). Each rank adds the
+  scaled outputs of its experts for the tokens routed to them; the tp group all-reduces the partial sums.
+- SharedMoE adds mlp.shared_expert (MLP, fc [2*S/tp, hidden] = [up_r ; gate_r], proj [hidden, S/tp]) scaled by
+  sigmoid(mlp.shared_expert_gate [1, hidden], replicated, model dtype) to the routed partial sum before that single
+  all-reduce.
 """
 from __future__ import annotations
 
@@ -29,7 +40,7 @@ from . import rope
 from .architectures import DecoderSpec
 from .checkpoint import CheckpointLayout
 from .errors import CheckpointError
-from .numerics import Numerics
+from .numerics import GATED_ACT_2_ACT, Numerics
 from .quantized import quantize_input
 
 Shape = tuple[int, ...]
@@ -69,6 +80,24 @@ class DecoderProgram:
         return dict(heads=s.num_heads // tp, kv_heads=_ceil_div(kv, tp), ffn=s.intermediate_size // tp,
                     fc=fc_out // tp, vocab=_ceil_div(s.vocab_size, tp))
 
+    def moe_dims(self, layout: CheckpointLayout) -> dict[str, int]:
+        """Per-rank MoE sizes (MixtureOfExperts.__init__ raises on the same indivisibilities)."""
+        m = self.spec.moe
+        where = "config.json"
+        if m.num_experts % layout.moe_ep:
+            raise CheckpointError(f"{where}: moe.num_experts={m.num_experts} is not a multiple of "
+                                  f"moe_ep_size={layout.moe_ep}")
+        if m.expert_size % layout.moe_tp:
+            raise CheckpointError(f"{where}: expert intermediate size {m.expert_size} is not a multiple of "
+                                  f"moe_tp_size={layout.moe_tp}")
+        if m.shared_size % layout.tp:
+            raise CheckpointError(f"{where}: moe_shared_expert_intermediate_size={m.shared_size} is not divisible by "
+                                  f"tp_size={layout.tp}")
+        inter = m.expert_size // layout.moe_tp
+        return dict(experts=m.num_experts // layout.moe_ep, inter=inter,
+                    fc=inter * (2 if m.hidden_act in GATED_ACT_2_ACT else 1), shared=m.shared_size // layout.tp,
+                    shared_fc=(m.shared_size // layout.tp) * (2 if m.shared_act in GATED_ACT_2_ACT else 1))
+
     def expected_tensors(self, layout: CheckpointLayout, rank: int) -> dict[str, Shape]:
         """name -> shape of every tensor `rank{rank}.safetensors` must hold."""
         s, tp = self.spec, layout.tp
@@ -99,6 +128,16 @@ class DecoderProgram:
             qkv = (d["heads"] + 2 * d["kv_heads"]) * hd
             put(p + "attention.qkv", (qkv, D), (qkv,) if s.qkv_bias else None)
             put(p + "attention.dense", (D, d["heads"] * hd), (D,) if s.dense_bias else None)
+            if s.moe is not None:
+                m = self.moe_dims(layout)
+                put(p + "mlp.router", (s.moe.num_experts, D))
+                put(p + "mlp.fc", (m["experts"], m["fc"], D))
+                put(p + "mlp.proj", (m["experts"], D, m["inter"]))
+                if s.moe.shared_size:
+                    put(p + "mlp.shared_expert.fc", (m["shared_fc"], D))
+                    put(p + "mlp.shared_expert.proj", (D, m["shared"]))
+                    put(p + "mlp.shared_expert_gate", (1, D))
+                continue
             put(p + "mlp.fc", (d["fc"], D), (d["fc"],) if s.mlp_bias else None)
             if s.gated_mlp:
                 put(p + "mlp.gate", (d["ffn"], D), (d["ffn"],) if s.mlp_bias else None)
@@ -134,13 +173,18 @@ class DecoderProgram:
                 what = repr(name) if source == name else f"{source!r} (standing in for a tied lm_head.weight)"
                 raise CheckpointError(f"{path}: tensor {what} has shape {list(weights[source].shape)}, "
                                       f"expected {list(shape)}")
+        routers = sorted(n for n in expected if n.endswith(".mlp.router.weight") and weights[n].dtype != torch.float32)
+        if routers:  # MixtureOfExperts.router: RowLinear(dtype="float32", strict_dtype=True)
+            raise CheckpointError(f"{path}: tensor {routers[0]!r} is {weights[routers[0]].dtype}; the MoE router "
+                                  "must be stored in float32 (routing runs in float32)")
         warnings = []
         extra = sorted(set(weights) - set(expected))
         if extra:
             warnings.append(f"{os.path.basename(path)}: {len(extra)} tensor(s) the model does not use: "
                             f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
         want = layout.config.get("dtype")
-        odd = sorted(n for n, t in weights.items() if n in expected and want and str(t.dtype) != f"torch.{want}")
+        odd = sorted(n for n, t in weights.items() if n in expected and want and str(t.dtype) != f"torch.{want}"
+                     and not n.endswith(".mlp.router.weight"))
         if odd:
             warnings.append(f"{os.path.basename(path)}: {len(odd)} tensor(s) not stored as config dtype {want}, "
                             f"e.g. {odd[0]} is {weights[odd[0]].dtype}")
@@ -149,7 +193,9 @@ class DecoderProgram:
     def prepare(self, layout: CheckpointLayout, rank: int, weights: dict[str, torch.Tensor], numerics: Numerics,
                 device: str) -> dict[str, torch.Tensor]:
         """Checked rank weights as float32 tensors holding compute-dtype values on `device`."""
-        w = {n: numerics.weight(t, device) for n, t in weights.items()}
+        # the router keeps its float32 values: routing runs in float32 whatever the compute dtype
+        w = {n: t.to(device=device, dtype=torch.float32) if n.endswith(".mlp.router.weight")
+             else numerics.weight(t, device) for n, t in weights.items()}
         if layout.pp_rank(rank) == layout.pp - 1 and "lm_head.weight" not in w:
             w["lm_head.weight"] = w["transformer.vocab_embedding.weight"]
         if self.spec.family == "gptj" and layout.tp_rank(rank) > 0:
@@ -177,7 +223,7 @@ class DecoderProgram:
             cos, sin = rope.tables(positions, s.rotary_dim, s.rotary_base, s.rotary_scaling, s.max_position_embeddings)
         for l, layer in enumerate(layout.stage_layers(comm.pp_rank)):
             window = None if s.windows is None else s.windows[layer]
-            h = self._layer(w, f"transformer.layers.{l}.", h, comm, nm, cos, sin, window)
+            h = self._layer(w, f"transformer.layers.{l}.", h, comm, nm, cos, sin, window, layout)
         if comm.pp_rank < comm.pp_size - 1:
             comm.send_next(h)
             return None
@@ -220,7 +266,8 @@ class DecoderProgram:
         bias = w.get(prefix + ".bias")
         return y if bias is None else nm.add(y, bias)
 
-    def _layer(self, w, p: str, h, comm, nm: Numerics, cos, sin, window: int | None) -> torch.Tensor:
+    def _layer(self, w, p: str, h, comm, nm: Numerics, cos, sin, window: int | None,
+               layout: CheckpointLayout) -> torch.Tensor:
         s = self.spec
         x = self._norm(w, p + "input_layernorm", h, nm, s.norm_eps)
         if s.parallel_residual:
@@ -238,6 +285,8 @@ class DecoderProgram:
             return nm.add(nm.add(a, m), h)
         h = nm.add(h, self._attention(w, p, x, comm, nm, cos, sin, True, window))
         x = self._norm(w, p + self._post_norm, h, nm, s.norm_eps)
+        if s.moe is not None:
+            return nm.add(h, self._moe(w, p, x, comm, nm, layout))
         return nm.add(h, self._mlp(w, p, x, comm, nm, True))
 
     def _attention(self, w, p: str, x, comm, nm: Numerics, cos, sin, reduce: bool, window: int | None) -> torch.Tensor:
@@ -270,3 +319,31 @@ class DecoderProgram:
         if s.gated_mlp:
             a = nm.round(a * nm.linear(gate_in, w[p + "mlp.gate.weight"], w.get(p + "mlp.gate.bias")))
         return self._row_linear(w, p + "mlp.proj", a, comm, nm, reduce)
+
+    def _moe(self, w, p: str, x, comm, nm: Numerics, layout: CheckpointLayout) -> torch.Tensor:
+        """This rank's share of the MoE block, all-reduced over the tp group. x: [T, hidden]."""
+        m = self.spec.moe
+        logits = x @ w[p + "mlp.router.weight"].t()  # [T, E], float32 input and weight, not rounded
+        if m.normalization == "renormalize":
+            top, experts = logits.topk(m.top_k, dim=-1)
+            scales = torch.softmax(top, dim=-1)
+        else:
+            scales, experts = torch.softmax(logits, dim=-1).topk(m.top_k, dim=-1)  # [T, k]
+        fc, proj = w[p + "mlp.fc.weight"], w[p + "mlp.proj.weight"]
+        local = fc.shape[0]
+        first = (comm.tp_rank % layout.moe_ep) * local  # Mapping.ep_experts of this moe_ep rank
+        out = torch.zeros_like(x)
+        for e in range(local):
+            scale = (scales * (experts == first + e)).sum(dim=-1)  # [T]: 0 where the token did not pick it
+            picked = scale != 0
+            if not bool(picked.any()):
+                continue
+            a = nm.act(m.hidden_act, nm.linear(x[picked], fc[e]))
+            out[picked] += nm.round(nm.linear(a, proj[e]) * scale[picked, None])
+        out = nm.round(out)
+        if m.shared_size:
+            a = nm.act(m.shared_act, nm.linear(x, w[p + "mlp.shared_expert.fc.weight"]))
+            shared = nm.linear(a, w[p + "mlp.shared_expert.proj.weight"])
+            gate = torch.sigmoid(nm.linear(x, w[p + "mlp.shared_expert_gate.weight"]))
+            out = nm.add(out, nm.round(gate * shared))
+        return nm.round(comm.all_reduce(out))

@@ -7,6 +7,13 @@ HF Conv1D weights (GPT-2) are [in, out] and get transposed; per-rank qkv = [q_r;
 repeated first when KV < tp; ColumnLinear split on dim 0, RowLinear on dim 1 with the bias whole on every rank,
 except GPT-J's mlp.proj.bias which only tp rank 0 holds; lm_head padded to a multiple of tp; GatedMLP fc = HF
 gate_proj, gate = HF up_proj.
+
+Mixture of experts (Mixtral, Qwen2-MoE) follows the upstream converters' MoE branches directly
+(tensorrt_llm/models/llama/convert.py @ 0afa06ab, tensorrt_llm/models/qwen/convert.py @ 65b31db1) and
+tensorrt_llm/mapping.py @ b35ac1b6 for the ranks: experts of moe_ep rank `tp_rank % moe_ep` are the contiguous block
+`ep_experts`; each expert's w1/w3 (gate/up) rows and w2 (down) columns are split over moe_tp by rank
+`tp_rank // moe_ep`; mlp.fc = concat([stack(w3_r), stack(w1_r)], dim=-2); the router (HF gate) is stored in float32,
+unsplit; Qwen2-MoE's shared expert fc = [up_r ; gate_r] and proj split by the plain tp rank, and its gate whole.
 """
 from __future__ import annotations
 
@@ -62,7 +69,7 @@ def _rope_fields(hf: dict) -> dict:
 
 # ---- per family: (trtllm config fields, per-rank weights) --------------------------------------------------------
 
-def _gpt2(hf: dict, w: Tensors, tp: int):
+def _gpt2(hf: dict, w: Tensors, tp: int, **_moe):
     D, H = hf["n_embd"], hf["n_head"]
     config = dict(architecture="GPTForCausalLM", vocab_size=hf["vocab_size"], hidden_size=D,
                   num_hidden_layers=hf["n_layer"], num_attention_heads=H, num_key_value_heads=H, head_size=D // H,
@@ -90,7 +97,7 @@ def _gpt2(hf: dict, w: Tensors, tp: int):
     return config, layer, ends
 
 
-def _gptj(hf: dict, w: Tensors, tp: int):
+def _gptj(hf: dict, w: Tensors, tp: int, **_moe):
     D, H = hf["n_embd"], hf["n_head"]
     config = dict(architecture="GPTJForCausalLM", vocab_size=hf["vocab_size"], hidden_size=D,
                   num_hidden_layers=hf["n_layer"], num_attention_heads=H, head_size=D // H,
@@ -117,7 +124,23 @@ def _gptj(hf: dict, w: Tensors, tp: int):
     return config, layer, ends
 
 
-def _llama(hf: dict, w: Tensors, tp: int):
+def _llama_block(w: Tensors, g: int, H: int, KV: int, tp: int, r: int) -> Tensors:
+    """Norms and attention of HF LLaMA-style layer g (q/k/v biases when the checkpoint has them, as Qwen2)."""
+    p = f"model.layers.{g}."
+    a = p + "self_attn."
+    t = {
+        "input_layernorm.weight": w[p + "input_layernorm.weight"],
+        "attention.qkv.weight": _qkv(w[a + "q_proj.weight"], w[a + "k_proj.weight"], w[a + "v_proj.weight"],
+                                     H, KV, tp, r),
+        "attention.dense.weight": _cols(w[a + "o_proj.weight"], tp, r),
+        "post_layernorm.weight": w[p + "post_attention_layernorm.weight"],
+    }
+    if a + "q_proj.bias" in w:
+        t["attention.qkv.bias"] = _qkv(w[a + "q_proj.bias"], w[a + "k_proj.bias"], w[a + "v_proj.bias"], H, KV, tp, r)
+    return t
+
+
+def _llama(hf: dict, w: Tensors, tp: int, **_moe):
     H, KV = hf["num_attention_heads"], hf.get("num_key_value_heads") or hf["num_attention_heads"]
     config = dict(architecture="LlamaForCausalLM", vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
                   num_hidden_layers=hf["num_hidden_layers"], num_attention_heads=H, num_key_value_heads=KV,
@@ -127,14 +150,9 @@ def _llama(hf: dict, w: Tensors, tp: int):
                   attn_bias=bool(hf.get("attention_bias")), mlp_bias=bool(hf.get("mlp_bias")), **_rope_fields(hf))
 
     def layer(g: int, r: int) -> Tensors:
-        p = f"model.layers.{g}."
-        a, m = p + "self_attn.", p + "mlp."
+        m = f"model.layers.{g}.mlp."
         return {
-            "input_layernorm.weight": w[p + "input_layernorm.weight"],
-            "attention.qkv.weight": _qkv(w[a + "q_proj.weight"], w[a + "k_proj.weight"], w[a + "v_proj.weight"],
-                                         H, KV, tp, r),
-            "attention.dense.weight": _cols(w[a + "o_proj.weight"], tp, r),
-            "post_layernorm.weight": w[p + "post_attention_layernorm.weight"],
+            **_llama_block(w, g, H, KV, tp, r),
             "mlp.fc.weight": _rows(w[m + "gate_proj.weight"], tp, r),
             "mlp.gate.weight": _rows(w[m + "up_proj.weight"], tp, r),
             "mlp.proj.weight": _cols(w[m + "down_proj.weight"], tp, r),
@@ -146,7 +164,69 @@ def _llama(hf: dict, w: Tensors, tp: int):
     return config, layer, ends
 
 
-FAMILIES: dict[str, Callable] = {"gpt2": _gpt2, "gptj": _gptj, "llama": _llama}
+def _experts(w: Tensors, prefix: str, names: tuple[str, str, str], n: int, tp: int, r: int, moe_tp: int,
+             moe_ep: int) -> Tensors:
+    """mlp.fc / mlp.proj of tp rank r. names = HF (w1 gate, w2 down, w3 up) suffixes under `prefix`experts.{e}."""
+    ep_rank, tp_rank = r % moe_ep, r // moe_ep
+    per = n // moe_ep
+    rank_experts = range(ep_rank * per, (ep_rank + 1) * per)
+
+    def stack(suffix: str) -> torch.Tensor:
+        return torch.stack([w[f"{prefix}experts.{e}.{suffix}.weight"] for e in rank_experts])
+
+    w1, w2, w3 = (stack(x) for x in names)
+    w1, w3 = (t.chunk(moe_tp, dim=1)[tp_rank] for t in (w1, w3))
+    w2 = w2.chunk(moe_tp, dim=2)[tp_rank]
+    return {"mlp.fc.weight": torch.cat([w3, w1], dim=-2), "mlp.proj.weight": w2}
+
+
+_MOE_DEFAULTS = {"sparse_mixer_epsilon": 0.01, "tp_mode": 0, "device_limited_n_group": 0,
+                 "device_limited_topk_group": 0, "device_limited_routed_scaling_factor": 1.0}
+
+
+def _mixtral(hf: dict, w: Tensors, tp: int, moe_tp: int = 0, moe_ep: int = 1):
+    moe_tp = moe_tp or tp // moe_ep
+    H, KV, E = hf["num_attention_heads"], hf["num_key_value_heads"], hf["num_local_experts"]
+    config, _, ends = _llama({**hf, "model_type": "llama"}, w, tp)
+    config.update(architecture="MixtralForCausalLM", hidden_act="swiglu",
+                  moe={"num_experts": E, "top_k": hf["num_experts_per_tok"], "normalization_mode": 1,
+                       "shared_expert_intermediate_size": 0, **_MOE_DEFAULTS})
+
+    def layer(g: int, r: int) -> Tensors:
+        p = f"model.layers.{g}.block_sparse_moe."
+        return {**_llama_block(w, g, H, KV, tp, r), **_experts(w, p, ("w1", "w2", "w3"), E, tp, r, moe_tp, moe_ep),
+                "mlp.router.weight": w[p + "gate.weight"].float()}
+
+    return config, layer, ends
+
+
+def _qwen2_moe(hf: dict, w: Tensors, tp: int, moe_tp: int = 0, moe_ep: int = 1):
+    moe_tp = moe_tp or tp // moe_ep
+    H, KV, E = hf["num_attention_heads"], hf["num_key_value_heads"], hf["num_experts"]
+    config, _, ends = _llama({**hf, "model_type": "llama"}, w, tp)
+    config.update(architecture="Qwen2MoeForCausalLM", hidden_act="swiglu", qwen_type="qwen2_moe", attn_bias=True,
+                  moe_intermediate_size=hf["moe_intermediate_size"],
+                  moe_shared_expert_intermediate_size=hf["shared_expert_intermediate_size"],
+                  moe={"num_experts": E, "top_k": hf["num_experts_per_tok"],
+                       "normalization_mode": 1 if hf.get("norm_topk_prob") else 0,
+                       "shared_expert_intermediate_size": 0, **_MOE_DEFAULTS})
+
+    def layer(g: int, r: int) -> Tensors:
+        p = f"model.layers.{g}.mlp."
+        s = p + "shared_expert."
+        return {**_llama_block(w, g, H, KV, tp, r),
+                **_experts(w, p, ("gate_proj", "down_proj", "up_proj"), E, tp, r, moe_tp, moe_ep),
+                "mlp.router.weight": w[p + "gate.weight"].float(),
+                "mlp.shared_expert.fc.weight": torch.cat([_rows(w[s + "up_proj.weight"], tp, r),
+                                                          _rows(w[s + "gate_proj.weight"], tp, r)], dim=-2),
+                "mlp.shared_expert.proj.weight": _cols(w[s + "down_proj.weight"], tp, r),
+                "mlp.shared_expert_gate.weight": w[p + "shared_expert_gate.weight"]}
+
+    return config, layer, ends
+
+
+FAMILIES: dict[str, Callable] = {"gpt2": _gpt2, "gptj": _gptj, "llama": _llama, "mixtral": _mixtral,
+                                 "qwen2_moe": _qwen2_moe}
 
 DEFAULT_BUILD_CONFIG = {"max_input_len": 64, "max_seq_len": 128, "max_batch_size": 4, "max_beam_width": 1,
                         "max_num_tokens": 256, "opt_num_tokens": None,
@@ -155,14 +235,20 @@ DEFAULT_BUILD_CONFIG = {"max_input_len": 64, "max_seq_len": 128, "max_batch_size
 
 def convert(hf_dir: str, out_dir: str, tp: int = 1, pp: int = 1, dtype: str = "float32",
             parallel_embedding: int | None = None, omit_tied_lm_head: bool = False,
-            build_config: dict | None = None) -> str:
-    """Write a TensorRT-LLM checkpoint for `hf_dir` into `out_dir`; returns out_dir."""
+            build_config: dict | None = None, moe_tp: int = 0, moe_ep: int = 1,
+            layer_hook: Callable | None = None) -> str:
+    """Write a TensorRT-LLM checkpoint for `hf_dir` into `out_dir`; returns out_dir. `layer_hook(rank, tensors)`
+    may edit a rank's layer tensors (tests plant bugs with it)."""
     with open(os.path.join(hf_dir, "config.json")) as f:
         hf = json.load(f)
     w = load_file(os.path.join(hf_dir, "model.safetensors"))
-    config, layer, ends = FAMILIES[hf["model_type"]](hf, w, tp)
+    moe = {"moe_tp": moe_tp, "moe_ep": moe_ep} if hf["model_type"] in ("mixtral", "qwen2_moe") else {}
+    config, layer, ends = FAMILIES[hf["model_type"]](hf, w, tp, **moe)
     torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    config.update(dtype=dtype, logits_dtype="float32", mapping={"world_size": tp * pp, "tp_size": tp, "pp_size": pp},
+    mapping = {"world_size": tp * pp, "tp_size": tp, "pp_size": pp}
+    if moe:
+        mapping.update(moe_tp_size=moe_tp or tp // moe_ep, moe_ep_size=moe_ep)
+    config.update(dtype=dtype, logits_dtype="float32", mapping=mapping,
                   quantization={"quant_algo": None, "kv_cache_quant_algo": None})
     if parallel_embedding is not None:
         config.update(use_parallel_embedding=True, embedding_sharding_dim=parallel_embedding)
@@ -181,14 +267,18 @@ def convert(hf_dir: str, out_dir: str, tp: int = 1, pp: int = 1, dtype: str = "f
                 if ends["position"] is not None:
                     t["transformer.position_embedding.weight"] = ends["position"]
             for local, g in enumerate(stage.tolist()):
-                t.update({f"transformer.layers.{local}.{k}": v for k, v in layer(g, r).items()})
+                tensors = layer(g, r)
+                if layer_hook is not None:
+                    tensors = layer_hook(pp_rank * tp + r, tensors)
+                t.update({f"transformer.layers.{local}.{k}": v for k, v in tensors.items()})
             if pp_rank == pp - 1:
                 t.update({f"transformer.ln_f.{k}": v for k, v in ends["ln_f"].items()})
                 if not (omit_tied_lm_head and ends["tied"]):
                     t["lm_head.weight"] = _rows(_pad_rows(ends["lm_head"], tp), tp, r)
                 if ends["lm_head_bias"] is not None:
                     t["lm_head.bias"] = _rows(_pad_rows(ends["lm_head_bias"], tp), tp, r)
-            save_file({k: v.to(torch_dtype).contiguous() for k, v in t.items()},
+            save_file({k: (v if k.endswith("mlp.router.weight") else v.to(torch_dtype)).contiguous()
+                       for k, v in t.items()},
                       os.path.join(out_dir, f"rank{pp_rank * tp + r}.safetensors"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f, indent=2)

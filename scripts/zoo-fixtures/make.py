@@ -94,7 +94,64 @@ FIXTURES = {
         max_position_embeddings=128, initializer_range=0.08, bos_token_id=1, eos_token_id=2, layer_norm_epsilon=1e-5,
         new_decoder_architecture=False, multi_query=True, parallel_attn=True, alibi=False, bias=False,
         rope_theta=10000.0, tie_word_embeddings=True)),
+    # Mixtral: 8 experts of width 48, top-2 renormalized (softmax), no sliding window.
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(BASE, intermediate_size=48, num_local_experts=8, num_experts_per_tok=2,
+                                                            rms_norm_eps=1e-5, rope_theta=1e6, sliding_window=None,
+                                                            tie_word_embeddings=False)),
+    # Qwen2-MoE: 6 experts, top-3 not renormalized, a shared expert behind a sigmoid gate, q/k/v biases.
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        BASE, num_experts=6, num_experts_per_tok=3, moe_intermediate_size=32, shared_expert_intermediate_size=80,
+        norm_topk_prob=False, rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=False)),
+    # The same with renormalized top-k (norm_topk_prob), top-2, and tied embeddings. (Dense layers among sparse ones,
+    # mlp_only_layers, run in the interpreter but not through the compile targets, which need one layer class.)
+    "qwen2_moe_norm": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        BASE, num_experts=6, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=80,
+        norm_topk_prob=True, rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=True)),
+    # Qwen3-MoE: Qwen3's QK-norm attention (head_dim 24) with 6 experts, top-2 renormalized, no shared expert.
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(
+        BASE, head_dim=24, num_experts=6, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+        rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=False)),
 }
+
+# Mixture-of-experts fixtures: router weights are drawn wider than the HF init so that routing is decisive, and
+# every routing decision on the fixture sequences (prompts and greedy continuations) must clear this margin between
+# the router logits of the k-th and the (k+1)-th expert (scores are monotone in the logits, so the logits decide the
+# choice; 1e-3 is about 1e4 float32 roundings at these magnitudes), so no implementation can pick another expert.
+ROUTER_STD = 0.3
+MIN_TOPK_MARGIN = 1e-3
+# Router seeds (default 2); qwen3_moe's default draw had a decision 7e-4 from a tie, so it draws with seed 3.
+ROUTER_SEED = {"qwen3_moe": 3}
+
+
+def widen_routers(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Router weights (mlp.gate.weight) and shared-expert gates N(0, ROUTER_STD)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("mlp.gate.weight") or name.endswith("mlp.shared_expert_gate.weight"):
+                p.copy_(ROUTER_STD * torch.randn(p.shape, generator=gen))
+
+
+def check_router_margins(model, config, sequences: list[list[int]]) -> float:
+    """The smallest k-th vs (k+1)-th router-logit gap over every routing decision; fails below MIN_TOPK_MARGIN."""
+    k = config.num_experts_per_tok
+    gaps = []
+
+    def hook(module, inputs, _output):
+        x = inputs[0].reshape(-1, inputs[0].shape[-1])
+        top = torch.topk(torch.nn.functional.linear(x, module.weight).float(), k + 1, dim=-1).values
+        gaps.append((top[:, k - 1] - top[:, k]).min().item())
+
+    routers = [m for n, m in model.named_modules() if n.endswith("mlp.gate") and hasattr(m, "top_k")]
+    handles = [r.register_forward_hook(hook) for r in routers]
+    with torch.no_grad():
+        for seq in sequences:
+            model(torch.tensor([seq]))
+    for h in handles:
+        h.remove()
+    margin = min(gaps)
+    if margin < MIN_TOPK_MARGIN:
+        sys.exit(f"make.py: a routing decision is a near tie (top-k logit margin {margin:.2e} < {MIN_TOPK_MARGIN})")
+    return margin
 
 
 # Fixtures whose goldens come from transformers' eager attention: for Gemma 2 the SDPA path (the default) drops
@@ -132,6 +189,9 @@ def make(name: str, out: str) -> None:
         config._attn_implementation = "eager"
     model = getattr(transformers, model_cls)(config).eval().float()
     perturb_vectors(model, torch.Generator().manual_seed(1))
+    moe = hasattr(config, "num_experts_per_tok")
+    if moe:
+        widen_routers(model, torch.Generator().manual_seed(ROUTER_SEED.get(name, 2)))
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     model.save_pretrained(d, safe_serialization=True)
@@ -142,7 +202,11 @@ def make(name: str, out: str) -> None:
             golden[f"logits.{i}"] = model(torch.tensor([ids])).logits[0].float().contiguous()
             golden[f"greedy.{i}"] = torch.tensor(greedy(model, ids), dtype=torch.int32)
     save_file(golden, os.path.join(d, "golden.safetensors"))
-    print(f"{name}: {model_cls} -> {d}")
+    margin = ""
+    if moe:
+        seqs = [ids + golden[f"greedy.{i}"].tolist() for i, ids in enumerate(PROMPTS)]
+        margin = f" (smallest top-k margin {check_router_margins(model, config, seqs):.3f})"
+    print(f"{name}: {model_cls} -> {d}{margin}")
 
 
 def main() -> None:

@@ -20,3 +20,13 @@ export function parseCount(text: string, flag: string, min = 0, max = 2 ** 31 - 
   if (Number(text) > max) throw new UsageError(`${flag}: ${text.slice(0, 40)} is too large (at most ${max.toLocaleString("en-US")})`);
   return Number(text);
 }
+
+/** --tp / --pp / --moe-tp / --moe-ep as a Mapping (the MoE sizes only when given). */
+export function parseMapping(flags: { readonly tp: string; readonly pp: string; readonly moeTp?: string; readonly moeEp?: string }) {
+  return {
+    tp: parseCount(flags.tp, "--tp", 1),
+    pp: parseCount(flags.pp, "--pp", 1),
+    ...(flags.moeTp !== undefined && { moeTp: parseCount(flags.moeTp, "--moe-tp", 1) }),
+    ...(flags.moeEp !== undefined && { moeEp: parseCount(flags.moeEp, "--moe-ep", 1) }),
+  };
+}

@@ -11,7 +11,23 @@ import { ConfigError, readHFConfigJson } from "../weights/hf-config.ts";
 import { importModelFile, loadModelFile, ModelFileError } from "./load-model-file.ts";
 
 /** Zoo entries in the order `kiln models` lists them. */
-export const ZOO_NAMES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "starcoder2", "phi3", "falcon", "gpt2", "gptj"] as const;
+export const ZOO_NAMES = [
+  "llama",
+  "mistral",
+  "qwen2",
+  "qwen3",
+  "gemma",
+  "gemma2",
+  "gpt_neox",
+  "starcoder2",
+  "phi3",
+  "falcon",
+  "gpt2",
+  "gptj",
+  "mixtral",
+  "qwen2_moe",
+  "qwen3_moe",
+] as const;
 
 export type ZooName = (typeof ZOO_NAMES)[number];
 
@@ -41,6 +57,12 @@ export const ZOO_TRTLLM_CLASS: Record<ZooName, { architecture: string; class: st
   falcon: { architecture: "KilnFalconForCausalLM", class: "custom model.py" },
   gpt2: { architecture: "GPTForCausalLM", class: "GPTForCausalLM" },
   gptj: { architecture: "GPTJForCausalLM", class: "GPTJForCausalLM" },
+  // Issue 14: the built-in classes with their MoE config (1.2.1 MODEL_MAP: MixtralForCausalLM -> LLaMAForCausalLM,
+  // Qwen2MoeForCausalLM -> QWenForCausalLM); the engine lowering of `moe` is issue 14 part B.
+  mixtral: { architecture: "MixtralForCausalLM", class: "LLaMAForCausalLM" },
+  qwen2_moe: { architecture: "Qwen2MoeForCausalLM", class: "QWenForCausalLM" },
+  // QK-norm like qwen3: custom model.py (with TensorRT-LLM's MOE layer, part B).
+  qwen3_moe: { architecture: "KilnQwen3MoeForCausalLM", class: "custom model.py" },
 };
 
 /** Absolute path of a zoo model file (models/<name>.ts in this package). */

@@ -2,7 +2,7 @@
 // as calls. Each is one IR op; composite helpers are built from them.
 
 import type { JsonValue } from "../ir/attrs.ts";
-import { emit1, type Tensor } from "./tensor.ts";
+import { emit1, scalar, type Tensor } from "./tensor.ts";
 
 export interface RopeSpec {
   /** "neox" = rotate-half (GPT-NeoX, LLaMA), "gptj" = interleaved pairs (GPT-J). */
@@ -43,6 +43,42 @@ export const attention = (q: Tensor, k: Tensor, v: Tensor, opts: { causal: boole
 export const softcap = (x: Tensor, cap: number): Tensor => {
   if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`softcap needs a finite cap > 0, got ${cap}`);
   return emit1("softcap", [x], { cap });
+};
+
+/** cond ? a : b elementwise; cond is bool, numbers become scalars of the other branch's dtype. */
+export const where = (cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor => {
+  const dtype = typeof a === "number" ? (typeof b === "number" ? "f32" : b.dtype) : a.dtype;
+  const operand = (v: Tensor | number) => (typeof v === "number" ? scalar(v, dtype) : v);
+  return emit1("where", [cond, operand(a), operand(b)]);
+};
+
+/** The `moe` op's attributes (see docs/dsl-reference.md): routing and the experts' gated activation. */
+export interface MoeSpec {
+  readonly numExperts: number;
+  readonly topK: number;
+  readonly scoring: "softmax" | "sigmoid";
+  readonly normalizeTopK: boolean;
+  readonly activation: "silu" | "gelu" | "gelu_tanh" | "relu";
+}
+
+/** Weights of a `moe` op: routed experts stacked on a leading [E] axis, and an optional shared expert. */
+export interface MoeWeights {
+  /** [E, H] */ readonly router: Tensor;
+  /** [E, I, H] */ readonly gate: Tensor;
+  /** [E, I, H] */ readonly up: Tensor;
+  /** [E, H, I] */ readonly down: Tensor;
+  readonly shared?: {
+    /** [S, H] */ readonly gate: Tensor;
+    /** [S, H] */ readonly up: Tensor;
+    /** [H, S] */ readonly down: Tensor;
+    /** [1, H]: scales the shared expert by sigmoid(x . expertGate) (Qwen2-MoE). */ readonly expertGate?: Tensor;
+  };
+}
+
+export const moe = (x: Tensor, w: MoeWeights, spec: MoeSpec): Tensor => {
+  const shared = w.shared ? [w.shared.gate, w.shared.up, w.shared.down, w.shared.expertGate] : [];
+  const { numExperts, topK, scoring, normalizeTopK, activation } = spec;
+  return emit1("moe", [x, w.router, w.gate, w.up, w.down, ...shared], { numExperts, topK, scoring, normalizeTopK, activation });
 };
 
 /** Activations by their Hugging Face names; unknown names are rejected where a config is parsed. */

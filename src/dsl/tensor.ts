@@ -140,6 +140,40 @@ export class Tensor {
   causalMask(): Tensor {
     return op1("causal_mask", this);
   }
+  // Routing (issue 14): top-k, argmax, comparisons, gathers, one-hot.
+  /** The k largest values along an axis, largest first, and their i32 indices (ties: lower index first). */
+  topk(k: number, axis = -1): [values: Tensor, indices: Tensor] {
+    const [values, indices] = activeTracer().emit("topk", [this.id], { k, axis });
+    return [new Tensor(values!), new Tensor(indices!)];
+  }
+  /** i32 index of the largest value along an axis (ties: the lowest index). */
+  argmax(axis = -1, keepDims = false): Tensor {
+    return op1("argmax", this, { axis, keepDims });
+  }
+  /** this > o, elementwise (bool). */
+  gt(o: Operand): Tensor {
+    return binary("greater", this, o);
+  }
+  /** this < o, elementwise (bool). */
+  lt(o: Operand): Tensor {
+    return binary("less", this, o);
+  }
+  /** this == o, elementwise (bool). */
+  eq(o: Operand): Tensor {
+    return binary("equal", this, o);
+  }
+  /** torch.gather: out[..., i, ...] = this[..., indices[..., i, ...], ...] along `axis` (indices i32, same rank). */
+  gather(axis: number, indices: Tensor): Tensor {
+    return emit1("gather", [this, indices], { axis });
+  }
+  /** torch.index_select: the slices at the i32 positions of a 1-D `index` along `axis`. */
+  indexSelect(axis: number, index: Tensor): Tensor {
+    return emit1("index_select", [this, index], { axis });
+  }
+  /** i32 class ids [...] to [..., numClasses] one-hot rows of the given dtype. */
+  oneHot(numClasses: number, dtype: DType = "f32"): Tensor {
+    return op1("one_hot", this, { numClasses, dtype });
+  }
 }
 
 export function emit1(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, unknown> = {}): Tensor {

@@ -5,6 +5,8 @@
 import type { CoreAttrs, CoreOp } from "../ir/ops.ts";
 import { concreteShape, normAxis } from "../ir/shape.ts";
 import { roundToBf16, roundToF16 } from "../weights/half.ts";
+import { erf, GATED_ACTS, gelu, geluTanh } from "./activations.ts";
+import { ROUTING_KERNELS } from "./kernels-routing.ts";
 import { applyRope, parseRopeScaling, ropeAttentionFactor, ropeDependsOnLength, ropeInvFreq } from "./rope.ts";
 import { aroundAxis, broadcastOffsets, numel, type RTensor, strides, tensor } from "./tensor.ts";
 
@@ -57,36 +59,6 @@ function lastAxisRows(x: RTensor): [number, number] {
   const d = x.shape[x.shape.length - 1]!;
   return [x.data.length / d, d];
 }
-
-/** erf to double precision (JS has none): Maclaurin series for |x| < 2.5, erfc continued fraction beyond. */
-function erf(x: number): number {
-  const t = Math.abs(x);
-  if (t < 2.5) {
-    let sum = t;
-    let term = t;
-    const t2 = t * t;
-    for (let n = 1; n < 200; n++) {
-      term *= -t2 / n;
-      const add = term / (2 * n + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    return Math.sign(x) * ((2 / Math.sqrt(Math.PI)) * sum);
-  }
-  let cf = 0;
-  for (let n = 60; n >= 1; n--) cf = n / 2 / (t + cf);
-  const erfc = Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + cf);
-  return Math.sign(x) * (1 - erfc);
-}
-
-const gelu = (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
-const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
-const GATED_ACTS: Record<CoreAttrs<"gated_activation">["act"], (v: number) => number> = {
-  silu: (v) => v / (1 + Math.exp(-v)),
-  gelu,
-  gelu_tanh: geluTanh,
-  relu: (v) => Math.max(v, 0),
-};
 
 const ROUND: Partial<Record<string, (v: number) => number>> = {
   f32: Math.fround,
@@ -367,4 +339,5 @@ export const KERNELS: { [K in CoreOp]: Kernel<K> } = {
       }
     return [tensor(q!.dtype, [b, s, h, dv], out)];
   },
+  ...ROUTING_KERNELS,
 };

@@ -6,6 +6,7 @@
 
 import type { AttrSchema, AttrsOf } from "./attrs.ts";
 import { type DType, isFloat } from "./dtype.ts";
+import { ROUTING_OPS } from "./ops-routing.ts";
 import { broadcastShapes, type Dim, formatShape, normAxis, sameElementCount, type Shape } from "./shape.ts";
 
 export interface ValueType {
@@ -13,7 +14,9 @@ export interface ValueType {
   readonly shape: Shape;
 }
 
-export class ShapeError extends Error {}
+import { ShapeError } from "./shape-error.ts";
+
+export { ShapeError };
 
 export interface OpDef<S extends AttrSchema = AttrSchema> {
   readonly attrs: S;
@@ -371,6 +374,8 @@ export const CORE_OPS = {
     },
     doc: "scaled dot-product attention with grouped-query heads, optionally causal; window > 0 lets query i see only keys j with i - j < window (sliding window); softcap > 0 caps the scaled scores to softcap * tanh(scores / softcap) before the mask",
   } satisfies OpDef<typeof ATTENTION_SCHEMA>,
+  // topk, argmax, greater, less, equal, where, gather, index_select, one_hot, moe (issue 14).
+  ...ROUTING_OPS,
 } as const;
 
 export type CoreOp = keyof typeof CORE_OPS;

@@ -128,6 +128,109 @@ const linearOf = (hk: ReturnType<typeof rankHooks>, name: string, x: RTensor, w:
   return hk.out(name, xq, K.linear(b ? [xq, w, b] : [xq, w], {}, ctx)[0]!);
 };
 
+/** Which experts a rank holds: its fc is [local experts, ...]; moe_ep = E / local, moe_ep_rank = tp_rank % moe_ep
+ *  (Mapping: moe_tp_rank = tp_rank // moe_ep), so a rank file with the wrong experts computes wrong numbers. */
+function localExperts(fc: RTensor, numExperts: number, r: number, what: string): number {
+  const local = fc.shape[0]!;
+  if (!local || numExperts % local) throw new SimulationError(`${what}: fc.weight holds ${local} experts, not a divisor of ${numExperts}`);
+  return (r % (numExperts / local)) * local;
+}
+
+/** Top-k routing in float32: expert ids and weights per token (TensorRT-LLM MixtureOfExperts.forward). */
+function route(x: ArrayLike<number>, router: RTensor, n: number, d: number, a: TrtllmAttrs<"trtllm.moe">): { ids: Int32Array; w: Float32Array } {
+  const E = a.numExperts;
+  const ids = new Int32Array(n * a.topK);
+  const w = new Float32Array(n * a.topK);
+  const logits = new Float64Array(E);
+  for (let t = 0; t < n; t++) {
+    for (let e = 0; e < E; e++) {
+      let acc = 0;
+      for (let h = 0; h < d; h++) acc += x[t * d + h]! * router.data[e * d + h]!;
+      logits[e] = Math.fround(acc);
+    }
+    const order = [...logits.keys()].sort((i, j) => logits[j]! - logits[i]! || i - j).slice(0, a.topK);
+    // "none": softmax over all E, then the top k; "renormalize": softmax over the top-k logits only.
+    const pool = a.normalization === "renormalize" ? order : [...logits.keys()];
+    const max = Math.max(...pool.map((e) => logits[e]!));
+    const total = pool.reduce((s, e) => s + Math.exp(logits[e]! - max), 0);
+    order.forEach((e, k) => {
+      ids[t * a.topK + k] = e;
+      w[t * a.topK + k] = Math.fround(Math.exp(logits[e]! - max) / total);
+    });
+  }
+  return { ids, w };
+}
+
+/** y += scale * (down @ (silu(gate) * up)) for one token, with up/gate the two halves of fc @ x. */
+function gatedExpert(
+  x: ArrayLike<number>,
+  xo: number,
+  fc: ArrayLike<number>,
+  fo: number,
+  down: ArrayLike<number>,
+  dof: number,
+  inter: number,
+  d: number,
+  scale: number,
+  y: Float32Array,
+  yo: number,
+) {
+  const act = new Float32Array(inter);
+  for (let i = 0; i < inter; i++) {
+    let up = 0;
+    let gate = 0;
+    for (let h = 0; h < d; h++) {
+      up += fc[fo + i * d + h]! * x[xo + h]!;
+      gate += fc[fo + (inter + i) * d + h]! * x[xo + h]!;
+    }
+    const g = Math.fround(gate);
+    act[i] = Math.fround((g / (1 + Math.exp(-g))) * Math.fround(up));
+  }
+  for (let h = 0; h < d; h++) {
+    let acc = 0;
+    for (let i = 0; i < inter; i++) acc += down[dof + h * inter + i]! * act[i]!;
+    y[yo + h] = Math.fround(y[yo + h]! + scale * Math.fround(acc));
+  }
+}
+
+function moeRank(
+  x: RTensor,
+  router: RTensor,
+  fc: RTensor,
+  proj: RTensor,
+  shared: RTensor[] | undefined,
+  a: TrtllmAttrs<"trtllm.moe">,
+  r: number,
+  what: string,
+): RTensor {
+  const d = x.shape.at(-1)!;
+  const n = x.data.length / d;
+  const first = localExperts(fc, a.numExperts, r, what);
+  const local = fc.shape[0]!;
+  const inter = fc.shape[1]! / 2;
+  expectShape(proj, [local, d, inter], `${what}.proj.weight`);
+  const { ids, w } = route(x.data, router, n, d, a);
+  const y = new Float32Array(n * d);
+  for (let t = 0; t < n; t++)
+    for (let k = 0; k < a.topK; k++) {
+      const e = ids[t * a.topK + k]! - first;
+      if (e < 0 || e >= local) continue;
+      gatedExpert(x.data, t * d, fc.data, e * 2 * inter * d, proj.data, e * d * inter, inter, d, w[t * a.topK + k]!, y, t * d);
+    }
+  if (shared) {
+    const [sFc, sProj, sGate] = shared as [RTensor, RTensor, RTensor];
+    const s = sFc.shape[0]! / 2;
+    expectShape(sProj, [d, s], `${what}.shared_expert.proj.weight`);
+    for (let t = 0; t < n; t++) {
+      let g = 0;
+      for (let h = 0; h < d; h++) g += sGate.data[h]! * x.data[t * d + h]!;
+      const sig = Math.fround(1 / (1 + Math.exp(-Math.fround(g))));
+      gatedExpert(x.data, t * d, sFc.data, 0, sProj.data, 0, s, d, sig, y, t * d);
+    }
+  }
+  return tensor(x.dtype, [...x.shape], y);
+}
+
 type TpKernel<K extends TrtllmOp> = (ins: RankInputs, n: TrtllmNodeOf<K>, tp: number, h: SimulationHooks) => RTensor;
 
 /** One tensor-parallel kernel per TensorRT-LLM op (complete over the op table of src/lower/trtllm-ops.ts). */
@@ -178,6 +281,16 @@ const TP_KERNELS: { readonly [K in TrtllmOp]: TpKernel<K> } = {
       return linearOf(hk, "proj", act(linearOf(hk, "fc", x, fc![r]!, fcB?.[r])), proj![r]!, undefined);
     });
     return addBias(sum(partials), projB, n.attrs.reduce === "layer");
+  },
+  "trtllm.moe": (ins, n, tp) => {
+    const x = ins[0] as RTensor;
+    const [router, fc, proj, ...shared] = ins.slice(1).map(perRank) as RTensor[][];
+    // The router is replicated (RowLinear with tp_size=1) and read in float32 whatever the checkpoint dtype.
+    if (router!.some((t) => !sameTensor(t, router![0]!))) throw new SimulationError(`replicated parameter '${n.scope}.router.weight' differs between tp ranks`);
+    const partials = Array.from({ length: tp }, (_, r) =>
+      moeRank(x, router![0]!, fc![r]!, proj![r]!, n.attrs.shared ? shared.map((p) => p[r]!) : undefined, n.attrs, r, `${n.scope} (tp rank ${r})`),
+    );
+    return sum(partials);
   },
   "trtllm.lm_head": (ins, n, tp) => {
     const x = ins[0] as RTensor;

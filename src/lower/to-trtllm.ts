@@ -264,6 +264,29 @@ function analyzeMlp(c: Ctx, down: Node): MlpBlock | undefined {
   };
 }
 
+/** `transformer.layers.N.<first path segment>` of every weight a kept (generic) layer op names after its own path. */
+function keptWeightModules(
+  g: Graph,
+  c: Ctx,
+  interior: ReadonlySet<Node>,
+  blocks: ReadonlyMap<Node, Block>,
+  head: Node,
+  layerOf: (n: Node) => number | undefined,
+): Set<string> {
+  const out = new Set<string>();
+  for (const n of g.nodes) {
+    const layer = layerOf(n);
+    const root = layerRootOf(n.scope);
+    if (interior.has(n) || blocks.has(n) || n === head || layer === undefined || !root) continue;
+    if (n.op === "rms_norm" || n.op === "layer_norm" || n.op === "embedding") continue;
+    for (const v of n.inputs) {
+      const name = c.paramName.get(v);
+      if (name?.startsWith(`${root}.`)) out.add(`transformer.layers.${layer}.${name.slice(root.length + 1).split(".")[0]}`);
+    }
+  }
+  return out;
+}
+
 /** Parameters read only after the last decoder layer (they live on the last pipeline stage, with ln_f and lm_head). */
 export function postLayerParams(g: Graph): Set<string> {
   const lastLayerNode = g.nodes.reduce((at, n, i) => (/^transformer\.layers\.\d+/.test(n.scope) ? i : at), -1);
@@ -343,12 +366,25 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
   };
   const positionsInput = g.inputs.find((i) => i.name === "position_ids")?.value;
   const normCount = new Map<number, number>();
+  // Module names already given in each layer, so that a second MLP-shaped block (experts written as GatedMLPs, two
+  // feed-forward blocks) or its norm gets its own name instead of clashing: mlp, mlp_1, mlp_2, ... Names that kept
+  // ops' own weights use (the first segment of their path in the layer) are taken from the start.
+  const taken = keptWeightModules(g, c, interior, blocks, head, layerOf);
+  const claim = (name: string): string => {
+    let unique = name;
+    for (let k = 1; taken.has(unique); k++) unique = `${name}_${k}`;
+    taken.add(unique);
+    return unique;
+  };
 
   /** A norm feeding the attention is TensorRT-LLM's input_layernorm; one feeding only the MLP, post_layernorm. */
   const normName = (n: Node, layer: number): string => {
     const feeds = (isAttention: boolean) => [...blocks.values()].some((blk) => (blk.kind === "attention") === isAttention && blk.x === n.outputs[0]);
     if (feeds(true)) return `transformer.layers.${layer}.input_layernorm`;
-    if (feeds(false)) return `transformer.layers.${layer}.post_layernorm`;
+    const post = `transformer.layers.${layer}.post_layernorm`;
+    // A norm feeding a mixture-of-experts block is the MLP's norm too (TensorRT-LLM's MOE sits where GatedMLP does).
+    const feedsMoe = (c.users.get(n.outputs[0]!) ?? []).some((u) => u.op === "moe");
+    if ((feeds(false) || feedsMoe) && !taken.has(post)) return claim(post);
     const k = normCount.get(layer) ?? 0;
     normCount.set(layer, k + 1);
     return `transformer.layers.${layer}.norm_${k}`;
@@ -375,7 +411,7 @@ export function lowerToTrtllm(g: Graph, weights: WeightMap, shapeOf: ShapeOf): L
       continue;
     }
     if (blk) {
-      const scope = `transformer.layers.${layer}.mlp`;
+      const scope = claim(`transformer.layers.${layer}.mlp`);
       const w = (name: string) => blk.weights.find((x) => x.name === name);
       const p = (name: string, tname: string) => {
         const x = w(name)!;

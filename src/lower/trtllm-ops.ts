@@ -1,11 +1,13 @@
 // Ops of the TensorRT-LLM level IR: one op per TensorRT-LLM layer that fuses several core ops, with that layer's
 // semantics and parameter layout (full, unsharded shapes; sharding is applied per rank when checkpoints are
 // written). Attention = qkv ColumnLinear + rotary + GPT attention plugin + dense RowLinear; GatedMLP = proj(act(fc(x))
-// * gate(x)) with fc the activated side; MLP = proj(act(fc(x))); LMHead = ColumnLinear with gathered output.
+// * gate(x)) with fc the activated side; MLP = proj(act(fc(x))); LMHead = ColumnLinear with gathered output;
+// MoE = TensorRT-LLM's MixtureOfExperts / SharedMoE (float32 router, experts stacked as fc [E, 2I, H] = [up ; gate]
+// per expert and proj [E, H, I], optional gated shared expert; docs/moe.md "TensorRT-LLM layout").
 // Everything else in a lowered graph stays a core op (embedding, norms, residual adds, custom glue).
 
 import type { AttrSchema, AttrsOf } from "../ir/attrs.ts";
-import type { Node } from "../ir/graph.ts";
+import type { Graph, Node } from "../ir/graph.ts";
 import { type OpDef, registerOp, ShapeError, type ValueType } from "../ir/ops.ts";
 import { formatShape } from "../ir/shape.ts";
 
@@ -49,6 +51,23 @@ const MLP_ATTRS = {
   bias: "bool",
   reduce: { oneOf: ["allreduce", "layer"] },
 } as const satisfies AttrSchema;
+
+const MOE_ATTRS = {
+  numExperts: "int",
+  topK: "int",
+  /** MoeConfig.ExpertScaleNormalizationMode: "none" = top-k of softmax(logits); "renormalize" = softmax over the
+   *  top-k logits (HF's softmax, top-k, divide by the sum). Both route on float32 logits. */
+  normalization: { oneOf: ["none", "renormalize"] },
+  /** The experts' (and shared expert's) activation on the gate half: fc = [up ; gate], out = act(gate) * up. */
+  act: { oneOf: ["silu"] },
+  /** SharedMoE with use_shared_gate: a shared expert added with a sigmoid gate. */
+  shared: "bool",
+} as const satisfies AttrSchema;
+
+function tensor3(t: ValueType | undefined, shape: readonly number[], what: string) {
+  if (t?.shape.length !== 3 || shape.some((d, i) => t.shape[i] !== d))
+    fail(`${what} must be [${shape.join(", ")}], got ${t ? formatShape(t.shape) : "nothing"}`);
+}
 
 function matrix(t: ValueType | undefined, rows: number, cols: number, what: string) {
   if (t?.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols)
@@ -122,6 +141,29 @@ export const TRTLLM_OPS = {
     },
     doc: "TensorRT-LLM MLP: proj(act(fc(x))); swiglu: fc gives [x; gate] halves, act = silu(gate) * x (inputs: x, fc.weight, proj.weight, [fc.bias, proj.bias])",
   } satisfies OpDef<typeof MLP_ATTRS>,
+  "trtllm.moe": {
+    attrs: MOE_ATTRS,
+    arity: [4, 7],
+    infer: (ins, a) => {
+      const [x, router, fc, proj, sFc, sProj, sGate] = ins as (ValueType | undefined)[] as [ValueType, ...(ValueType | undefined)[]];
+      const d = hiddenOf(x);
+      const E = a.numExperts;
+      if (!(a.topK >= 1 && a.topK <= E)) fail(`topK ${a.topK} is not in 1..${E}`);
+      if (ins.length !== (a.shared ? 7 : 4)) fail(`moe with shared=${a.shared} takes ${a.shared ? 7 : 4} inputs, got ${ins.length}`);
+      matrix(router, E, d, "router.weight");
+      const inter = ((fc?.shape[1] as number) ?? 0) / 2;
+      tensor3(fc, [E, 2 * inter, d], "fc.weight ([E, 2 * intermediate, hidden])");
+      tensor3(proj, [E, d, inter], "proj.weight");
+      if (a.shared) {
+        const s = ((sFc?.shape[0] as number) ?? 0) / 2;
+        matrix(sFc, 2 * s, d, "shared_expert.fc.weight");
+        matrix(sProj, d, s, "shared_expert.proj.weight");
+        matrix(sGate, 1, d, "shared_expert_gate.weight");
+      }
+      return [{ dtype: x.dtype, shape: [...x.shape] }];
+    },
+    doc: "TensorRT-LLM MixtureOfExperts / SharedMoE: float32 router, top-k experts (fc = [up ; gate] stacked [E, 2I, H], proj [E, H, I]), optional sigmoid-gated shared expert (inputs: x, router.weight, fc.weight, proj.weight, [shared_expert.fc.weight, shared_expert.proj.weight, shared_expert_gate.weight])",
+  } satisfies OpDef<typeof MOE_ATTRS>,
   "trtllm.lm_head": {
     attrs: LM_HEAD_ATTRS,
     arity: [2, 3],
@@ -143,6 +185,12 @@ export type TrtllmNodeOf<K extends TrtllmOp> = Node & { readonly op: K; readonly
 /** Narrows a node to one TensorRT-LLM op (attrs typed by the table above; the verifier checks them). */
 export function isTrtllmOp<K extends TrtllmOp>(n: Node, ...ops: readonly K[]): n is TrtllmNodeOf<K> {
   return (ops as readonly string[]).includes(n.op);
+}
+
+/** Parameters TensorRT-LLM keeps in float32 whatever the model dtype: the MoE routers (input 1 of trtllm.moe). */
+export function float32Params(g: Graph): Set<string> {
+  const names = new Map(g.params.map((p) => [p.value, p.name]));
+  return new Set(g.nodes.filter((n) => n.op === "trtllm.moe").map((n) => names.get(n.inputs[1]!)!));
 }
 
 let registered = false;

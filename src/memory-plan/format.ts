@@ -26,6 +26,12 @@ export function formatPlan(p: MemoryPlan & { readonly suggestedTp?: number }, mo
   const rows: [string, string][] = [
     ["parameters", `${count(p.paramCount)} (${(p.paramCount / 1e9).toFixed(2)} B)`],
     ["model", `${d.numLayers} layers, ${d.heads} heads, ${d.kvHeads} kv heads × ${d.headDim}, hidden ${d.hidden}, mlp ${d.ffn}, vocab ${d.vocab}`],
+    ...(p.moe
+      ? ([
+          ["experts", `${p.moe.numExperts} per layer, top ${p.moe.topK}; ${p.moe.expertsPerGpu} per GPU (moe_tp ${p.moe.moeTp} × moe_ep ${p.moe.moeEp})`],
+          ["active per token", `${count(p.moe.activeParamsPerToken)} parameters (${(p.moe.activeParamsPerToken / 1e9).toFixed(2)} B)`],
+        ] as [string, string][])
+      : []),
     ["weights per GPU", `${formatBytes(p.weightsPerGpu)} (${count(p.weightsPerGpu)} B; all GPUs ${formatBytes(p.weightsAllGpus)})`],
     [
       "activations (estimate)",

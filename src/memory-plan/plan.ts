@@ -15,6 +15,10 @@
 //                      float32 logits for max_batch rows of the padded vocabulary on the last stage.
 //   KV tokens        = floor(0.9 × (GPU bytes − weights − activations) / kv bytes per token per GPU), in blocks of
 //                      tokens_per_block (32) rounded up as TensorRT-LLM does.
+//   mixture of experts: each GPU holds E / moe_ep experts, each 1 / moe_tp of its width (moe_tp × moe_ep = tp;
+//                      TensorRT-LLM's Mapping), the router whole in float32; the MLP term of the activation estimate
+//                      is top_k experts' per-rank width (+ the shared expert's); active parameters per token =
+//                      all parameters − the routed experts' × (1 − top_k / E).
 // Not counted: the CUDA context and library workspaces (about 0.5 GiB, measured with torch on H100/H200), which
 // TensorRT-LLM's free-memory query sees as already used.
 
@@ -25,7 +29,7 @@ import type { LoweredModel } from "../lower/to-trtllm.ts";
 import { type KvCacheQuant, type TensorSpec, type WeightQuant, WEIGHT_SCHEMES } from "../quant/schemes.ts";
 import { dtypeBytes } from "../weights/dtypes.ts";
 import type { Gpu } from "./gpus.ts";
-import { kvHeadsPerRank, type ModelDims, modelDims, rankShape, tpProblem } from "./model-dims.ts";
+import { isExpertParam, kvHeadsPerRank, type ModelDims, modelDims, rankShape, tpProblem } from "./model-dims.ts";
 
 export const KV_CACHE_FREE_GPU_MEM_FRACTION = 0.9;
 export const TOKENS_PER_BLOCK = 32;
@@ -47,6 +51,18 @@ export interface PlanOptions {
   readonly maxBatch: number;
   readonly maxSeq: number;
   readonly maxNumTokens?: number;
+  /** Expert-parallel size (moe_tp = tp / moeEp); 1 by default, as TensorRT-LLM's Mapping. */
+  readonly moeEp?: number;
+}
+
+export interface MoePlan {
+  readonly numExperts: number;
+  readonly topK: number;
+  readonly moeTp: number;
+  readonly moeEp: number;
+  readonly expertsPerGpu: number;
+  /** Parameters one token passes through: everything but the routed experts it is not sent to. */
+  readonly activeParamsPerToken: number;
 }
 
 export interface StagePlan {
@@ -81,6 +97,7 @@ export interface MemoryPlan {
   /** Full --max-seq sequences the KV cache holds at once. */
   readonly fullSequences: number;
   readonly stages: readonly StagePlan[];
+  readonly moe?: MoePlan;
   readonly fits: boolean;
   /** Why it does not fit (empty when it fits). */
   readonly problems: readonly string[];
@@ -104,8 +121,8 @@ function specBytes(spec: TensorSpec, out: number, inF: number, modelBytes: numbe
   return product(dims) * (spec.dtype === "model" ? modelBytes : dtypeBytes(spec.dtype));
 }
 
-function paramBytes(shape: readonly number[], quantizable: boolean, o: PlanOptions): number {
-  const modelBytes = MODEL_BYTES[o.dtype];
+function paramBytes(shape: readonly number[], quantizable: boolean, o: PlanOptions, float32 = false): number {
+  const modelBytes = float32 ? 4 : MODEL_BYTES[o.dtype];
   if (!o.quant || !quantizable) return product(shape) * modelBytes;
   const scheme = WEIGHT_SCHEMES[o.quant];
   const tensors = scheme.engineTensors.length ? scheme.engineTensors : scheme.checkpointTensors;
@@ -113,7 +130,8 @@ function paramBytes(shape: readonly number[], quantizable: boolean, o: PlanOptio
 }
 
 export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
-  const whyTp = tpProblem(dims, o.tp);
+  const moeEp = o.moeEp ?? 1;
+  const whyTp = tpProblem(dims, o.tp, moeEp);
   if (whyTp) throw new ShardError(whyTp);
   if (!Number.isInteger(o.pp) || o.pp < 1 || o.pp > dims.numLayers)
     throw new ShardError(`pp=${o.pp} must be between 1 and the model's ${dims.numLayers} layers`);
@@ -122,15 +140,17 @@ export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
   const kvElemBytes = o.kvCache ? KV_BYTES[o.kvCache] : modelBytes;
 
   const stageWeights = new Array<number>(pp).fill(0);
-  for (const p of dims.params) stageWeights[placeParam(p.name, dims.numLayers, pp).stage]! += paramBytes(rankShape(p, dims, tp), p.quantizable, o);
+  const isRouter = (name: string) => name.endsWith(".mlp.router.weight");
+  for (const p of dims.params)
+    stageWeights[placeParam(p.name, dims.numLayers, pp).stage]! += paramBytes(rankShape(p, dims, tp, moeEp), p.quantizable, o, isRouter(p.name));
   const layersPer = stageLayers(dims.numLayers, pp).map(([a, b]) => b - a);
   if (o.kvCache) layersPer.forEach((l, s) => (stageWeights[s]! += l * 4));
 
   const activationTokens = Math.min(o.maxBatch * o.maxSeq, o.maxNumTokens ?? DEFAULT_MAX_NUM_TOKENS);
   const kvh = kvHeadsPerRank(dims, tp);
   const qkvWidth = (dims.heads / tp + 2 * kvh) * dims.headDim;
-  const ffnLocal = dims.ffn / tp;
-  const activationBytesPerToken = modelBytes * (2 * dims.hidden + qkvWidth + (dims.heads / tp) * dims.headDim + (dims.gatedMlp ? 3 : 2) * ffnLocal);
+  const ffnLocal = dims.moe ? (dims.moe.topK * dims.moe.expertInter) / (tp / moeEp) + dims.moe.sharedInter / tp : dims.ffn / tp;
+  const activationBytesPerToken = modelBytes * (2 * dims.hidden + qkvWidth + (dims.heads / tp) * dims.headDim + (dims.gatedMlp || dims.moe ? 3 : 2) * ffnLocal);
   const logitsBytes = o.maxBatch * Math.ceil(dims.vocab / tp) * tp * LOGITS_BYTES;
   const kvBytesPerTokenPerLayer = 2 * kvh * dims.headDim * kvElemBytes;
 
@@ -157,10 +177,20 @@ export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
       `the KV cache holds ${fullSequences} full-length sequences at once, fewer than --max-batch ${o.maxBatch}; TensorRT-LLM schedules fewer requests`,
     );
   const { params, ...shape } = dims;
+  const paramCount = params.reduce((s, p) => s + product(p.shape), 0);
+  const expertParams = params.filter(isExpertParam).reduce((s, p) => s + product(p.shape), 0);
+  const moe: MoePlan | undefined = dims.moe && {
+    numExperts: dims.moe.numExperts,
+    topK: dims.moe.topK,
+    moeTp: tp / moeEp,
+    moeEp,
+    expertsPerGpu: dims.moe.numExperts / moeEp,
+    activeParamsPerToken: paramCount - expertParams + (expertParams * dims.moe.topK) / dims.moe.numExperts,
+  };
   return {
     options: o,
     dims: shape,
-    paramCount: params.reduce((s, p) => s + product(p.shape), 0),
+    paramCount,
     weightsPerGpu: Math.max(...stageWeights),
     weightsAllGpus: stageWeights.reduce((a, b) => a + b, 0) * tp,
     activationTokens,
@@ -175,6 +205,7 @@ export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
     kvBlocks: Math.ceil(kvTokens / TOKENS_PER_BLOCK),
     fullSequences,
     stages,
+    ...(moe && { moe }),
     fits: problems.length === 0,
     problems,
     warnings,
@@ -183,7 +214,7 @@ export function planFromDims(dims: ModelDims, o: PlanOptions): MemoryPlan {
 
 /** The smallest tensor-parallel size above the planned one that fits (same pp and GPU), if any up to the head count. */
 export function smallestFittingTp(dims: ModelDims, o: PlanOptions): number | undefined {
-  for (let tp = o.tp + 1; tp <= dims.heads; tp++) if (!tpProblem(dims, tp) && planFromDims(dims, { ...o, tp }).fits) return tp;
+  for (let tp = o.tp + 1; tp <= dims.heads; tp++) if (!tpProblem(dims, tp, o.moeEp) && planFromDims(dims, { ...o, tp }).fits) return tp;
   return undefined;
 }
 

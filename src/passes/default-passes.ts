@@ -8,6 +8,7 @@ import { rulePass } from "./rule.ts";
 import { ATTENTION_RULES } from "./rules/attention.ts";
 import { GATED_MLP_RULES } from "./rules/gated-mlp.ts";
 import { FOLD_BIAS, MATMUL_TO_LINEAR } from "./rules/linear.ts";
+import { MOE_RULES } from "./rules/moe.ts";
 import { LAYER_NORM_RULES, RMS_NORM_RULES } from "./rules/norms.ts";
 
 export const RECOGNIZE_LINEAR = rulePass("recognize-linear", "x @ W^T with a [out, in] parameter -> linear", [MATMUL_TO_LINEAR]);
@@ -18,6 +19,12 @@ export const RECOGNIZE_NORMS = rulePass("recognize-norms", "RMSNorm and LayerNor
   ...RMS_NORM_RULES,
 ]);
 export const RECOGNIZE_ATTENTION = rulePass("recognize-attention", "causal softmax(q k^T * scale) v from primitives -> attention", ATTENTION_RULES);
+// Before gated-MLP fusion, which would otherwise fuse each expert's gate and up projections first.
+export const RECOGNIZE_MOE = rulePass(
+  "recognize-moe",
+  "router softmax/sigmoid -> topk -> one-hot weighted sum of gated-MLP experts (+ shared expert) -> moe",
+  MOE_RULES,
+);
 export const FUSE_GATED_MLP = rulePass(
   "fuse-gated-mlp",
   "act(x Wg^T) * (x Wu^T) -> one [up; gate] GEMM + gated_activation (TensorRT-LLM FusedGatedMLP)",
@@ -32,6 +39,7 @@ export const DEFAULT_PASSES: readonly Pass[] = [
   FOLD_BIAS_ADD,
   RECOGNIZE_NORMS,
   RECOGNIZE_ATTENTION,
+  RECOGNIZE_MOE,
   FUSE_QKV,
   FUSE_GATED_MLP,
   CSE,

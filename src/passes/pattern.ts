@@ -51,7 +51,7 @@ class PatternTracer extends Tracer {
     if (!opDef(op)) throw new Error(`pattern uses unknown op '${op}'`);
     this.nodes.push({ op, inputs: inputs.map((i) => this.refs[i]!), attrs });
     const index = this.nodes.length - 1;
-    const outputs = op === "split" ? (attrs.sizes as unknown[]).length : 1;
+    const outputs = op === "split" ? (attrs.sizes as unknown[]).length : op === "topk" ? 2 : 1;
     return Array.from({ length: outputs }, (_, output) => this.ref({ node: index, output }));
   }
 

@@ -12,6 +12,10 @@
 //     quantized behind the model's back.
 //   - fuse_gate_mlp checks `<mlp>.fc` by exact membership and fuses fc with gate; excluding only one of them would
 //     fuse an FP8 and a half-precision weight, so excluding either excludes both.
+//   - Mixture of experts (docs/moe.md): the router and the shared-expert gate are never quantized (the defaults
+//     `*router` and `*shared_expert_gate`, which both upstream converters also keep unquantized); Kiln does not write
+//     TensorRT-LLM's quantized expert layouts either, so every MoE module (its MixtureOfExperts, which
+//     quantize_layers would otherwise give a quantized mode, and its shared expert's Linears) is excluded by path.
 // How a hint reaches a lowered Linear: traced parameters are named by DSL module path, and lowered weights are
 // expressions over the same checkpoint tensors, so a lowered Linear is excluded when it reads a checkpoint tensor
 // of a traced parameter whose effective hint (closest enclosing module) says `quantize: false`.
@@ -61,5 +65,13 @@ export function excludeModules(spec: QuantSpec, g: Graph, numLayers: number, pp:
   const quantizedWeights = new Set(spec.linears.map((l) => local(l.param).localName));
   const stray = g.params.map((p) => local(p.name).localName).filter((n) => !quantizedWeights.has(n) && weightOnly.some((s) => n.includes(s)));
   const own = [...excludedLocal].flatMap((m) => [m, ...(weightOnly.length ? [`${m}.weight`] : [])]);
-  return [...new Set([...DEFAULT_EXCLUDE_MODULES, ...[...own, ...stray].map(fnmatchLiteral)])];
+  const moe = moeModules(g).map((m) => local(`${m}.weight`).localName.replace(/\.weight$/, ""));
+  return [...new Set([...DEFAULT_EXCLUDE_MODULES, ...[...own, ...moe, ...stray].map(fnmatchLiteral)])];
+}
+
+/** Module paths (global) of every MoE block and its shared expert's Linears: kept in the model dtype. */
+export function moeModules(g: Graph): string[] {
+  return g.nodes
+    .filter((n) => n.op === "trtllm.moe")
+    .flatMap((n) => [n.scope, ...(n.attrs.shared ? [`${n.scope}.shared_expert.fc`, `${n.scope}.shared_expert.proj`] : [])]);
 }

@@ -5,6 +5,7 @@
 // paths are parameter names minus their last component, plus every ancestor, "" being the whole model.
 
 import { type BuiltinFamily, detectForEngine } from "../../codegen/trtllm-engine/builtin.ts";
+import { lowerMoeToTrtllm } from "../lower/moe-lowering.ts";
 import { emitModelPy } from "../../codegen/trtllm-engine/model-py.ts";
 import type { Hints } from "../dsl/hints.ts";
 import type { JsonValue } from "../ir/attrs.ts";
@@ -54,7 +55,8 @@ export function paramsPerModule(g: Graph): ModuleParams[] {
 }
 
 function targetClass(stages: ModelStages): TargetClass {
-  const lowered = stages.lowered();
+  // As the engine target sees it: mixture-of-experts blocks as TensorRT-LLM's MOE / SharedMoE.
+  const lowered = lowerMoeToTrtllm(stages.lowered(), stages.shapeOf);
   const d = detectForEngine(lowered).detection;
   if (d.ok)
     return {

@@ -149,6 +149,17 @@ function everyStandardOp(): { g: Graph; covered: Set<string> } {
   const [rm] = op("reduce_mean", [sl!], { axes: [-1], keepDims: true });
   const [rsum] = op("reduce_sum", [rms0!], { axes: [1], keepDims: false });
   const [rmax] = op("reduce_max", [sm!], { axes: [1, 2], keepDims: false });
+  // Routing ops (issue 14): random scores have no ties, so TopK/ArgMax agree on indices with the interpreter.
+  const [tv, ti] = op("topk", [mm!], { k: 2, axis: -1 });
+  const [am] = op("argmax", [mm!], { axis: -1, keepDims: true });
+  const [ga] = op("gather", [mm!, ti!], { axis: -1 });
+  const [oh] = op("one_hot", [am!], { numClasses: 5, dtype: "f32" });
+  const [isel] = op("index_select", [mm!, b.input("sel", { dtype: "i32", shape: [3] })], { axis: -1 });
+  const [zero] = op("constant", [], { value: 0, dtype: "f32" });
+  const [wh] = op("where", [op("greater", [mm!, zero!])[0]!, mm!, sm!]);
+  const [lt] = op("less", [mm!, zero!]);
+  const [eq] = op("equal", [ga!, tv!]);
+  for (const [name, v] of Object.entries({ tv, ti, am, oh, isel, wh, lt, eq })) b.output(name, v!);
   b.output("sl", sl!);
   b.output("rm", rm!);
   b.output("rsum", rsum!);
@@ -209,6 +220,7 @@ describe.skipIf(!ort)("onnxruntime-node runs the standard ops like the interpret
     const inputs = new Map([
       ["x", randomTensor("f32", [2, 4, 6], next)],
       ["ids", randomTensor("i32", [2, 4], next)],
+      ["sel", randomTensor("i32", [3], next, 5)],
     ]);
     const weights = new Map(g.params.map((p) => [p.name, randomTensor("f32", g.values.get(p.value)!.shape as number[], next)]));
     const want = runGraph(g, inputs, weights);

@@ -187,6 +187,40 @@ const STANDARD_RULES = {
   layer_norm: (c) =>
     c.emit("LayerNormalization", [ins(c)[0]!, normScale(c), ...ins(c).slice(2)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
   rms_norm: (c) => c.emit("RMSNormalization", [ins(c)[0]!, normScale(c)], outs(c), [aInt("axis", -1), aFloat("epsilon", attr<number>(c, "eps"))]),
+  // Routing ops (issue 14). ONNX's TopK/ArgMax give int64 indices; a Cast keeps the IR's i32.
+  topk: (c) => {
+    const [values, indices] = outs(c);
+    const wide = c.tmp();
+    c.emit(
+      "TopK",
+      [ins(c)[0]!, c.int64([attr<number>(c, "k")])],
+      [values!, wide],
+      [aInt("axis", attr<number>(c, "axis")), aInt("largest", 1), aInt("sorted", 1)],
+    );
+    c.emit("Cast", [wide], [indices!], [aInt("to", ONNX_DTYPE.INT32)]);
+  },
+  argmax: (c) => {
+    const wide = c.tmp();
+    c.emit(
+      "ArgMax",
+      ins(c),
+      [wide],
+      [aInt("axis", attr<number>(c, "axis")), aInt("keepdims", attr<boolean>(c, "keepDims") ? 1 : 0), aInt("select_last_index", 0)],
+    );
+    c.emit("Cast", [wide], outs(c), [aInt("to", ONNX_DTYPE.INT32)]);
+  },
+  greater: same("Greater"),
+  less: same("Less"),
+  equal: same("Equal"),
+  where: same("Where"),
+  gather: same("GatherElements", (c) => [aInt("axis", attr<number>(c, "axis"))]),
+  index_select: same("Gather", (c) => [aInt("axis", attr<number>(c, "axis"))]),
+  one_hot: (c) => {
+    const dtype = attr<DType>(c, "dtype");
+    // int32 depth: onnxruntime's CPU OneHot has (int32 indices, int32 depth) kernels, not (int32, int64).
+    const depth = c.constant("i32", [], Float32Array.of(attr<number>(c, "numClasses")));
+    c.emit("OneHot", [ins(c)[0]!, depth, c.constant(dtype, [2], Float32Array.of(0, 1))], outs(c), [aInt("axis", -1)]);
+  },
 } as const satisfies Partial<Record<CoreOp, Emit>>;
 
 /**
@@ -202,6 +236,7 @@ export const KILN_DOMAIN_OPS = [
   "gated_activation",
   "attention",
   "softcap",
+  "moe",
 ] as const satisfies readonly CoreOp[];
 type UndecidedOps = Exclude<CoreOp, keyof typeof STANDARD_RULES | (typeof KILN_DOMAIN_OPS)[number]>;
 const _everyOpDecided: [UndecidedOps] extends [never] ? true : UndecidedOps = true;

@@ -145,6 +145,7 @@ describe("kiln passes", () => {
       "fold-bias",
       "recognize-norms",
       "recognize-attention",
+      "recognize-moe",
       "fuse-qkv",
       "fuse-gated-mlp",
       "cse",

@@ -8,10 +8,10 @@ import { describe, expect, it } from "vitest";
 import { kiln } from "./kiln.ts";
 import { decodeOnnxModel } from "../../src/views/onnx-proto.ts";
 import { ZOO_TRTLLM_CLASS, type ZooName } from "../../src/driver/zoo.ts";
-import { ENGINE_REFUSED, FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES } from "../golden.ts";
+import { ENGINE_REFUSED, FIXTURE_MODELS, FIXTURES, ZOO, ZOO_FIXTURES, ZOO_MOE_FIXTURES } from "../golden.ts";
 
 /** Every model file with a fixture: the original HF fixtures and the zoo's. */
-const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...ZOO_FIXTURES.map((m) => ({ ...m, dir: ZOO }))];
+const ALL_FIXTURES = [...FIXTURE_MODELS.map((m) => ({ ...m, dir: FIXTURES })), ...[...ZOO_FIXTURES, ...ZOO_MOE_FIXTURES].map((m) => ({ ...m, dir: ZOO }))];
 
 const tmp = mkdtempSync(join(tmpdir(), "kiln-views-"));
 const CONFIGS = new URL("../fixtures/configs/", import.meta.url).pathname;

@@ -20,7 +20,7 @@ describe("docs/dsl-reference.md", () => {
   it("covers what the DSL exports: every Tensor method, the attention window option, every weight-map expression", () => {
     const names = (title: string) => reference.sections.find((s) => s.title === title)!.items.map((i) => i.name);
     expect(names("Tensor methods")).toEqual(expect.arrayContaining(["add", "cast", "reshape", "split", "causalMask", "shape"]));
-    expect(names("Modules")).toEqual(["Linear", "Embedding", "LayerNorm", "RMSNorm", "MLP", "GatedMLP", "Attention", "CausalLM"]);
+    expect(names("Modules")).toEqual(["Linear", "Embedding", "LayerNorm", "RMSNorm", "MLP", "GatedMLP", "Experts", "MoE", "Attention", "CausalLM"]);
     expect(names("Weight-map expressions")).toEqual(["src", "transpose", "concat", "slice", "pad", "repeatInterleave", "reshape", "zeros", "perLayer"]);
     expect(readFileSync(REFERENCE_PATH, "utf8")).toContain("`window?: number` Sliding window in tokens");
   });

@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error -- a plain .mjs helper without type declarations
 import { findPython } from "../../scripts/python.mjs";
-import { ZOO, ZOO_FIXTURES } from "../golden.ts";
+import { ZOO, ZOO_FIXTURES, ZOO_MOE_FIXTURES } from "../golden.ts";
+
+const ALL = [...ZOO_FIXTURES, ...ZOO_MOE_FIXTURES];
 
 const py: string | undefined = findPython(["torch", "safetensors", "transformers"]);
 const version = py ? execFileSync(py, ["-c", "import transformers; print(transformers.__version__)"], { encoding: "utf8" }).trim() : undefined;
@@ -17,7 +19,7 @@ const why = !py ? "no Python with torch, safetensors and transformers" : version
 
 describe("zoo fixtures", () => {
   it("every zoo fixture is listed in test/golden.ts and vice versa", () => {
-    expect(readdirSync(ZOO).sort()).toEqual(ZOO_FIXTURES.map((f) => f.fixture).sort());
+    expect(readdirSync(ZOO).sort()).toEqual(ALL.map((f) => f.fixture).sort());
   });
 
   it.skipIf(why !== undefined)(
@@ -25,7 +27,7 @@ describe("zoo fixtures", () => {
     () => {
       const out = mkdtempSync(join(tmpdir(), "kiln-zoo-make-"));
       execFileSync(py!, ["scripts/zoo-fixtures/make.py", "--out", out], { stdio: "pipe", timeout: 300_000 });
-      for (const { fixture } of ZOO_FIXTURES)
+      for (const { fixture } of ALL)
         for (const file of readdirSync(join(ZOO, fixture)))
           expect(readFileSync(join(out, fixture, file)).equals(readFileSync(join(ZOO, fixture, file))), `${fixture}/${file}`).toBe(true);
     },

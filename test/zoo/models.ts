@@ -11,8 +11,25 @@ import falcon from "../../models/falcon.ts";
 import gpt_neox from "../../models/gpt_neox.ts";
 import starcoder2 from "../../models/starcoder2.ts";
 import phi3 from "../../models/phi3.ts";
+import mixtral from "../../models/mixtral.ts";
+import qwen2_moe from "../../models/qwen2_moe.ts";
+import qwen3_moe from "../../models/qwen3_moe.ts";
 
-const ZOO_MODELS: Record<string, ModelDefinition<any>> = { llama, mistral, qwen2, qwen3, gemma, gemma2, gpt_neox, starcoder2, phi3, falcon };
+const ZOO_MODELS: Record<string, ModelDefinition<any>> = {
+  llama,
+  mistral,
+  qwen2,
+  qwen3,
+  gemma,
+  gemma2,
+  gpt_neox,
+  starcoder2,
+  phi3,
+  falcon,
+  mixtral,
+  qwen2_moe,
+  qwen3_moe,
+};
 
 export function zooModel(name: string): ModelDefinition<any> {
   const m = ZOO_MODELS[name];

@@ -9,11 +9,11 @@ import { parseWith } from "../../src/weights/hf-config.ts";
 import { causalLMLogits, greedyGenerate } from "../../src/interp/causal-lm.ts";
 import { relL2 } from "../../src/interp/tensor.ts";
 import { instantiateFromDir, loadWeights } from "../../src/driver/instantiate.ts";
-import { readGolden, ZOO, ZOO_FIXTURES } from "../golden.ts";
+import { readGolden, ZOO, ZOO_FIXTURES, ZOO_MOE_FIXTURES } from "../golden.ts";
 import { zooModel } from "./models.ts";
 
 describe("zoo: HF parity in the interpreter", () => {
-  for (const { fixture, model } of ZOO_FIXTURES)
+  for (const { fixture, model } of [...ZOO_FIXTURES, ...ZOO_MOE_FIXTURES])
     it(`${fixture} (models/${model}.ts)`, async () => {
       const dir = `${ZOO}${fixture}`;
       const inst = instantiateFromDir(zooModel(model), dir);
@@ -75,4 +75,23 @@ describe("zoo: HF parity in the interpreter", () => {
     for (const n of finalOff.graph.nodes) if (n.op === "softcap") (n.attrs as { cap: number }).cap = 1e9;
     expect(relL2(causalLMLogits(finalOff.graph, await loadWeights(finalOff, dir), g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
   });
+
+  // The MoE fixtures' routing matters: experts differ, and every routing decision clears a 1e-3 logit margin
+  // (make.py checks), so routing to one expert fewer, or renormalizing where HF does not, misses the goldens.
+  for (const [fixture, model, plant] of [
+    ["mixtral", "mixtral", { topK: 1 }],
+    ["qwen2_moe", "qwen2_moe", { normalizeTopK: true }],
+    ["qwen2_moe_norm", "qwen2_moe", { normalizeTopK: false }],
+    ["qwen3_moe", "qwen3_moe", { normalizeTopK: false }],
+  ] as const)
+    it(`routing matters: ${fixture} with ${JSON.stringify(plant)} misses the goldens`, async () => {
+      const dir = `${ZOO}${fixture}`;
+      const inst = instantiateFromDir(zooModel(model), dir);
+      const moes = inst.graph.nodes.filter((n) => n.op === "moe");
+      expect(moes.length).toBeGreaterThan(0);
+      for (const n of moes) Object.assign(n.attrs as object, plant);
+      const params = await loadWeights(inst, dir);
+      const g = (await readGolden(dir))[0]!;
+      expect(relL2(causalLMLogits(inst.graph, params, g.ids).logits, g.logits)).toBeGreaterThan(1e-3);
+    });
 });

@@ -264,6 +264,36 @@ maximum = _binary(torch.maximum)
 minimum = _binary(torch.minimum)
 
 
+# comparisons: functools.partial(elementwise_binary, op=EQUAL / GREATER / LESS) in functional.py @ 2a9abd95; bool result
+eq = _binary(torch.eq)
+gt = _binary(torch.gt)
+lt = _binary(torch.lt)
+
+
+# ---- routing (topk / argmax / gather / index_select, functional.py @ 2a9abd95) ------------------------------------
+
+def topk(input: Tensor, k, dim: int, largest: bool = True, prefer_plugin: bool = True):
+    """(values, int32 indices) of the k largest (or smallest) along dim; ties keep the lower index first (a stable
+    sort: TensorRT leaves tie order unspecified, Kiln's topk op pins it)."""
+    values, order = torch.sort(input.t, dim=dim, descending=largest, stable=True)
+    k = int(_t(k))
+    return Tensor(values.narrow(dim, 0, k)), Tensor(order.narrow(dim, 0, k).to(torch.int32))
+
+
+def argmax(input: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    """int32 index of the first maximum along dim."""
+    return Tensor(torch.argmax(input.t, dim=dim, keepdim=keepdim).to(torch.int32))
+
+
+def gather(input: Tensor, dim: int, indices) -> Tensor:
+    """Element gather (TensorRT GatherMode.ELEMENT): out[..., i, ...] = input[..., indices[..., i, ...], ...]."""
+    return Tensor(torch.gather(input.t, dim, _t(indices).to(torch.int64)))
+
+
+def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    return Tensor(torch.index_select(input.t, dim, index.t.to(torch.int64)))
+
+
 def where(condition, left, right) -> Tensor:
     cond = _t(condition)
     like = next(_t(v) for v in (left, right) if isinstance(v, Tensor))
@@ -394,4 +424,11 @@ def recv(tensor: Tensor, src: int) -> Tensor:
 ACT2FN = {"gelu": gelu, "gelu_new": gelu, "gelu_fast": gelu, "gelu_pytorch_tanh": gelu, "openai-gelu": gelu,
           "relu": relu, "silu": silu, "sigmoid": sigmoid, "tanh": tanh, "identity": lambda x: x,
           "squared-relu": lambda x: Tensor(torch.relu(x.t) ** 2), "relu2": lambda x: Tensor(torch.relu(x.t) ** 2),
-          "quick_gelu": lambda x: Tensor(x.t * torch.sigmoid(1.702 * x.t))}
+          "quick_gelu": lambda x: Tensor(x.t * torch.sigmoid(1.702 * x.t)),
+          "swiglu": lambda x: swiglu(x)}
+
+
+def swiglu(input: Tensor) -> Tensor:
+    """`x, gate = chunk(input, 2, dim=-1); silu(gate) * x` (functional.py @ 2a9abd95)."""
+    x, gate = input.t.chunk(2, dim=-1)
+    return Tensor(torch.nn.functional.silu(gate) * x)

@@ -1,7 +1,9 @@
 """Eager `tensorrt_llm.Mapping` (tensorrt_llm/mapping.py @ b35ac1b64368513d215c57d2ed01d62d910df8da), without
-context or expert parallelism: rank r has tp_rank = r % tp_size and pp_rank = r // tp_size; the tp group of a rank
-is the tp_size ranks of its pipeline stage; stage s holds the layers `torch.tensor_split(range(n), pp_size)[s]`
-(the earlier stages take the remainder), which is what `pp_layers` returns.
+context parallelism or MoE clusters: rank r has tp_rank = r % tp_size and pp_rank = r // tp_size; the tp group of a
+rank is the tp_size ranks of its pipeline stage; stage s holds the layers `torch.tensor_split(range(n), pp_size)[s]`
+(the earlier stages take the remainder), which is what `pp_layers` returns. MoE: moe_tp_size * moe_ep_size must be
+tp_size (a -1 size is derived from the other, both -1: moe_tp = tp, moe_ep = 1); moe_tp_rank = tp_rank // moe_ep_size,
+moe_ep_rank = tp_rank % moe_ep_size; ep_experts(E) is moe_ep_rank's contiguous block of E / moe_ep_size experts.
 """
 from __future__ import annotations
 
@@ -20,13 +22,41 @@ class Mapping:
                              f"{tp_size} * {pp_size} * {cp_size}")
         self.world_size, self.rank, self.gpus_per_node = world_size, rank, gpus_per_node
         self.tp_size, self.pp_size, self.cp_size = tp_size, pp_size, cp_size
-        self.moe_tp_size = tp_size if moe_tp_size == -1 else moe_tp_size
-        self.moe_ep_size = 1 if moe_ep_size == -1 else moe_ep_size
+        if moe_cluster_size not in (-1, 1):
+            raise NotImplementedError("eager tensorrt_llm: MoE clusters (moe_cluster_size > 1) are not modelled")
+        if moe_tp_size == -1 and moe_ep_size == -1:
+            moe_tp_size, moe_ep_size = tp_size, 1
+        elif moe_tp_size == -1:
+            moe_tp_size = tp_size // moe_ep_size
+        elif moe_ep_size == -1:
+            moe_ep_size = tp_size // moe_tp_size
+        if moe_tp_size * moe_ep_size != tp_size:
+            raise ValueError("moe_tp_size * moe_ep_size * moe_cluster_size must equal to moe_world_size, but got "
+                             f"{moe_tp_size * moe_ep_size} != {tp_size}")
+        self.moe_tp_size, self.moe_ep_size = moe_tp_size, moe_ep_size
         self.enable_attention_dp = enable_attention_dp
 
     @property
     def tp_rank(self) -> int:
         return self.rank % self.tp_size
+
+    @property
+    def moe_tp_rank(self) -> int:
+        return self.tp_rank // self.moe_ep_size
+
+    @property
+    def moe_ep_rank(self) -> int:
+        return self.tp_rank % self.moe_ep_size
+
+    def has_moe_tp(self) -> bool:
+        return self.moe_tp_size > 1
+
+    def has_moe_ep(self) -> bool:
+        return self.moe_ep_size > 1
+
+    def ep_experts(self, num_experts: int) -> list[int]:
+        per_rank = num_experts // self.moe_ep_size
+        return list(range(self.moe_ep_rank * per_rank, (self.moe_ep_rank + 1) * per_rank))
 
     @property
     def pp_rank(self) -> int:
@@ -64,4 +94,4 @@ class Mapping:
 
     def to_dict(self) -> dict:
         return {"world_size": self.world_size, "rank": self.rank, "tp_size": self.tp_size, "pp_size": self.pp_size,
-                "cp_size": self.cp_size}
+                "cp_size": self.cp_size, "moe_tp_size": self.moe_tp_size, "moe_ep_size": self.moe_ep_size}

@@ -11,7 +11,7 @@ import { conversionProgress, formatBytes } from "../../weights/progress.ts";
 import { compileModel } from "../../driver/compile.ts";
 import { chooseModel } from "../../driver/zoo.ts";
 import { readPromptFiles } from "../../quant/prompts.ts";
-import { parseCount } from "../args.ts";
+import { parseMapping } from "../args.ts";
 import { checkOutputDir } from "../../io/output-guard.ts";
 import { UsageError } from "../errors.ts";
 import { type LoraAdapter, readAdapter } from "../../lora/adapter.ts";
@@ -26,6 +26,8 @@ export interface CompileFlags extends QuantFlags {
   readonly dtype?: string;
   readonly tp: string;
   readonly pp: string;
+  readonly moeTp?: string;
+  readonly moeEp?: string;
   readonly customCode?: boolean;
   readonly json?: boolean;
   readonly typecheck: boolean;
@@ -42,7 +44,7 @@ export async function compileCommand(spec: string | undefined, flags: CompileFla
   if (!isTargetName(target)) throw new UsageError(`--target: expected one of ${TARGET_NAMES.join(", ")}, got '${target}'`);
   if (flags.dtype !== undefined && !(DTYPES as readonly string[]).includes(flags.dtype))
     throw new UsageError(`--dtype: expected one of ${DTYPES.join(", ")}, got '${flags.dtype}'`);
-  const mapping = { tp: parseCount(flags.tp, "--tp", 1), pp: parseCount(flags.pp, "--pp", 1) };
+  const mapping = parseMapping(flags);
   const inputs = [...(spec !== undefined && existsSync(spec) ? [spec] : []), ...(flags.calibration ? [flags.calibration] : []), ...(flags.prompts ?? [])];
   const guard = { flag: "--out", inputs: [flags.hf, ...inputs], ...(flags.force && { force: true }) };
   checkOutputDir(flags.out, guard);

@@ -12,8 +12,10 @@ import { planMemory } from "../../memory-plan/plan.ts";
 import { parseKvCacheQuant, parseWeightQuant } from "../../quant/schemes.ts";
 import { loadModelStages } from "../../views/model-stages.ts";
 import { quantDtype } from "../../driver/quantized-model.ts";
+import { moeSizes } from "../../lower/mapping.ts";
+import { lowerMoeToTrtllm } from "../../lower/moe-lowering.ts";
 import { describePrequant, detectPrequant } from "../../weights/prequant-format.ts";
-import { parseCount } from "../args.ts";
+import { parseCount, parseMapping } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { modelSource } from "./model-source.ts";
 
@@ -25,6 +27,8 @@ export interface PlanFlags {
   readonly kvCache?: string;
   readonly tp: string;
   readonly pp: string;
+  readonly moeTp?: string;
+  readonly moeEp?: string;
   readonly gpu: string;
   readonly maxBatch: string;
   readonly maxSeq?: string;
@@ -42,8 +46,11 @@ export async function planCommand(spec: string | undefined, flags: PlanFlags, ou
   if (!gpu) throw new UsageError(`--gpu: expected one of ${Object.keys(GPUS).join(", ")} or a memory size such as 24GiB, got '${flags.gpu}'`);
   const quant = flags.quant === undefined ? undefined : parseWeightQuant(flags.quant);
   const kvCache = flags.kvCache === undefined ? undefined : parseKvCacheQuant(flags.kvCache);
-  const tp = parseCount(flags.tp, "--tp", 1);
-  const pp = parseCount(flags.pp, "--pp", 1);
+  const mapping = parseMapping(flags);
+  const { tp, pp } = mapping;
+  const { moeEp } = moeSizes(mapping);
+  if (!Number.isInteger(moeEp) || moeSizes(mapping).moeTp * moeEp !== tp)
+    throw new UsageError(`--moe-tp x --moe-ep must equal --tp ${tp}, got --moe-tp ${flags.moeTp ?? "(derived)"} --moe-ep ${flags.moeEp ?? "(derived)"}`);
   const maxBatch = parseCount(flags.maxBatch, "--max-batch", 1);
   const source = modelSource(flags);
   const { def } = await chooseModel(spec, flags, { typecheck: flags.typecheck });
@@ -60,13 +67,15 @@ export async function planCommand(spec: string | undefined, flags: PlanFlags, ou
       ? { quant: "fp8" as const, ...(pre.kvCache && { kvCache: "fp8" as const }) }
       : { quant: "w4a16_awq" as const, groupSize: pre.groupSize });
   const dtype = (flags.dtype as TrtDtype | undefined) ?? (pre ? quantDtype(stages.hf) : defaultDtype(stages.hf));
-  const plan = planMemory(stages.lowered(), {
+  // The engine's layout: mixture-of-experts blocks as TensorRT-LLM's MOE (stacked experts, float32 router).
+  const plan = planMemory(lowerMoeToTrtllm(stages.lowered(), stages.shapeOf), {
     dtype,
     tp,
     pp,
     gpu,
     maxBatch,
     maxSeq,
+    moeEp,
     ...(quant && { quant }),
     ...(kvCache && { kvCache }),
     ...preQuant,

@@ -4,8 +4,9 @@ from .attention import Attention, AttentionParams, KeyValueCacheParams
 from .embedding import Embedding
 from .linear import ColumnLinear, Linear, RowLinear
 from .mlp import MLP, GatedMLP
+from .moe import MOE, MixtureOfExperts, MoeConfig, SharedMoE
 from .normalization import LayerNorm, RmsNorm
 
 __all__ = ["Attention", "AttentionMaskType", "AttentionParams", "ColumnLinear", "Embedding", "GatedMLP",
-           "KeyValueCacheParams", "LayerNorm", "Linear", "MLP", "PositionEmbeddingType", "RmsNorm", "RotaryScalingType",
-           "RowLinear"]
+           "KeyValueCacheParams", "LayerNorm", "Linear", "MLP", "MOE", "MixtureOfExperts", "MoeConfig",
+           "PositionEmbeddingType", "RmsNorm", "RotaryScalingType", "RowLinear", "SharedMoE"]

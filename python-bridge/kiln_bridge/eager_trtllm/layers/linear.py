@@ -4,7 +4,8 @@
   y = x W^T + b, then, when gather_output and a tp group of more than one rank, all-gather along the last dim.
 - RowLinear(in, out, bias, dtype, tp_group, tp_size): weight [out, in/tp], bias [out]; y = x W^T, all-reduced over
   the tp group when there is one (tp_size > 1 and tp_group not None), THEN + b (the whole bias, once).
-  Without a tp group (GPT-J) each rank adds its bias to its partial sum and the caller reduces.
+  Without a tp group (GPT-J) each rank adds its bias to its partial sum and the caller reduces. is_expert=True
+  (an MoE's shared expert): no all-reduce, each rank adds bias / tp_size (collect_and_bias).
 """
 from __future__ import annotations
 
@@ -47,14 +48,15 @@ class RowLinear(Module):
         if in_features % tp_size:
             raise ValueError(f"RowLinear: in_features={in_features} is not divisible by tp_size={tp_size}")
         self.in_features, self.out_features = in_features // tp_size, out_features
-        self.tp_group, self.tp_size = tp_group, tp_size
+        self.tp_group, self.tp_size, self.is_expert = tp_group, tp_size, is_expert
         self.weight = Parameter(shape=(self.out_features, self.in_features), dtype=dtype)
         self.bias = Parameter(shape=(self.out_features,), dtype=dtype) if bias else None
 
     def forward(self, x: Tensor, lora_runtime_params=None, all_reduce_params=None, **_unused) -> Tensor:
         y = torch.matmul(x.t, self.weight.value.t.t())
-        if self.tp_size > 1 and self.tp_group is not None:
+        parallel = self.tp_size > 1 and self.tp_group is not None
+        if parallel and not self.is_expert:
             y = _rank.comm().all_reduce(y)
         if self.bias is not None:
-            y = y + self.bias.value.t
+            y = y + (self.bias.value.t / self.tp_size if parallel and self.is_expert else self.bias.value.t)
         return Tensor(y)

@@ -5,7 +5,9 @@ MLP: fc = ColumnLinear(hidden, ffn, gather_output=False), proj = RowLinear(ffn, 
 out = proj(ACT2FN[hidden_act](fc(x))).
 GatedMLP adds gate = ColumnLinear(hidden, ffn, gather_output=False) and computes
 out = proj(ACT2FN[hidden_act](fc(x)) * gate(x)): the activation is on `fc` (HF's gate_proj), `gate` is HF's
-up_proj. Activations whose fc output is doubled (swiglu, gegelu in a plain MLP) are refused.
+up_proj. A plain MLP with a gated activation (swiglu) has an fc of 2 * ffn rows, [x ; gate] per rank, which the
+activation splits in halves (how SharedMoE's shared expert is built). is_expert=True makes proj a RowLinear that
+does not all-reduce (its caller reduces once).
 """
 from __future__ import annotations
 
@@ -29,10 +31,11 @@ class MLP(Module):
             raise NotImplementedError("eager tensorrt_llm: MLP(inner_layernorm=True) is not modelled")
         self.hidden_act = hidden_act
         _act(hidden_act)
-        self.fc = ColumnLinear(hidden_size, ffn_hidden_size, bias=bias, dtype=dtype, tp_group=tp_group,
+        fc_out = 2 * ffn_hidden_size if hidden_act == "swiglu" else ffn_hidden_size
+        self.fc = ColumnLinear(hidden_size, fc_out, bias=bias, dtype=dtype, tp_group=tp_group,
                                tp_size=tp_size, gather_output=False)
         self.proj = RowLinear(ffn_hidden_size, hidden_size, bias=bias, dtype=dtype, tp_group=tp_group,
-                              tp_size=tp_size)
+                              tp_size=tp_size, is_expert=is_expert)
 
     def forward(self, hidden_states, lora_layer_params=None, all_reduce_params=None, **_unused):
         return self.proj(_act(self.hidden_act)(self.fc(hidden_states)))
