@@ -395,7 +395,6 @@ ARCHITECTURES: dict[str, Callable[[dict], DecoderSpec]] = {
     "GPT2LMHeadModel": _gpt,
     "GPTBigCodeForCausalLM": _gpt,
     "Starcoder2ForCausalLM": _gpt,
-    "Qwen2ForCausalLM": _qwen,
     "GPTNeoXForCausalLM": _gptneox,
     "GemmaForCausalLM": _gemma,
     "Gemma2ForCausalLM": _gemma,
